@@ -1,0 +1,68 @@
+//! DynamoDB control-plane calls used by every engine: listing and describing tables.
+
+use crate::aws::Aws;
+use crate::table::TableSchema;
+use crate::Result;
+
+impl Aws {
+    /// Every table name in the region, following ListTables' pages (100 names each).
+    pub async fn list_tables(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut start: Option<String> = None;
+        loop {
+            let page = self
+                .call(
+                    || "listing tables".to_string(),
+                    None,
+                    || {
+                        self.dynamodb
+                            .list_tables()
+                            .set_exclusive_start_table_name(start.clone())
+                            .limit(100)
+                            .send()
+                    },
+                )
+                .await?;
+            names.extend(page.table_names().iter().cloned());
+            match page.last_evaluated_table_name() {
+                Some(last) => start = Some(last.to_string()),
+                None => return Ok(names),
+            }
+        }
+    }
+
+    /// Describe a table, with its time-to-live settings when the endpoint has them.
+    pub async fn describe_table(&self, table: &str) -> Result<TableSchema> {
+        let out = self
+            .call(
+                || format!("table {table}: DescribeTable"),
+                None,
+                || self.dynamodb.describe_table().table_name(table).send(),
+            )
+            .await?;
+        let desc = out.table().ok_or_else(|| {
+            crate::Error::Invalid(format!("table {table}: DescribeTable returned no table"))
+        })?;
+        // Some compatible endpoints do not implement DescribeTimeToLive: TTL is then unknown.
+        let ttl = match self
+            .call(
+                || format!("table {table}: DescribeTimeToLive"),
+                None,
+                || {
+                    self.dynamodb
+                        .describe_time_to_live()
+                        .table_name(table)
+                        .send()
+                },
+            )
+            .await
+        {
+            Ok(t) => t.time_to_live_description().cloned(),
+            Err(e) => {
+                tracing::debug!(%table, error = %e, "no time-to-live description");
+                None
+            }
+        };
+        Ok(TableSchema::from_description(desc, ttl.as_ref()))
+    }
+}

@@ -1,0 +1,152 @@
+//! AWS access: one SDK configuration and one client per service for a whole run, plus
+//! the single place that decides which AWS errors are worth retrying.
+
+pub mod dynamodb;
+mod error;
+
+pub use error::{classify, ErrorClass};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+use crate::clock::Clock;
+use crate::rate::RateLimiter;
+use crate::retry::{Backoff, RetryPolicy};
+use crate::{Error, Result};
+
+/// Where and as whom to talk to AWS. Every field is optional: the standard chain
+/// (environment, profile files, SSO, instance roles) fills in what is not given.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// A named profile from the shared config files.
+    pub profile: Option<String>,
+    /// The region of the tables.
+    pub region: Option<String>,
+    /// A DynamoDB-compatible endpoint (a local emulator, ScyllaDB Alternator).
+    pub endpoint_url: Option<String>,
+    /// An S3-compatible endpoint for `s3://` locations.
+    pub s3_endpoint_url: Option<String>,
+}
+
+/// The AWS clients of one run.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    /// The loaded SDK configuration (credentials, region).
+    pub sdk: SdkConfig,
+    /// The DynamoDB client, with the SDK's own retries off: ours tell the rate limiter.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// The region the run works in.
+    pub region: String,
+    /// The settings it was built from.
+    pub settings: AwsSettings,
+    /// The retry policy for every call.
+    pub retry: RetryPolicy,
+    /// The clock used for backoff.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Aws {
+    /// Load the configuration once for the run and build the clients.
+    pub async fn load(settings: AwsSettings, clock: Arc<dyn Clock>) -> Result<Self> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(profile) = &settings.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &settings.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        let sdk = loader.load().await;
+        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
+            Error::Invalid(
+                "no AWS region: pass --region, set AWS_REGION, or set one in the profile".into(),
+            )
+        })?;
+        let mut ddb = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if let Some(url) = &settings.endpoint_url {
+            ddb = ddb.endpoint_url(url);
+        }
+        Ok(Self {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
+            sdk,
+            region,
+            settings,
+            retry: RetryPolicy::default(),
+            clock,
+        })
+    }
+
+    /// Run `op` until it succeeds, fails permanently, or the retry policy gives up.
+    ///
+    /// Throttles are reported to `limiter` (which slows down); `context` names what was
+    /// being done for the error message.
+    pub async fn call<T, E, F, Fut>(
+        &self,
+        context: impl Fn() -> String,
+        limiter: Option<&RateLimiter>,
+        mut op: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut backoff = Backoff::new(self.retry, self.clock.now());
+        loop {
+            match op().await {
+                Ok(v) => {
+                    if let Some(l) = limiter {
+                        l.succeeded();
+                    }
+                    return Ok(v);
+                }
+                Err(err) => {
+                    let class = classify(&err);
+                    if class == ErrorClass::Throttled {
+                        if let Some(l) = limiter {
+                            l.throttled();
+                        }
+                    }
+                    let delay = if class == ErrorClass::Permanent {
+                        None
+                    } else {
+                        backoff.next_delay(self.clock.now())
+                    };
+                    match delay {
+                        Some(d) => {
+                            tracing::debug!(what = %context(), ?class, attempt = backoff.attempts(), delay_ms = d.as_millis() as u64, error = %error::describe(&err), "retrying");
+                            self.clock.sleep(d).await;
+                        }
+                        None => {
+                            let mut message = error::describe(&err);
+                            if class != ErrorClass::Permanent {
+                                message.push_str(&format!(
+                                    " (gave up after {} attempts)",
+                                    backoff.attempts()
+                                ));
+                            }
+                            return Err(Error::Aws {
+                                context: context(),
+                                code: err.code().map(str::to_string),
+                                message,
+                                class,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The library's error type: what went wrong and where (table, file, line).
+
+use crate::aws::ErrorClass;
+use crate::item::ItemError;
+
+/// A result with the library's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in ddbx-core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to an AWS service failed (after retries, when it was worth retrying).
+    #[error("{context}: {message}")]
+    Aws {
+        /// What was being done, naming the table.
+        context: String,
+        /// The service's error code, when it gave one.
+        code: Option<String>,
+        /// The error with its causes.
+        message: String,
+        /// Whether it was a throttle, a transient fault or permanent.
+        class: ErrorClass,
+    },
+    /// Reading or writing the storage (S3 or a folder) failed.
+    #[error("{path}: {source}")]
+    Store {
+        /// The object or folder.
+        path: String,
+        /// The storage error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A line of a data file is not a valid item.
+    #[error("{file}, line {line}: {source}")]
+    Item {
+        /// The data file.
+        file: String,
+        /// Its line number, from 1.
+        line: u64,
+        /// What is wrong.
+        #[source]
+        source: ItemError,
+    },
+    /// A file is damaged or not in the expected format (gzip, manifest, checksum...).
+    #[error("{file}: {message}")]
+    Corrupt {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The settings or the input cannot work (bad URL, bad name, nothing selected...).
+    #[error("{0}")]
+    Invalid(String),
+    /// Planning found nothing to do, or could not plan (no table selected, listing failed).
+    #[error("{0}")]
+    Plan(String),
+    /// Another run of the same app holds the lock.
+    #[error("{0}")]
+    Locked(String),
+    /// The run was interrupted.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// A storage error about `path`.
+    pub fn store(path: impl std::fmt::Display, source: object_store::Error) -> Self {
+        Self::Store {
+            path: path.to_string(),
+            source,
+        }
+    }
+}

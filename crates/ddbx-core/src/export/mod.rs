@@ -1,0 +1,629 @@
+//! `ddbx export`: plan the run, take the app's lock, raise the flags, export every
+//! selected table through the engine, then write the manifests, the restore plan and the
+//! final flag.
+
+pub mod segment;
+
+use segment::{scan_segment, ScanJob};
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use object_store::PutPayload;
+use serde::{Deserialize, Serialize};
+
+use crate::aws::Aws;
+use crate::engine::local::{for_each_limited, LocalEngine, WorkerPool};
+use crate::format::writer::{DataFileWriter, RollLimits};
+use crate::format::{connector, native, DataFile, TableLayout};
+use crate::plan::{
+    default_segments, validate_app_name, Compression, DataFormat, ExportPlan, PlannedTable,
+    RestorePlan, RestoreStep, RunLayout, TableFilter, DEFAULT_WRITE_RATIO,
+};
+use crate::progress::{Phase, RunProgress, TableProgress};
+use crate::rate::RateLimiter;
+use crate::run::flags::{Flags, Job};
+use crate::run::lock::{LockSettings, RunLock};
+use crate::store::{self, Location};
+use crate::table::TableSchema;
+use crate::{Error, Result};
+
+/// Everything an export is asked to do.
+#[derive(Debug, Clone)]
+pub struct ExportSettings {
+    /// The app's friendly name (a folder of the layout).
+    pub app: String,
+    /// Table prefixes or globs.
+    pub tables: Vec<String>,
+    /// Table names (or globs) never exported.
+    pub excludes: Vec<String>,
+    /// Another excludes file (path or URL), besides `<to>/excludes`.
+    pub exclude_file: Option<String>,
+    /// The base location.
+    pub to: String,
+    /// Fraction of each table's read capacity to use.
+    pub read_ratio: f64,
+    /// Read units per second per table, overriding the ratio.
+    pub max_read_units: Option<f64>,
+    /// Scan segments per table (default: from size and rate).
+    pub segments: Option<u32>,
+    /// Data format.
+    pub format: DataFormat,
+    /// Compression of data files.
+    pub compression: Compression,
+    /// When data files roll.
+    pub roll: RollLimits,
+    /// Concurrency.
+    pub engine: LocalEngine,
+    /// Print the plan, write nothing.
+    pub dry_run: bool,
+    /// Lock behaviour.
+    pub lock: LockSettings,
+}
+
+/// How one table ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableStatus {
+    /// Every item is stored and described by the manifests.
+    Succeeded,
+    /// Something failed; see the error.
+    Failed,
+    /// Planned only (dry run).
+    Planned,
+}
+
+/// The outcome of one table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableReport {
+    /// Table name.
+    pub table: String,
+    /// How it ended.
+    pub status: TableStatus,
+    /// Items written.
+    pub items: u64,
+    /// Item bytes (DynamoDB's sizes).
+    pub bytes: u64,
+    /// Data files written.
+    pub files: u64,
+    /// Read units consumed.
+    pub read_units: f64,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The outcome of a run: what the flags and `--output json` carry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    /// `export` or `import`.
+    pub job: String,
+    /// App name.
+    pub app: String,
+    /// Region.
+    pub region: String,
+    /// URL of the run root.
+    pub run_root: String,
+    /// `running`, `succeeded`, `failed` or `planned`.
+    pub status: String,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// End time, once ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Tables in the run.
+    pub tables: usize,
+    /// Tables that failed.
+    pub tables_failed: usize,
+    /// Items, all tables.
+    pub items: u64,
+    /// Bytes, all tables.
+    pub bytes: u64,
+    /// One line per failed table.
+    pub errors: Vec<String>,
+    /// Per table.
+    pub table_reports: Vec<TableReport>,
+}
+
+impl RunSummary {
+    /// Whether every table succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.tables_failed == 0
+    }
+
+    /// A summary of `tables` for `job` (`export`, `import`); `ended` is `None` while running.
+    pub fn for_job(
+        job: &str,
+        layout: &RunLayout,
+        run_root: String,
+        tables: Vec<TableReport>,
+        ended: Option<DateTime<Utc>>,
+    ) -> Self {
+        let failed: Vec<&TableReport> = tables
+            .iter()
+            .filter(|t| t.status == TableStatus::Failed)
+            .collect();
+        let status = match (ended, failed.is_empty()) {
+            (None, _) => "running",
+            (Some(_), true) if tables.iter().all(|t| t.status == TableStatus::Planned) => "planned",
+            (Some(_), true) => "succeeded",
+            (Some(_), false) => "failed",
+        };
+        Self {
+            job: job.into(),
+            app: layout.app.clone(),
+            region: layout.region.clone(),
+            run_root,
+            status: status.into(),
+            started_at: layout.started,
+            ended_at: ended,
+            tables: tables.len(),
+            tables_failed: failed.len(),
+            items: tables.iter().map(|t| t.items).sum(),
+            bytes: tables.iter().map(|t| t.bytes).sum(),
+            errors: failed
+                .iter()
+                .map(|t| format!("{}: {}", t.table, t.error.as_deref().unwrap_or("failed")))
+                .collect(),
+            table_reports: tables,
+        }
+    }
+}
+
+/// What an export run produced.
+#[derive(Debug, Clone)]
+pub struct ExportReport {
+    /// The resolved plan.
+    pub plan: ExportPlan,
+    /// The final summary.
+    pub summary: RunSummary,
+}
+
+/// The tables a run selects, described, with the layout of the run.
+#[derive(Debug)]
+pub struct Selection {
+    /// The run's layout (region, app, start time).
+    pub layout: RunLayout,
+    /// The base location.
+    pub base: Location,
+    /// The selected tables, described, sorted by name; a table that could not be
+    /// described carries its error.
+    pub tables: Vec<(String, Result<TableSchema>)>,
+}
+
+/// List and filter the region's tables (shared by every engine).
+pub async fn select_tables(
+    aws: &Aws,
+    settings: &ExportSettings,
+    started: DateTime<Utc>,
+) -> Result<Selection> {
+    validate_app_name(&settings.app)?;
+    if !(settings.read_ratio > 0.0 && settings.read_ratio <= 1.5) {
+        return Err(Error::Invalid(format!(
+            "--read-ratio {} is out of range (0 < ratio <= 1.5)",
+            settings.read_ratio
+        )));
+    }
+    let base = store::open(&settings.to, Some(aws)).await?;
+    let mut filter = TableFilter::new(&settings.tables, &settings.excludes)?;
+    // The seed's `<base>/excludes`, when present.
+    let default_excludes = base.join("excludes");
+    match base.store.get(&default_excludes).await {
+        Ok(r) => {
+            let bytes = r
+                .bytes()
+                .await
+                .map_err(|e| Error::store(base.url_of(&default_excludes), e))?;
+            filter.exclude_file(&base.url_of(&default_excludes), &bytes)?;
+        }
+        Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => return Err(Error::store(base.url_of(&default_excludes), e)),
+    }
+    if let Some(file) = &settings.exclude_file {
+        let bytes = read_anywhere(aws, file).await?;
+        filter.exclude_file(file, &bytes)?;
+    }
+    let all = aws
+        .list_tables()
+        .await
+        .map_err(|e| Error::Plan(format!("cannot list tables: {e}")))?;
+    let names = filter.select(all.iter().map(String::as_str));
+    if names.is_empty() {
+        return Err(Error::Plan(format!(
+            "no table in {} matches {:?} (after excludes); {} tables seen",
+            aws.region,
+            settings.tables,
+            all.len()
+        )));
+    }
+    let described = for_each_limited(names, 8, |name| async move {
+        let schema = aws.describe_table(&name).await;
+        (name, schema)
+    })
+    .await;
+    Ok(Selection {
+        layout: RunLayout {
+            region: aws.region.clone(),
+            app: settings.app.clone(),
+            started,
+        },
+        base,
+        tables: described,
+    })
+}
+
+/// Read a whole small file given as a local path or URL (excludes files).
+pub async fn read_anywhere(aws: &Aws, path_or_url: &str) -> Result<Bytes> {
+    if path_or_url.starts_with("s3://") || path_or_url.starts_with("file://") {
+        let (dir, name) = path_or_url
+            .rsplit_once('/')
+            .ok_or_else(|| Error::Invalid(format!("{path_or_url}: not a file URL")))?;
+        let loc = store::open(dir, Some(aws)).await?;
+        let path = loc.join(name);
+        let got = loc
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| Error::store(path_or_url, e))?;
+        got.bytes().await.map_err(|e| Error::store(path_or_url, e))
+    } else {
+        std::fs::read(path_or_url)
+            .map(Bytes::from)
+            .map_err(|e| Error::Invalid(format!("{path_or_url}: {e}")))
+    }
+}
+
+fn read_units(settings: &ExportSettings, schema: &TableSchema) -> f64 {
+    settings
+        .max_read_units
+        .unwrap_or_else(|| schema.read_units(settings.read_ratio))
+}
+
+fn planned_table(
+    settings: &ExportSettings,
+    schema: &TableSchema,
+    destination: String,
+) -> PlannedTable {
+    let units = read_units(settings, schema);
+    PlannedTable {
+        table: schema.table_name.clone(),
+        key_schema: schema.key(),
+        billing_mode: schema.billing_mode.clone(),
+        read_capacity_units: schema
+            .provisioned_throughput
+            .as_ref()
+            .map(|p| p.read_capacity_units),
+        size_bytes: schema.table_size_bytes,
+        item_count_estimate: schema.item_count,
+        target_read_units: units,
+        segments: settings
+            .segments
+            .unwrap_or_else(|| default_segments(schema.table_size_bytes, units)),
+        destination,
+    }
+}
+
+/// Run an export. Errors are for the run as a whole (bad settings, lock held, nothing to
+/// export); a table's failure is in the report.
+pub async fn run(
+    aws: &Aws,
+    settings: &ExportSettings,
+    progress: &RunProgress,
+) -> Result<ExportReport> {
+    let started = Utc::now();
+    let selection = select_tables(aws, settings, started).await?;
+    let run_dir = selection.base.child(&selection.layout.run_dir());
+    let mut plan = ExportPlan {
+        ddbx_version: env!("CARGO_PKG_VERSION").into(),
+        app: settings.app.clone(),
+        region: aws.region.clone(),
+        run_root: run_dir.url(),
+        started_at: started,
+        format: settings.format,
+        compression: settings.compression,
+        read_ratio: settings.read_ratio,
+        engine: "local".into(),
+        tables: Vec::new(),
+    };
+    let mut failed_early = Vec::new();
+    let mut schemas = Vec::new();
+    for (name, described) in selection.tables {
+        match described {
+            Ok(schema) => {
+                plan.tables
+                    .push(planned_table(settings, &schema, run_dir.child(&name).url()));
+                schemas.push(schema);
+            }
+            Err(e) => failed_early.push(failed(&name, &e.to_string())),
+        }
+    }
+    if settings.dry_run {
+        let mut reports: Vec<TableReport> = plan
+            .tables
+            .iter()
+            .map(|t| TableReport {
+                status: TableStatus::Planned,
+                ..failed(&t.table, "")
+            })
+            .map(|t| TableReport { error: None, ..t })
+            .collect();
+        reports.extend(failed_early);
+        let summary = RunSummary::for_job(
+            "export",
+            &selection.layout,
+            run_dir.url(),
+            reports,
+            Some(Utc::now()),
+        );
+        return Ok(ExportReport { plan, summary });
+    }
+
+    let lock = RunLock::acquire(
+        &selection.base,
+        &selection.layout.lock_path(),
+        &format!("export {}", run_dir.url()),
+        settings.lock,
+    )
+    .await?;
+    let result = export_locked(
+        aws,
+        settings,
+        progress,
+        &selection.layout,
+        &run_dir,
+        &plan,
+        schemas,
+        failed_early,
+    )
+    .await;
+    let released = lock.release().await;
+    let summary = result?;
+    released?;
+    Ok(ExportReport { plan, summary })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn export_locked(
+    aws: &Aws,
+    settings: &ExportSettings,
+    progress: &RunProgress,
+    layout: &RunLayout,
+    run_dir: &Location,
+    plan: &ExportPlan,
+    schemas: Vec<TableSchema>,
+    failed_early: Vec<TableReport>,
+) -> Result<RunSummary> {
+    let flags = Flags::new(run_dir.clone(), Job::Backup);
+    let pending: Vec<TableReport> = plan
+        .tables
+        .iter()
+        .map(|t| TableReport {
+            status: TableStatus::Planned,
+            error: None,
+            ..failed(&t.table, "")
+        })
+        .collect();
+    flags
+        .start(&RunSummary::for_job(
+            "export",
+            layout,
+            run_dir.url(),
+            pending,
+            None,
+        ))
+        .await?;
+    put_json(run_dir, "export-plan.json", plan).await?;
+
+    let pool = WorkerPool::new(settings.engine.workers);
+    let jobs: Vec<(TableSchema, &PlannedTable)> =
+        schemas.into_iter().zip(plan.tables.iter()).collect();
+    let counters: Vec<Arc<TableProgress>> = jobs
+        .iter()
+        .map(|(s, _)| progress.table(&s.table_name))
+        .collect();
+    let work: Vec<_> = jobs.into_iter().zip(counters).collect();
+    let mut reports = for_each_limited(
+        work,
+        settings.engine.parallel_tables,
+        |((schema, planned), counters)| {
+            let pool = pool.clone();
+            async move {
+                let table = schema.table_name.clone();
+                let started = std::time::Instant::now();
+                counters.set_phase(Phase::Running);
+                counters.expected_items.store(
+                    schema.item_count.max(0) as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                counters.expected_bytes.store(
+                    schema.table_size_bytes.max(0) as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                let result = export_table(
+                    aws,
+                    settings,
+                    run_dir,
+                    schema,
+                    planned,
+                    counters.clone(),
+                    &pool,
+                )
+                .await;
+                let seconds = started.elapsed().as_secs_f64();
+                match result {
+                    Ok((files, items, bytes)) => {
+                        counters.set_phase(Phase::Done);
+                        TableReport {
+                            table,
+                            status: TableStatus::Succeeded,
+                            items,
+                            bytes,
+                            files,
+                            read_units: counters.units(),
+                            seconds,
+                            error: None,
+                        }
+                    }
+                    Err(e) => {
+                        counters.set_phase(Phase::Failed);
+                        *counters.error.lock().unwrap() = Some(e.to_string());
+                        tracing::error!(%table, error = %e, "table failed");
+                        TableReport {
+                            seconds,
+                            read_units: counters.units(),
+                            ..failed(&table, &e.to_string())
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .await;
+    reports.extend(failed_early);
+    reports.sort_by(|a, b| a.table.cmp(&b.table));
+
+    let restore = RestorePlan {
+        version: 1,
+        app: layout.app.clone(),
+        region: layout.region.clone(),
+        exported_at: layout.started,
+        tables: plan
+            .tables
+            .iter()
+            .filter_map(|t| {
+                let r = reports.iter().find(|r| r.table == t.table)?;
+                (r.status == TableStatus::Succeeded).then(|| RestoreStep {
+                    source_table: t.table.clone(),
+                    target_table: t.table.clone(),
+                    path: t.table.clone(),
+                    format: settings.format,
+                    key_schema: t.key_schema.clone(),
+                    write_ratio: DEFAULT_WRITE_RATIO,
+                    item_count: r.items,
+                })
+            })
+            .collect(),
+    };
+    put_json(run_dir, "restore-plan.json", &restore).await?;
+    let summary = RunSummary::for_job("export", layout, run_dir.url(), reports, Some(Utc::now()));
+    flags.finish(summary.succeeded(), &summary).await?;
+    Ok(summary)
+}
+
+fn failed(table: &str, error: &str) -> TableReport {
+    TableReport {
+        table: table.to_string(),
+        status: TableStatus::Failed,
+        items: 0,
+        bytes: 0,
+        files: 0,
+        read_units: 0.0,
+        seconds: 0.0,
+        error: Some(error.to_string()),
+    }
+}
+
+/// Write a JSON document (pretty, with a final newline) at `rel` under `dir`.
+pub async fn put_json(dir: &Location, rel: &str, value: &impl Serialize) -> Result<()> {
+    let path = dir.join(rel);
+    let mut body = serde_json::to_vec_pretty(value).expect("plans serialize");
+    body.push(b'\n');
+    dir.store
+        .put(&path, PutPayload::from(Bytes::from(body)))
+        .await
+        .map_err(|e| Error::store(dir.url_of(&path), e))?;
+    Ok(())
+}
+
+/// Export one table: `table.json`, the segments, then the manifests.
+async fn export_table(
+    aws: &Aws,
+    settings: &ExportSettings,
+    run_dir: &Location,
+    schema: TableSchema,
+    planned: &PlannedTable,
+    progress: Arc<TableProgress>,
+    pool: &WorkerPool,
+) -> Result<(u64, u64, u64)> {
+    let table_dir = run_dir.child(&schema.table_name);
+    put_json(&table_dir, "table.json", &schema).await?;
+    let started = Utc::now();
+    let layout = Arc::new(TableLayout::new(
+        settings.format,
+        settings.compression,
+        table_dir,
+        started.timestamp_millis(),
+    ));
+    if settings.format == DataFormat::DynamodbJson {
+        native::write_started(&layout).await?;
+    }
+    let job = Arc::new(ScanJob {
+        aws: aws.clone(),
+        table: schema.table_name.clone(),
+        limiter: RateLimiter::new(planned.target_read_units, aws.clock.clone()),
+        segments: planned.segments,
+        concurrency: settings.engine.workers.max(1) as u32,
+        count_only: false,
+        progress,
+        cancelled: AtomicBool::new(false),
+    });
+    let handles: Vec<_> = (0..planned.segments)
+        .map(|segment| {
+            let job = job.clone();
+            let mut writer = DataFileWriter::new(layout.clone(), settings.roll);
+            pool.spawn(async move {
+                let r = match scan_segment(&job, segment, &mut writer).await {
+                    Ok(()) => writer.finish().await,
+                    Err(e) => {
+                        writer.abort().await;
+                        Err(e)
+                    }
+                };
+                if r.is_err() {
+                    job.cancelled
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                r
+            })
+        })
+        .collect();
+    let mut files: Vec<DataFile> = Vec::new();
+    let mut first_error: Option<Error> = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(f)) => files.extend(f),
+            Ok(Err(e)) => {
+                // Segments stopped because another failed say "interrupted": keep the cause.
+                if first_error
+                    .as_ref()
+                    .is_none_or(|f| matches!(f, Error::Interrupted))
+                {
+                    first_error = Some(e);
+                }
+            }
+            Err(join) => {
+                first_error =
+                    first_error.or(Some(Error::Invalid(format!("a segment task died: {join}"))))
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let ended = Utc::now();
+    match settings.format {
+        DataFormat::Emr => connector::write_manifest(&layout, &files).await?,
+        _ => {
+            native::write_manifests(&layout, &schema, &aws.region, &files, started, ended).await?;
+        }
+    }
+    let items = files.iter().map(|f| f.items).sum();
+    let bytes = files.iter().map(|f| f.item_bytes).sum();
+    Ok((files.len() as u64, items, bytes))
+}

@@ -1,0 +1,174 @@
+//! Reading a data file as a stream of items: never whole in memory, decompressed on the
+//! fly, every line decoded and validated, and the stored bytes' MD5 checked at the end.
+
+use std::sync::{Arc, Mutex};
+
+use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
+use base64::Engine as _;
+use futures::TryStreamExt;
+use md5::{Digest, Md5};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio_util::io::StreamReader;
+
+use crate::format::compress::detect;
+use crate::format::source::SourceFile;
+use crate::item::{self, Item};
+use crate::plan::{Compression, DataFormat};
+use crate::store::Location;
+use crate::{Error, Result};
+
+/// The longest line accepted: a 400 KB item of control characters, escaped, is ~2.4 MB.
+const MAX_LINE: usize = 8 * 1024 * 1024;
+
+/// Reads one data file, item by item.
+pub struct ItemReader {
+    url: String,
+    format: DataFormat,
+    lines: Box<dyn AsyncBufRead + Send + Unpin>,
+    md5: Arc<Mutex<Md5>>,
+    expected_md5: Option<String>,
+    expected_items: Option<u64>,
+    line_no: u64,
+    items: u64,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for ItemReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemReader")
+            .field("url", &self.url)
+            .field("line", &self.line_no)
+            .finish()
+    }
+}
+
+impl ItemReader {
+    /// Open `file` of `loc`'s store, in `format`.
+    pub async fn open(loc: &Location, file: &SourceFile, format: DataFormat) -> Result<Self> {
+        let url = file.url.clone();
+        let got = loc.store.get(&file.path).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => Error::Corrupt {
+                file: url.clone(),
+                message: "data file listed in the manifest is missing".into(),
+            },
+            e => Error::store(&url, e),
+        })?;
+        let md5 = Arc::new(Mutex::new(Md5::new()));
+        let hasher = md5.clone();
+        let stream = got
+            .into_stream()
+            .inspect_ok(move |chunk| hasher.lock().unwrap().update(chunk))
+            .map_err(std::io::Error::other);
+        let mut raw = BufReader::with_capacity(256 * 1024, StreamReader::new(stream));
+        let head = raw
+            .fill_buf()
+            .await
+            .map_err(|e| io_error(&url, e))?
+            .to_vec();
+        let name = file.path.filename().unwrap_or_default().to_string();
+        let decoded: Box<dyn AsyncRead + Send + Unpin> = match detect(&name, &head) {
+            Compression::Gzip => {
+                let mut d = GzipDecoder::new(raw);
+                d.multiple_members(true);
+                Box::new(d)
+            }
+            Compression::Zstd => {
+                let mut d = ZstdDecoder::new(raw);
+                d.multiple_members(true);
+                Box::new(d)
+            }
+            Compression::None => Box::new(raw),
+        };
+        Ok(Self {
+            url,
+            format,
+            lines: Box::new(BufReader::with_capacity(256 * 1024, decoded)),
+            md5,
+            expected_md5: file.md5.clone(),
+            expected_items: file.items,
+            line_no: 0,
+            items: 0,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    /// The file's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The next item and its line number, or `None` at the end (after checking the
+    /// file's MD5 and item count against its manifest).
+    pub async fn next(&mut self) -> Result<Option<(u64, Item)>> {
+        loop {
+            self.buf.clear();
+            let n = (&mut self.lines)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut self.buf)
+                .await
+                .map_err(|e| io_error(&self.url, e))?;
+            if n == 0 {
+                self.check_end()?;
+                return Ok(None);
+            }
+            self.line_no += 1;
+            if self.buf.len() > MAX_LINE {
+                return Err(Error::Corrupt {
+                    file: format!("{}, line {}", self.url, self.line_no),
+                    message: format!("line longer than {MAX_LINE} bytes"),
+                });
+            }
+            if self.buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let decoded = match self.format {
+                DataFormat::DynamodbJson => item::dynamodb_json::decode_line(&self.buf),
+                DataFormat::Emr => item::connector::decode_line(&self.buf),
+                DataFormat::DataPipeline => {
+                    item::data_pipeline::decode_line(trim_newline(&self.buf))
+                }
+            };
+            let it = decoded.map_err(|source| Error::Item {
+                file: self.url.clone(),
+                line: self.line_no,
+                source,
+            })?;
+            self.items += 1;
+            return Ok(Some((self.line_no, it)));
+        }
+    }
+
+    fn check_end(&self) -> Result<()> {
+        if let Some(expected) = &self.expected_md5 {
+            let got = base64::engine::general_purpose::STANDARD
+                .encode(self.md5.lock().unwrap().clone().finalize());
+            if &got != expected {
+                return Err(Error::Corrupt {
+                    file: self.url.clone(),
+                    message: format!("MD5 {got} does not match the manifest's {expected}"),
+                });
+            }
+        }
+        if let Some(expected) = self.expected_items {
+            if expected != self.items {
+                return Err(Error::Corrupt {
+                    file: self.url.clone(),
+                    message: format!("{} items, but the manifest says {expected}", self.items),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn trim_newline(b: &[u8]) -> &[u8] {
+    let b = b.strip_suffix(b"\n").unwrap_or(b);
+    b.strip_suffix(b"\r").unwrap_or(b)
+}
+
+fn io_error(url: &str, e: std::io::Error) -> Error {
+    Error::Corrupt {
+        file: url.to_string(),
+        message: format!("cannot read: {e}"),
+    }
+}

@@ -1,0 +1,379 @@
+//! Finding what to restore under a location: a ddbx run root (its `restore-plan.json`),
+//! one table's folder, an AWS native export (`AWSDynamoDB/<id>/`), an emr-dynamodb-connector
+//! export (`manifest` v3) or an old Data Pipeline export (no manifest). The data files of
+//! each are resolved inside the location, so an export that was moved to another bucket or
+//! prefix still reads, and no manifest entry can point outside it.
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use serde::Deserialize;
+
+use crate::format::connector::MANIFEST;
+use crate::format::native::ManifestFile;
+use crate::plan::{DataFormat, RestorePlan, RestoreStep};
+use crate::store::Location;
+use crate::table::TableSchema;
+use crate::{Error, Result};
+
+/// One data file to read.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Its path in the store.
+    pub path: Path,
+    /// Its URL, for messages.
+    pub url: String,
+    /// The base64 MD5 the manifest gives, if any.
+    pub md5: Option<String>,
+    /// The item count the manifest gives, if any.
+    pub items: Option<u64>,
+}
+
+/// One exported table, ready to read.
+#[derive(Debug, Clone)]
+pub struct TableSource {
+    /// The table's folder (where `table.json` is, when there is one).
+    pub dir: Location,
+    /// The exported table's name, when known.
+    pub table: Option<String>,
+    /// The data format.
+    pub format: DataFormat,
+    /// Data files, in manifest order.
+    pub files: Vec<SourceFile>,
+    /// `table.json`, when there is one.
+    pub schema: Option<TableSchema>,
+    /// Items the manifests promise, when they say.
+    pub expected_items: Option<u64>,
+}
+
+/// Everything under a `--from` location.
+#[derive(Debug)]
+pub struct Source {
+    /// The location given.
+    pub root: Location,
+    /// The run's restore plan, for a ddbx run root.
+    pub plan: Option<RestorePlan>,
+    /// The tables: the plan's step (for a run root) and the table, or why it cannot be read.
+    pub tables: Vec<(Option<RestoreStep>, Result<TableSource>)>,
+}
+
+/// Open whatever `root` holds. `force` skips detection of a table's format.
+pub async fn open(root: Location, force: Option<DataFormat>) -> Result<Source> {
+    let plan_path = root.join("restore-plan.json");
+    if let Some(bytes) = get_optional(&root, &plan_path).await? {
+        let plan = RestorePlan::parse(&root.url_of(&plan_path), &bytes)?;
+        let mut tables = Vec::new();
+        for step in &plan.tables {
+            let dir = root.child(&step.path);
+            let table = open_table(dir, force.or(Some(step.format)))
+                .await
+                .map(|mut t| {
+                    t.table.get_or_insert_with(|| step.source_table.clone());
+                    t
+                });
+            tables.push((Some(step.clone()), table));
+        }
+        return Ok(Source {
+            root,
+            plan: Some(plan),
+            tables,
+        });
+    }
+    let table = open_table(root.clone(), force).await?;
+    Ok(Source {
+        root,
+        plan: None,
+        tables: vec![(None, Ok(table))],
+    })
+}
+
+/// Open one table's folder (or an `AWSDynamoDB/<id>` folder).
+pub async fn open_table(dir: Location, force: Option<DataFormat>) -> Result<TableSource> {
+    let schema = read_schema(&dir, "table.json").await?;
+    let want = |f: DataFormat| force.is_none_or(|x| x == f);
+    if want(DataFormat::DynamodbJson) {
+        if let Some(t) = open_native(&dir, schema.clone()).await? {
+            return Ok(t);
+        }
+    }
+    if want(DataFormat::Emr) {
+        if let Some(t) = open_connector(&dir, schema.clone()).await? {
+            return Ok(t);
+        }
+    }
+    if want(DataFormat::DataPipeline) {
+        let files = list_plain_files(&dir).await?;
+        if !files.is_empty() {
+            return Ok(TableSource {
+                table: schema.as_ref().map(|s| s.table_name.clone()),
+                dir,
+                format: DataFormat::DataPipeline,
+                files,
+                schema,
+                expected_items: None,
+            });
+        }
+    }
+    Err(Error::Invalid(format!(
+        "{}: no export found here (looked for restore-plan.json, AWSDynamoDB/<id>/manifest-files.json, a connector manifest{})",
+        dir.url(),
+        if want(DataFormat::DataPipeline) { " and data files" } else { "" }
+    )))
+}
+
+async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Option<TableSource>> {
+    // Either the export id folder itself, or a table folder holding AWSDynamoDB/<id>/.
+    let (id_dir, schema) = if exists(dir, "manifest-files.json").await? {
+        let parent_schema = match schema {
+            Some(s) => Some(s),
+            None => {
+                let parts: Vec<_> = dir.prefix.parts().collect();
+                if parts.len() >= 2 && parts[parts.len() - 2].as_ref() == "AWSDynamoDB" {
+                    let table_dir = Location {
+                        prefix: Path::from_iter(parts[..parts.len() - 2].iter().cloned()),
+                        ..dir.clone()
+                    };
+                    read_schema(&table_dir, "table.json").await?
+                } else {
+                    None
+                }
+            }
+        };
+        (dir.clone(), parent_schema)
+    } else {
+        let base = dir.join("AWSDynamoDB");
+        let listing = dir
+            .store
+            .list_with_delimiter(Some(&base))
+            .await
+            .map_err(|e| Error::store(dir.url_of(&base), e))?;
+        let mut ids: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        ids.sort();
+        let mut found = None;
+        // The newest complete export (ids start with a millisecond timestamp).
+        for id in ids.iter().rev() {
+            let candidate = dir.child(&format!("AWSDynamoDB/{id}"));
+            if exists(&candidate, "manifest-summary.json").await? {
+                found = Some(candidate);
+                break;
+            }
+        }
+        match found {
+            Some(d) => (d, schema),
+            None if !ids.is_empty() => {
+                return Err(Error::Corrupt {
+                    file: dir.url_of(&base),
+                    message: "no complete export here (no manifest-summary.json): was the export interrupted?".into(),
+                })
+            }
+            None => return Ok(None),
+        }
+    };
+    let manifest_path = id_dir.join("manifest-files.json");
+    let manifest_url = id_dir.url_of(&manifest_path);
+    let bytes = get_optional(&id_dir, &manifest_path)
+        .await?
+        .ok_or_else(|| Error::Corrupt {
+            file: manifest_url.clone(),
+            message: "missing".into(),
+        })?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| Error::Corrupt {
+        file: manifest_url.clone(),
+        message: "not UTF-8 text".into(),
+    })?;
+    let mut files = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry: ManifestFile = serde_json::from_str(line).map_err(|e| Error::Corrupt {
+            file: format!("{manifest_url}, line {}", n + 1),
+            message: format!("not a manifest-files entry: {e}"),
+        })?;
+        let name = entry
+            .data_file_s3_key
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+            .ok_or_else(|| Error::Corrupt {
+                file: format!("{manifest_url}, line {}", n + 1),
+                message: format!("bad dataFileS3Key {:?}", entry.data_file_s3_key),
+            })?;
+        let path = id_dir.join(&format!("data/{name}"));
+        files.push(SourceFile {
+            url: id_dir.url_of(&path),
+            path,
+            md5: Some(entry.md5_checksum),
+            items: Some(entry.item_count),
+        });
+    }
+    let summary: Option<serde_json::Value> =
+        get_optional(&id_dir, &id_dir.join("manifest-summary.json"))
+            .await?
+            .and_then(|b| serde_json::from_slice(&b).ok());
+    let from_arn = summary
+        .as_ref()
+        .and_then(|s| s["tableArn"].as_str())
+        .and_then(|arn| arn.rsplit_once("table/"))
+        .map(|(_, name)| name.split('/').next().unwrap_or(name).to_string());
+    Ok(Some(TableSource {
+        table: schema.as_ref().map(|s| s.table_name.clone()).or(from_arn),
+        expected_items: Some(files.iter().filter_map(|f| f.items).sum()),
+        dir: id_dir,
+        format: DataFormat::DynamodbJson,
+        files,
+        schema,
+    }))
+}
+
+#[derive(Deserialize)]
+struct ConnectorManifest {
+    name: Option<String>,
+    version: u32,
+    entries: Vec<ConnectorEntry>,
+}
+
+#[derive(Deserialize)]
+struct ConnectorEntry {
+    url: String,
+    #[serde(default = "yes")]
+    mandatory: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn open_connector(
+    dir: &Location,
+    schema: Option<TableSchema>,
+) -> Result<Option<TableSource>> {
+    let path = dir.join(MANIFEST);
+    let url = dir.url_of(&path);
+    let Some(bytes) = get_optional(dir, &path).await? else {
+        return Ok(None);
+    };
+    let m: ConnectorManifest = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        file: url.clone(),
+        message: format!("not a connector manifest: {e}"),
+    })?;
+    if m.version != 3 {
+        return Err(Error::Corrupt {
+            file: url,
+            message: format!("manifest version {} (only version 3 is known)", m.version),
+        });
+    }
+    if m.name.as_deref().is_some_and(|n| n != "DynamoDB-export") {
+        tracing::warn!(manifest = %url, name = ?m.name, "unexpected manifest name");
+    }
+    let mut files = Vec::new();
+    for e in m.entries {
+        // Entries are absolute URLs from where the export was written; the files sit
+        // beside the manifest, so resolve them here (the export may have been moved).
+        let name = e
+            .url
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+            .ok_or_else(|| Error::Corrupt {
+                file: url.clone(),
+                message: format!("bad entry {:?}", e.url),
+            })?;
+        let local = dir.join(name);
+        if !e.mandatory && !exists(dir, name).await? {
+            continue;
+        }
+        files.push(SourceFile {
+            url: dir.url_of(&local),
+            path: local,
+            md5: None,
+            items: None,
+        });
+    }
+    Ok(Some(TableSource {
+        table: schema.as_ref().map(|s| s.table_name.clone()),
+        dir: dir.clone(),
+        format: DataFormat::Emr,
+        files,
+        schema,
+        expected_items: None,
+    }))
+}
+
+/// Data files of a folder with no manifest (Data Pipeline): every plain file but ddbx's own.
+async fn list_plain_files(dir: &Location) -> Result<Vec<SourceFile>> {
+    let listing = dir
+        .store
+        .list_with_delimiter(Some(&dir.prefix))
+        .await
+        .map_err(|e| Error::store(dir.url(), e))?;
+    let mut files: Vec<SourceFile> = listing
+        .objects
+        .into_iter()
+        .filter(|o| {
+            let name = o.location.filename().unwrap_or_default();
+            !(name.starts_with('_')
+                || name.starts_with('.')
+                || name.ends_with(".json")
+                || name == MANIFEST
+                || name.contains("BACKUP_")
+                || name.contains("RESTORE_"))
+        })
+        .map(|o| SourceFile {
+            url: dir.url_of(&o.location),
+            path: o.location,
+            md5: None,
+            items: None,
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+async fn read_schema(dir: &Location, rel: &str) -> Result<Option<TableSchema>> {
+    let path = dir.join(rel);
+    match get_optional(dir, &path).await? {
+        None => Ok(None),
+        Some(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Error::Corrupt {
+                file: dir.url_of(&path),
+                message: format!("not a table description: {e}"),
+            }),
+    }
+}
+
+async fn exists(dir: &Location, rel: &str) -> Result<bool> {
+    let path = dir.join(rel);
+    match dir.store.head(&path).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(Error::store(dir.url_of(&path), e)),
+    }
+}
+
+/// Read a small object whole, or `None` if it is not there.
+pub async fn get_optional(dir: &Location, path: &Path) -> Result<Option<bytes::Bytes>> {
+    match dir.store.get(path).await {
+        Ok(r) => Ok(Some(
+            r.bytes()
+                .await
+                .map_err(|e| Error::store(dir.url_of(path), e))?,
+        )),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(Error::store(dir.url_of(path), e)),
+    }
+}
+
+/// Every object under a location (for listings in tests and tools).
+pub async fn list_all(dir: &Location) -> Result<Vec<Path>> {
+    dir.store
+        .list(Some(&dir.prefix))
+        .map_ok(|o| o.location)
+        .try_collect()
+        .await
+        .map_err(|e| Error::store(dir.url(), e))
+}

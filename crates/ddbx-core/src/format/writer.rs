@@ -1,0 +1,226 @@
+//! The rolling data-file writer: items in, compressed files out, each stored durably
+//! (a single PUT, or a multipart upload for large files) before it is reported.
+//!
+//! Memory stays bounded: compressed output is held only up to one upload part.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use md5::{Digest, Md5};
+use object_store::path::Path;
+use object_store::{MultipartUpload, PutPayload};
+
+use crate::format::compress::Compressor;
+use crate::format::{DataFile, TableLayout};
+use crate::item::Item;
+use crate::{Error, Result};
+
+/// When a data file is closed and a new one started.
+#[derive(Debug, Clone, Copy)]
+pub struct RollLimits {
+    /// Items per file at most.
+    pub max_items: u64,
+    /// Uncompressed bytes per file at most (the line that crosses it is the last).
+    pub max_bytes: u64,
+    /// Compressed bytes buffered before they are uploaded as one part (at least 5 MiB for S3).
+    pub part_bytes: usize,
+}
+
+impl Default for RollLimits {
+    fn default() -> Self {
+        Self {
+            max_items: 1_000_000,
+            max_bytes: 1024 * 1024 * 1024,
+            part_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Writes the data files of one segment.
+#[derive(Debug)]
+pub struct DataFileWriter {
+    layout: Arc<TableLayout>,
+    limits: RollLimits,
+    current: Option<OpenFile>,
+    done: Vec<DataFile>,
+    line: Vec<u8>,
+}
+
+struct OpenFile {
+    path: Path,
+    compressor: Compressor,
+    md5: Md5,
+    items: u64,
+    item_bytes: u64,
+    raw_bytes: u64,
+    stored_bytes: u64,
+    buffer: Vec<u8>,
+    upload: Option<Box<dyn MultipartUpload>>,
+}
+
+impl std::fmt::Debug for OpenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenFile")
+            .field("path", &self.path)
+            .field("items", &self.items)
+            .finish()
+    }
+}
+
+impl DataFileWriter {
+    /// A writer for files of `layout`.
+    pub fn new(layout: Arc<TableLayout>, limits: RollLimits) -> Self {
+        Self {
+            layout,
+            limits,
+            current: None,
+            done: Vec::new(),
+            line: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Add one item whose size by DynamoDB's rules is `item_bytes`.
+    pub async fn push(&mut self, item: &Item, item_bytes: u64) -> Result<()> {
+        self.line.clear();
+        self.layout.encode(item, &mut self.line);
+        let file = self
+            .current
+            .get_or_insert_with(|| OpenFile::new(&self.layout));
+        file.compressor.write(&self.line);
+        file.items += 1;
+        file.item_bytes += item_bytes;
+        file.raw_bytes += self.line.len() as u64;
+        if file.compressor.pending() >= 64 * 1024 {
+            let out = file.compressor.take();
+            file.append(&out);
+        }
+        if file.buffer.len() >= self.limits.part_bytes {
+            self.flush_part().await?;
+        }
+        let file = self.current.as_ref().expect("open");
+        if file.items >= self.limits.max_items || file.raw_bytes >= self.limits.max_bytes {
+            self.close().await?;
+        }
+        Ok(())
+    }
+
+    /// Files completed so far.
+    pub fn completed(&self) -> &[DataFile] {
+        &self.done
+    }
+
+    /// Close the open file and return every file written. A layout that wants one
+    /// file per segment gets an empty one if no item came.
+    pub async fn finish(mut self) -> Result<Vec<DataFile>> {
+        if self.current.is_none() && self.done.is_empty() && self.layout.writes_empty_files() {
+            self.current = Some(OpenFile::new(&self.layout));
+        }
+        self.close().await?;
+        Ok(self.done)
+    }
+
+    /// Give up: abort an unfinished upload so that no partial object is left behind.
+    pub async fn abort(mut self) {
+        if let Some(mut f) = self.current.take() {
+            if let Some(mut upload) = f.upload.take() {
+                if let Err(e) = upload.abort().await {
+                    tracing::warn!(file = %f.path, error = %e, "could not abort a multipart upload");
+                }
+            }
+        }
+    }
+
+    async fn flush_part(&mut self) -> Result<()> {
+        let file = self.current.as_mut().expect("open");
+        let store = &self.layout.table_dir.store;
+        let url = || self.layout.table_dir.url_of(&file.path);
+        if file.upload.is_none() {
+            file.upload = Some(
+                store
+                    .put_multipart(&file.path)
+                    .await
+                    .map_err(|e| Error::store(url(), e))?,
+            );
+        }
+        let part = PutPayload::from(std::mem::take(&mut file.buffer));
+        file.upload
+            .as_mut()
+            .expect("started")
+            .put_part(part)
+            .await
+            .map_err(|e| Error::store(url(), e))?;
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        let Some(mut file) = self.current.take() else {
+            return Ok(());
+        };
+        let tail = std::mem::replace(&mut file.compressor, Compressor::None(Vec::new())).finish();
+        file.append(&tail);
+        let store = &self.layout.table_dir.store;
+        let url = self.layout.table_dir.url_of(&file.path);
+        let result = match file.upload.as_mut() {
+            None => store
+                .put(
+                    &file.path,
+                    PutPayload::from(std::mem::take(&mut file.buffer)),
+                )
+                .await
+                .map_err(|e| Error::store(&url, e)),
+            Some(upload) => {
+                let mut r = Ok(());
+                if !file.buffer.is_empty() {
+                    r = upload
+                        .put_part(PutPayload::from(std::mem::take(&mut file.buffer)))
+                        .await
+                        .map_err(|e| Error::store(&url, e));
+                }
+                match r {
+                    Ok(()) => upload.complete().await.map_err(|e| Error::store(&url, e)),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        let put = match result {
+            Ok(put) => put,
+            Err(e) => {
+                if let Some(mut upload) = file.upload.take() {
+                    let _ = upload.abort().await;
+                }
+                return Err(e);
+            }
+        };
+        self.done.push(DataFile {
+            path: file.path.to_string(),
+            items: file.items,
+            md5: base64::engine::general_purpose::STANDARD.encode(file.md5.finalize()),
+            etag: put.e_tag.map(|t| t.trim_matches('"').to_string()),
+            stored_bytes: file.stored_bytes,
+            item_bytes: file.item_bytes,
+        });
+        Ok(())
+    }
+}
+
+impl OpenFile {
+    fn new(layout: &TableLayout) -> Self {
+        Self {
+            path: layout.new_data_file(),
+            compressor: Compressor::new(layout.compression),
+            md5: Md5::new(),
+            items: 0,
+            item_bytes: 0,
+            raw_bytes: 0,
+            stored_bytes: 0,
+            buffer: Vec::new(),
+            upload: None,
+        }
+    }
+
+    fn append(&mut self, compressed: &[u8]) {
+        self.md5.update(compressed);
+        self.stored_bytes += compressed.len() as u64;
+        self.buffer.extend_from_slice(compressed);
+    }
+}

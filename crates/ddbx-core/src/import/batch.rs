@@ -1,0 +1,157 @@
+//! BatchWriteItem with partial retry: at most 25 items and 16 MB a call, paid for with the
+//! capacity DynamoDB reports, and `UnprocessedItems` resent (only they) with jittered
+//! backoff until DynamoDB takes them or the retry budget runs out. Nothing is dropped.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{PutRequest, ReturnConsumedCapacity, WriteRequest};
+
+use crate::aws::Aws;
+use crate::item::Item;
+use crate::rate::RateLimiter;
+use crate::retry::Backoff;
+use crate::{Error, Result};
+
+/// Items per BatchWriteItem call at most.
+pub const MAX_BATCH_ITEMS: usize = 25;
+/// Bytes per BatchWriteItem call at most.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// Items to write together, with where they came from.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The items.
+    pub items: Vec<Item>,
+    /// Their write units (1 per started KB each).
+    pub units: f64,
+    /// Their size.
+    pub bytes: usize,
+    /// Index of the data file.
+    pub file: usize,
+    /// Sequence number of the batch within its file.
+    pub seq: usize,
+    /// Line of the last item.
+    pub last_line: u64,
+}
+
+impl Batch {
+    /// Whether `size` more bytes would not fit.
+    pub fn is_full_for(&self, size: usize) -> bool {
+        self.items.len() >= MAX_BATCH_ITEMS || self.bytes + size > MAX_BATCH_BYTES
+    }
+
+    /// Add an item of `size` bytes read from `line`.
+    pub fn push(&mut self, item: Item, size: usize, line: u64) {
+        self.units += write_units(size);
+        self.bytes += size;
+        self.items.push(item);
+        self.last_line = line;
+    }
+}
+
+/// DynamoDB's write cost of one item: one unit per started KB.
+pub fn write_units(size: usize) -> f64 {
+    size.div_ceil(1024).max(1) as f64
+}
+
+/// Write `batch` into `table`, returning the units consumed. On failure the error says how
+/// many items of the batch were not written.
+pub async fn write_batch(
+    aws: &Aws,
+    limiter: &RateLimiter,
+    table: &str,
+    batch: Vec<Item>,
+    units: f64,
+) -> Result<f64> {
+    let total = batch.len();
+    let mut pending: Vec<WriteRequest> = batch
+        .into_iter()
+        .map(|item| {
+            WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .expect("item is set"),
+                )
+                .build()
+        })
+        .collect();
+    let mut estimate = units;
+    let mut consumed_total = 0.0;
+    let mut backoff = Backoff::new(aws.retry, aws.clock.now());
+    loop {
+        limiter.acquire(estimate).await;
+        let sent = pending.len();
+        let requests = HashMap::from([(table.to_string(), pending.clone())]);
+        let result = aws
+            .call(
+                || format!("table {table}: BatchWriteItem of {sent} items"),
+                Some(limiter),
+                || {
+                    aws.dynamodb
+                        .batch_write_item()
+                        .set_request_items(Some(requests.clone()))
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send()
+                },
+            )
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                limiter.settle(estimate, 0.0);
+                return Err(not_written(table, pending.len(), total, e.to_string()));
+            }
+        };
+        let unprocessed: Vec<WriteRequest> = out
+            .unprocessed_items()
+            .and_then(|u| u.get(table))
+            .cloned()
+            .unwrap_or_default();
+        let share = if sent == 0 {
+            0.0
+        } else {
+            (sent - unprocessed.len()) as f64 / sent as f64
+        };
+        let consumed = out
+            .consumed_capacity()
+            .iter()
+            .filter(|c| c.table_name() == Some(table) || c.table_name().is_none())
+            .filter_map(|c| c.capacity_units())
+            .reduce(|a, b| a + b)
+            .unwrap_or(estimate * share);
+        limiter.settle(estimate, consumed);
+        consumed_total += consumed;
+        if unprocessed.is_empty() {
+            return Ok(consumed_total);
+        }
+        // DynamoDB could not take everything: it is the same signal as a throttle.
+        limiter.throttled();
+        estimate = (estimate * (1.0 - share)).max(unprocessed.len() as f64);
+        pending = unprocessed;
+        match backoff.next_delay(aws.clock.now()) {
+            Some(d) => {
+                tracing::debug!(%table, unprocessed = pending.len(), delay_ms = d.as_millis() as u64, "resending unprocessed items");
+                aws.clock.sleep(d).await;
+            }
+            None => {
+                return Err(not_written(
+                    table,
+                    pending.len(),
+                    total,
+                    format!(
+                        "DynamoDB left them unprocessed after {} attempts",
+                        backoff.attempts()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+fn not_written(table: &str, left: usize, total: usize, why: String) -> Error {
+    Error::Invalid(format!(
+        "table {table}: {left} of {total} items of a batch were not written: {why}"
+    ))
+}

@@ -1,0 +1,539 @@
+//! `ddbx import`: put an export back into tables, exactly. For each table: check (or
+//! create) the target, read every data file once to validate it (so a bad file means no
+//! writes at all), then stream the items in batches to a pool of writers at the chosen
+//! write rate, recording a checkpoint so that `--resume` continues where a run stopped.
+
+pub mod batch;
+pub mod target;
+pub mod tracker;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::aws::Aws;
+use crate::engine::local::{for_each_limited, LocalEngine};
+use crate::export::{RunSummary, TableReport, TableStatus};
+use crate::format::reader::ItemReader;
+use crate::format::source::{self, TableSource};
+use crate::item::validate::item_size;
+use crate::plan::{validate_table_name, DataFormat, RunLayout, TableFilter, DEFAULT_WRITE_RATIO};
+use crate::progress::{Phase, RunProgress, TableProgress};
+use crate::rate::RateLimiter;
+use crate::run::checkpoint::{Checkpoints, ImportPosition};
+use crate::run::flags::{Flags, Job};
+use crate::store::{self, Location};
+use crate::table::{KeyAttribute, TableSchema};
+use crate::{Error, Result};
+
+use batch::{write_batch, Batch};
+use tracker::Tracker;
+
+/// Everything an import is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct ImportSettings {
+    /// The export: a run root, a table folder, an AWS or connector export folder.
+    pub from: String,
+    /// Only these source tables (prefixes or globs).
+    pub tables: Vec<String>,
+    /// Never these source tables.
+    pub excludes: Vec<String>,
+    /// Source table → target table.
+    pub table_map: Vec<(String, String)>,
+    /// The target of a single-table source.
+    pub target_table: Option<String>,
+    /// Force a format instead of detecting it.
+    pub format: Option<DataFormat>,
+    /// Fraction of each target's write capacity (overrides the restore plan's).
+    pub write_ratio: Option<f64>,
+    /// Write units per second per table, overriding ratios.
+    pub max_write_units: Option<f64>,
+    /// Create missing tables from `table.json`.
+    pub create_missing: bool,
+    /// Concurrency: tables at once, and writers per table.
+    pub engine: LocalEngine,
+    /// Say what would happen, write nothing.
+    pub dry_run: bool,
+    /// Continue from the checkpoints of an earlier run.
+    pub resume: bool,
+    /// Skip the validation pass (faster; a bad line then fails the table mid-way).
+    pub no_validate_first: bool,
+}
+
+/// What one table's import will do.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportStep {
+    /// The exported table.
+    pub source_table: String,
+    /// The table written into.
+    pub target_table: String,
+    /// Where the data is.
+    pub source: String,
+    /// Its format.
+    pub format: DataFormat,
+    /// Data files.
+    pub files: usize,
+    /// Items the manifests promise, when they say.
+    pub expected_items: Option<u64>,
+    /// The fraction of write capacity.
+    pub write_ratio: f64,
+    /// The target rate, once the target is known.
+    pub target_write_units: Option<f64>,
+    /// Whether the target exists (dry run), or a problem found with it.
+    pub target_state: String,
+}
+
+/// What an import produced.
+#[derive(Debug, Clone)]
+pub struct ImportReport {
+    /// Per table, what was (or would be) done.
+    pub steps: Vec<ImportStep>,
+    /// The final summary.
+    pub summary: RunSummary,
+}
+
+struct Planned {
+    step: ImportStep,
+    source: std::result::Result<TableSource, String>,
+    key: Option<Vec<KeyAttribute>>,
+}
+
+/// Run an import.
+pub async fn run(
+    aws: &Aws,
+    settings: &ImportSettings,
+    progress: &RunProgress,
+) -> Result<ImportReport> {
+    if let Some(r) = settings.write_ratio {
+        if !(r > 0.0 && r <= 1.5) {
+            return Err(Error::Invalid(format!(
+                "--write-ratio {r} is out of range (0 < ratio <= 1.5)"
+            )));
+        }
+    }
+    for (s, d) in &settings.table_map {
+        for n in [s, d] {
+            validate_table_name(n).map_err(|e| Error::Invalid(format!("--table-map: {e}")))?;
+        }
+    }
+    let root = store::open(&settings.from, Some(aws)).await?;
+    let source = source::open(root.clone(), settings.format).await?;
+    let filter = TableFilter::new(&settings.tables, &settings.excludes)?;
+    let single = source.plan.is_none();
+    if settings.target_table.is_some() && !single {
+        return Err(Error::Invalid(
+            "--target-table is for a single table's export; use --table-map SRC=DST for a run"
+                .into(),
+        ));
+    }
+    let mut planned = Vec::new();
+    for (step, table) in source.tables {
+        let source_name = step
+            .as_ref()
+            .map(|s| s.source_table.clone())
+            .or_else(|| table.as_ref().ok().and_then(|t| t.table.clone()))
+            .or_else(|| settings.target_table.clone());
+        let Some(source_name) = source_name else {
+            return Err(Error::Invalid(format!(
+                "{}: the export does not name its table; pass --target-table",
+                root.url()
+            )));
+        };
+        if !filter.matches(&source_name) {
+            continue;
+        }
+        let target = settings
+            .table_map
+            .iter()
+            .find(|(s, _)| *s == source_name)
+            .map(|(_, d)| d.clone())
+            .or_else(|| settings.target_table.clone())
+            .or_else(|| step.as_ref().map(|s| s.target_table.clone()))
+            .unwrap_or_else(|| source_name.clone());
+        let key = step
+            .as_ref()
+            .map(|s| s.key_schema.clone())
+            .filter(|k| !k.is_empty())
+            .or_else(|| {
+                table
+                    .as_ref()
+                    .ok()
+                    .and_then(|t| t.schema.as_ref())
+                    .map(TableSchema::key)
+            });
+        let write_ratio = settings
+            .write_ratio
+            .or(step.as_ref().map(|s| s.write_ratio))
+            .unwrap_or(DEFAULT_WRITE_RATIO);
+        let (src_url, format, files, expected) = match &table {
+            Ok(t) => (t.dir.url(), t.format, t.files.len(), t.expected_items),
+            Err(_) => (
+                root.url(),
+                step.as_ref().map(|s| s.format).unwrap_or_default(),
+                0,
+                None,
+            ),
+        };
+        planned.push(Planned {
+            step: ImportStep {
+                source_table: source_name,
+                target_table: target,
+                source: src_url,
+                format,
+                files,
+                expected_items: expected.or(step.as_ref().map(|s| s.item_count)),
+                write_ratio,
+                target_write_units: None,
+                target_state: String::new(),
+            },
+            source: table.map_err(|e| e.to_string()),
+            key,
+        });
+    }
+    if planned.is_empty() {
+        return Err(Error::Plan(format!(
+            "{}: no table to import (after --tables/--exclude)",
+            root.url()
+        )));
+    }
+    let layout = RunLayout {
+        region: aws.region.clone(),
+        app: source
+            .plan
+            .as_ref()
+            .map(|p| p.app.clone())
+            .unwrap_or_default(),
+        started: Utc::now(),
+    };
+
+    if settings.dry_run {
+        let mut steps = Vec::new();
+        let mut reports = Vec::new();
+        for mut p in planned {
+            p.step.target_state = match aws.describe_table(&p.step.target_table).await {
+                Ok(t) => {
+                    let units = settings
+                        .max_write_units
+                        .unwrap_or_else(|| t.write_units(p.step.write_ratio));
+                    p.step.target_write_units = Some(units);
+                    match p
+                        .key
+                        .as_ref()
+                        .and_then(|k| target::key_difference(&p.step.target_table, k, &t.key()))
+                    {
+                        Some(diff) => diff,
+                        None => "exists, key matches".into(),
+                    }
+                }
+                Err(Error::Aws { code: Some(c), .. }) if c == "ResourceNotFoundException" => {
+                    if settings.create_missing {
+                        "missing: would be created from table.json".into()
+                    } else {
+                        "missing (pass --create-missing)".into()
+                    }
+                }
+                Err(e) => e.to_string(),
+            };
+            if let Err(e) = &p.source {
+                p.step.target_state = format!("cannot read the export: {e}");
+            }
+            reports.push(TableReport {
+                table: p.step.target_table.clone(),
+                status: TableStatus::Planned,
+                items: 0,
+                bytes: 0,
+                files: p.step.files as u64,
+                read_units: 0.0,
+                seconds: 0.0,
+                error: None,
+            });
+            steps.push(p.step);
+        }
+        let summary = RunSummary::for_job("import", &layout, root.url(), reports, Some(Utc::now()));
+        return Ok(ImportReport { steps, summary });
+    }
+
+    let flags = Flags::new(root.clone(), Job::Restore);
+    flags
+        .start(&RunSummary::for_job(
+            "import",
+            &layout,
+            root.url(),
+            Vec::new(),
+            None,
+        ))
+        .await?;
+    let steps: Vec<ImportStep> = planned.iter().map(|p| p.step.clone()).collect();
+    let jobs: Vec<(Planned, Arc<TableProgress>)> = planned
+        .into_iter()
+        .map(|p| {
+            let counters = progress.table(&p.step.target_table);
+            (p, counters)
+        })
+        .collect();
+    let root_ref = &root;
+    let mut reports = for_each_limited(
+        jobs,
+        settings.engine.parallel_tables,
+        |(p, counters)| async move {
+            let started = Instant::now();
+            counters.set_phase(Phase::Running);
+            let target = p.step.target_table.clone();
+            let result = match p.source {
+                Ok(src) => {
+                    import_table(
+                        aws,
+                        settings,
+                        root_ref,
+                        &p.step,
+                        &src,
+                        p.key.as_deref(),
+                        &counters,
+                    )
+                    .await
+                }
+                Err(e) => Err(Error::Invalid(format!(
+                    "cannot read the export of {}: {e}",
+                    p.step.source_table
+                ))),
+            };
+            let seconds = started.elapsed().as_secs_f64();
+            match result {
+                Ok(items) => {
+                    counters.set_phase(Phase::Done);
+                    TableReport {
+                        table: target,
+                        status: TableStatus::Succeeded,
+                        items,
+                        bytes: counters.bytes.load(Ordering::Relaxed),
+                        files: p.step.files as u64,
+                        read_units: counters.units(),
+                        seconds,
+                        error: None,
+                    }
+                }
+                Err(e) => {
+                    counters.set_phase(Phase::Failed);
+                    tracing::error!(table = %target, error = %e, "table failed");
+                    TableReport {
+                        table: target,
+                        status: TableStatus::Failed,
+                        items: counters.items.load(Ordering::Relaxed),
+                        bytes: counters.bytes.load(Ordering::Relaxed),
+                        files: p.step.files as u64,
+                        read_units: counters.units(),
+                        seconds,
+                        error: Some(e.to_string()),
+                    }
+                }
+            }
+        },
+    )
+    .await;
+    reports.sort_by(|a, b| a.table.cmp(&b.table));
+    let summary = RunSummary::for_job("import", &layout, root.url(), reports, Some(Utc::now()));
+    flags.finish(summary.succeeded(), &summary).await?;
+    Ok(ImportReport { steps, summary })
+}
+
+/// Import one table; returns the items written (each counted once, earlier runs included).
+async fn import_table(
+    aws: &Aws,
+    settings: &ImportSettings,
+    root: &Location,
+    step: &ImportStep,
+    src: &TableSource,
+    key: Option<&[KeyAttribute]>,
+    counters: &Arc<TableProgress>,
+) -> Result<u64> {
+    let target = step.target_table.as_str();
+    let described = target::ensure_table(
+        aws,
+        target,
+        src.schema.as_ref(),
+        key,
+        settings.create_missing,
+    )
+    .await?;
+    let units = settings
+        .max_write_units
+        .unwrap_or_else(|| described.write_units(step.write_ratio));
+    let checkpoints = Checkpoints::new(root, "_import", target);
+    let base: ImportPosition = if settings.resume {
+        checkpoints
+            .load("checkpoint.json")
+            .await?
+            .unwrap_or_default()
+    } else {
+        ImportPosition::default()
+    };
+    if base.complete {
+        tracing::info!(table = %target, "already imported by an earlier run");
+        counters.add(base.items_written, 0, 0.0);
+        return Ok(base.items_written);
+    }
+    if let Some(n) = step.expected_items.or(src.expected_items) {
+        counters.expected_items.store(n, Ordering::Relaxed);
+    }
+    if !settings.no_validate_first {
+        // Read everything once, write nothing: a corrupt file fails the table untouched.
+        for f in &src.files {
+            let mut r = ItemReader::open(&src.dir, f, src.format).await?;
+            while r.next().await?.is_some() {}
+        }
+    }
+    counters.add(base.items_written, 0, 0.0);
+
+    let limiter = Arc::new(RateLimiter::new(units, aws.clock.clone()));
+    let tracker = Arc::new(Mutex::new(Tracker::new(base.clone())));
+    let writers = settings.engine.workers.max(1);
+    let (tx, rx) = mpsc::channel::<Batch>(writers * 2);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(usize, usize)>();
+
+    // Writers: take batches, write them, acknowledge them.
+    let mut handles = Vec::new();
+    for _ in 0..writers {
+        let rx = rx.clone();
+        let ack = ack_tx.clone();
+        let aws = aws.clone();
+        let limiter = limiter.clone();
+        let counters = counters.clone();
+        let target = target.to_string();
+        handles.push(tokio::spawn(async move {
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some(b) = next else {
+                    return Ok::<(), Error>(());
+                };
+                let (n, bytes) = (b.items.len() as u64, b.bytes as u64);
+                let consumed = write_batch(&aws, &limiter, &target, b.items, b.units).await?;
+                counters.add(n, bytes, consumed);
+                let _ = ack.send((b.file, b.seq));
+            }
+        }));
+    }
+    drop(ack_tx);
+
+    // Checkpointer: folds acknowledgements into the position and records it now and then.
+    let ckpt_task = {
+        let tracker = tracker.clone();
+        let checkpoints = checkpoints.clone();
+        tokio::spawn(async move {
+            let mut last = Instant::now();
+            let mut dirty = false;
+            while let Some((file, seq)) = ack_rx.recv().await {
+                tracker.lock().unwrap().acked(file, seq);
+                dirty = true;
+                if last.elapsed() >= Duration::from_secs(2) {
+                    let pos = tracker.lock().unwrap().position();
+                    if let Err(e) = checkpoints.save("checkpoint.json", &pos).await {
+                        tracing::warn!(error = %e, "could not record the import checkpoint");
+                    }
+                    last = Instant::now();
+                    dirty = false;
+                }
+            }
+            dirty
+        })
+    };
+
+    // Reader: files in order, skipping what an earlier run finished.
+    let read_result = async {
+        for f in &src.files {
+            if base.files_done.contains(&f.url) {
+                continue;
+            }
+            let skip_to = base
+                .partial
+                .as_ref()
+                .filter(|p| p.file == f.url)
+                .map(|p| p.lines_done)
+                .unwrap_or(0);
+            let file_idx = tracker.lock().unwrap().open_file(&f.url);
+            let mut reader = ItemReader::open(&src.dir, f, src.format).await?;
+            let mut batch = Batch {
+                file: file_idx,
+                ..Batch::default()
+            };
+            while let Some((line, item)) = reader.next().await? {
+                if line <= skip_to {
+                    continue;
+                }
+                let size = item_size(&item);
+                if batch.is_full_for(size) {
+                    let full = std::mem::replace(
+                        &mut batch,
+                        Batch {
+                            file: file_idx,
+                            ..Batch::default()
+                        },
+                    );
+                    send(&tracker, &tx, full).await?;
+                }
+                batch.push(item, size, line);
+            }
+            if !batch.items.is_empty() {
+                send(&tracker, &tx, batch).await?;
+            }
+            tracker.lock().unwrap().read_to_end(file_idx);
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    drop(tx);
+    let mut write_error = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                write_error.get_or_insert(e);
+            }
+            Err(e) => {
+                write_error.get_or_insert(Error::Invalid(format!("a writer task died: {e}")));
+            }
+        }
+    }
+    let _ = ckpt_task.await;
+    let mut pos = tracker.lock().unwrap().position();
+    let outcome = match (read_result, write_error) {
+        (Err(e), _) | (Ok(()), Some(e)) => Err(e),
+        (Ok(()), None) => {
+            pos.complete = true;
+            Ok(pos.items_written)
+        }
+    };
+    checkpoints.save("checkpoint.json", &pos).await?;
+    match outcome {
+        Ok(n) => {
+            if let Some(expected) = step.expected_items.filter(|_| base.items_written == 0) {
+                if expected != n {
+                    return Err(Error::Invalid(format!(
+                        "table {target}: wrote {n} items but the export holds {expected}"
+                    )));
+                }
+            }
+            Ok(n)
+        }
+        Err(e) => Err(Error::Invalid(format!(
+            "{e} ({} items written, each once; rerun with --resume to continue from {})",
+            pos.items_written,
+            checkpoints.url()
+        ))),
+    }
+}
+
+async fn send(tracker: &Mutex<Tracker>, tx: &mpsc::Sender<Batch>, mut batch: Batch) -> Result<()> {
+    batch.seq = tracker
+        .lock()
+        .unwrap()
+        .sent(batch.file, batch.last_line, batch.items.len() as u64);
+    tx.send(batch)
+        .await
+        .map_err(|_| Error::Invalid("the writers stopped".into()))
+}

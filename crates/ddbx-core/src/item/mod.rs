@@ -1,0 +1,84 @@
+//! DynamoDB items, kept lossless, and the line codecs that turn them into text and back.
+//!
+//! An item is the SDK's own `HashMap<String, AttributeValue>`: numbers stay decimal
+//! strings, binary stays bytes, so nothing is ever routed through `f64`. The codecs:
+//! - [`dynamodb_json`]: AWS "Export to S3" lines, `{"Item":{"id":{"S":"x"}}}` (upper-case type keys);
+//! - [`connector`]: emr-dynamodb-connector lines, `{"id":{"s":"x"}}` (SDK-v1 type keys);
+//! - [`data_pipeline`]: old Data Pipeline lines, `id\u{3}{"s":"x"}\u{2}...` (read only).
+//!
+//! Readers accept type keys in any letter case and validate every value ([`validate`]).
+
+pub mod canonical;
+pub mod connector;
+pub mod data_pipeline;
+pub mod dynamodb_json;
+mod json;
+pub mod number;
+#[cfg(test)]
+mod test_support;
+pub mod validate;
+
+use std::collections::HashMap;
+
+pub use aws_sdk_dynamodb::types::AttributeValue;
+
+/// One DynamoDB item: attribute name to value.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's maximum item size, names included (400 KB).
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// What is wrong with one line or value. The caller adds the file and line number.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ItemError {
+    /// The text is not JSON.
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    /// Valid JSON, but not the shape of an item line.
+    #[error("not an item: {0}")]
+    Shape(String),
+    /// A type key DynamoDB does not have.
+    #[error("attribute {attribute:?}: unknown type key {key:?}")]
+    UnknownType {
+        /// Path of the attribute (`a.b[2]`).
+        attribute: String,
+        /// The offending key.
+        key: String,
+    },
+    /// A value that does not fit its type (bad base64, non-string number, ...).
+    #[error("attribute {attribute:?}: {message}")]
+    BadValue {
+        /// Path of the attribute.
+        attribute: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A number DynamoDB would refuse (over 38 digits, out of range, not a number).
+    #[error("attribute {attribute:?}: invalid number {value:?}: {message}")]
+    BadNumber {
+        /// Path of the attribute.
+        attribute: String,
+        /// The text as found.
+        value: String,
+        /// Why it is refused.
+        message: String,
+    },
+    /// SS, NS or BS with no members (DynamoDB has no empty sets).
+    #[error("attribute {attribute:?}: empty set")]
+    EmptySet {
+        /// Path of the attribute.
+        attribute: String,
+    },
+    /// A set with the same member twice.
+    #[error("attribute {attribute:?}: duplicate set member")]
+    DuplicateSetMember {
+        /// Path of the attribute.
+        attribute: String,
+    },
+    /// Over DynamoDB's 400 KB item limit.
+    #[error("item is {size} bytes, over DynamoDB's limit of {MAX_ITEM_BYTES}")]
+    TooLarge {
+        /// The item's size by DynamoDB's rules.
+        size: usize,
+    },
+}

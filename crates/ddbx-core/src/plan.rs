@@ -1,0 +1,455 @@
+//! Planning a run: which tables (prefixes, globs, excludes), where the run lives (the
+//! seed's dated layout), and the plans written at its root (`export-plan.json`,
+//! `restore-plan.json`).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use globset::{Glob, GlobMatcher};
+use serde::{Deserialize, Serialize};
+
+use crate::table::KeyAttribute;
+use crate::{Error, Result};
+
+/// Which tables a run takes: names matching any pattern and no exclude.
+#[derive(Debug, Clone, Default)]
+pub struct TableFilter {
+    patterns: Vec<Pattern>,
+    excludes: Vec<Pattern>,
+}
+
+#[derive(Debug, Clone)]
+enum Pattern {
+    Prefix(String),
+    Glob(GlobMatcher),
+    Exact(String),
+}
+
+impl Pattern {
+    fn parse(text: &str, plain_is_prefix: bool) -> Result<Self> {
+        if text.contains(['*', '?', '[']) {
+            let glob = Glob::new(text)
+                .map_err(|e| Error::Invalid(format!("table pattern {text:?}: {e}")))?;
+            Ok(Pattern::Glob(glob.compile_matcher()))
+        } else if plain_is_prefix {
+            Ok(Pattern::Prefix(text.to_string()))
+        } else {
+            Ok(Pattern::Exact(text.to_string()))
+        }
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Pattern::Prefix(p) => name.starts_with(p.as_str()),
+            Pattern::Glob(g) => g.is_match(name),
+            Pattern::Exact(e) => name == e,
+        }
+    }
+}
+
+impl TableFilter {
+    /// Tables named by `patterns` (a plain value is a prefix, as in the seed; one with
+    /// `*`, `?` or `[` is a glob), less `excludes` (exact names, or globs).
+    /// No pattern at all selects every table.
+    pub fn new(patterns: &[String], excludes: &[String]) -> Result<Self> {
+        Ok(Self {
+            patterns: patterns
+                .iter()
+                .map(|p| Pattern::parse(p, true))
+                .collect::<Result<_>>()?,
+            excludes: excludes
+                .iter()
+                .map(|p| Pattern::parse(p, false))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Add the names of an `excludes` file (one a line; blank lines and `#` comments skipped).
+    pub fn exclude_file(&mut self, origin: &str, bytes: &[u8]) -> Result<()> {
+        let text = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|t| !t.contains('\0'))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{origin}: an excludes file must be text, one table name a line"
+                ))
+            })?;
+        for (n, line) in text.lines().enumerate() {
+            let name = line.trim();
+            if name.is_empty() || name.starts_with('#') {
+                continue;
+            }
+            validate_table_name(name)
+                .map_err(|e| Error::Invalid(format!("{origin}, line {}: {e}", n + 1)))?;
+            self.excludes.push(Pattern::Exact(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Whether `name` is selected.
+    pub fn matches(&self, name: &str) -> bool {
+        (self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(name)))
+            && !self.excludes.iter().any(|p| p.matches(name))
+    }
+
+    /// The selected names, sorted.
+    pub fn select<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        names
+            .into_iter()
+            .filter(|n| self.matches(n))
+            .map(str::to_string)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+}
+
+/// Check a DynamoDB table name (3-255 of `A-Z a-z 0-9 _ - .`), so no name can escape the layout.
+pub fn validate_table_name(name: &str) -> Result<(), String> {
+    let ok = (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a DynamoDB table name (3-255 characters of A-Z a-z 0-9 _ - .)"
+        ))
+    }
+}
+
+/// Check an app name: one path segment of `A-Z a-z 0-9 _ - .`, not `.` or `..`.
+pub fn validate_app_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "app name {name:?}: use 1-128 characters of A-Z a-z 0-9 _ - . (it becomes a folder name)"
+        )))
+    }
+}
+
+/// The seed's layout: `<base>/<region>/<app>/<YYYY>/<MM>/<DD>/<HH_MM.SS>/`.
+#[derive(Debug, Clone)]
+pub struct RunLayout {
+    /// AWS region of the tables.
+    pub region: String,
+    /// The app's friendly name.
+    pub app: String,
+    /// When the run started (UTC).
+    pub started: DateTime<Utc>,
+}
+
+impl RunLayout {
+    /// The app's folder, relative to the base: `<region>/<app>`.
+    pub fn app_dir(&self) -> String {
+        format!("{}/{}", self.region, self.app)
+    }
+
+    /// The run's folder, relative to the base.
+    pub fn run_dir(&self) -> String {
+        format!(
+            "{}/{}",
+            self.app_dir(),
+            self.started.format("%Y/%m/%d/%H_%M.%S")
+        )
+    }
+
+    /// The lock object, relative to the base: `<region>/<app>/_LOCK`.
+    pub fn lock_path(&self) -> String {
+        format!("{}/_LOCK", self.app_dir())
+    }
+}
+
+/// How data files are laid out and encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataFormat {
+    /// AWS's native "Export to S3" DynamoDB JSON (FORMATS.md §1).
+    #[default]
+    DynamodbJson,
+    /// The emr-dynamodb-connector's layout (FORMATS.md §2).
+    Emr,
+    /// Old AWS Data Pipeline exports (read only).
+    DataPipeline,
+}
+
+impl DataFormat {
+    /// The name used in flags and plans.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataFormat::DynamodbJson => "dynamodb-json",
+            DataFormat::Emr => "emr",
+            DataFormat::DataPipeline => "data-pipeline",
+        }
+    }
+}
+
+/// How data files are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    /// gzip (`.gz`), what AWS writes.
+    #[default]
+    Gzip,
+    /// zstd (`.zst`), which AWS Import from S3 also reads.
+    Zstd,
+    /// None.
+    None,
+}
+
+impl Compression {
+    /// The name used in flags and plans.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::None => "none",
+        }
+    }
+
+    /// The file name ending, with its dot (empty for none).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gzip => ".gz",
+            Compression::Zstd => ".zst",
+            Compression::None => "",
+        }
+    }
+}
+
+/// One table of an export plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedTable {
+    /// Table name.
+    pub table: String,
+    /// Key attributes with their types.
+    pub key_schema: Vec<KeyAttribute>,
+    /// `PROVISIONED` or `PAY_PER_REQUEST`.
+    pub billing_mode: String,
+    /// Provisioned RCU, when provisioned.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub read_capacity_units: Option<i64>,
+    /// DynamoDB's approximate size in bytes.
+    pub size_bytes: i64,
+    /// DynamoDB's approximate item count.
+    pub item_count_estimate: i64,
+    /// Read units per second the export aims at.
+    pub target_read_units: f64,
+    /// Scan segments.
+    pub segments: u32,
+    /// Where the table's data goes (URL).
+    pub destination: String,
+}
+
+/// `export-plan.json`: the resolved plan of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportPlan {
+    /// ddbx's version.
+    pub ddbx_version: String,
+    /// App name.
+    pub app: String,
+    /// Region of the tables.
+    pub region: String,
+    /// URL of the run root.
+    pub run_root: String,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// Data format.
+    pub format: DataFormat,
+    /// Compression of data files.
+    pub compression: Compression,
+    /// The fraction of read capacity used.
+    pub read_ratio: f64,
+    /// The engine (`local`).
+    pub engine: String,
+    /// The tables, sorted by name.
+    pub tables: Vec<PlannedTable>,
+}
+
+/// The write ratio a restore plan proposes (the seed's default).
+pub const DEFAULT_WRITE_RATIO: f64 = 0.8;
+
+/// `restore-plan.json`: what restores a run (the seed's importSteps). Users may edit the
+/// target names and write ratios before importing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestorePlan {
+    /// Plan format version (1).
+    pub version: u32,
+    /// App name.
+    pub app: String,
+    /// Region the tables were exported from.
+    pub region: String,
+    /// When the export started.
+    pub exported_at: DateTime<Utc>,
+    /// One step per table.
+    pub tables: Vec<RestoreStep>,
+}
+
+/// One table of a restore plan.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreStep {
+    /// The table the data came from.
+    pub source_table: String,
+    /// The table to write into (edit to restore elsewhere).
+    pub target_table: String,
+    /// The table's folder, relative to the run root.
+    pub path: String,
+    /// The data's format.
+    pub format: DataFormat,
+    /// The key the target table must have.
+    pub key_schema: Vec<KeyAttribute>,
+    /// Fraction of the target's write capacity to use (0 < ratio ≤ 1.5).
+    pub write_ratio: f64,
+    /// Items exported.
+    pub item_count: u64,
+}
+
+impl RestorePlan {
+    /// Parse and check a plan (unknown fields, names, ratios), naming `origin` in errors.
+    pub fn parse(origin: &str, bytes: &[u8]) -> Result<Self> {
+        let plan: RestorePlan =
+            serde_json::from_slice(bytes).map_err(|e| Error::Invalid(format!("{origin}: {e}")))?;
+        for step in &plan.tables {
+            for name in [&step.source_table, &step.target_table] {
+                validate_table_name(name).map_err(|e| Error::Invalid(format!("{origin}: {e}")))?;
+            }
+            if !(step.write_ratio > 0.0 && step.write_ratio <= 1.5) {
+                return Err(Error::Invalid(format!(
+                    "{origin}: table {}: writeRatio {} is out of range (0 < ratio <= 1.5)",
+                    step.source_table, step.write_ratio
+                )));
+            }
+            if step.path.split('/').any(|s| s == ".." || s == ".") || step.path.starts_with('/') {
+                return Err(Error::Invalid(format!(
+                    "{origin}: table {}: path {:?} must stay inside the run",
+                    step.source_table, step.path
+                )));
+            }
+        }
+        Ok(plan)
+    }
+}
+
+/// How many Scan segments to use by default: enough for the table's size (one per GiB)
+/// and for its rate (one per 1,000 read units per second), but never so many that a
+/// segment holds less than 32 MiB; when DynamoDB reports no size (new tables, emulators),
+/// at most 4 for the rate. Between 1 and 1,000.
+pub fn default_segments(size_bytes: i64, read_units: f64) -> u32 {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let size = size_bytes.max(0) as f64;
+    let by_size = (size / (1024.0 * MIB)).ceil();
+    let by_rate = (read_units / 1000.0).ceil();
+    let rate_cap = if size == 0.0 { 4.0 } else { (size / (32.0 * MIB)).ceil() };
+    by_size.max(by_rate.min(rate_cap)).clamp(1.0, 1000.0) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn names() -> Vec<&'static str> {
+        vec![
+            "BILLING_PROD_a",
+            "BILLING_PROD_tmp",
+            "BILLING_DEV_a",
+            "OTHER",
+            "BILLING_PRODUCTS",
+        ]
+    }
+
+    #[test]
+    fn plain_value_is_a_prefix() {
+        let f = TableFilter::new(&["BILLING_PROD".into()], &["BILLING_PROD_tmp".into()]).unwrap();
+        assert_eq!(
+            f.select(names()),
+            vec!["BILLING_PRODUCTS", "BILLING_PROD_a"]
+        );
+    }
+
+    #[test]
+    fn globs_and_excluding_globs() {
+        let f =
+            TableFilter::new(&["BILLING_*_a".into(), "OTH?R".into()], &["*DEV*".into()]).unwrap();
+        assert_eq!(f.select(names()), vec!["BILLING_PROD_a", "OTHER"]);
+    }
+
+    #[test]
+    fn excludes_file() {
+        let mut f = TableFilter::new(&["BILLING".into()], &[]).unwrap();
+        f.exclude_file("x", b"# comment\nBILLING_DEV_a\n\n  BILLING_PRODUCTS  \n")
+            .unwrap();
+        assert_eq!(
+            f.select(names()),
+            vec!["BILLING_PROD_a", "BILLING_PROD_tmp"]
+        );
+        let err = f
+            .exclude_file("s3://b/excludes", b"\x00\x01\xff")
+            .unwrap_err();
+        assert!(err.to_string().contains("s3://b/excludes"), "{err}");
+    }
+
+    #[test]
+    fn layout_is_the_seeds() {
+        let l = RunLayout {
+            region: "us-east-1".into(),
+            app: "billing".into(),
+            started: Utc.with_ymd_and_hms(2026, 11, 24, 3, 0, 7).unwrap(),
+        };
+        assert_eq!(l.run_dir(), "us-east-1/billing/2026/11/24/03_00.07");
+        assert_eq!(l.lock_path(), "us-east-1/billing/_LOCK");
+    }
+
+    #[test]
+    fn names_that_would_escape_are_refused() {
+        assert!(validate_app_name("..").is_err());
+        assert!(validate_app_name("a/b").is_err());
+        assert!(validate_app_name("billing").is_ok());
+        assert!(validate_table_name("../x").is_err());
+        assert!(validate_table_name("ab").is_err());
+        assert!(validate_table_name("Orders.v2-x_y").is_ok());
+    }
+
+    #[test]
+    fn restore_plan_checks() {
+        let good = r#"{"version":1,"app":"a","region":"r","exportedAt":"2026-11-24T03:00:00Z","tables":[
+          {"sourceTable":"abc","targetTable":"abd","path":"abc/AWSDynamoDB/x","format":"dynamodb-json",
+           "keySchema":[],"writeRatio":0.8,"itemCount":3}]}"#;
+        assert!(RestorePlan::parse("p", good.as_bytes()).is_ok());
+        let bad_ratio = good.replace("0.8", "2.5");
+        assert!(RestorePlan::parse("p", bad_ratio.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("writeRatio"));
+        let unknown = good.replace("\"itemCount\"", "\"surprise\":1,\"itemCount\"");
+        assert!(RestorePlan::parse("p", unknown.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("surprise"));
+        let escape = good.replace("abc/AWSDynamoDB/x", "../other");
+        assert!(RestorePlan::parse("p", escape.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn segments_follow_size_and_rate() {
+        assert_eq!(default_segments(0, 10.0), 1);
+        assert_eq!(default_segments(10 * 1024 * 1024 * 1024, 10.0), 10);
+        assert_eq!(default_segments(0, 20_000.0), 4, "size unknown");
+        assert_eq!(default_segments(100 * 1024 * 1024, 20_000.0), 4, "32 MiB a segment at least");
+        assert_eq!(default_segments(2 * 1024 * 1024 * 1024, 20_000.0), 20);
+        assert_eq!(default_segments(i64::MAX, 1e9), 1000);
+    }
+}

@@ -1,0 +1,103 @@
+//! Progress of a run, as counters the engines bump and the binary renders (bars on a
+//! terminal, log lines otherwise). The library never prints.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Where one table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Not started.
+    Waiting = 0,
+    /// Reading or writing items.
+    Running = 1,
+    /// Finished well.
+    Done = 2,
+    /// Failed.
+    Failed = 3,
+}
+
+/// Counters of one table.
+#[derive(Debug)]
+pub struct TableProgress {
+    /// The table's name.
+    pub table: String,
+    /// Items expected (DynamoDB's estimate or the manifest's count; 0 when unknown).
+    pub expected_items: AtomicU64,
+    /// Bytes expected (0 when unknown).
+    pub expected_bytes: AtomicU64,
+    /// Items done.
+    pub items: AtomicU64,
+    /// Bytes done (item sizes by DynamoDB's rules).
+    pub bytes: AtomicU64,
+    /// Capacity units consumed, in thousandths.
+    pub milli_units: AtomicU64,
+    phase: AtomicU8,
+    /// The error that failed it.
+    pub error: Mutex<Option<String>>,
+}
+
+impl TableProgress {
+    /// New counters for `table`.
+    pub fn new(table: &str) -> Self {
+        Self {
+            table: table.to_string(),
+            expected_items: AtomicU64::new(0),
+            expected_bytes: AtomicU64::new(0),
+            items: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            milli_units: AtomicU64::new(0),
+            phase: AtomicU8::new(Phase::Waiting as u8),
+            error: Mutex::new(None),
+        }
+    }
+
+    /// Count items, bytes and capacity units done.
+    pub fn add(&self, items: u64, bytes: u64, units: f64) {
+        self.items.fetch_add(items, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.milli_units
+            .fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
+    }
+
+    /// Capacity units consumed so far.
+    pub fn units(&self) -> f64 {
+        self.milli_units.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    /// Move to `phase`.
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => Phase::Waiting,
+            1 => Phase::Running,
+            2 => Phase::Done,
+            _ => Phase::Failed,
+        }
+    }
+}
+
+/// The counters of every table of a run, shared between the engine and the renderer.
+#[derive(Debug, Default, Clone)]
+pub struct RunProgress {
+    tables: Arc<Mutex<Vec<Arc<TableProgress>>>>,
+}
+
+impl RunProgress {
+    /// Register a table and get its counters.
+    pub fn table(&self, table: &str) -> Arc<TableProgress> {
+        let t = Arc::new(TableProgress::new(table));
+        self.tables.lock().unwrap().push(t.clone());
+        t
+    }
+
+    /// Every registered table.
+    pub fn tables(&self) -> Vec<Arc<TableProgress>> {
+        self.tables.lock().unwrap().clone()
+    }
+}

@@ -1,0 +1,95 @@
+//! The seed's status flags (`BACKUP_RUNNING`, `BACKUP_COMPLETE_SUCCESS`,
+//! `BACKUP_COMPLETE_FAILED`, and the same for restores), each holding a small JSON summary.
+
+use bytes::Bytes;
+use object_store::PutPayload;
+use serde::Serialize;
+
+use crate::store::Location;
+use crate::{Error, Result};
+
+/// Which job the flags are about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// An export: `BACKUP_*`.
+    Backup,
+    /// An import: `RESTORE_*`.
+    Restore,
+}
+
+impl Job {
+    fn word(self) -> &'static str {
+        match self {
+            Job::Backup => "BACKUP",
+            Job::Restore => "RESTORE",
+        }
+    }
+
+    /// The flag present while the job runs.
+    pub fn running(self) -> String {
+        format!("{}_RUNNING", self.word())
+    }
+
+    /// The flag written when every table succeeded.
+    pub fn success(self) -> String {
+        format!("{}_COMPLETE_SUCCESS", self.word())
+    }
+
+    /// The flag written when any table failed.
+    pub fn failed(self) -> String {
+        format!("{}_COMPLETE_FAILED", self.word())
+    }
+}
+
+/// The flags of one run root.
+#[derive(Debug, Clone)]
+pub struct Flags {
+    run: Location,
+    job: Job,
+}
+
+impl Flags {
+    /// Flags for `job` at the run root `run`.
+    pub fn new(run: Location, job: Job) -> Self {
+        Self { run, job }
+    }
+
+    /// Write the RUNNING flag and remove stale completion flags of an earlier attempt.
+    pub async fn start(&self, summary: &impl Serialize) -> Result<()> {
+        for old in [self.job.success(), self.job.failed()] {
+            self.remove(&old).await?;
+        }
+        self.put(&self.job.running(), summary).await
+    }
+
+    /// Write the final flag (SUCCESS or FAILED), then remove RUNNING.
+    pub async fn finish(&self, success: bool, summary: &impl Serialize) -> Result<()> {
+        let name = if success {
+            self.job.success()
+        } else {
+            self.job.failed()
+        };
+        self.put(&name, summary).await?;
+        self.remove(&self.job.running()).await
+    }
+
+    async fn put(&self, name: &str, summary: &impl Serialize) -> Result<()> {
+        let path = self.run.join(name);
+        let mut body = serde_json::to_vec_pretty(summary).expect("summaries serialize");
+        body.push(b'\n');
+        self.run
+            .store
+            .put(&path, PutPayload::from(Bytes::from(body)))
+            .await
+            .map_err(|e| Error::store(self.run.url_of(&path), e))?;
+        Ok(())
+    }
+
+    async fn remove(&self, name: &str) -> Result<()> {
+        let path = self.run.join(name);
+        match self.run.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::store(self.run.url_of(&path), e)),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Where a run is stored: a local folder, a `file://` URL or `s3://bucket/prefix`, all
+//! behind one `object_store` handle so that every part of ddbx reads and writes alike.
+//!
+//! S3 uses the run's one AWS configuration: the SDK's credential chain (profiles, SSO,
+//! instance roles...) is bridged into `object_store` rather than resolved a second time.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use object_store::aws::{AmazonS3Builder, AwsCredential};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{CredentialProvider, ObjectStore};
+
+use crate::aws::Aws;
+use crate::{Error, Result};
+
+/// A storage location: a handle and the prefix inside it.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The storage (one bucket, or a local folder).
+    pub store: Arc<dyn ObjectStore>,
+    /// The prefix within the store (empty for the store's root).
+    pub prefix: Path,
+    /// How to name the store's root in URLs: `s3://bucket` or `file:///abs/folder`.
+    pub root_url: String,
+    /// The bucket, for S3.
+    pub bucket: Option<String>,
+}
+
+impl Location {
+    /// The path of `rel` (slash-separated, relative) under this location.
+    pub fn join(&self, rel: &str) -> Path {
+        join(&self.prefix, rel)
+    }
+
+    /// The same store at a deeper prefix.
+    pub fn child(&self, rel: &str) -> Location {
+        Location {
+            prefix: self.join(rel),
+            ..self.clone()
+        }
+    }
+
+    /// The URL of a path in this store.
+    pub fn url_of(&self, path: &Path) -> String {
+        if path.as_ref().is_empty() {
+            self.root_url.clone()
+        } else {
+            format!("{}/{}", self.root_url, path)
+        }
+    }
+
+    /// The URL of this location.
+    pub fn url(&self) -> String {
+        self.url_of(&self.prefix)
+    }
+}
+
+/// Join a relative, slash-separated path onto `base`, refusing `.` and `..` segments.
+pub fn join(base: &Path, rel: &str) -> Path {
+    let mut parts: Vec<object_store::path::PathPart<'_>> = base.parts().collect();
+    for seg in rel.split('/').filter(|s| !s.is_empty()) {
+        parts.push(object_store::path::PathPart::from(seg));
+    }
+    Path::from_iter(parts)
+}
+
+/// Open a location given as a local path, a `file://` URL or an `s3://` URL.
+///
+/// A local folder is created if missing.
+pub async fn open(location: &str, aws: Option<&Aws>) -> Result<Location> {
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::Invalid(format!("{location}: no bucket name")));
+        }
+        let aws =
+            aws.ok_or_else(|| Error::Invalid(format!("{location}: S3 needs AWS settings")))?;
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region(&aws.region);
+        if let Some(provider) = aws.sdk.credentials_provider() {
+            builder = builder.with_credentials(Arc::new(SdkCredentials::new(provider)));
+        }
+        if let Some(endpoint) = &aws.settings.s3_endpoint_url {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        let store = builder
+            .build()
+            .map_err(|e| Error::Invalid(format!("{location}: {e}")))?;
+        return Ok(Location {
+            store: Arc::new(store),
+            prefix: join(&Path::default(), prefix),
+            root_url: format!("s3://{bucket}"),
+            bucket: Some(bucket.to_string()),
+        });
+    }
+    let folder = match location.strip_prefix("file://") {
+        Some(p) => PathBuf::from(p),
+        None if location.contains("://") => {
+            return Err(Error::Invalid(format!(
+                "{location}: unsupported location (use a folder, file:// or s3://)"
+            )))
+        }
+        None => PathBuf::from(location),
+    };
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| Error::Invalid(format!("{}: cannot create folder: {e}", folder.display())))?;
+    let folder = folder
+        .canonicalize()
+        .map_err(|e| Error::Invalid(format!("{}: {e}", folder.display())))?;
+    let store = LocalFileSystem::new_with_prefix(&folder)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", folder.display())))?;
+    Ok(Location {
+        store: Arc::new(store),
+        prefix: Path::default(),
+        root_url: format!("file://{}", folder.display()),
+        bucket: None,
+    })
+}
+
+/// The SDK's credential chain, as `object_store` wants it, cached until near expiry.
+#[derive(Debug)]
+struct SdkCredentials {
+    provider: SharedCredentialsProvider,
+    cached: Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
+}
+
+impl SdkCredentials {
+    fn new(provider: SharedCredentialsProvider) -> Self {
+        Self {
+            provider,
+            cached: Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for SdkCredentials {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        if let Some((cred, expiry)) = self.cached.lock().unwrap().as_ref() {
+            let fresh = expiry.is_none_or(|e| e > SystemTime::now() + Duration::from_secs(300));
+            if fresh {
+                return Ok(cred.clone());
+            }
+        }
+        let c = self.provider.provide_credentials().await.map_err(|e| {
+            object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(e),
+            }
+        })?;
+        let cred = Arc::new(AwsCredential {
+            key_id: c.access_key_id().to_string(),
+            secret_key: c.secret_access_key().to_string(),
+            token: c.session_token().map(str::to_string),
+        });
+        *self.cached.lock().unwrap() = Some((cred.clone(), c.expiry()));
+        Ok(cred)
+    }
+}

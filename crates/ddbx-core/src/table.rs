@@ -1,0 +1,405 @@
+//! A table's description as ddbx saves it in `table.json`: everything a restore needs to
+//! check or recreate the table, in the field names of the DynamoDB API.
+
+use aws_sdk_dynamodb::types as ddb;
+use serde::{Deserialize, Serialize};
+
+/// One key attribute: its name, its role (HASH or RANGE) and its scalar type (S, N, B).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyAttribute {
+    /// Attribute name.
+    pub attribute_name: String,
+    /// `HASH` (partition key) or `RANGE` (sort key).
+    pub key_type: String,
+    /// `S`, `N` or `B`.
+    pub attribute_type: String,
+}
+
+/// Provisioned read and write capacity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Throughput {
+    /// Read capacity units.
+    pub read_capacity_units: i64,
+    /// Write capacity units.
+    pub write_capacity_units: i64,
+}
+
+/// On-demand maximums (absent or -1 when unlimited).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct OnDemandThroughput {
+    /// Maximum read request units per second.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_read_request_units: Option<i64>,
+    /// Maximum write request units per second.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_write_request_units: Option<i64>,
+}
+
+/// Which attributes an index copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Projection {
+    /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    pub projection_type: String,
+    /// The attributes copied by an `INCLUDE` projection.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub non_key_attributes: Vec<String>,
+}
+
+/// A global or local secondary index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Index {
+    /// Index name.
+    pub index_name: String,
+    /// `(attribute, HASH|RANGE)` pairs.
+    pub key_schema: Vec<KeyElement>,
+    /// Projected attributes.
+    pub projection: Projection,
+    /// Provisioned capacity of a GSI on a provisioned table.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub provisioned_throughput: Option<Throughput>,
+    /// On-demand maximums of a GSI.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub on_demand_throughput: Option<OnDemandThroughput>,
+}
+
+/// One element of a key schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyElement {
+    /// Attribute name.
+    pub attribute_name: String,
+    /// `HASH` or `RANGE`.
+    pub key_type: String,
+}
+
+/// An attribute's declared scalar type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttributeDefinition {
+    /// Attribute name.
+    pub attribute_name: String,
+    /// `S`, `N` or `B`.
+    pub attribute_type: String,
+}
+
+/// Time to live settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TimeToLive {
+    /// `ENABLED`, `DISABLED`, `ENABLING` or `DISABLING`.
+    pub time_to_live_status: String,
+    /// The attribute holding the expiry time.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub attribute_name: Option<String>,
+}
+
+/// Stream settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamSpecification {
+    /// Whether a stream is on.
+    pub stream_enabled: bool,
+    /// What the stream carries.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stream_view_type: Option<String>,
+}
+
+/// Everything ddbx keeps about a table (`table.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TableSchema {
+    /// Table name.
+    pub table_name: String,
+    /// Table ARN.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub table_arn: Option<String>,
+    /// Table id.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub table_id: Option<String>,
+    /// Primary key.
+    pub key_schema: Vec<KeyElement>,
+    /// Types of the key attributes (table and indexes).
+    pub attribute_definitions: Vec<AttributeDefinition>,
+    /// `PROVISIONED` or `PAY_PER_REQUEST`.
+    pub billing_mode: String,
+    /// Provisioned capacity (provisioned tables).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub provisioned_throughput: Option<Throughput>,
+    /// On-demand maximums.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub on_demand_throughput: Option<OnDemandThroughput>,
+    /// Global secondary indexes.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub global_secondary_indexes: Vec<Index>,
+    /// Local secondary indexes.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub local_secondary_indexes: Vec<Index>,
+    /// Stream settings.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stream_specification: Option<StreamSpecification>,
+    /// Time to live.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub time_to_live: Option<TimeToLive>,
+    /// `STANDARD` or `STANDARD_INFREQUENT_ACCESS`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub table_class: Option<String>,
+    /// Whether deletion protection is on.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub deletion_protection_enabled: Option<bool>,
+    /// Approximate item count when described (updated by DynamoDB every ~6 hours).
+    #[serde(default)]
+    pub item_count: i64,
+    /// Approximate size in bytes when described.
+    #[serde(default)]
+    pub table_size_bytes: i64,
+}
+
+/// DynamoDB's default table quota, also what the EMR connector assumes for on-demand tables.
+pub const ON_DEMAND_DEFAULT_UNITS: f64 = 40_000.0;
+
+impl TableSchema {
+    /// Build from DescribeTable's answer (and DescribeTimeToLive's, when known).
+    pub fn from_description(
+        t: &ddb::TableDescription,
+        ttl: Option<&ddb::TimeToLiveDescription>,
+    ) -> Self {
+        let billing_mode = t
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_else(|| "PROVISIONED".to_string());
+        let on_demand = billing_mode == "PAY_PER_REQUEST";
+        Self {
+            table_name: t.table_name().unwrap_or_default().to_string(),
+            table_arn: t.table_arn().map(str::to_string),
+            table_id: t.table_id().map(str::to_string),
+            key_schema: t.key_schema().iter().map(key_element).collect(),
+            attribute_definitions: t
+                .attribute_definitions()
+                .iter()
+                .map(|a| AttributeDefinition {
+                    attribute_name: a.attribute_name().to_string(),
+                    attribute_type: a.attribute_type().as_str().to_string(),
+                })
+                .collect(),
+            provisioned_throughput: if on_demand {
+                None
+            } else {
+                t.provisioned_throughput().map(throughput)
+            },
+            on_demand_throughput: t.on_demand_throughput().map(on_demand_throughput),
+            billing_mode,
+            global_secondary_indexes: t
+                .global_secondary_indexes()
+                .iter()
+                .map(|g| Index {
+                    index_name: g.index_name().unwrap_or_default().to_string(),
+                    key_schema: g.key_schema().iter().map(key_element).collect(),
+                    projection: projection(g.projection()),
+                    provisioned_throughput: if on_demand {
+                        None
+                    } else {
+                        g.provisioned_throughput().map(throughput)
+                    },
+                    on_demand_throughput: g.on_demand_throughput().map(on_demand_throughput),
+                })
+                .collect(),
+            local_secondary_indexes: t
+                .local_secondary_indexes()
+                .iter()
+                .map(|l| Index {
+                    index_name: l.index_name().unwrap_or_default().to_string(),
+                    key_schema: l.key_schema().iter().map(key_element).collect(),
+                    projection: projection(l.projection()),
+                    provisioned_throughput: None,
+                    on_demand_throughput: None,
+                })
+                .collect(),
+            stream_specification: t.stream_specification().map(|s| StreamSpecification {
+                stream_enabled: s.stream_enabled(),
+                stream_view_type: s.stream_view_type().map(|v| v.as_str().to_string()),
+            }),
+            time_to_live: ttl.map(|d| TimeToLive {
+                time_to_live_status: d
+                    .time_to_live_status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "DISABLED".into()),
+                attribute_name: d.attribute_name().map(str::to_string),
+            }),
+            table_class: t
+                .table_class_summary()
+                .and_then(|c| c.table_class())
+                .map(|c| c.as_str().to_string()),
+            deletion_protection_enabled: t.deletion_protection_enabled(),
+            item_count: t.item_count().unwrap_or(0),
+            table_size_bytes: t.table_size_bytes().unwrap_or(0),
+        }
+    }
+
+    /// The table's key: partition key first, then the sort key if any, with their types.
+    pub fn key(&self) -> Vec<KeyAttribute> {
+        let mut keys: Vec<KeyAttribute> = self
+            .key_schema
+            .iter()
+            .map(|k| KeyAttribute {
+                attribute_name: k.attribute_name.clone(),
+                key_type: k.key_type.clone(),
+                attribute_type: self
+                    .attribute_definitions
+                    .iter()
+                    .find(|a| a.attribute_name == k.attribute_name)
+                    .map(|a| a.attribute_type.clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        keys.sort_by_key(|k| k.key_type != "HASH");
+        keys
+    }
+
+    /// Whether the table is billed per request.
+    pub fn is_on_demand(&self) -> bool {
+        self.billing_mode == "PAY_PER_REQUEST"
+    }
+
+    /// The read units per second that `ratio` of this table's capacity is.
+    ///
+    /// Provisioned: ratio × RCU. On demand: ratio × MaxReadRequestUnits when set, else
+    /// ratio × 40,000 (DynamoDB's default quota, as the EMR connector assumes).
+    pub fn read_units(&self, ratio: f64) -> f64 {
+        ratio * self.capacity(|t| t.read_capacity_units, |o| o.max_read_request_units)
+    }
+
+    /// The write units per second that `ratio` of this table's capacity is.
+    pub fn write_units(&self, ratio: f64) -> f64 {
+        ratio * self.capacity(|t| t.write_capacity_units, |o| o.max_write_request_units)
+    }
+
+    fn capacity(
+        &self,
+        provisioned: impl Fn(&Throughput) -> i64,
+        on_demand: impl Fn(&OnDemandThroughput) -> Option<i64>,
+    ) -> f64 {
+        if !self.is_on_demand() {
+            if let Some(units) = self.provisioned_throughput.as_ref().map(&provisioned) {
+                if units > 0 {
+                    return units as f64;
+                }
+            }
+        }
+        self.on_demand_throughput
+            .as_ref()
+            .and_then(on_demand)
+            .filter(|u| *u > 0)
+            .map(|u| u as f64)
+            .unwrap_or(ON_DEMAND_DEFAULT_UNITS)
+    }
+}
+
+fn key_element(k: &ddb::KeySchemaElement) -> KeyElement {
+    KeyElement {
+        attribute_name: k.attribute_name().to_string(),
+        key_type: k.key_type().as_str().to_string(),
+    }
+}
+
+fn throughput(p: &ddb::ProvisionedThroughputDescription) -> Throughput {
+    Throughput {
+        read_capacity_units: p.read_capacity_units().unwrap_or(0),
+        write_capacity_units: p.write_capacity_units().unwrap_or(0),
+    }
+}
+
+fn on_demand_throughput(o: &ddb::OnDemandThroughput) -> OnDemandThroughput {
+    OnDemandThroughput {
+        max_read_request_units: o.max_read_request_units(),
+        max_write_request_units: o.max_write_request_units(),
+    }
+}
+
+fn projection(p: Option<&ddb::Projection>) -> Projection {
+    Projection {
+        projection_type: p
+            .and_then(|p| p.projection_type())
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_else(|| "ALL".into()),
+        non_key_attributes: p
+            .map(|p| p.non_key_attributes().to_vec())
+            .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(billing: &str) -> TableSchema {
+        TableSchema {
+            table_name: "t".into(),
+            table_arn: None,
+            table_id: None,
+            key_schema: vec![
+                KeyElement {
+                    attribute_name: "sk".into(),
+                    key_type: "RANGE".into(),
+                },
+                KeyElement {
+                    attribute_name: "pk".into(),
+                    key_type: "HASH".into(),
+                },
+            ],
+            attribute_definitions: vec![
+                AttributeDefinition {
+                    attribute_name: "pk".into(),
+                    attribute_type: "S".into(),
+                },
+                AttributeDefinition {
+                    attribute_name: "sk".into(),
+                    attribute_type: "N".into(),
+                },
+            ],
+            billing_mode: billing.into(),
+            provisioned_throughput: Some(Throughput {
+                read_capacity_units: 200,
+                write_capacity_units: 50,
+            }),
+            on_demand_throughput: None,
+            global_secondary_indexes: vec![],
+            local_secondary_indexes: vec![],
+            stream_specification: None,
+            time_to_live: None,
+            table_class: None,
+            deletion_protection_enabled: None,
+            item_count: 0,
+            table_size_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn capacity_targets() {
+        let p = schema("PROVISIONED");
+        assert_eq!(p.read_units(0.5), 100.0);
+        assert_eq!(p.write_units(0.8), 40.0);
+        let mut o = schema("PAY_PER_REQUEST");
+        assert_eq!(o.read_units(0.5), 20_000.0);
+        o.on_demand_throughput = Some(OnDemandThroughput {
+            max_read_request_units: Some(1000),
+            max_write_request_units: Some(-1),
+        });
+        assert_eq!(o.read_units(0.5), 500.0);
+        assert_eq!(o.write_units(0.5), 20_000.0);
+    }
+
+    #[test]
+    fn key_puts_partition_key_first() {
+        let k = schema("PROVISIONED").key();
+        assert_eq!(k[0].attribute_name, "pk");
+        assert_eq!(k[0].attribute_type, "S");
+        assert_eq!(k[1].attribute_name, "sk");
+        assert_eq!(k[1].attribute_type, "N");
+    }
+}

@@ -1,0 +1,356 @@
+//! `ddbx verify`: prove that tables hold exactly what an export holds. Per table, the
+//! export's item count against a counting scan of the table, and with `deep`, every
+//! item's canonical digest against every item of the table (differing, missing, extra,
+//! with a few example keys).
+//!
+//! A deep verify keeps one small entry per exported item in memory (key digest, item
+//! digest, key text): about 100 bytes an item.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::aws::Aws;
+use crate::engine::local::{for_each_limited, LocalEngine, WorkerPool};
+use crate::export::segment::{scan_segment, PageSink, ScanJob};
+use crate::format::reader::ItemReader;
+use crate::format::source::{self, TableSource};
+use crate::item::canonical::{item_digest, key_digest};
+use crate::item::{dynamodb_json, Item};
+use crate::plan::{default_segments, DataFormat, TableFilter};
+use crate::progress::{Phase, RunProgress};
+use crate::rate::RateLimiter;
+use crate::store;
+use crate::table::KeyAttribute;
+use crate::{Error, Result};
+
+/// How many example keys a verdict shows per kind of difference.
+const EXAMPLES: usize = 5;
+
+/// What to verify.
+#[derive(Debug, Clone, Default)]
+pub struct VerifySettings {
+    /// The export (as for import).
+    pub from: String,
+    /// Only these source tables.
+    pub tables: Vec<String>,
+    /// Never these.
+    pub excludes: Vec<String>,
+    /// Source → target table.
+    pub table_map: Vec<(String, String)>,
+    /// The target of a single-table export.
+    pub target_table: Option<String>,
+    /// Force the export's format.
+    pub format: Option<DataFormat>,
+    /// Fraction of each table's read capacity for the scan.
+    pub read_ratio: f64,
+    /// Read units per second per table, overriding the ratio.
+    pub max_read_units: Option<f64>,
+    /// Compare every item, not only counts.
+    pub deep: bool,
+    /// Concurrency.
+    pub engine: LocalEngine,
+}
+
+/// The verdict for one table.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    /// The exported table.
+    pub source_table: String,
+    /// The table compared.
+    pub target_table: String,
+    /// Whether it matches.
+    pub matches: bool,
+    /// Items in the export.
+    pub export_items: u64,
+    /// Items in the table.
+    pub table_items: u64,
+    /// Digest of the export's items (deep).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export_digest: Option<String>,
+    /// Items present on both sides with different values (deep).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differing: Option<u64>,
+    /// Exported items missing from the table (deep).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<u64>,
+    /// Table items not in the export (deep).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra: Option<u64>,
+    /// A few keys of each kind, as DynamoDB JSON.
+    pub examples: Vec<String>,
+    /// Why the table could not be verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Verify every selected table of an export.
+pub async fn run(
+    aws: &Aws,
+    settings: &VerifySettings,
+    progress: &RunProgress,
+) -> Result<Vec<Verdict>> {
+    let root = store::open(&settings.from, Some(aws)).await?;
+    let src = source::open(root.clone(), settings.format).await?;
+    let filter = TableFilter::new(&settings.tables, &settings.excludes)?;
+    let mut work = Vec::new();
+    for (step, table) in src.tables {
+        let source_table = step
+            .as_ref()
+            .map(|s| s.source_table.clone())
+            .or_else(|| table.as_ref().ok().and_then(|t| t.table.clone()))
+            .or_else(|| settings.target_table.clone())
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: the export does not name its table; pass --target-table",
+                    root.url()
+                ))
+            })?;
+        if !filter.matches(&source_table) {
+            continue;
+        }
+        let target = settings
+            .table_map
+            .iter()
+            .find(|(s, _)| *s == source_table)
+            .map(|(_, d)| d.clone())
+            .or_else(|| settings.target_table.clone())
+            .or_else(|| step.as_ref().map(|s| s.target_table.clone()))
+            .unwrap_or_else(|| source_table.clone());
+        let key = step
+            .as_ref()
+            .map(|s| s.key_schema.clone())
+            .filter(|k| !k.is_empty());
+        work.push((source_table, target, key, table));
+    }
+    if work.is_empty() {
+        return Err(Error::Plan(format!("{}: no table to verify", root.url())));
+    }
+    let pool = WorkerPool::new(settings.engine.workers);
+    Ok(for_each_limited(
+        work,
+        settings.engine.parallel_tables,
+        |(source_table, target, key, table)| {
+            let pool = pool.clone();
+            async move {
+                let counters = progress.table(&target);
+                counters.set_phase(Phase::Running);
+                let result = match table {
+                    Ok(t) => {
+                        verify_table(aws, settings, &pool, &target, key, &t, counters.clone()).await
+                    }
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(mut v) => {
+                        counters.set_phase(if v.matches {
+                            Phase::Done
+                        } else {
+                            Phase::Failed
+                        });
+                        v.source_table = source_table;
+                        v
+                    }
+                    Err(e) => {
+                        counters.set_phase(Phase::Failed);
+                        Verdict {
+                            source_table,
+                            target_table: target,
+                            matches: false,
+                            export_items: 0,
+                            table_items: 0,
+                            export_digest: None,
+                            differing: None,
+                            missing: None,
+                            extra: None,
+                            examples: Vec::new(),
+                            error: Some(e.to_string()),
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .await)
+}
+
+/// Exported items by key digest: (item digest, key as text).
+type ExportIndex = HashMap<[u8; 16], ([u8; 16], String)>;
+
+struct Compare {
+    names: Vec<String>,
+    expected: Arc<Mutex<ExportIndex>>,
+    differing: Arc<Mutex<(u64, u64, Vec<String>)>>,
+}
+
+impl PageSink for Compare {
+    async fn page(&mut self, items: &[Item], _count: u64) -> Result<()> {
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        let mut expected = self.expected.lock().unwrap();
+        let mut diff = self.differing.lock().unwrap();
+        for item in items {
+            let kd = key_digest(item, &names);
+            match expected.remove(&kd) {
+                Some((d, key_text)) => {
+                    if d != item_digest(item) {
+                        diff.0 += 1;
+                        if diff.2.len() < EXAMPLES * 2 {
+                            diff.2.push(format!("differs: {key_text}"));
+                        }
+                    }
+                }
+                None => {
+                    diff.1 += 1;
+                    if diff.2.len() < EXAMPLES * 3 {
+                        diff.2.push(format!("extra: {}", key_text(item, &names)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Count;
+
+impl PageSink for Count {
+    async fn page(&mut self, _items: &[Item], _count: u64) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn key_text(item: &Item, names: &[&str]) -> String {
+    let key: Item = names
+        .iter()
+        .filter_map(|n| item.get(*n).map(|v| (n.to_string(), v.clone())))
+        .collect();
+    let mut out = Vec::new();
+    dynamodb_json::encode_line(&key, &mut out);
+    String::from_utf8_lossy(&out).trim().to_string()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn verify_table(
+    aws: &Aws,
+    settings: &VerifySettings,
+    pool: &WorkerPool,
+    target: &str,
+    key: Option<Vec<KeyAttribute>>,
+    src: &TableSource,
+    counters: Arc<crate::progress::TableProgress>,
+) -> Result<Verdict> {
+    let described = aws.describe_table(target).await?;
+    let key = key
+        .or_else(|| src.schema.as_ref().map(|s| s.key()))
+        .unwrap_or_else(|| described.key());
+    let names: Vec<String> = key.iter().map(|k| k.attribute_name.clone()).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+
+    // The export's side: counts (and digests, when deep), reading every file.
+    let mut index = ExportIndex::new();
+    let mut export_items = 0u64;
+    let mut digest = crate::item::canonical::SetDigest::default();
+    let needs_reading = settings.deep || src.expected_items.is_none();
+    if needs_reading {
+        for f in &src.files {
+            let mut r = ItemReader::open(&src.dir, f, src.format).await?;
+            while let Some((line, item)) = r.next().await? {
+                export_items += 1;
+                if settings.deep {
+                    let d = item_digest(&item);
+                    digest.add(d);
+                    let kd = key_digest(&item, &name_refs);
+                    if index.insert(kd, (d, key_text(&item, &name_refs))).is_some() {
+                        return Err(Error::Item {
+                            file: r.url().to_string(),
+                            line,
+                            source: crate::item::ItemError::Shape(
+                                "the same key appears twice in the export".into(),
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    } else {
+        export_items = src.expected_items.unwrap_or(0);
+    }
+    counters
+        .expected_items
+        .store(export_items, Ordering::Relaxed);
+
+    // The table's side: a parallel scan at the chosen read rate.
+    let units = settings
+        .max_read_units
+        .unwrap_or_else(|| described.read_units(settings.read_ratio));
+    let segments = default_segments(described.table_size_bytes, units)
+        .max(settings.engine.workers.min(4) as u32);
+    let job = Arc::new(ScanJob {
+        aws: aws.clone(),
+        table: target.to_string(),
+        limiter: RateLimiter::new(units, aws.clock.clone()),
+        segments,
+        concurrency: settings.engine.workers.max(1) as u32,
+        count_only: !settings.deep,
+        progress: counters.clone(),
+        cancelled: AtomicBool::new(false),
+    });
+    let expected = Arc::new(Mutex::new(index));
+    let differing = Arc::new(Mutex::new((0u64, 0u64, Vec::new())));
+    let handles: Vec<_> = (0..segments)
+        .map(|segment| {
+            let job = job.clone();
+            let mut sink = Compare {
+                names: names.clone(),
+                expected: expected.clone(),
+                differing: differing.clone(),
+            };
+            let deep = settings.deep;
+            pool.spawn(async move {
+                if deep {
+                    scan_segment(&job, segment, &mut sink).await
+                } else {
+                    scan_segment(&job, segment, &mut Count).await
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await
+            .map_err(|e| Error::Invalid(format!("a scan task died: {e}")))??;
+    }
+    let table_items = counters.items.load(Ordering::Relaxed);
+    let mut v = Verdict {
+        source_table: String::new(),
+        target_table: target.to_string(),
+        matches: export_items == table_items,
+        export_items,
+        table_items,
+        export_digest: None,
+        differing: None,
+        missing: None,
+        extra: None,
+        examples: Vec::new(),
+        error: None,
+    };
+    if settings.deep {
+        let missing = expected.lock().unwrap();
+        let (diff, extra, mut examples) = differing.lock().unwrap().clone();
+        examples.extend(
+            missing
+                .values()
+                .take(EXAMPLES)
+                .map(|(_, k)| format!("missing: {k}")),
+        );
+        v.export_digest = Some(digest.to_hex());
+        v.differing = Some(diff);
+        v.missing = Some(missing.len() as u64);
+        v.extra = Some(extra);
+        v.matches = v.matches && diff == 0 && extra == 0 && missing.is_empty();
+        v.examples = examples;
+    }
+    Ok(v)
+}

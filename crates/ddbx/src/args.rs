@@ -1,0 +1,221 @@
+//! Command-line flags: plain typed values, turned into the library's settings by each
+//! command's module.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Back up and restore fleets of DynamoDB tables to S3 or a local folder.
+#[derive(Debug, Parser)]
+#[command(name = "ddbx", version, about, long_about = None)]
+pub struct Cli {
+    /// Settings for every command.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// AWS profile (default: the standard chain: environment, config files, SSO, instance role).
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// AWS region of the tables.
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// DynamoDB-compatible endpoint (a local emulator, ScyllaDB Alternator).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// S3-compatible endpoint for s3:// locations.
+    #[arg(long, global = true, value_name = "URL")]
+    pub s3_endpoint_url: Option<String>,
+    /// Final summary as text or JSON (on stdout).
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// More logging (RUST_LOG overrides).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    /// Never draw progress bars, even on a terminal.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+/// How the final summary is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Human-readable.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Export every selected table of an app to a dated run folder.
+    Export(ExportArgs),
+    /// Put an export back into tables (existing, or created from table.json).
+    Import(ImportArgs),
+    /// Check that tables hold exactly what an export holds.
+    Verify(VerifyArgs),
+}
+
+/// Formats an import or verify can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceFormatArg {
+    /// AWS "Export to S3" DynamoDB JSON.
+    DynamodbJson,
+    /// The emr-dynamodb-connector layout.
+    Emr,
+    /// Old AWS Data Pipeline exports (no manifest).
+    DataPipeline,
+}
+
+/// Which tables of an export, and where they go (import and verify).
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The export: a ddbx run root, one table's folder, an AWSDynamoDB/<id> folder, a connector export (folder or s3://).
+    #[arg(long, value_name = "LOCATION")]
+    pub from: String,
+    /// Only these source tables (prefix or glob). Repeatable.
+    #[arg(long = "tables", value_name = "PREFIX_OR_GLOB")]
+    pub tables: Vec<String>,
+    /// Never these source tables. Repeatable.
+    #[arg(long = "exclude", value_name = "NAME")]
+    pub excludes: Vec<String>,
+    /// Write source table SRC into table DST. Repeatable.
+    #[arg(long = "table-map", value_name = "SRC=DST")]
+    pub table_map: Vec<String>,
+    /// The target table of a single table's export.
+    #[arg(long)]
+    pub target_table: Option<String>,
+    /// The export's format (default: detected).
+    #[arg(long, value_enum)]
+    pub format: Option<SourceFormatArg>,
+    /// Tables worked on at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel_tables: usize,
+    /// Workers per table (writers for import; shared scan workers for verify).
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+}
+
+/// `ddbx import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The export and the tables.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Fraction of each target's write capacity (default: the restore plan's, else 0.8).
+    #[arg(long)]
+    pub write_ratio: Option<f64>,
+    /// Write units per second per table, overriding ratios.
+    #[arg(long, value_name = "UNITS")]
+    pub max_write_units: Option<f64>,
+    /// Create missing tables from the export's table.json (keys, indexes, billing, TTL).
+    #[arg(long)]
+    pub create_missing: bool,
+    /// Continue an import that was killed or failed, from its checkpoints.
+    #[arg(long)]
+    pub resume: bool,
+    /// Say what would be written where and at what rate; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Skip reading every file once before writing (faster; a bad line then fails a table mid-way).
+    #[arg(long)]
+    pub no_validate_first: bool,
+}
+
+/// `ddbx verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The export and the tables.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Compare every item (order-independent digests), not only counts.
+    #[arg(long)]
+    pub deep: bool,
+    /// Fraction of each table's read capacity for the scan.
+    #[arg(long, default_value_t = 0.5)]
+    pub read_ratio: f64,
+    /// Read units per second per table, overriding --read-ratio.
+    #[arg(long, value_name = "UNITS")]
+    pub max_read_units: Option<f64>,
+}
+
+/// Data formats on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// AWS "Export to S3" DynamoDB JSON (AWSDynamoDB/<id>/ with manifests).
+    DynamodbJson,
+    /// The emr-dynamodb-connector layout (manifest v3), as the seed's EMR steps wrote.
+    Emr,
+}
+
+/// Compression on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    /// gzip.
+    Gzip,
+    /// zstd.
+    Zstd,
+    /// none.
+    None,
+}
+
+/// `ddbx export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A friendly name for the set of tables (a folder of the layout; one run per app at a time).
+    #[arg(long)]
+    pub app: String,
+    /// Tables to export: a plain value is a prefix (MYAPP_PROD selects MYAPP_PROD*), one with * or ? is a glob. Repeatable.
+    #[arg(long = "tables", value_name = "PREFIX_OR_GLOB", required = true)]
+    pub tables: Vec<String>,
+    /// A table never to export (name or glob). Repeatable. <to>/excludes is also honoured.
+    #[arg(long = "exclude", value_name = "NAME")]
+    pub excludes: Vec<String>,
+    /// Another excludes file, one table name a line (path or URL).
+    #[arg(long, value_name = "PATH_OR_URL")]
+    pub exclude_file: Option<String>,
+    /// Base location: a folder, file:// URL or s3://bucket/prefix.
+    #[arg(long, value_name = "LOCATION")]
+    pub to: String,
+    /// Fraction of each table's read capacity to use (on-demand: of MaxReadRequestUnits, else 40,000).
+    #[arg(long, default_value_t = 0.5)]
+    pub read_ratio: f64,
+    /// Read units per second per table, overriding --read-ratio.
+    #[arg(long, value_name = "UNITS")]
+    pub max_read_units: Option<f64>,
+    /// Scan segments per table (default: from the table's size and target rate).
+    #[arg(long)]
+    pub segments: Option<u32>,
+    /// Tables exported at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel_tables: usize,
+    /// Scan workers shared by all tables.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// Data format.
+    #[arg(long, value_enum, default_value_t = FormatArg::DynamodbJson)]
+    pub format: FormatArg,
+    /// Compression of data files.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    /// Items per data file at most (default: 1,000,000; 100,000 for --format emr, as the connector).
+    #[arg(long)]
+    pub file_items: Option<u64>,
+    /// Uncompressed bytes per data file at most.
+    #[arg(long, default_value_t = 1024 * 1024 * 1024)]
+    pub file_bytes: u64,
+    /// Print the plan and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Take over the app's lock if its owner stopped refreshing it long ago.
+    #[arg(long)]
+    pub break_stale_lock: bool,
+    /// Minutes without refresh after which a lock is stale.
+    #[arg(long, default_value_t = 15)]
+    pub stale_lock_minutes: u64,
+}

@@ -1,0 +1,106 @@
+//! `ddbx export`: flags to settings, run, summary, exit code.
+
+use std::time::Duration;
+
+use ddbx_core::aws::{Aws, AwsSettings};
+use ddbx_core::engine::local::LocalEngine;
+use ddbx_core::export::{self, ExportSettings};
+use ddbx_core::format::writer::RollLimits;
+use ddbx_core::plan::{Compression, DataFormat};
+use ddbx_core::progress::RunProgress;
+use ddbx_core::run::lock::LockSettings;
+
+use crate::args::{CompressionArg, ExportArgs, FormatArg, Global};
+use crate::{code_for, exit, output, progress};
+
+/// Load the run's one AWS configuration from the global flags.
+pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
+    Aws::load(
+        AwsSettings {
+            profile: g.profile.clone(),
+            region: g.region.clone(),
+            endpoint_url: g.endpoint_url.clone(),
+            s3_endpoint_url: g.s3_endpoint_url.clone(),
+        },
+        ddbx_core::clock::system(),
+    )
+    .await
+}
+
+fn settings(a: &ExportArgs) -> ExportSettings {
+    let format = match a.format {
+        FormatArg::DynamodbJson => DataFormat::DynamodbJson,
+        FormatArg::Emr => DataFormat::Emr,
+    };
+    let default_items = if format == DataFormat::Emr {
+        100_000
+    } else {
+        1_000_000
+    };
+    ExportSettings {
+        app: a.app.clone(),
+        tables: a.tables.clone(),
+        excludes: a.excludes.clone(),
+        exclude_file: a.exclude_file.clone(),
+        to: a.to.clone(),
+        read_ratio: a.read_ratio,
+        max_read_units: a.max_read_units,
+        segments: a.segments,
+        format,
+        compression: match a.compression {
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Zstd => Compression::Zstd,
+            CompressionArg::None => Compression::None,
+        },
+        roll: RollLimits {
+            max_items: a.file_items.unwrap_or(default_items).max(1),
+            max_bytes: a.file_bytes.max(1),
+            ..RollLimits::default()
+        },
+        engine: LocalEngine {
+            parallel_tables: a.parallel_tables.max(1),
+            workers: a.workers.max(1),
+        },
+        dry_run: a.dry_run,
+        lock: LockSettings {
+            break_stale: a.break_stale_lock,
+            stale_after: Duration::from_secs(a.stale_lock_minutes * 60),
+            ..LockSettings::default()
+        },
+    }
+}
+
+/// Run `ddbx export` and return the exit code.
+pub async fn run(g: &Global, a: ExportArgs) -> u8 {
+    let aws = match load_aws(g).await {
+        Ok(aws) => aws,
+        Err(e) => return output::fail(&e),
+    };
+    let settings = settings(&a);
+    let runs = RunProgress::default();
+    let renderer = progress::start(runs.clone(), !g.no_progress, "read");
+    let result = export::run(&aws, &settings, &runs).await;
+    renderer.stop().await;
+    match result {
+        Ok(report) => {
+            if settings.dry_run {
+                output::plan(g.output, &report.plan, &report.summary);
+                return if report.summary.succeeded() {
+                    exit::OK
+                } else {
+                    exit::TABLES_FAILED
+                };
+            }
+            output::summary(g.output, &report.summary);
+            if report.summary.succeeded() {
+                exit::OK
+            } else {
+                exit::TABLES_FAILED
+            }
+        }
+        Err(e) => {
+            let code = code_for(&e);
+            output::fail(&e).max(code)
+        }
+    }
+}

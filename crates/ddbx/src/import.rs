@@ -1,0 +1,128 @@
+//! `ddbx import` and `ddbx verify`: flags to settings, run, summary, exit code.
+
+use ddbx_core::engine::local::LocalEngine;
+use ddbx_core::import::{self, ImportSettings};
+use ddbx_core::plan::DataFormat;
+use ddbx_core::progress::RunProgress;
+use ddbx_core::verify::{self, VerifySettings};
+
+use crate::args::{Global, ImportArgs, SourceArgs, SourceFormatArg, VerifyArgs};
+use crate::export::load_aws;
+use crate::{code_for, exit, output, progress};
+
+fn table_map(s: &SourceArgs) -> Result<Vec<(String, String)>, ddbx_core::Error> {
+    s.table_map
+        .iter()
+        .map(|m| {
+            m.split_once('=')
+                .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                .ok_or_else(|| ddbx_core::Error::Invalid(format!("--table-map {m:?}: use SRC=DST")))
+        })
+        .collect()
+}
+
+fn format(s: &SourceArgs) -> Option<DataFormat> {
+    s.format.map(|f| match f {
+        SourceFormatArg::DynamodbJson => DataFormat::DynamodbJson,
+        SourceFormatArg::Emr => DataFormat::Emr,
+        SourceFormatArg::DataPipeline => DataFormat::DataPipeline,
+    })
+}
+
+fn engine(s: &SourceArgs) -> LocalEngine {
+    LocalEngine {
+        parallel_tables: s.parallel_tables.max(1),
+        workers: s.workers.max(1),
+    }
+}
+
+/// Run `ddbx import` and return the exit code.
+pub async fn run(g: &Global, a: ImportArgs) -> u8 {
+    let map = match table_map(&a.source) {
+        Ok(m) => m,
+        Err(e) => return output::fail(&e),
+    };
+    let aws = match load_aws(g).await {
+        Ok(aws) => aws,
+        Err(e) => return output::fail(&e),
+    };
+    let settings = ImportSettings {
+        from: a.source.from.clone(),
+        tables: a.source.tables.clone(),
+        excludes: a.source.excludes.clone(),
+        table_map: map,
+        target_table: a.source.target_table.clone(),
+        format: format(&a.source),
+        write_ratio: a.write_ratio,
+        max_write_units: a.max_write_units,
+        create_missing: a.create_missing,
+        engine: engine(&a.source),
+        dry_run: a.dry_run,
+        resume: a.resume,
+        no_validate_first: a.no_validate_first,
+    };
+    let runs = RunProgress::default();
+    let renderer = progress::start(runs.clone(), !g.no_progress, "write");
+    let result = import::run(&aws, &settings, &runs).await;
+    renderer.stop().await;
+    match result {
+        Ok(report) => {
+            if settings.dry_run {
+                output::import_plan(g.output, &report.steps);
+                return exit::OK;
+            }
+            output::summary(g.output, &report.summary);
+            if report.summary.succeeded() {
+                exit::OK
+            } else {
+                exit::TABLES_FAILED
+            }
+        }
+        Err(e) => output::fail(&e).max(code_for(&e)),
+    }
+}
+
+/// Run `ddbx verify` and return the exit code.
+pub async fn verify(g: &Global, a: VerifyArgs) -> u8 {
+    let map = match table_map(&a.source) {
+        Ok(m) => m,
+        Err(e) => return output::fail(&e),
+    };
+    if !(a.read_ratio > 0.0 && a.read_ratio <= 1.5) {
+        return output::fail(&ddbx_core::Error::Invalid(format!(
+            "--read-ratio {} is out of range (0 < ratio <= 1.5)",
+            a.read_ratio
+        )));
+    }
+    let aws = match load_aws(g).await {
+        Ok(aws) => aws,
+        Err(e) => return output::fail(&e),
+    };
+    let settings = VerifySettings {
+        from: a.source.from.clone(),
+        tables: a.source.tables.clone(),
+        excludes: a.source.excludes.clone(),
+        table_map: map,
+        target_table: a.source.target_table.clone(),
+        format: format(&a.source),
+        read_ratio: a.read_ratio,
+        max_read_units: a.max_read_units,
+        deep: a.deep,
+        engine: engine(&a.source),
+    };
+    let runs = RunProgress::default();
+    let renderer = progress::start(runs.clone(), !g.no_progress, "read");
+    let result = verify::run(&aws, &settings, &runs).await;
+    renderer.stop().await;
+    match result {
+        Ok(verdicts) => {
+            output::verdicts(g.output, &verdicts);
+            if verdicts.iter().all(|v| v.matches) {
+                exit::OK
+            } else {
+                exit::TABLES_FAILED
+            }
+        }
+        Err(e) => output::fail(&e).max(code_for(&e)),
+    }
+}

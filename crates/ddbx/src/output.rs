@@ -1,0 +1,166 @@
+//! The final word of a command on stdout: text for people, JSON for scripts.
+
+use ddbx_core::export::{RunSummary, TableStatus};
+use ddbx_core::plan::ExportPlan;
+
+use crate::args::Output;
+use crate::code_for;
+
+/// Report an error that ended the command; returns its exit code.
+pub fn fail(e: &ddbx_core::Error) -> u8 {
+    eprintln!("ddbx: error: {e}");
+    code_for(e)
+}
+
+fn units(n: f64) -> String {
+    if n >= 100.0 {
+        format!("{n:.0}")
+    } else {
+        format!("{n:.1}")
+    }
+}
+
+/// Print a run's summary.
+pub fn summary(out: Output, s: &RunSummary) {
+    if out == Output::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(s).expect("summaries serialize")
+        );
+        return;
+    }
+    println!(
+        "{} {}: {} ({} tables, {} failed)",
+        s.job, s.run_root, s.status, s.tables, s.tables_failed
+    );
+    println!(
+        "{:<40} {:>10} {:>12} {:>12} {:>8} {:>9}",
+        "TABLE", "STATUS", "ITEMS", "BYTES", "UNITS", "SECONDS"
+    );
+    for t in &s.table_reports {
+        let status = match t.status {
+            TableStatus::Succeeded => "ok",
+            TableStatus::Failed => "FAILED",
+            TableStatus::Planned => "planned",
+        };
+        println!(
+            "{:<40} {:>10} {:>12} {:>12} {:>8} {:>9.1}",
+            t.table,
+            status,
+            t.items,
+            t.bytes,
+            units(t.read_units),
+            t.seconds
+        );
+    }
+    for e in &s.errors {
+        println!("error: {e}");
+    }
+}
+
+/// Print an export plan (dry run).
+pub fn plan(out: Output, p: &ExportPlan, s: &RunSummary) {
+    if out == Output::Json {
+        let v = serde_json::json!({ "plan": p, "summary": s });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("plans serialize")
+        );
+        return;
+    }
+    println!("dry run: nothing is written");
+    println!("run root:    {}", p.run_root);
+    println!(
+        "format:      {} ({})",
+        p.format.name(),
+        p.compression.name()
+    );
+    println!("read ratio:  {}", p.read_ratio);
+    println!(
+        "{:<36} {:<26} {:<16} {:>6} {:>12} {:>10} {:>10} {:>5}",
+        "TABLE", "KEY", "BILLING", "RCU", "SIZE", "ITEMS~", "TARGET/s", "SEGS"
+    );
+    for t in &p.tables {
+        let key = t
+            .key_schema
+            .iter()
+            .map(|k| format!("{}:{}", k.attribute_name, k.attribute_type))
+            .collect::<Vec<_>>()
+            .join(",");
+        println!(
+            "{:<36} {:<26} {:<16} {:>6} {:>12} {:>10} {:>10} {:>5}",
+            t.table,
+            key,
+            t.billing_mode,
+            t.read_capacity_units
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "-".into()),
+            t.size_bytes,
+            t.item_count_estimate,
+            units(t.target_read_units),
+            t.segments
+        );
+        println!("    -> {}", t.destination);
+    }
+    for e in &s.errors {
+        println!("error: {e}");
+    }
+}
+
+/// Print what an import would do (dry run).
+pub fn import_plan(out: Output, steps: &[ddbx_core::import::ImportStep]) {
+    if out == Output::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(steps).expect("steps serialize")
+        );
+        return;
+    }
+    println!("dry run: nothing is written");
+    for s in steps {
+        println!(
+            "{} -> {}: {} files ({}), {} items, write ratio {}, {} write units/s; target: {}",
+            s.source_table,
+            s.target_table,
+            s.files,
+            s.format.name(),
+            s.expected_items
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into()),
+            s.write_ratio,
+            s.target_write_units
+                .map(units)
+                .unwrap_or_else(|| "?".into()),
+            s.target_state
+        );
+        println!("    from {}", s.source);
+    }
+}
+
+/// Print verify's verdicts.
+pub fn verdicts(out: Output, vs: &[ddbx_core::verify::Verdict]) {
+    if out == Output::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(vs).expect("verdicts serialize")
+        );
+        return;
+    }
+    for v in vs {
+        let word = if v.matches { "MATCH" } else { "MISMATCH" };
+        print!(
+            "{word} {} -> {}: export {} items, table {} items",
+            v.source_table, v.target_table, v.export_items, v.table_items
+        );
+        if let (Some(d), Some(m), Some(x)) = (v.differing, v.missing, v.extra) {
+            print!(", {d} differing, {m} missing, {x} extra");
+        }
+        println!();
+        if let Some(e) = &v.error {
+            println!("    error: {e}");
+        }
+        for ex in &v.examples {
+            println!("    {ex}");
+        }
+    }
+}

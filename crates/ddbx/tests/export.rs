@@ -1,0 +1,689 @@
+//! `ddbx export` end to end.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use base64::Engine as _;
+use ddbx_core::item::{self, canonical::item_digest};
+use md5::{Digest, Md5};
+
+use crate::support::{gz_lines, items, read_json, run_dir, TestEnv};
+
+fn digests(items: &[item::Item]) -> Vec<[u8; 16]> {
+    let mut d: Vec<_> = items.iter().map(item_digest).collect();
+    d.sort();
+    d
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Check a native export folder against FORMATS.md §1 and return its items.
+fn read_native_table(out: &Path, table_dir: &Path) -> Vec<item::Item> {
+    let aws = table_dir.join("AWSDynamoDB");
+    let ids: Vec<_> = std::fs::read_dir(&aws)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(ids.len(), 1, "one export id folder");
+    let id_dir = &ids[0];
+    let id = id_dir.file_name().unwrap().to_str().unwrap();
+    let (ms, hex8) = id.split_once('-').unwrap();
+    assert_eq!(ms.len(), 14, "export id {id}");
+    assert_eq!(hex8.len(), 8, "export id {id}");
+    assert_eq!(std::fs::read(id_dir.join("_started")).unwrap().len(), 0);
+
+    let files_manifest = std::fs::read(id_dir.join("manifest-files.json")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(id_dir.join("manifest-files.checksum")).unwrap(),
+        hex::encode(Md5::digest(&files_manifest))
+    );
+    let summary_bytes = std::fs::read(id_dir.join("manifest-summary.json")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(id_dir.join("manifest-summary.checksum")).unwrap(),
+        hex::encode(Md5::digest(&summary_bytes))
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&summary_bytes).unwrap();
+    let keys: Vec<&str> = summary
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "version",
+            "exportArn",
+            "startTime",
+            "endTime",
+            "tableArn",
+            "tableId",
+            "exportTime",
+            "s3Bucket",
+            "s3Prefix",
+            "s3SseAlgorithm",
+            "s3SseKmsKeyId",
+            "manifestFilesS3Key",
+            "billedSizeBytes",
+            "itemCount",
+            "outputFormat"
+        ]
+    );
+    assert_eq!(summary["version"], "2020-06-30");
+    assert_eq!(summary["outputFormat"], "DYNAMODB_JSON");
+
+    let mut all = Vec::new();
+    let mut listed = HashSet::new();
+    for line in String::from_utf8(files_manifest).unwrap().lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = entry["dataFileS3Key"].as_str().unwrap();
+        assert!(
+            key.contains(&format!("AWSDynamoDB/{id}/data/")) && key.ends_with(".json.gz"),
+            "{key}"
+        );
+        let path = out.join(key);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            entry["md5Checksum"].as_str().unwrap(),
+            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&bytes)),
+            "md5 of {key}"
+        );
+        let lines = gz_lines(&path);
+        assert_eq!(entry["itemCount"].as_u64().unwrap(), lines.len() as u64);
+        for l in lines {
+            // Any JSON tool reads it: {"Item":{...}} with upper-case type keys.
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            assert!(v["Item"].is_object(), "{l}");
+            all.push(item::dynamodb_json::decode_line(l.as_bytes()).unwrap());
+        }
+        listed.insert(path);
+    }
+    let on_disk: HashSet<_> = files_under(&id_dir.join("data")).into_iter().collect();
+    assert_eq!(
+        on_disk, listed,
+        "every data file is in the manifest and nothing else is there"
+    );
+    assert_eq!(summary["itemCount"].as_u64().unwrap(), all.len() as u64);
+    all
+}
+
+#[tokio::test]
+async fn export_writes_the_native_layout_flags_and_plans() {
+    let env = TestEnv::new("native").await;
+    let (a, b, c) = (env.table("orders"), env.table("users"), env.table("empty"));
+    env.create_table(&a, true, Some((200, 50))).await;
+    env.create_table(&b, false, None).await;
+    env.create_table(&c, false, Some((5, 5))).await;
+    let items_a: Vec<_> = (0..300).map(|i| items::mixed(i, true)).collect();
+    let mut items_b: Vec<_> = (0..50).map(|i| items::mixed(i, false)).collect();
+    items_b.push(items::sized(9999, 399 * 1024)); // near DynamoDB's 400 KB limit
+    env.put_items(&a, &items_a).await;
+    env.put_items(&b, &items_b).await;
+
+    let out = env.out();
+    let app = format!("{}app", env.prefix);
+    let o = env.run(&[
+        "export",
+        "--app",
+        &app,
+        "--tables",
+        &env.prefix,
+        "--to",
+        out.to_str().unwrap(),
+        "--read-ratio",
+        "0.5",
+        "--segments",
+        "3",
+        "--file-items",
+        "100",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+
+    let run = run_dir(&out, &app);
+    // Flags: RUNNING removed, SUCCESS written with a summary.
+    assert!(!run.join("BACKUP_RUNNING").exists());
+    assert!(!run.join("BACKUP_COMPLETE_FAILED").exists());
+    let flag = read_json(&run.join("BACKUP_COMPLETE_SUCCESS"));
+    assert_eq!(flag["tables"], 3);
+    assert_eq!(flag["tablesFailed"], 0);
+    assert_eq!(flag["items"], 351);
+    assert!(
+        !out.join("us-east-1").join(&app).join("_LOCK").exists(),
+        "lock released"
+    );
+
+    // Plans.
+    let plan = read_json(&run.join("export-plan.json"));
+    let planned: BTreeMap<String, serde_json::Value> = plan["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["table"].as_str().unwrap().to_string(), t.clone()))
+        .collect();
+    assert_eq!(planned[&a]["targetReadUnits"], 100.0, "0.5 x 200 RCU");
+    assert_eq!(
+        planned[&b]["targetReadUnits"], 20000.0,
+        "0.5 x 40,000 on demand"
+    );
+    assert_eq!(planned[&b]["billingMode"], "PAY_PER_REQUEST");
+    let restore = read_json(&run.join("restore-plan.json"));
+    let steps = restore["tables"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    for s in steps {
+        assert_eq!(s["writeRatio"], 0.8);
+        assert_eq!(s["sourceTable"], s["targetTable"]);
+        assert_eq!(s["format"], "dynamodb-json");
+    }
+
+    // Tables: table.json and the native layout, items exactly as written.
+    for (name, expected) in [(&a, &items_a), (&b, &items_b), (&c, &Vec::new())] {
+        let dir = run.join(name);
+        let schema = read_json(&dir.join("table.json"));
+        assert_eq!(schema["TableName"], name.as_str());
+        assert_eq!(schema["KeySchema"][0]["AttributeName"], "pk");
+        let got = read_native_table(&out, &dir);
+        assert_eq!(digests(&got), digests(expected), "items of {name}");
+    }
+    // Three segments each leave at least one file, even for the empty table.
+    let empty_files = files_under(&run.join(&c).join("AWSDynamoDB"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/data/"))
+        .count();
+    assert_eq!(empty_files, 3);
+}
+
+#[tokio::test]
+async fn export_emr_format_writes_the_connector_layout() {
+    let env = TestEnv::new("emr").await;
+    let t = env.table("things");
+    env.create_table(&t, true, Some((100, 100))).await;
+    let written: Vec<_> = (0..250).map(|i| items::mixed(i, true)).collect();
+    env.put_items(&t, &written).await;
+    let out = env.out();
+    let app = format!("{}app", env.prefix);
+    let o = env.run(&[
+        "export",
+        "--app",
+        &app,
+        "--tables",
+        &t,
+        "--to",
+        out.to_str().unwrap(),
+        "--format",
+        "emr",
+        "--file-items",
+        "100",
+        "--segments",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let dir = run_dir(&out, &app).join(&t);
+    let manifest = std::fs::read_to_string(dir.join("manifest")).unwrap();
+    assert!(
+        manifest.starts_with("{\"name\":\"DynamoDB-export\",\"version\":3,\n\"entries\": [\n"),
+        "{manifest}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let entries = v["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "250 items at 100 a file");
+    let mut got = Vec::new();
+    for e in entries {
+        assert_eq!(e["mandatory"], true);
+        let url = e["url"].as_str().unwrap();
+        let path = url.strip_prefix("file://").expect("absolute URL");
+        let name = Path::new(path).file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.ends_with(".gz") && uuid_like(name.trim_end_matches(".gz")),
+            "{name}"
+        );
+        assert_eq!(
+            Path::new(path).parent().unwrap(),
+            dir.canonicalize().unwrap()
+        );
+        for l in gz_lines(Path::new(path)) {
+            assert!(
+                l.contains("{\"s\":") && !l.contains("\"Item\""),
+                "connector keys: {l}"
+            );
+            got.push(item::connector::decode_line(l.as_bytes()).unwrap());
+        }
+    }
+    assert_eq!(digests(&got), digests(&written));
+    let restore = read_json(&run_dir(&out, &app).join("restore-plan.json"));
+    assert_eq!(restore["tables"][0]["format"], "emr");
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
+}
+
+#[tokio::test]
+async fn filters_excludes_and_dry_run() {
+    let env = TestEnv::new("filter").await;
+    for t in [
+        "PROD_a",
+        "PROD_b",
+        "PROD_tmp",
+        "PRODUCTS",
+        "DEV_a",
+        "PROD_skip",
+    ] {
+        env.create_table(&env.table(t), false, Some((5, 5))).await;
+    }
+    let out = env.out();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("excludes"),
+        format!("{}\n# comment\n", env.table("PROD_skip")),
+    )
+    .unwrap();
+    let extra = env.dir.path().join("more-excludes");
+    std::fs::write(&extra, env.table("PRODUCTS")).unwrap();
+    let app = format!("{}app", env.prefix);
+    let o = env.run(&[
+        "export",
+        "--app",
+        &app,
+        "--tables",
+        &env.table("PROD"),
+        "--tables",
+        &format!("{}DEV_?", env.prefix),
+        "--exclude",
+        &env.table("PROD_tmp"),
+        "--exclude-file",
+        extra.to_str().unwrap(),
+        "--to",
+        out.to_str().unwrap(),
+        "--dry-run",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["plan"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["table"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [env.table("DEV_a"), env.table("PROD_a"), env.table("PROD_b")]
+    );
+    assert_eq!(
+        v["plan"]["tables"][0]["keySchema"][0]["attributeName"],
+        "pk"
+    );
+    // A dry run writes nothing: only the excludes file is there.
+    let entries: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, ["excludes"]);
+
+    // Nothing selected: exit 3, with a message.
+    let o = env.run(&[
+        "export",
+        "--app",
+        &app,
+        "--tables",
+        &env.table("NOPE"),
+        "--to",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no table"));
+
+    // A binary excludes file is refused, naming it.
+    std::fs::write(&extra, [0u8, 159, 146, 150]).unwrap();
+    let o = env.run(&[
+        "export",
+        "--app",
+        &app,
+        "--tables",
+        &env.table("PROD"),
+        "--exclude-file",
+        extra.to_str().unwrap(),
+        "--to",
+        out.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("more-excludes"));
+}
+
+#[tokio::test]
+async fn selects_past_the_first_page_of_list_tables() {
+    let env = TestEnv::new("many").await;
+    let names: Vec<String> = (0..105).map(|i| env.table(&format!("t{i:03}"))).collect();
+    futures::future::join_all(
+        names
+            .iter()
+            .map(|n| env.create_table(n, false, Some((1, 1)))),
+    )
+    .await;
+    let o = env.run(&[
+        "export",
+        "--app",
+        "many",
+        "--tables",
+        &env.prefix,
+        "--to",
+        env.out().to_str().unwrap(),
+        "--dry-run",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["plan"]["tables"].as_array().unwrap().len(), 105);
+}
+
+#[tokio::test]
+async fn bad_app_name_and_ratio_are_usage_errors() {
+    let env = TestEnv::new("usage").await;
+    let out = env.out();
+    let o = env.run(&[
+        "export",
+        "--app",
+        "..",
+        "--tables",
+        "x",
+        "--to",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("app name"));
+    let o = env.run(&[
+        "export",
+        "--app",
+        "a",
+        "--tables",
+        "x",
+        "--to",
+        out.to_str().unwrap(),
+        "--read-ratio",
+        "7",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--read-ratio"));
+}
+
+#[tokio::test]
+async fn a_held_lock_stops_a_second_export_and_a_stale_one_can_be_broken() {
+    let env = TestEnv::new("lock").await;
+    let t = env.table("t");
+    env.create_table(&t, false, Some((5, 5))).await;
+    env.put_items(
+        &t,
+        &(0..20).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
+    )
+    .await;
+    let out = env.out();
+    let app = format!("{}app", env.prefix);
+    let lock = out.join("us-east-1").join(&app).join("_LOCK");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let held = |minutes_ago: i64| {
+        let at = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
+        serde_json::json!({"owner":"otherhost:42","run":"export elsewhere","token":"x","acquiredAt":at,"refreshedAt":at}).to_string()
+    };
+    std::fs::write(&lock, held(1)).unwrap();
+    let args = [
+        "export",
+        "--app",
+        &app,
+        "--tables",
+        &t,
+        "--to",
+        out.to_str().unwrap(),
+    ];
+    let o = env.run(&args);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("otherhost:42") && err.contains("_LOCK"),
+        "{err}"
+    );
+    assert!(
+        !out.join("us-east-1").join(&app).join("2026").exists()
+            && std::fs::read_dir(lock.parent().unwrap()).unwrap().count() == 1,
+        "nothing written"
+    );
+
+    // Fresh lock + --break-stale-lock: still refused.
+    let mut with_break = args.to_vec();
+    with_break.push("--break-stale-lock");
+    assert_eq!(env.run(&with_break).status.code(), Some(2));
+    // Stale lock without the flag: refused, with a hint.
+    std::fs::write(&lock, held(60)).unwrap();
+    let o = env.run(&args);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--break-stale-lock"));
+    // Stale lock with the flag: taken over, export succeeds, lock removed.
+    assert_eq!(env.run(&with_break).status.code(), Some(0));
+    assert!(!lock.exists());
+}
+
+#[tokio::test]
+async fn two_concurrent_exports_of_one_app_one_wins() {
+    let env = TestEnv::new("race").await;
+    let t = env.table("slow");
+    env.create_table(&t, false, Some((5, 5))).await;
+    // ~40 units of data read at 10 units/s: the first export holds the lock for seconds.
+    env.put_items(
+        &t,
+        &(0..80).map(|i| items::sized(i, 3500)).collect::<Vec<_>>(),
+    )
+    .await;
+    let out = env.out();
+    let app = format!("{}app", env.prefix);
+    let args = [
+        "export",
+        "--app",
+        &app,
+        "--tables",
+        &t,
+        "--to",
+        out.to_str().unwrap(),
+        "--max-read-units",
+        "10",
+    ];
+    let mut first = env.ddbx().args(args).spawn().unwrap();
+    let lock = out.join("us-east-1").join(&app).join("_LOCK");
+    let mut waited = 0;
+    while !lock.exists() {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "first export ended before taking the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        waited += 1;
+        assert!(waited < 1500, "lock never appeared");
+    }
+    let second = env.run(&args);
+    assert_eq!(second.status.code(), Some(2), "second export is refused");
+    assert_eq!(
+        first.wait().unwrap().code(),
+        Some(0),
+        "first export succeeds"
+    );
+}
+
+#[tokio::test]
+async fn a_table_deleted_mid_run_fails_alone() {
+    let env = TestEnv::new("fail").await;
+    let (slow, gone) = (env.table("a_slow"), env.table("b_gone"));
+    env.create_table(&slow, false, Some((5, 5))).await;
+    env.create_table(&gone, false, Some((5, 5))).await;
+    env.put_items(
+        &slow,
+        &(0..60).map(|i| items::sized(i, 3500)).collect::<Vec<_>>(),
+    )
+    .await;
+    env.put_items(
+        &gone,
+        &(0..10).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
+    )
+    .await;
+    let out = env.out();
+    let app = format!("{}app", env.prefix);
+    // One table at a time, the slow one first: the other is deleted before its turn.
+    let child = env
+        .ddbx()
+        .args([
+            "export",
+            "--app",
+            &app,
+            "--tables",
+            &env.prefix,
+            "--to",
+            out.to_str().unwrap(),
+            "--max-read-units",
+            "10",
+            "--parallel-tables",
+            "1",
+            "--output",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = out.join("us-east-1").join(&app).join("_LOCK");
+    let mut waited = 0;
+    while !lock.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        waited += 1;
+        assert!(waited < 1500, "lock never appeared");
+    }
+    env.ddb
+        .delete_table()
+        .table_name(&gone)
+        .send()
+        .await
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(4));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["tablesFailed"], 1);
+    assert!(summary["errors"][0].as_str().unwrap().contains(&gone));
+    let run = run_dir(&out, &app);
+    assert!(!run.join("BACKUP_COMPLETE_SUCCESS").exists() && !run.join("BACKUP_RUNNING").exists());
+    let flag = read_json(&run.join("BACKUP_COMPLETE_FAILED"));
+    assert_eq!(flag["tablesFailed"], 1);
+    let restore = read_json(&run.join("restore-plan.json"));
+    assert_eq!(
+        restore["tables"].as_array().unwrap().len(),
+        1,
+        "only the good table is restorable"
+    );
+    assert_eq!(restore["tables"][0]["sourceTable"], slow.as_str());
+    assert_eq!(read_native_table(&out, &run.join(&slow)).len(), 60);
+}
+
+#[tokio::test]
+async fn the_read_rate_stays_at_the_target() {
+    let env = TestEnv::new("rate").await;
+    let t = env.table("r");
+    env.create_table(&t, false, Some((40, 5))).await;
+    // 3.5 KB items: a scan costs ~0.43 units per item by DynamoDB's rule; ~430 units in all.
+    env.put_items(
+        &t,
+        &(0..1000).map(|i| items::sized(i, 3500)).collect::<Vec<_>>(),
+    )
+    .await;
+    let out = env.out();
+    let start = std::time::Instant::now();
+    let o = env.run(&[
+        "export",
+        "--app",
+        &format!("{}app", env.prefix),
+        "--tables",
+        &t,
+        "--to",
+        out.to_str().unwrap(),
+        "--read-ratio",
+        "1.0",
+        "--segments",
+        "4",
+        "--output",
+        "json",
+    ]);
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(o.status.code(), Some(0));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let units = summary["tableReports"][0]["readUnits"].as_f64().unwrap();
+    assert!(units > 300.0, "consumed {units}");
+    // The target is 40 units/s: the whole run may not go faster than 10% over it (one
+    // second of saved-up capacity allowed), and the limiter should not crawl either.
+    let rate = units / secs;
+    assert!(
+        units <= 40.0 * 1.1 * secs + 40.0,
+        "consumed {units} units in {secs:.1}s"
+    );
+    assert!(rate > 40.0 * 0.6, "only {rate:.1} units/s");
+}
+
+#[tokio::test]
+async fn export_to_s3() {
+    let env = TestEnv::new("s3").await;
+    let t = env.table("t");
+    env.create_table(&t, true, None).await;
+    env.put_items(
+        &t,
+        &(0..40).map(|i| items::mixed(i, true)).collect::<Vec<_>>(),
+    )
+    .await;
+    let bucket = env
+        .prefix
+        .to_lowercase()
+        .replace('_', "-")
+        .trim_end_matches('-')
+        .to_string();
+    env.create_bucket(&bucket);
+    let app = "s3app";
+    let o = env.run(&[
+        "export",
+        "--app",
+        app,
+        "--tables",
+        &t,
+        "--to",
+        &format!("s3://{bucket}/backups/ddb"),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["items"], 40);
+    let root = summary["runRoot"].as_str().unwrap();
+    assert!(
+        root.starts_with(&format!("s3://{bucket}/backups/ddb/us-east-1/s3app/")),
+        "{root}"
+    );
+    // A second run is refused while a lock is there: create one in S3 via a third run's
+    // dry run? Not needed: the lock must be gone after the run.
+    let o = env.run(&[
+        "export",
+        "--app",
+        app,
+        "--tables",
+        &t,
+        "--to",
+        &format!("s3://{bucket}/backups/ddb"),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "the first run released its lock");
+}

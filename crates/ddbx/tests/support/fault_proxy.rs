@@ -1,0 +1,224 @@
+//! A fault-injecting HTTP proxy between ddbx and the DynamoDB emulator (which never
+//! throttles and never leaves items unprocessed). It forwards requests on 127.0.0.1 and,
+//! on a deterministic schedule, answers BatchWriteItem calls with throttling or forwards
+//! only part of the batch and returns the rest as `UnprocessedItems`, as DynamoDB does
+//! under load.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What to inject, as "every Nth call" (0 = never).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Every Nth BatchWriteItem leaves half its items unprocessed.
+    pub unprocessed_every: u64,
+    /// Every Nth BatchWriteItem is refused with ProvisionedThroughputExceededException.
+    pub throttle_every: u64,
+}
+
+/// Counts of what the proxy did.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// BatchWriteItem calls seen.
+    pub batch_calls: AtomicU64,
+    /// Items returned as unprocessed.
+    pub unprocessed_items: AtomicU64,
+    /// Calls answered with a throttle.
+    pub throttled: AtomicU64,
+}
+
+/// A running proxy.
+pub struct FaultProxy {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// What it did.
+    pub stats: Arc<Stats>,
+}
+
+impl FaultProxy {
+    /// Start a proxy to `upstream` (`http://127.0.0.1:PORT`).
+    pub async fn start(upstream: &str, faults: Faults) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let stats = Arc::new(Stats::default());
+        let s = stats.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let upstream = upstream.clone();
+                let stats = s.clone();
+                tokio::spawn(async move {
+                    let _ = serve(conn, &upstream, faults, &stats).await;
+                });
+            }
+        });
+        Self { url, stats }
+    }
+}
+
+struct Request {
+    head: String,
+    body: Vec<u8>,
+}
+
+async fn read_message(conn: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<Request>> {
+    loop {
+        if let Some(end) = find(buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let mut chunk = [0u8; 65536];
+                let n = conn.read(&mut chunk).await?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = buf[end + 4..end + 4 + len].to_vec();
+            buf.drain(..end + 4 + len);
+            return Ok(Some(Request { head, body }));
+        }
+        let mut chunk = [0u8; 65536];
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn with_body(head: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = String::new();
+    for (i, line) in head.lines().enumerate() {
+        if i > 0 && line.to_ascii_lowercase().starts_with("content-length:") {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+fn response(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+async fn forward(upstream: &str, req: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut up = TcpStream::connect(upstream).await?;
+    up.write_all(req).await?;
+    let mut buf = Vec::new();
+    // Read the response head, then its body by content-length.
+    loop {
+        if let Some(end) = find(&buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let mut chunk = [0u8; 65536];
+                let n = up.read(&mut chunk).await?;
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Ok(buf);
+        }
+        let mut chunk = [0u8; 65536];
+        let n = up.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(buf);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn serve(
+    mut conn: TcpStream,
+    upstream: &str,
+    faults: Faults,
+    stats: &Stats,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    while let Some(req) = read_message(&mut conn, &mut buf).await? {
+        let is_batch = req
+            .head
+            .to_ascii_lowercase()
+            .contains("dynamodb_20120810.batchwriteitem");
+        let reply = if is_batch {
+            let n = stats.batch_calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if faults.throttle_every > 0 && n % faults.throttle_every == 0 {
+                stats.throttled.fetch_add(1, Ordering::SeqCst);
+                response(
+                    "400 Bad Request",
+                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected throttle"}"#,
+                )
+            } else if faults.unprocessed_every > 0 && n % faults.unprocessed_every == 0 {
+                partial(upstream, &req, stats).await?
+            } else {
+                forward(upstream, &with_body(&req.head, &req.body)).await?
+            }
+        } else {
+            forward(upstream, &with_body(&req.head, &req.body)).await?
+        };
+        conn.write_all(&reply).await?;
+    }
+    Ok(())
+}
+
+/// Forward the first half of each table's requests; return the rest as unprocessed.
+async fn partial(upstream: &str, req: &Request, stats: &Stats) -> std::io::Result<Vec<u8>> {
+    let mut body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    let mut held = serde_json::Map::new();
+    for (table, reqs) in body["RequestItems"].as_object_mut().unwrap() {
+        let list = reqs.as_array_mut().unwrap();
+        let keep = list.len().div_ceil(2);
+        let rest: Vec<_> = list.split_off(keep);
+        if !rest.is_empty() {
+            stats
+                .unprocessed_items
+                .fetch_add(rest.len() as u64, Ordering::SeqCst);
+            held.insert(table.clone(), serde_json::Value::Array(rest));
+        }
+    }
+    let sent = serde_json::to_vec(&body).unwrap();
+    let resp = forward(upstream, &with_body(&req.head, &sent)).await?;
+    let end = find(&resp, b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&resp[..end]).to_string();
+    if !head.contains(" 200 ") {
+        return Ok(resp);
+    }
+    let mut out: serde_json::Value = serde_json::from_slice(&resp[end + 4..]).unwrap();
+    out["UnprocessedItems"] = serde_json::Value::Object(held);
+    let body = serde_json::to_vec(&out).unwrap();
+    Ok(with_body(&head, &body))
+}

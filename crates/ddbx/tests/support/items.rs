@@ -1,0 +1,77 @@
+//! Sample items of every DynamoDB type, deterministic from their index.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue as V;
+
+pub type Item = HashMap<String, V>;
+
+/// Item `i`: key `pk` (string) and, when `sort_key`, `sk` (number); then every type.
+pub fn mixed(i: usize, sort_key: bool) -> Item {
+    let mut m = Item::new();
+    m.insert("pk".into(), V::S(format!("key-{i:06}")));
+    if sort_key {
+        m.insert("sk".into(), V::N(format!("{}", i % 7)));
+    }
+    m.insert(
+        "s".into(),
+        V::S(format!("text {i} ünïcödé ✓ \"quoted\" \\ \n tab\t")),
+    );
+    m.insert("empty".into(), V::S(String::new()));
+    m.insert(
+        "n38".into(),
+        V::N(format!("1234567890123456789012345678901234567{}", i % 10)),
+    );
+    m.insert("nsmall".into(), V::N("-1.5E-120".into()));
+    m.insert(
+        "nbig".into(),
+        V::N("9.9999999999999999999999999999999999999E+125".into()),
+    );
+    m.insert(
+        "bin".into(),
+        V::B(Blob::new(
+            (0..=255u8)
+                .map(|b| b.wrapping_add(i as u8))
+                .collect::<Vec<_>>(),
+        )),
+    );
+    m.insert("ok".into(), V::Bool(i % 2 == 0));
+    m.insert("nothing".into(), V::Null(true));
+    m.insert(
+        "ss".into(),
+        V::Ss(vec!["a".into(), format!("b{i}"), "".into()]),
+    );
+    m.insert(
+        "ns".into(),
+        V::Ns(vec!["1".into(), "2.5".into(), format!("{i}00")]),
+    );
+    m.insert(
+        "bs".into(),
+        V::Bs(vec![Blob::new(vec![0u8]), Blob::new(vec![255u8, i as u8])]),
+    );
+    m.insert(
+        "list".into(),
+        V::L(vec![
+            V::S("x".into()),
+            V::N("1".into()),
+            V::L(vec![V::Null(true)]),
+            V::M(HashMap::new()),
+        ]),
+    );
+    let mut deep = V::S("bottom".into());
+    for level in 0..20 {
+        deep = V::M(HashMap::from([(format!("level{level}"), deep)]));
+    }
+    m.insert("deep".into(), deep);
+    m.insert("名前".into(), V::S("unicode name".into()));
+    m
+}
+
+/// A small item of about `bytes` bytes.
+pub fn sized(i: usize, bytes: usize) -> Item {
+    let mut m = Item::new();
+    m.insert("pk".into(), V::S(format!("key-{i:06}")));
+    m.insert("pad".into(), V::S("x".repeat(bytes.saturating_sub(20))));
+    m
+}

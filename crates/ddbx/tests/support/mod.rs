@@ -1,0 +1,368 @@
+//! Test support: the local emulators (started once by the project's own script), a
+//! per-test environment with its own table prefix and output folder, the real `ddbx`
+//! binary, and sample items of every DynamoDB type.
+#![allow(dead_code)]
+
+pub mod fault_proxy;
+pub mod items;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ProvisionedThroughput, PutRequest, ScalarAttributeType, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+
+/// Endpoints of the running emulators.
+#[derive(Debug, Clone)]
+pub struct Emulators {
+    pub dynamodb: String,
+    pub s3: String,
+}
+
+/// Start the emulators once for the whole test binary (the script is idempotent).
+pub fn emulators() -> &'static Emulators {
+    static E: OnceLock<Emulators> = OnceLock::new();
+    E.get_or_init(|| {
+        let root = repo_root();
+        let out = Command::new(root.join("scripts/emulators"))
+            .arg("start")
+            .output()
+            .expect("run scripts/emulators start");
+        assert!(
+            out.status.success(),
+            "scripts/emulators start failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let get = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .unwrap_or_else(|| panic!("{name} not in the script's output: {text}"))
+                .trim()
+                .to_string()
+        };
+        Emulators {
+            dynamodb: get("DDBX_DYNAMODB_ENDPOINT"),
+            s3: get("DDBX_S3_ENDPOINT"),
+        }
+    })
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// One test's world: a unique prefix for its tables and apps, a temporary folder, a client.
+pub struct TestEnv {
+    pub prefix: String,
+    pub dir: tempfile::TempDir,
+    pub ddb: Client,
+    pub emulators: Emulators,
+}
+
+pub const REGION: &str = "us-east-1";
+
+impl TestEnv {
+    pub async fn new(name: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let emulators = emulators().clone();
+        let prefix = format!(
+            "T{}x{}_{}_",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst),
+            name
+        );
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new(REGION))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
+            .endpoint_url(&emulators.dynamodb)
+            .build();
+        Self {
+            prefix,
+            dir: tempfile::tempdir().unwrap(),
+            ddb: Client::from_conf(conf),
+            emulators,
+        }
+    }
+
+    /// A table name unique to this test.
+    pub fn table(&self, short: &str) -> String {
+        format!("{}{short}", self.prefix)
+    }
+
+    /// The output folder.
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// Create a table with a string partition key `pk` and optional number sort key `sk`.
+    pub async fn create_table(&self, name: &str, sort_key: bool, provisioned: Option<(i64, i64)>) {
+        let mut req = self
+            .ddb
+            .create_table()
+            .table_name(name)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            );
+        if sort_key {
+            req = req
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name("sk")
+                        .attribute_type(ScalarAttributeType::N)
+                        .build()
+                        .unwrap(),
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("sk")
+                        .key_type(KeyType::Range)
+                        .build()
+                        .unwrap(),
+                );
+        }
+        req = match provisioned {
+            Some((r, w)) => req
+                .billing_mode(BillingMode::Provisioned)
+                .provisioned_throughput(
+                    ProvisionedThroughput::builder()
+                        .read_capacity_units(r)
+                        .write_capacity_units(w)
+                        .build()
+                        .unwrap(),
+                ),
+            None => req.billing_mode(BillingMode::PayPerRequest),
+        };
+        req.send().await.unwrap();
+        self.wait_active(name).await;
+    }
+
+    /// Wait for a table to be ACTIVE (the emulator takes ~50 ms).
+    pub async fn wait_active(&self, name: &str) {
+        for _ in 0..400 {
+            let d = self
+                .ddb
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+                .unwrap();
+            if d.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE") {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("table {name} never became ACTIVE");
+    }
+
+    /// Write items with BatchWriteItem (the emulator never leaves items unprocessed,
+    /// but resend them anyway).
+    pub async fn put_items(&self, table: &str, items: &[HashMap<String, AttributeValue>]) {
+        for chunk in items.chunks(25) {
+            let mut reqs: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|i| {
+                    WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(i.clone()))
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                })
+                .collect();
+            while !reqs.is_empty() {
+                let out = self
+                    .ddb
+                    .batch_write_item()
+                    .request_items(table, reqs)
+                    .send()
+                    .await
+                    .unwrap();
+                reqs = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(table))
+                    .cloned()
+                    .unwrap_or_default();
+            }
+        }
+    }
+
+    /// Every item of a table.
+    pub async fn scan_all(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            out.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return out,
+            }
+        }
+    }
+
+    /// A `ddbx` command aimed at the emulators, with test credentials.
+    pub fn ddbx(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ddbx"));
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "ddbx=info,ddbx_core=info")
+            .arg("--endpoint-url")
+            .arg(&self.emulators.dynamodb)
+            .arg("--s3-endpoint-url")
+            .arg(&self.emulators.s3)
+            .arg("--no-progress");
+        c
+    }
+
+    /// Run a `ddbx` command and return its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let out = self.ddbx().args(args).output().unwrap();
+        eprintln!(
+            "ddbx {args:?} -> {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Create an S3 bucket in the S3 emulator (moto accepts unsigned requests).
+    pub fn create_bucket(&self, bucket: &str) {
+        use std::io::{Read, Write};
+        let addr = self.emulators.s3.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+    }
+}
+
+/// The single run folder under `<out>/<region>/<app>/` (`YYYY/MM/DD/HH_MM.SS`).
+pub fn run_dir(out: &Path, app: &str) -> PathBuf {
+    let mut dir = out.join(REGION).join(app);
+    for _ in 0..4 {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
+        assert_eq!(
+            entries.len(),
+            1,
+            "one run expected in {}: {entries:?}",
+            dir.display()
+        );
+        dir = entries.pop().unwrap();
+    }
+    dir
+}
+
+/// Read a JSON file.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Decompress a gzip file into its lines.
+pub fn gz_lines(path: &Path) -> Vec<String> {
+    use std::io::Read;
+    let bytes = std::fs::read(path).unwrap();
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+impl TestEnv {
+    /// Export every table of this test (by its prefix) to the test's folder; returns the run root.
+    pub fn export_all(&self, app: &str, extra: &[&str]) -> PathBuf {
+        let out = self.out();
+        let mut args = vec![
+            "export",
+            "--app",
+            app,
+            "--tables",
+            &self.prefix,
+            "--to",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = self.run(&args);
+        assert_eq!(o.status.code(), Some(0), "export failed");
+        run_dir(&out, app)
+    }
+
+    /// Whether a table exists.
+    pub async fn table_exists(&self, name: &str) -> bool {
+        self.ddb
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .is_ok()
+    }
+}
+
+/// The ddbx summary printed with `--output json`.
+pub fn json_stdout(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+/// Items as order-independent digests, for comparing tables and exports.
+pub fn digests(items: &[HashMap<String, AttributeValue>]) -> Vec<[u8; 16]> {
+    let mut d: Vec<_> = items
+        .iter()
+        .map(ddbx_core::item::canonical::item_digest)
+        .collect();
+    d.sort();
+    d
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real `ddbx` binary against the local emulators (dynalite for
+//! DynamoDB, moto for S3), each test with its own tables, app and folder.
+
+mod support;
+
+mod export;
+mod import;
