@@ -352,7 +352,11 @@ pub fn default_segments(size_bytes: i64, read_units: f64) -> u32 {
     let size = size_bytes.max(0) as f64;
     let by_size = (size / (1024.0 * MIB)).ceil();
     let by_rate = (read_units / 1000.0).ceil();
-    let rate_cap = if size == 0.0 { 4.0 } else { (size / (32.0 * MIB)).ceil() };
+    let rate_cap = if size == 0.0 {
+        4.0
+    } else {
+        (size / (32.0 * MIB)).ceil()
+    };
     by_size.max(by_rate.min(rate_cap)).clamp(1.0, 1000.0) as u32
 }
 
@@ -448,7 +452,11 @@ mod tests {
         assert_eq!(default_segments(0, 10.0), 1);
         assert_eq!(default_segments(10 * 1024 * 1024 * 1024, 10.0), 10);
         assert_eq!(default_segments(0, 20_000.0), 4, "size unknown");
-        assert_eq!(default_segments(100 * 1024 * 1024, 20_000.0), 4, "32 MiB a segment at least");
+        assert_eq!(
+            default_segments(100 * 1024 * 1024, 20_000.0),
+            4,
+            "32 MiB a segment at least"
+        );
         assert_eq!(default_segments(2 * 1024 * 1024 * 1024, 20_000.0), 20);
         assert_eq!(default_segments(i64::MAX, 1e9), 1000);
     }

@@ -86,6 +86,12 @@ impl RateLimiter {
         }
     }
 
+    /// Wait until every unit consumed so far is paid for, so that a job that ends right
+    /// after a large request has still not gone faster than its rate.
+    pub async fn drain(&self) {
+        self.acquire(0.0).await;
+    }
+
     /// Replace a reservation of `estimate` units by what the request really cost.
     pub fn settle(&self, estimate: f64, actual: f64) {
         let mut s = self.state.lock().unwrap();
@@ -157,6 +163,18 @@ mod tests {
         let secs = clock.now().duration_since(start).as_secs_f64();
         // 2,500 units at 50/s.
         assert!((secs - 50.0).abs() < 0.6, "took {secs}");
+    }
+
+    #[tokio::test]
+    async fn drain_waits_for_the_debt() {
+        let clock = ManualClock::default();
+        let limiter = RateLimiter::new(10.0, Arc::new(clock.clone()));
+        let start = clock.now();
+        limiter.acquire(1.0).await;
+        limiter.settle(1.0, 70.0); // one big page
+        limiter.drain().await;
+        let secs = clock.now().duration_since(start).as_secs_f64();
+        assert!((secs - 7.0).abs() < 0.05, "took {secs}");
     }
 
     #[tokio::test]

@@ -294,6 +294,8 @@ async fn verify_table(
         limiter: RateLimiter::new(units, aws.clock.clone()),
         segments,
         concurrency: settings.engine.workers.max(1) as u32,
+        avg_item_bytes: (described.item_count > 0)
+            .then(|| described.table_size_bytes as f64 / described.item_count as f64),
         count_only: !settings.deep,
         progress: counters.clone(),
         cancelled: AtomicBool::new(false),
@@ -322,6 +324,7 @@ async fn verify_table(
         h.await
             .map_err(|e| Error::Invalid(format!("a scan task died: {e}")))??;
     }
+    job.limiter.drain().await;
     let table_items = counters.items.load(Ordering::Relaxed);
     let mut v = Verdict {
         source_table: String::new(),

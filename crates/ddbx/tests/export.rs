@@ -323,7 +323,7 @@ async fn filters_excludes_and_dry_run() {
         [env.table("DEV_a"), env.table("PROD_a"), env.table("PROD_b")]
     );
     assert_eq!(
-        v["plan"]["tables"][0]["keySchema"][0]["attributeName"],
+        v["plan"]["tables"][0]["keySchema"][0]["AttributeName"],
         "pk"
     );
     // A dry run writes nothing: only the excludes file is there.

@@ -550,7 +550,8 @@ fn data_dir_in(run: &Path, table: &str) -> std::path::PathBuf {
         .path()
 }
 
-#[tokio::test]
+// Multi-threaded: the proxy runs on the test's runtime while the test waits for ddbx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unprocessed_items_and_throttles_are_resent_and_counted_once() {
     let env = TestEnv::new("unproc").await;
     let t = env.table("t");
@@ -569,10 +570,8 @@ async fn unprocessed_items_and_throttles_are_resent_and_counted_once() {
     let t2 = env.table("t2");
     env.create_table(&t2, false, Some((1000, 1000))).await;
     let o = env
-        .ddbx()
+        .ddbx_at(&proxy.url)
         .args([
-            "--endpoint-url",
-            &proxy.url,
             "import",
             "--from",
             s(&run),

@@ -569,6 +569,8 @@ async fn export_table(
         limiter: RateLimiter::new(planned.target_read_units, aws.clock.clone()),
         segments: planned.segments,
         concurrency: settings.engine.workers.max(1) as u32,
+        avg_item_bytes: (schema.item_count > 0)
+            .then(|| schema.table_size_bytes as f64 / schema.item_count as f64),
         count_only: false,
         progress,
         cancelled: AtomicBool::new(false),
@@ -616,6 +618,7 @@ async fn export_table(
     if let Some(e) = first_error {
         return Err(e);
     }
+    job.limiter.drain().await;
     let ended = Utc::now();
     match settings.format {
         DataFormat::Emr => connector::write_manifest(&layout, &files).await?,

@@ -32,6 +32,8 @@ pub struct ScanJob {
     pub segments: u32,
     /// Segments that can run at once (the pool's size).
     pub concurrency: u32,
+    /// Average item size, when DynamoDB knows it (sizes the first page).
+    pub avg_item_bytes: Option<f64>,
     /// Only count items (Select=COUNT): the sink gets empty pages with their counts.
     pub count_only: bool,
     /// Its counters.
@@ -59,15 +61,27 @@ impl PageSink for DataFileWriter {
     }
 }
 
+/// The Limit of the next page and the units to reserve for it, for pages costing about
+/// `share` units with items of `per_item` units.
+fn page_size(share: f64, per_item: f64) -> (Option<i32>, f64) {
+    let per_item = per_item.max(1e-6);
+    let items = (share / per_item).floor().max(1.0);
+    let limit = (items < MAX_LIMIT).then_some(items as i32);
+    (limit, (items.min(MAX_LIMIT) * per_item).max(0.5))
+}
+
 /// Read segment `segment` of `job`'s table to the end into `sink`.
 pub async fn scan_segment(job: &ScanJob, segment: u32, sink: &mut impl PageSink) -> Result<()> {
     let table = job.table.as_str();
     let total = job.segments;
     let limiter = &job.limiter;
     let mut start: Option<HashMap<String, AttributeValue>> = None;
-    // Until the first page tells us, assume a page costs one unit and ask for no limit.
-    let mut estimate = 1.0;
-    let mut limit: Option<i32> = None;
+    // About one second of this segment's share of the rate per page, so the rate stays
+    // smooth even for slow tables with large pages. Until a page tells us the real cost
+    // of an item, use DynamoDB's average item size, or assume 1 KB items.
+    let share = (limiter.target() / total.min(job.concurrency).max(1) as f64).max(0.5);
+    let first_per_item = job.avg_item_bytes.unwrap_or(1024.0).max(1.0) / 4096.0 * 0.5;
+    let (mut limit, mut estimate) = page_size(share, first_per_item);
     loop {
         if job.cancelled.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
@@ -116,14 +130,8 @@ pub async fn scan_segment(job: &ScanJob, segment: u32, sink: &mut impl PageSink)
         limiter.settle(estimate, consumed);
         job.progress.add(count, bytes, consumed);
 
-        // Size the next page to about one second of this segment's share of the rate,
-        // so the rate stays smooth even for slow tables with large pages.
-        let share = (limiter.target() / total.min(job.concurrency).max(1) as f64).max(0.5);
         if count > 0 {
-            let per_item = (consumed / count as f64).max(1e-6);
-            let items = (share / per_item).floor().max(1.0);
-            limit = (items < MAX_LIMIT).then_some(items as i32);
-            estimate = consumed.min(share.max(per_item));
+            (limit, estimate) = page_size(share, consumed / count as f64);
         }
         match page.last_evaluated_key() {
             Some(k) if !k.is_empty() => start = Some(k.clone()),

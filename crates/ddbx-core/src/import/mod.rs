@@ -500,6 +500,7 @@ async fn import_table(
         }
     }
     let _ = ckpt_task.await;
+    limiter.drain().await;
     let mut pos = tracker.lock().unwrap().position();
     let outcome = match (read_result, write_error) {
         (Err(e), _) | (Ok(()), Some(e)) => Err(e),

@@ -104,10 +104,13 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// A message with a new body: its length is set again and its CRC32 (which DynamoDB's
+/// clients check) dropped.
 fn with_body(head: &str, body: &[u8]) -> Vec<u8> {
     let mut out = String::new();
     for (i, line) in head.lines().enumerate() {
-        if i > 0 && line.to_ascii_lowercase().starts_with("content-length:") {
+        let lower = line.to_ascii_lowercase();
+        if i > 0 && (lower.starts_with("content-length:") || lower.starts_with("x-amz-crc32:")) {
             continue;
         }
         out.push_str(line);

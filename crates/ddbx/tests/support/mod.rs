@@ -29,6 +29,13 @@ pub struct Emulators {
 pub fn emulators() -> &'static Emulators {
     static E: OnceLock<Emulators> = OnceLock::new();
     E.get_or_init(|| {
+        // scripts/test starts them and exports their endpoints; otherwise start them here.
+        if let (Ok(dynamodb), Ok(s3)) = (
+            std::env::var("DDBX_DYNAMODB_ENDPOINT"),
+            std::env::var("DDBX_S3_ENDPOINT"),
+        ) {
+            return Emulators { dynamodb, s3 };
+        }
         let root = repo_root();
         let out = Command::new(root.join("scripts/emulators"))
             .arg("start")
@@ -235,6 +242,11 @@ impl TestEnv {
 
     /// A `ddbx` command aimed at the emulators, with test credentials.
     pub fn ddbx(&self) -> Command {
+        self.ddbx_at(&self.emulators.dynamodb)
+    }
+
+    /// A `ddbx` command aimed at another DynamoDB endpoint (a fault proxy).
+    pub fn ddbx_at(&self, dynamodb: &str) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ddbx"));
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -245,7 +257,7 @@ impl TestEnv {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_LOG", "ddbx=info,ddbx_core=info")
             .arg("--endpoint-url")
-            .arg(&self.emulators.dynamodb)
+            .arg(dynamodb)
             .arg("--s3-endpoint-url")
             .arg(&self.emulators.s3)
             .arg("--no-progress");
