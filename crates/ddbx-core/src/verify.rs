@@ -22,6 +22,7 @@ use crate::item::{dynamodb_json, Item};
 use crate::plan::{default_segments, DataFormat, TableFilter};
 use crate::progress::{Phase, RunProgress};
 use crate::rate::RateLimiter;
+use crate::run::stop::StopSignal;
 use crate::store;
 use crate::table::KeyAttribute;
 use crate::{Error, Result};
@@ -52,6 +53,8 @@ pub struct VerifySettings {
     pub deep: bool,
     /// Concurrency.
     pub engine: LocalEngine,
+    /// Raised to stop cleanly.
+    pub stop: StopSignal,
 }
 
 /// The verdict for one table.
@@ -299,6 +302,7 @@ async fn verify_table(
         count_only: !settings.deep,
         progress: counters.clone(),
         cancelled: AtomicBool::new(false),
+        stop: settings.stop.clone(),
     });
     let expected = Arc::new(Mutex::new(index));
     let differing = Arc::new(Mutex::new((0u64, 0u64, Vec::new())));

@@ -9,6 +9,7 @@ use ddbx_core::format::writer::RollLimits;
 use ddbx_core::plan::{Compression, DataFormat};
 use ddbx_core::progress::RunProgress;
 use ddbx_core::run::lock::LockSettings;
+use ddbx_core::run::stop::StopSignal;
 
 use crate::args::{CompressionArg, ExportArgs, FormatArg, Global};
 use crate::{code_for, exit, output, progress};
@@ -27,7 +28,7 @@ pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
     .await
 }
 
-fn settings(a: &ExportArgs) -> ExportSettings {
+fn settings(a: &ExportArgs, stop: StopSignal) -> ExportSettings {
     let format = match a.format {
         FormatArg::DynamodbJson => DataFormat::DynamodbJson,
         FormatArg::Emr => DataFormat::Emr,
@@ -67,16 +68,17 @@ fn settings(a: &ExportArgs) -> ExportSettings {
             stale_after: Duration::from_secs(a.stale_lock_minutes * 60),
             ..LockSettings::default()
         },
+        stop,
     }
 }
 
 /// Run `ddbx export` and return the exit code.
-pub async fn run(g: &Global, a: ExportArgs) -> u8 {
+pub async fn run(g: &Global, a: ExportArgs, stop: StopSignal) -> u8 {
     let aws = match load_aws(g).await {
         Ok(aws) => aws,
         Err(e) => return output::fail(&e),
     };
-    let settings = settings(&a);
+    let settings = settings(&a, stop);
     let runs = RunProgress::default();
     let renderer = progress::start(runs.clone(), !g.no_progress, "read");
     let result = export::run(&aws, &settings, &runs).await;

@@ -4,6 +4,7 @@ use ddbx_core::engine::local::LocalEngine;
 use ddbx_core::import::{self, ImportSettings};
 use ddbx_core::plan::DataFormat;
 use ddbx_core::progress::RunProgress;
+use ddbx_core::run::stop::StopSignal;
 use ddbx_core::verify::{self, VerifySettings};
 
 use crate::args::{Global, ImportArgs, SourceArgs, SourceFormatArg, VerifyArgs};
@@ -37,7 +38,7 @@ fn engine(s: &SourceArgs) -> LocalEngine {
 }
 
 /// Run `ddbx import` and return the exit code.
-pub async fn run(g: &Global, a: ImportArgs) -> u8 {
+pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
     let map = match table_map(&a.source) {
         Ok(m) => m,
         Err(e) => return output::fail(&e),
@@ -60,6 +61,7 @@ pub async fn run(g: &Global, a: ImportArgs) -> u8 {
         dry_run: a.dry_run,
         resume: a.resume,
         no_validate_first: a.no_validate_first,
+        stop,
     };
     let runs = RunProgress::default();
     let renderer = progress::start(runs.clone(), !g.no_progress, "write");
@@ -83,7 +85,7 @@ pub async fn run(g: &Global, a: ImportArgs) -> u8 {
 }
 
 /// Run `ddbx verify` and return the exit code.
-pub async fn verify(g: &Global, a: VerifyArgs) -> u8 {
+pub async fn verify(g: &Global, a: VerifyArgs, stop: StopSignal) -> u8 {
     let map = match table_map(&a.source) {
         Ok(m) => m,
         Err(e) => return output::fail(&e),
@@ -109,6 +111,7 @@ pub async fn verify(g: &Global, a: VerifyArgs) -> u8 {
         max_read_units: a.max_read_units,
         deep: a.deep,
         engine: engine(&a.source),
+        stop,
     };
     let runs = RunProgress::default();
     let renderer = progress::start(runs.clone(), !g.no_progress, "read");

@@ -12,6 +12,7 @@ mod progress;
 use std::process::ExitCode;
 
 use clap::Parser;
+use ddbx_core::run::stop::StopSignal;
 
 use args::{Cli, Command};
 
@@ -54,11 +55,13 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
+    let stop = StopSignal::default();
     let code = runtime.block_on(async {
+        tokio::spawn(watch_signals(stop.clone()));
         match cli.command {
-            Command::Export(a) => export::run(&cli.global, a).await,
-            Command::Import(a) => import::run(&cli.global, a).await,
-            Command::Verify(a) => import::verify(&cli.global, a).await,
+            Command::Export(a) => export::run(&cli.global, a, stop).await,
+            Command::Import(a) => import::run(&cli.global, a, stop).await,
+            Command::Verify(a) => import::verify(&cli.global, a, stop).await,
         }
     });
     ExitCode::from(code)
@@ -72,5 +75,30 @@ pub fn code_for(err: &ddbx_core::Error) -> u8 {
         Error::Locked(_) => exit::LOCKED,
         Error::Plan(_) => exit::PLAN,
         _ => exit::TABLES_FAILED,
+    }
+}
+
+/// The first Ctrl-C or SIGTERM stops the run cleanly (checkpoints, flags, lock); a second
+/// one ends the process at once.
+async fn watch_signals(stop: StopSignal) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM");
+            return;
+        }
+    };
+    for n in 0.. {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        if n == 0 {
+            tracing::warn!("stopping: finishing the work in hand, writing checkpoints and flags (again to abort at once)");
+            stop.stop();
+        } else {
+            eprintln!("ddbx: aborted");
+            std::process::exit(130);
+        }
     }
 }

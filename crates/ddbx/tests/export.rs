@@ -4,16 +4,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use base64::Engine as _;
-use ddbx_core::item::{self, canonical::item_digest};
+use ddbx_core::item;
 use md5::{Digest, Md5};
 
-use crate::support::{gz_lines, items, read_json, run_dir, TestEnv};
-
-fn digests(items: &[item::Item]) -> Vec<[u8; 16]> {
-    let mut d: Vec<_> = items.iter().map(item_digest).collect();
-    d.sort();
-    d
-}
+use crate::support::{digests, gz_lines, items, json_stdout, read_json, run_dir, TestEnv};
 
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -686,4 +680,118 @@ async fn export_to_s3() {
         "json",
     ]);
     assert_eq!(o.status.code(), Some(0), "the first run released its lock");
+}
+
+// Multi-threaded: the proxy runs on the test's runtime while the test waits for ddbx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttles_and_server_errors_lose_and_repeat_nothing() {
+    use crate::support::fault_proxy::{FaultProxy, Faults};
+    let env = TestEnv::new("throttle").await;
+    let t = env.table("t");
+    env.create_table(&t, false, Some((1000, 5))).await;
+    let written: Vec<_> = (0..400).map(|i| items::mixed(i, false)).collect();
+    env.put_items(&t, &written).await;
+    let proxy = FaultProxy::start(
+        &env.emulators.dynamodb,
+        Faults {
+            scan_throttle_every: 3,
+            scan_error_every: 5,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let out = env.out();
+    let o = env
+        .ddbx_at(&proxy.url)
+        .args([
+            "export",
+            "--app",
+            "app",
+            "--tables",
+            &t,
+            "--to",
+            out.to_str().unwrap(),
+            "--segments",
+            "4",
+            "--max-read-units",
+            "200",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(json_stdout(&o)["items"], 400);
+    let faults = proxy
+        .stats
+        .scan_faults
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let scans = proxy
+        .stats
+        .scan_calls
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        faults >= 3,
+        "faults were injected: {faults} in {scans} scans"
+    );
+    let got = read_native_table(&out, &run_dir(&out, "app").join(&t));
+    assert_eq!(digests(&got), digests(&written), "every item exactly once");
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_with_failed_flag_and_released_lock() {
+    let env = TestEnv::new("sigterm").await;
+    let t = env.table("t");
+    env.create_table(&t, false, Some((5, 5))).await;
+    env.put_items(
+        &t,
+        &(0..200).map(|i| items::sized(i, 3500)).collect::<Vec<_>>(),
+    )
+    .await;
+    let out = env.out();
+    let app = format!("{}app", env.prefix);
+    // ~100 units at 5 units/s: 20 s if left alone.
+    let child = env
+        .ddbx()
+        .args([
+            "export",
+            "--app",
+            &app,
+            "--tables",
+            &t,
+            "--to",
+            out.to_str().unwrap(),
+            "--max-read-units",
+            "5",
+            "--output",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = out.join("us-east-1").join(&app).join("_LOCK");
+    let mut waited = 0;
+    while !lock.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        waited += 1;
+        assert!(waited < 1500, "lock never appeared");
+    }
+    let signalled = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        signalled.elapsed().as_secs_f64() < 10.0,
+        "stopped within seconds"
+    );
+    assert_eq!(o.status.code(), Some(4));
+    let run = run_dir(&out, &app);
+    let flag = read_json(&run.join("BACKUP_COMPLETE_FAILED"));
+    assert!(flag["errors"].to_string().contains("interrupted"), "{flag}");
+    assert!(!run.join("BACKUP_RUNNING").exists());
+    assert!(!lock.exists(), "lock released");
 }

@@ -564,6 +564,7 @@ async fn unprocessed_items_and_throttles_are_resent_and_counted_once() {
         Faults {
             unprocessed_every: 3,
             throttle_every: 7,
+            ..Faults::default()
         },
     )
     .await;
@@ -710,4 +711,90 @@ async fn import_dry_run_writes_nothing() {
     let v = json_stdout(&o);
     assert_eq!(v[0]["targetWriteUnits"], 20.0, "0.5 x 40 WCU");
     assert!(!run.join("RESTORE_RUNNING").exists() && !run.join("_import").exists());
+}
+
+#[tokio::test]
+async fn round_trip_through_s3() {
+    let env = TestEnv::new("s3rt").await;
+    let t = env.table("t");
+    env.create_table(&t, true, Some((100, 100))).await;
+    let written: Vec<_> = (0..120).map(|i| items::mixed(i, true)).collect();
+    env.put_items(&t, &written).await;
+    let bucket = env
+        .prefix
+        .to_lowercase()
+        .replace('_', "-")
+        .trim_end_matches('-')
+        .to_string();
+    env.create_bucket(&bucket);
+    let to = format!("s3://{bucket}/ddb");
+    for format in ["dynamodb-json", "emr"] {
+        let app = format!("app-{format}");
+        let o = env.run(&[
+            "export", "--app", &app, "--tables", &t, "--to", &to, "--format", format, "--output",
+            "json",
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+        let root = json_stdout(&o)["runRoot"].as_str().unwrap().to_string();
+        let t2 = env.table(&format!("copy_{}", &format[..3]));
+        let map = format!("{t}={t2}");
+        let o = env.run(&[
+            "import",
+            "--from",
+            &root,
+            "--table-map",
+            &map,
+            "--create-missing",
+            "--output",
+            "json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{format}");
+        assert_eq!(json_stdout(&o)["items"], 120);
+        let o = env.run(&["verify", "--from", &root, "--table-map", &map, "--deep"]);
+        assert_eq!(o.status.code(), Some(0), "{format} verifies");
+        assert_eq!(digests(&env.scan_all(&t2).await), digests(&written));
+    }
+}
+
+#[tokio::test]
+async fn the_write_rate_stays_at_the_target() {
+    let env = TestEnv::new("wrate").await;
+    let t = env.table("t");
+    env.create_table(&t, false, Some((100, 100))).await;
+    // 2.5 KB items: 3 write units each, 300 items: 900 units at 150 units/s, ~6 s.
+    env.put_items(
+        &t,
+        &(0..300).map(|i| items::sized(i, 2500)).collect::<Vec<_>>(),
+    )
+    .await;
+    let run = env.export_all("app", &[]);
+    let t2 = env.table("t2");
+    env.create_table(&t2, false, Some((100, 100))).await;
+    let start = std::time::Instant::now();
+    let o = env.run(&[
+        "import",
+        "--from",
+        s(&run),
+        "--table-map",
+        &format!("{t}={t2}"),
+        "--max-write-units",
+        "150",
+        "--output",
+        "json",
+    ]);
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(o.status.code(), Some(0));
+    let units = json_stdout(&o)["tableReports"][0]["readUnits"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(units, 900.0, "units from BatchWriteItem's ConsumedCapacity");
+    assert!(
+        units <= 150.0 * 1.1 * secs + 150.0,
+        "{units} units in {secs:.1}s"
+    );
+    assert!(
+        units / secs > 150.0 * 0.6,
+        "only {:.1} units/s",
+        units / secs
+    );
 }

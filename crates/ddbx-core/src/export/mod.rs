@@ -26,6 +26,7 @@ use crate::progress::{Phase, RunProgress, TableProgress};
 use crate::rate::RateLimiter;
 use crate::run::flags::{Flags, Job};
 use crate::run::lock::{LockSettings, RunLock};
+use crate::run::stop::StopSignal;
 use crate::store::{self, Location};
 use crate::table::TableSchema;
 use crate::{Error, Result};
@@ -61,6 +62,8 @@ pub struct ExportSettings {
     pub dry_run: bool,
     /// Lock behaviour.
     pub lock: LockSettings,
+    /// Raised to stop the run cleanly.
+    pub stop: StopSignal,
 }
 
 /// How one table ended.
@@ -574,6 +577,7 @@ async fn export_table(
         count_only: false,
         progress,
         cancelled: AtomicBool::new(false),
+        stop: settings.stop.clone(),
     });
     let handles: Vec<_> = (0..planned.segments)
         .map(|segment| {

@@ -14,6 +14,7 @@ use crate::item::validate::item_size;
 use crate::item::Item;
 use crate::progress::TableProgress;
 use crate::rate::RateLimiter;
+use crate::run::stop::StopSignal;
 use crate::{Error, Result};
 
 /// Pages larger than this many items are never asked for (DynamoDB caps pages at 1 MB anyway).
@@ -40,6 +41,8 @@ pub struct ScanJob {
     pub progress: Arc<TableProgress>,
     /// Set when a segment failed: the others stop.
     pub cancelled: AtomicBool,
+    /// The run's stop signal (Ctrl-C, SIGTERM).
+    pub stop: StopSignal,
 }
 
 /// Where a segment's pages go.
@@ -83,10 +86,13 @@ pub async fn scan_segment(job: &ScanJob, segment: u32, sink: &mut impl PageSink)
     let first_per_item = job.avg_item_bytes.unwrap_or(1024.0).max(1.0) / 4096.0 * 0.5;
     let (mut limit, mut estimate) = page_size(share, first_per_item);
     loop {
-        if job.cancelled.load(Ordering::Relaxed) {
+        if job.cancelled.load(Ordering::Relaxed) || job.stop.is_stopped() {
             return Err(Error::Interrupted);
         }
-        limiter.acquire(estimate).await;
+        tokio::select! {
+            _ = limiter.acquire(estimate) => {}
+            _ = job.stop.stopped() => return Err(Error::Interrupted),
+        }
         let page = job
             .aws
             .call(

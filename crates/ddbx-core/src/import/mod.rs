@@ -26,6 +26,7 @@ use crate::progress::{Phase, RunProgress, TableProgress};
 use crate::rate::RateLimiter;
 use crate::run::checkpoint::{Checkpoints, ImportPosition};
 use crate::run::flags::{Flags, Job};
+use crate::run::stop::StopSignal;
 use crate::store::{self, Location};
 use crate::table::{KeyAttribute, TableSchema};
 use crate::{Error, Result};
@@ -62,6 +63,8 @@ pub struct ImportSettings {
     pub resume: bool,
     /// Skip the validation pass (faster; a bad line then fails the table mid-way).
     pub no_validate_first: bool,
+    /// Raised to stop cleanly: no new batch starts, batches in hand finish, the checkpoint is written.
+    pub stop: StopSignal,
 }
 
 /// What one table's import will do.
@@ -384,7 +387,11 @@ async fn import_table(
         // Read everything once, write nothing: a corrupt file fails the table untouched.
         for f in &src.files {
             let mut r = ItemReader::open(&src.dir, f, src.format).await?;
-            while r.next().await?.is_some() {}
+            while r.next().await?.is_some() {
+                if settings.stop.is_stopped() {
+                    return Err(Error::Interrupted);
+                }
+            }
         }
     }
     counters.add(base.items_written, 0, 0.0);
@@ -405,12 +412,17 @@ async fn import_table(
         let limiter = limiter.clone();
         let counters = counters.clone();
         let target = target.to_string();
+        let stop = settings.stop.clone();
         handles.push(tokio::spawn(async move {
             loop {
                 let next = rx.lock().await.recv().await;
                 let Some(b) = next else {
                     return Ok::<(), Error>(());
                 };
+                if stop.is_stopped() {
+                    // Interrupted: this batch is not written; the checkpoint stops before it.
+                    return Ok(());
+                }
                 let (n, bytes) = (b.items.len() as u64, b.bytes as u64);
                 let consumed = write_batch(&aws, &limiter, &target, b.items, b.units).await?;
                 counters.add(n, bytes, consumed);
@@ -462,6 +474,9 @@ async fn import_table(
                 ..Batch::default()
             };
             while let Some((line, item)) = reader.next().await? {
+                if settings.stop.is_stopped() {
+                    return Err(Error::Interrupted);
+                }
                 if line <= skip_to {
                     continue;
                 }

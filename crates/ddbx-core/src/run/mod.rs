@@ -4,3 +4,4 @@
 pub mod checkpoint;
 pub mod flags;
 pub mod lock;
+pub mod stop;

@@ -17,6 +17,10 @@ pub struct Faults {
     pub unprocessed_every: u64,
     /// Every Nth BatchWriteItem is refused with ProvisionedThroughputExceededException.
     pub throttle_every: u64,
+    /// Every Nth Scan is refused with a throttle, alternating the three throttling codes.
+    pub scan_throttle_every: u64,
+    /// Every Nth Scan gets a 500 InternalServerError.
+    pub scan_error_every: u64,
 }
 
 /// Counts of what the proxy did.
@@ -28,6 +32,10 @@ pub struct Stats {
     pub unprocessed_items: AtomicU64,
     /// Calls answered with a throttle.
     pub throttled: AtomicU64,
+    /// Scan calls seen.
+    pub scan_calls: AtomicU64,
+    /// Scan calls answered with a fault.
+    pub scan_faults: AtomicU64,
 }
 
 /// A running proxy.
@@ -173,11 +181,34 @@ async fn serve(
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     while let Some(req) = read_message(&mut conn, &mut buf).await? {
-        let is_batch = req
-            .head
-            .to_ascii_lowercase()
-            .contains("dynamodb_20120810.batchwriteitem");
-        let reply = if is_batch {
+        let head = req.head.to_ascii_lowercase();
+        let is_batch = head.contains("dynamodb_20120810.batchwriteitem");
+        let is_scan = head.contains("dynamodb_20120810.scan");
+        let reply = if is_scan {
+            let n = stats.scan_calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if faults.scan_throttle_every > 0 && n % faults.scan_throttle_every == 0 {
+                stats.scan_faults.fetch_add(1, Ordering::SeqCst);
+                let code = [
+                    "ProvisionedThroughputExceededException",
+                    "ThrottlingException",
+                    "RequestLimitExceeded",
+                ][(n / faults.scan_throttle_every % 3) as usize];
+                response(
+                    "400 Bad Request",
+                    &format!(
+                        r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"injected"}}"#
+                    ),
+                )
+            } else if faults.scan_error_every > 0 && n % faults.scan_error_every == 0 {
+                stats.scan_faults.fetch_add(1, Ordering::SeqCst);
+                response(
+                    "500 Internal Server Error",
+                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected"}"#,
+                )
+            } else {
+                forward(upstream, &with_body(&req.head, &req.body)).await?
+            }
+        } else if is_batch {
             let n = stats.batch_calls.fetch_add(1, Ordering::SeqCst) + 1;
             if faults.throttle_every > 0 && n % faults.throttle_every == 0 {
                 stats.throttled.fetch_add(1, Ordering::SeqCst);

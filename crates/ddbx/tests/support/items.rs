@@ -24,6 +24,7 @@ pub fn mixed(i: usize, sort_key: bool) -> Item {
         V::N(format!("1234567890123456789012345678901234567{}", i % 10)),
     );
     m.insert("nsmall".into(), V::N("-1.5E-120".into()));
+    m.insert("nlimit".into(), V::N("1E-130".into()));
     m.insert(
         "nbig".into(),
         V::N("9.9999999999999999999999999999999999999E+125".into()),
