@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ddbx_core::progress::{Phase, RunProgress, TableProgress};
@@ -74,8 +74,7 @@ pub fn start(run: RunProgress, bars: bool, unit_word: &'static str) -> Renderer 
     let multi = multi.clone();
     let (stop, mut stopped) = oneshot::channel();
     let task = tokio::spawn(async move {
-        let mut shown: Vec<(Arc<TableProgress>, ProgressBar, Instant, u64)> = Vec::new();
-        let rates: Mutex<()> = Mutex::new(());
+        let mut shown: Vec<(Arc<TableProgress>, ProgressBar, Instant)> = Vec::new();
         let mut last_log = Instant::now();
         let tick = if use_bars {
             Duration::from_millis(200)
@@ -87,7 +86,6 @@ pub fn start(run: RunProgress, bars: bool, unit_word: &'static str) -> Renderer 
                 _ = tokio::time::sleep(tick) => false,
                 _ = &mut stopped => true,
             };
-            let _guard = rates.lock();
             for t in run.tables() {
                 if !shown.iter().any(|(s, ..)| Arc::ptr_eq(s, &t)) {
                     let bar = multi.add(ProgressBar::new(0));
@@ -96,11 +94,17 @@ pub fn start(run: RunProgress, bars: bool, unit_word: &'static str) -> Renderer 
                             .expect("valid template"),
                     );
                     bar.set_prefix(t.table.clone());
-                    shown.push((t, bar, Instant::now(), 0));
+                    shown.push((t, bar, Instant::now()));
                 }
             }
             let log_now = !use_bars && last_log.elapsed() >= Duration::from_secs(10);
-            for (t, bar, since, _) in &mut shown {
+            for (t, bar, since) in &mut shown {
+                if bar.is_finished() {
+                    continue;
+                }
+                if t.phase() == Phase::Waiting {
+                    *since = Instant::now();
+                }
                 let items = t.items.load(Ordering::Relaxed);
                 let expected = t.expected_items.load(Ordering::Relaxed);
                 let secs = since.elapsed().as_secs_f64().max(0.001);
@@ -136,7 +140,7 @@ pub fn start(run: RunProgress, bars: bool, unit_word: &'static str) -> Renderer 
                 last_log = Instant::now();
             }
             if done {
-                for (_, bar, ..) in &shown {
+                for (_, bar, _) in &shown {
                     bar.finish();
                 }
                 let _ = multi.clear();

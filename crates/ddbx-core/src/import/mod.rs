@@ -527,7 +527,7 @@ async fn import_table(
     checkpoints.save("checkpoint.json", &pos).await?;
     match outcome {
         Ok(n) => {
-            if let Some(expected) = step.expected_items.filter(|_| base.items_written == 0) {
+            if let Some(expected) = step.expected_items {
                 if expected != n {
                     return Err(Error::Invalid(format!(
                         "table {target}: wrote {n} items but the export holds {expected}"
