@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::aws::Aws;
 use crate::engine::local::{for_each_limited, LocalEngine, WorkerPool};
-use crate::export::segment::{scan_segment, PageSink, ScanJob};
+use crate::export::segment::{scan_segment, PageSink, ScanJob, ScanKey};
 use crate::format::reader::ItemReader;
 use crate::format::source::{self, TableSource};
 use crate::item::canonical::{item_digest, key_digest};
@@ -190,7 +190,7 @@ struct Compare {
 }
 
 impl PageSink for Compare {
-    async fn page(&mut self, items: &[Item], _count: u64) -> Result<()> {
+    async fn page(&mut self, items: &[Item], _count: u64, _next: Option<&ScanKey>) -> Result<()> {
         let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
         let mut expected = self.expected.lock().unwrap();
         let mut diff = self.differing.lock().unwrap();
@@ -220,7 +220,7 @@ impl PageSink for Compare {
 struct Count;
 
 impl PageSink for Count {
-    async fn page(&mut self, _items: &[Item], _count: u64) -> Result<()> {
+    async fn page(&mut self, _items: &[Item], _count: u64, _next: Option<&ScanKey>) -> Result<()> {
         Ok(())
     }
 }
@@ -317,9 +317,9 @@ async fn verify_table(
             let deep = settings.deep;
             pool.spawn(async move {
                 if deep {
-                    scan_segment(&job, segment, &mut sink).await
+                    scan_segment(&job, segment, None, &mut sink).await
                 } else {
-                    scan_segment(&job, segment, &mut Count).await
+                    scan_segment(&job, segment, None, &mut Count).await
                 }
             })
         })

@@ -168,10 +168,14 @@ pub enum CompressionArg {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// A friendly name for the set of tables (a folder of the layout; one run per app at a time).
-    #[arg(long)]
-    pub app: String,
+    #[arg(long, required_unless_present = "resume")]
+    pub app: Option<String>,
     /// Tables to export: a plain value is a prefix (MYAPP_PROD selects MYAPP_PROD*), one with * or ? is a glob. Repeatable.
-    #[arg(long = "tables", value_name = "PREFIX_OR_GLOB", required = true)]
+    #[arg(
+        long = "tables",
+        value_name = "PREFIX_OR_GLOB",
+        required_unless_present = "resume"
+    )]
     pub tables: Vec<String>,
     /// A table never to export (name or glob). Repeatable. <to>/excludes is also honoured.
     #[arg(long = "exclude", value_name = "NAME")]
@@ -180,8 +184,11 @@ pub struct ExportArgs {
     #[arg(long, value_name = "PATH_OR_URL")]
     pub exclude_file: Option<String>,
     /// Base location: a folder, file:// URL or s3://bucket/prefix.
-    #[arg(long, value_name = "LOCATION")]
-    pub to: String,
+    #[arg(long, value_name = "LOCATION", required_unless_present = "resume")]
+    pub to: Option<String>,
+    /// Continue a killed, interrupted or failed export: the run root to resume (its plan and checkpoints are used).
+    #[arg(long, value_name = "RUN_ROOT", conflicts_with_all = ["app", "tables", "to", "dry_run"])]
+    pub resume: Option<String>,
     /// Fraction of each table's read capacity to use (on-demand: of MaxReadRequestUnits, else 40,000).
     #[arg(long, default_value_t = 0.5)]
     pub read_ratio: f64,

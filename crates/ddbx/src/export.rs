@@ -39,11 +39,11 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> ExportSettings {
         1_000_000
     };
     ExportSettings {
-        app: a.app.clone(),
+        app: a.app.clone().unwrap_or_default(),
         tables: a.tables.clone(),
         excludes: a.excludes.clone(),
         exclude_file: a.exclude_file.clone(),
-        to: a.to.clone(),
+        to: a.to.clone().unwrap_or_default(),
         read_ratio: a.read_ratio,
         max_read_units: a.max_read_units,
         segments: a.segments,
@@ -69,6 +69,7 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> ExportSettings {
             ..LockSettings::default()
         },
         stop,
+        resume: a.resume.clone(),
     }
 }
 

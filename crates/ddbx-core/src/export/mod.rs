@@ -2,8 +2,10 @@
 //! selected table through the engine, then write the manifests, the restore plan and the
 //! final flag.
 
+pub mod checkpoint;
 pub mod segment;
 
+use checkpoint::{segment_name, CheckpointedSink, SegmentPosition, TablePosition};
 use segment::{scan_segment, ScanJob};
 
 use std::sync::atomic::AtomicBool;
@@ -24,6 +26,7 @@ use crate::plan::{
 };
 use crate::progress::{Phase, RunProgress, TableProgress};
 use crate::rate::RateLimiter;
+use crate::run::checkpoint::Checkpoints;
 use crate::run::flags::{Flags, Job};
 use crate::run::lock::{LockSettings, RunLock};
 use crate::run::stop::StopSignal;
@@ -64,6 +67,8 @@ pub struct ExportSettings {
     pub lock: LockSettings,
     /// Raised to stop the run cleanly.
     pub stop: StopSignal,
+    /// Continue the run at this run root (its plan, its checkpoints) instead of starting one.
+    pub resume: Option<String>,
 }
 
 /// How one table ended.
@@ -319,6 +324,9 @@ pub async fn run(
     settings: &ExportSettings,
     progress: &RunProgress,
 ) -> Result<ExportReport> {
+    if let Some(run_root) = &settings.resume {
+        return resume(aws, settings, run_root, progress).await;
+    }
     let started = Utc::now();
     let selection = select_tables(aws, settings, started).await?;
     let run_dir = selection.base.child(&selection.layout.run_dir());
@@ -371,7 +379,7 @@ pub async fn run(
         &selection.base,
         &selection.layout.lock_path(),
         &format!("export {}", run_dir.url()),
-        settings.lock,
+        settings.lock.clone(),
     )
     .await?;
     let result = export_locked(
@@ -381,6 +389,111 @@ pub async fn run(
         &selection.layout,
         &run_dir,
         &plan,
+        schemas,
+        failed_early,
+    )
+    .await;
+    let released = lock.release().await;
+    let summary = result?;
+    released?;
+    Ok(ExportReport { plan, summary })
+}
+
+/// Continue a killed, interrupted or partly failed run from its plan and checkpoints:
+/// finished tables and segments are kept, the rest continue from their checkpoints.
+async fn resume(
+    aws: &Aws,
+    settings: &ExportSettings,
+    run_root: &str,
+    progress: &RunProgress,
+) -> Result<ExportReport> {
+    let run_dir = store::open(run_root, Some(aws)).await?;
+    let plan_path = run_dir.join("export-plan.json");
+    let bytes = crate::format::source::get_optional(&run_dir, &plan_path)
+        .await?
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: no export-plan.json here: --resume takes the root of a ddbx export run",
+                run_dir.url()
+            ))
+        })?;
+    let plan: ExportPlan = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        file: run_dir.url_of(&plan_path),
+        message: format!("not an export plan: {e}"),
+    })?;
+    if plan.region != aws.region {
+        return Err(Error::Invalid(format!(
+            "{}: the run exports tables of {}; pass --region {}",
+            run_dir.url(),
+            plan.region,
+            plan.region
+        )));
+    }
+    let layout = RunLayout {
+        region: plan.region.clone(),
+        app: plan.app.clone(),
+        started: plan.started_at,
+    };
+    // The base location is the run root less `<region>/<app>/YYYY/MM/DD/HH_MM.SS`.
+    let rel = layout.run_dir();
+    let trimmed = run_root.trim_end_matches('/');
+    let base_str = trimmed
+        .strip_suffix(&rel)
+        .map(|b| b.trim_end_matches('/'))
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{run_root}: its plan says the run lives at <base>/{rel}: give that path"
+            ))
+        })?;
+    let base = store::open(base_str, Some(aws)).await?;
+    let run_dir = base.child(&rel);
+    let mut settings = settings.clone();
+    settings.app = plan.app.clone();
+    settings.format = plan.format;
+    settings.compression = plan.compression;
+    let mut schemas = Vec::new();
+    let mut failed_early = Vec::new();
+    let mut tables = Vec::new();
+    for t in &plan.tables {
+        let table_json = run_dir.join(&format!("{}/table.json", t.table));
+        let schema = match crate::format::source::get_optional(&run_dir, &table_json).await? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt {
+                file: run_dir.url_of(&table_json),
+                message: format!("not a table description: {e}"),
+            }),
+            None => aws.describe_table(&t.table).await,
+        };
+        match schema {
+            Ok(s) => {
+                schemas.push(s);
+                tables.push(t.clone());
+            }
+            Err(e) => failed_early.push(failed(&t.table, &e.to_string())),
+        }
+    }
+    let run_name = format!("export {}", run_dir.url());
+    let lock = RunLock::acquire(
+        &base,
+        &layout.lock_path(),
+        &run_name,
+        LockSettings {
+            takeover_run: Some(run_name.clone()),
+            ..settings.lock.clone()
+        },
+    )
+    .await?;
+    let resumed_plan = ExportPlan {
+        tables,
+        ..plan.clone()
+    };
+    let result = export_locked(
+        aws,
+        &settings,
+        progress,
+        &layout,
+        &run_dir,
+        &resumed_plan,
         schemas,
         failed_early,
     )
@@ -421,7 +534,9 @@ async fn export_locked(
             None,
         ))
         .await?;
-    put_json(run_dir, "export-plan.json", plan).await?;
+    if settings.resume.is_none() {
+        put_json(run_dir, "export-plan.json", plan).await?;
+    }
 
     let pool = WorkerPool::new(settings.engine.workers);
     let jobs: Vec<(TableSchema, &PlannedTable)> =
@@ -544,7 +659,8 @@ pub async fn put_json(dir: &Location, rel: &str, value: &impl Serialize) -> Resu
     Ok(())
 }
 
-/// Export one table: `table.json`, the segments, then the manifests.
+/// Export one table: `table.json`, the segments (each from its checkpoint when
+/// resuming), then the manifests. Returns (files, items, bytes).
 async fn export_table(
     aws: &Aws,
     settings: &ExportSettings,
@@ -555,50 +671,104 @@ async fn export_table(
     pool: &WorkerPool,
 ) -> Result<(u64, u64, u64)> {
     let table_dir = run_dir.child(&schema.table_name);
-    put_json(&table_dir, "table.json", &schema).await?;
+    let checkpoints = Checkpoints::new(run_dir, "_export", &schema.table_name);
+    let prior: Option<TablePosition> = if settings.resume.is_some() {
+        checkpoints.load("table.json").await?
+    } else {
+        None
+    };
+    if let Some(done) = prior.as_ref().filter(|p| p.complete) {
+        tracing::info!(table = %schema.table_name, "already exported by an earlier attempt");
+        progress.add(done.items, done.bytes, 0.0);
+        return Ok((done.files, done.items, done.bytes));
+    }
     let started = Utc::now();
-    let layout = Arc::new(TableLayout::new(
-        settings.format,
-        settings.compression,
-        table_dir,
-        started.timestamp_millis(),
-    ));
-    if settings.format == DataFormat::DynamodbJson {
-        native::write_started(&layout).await?;
+    let (layout, segments) = match &prior {
+        Some(p) => (
+            TableLayout::with_id(
+                settings.format,
+                settings.compression,
+                table_dir.clone(),
+                p.export_id.clone(),
+            ),
+            p.segments,
+        ),
+        None => (
+            TableLayout::new(
+                settings.format,
+                settings.compression,
+                table_dir.clone(),
+                started.timestamp_millis(),
+            ),
+            planned.segments,
+        ),
+    };
+    let layout = Arc::new(layout);
+    let mut position = TablePosition {
+        export_id: layout.export_id.clone(),
+        segments,
+        complete: false,
+        items: 0,
+        bytes: 0,
+        files: 0,
+    };
+    if prior.is_none() {
+        put_json(&table_dir, "table.json", &schema).await?;
+        checkpoints.save("table.json", &position).await?;
+        if settings.format == DataFormat::DynamodbJson {
+            native::write_started(&layout).await?;
+        }
     }
     let job = Arc::new(ScanJob {
         aws: aws.clone(),
         table: schema.table_name.clone(),
         limiter: RateLimiter::new(planned.target_read_units, aws.clock.clone()),
-        segments: planned.segments,
+        segments,
         concurrency: settings.engine.workers.max(1) as u32,
         avg_item_bytes: (schema.item_count > 0)
             .then(|| schema.table_size_bytes as f64 / schema.item_count as f64),
         count_only: false,
-        progress,
+        progress: progress.clone(),
         cancelled: AtomicBool::new(false),
         stop: settings.stop.clone(),
     });
-    let handles: Vec<_> = (0..planned.segments)
-        .map(|segment| {
-            let job = job.clone();
-            let mut writer = DataFileWriter::new(layout.clone(), settings.roll);
-            pool.spawn(async move {
-                let r = match scan_segment(&job, segment, &mut writer).await {
-                    Ok(()) => writer.finish().await,
-                    Err(e) => {
-                        writer.abort().await;
-                        Err(e)
-                    }
-                };
-                if r.is_err() {
-                    job.cancelled
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut handles = Vec::new();
+    for segment in 0..segments {
+        let name = segment_name(segment);
+        let before: SegmentPosition = if prior.is_some() {
+            checkpoints.load(&name).await?.unwrap_or_default()
+        } else {
+            SegmentPosition::default()
+        };
+        let done_items: u64 = before.files.iter().map(|f| f.items).sum();
+        let done_bytes: u64 = before.files.iter().map(|f| f.item_bytes).sum();
+        progress.add(done_items, done_bytes, 0.0);
+        if before.done {
+            handles.push(tokio::spawn(std::future::ready(Ok(before.files))));
+            continue;
+        }
+        let start = before.start_key(&checkpoints.url())?;
+        let job = job.clone();
+        let mut sink = CheckpointedSink {
+            writer: DataFileWriter::resume(layout.clone(), settings.roll, before.files),
+            checkpoints: checkpoints.clone(),
+            segment,
+        };
+        handles.push(pool.spawn(async move {
+            let r = match scan_segment(&job, segment, start, &mut sink).await {
+                Ok(()) => sink.finish().await,
+                Err(e) => {
+                    sink.writer.abort().await;
+                    Err(e)
                 }
-                r
-            })
-        })
-        .collect();
+            };
+            if r.is_err() {
+                job.cancelled
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            r
+        }));
+    }
     let mut files: Vec<DataFile> = Vec::new();
     let mut first_error: Option<Error> = None;
     for h in handles {
@@ -623,6 +793,9 @@ async fn export_table(
         return Err(e);
     }
     job.limiter.drain().await;
+    if prior.is_some() {
+        remove_unlisted_data_files(&layout, &files).await?;
+    }
     let ended = Utc::now();
     match settings.format {
         DataFormat::Emr => connector::write_manifest(&layout, &files).await?,
@@ -630,7 +803,41 @@ async fn export_table(
             native::write_manifests(&layout, &schema, &aws.region, &files, started, ended).await?;
         }
     }
-    let items = files.iter().map(|f| f.items).sum();
-    let bytes = files.iter().map(|f| f.item_bytes).sum();
-    Ok((files.len() as u64, items, bytes))
+    position.items = files.iter().map(|f| f.items).sum();
+    position.bytes = files.iter().map(|f| f.item_bytes).sum();
+    position.files = files.len() as u64;
+    position.complete = true;
+    checkpoints.save("table.json", &position).await?;
+    Ok((position.files, position.items, position.bytes))
+}
+
+/// After a crash: data files a killed attempt left behind (never listed in a checkpoint,
+/// or an unfinished upload's staging file) are deleted, so that the folder holds exactly
+/// what the manifests list.
+async fn remove_unlisted_data_files(layout: &TableLayout, files: &[DataFile]) -> Result<()> {
+    let listed: std::collections::HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let dir = match layout.format {
+        DataFormat::Emr => layout.table_dir.clone(),
+        _ => layout.native_dir().child("data"),
+    };
+    let listing = dir
+        .store
+        .list_with_delimiter(Some(&dir.prefix))
+        .await
+        .map_err(|e| Error::store(dir.url(), e))?;
+    for object in listing.objects {
+        let name = object.location.filename().unwrap_or_default();
+        let is_data = match layout.format {
+            DataFormat::Emr => name.len() >= 36 && uuid::Uuid::parse_str(&name[..36]).is_ok(),
+            _ => true,
+        };
+        if is_data && !listed.contains(object.location.as_ref()) {
+            tracing::info!(file = %dir.url_of(&object.location), "removing a data file left by an interrupted attempt");
+            match dir.store.delete(&object.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::store(dir.url_of(&object.location), e)),
+            }
+        }
+    }
+    Ok(())
 }

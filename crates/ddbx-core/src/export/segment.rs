@@ -45,22 +45,37 @@ pub struct ScanJob {
     pub stop: StopSignal,
 }
 
+/// A position in a scan: the key to continue after (DynamoDB's `LastEvaluatedKey`).
+pub type ScanKey = HashMap<String, AttributeValue>;
+
 /// Where a segment's pages go.
 pub trait PageSink: Send {
-    /// Take one page's items (for a count-only scan: none, and `count`).
+    /// Take one page's items (for a count-only scan: none, and `count`); `next` is where
+    /// the scan continues after this page (`None` at the end of the segment).
     fn page(
         &mut self,
         items: &[Item],
         count: u64,
+        next: Option<&ScanKey>,
     ) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// The most items the next page may hold, when the sink needs pages to end somewhere.
+    fn room(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl PageSink for DataFileWriter {
-    async fn page(&mut self, items: &[Item], _count: u64) -> Result<()> {
+    async fn page(&mut self, items: &[Item], _count: u64, _next: Option<&ScanKey>) -> Result<()> {
         for item in items {
             self.push(item, item_size(item) as u64).await?;
         }
+        self.end_page().await?;
         Ok(())
+    }
+
+    fn room(&self) -> Option<u64> {
+        Some(DataFileWriter::room(self))
     }
 }
 
@@ -73,12 +88,27 @@ fn page_size(share: f64, per_item: f64) -> (Option<i32>, f64) {
     (limit, (items.min(MAX_LIMIT) * per_item).max(0.5))
 }
 
-/// Read segment `segment` of `job`'s table to the end into `sink`.
-pub async fn scan_segment(job: &ScanJob, segment: u32, sink: &mut impl PageSink) -> Result<()> {
+/// A page Limit no larger than what the sink has room for.
+fn bounded(limit: Option<i32>, room: Option<u64>) -> Option<i32> {
+    match (limit, room) {
+        (l, None) => l,
+        (None, Some(r)) => Some(r.min(i32::MAX as u64) as i32),
+        (Some(l), Some(r)) => Some((l as u64).min(r) as i32),
+    }
+}
+
+/// Read segment `segment` of `job`'s table into `sink`, from its start or from `start`
+/// (a checkpoint's key) to its end.
+pub async fn scan_segment(
+    job: &ScanJob,
+    segment: u32,
+    start: Option<ScanKey>,
+    sink: &mut impl PageSink,
+) -> Result<()> {
     let table = job.table.as_str();
     let total = job.segments;
     let limiter = &job.limiter;
-    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    let mut start = start;
     // About one second of this segment's share of the rate per page, so the rate stays
     // smooth even for slow tables with large pages. Until a page tells us the real cost
     // of an item, use DynamoDB's average item size, or assume 1 KB items.
@@ -93,6 +123,7 @@ pub async fn scan_segment(job: &ScanJob, segment: u32, sink: &mut impl PageSink)
             _ = limiter.acquire(estimate) => {}
             _ = job.stop.stopped() => return Err(Error::Interrupted),
         }
+        let page_limit = bounded(limit, sink.room());
         let page = job
             .aws
             .call(
@@ -106,7 +137,7 @@ pub async fn scan_segment(job: &ScanJob, segment: u32, sink: &mut impl PageSink)
                         .segment(segment as i32)
                         .total_segments(total as i32)
                         .set_exclusive_start_key(start.clone())
-                        .set_limit(limit)
+                        .set_limit(page_limit)
                         .set_select(job.count_only.then_some(Select::Count))
                         .return_consumed_capacity(ReturnConsumedCapacity::Total)
                         .send()
@@ -126,7 +157,8 @@ pub async fn scan_segment(job: &ScanJob, segment: u32, sink: &mut impl PageSink)
         } else {
             page.items().len() as u64
         };
-        sink.page(page.items(), count).await?;
+        let next = page.last_evaluated_key().filter(|k| !k.is_empty());
+        sink.page(page.items(), count, next).await?;
         // Endpoints that do not report capacity are charged by DynamoDB's rule for
         // eventually consistent reads: half a unit per started 4 KB of the page.
         let consumed = page
@@ -139,9 +171,9 @@ pub async fn scan_segment(job: &ScanJob, segment: u32, sink: &mut impl PageSink)
         if count > 0 {
             (limit, estimate) = page_size(share, consumed / count as f64);
         }
-        match page.last_evaluated_key() {
-            Some(k) if !k.is_empty() => start = Some(k.clone()),
-            _ => return Ok(()),
+        match next {
+            Some(k) => start = Some(k.clone()),
+            None => return Ok(()),
         }
     }
 }

@@ -52,7 +52,7 @@ pub struct TableLayout {
 }
 
 impl TableLayout {
-    /// A layout for a table folder; the export id is made from `now_ms` and randomness.
+    /// A layout for a table folder, with an export id made from `now_ms` and randomness.
     pub fn new(
         format: DataFormat,
         compression: Compression,
@@ -64,6 +64,16 @@ impl TableLayout {
             now_ms,
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        Self::with_id(format, compression, table_dir, export_id)
+    }
+
+    /// A layout for a table folder with a known export id (a resumed export).
+    pub fn with_id(
+        format: DataFormat,
+        compression: Compression,
+        table_dir: Location,
+        export_id: String,
+    ) -> Self {
         Self {
             format,
             compression,

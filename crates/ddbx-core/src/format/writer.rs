@@ -20,7 +20,7 @@ use crate::{Error, Result};
 pub struct RollLimits {
     /// Items per file at most.
     pub max_items: u64,
-    /// Uncompressed bytes per file at most (the line that crosses it is the last).
+    /// Uncompressed bytes per file at most (the page that crosses it is the last).
     pub max_bytes: u64,
     /// Compressed bytes buffered before they are uploaded as one part (at least 5 MiB for S3).
     pub part_bytes: usize,
@@ -70,11 +70,16 @@ impl std::fmt::Debug for OpenFile {
 impl DataFileWriter {
     /// A writer for files of `layout`.
     pub fn new(layout: Arc<TableLayout>, limits: RollLimits) -> Self {
+        Self::resume(layout, limits, Vec::new())
+    }
+
+    /// A writer that carries on after `done`, files an earlier run completed.
+    pub fn resume(layout: Arc<TableLayout>, limits: RollLimits, done: Vec<DataFile>) -> Self {
         Self {
             layout,
             limits,
             current: None,
-            done: Vec::new(),
+            done,
             line: Vec::with_capacity(4096),
         }
     }
@@ -97,11 +102,30 @@ impl DataFileWriter {
         if file.buffer.len() >= self.limits.part_bytes {
             self.flush_part().await?;
         }
-        let file = self.current.as_ref().expect("open");
-        if file.items >= self.limits.max_items || file.raw_bytes >= self.limits.max_bytes {
+        Ok(())
+    }
+
+    /// How many more items the open file takes (callers size their pages with it, so that
+    /// files roll between pages and a checkpoint can name the page a file ends with).
+    pub fn room(&self) -> u64 {
+        let used = self.current.as_ref().map_or(0, |f| f.items);
+        self.limits.max_items.saturating_sub(used).max(1)
+    }
+
+    /// After a page: close the open file if it is full. Returns whether a file was closed.
+    pub async fn end_page(&mut self) -> Result<bool> {
+        let full = self.current.as_ref().is_some_and(|f| {
+            f.items >= self.limits.max_items || f.raw_bytes >= self.limits.max_bytes
+        });
+        if full {
             self.close().await?;
         }
-        Ok(())
+        Ok(full)
+    }
+
+    /// Whether no file is open (every item pushed so far is in a stored file).
+    pub fn is_between_files(&self) -> bool {
+        self.current.is_none()
     }
 
     /// Files completed so far.

@@ -16,7 +16,7 @@ use crate::store::Location;
 use crate::{Error, Result};
 
 /// How the lock behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LockSettings {
     /// How often the owner rewrites the lock.
     pub refresh_every: Duration,
@@ -24,6 +24,9 @@ pub struct LockSettings {
     pub stale_after: Duration,
     /// Take over a stale lock.
     pub break_stale: bool,
+    /// A resumed run: take over a lock held for this same run (`LockBody::run`) when it is
+    /// stale or its owner process, on this host, is gone.
+    pub takeover_run: Option<String>,
 }
 
 impl Default for LockSettings {
@@ -32,6 +35,7 @@ impl Default for LockSettings {
             refresh_every: Duration::from_secs(60),
             stale_after: Duration::from_secs(15 * 60),
             break_stale: false,
+            takeover_run: None,
         }
     }
 }
@@ -95,7 +99,9 @@ impl RunLock {
                         .to_std()
                         .map(|a| a > settings.stale_after)
                         .unwrap_or(false);
-                    if stale && settings.break_stale && !tried_breaking {
+                    let ours = settings.takeover_run.as_deref() == Some(held.run.as_str())
+                        && (stale || owner_is_gone(&held.owner));
+                    if (ours || (stale && settings.break_stale)) && !tried_breaking {
                         tracing::warn!(lock = %url, owner = %held.owner, refreshed_at = %held.refreshed_at, "taking over a stale lock");
                         match base.store.delete(&path).await {
                             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -194,6 +200,16 @@ async fn read(base: &Location, path: &Path) -> Result<LockBody> {
         file: url,
         message: format!("not a ddbx lock: {e}"),
     })
+}
+
+/// Whether `host:pid` names a process of this host that no longer runs.
+fn owner_is_gone(owner: &str) -> bool {
+    match owner.rsplit_once(':') {
+        Some((host, pid)) if host == hostname() => pid
+            .parse::<u32>()
+            .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()),
+        _ => false,
+    }
 }
 
 fn hostname() -> String {
