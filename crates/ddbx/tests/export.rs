@@ -895,3 +895,57 @@ async fn a_killed_export_resumes_to_an_exact_result() {
         );
     }
 }
+
+#[tokio::test]
+async fn secrets_never_reach_logs_or_run_files() {
+    let env = TestEnv::new("secret").await;
+    let t = env.table("t");
+    env.create_table(&t, false, None).await;
+    env.put_items(
+        &t,
+        &(0..30).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
+    )
+    .await;
+    let bucket = env
+        .prefix
+        .to_lowercase()
+        .replace('_', "-")
+        .trim_end_matches('-')
+        .to_string();
+    env.create_bucket(&bucket);
+    let (secret, token) = ("SeCrEtDiStInCtIvE0987654321", "ToKeNdIsTiNcTiVe1234567890");
+    let out = env.out();
+    for to in [
+        format!("s3://{bucket}/b"),
+        out.to_str().unwrap().to_string(),
+    ] {
+        let o = env
+            .ddbx()
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_SESSION_TOKEN", token)
+            .env("RUST_LOG", "trace")
+            .args([
+                "export", "--app", "app", "--tables", &t, "--to", &to, "--output", "json",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.len() > 10_000, "trace logging was on");
+        for text in [stderr.as_ref(), String::from_utf8_lossy(&o.stdout).as_ref()] {
+            assert!(
+                !text.contains(secret) && !text.contains(token),
+                "a secret leaked into the output for {to}"
+            );
+        }
+    }
+    for f in files_under(&out) {
+        let bytes = std::fs::read(&f).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(secret) && !text.contains(token),
+            "a secret leaked into {}",
+            f.display()
+        );
+    }
+}
