@@ -16,14 +16,13 @@ use crate::aws::Aws;
 use crate::engine::local::{for_each_limited, LocalEngine, WorkerPool};
 use crate::export::segment::{scan_segment, PageSink, ScanJob, ScanKey};
 use crate::format::reader::ItemReader;
-use crate::format::source::{self, TableSource};
+use crate::format::source::{self, Selection, TableSource};
 use crate::item::canonical::{item_digest, key_digest};
 use crate::item::{dynamodb_json, Item};
-use crate::plan::{default_segments, DataFormat, TableFilter};
+use crate::plan::default_segments;
 use crate::progress::{Phase, RunProgress};
 use crate::rate::RateLimiter;
 use crate::run::stop::StopSignal;
-use crate::store;
 use crate::table::KeyAttribute;
 use crate::{Error, Result};
 
@@ -33,18 +32,8 @@ const EXAMPLES: usize = 5;
 /// What to verify.
 #[derive(Debug, Clone, Default)]
 pub struct VerifySettings {
-    /// The export (as for import).
-    pub from: String,
-    /// Only these source tables.
-    pub tables: Vec<String>,
-    /// Never these.
-    pub excludes: Vec<String>,
-    /// Source → target table.
-    pub table_map: Vec<(String, String)>,
-    /// The target of a single-table export.
-    pub target_table: Option<String>,
-    /// Force the export's format.
-    pub format: Option<DataFormat>,
+    /// The export and its tables.
+    pub source: Selection,
     /// Fraction of each table's read capacity for the scan.
     pub read_ratio: f64,
     /// Read units per second per table, overriding the ratio.
@@ -96,42 +85,11 @@ pub async fn run(
     settings: &VerifySettings,
     progress: &RunProgress,
 ) -> Result<Vec<Verdict>> {
-    let root = store::open(&settings.from, Some(aws)).await?;
-    let src = source::open(root.clone(), settings.format).await?;
-    let filter = TableFilter::new(&settings.tables, &settings.excludes)?;
-    let mut work = Vec::new();
-    for (step, table) in src.tables {
-        let source_table = step
-            .as_ref()
-            .map(|s| s.source_table.clone())
-            .or_else(|| table.as_ref().ok().and_then(|t| t.table.clone()))
-            .or_else(|| settings.target_table.clone())
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "{}: the export does not name its table; pass --target-table",
-                    root.url()
-                ))
-            })?;
-        if !filter.matches(&source_table) {
-            continue;
-        }
-        let target = settings
-            .table_map
-            .iter()
-            .find(|(s, _)| *s == source_table)
-            .map(|(_, d)| d.clone())
-            .or_else(|| settings.target_table.clone())
-            .or_else(|| step.as_ref().map(|s| s.target_table.clone()))
-            .unwrap_or_else(|| source_table.clone());
-        let key = step
-            .as_ref()
-            .map(|s| s.key_schema.clone())
-            .filter(|k| !k.is_empty());
-        work.push((source_table, target, key, table));
-    }
-    if work.is_empty() {
-        return Err(Error::Plan(format!("{}: no table to verify", root.url())));
-    }
+    let (_, _, selected) = source::select(aws, &settings.source).await?;
+    let work: Vec<_> = selected
+        .into_iter()
+        .map(|s| (s.source_table, s.target_table, s.key, s.table))
+        .collect();
     let pool = WorkerPool::new(settings.engine.workers);
     Ok(for_each_limited(
         work,

@@ -1,6 +1,7 @@
 //! `ddbx import` and `ddbx verify`: flags to settings, run, summary, exit code.
 
 use ddbx_core::engine::local::LocalEngine;
+use ddbx_core::format::source::Selection;
 use ddbx_core::import::{self, ImportSettings};
 use ddbx_core::plan::DataFormat;
 use ddbx_core::progress::RunProgress;
@@ -11,22 +12,28 @@ use crate::args::{Global, ImportArgs, SourceArgs, SourceFormatArg, VerifyArgs};
 use crate::export::load_aws;
 use crate::{code_for, exit, output, progress};
 
-fn table_map(s: &SourceArgs) -> Result<Vec<(String, String)>, ddbx_core::Error> {
-    s.table_map
+/// The export and its tables, from the flags import and verify share.
+fn selection(s: &SourceArgs) -> Result<Selection, ddbx_core::Error> {
+    let table_map = s
+        .table_map
         .iter()
         .map(|m| {
             m.split_once('=')
                 .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
                 .ok_or_else(|| ddbx_core::Error::Invalid(format!("--table-map {m:?}: use SRC=DST")))
         })
-        .collect()
-}
-
-fn format(s: &SourceArgs) -> Option<DataFormat> {
-    s.format.map(|f| match f {
-        SourceFormatArg::DynamodbJson => DataFormat::DynamodbJson,
-        SourceFormatArg::Emr => DataFormat::Emr,
-        SourceFormatArg::DataPipeline => DataFormat::DataPipeline,
+        .collect::<Result<_, _>>()?;
+    Ok(Selection {
+        from: s.from.clone(),
+        tables: s.tables.clone(),
+        excludes: s.excludes.clone(),
+        table_map,
+        target_table: s.target_table.clone(),
+        format: s.format.map(|f| match f {
+            SourceFormatArg::DynamodbJson => DataFormat::DynamodbJson,
+            SourceFormatArg::Emr => DataFormat::Emr,
+            SourceFormatArg::DataPipeline => DataFormat::DataPipeline,
+        }),
     })
 }
 
@@ -39,8 +46,8 @@ fn engine(s: &SourceArgs) -> LocalEngine {
 
 /// Run `ddbx import` and return the exit code.
 pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
-    let map = match table_map(&a.source) {
-        Ok(m) => m,
+    let source = match selection(&a.source) {
+        Ok(s) => s,
         Err(e) => return output::fail(&e),
     };
     let aws = match load_aws(g).await {
@@ -48,12 +55,7 @@ pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
         Err(e) => return output::fail(&e),
     };
     let settings = ImportSettings {
-        from: a.source.from.clone(),
-        tables: a.source.tables.clone(),
-        excludes: a.source.excludes.clone(),
-        table_map: map,
-        target_table: a.source.target_table.clone(),
-        format: format(&a.source),
+        source,
         write_ratio: a.write_ratio,
         max_write_units: a.max_write_units,
         create_missing: a.create_missing,
@@ -86,8 +88,8 @@ pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
 
 /// Run `ddbx verify` and return the exit code.
 pub async fn verify(g: &Global, a: VerifyArgs, stop: StopSignal) -> u8 {
-    let map = match table_map(&a.source) {
-        Ok(m) => m,
+    let source = match selection(&a.source) {
+        Ok(s) => s,
         Err(e) => return output::fail(&e),
     };
     if !(a.read_ratio > 0.0 && a.read_ratio <= 1.5) {
@@ -101,12 +103,7 @@ pub async fn verify(g: &Global, a: VerifyArgs, stop: StopSignal) -> u8 {
         Err(e) => return output::fail(&e),
     };
     let settings = VerifySettings {
-        from: a.source.from.clone(),
-        tables: a.source.tables.clone(),
-        excludes: a.source.excludes.clone(),
-        table_map: map,
-        target_table: a.source.target_table.clone(),
-        format: format(&a.source),
+        source,
         read_ratio: a.read_ratio,
         max_read_units: a.max_read_units,
         deep: a.deep,

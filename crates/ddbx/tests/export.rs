@@ -7,7 +7,9 @@ use base64::Engine as _;
 use ddbx_core::item;
 use md5::{Digest, Md5};
 
-use crate::support::{digests, gz_lines, items, json_stdout, read_json, run_dir, TestEnv};
+use crate::support::{
+    digests, gz_lines, items, json_stdout, read_json, run_dir, wait_for, TestEnv,
+};
 
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -496,16 +498,7 @@ async fn two_concurrent_exports_of_one_app_one_wins() {
     ];
     let mut first = env.ddbx().args(args).spawn().unwrap();
     let lock = out.join("us-east-1").join(&app).join("_LOCK");
-    let mut waited = 0;
-    while !lock.exists() {
-        assert!(
-            first.try_wait().unwrap().is_none(),
-            "first export ended before taking the lock"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        waited += 1;
-        assert!(waited < 1500, "lock never appeared");
-    }
+    wait_for(&mut first, "taking the lock", || lock.exists());
     let second = env.run(&args);
     assert_eq!(second.status.code(), Some(2), "second export is refused");
     assert_eq!(
@@ -534,7 +527,7 @@ async fn a_table_deleted_mid_run_fails_alone() {
     let out = env.out();
     let app = format!("{}app", env.prefix);
     // One table at a time, the slow one first: the other is deleted before its turn.
-    let child = env
+    let mut child = env
         .ddbx()
         .args([
             "export",
@@ -555,12 +548,7 @@ async fn a_table_deleted_mid_run_fails_alone() {
         .spawn()
         .unwrap();
     let lock = out.join("us-east-1").join(&app).join("_LOCK");
-    let mut waited = 0;
-    while !lock.exists() {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        waited += 1;
-        assert!(waited < 1500, "lock never appeared");
-    }
+    wait_for(&mut child, "taking the lock", || lock.exists());
     env.ddb
         .delete_table()
         .table_name(&gone)
@@ -752,7 +740,7 @@ async fn sigterm_stops_cleanly_with_failed_flag_and_released_lock() {
     let out = env.out();
     let app = format!("{}app", env.prefix);
     // ~100 units at 5 units/s: 20 s if left alone.
-    let child = env
+    let mut child = env
         .ddbx()
         .args([
             "export",
@@ -771,12 +759,7 @@ async fn sigterm_stops_cleanly_with_failed_flag_and_released_lock() {
         .spawn()
         .unwrap();
     let lock = out.join("us-east-1").join(&app).join("_LOCK");
-    let mut waited = 0;
-    while !lock.exists() {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        waited += 1;
-        assert!(waited < 1500, "lock never appeared");
-    }
+    wait_for(&mut child, "taking the lock", || lock.exists());
     let signalled = std::time::Instant::now();
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -846,16 +829,9 @@ async fn a_killed_export_resumes_to_an_exact_result() {
             .spawn()
             .unwrap();
         let app_dir = out.join("us-east-1").join(&app);
-        let mut waited = 0;
-        while data_files(&app_dir) < k {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "round {round}: ended before {k} files"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            waited += 1;
-            assert!(waited < 3000, "round {round}: no progress");
-        }
+        wait_for(&mut child, &format!("round {round}: {k} files"), || {
+            data_files(&app_dir) >= k
+        });
         child.kill().unwrap(); // SIGKILL: no flag, no checkpoint, no cleanup
         child.wait().unwrap();
         let run = run_dir(&out, &app);

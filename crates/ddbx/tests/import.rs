@@ -7,7 +7,7 @@ use base64::Engine as _;
 use md5::{Digest, Md5};
 
 use crate::support::fault_proxy::{FaultProxy, Faults};
-use crate::support::{digests, items, json_stdout, TestEnv};
+use crate::support::{digests, items, json_stdout, wait_for, TestEnv};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -629,23 +629,12 @@ async fn a_killed_import_resumes_and_counts_each_item_once() {
         .spawn()
         .unwrap();
     let ckpt = run.join("_import").join(&t2).join("checkpoint.json");
-    let mut waited = 0;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&ckpt) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-                if v["itemsWritten"].as_u64().unwrap_or(0) > 0 {
-                    break;
-                }
-            }
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "import ended before it could be killed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        waited += 1;
-        assert!(waited < 2000, "no checkpoint appeared");
-    }
+    wait_for(&mut child, "a checkpoint with progress", || {
+        std::fs::read_to_string(&ckpt)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v["itemsWritten"].as_u64().unwrap_or(0) > 0)
+    });
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let partial = env.scan_all(&t2).await.len();

@@ -375,27 +375,18 @@ pub async fn run(
         return Ok(ExportReport { plan, summary });
     }
 
-    let lock = RunLock::acquire(
-        &selection.base,
-        &selection.layout.lock_path(),
-        &format!("export {}", run_dir.url()),
-        settings.lock.clone(),
-    )
-    .await?;
-    let result = export_locked(
+    let summary = export_locked(
         aws,
         settings,
         progress,
+        &selection.base,
         &selection.layout,
         &run_dir,
         &plan,
         schemas,
         failed_early,
     )
-    .await;
-    let released = lock.release().await;
-    let summary = result?;
-    released?;
+    .await?;
     Ok(ExportReport { plan, summary })
 }
 
@@ -472,28 +463,51 @@ async fn resume(
             Err(e) => failed_early.push(failed(&t.table, &e.to_string())),
         }
     }
-    let run_name = format!("export {}", run_dir.url());
-    let lock = RunLock::acquire(
-        &base,
-        &layout.lock_path(),
-        &run_name,
-        LockSettings {
-            takeover_run: Some(run_name.clone()),
-            ..settings.lock.clone()
-        },
-    )
-    .await?;
     let resumed_plan = ExportPlan {
         tables,
         ..plan.clone()
     };
-    let result = export_locked(
+    let summary = export_locked(
         aws,
         &settings,
         progress,
+        &base,
         &layout,
         &run_dir,
         &resumed_plan,
+        schemas,
+        failed_early,
+    )
+    .await?;
+    Ok(ExportReport { plan, summary })
+}
+
+/// Take the app's lock (a resumed run may take over its own), export, release the lock.
+#[allow(clippy::too_many_arguments)]
+async fn export_locked(
+    aws: &Aws,
+    settings: &ExportSettings,
+    progress: &RunProgress,
+    base: &Location,
+    layout: &RunLayout,
+    run_dir: &Location,
+    plan: &ExportPlan,
+    schemas: Vec<TableSchema>,
+    failed_early: Vec<TableReport>,
+) -> Result<RunSummary> {
+    let run_name = format!("export {}", run_dir.url());
+    let lock_settings = LockSettings {
+        takeover_run: settings.resume.is_some().then(|| run_name.clone()),
+        ..settings.lock.clone()
+    };
+    let lock = RunLock::acquire(base, &layout.lock_path(), &run_name, lock_settings).await?;
+    let result = export_run(
+        aws,
+        settings,
+        progress,
+        layout,
+        run_dir,
+        plan,
         schemas,
         failed_early,
     )
@@ -501,11 +515,11 @@ async fn resume(
     let released = lock.release().await;
     let summary = result?;
     released?;
-    Ok(ExportReport { plan, summary })
+    Ok(summary)
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn export_locked(
+async fn export_run(
     aws: &Aws,
     settings: &ExportSettings,
     progress: &RunProgress,

@@ -8,12 +8,116 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use serde::Deserialize;
 
+use crate::aws::Aws;
 use crate::format::connector::MANIFEST;
 use crate::format::native::ManifestFile;
-use crate::plan::{DataFormat, RestorePlan, RestoreStep};
-use crate::store::Location;
-use crate::table::TableSchema;
+use crate::plan::{validate_table_name, DataFormat, RestorePlan, RestoreStep, TableFilter};
+use crate::store::{self, Location};
+use crate::table::{KeyAttribute, TableSchema};
 use crate::{Error, Result};
+
+/// Which tables of an export to take and where each goes (shared by import and verify).
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// The export: a run root, a table folder, an AWS or connector export folder.
+    pub from: String,
+    /// Only these source tables (prefixes or globs).
+    pub tables: Vec<String>,
+    /// Never these source tables.
+    pub excludes: Vec<String>,
+    /// Source table → target table.
+    pub table_map: Vec<(String, String)>,
+    /// The target of a single table's export.
+    pub target_table: Option<String>,
+    /// Force a format instead of detecting it.
+    pub format: Option<DataFormat>,
+}
+
+/// One selected table of an export.
+#[derive(Debug)]
+pub struct Selected {
+    /// The exported table's name.
+    pub source_table: String,
+    /// The table to write into or compare with.
+    pub target_table: String,
+    /// The restore plan's step, for a run root.
+    pub step: Option<RestoreStep>,
+    /// The table's data, or why it cannot be read.
+    pub table: Result<TableSource>,
+    /// The key the target must have, when the export records it.
+    pub key: Option<Vec<KeyAttribute>>,
+}
+
+/// Open `sel.from` and pick its tables, each with its target.
+pub async fn select(
+    aws: &Aws,
+    sel: &Selection,
+) -> Result<(Location, Option<RestorePlan>, Vec<Selected>)> {
+    for (s, d) in &sel.table_map {
+        for n in [s, d] {
+            validate_table_name(n).map_err(|e| Error::Invalid(format!("--table-map: {e}")))?;
+        }
+    }
+    let root = store::open(&sel.from, Some(aws)).await?;
+    let mut source = open(root.clone(), sel.format).await?;
+    if sel.target_table.is_some() && source.plan.is_some() {
+        return Err(Error::Invalid(
+            "--target-table is for a single table's export; use --table-map SRC=DST for a run"
+                .into(),
+        ));
+    }
+    let filter = TableFilter::new(&sel.tables, &sel.excludes)?;
+    let mut selected = Vec::new();
+    for (step, table) in std::mem::take(&mut source.tables) {
+        let source_table = step
+            .as_ref()
+            .map(|s| s.source_table.clone())
+            .or_else(|| table.as_ref().ok().and_then(|t| t.table.clone()))
+            .or_else(|| sel.target_table.clone())
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: the export does not name its table; pass --target-table",
+                    root.url()
+                ))
+            })?;
+        if !filter.matches(&source_table) {
+            continue;
+        }
+        let target_table = sel
+            .table_map
+            .iter()
+            .find(|(s, _)| *s == source_table)
+            .map(|(_, d)| d.clone())
+            .or_else(|| sel.target_table.clone())
+            .or_else(|| step.as_ref().map(|s| s.target_table.clone()))
+            .unwrap_or_else(|| source_table.clone());
+        let key = step
+            .as_ref()
+            .map(|s| s.key_schema.clone())
+            .filter(|k| !k.is_empty())
+            .or_else(|| {
+                table
+                    .as_ref()
+                    .ok()
+                    .and_then(|t| t.schema.as_ref())
+                    .map(TableSchema::key)
+            });
+        selected.push(Selected {
+            source_table,
+            target_table,
+            step,
+            table,
+            key,
+        });
+    }
+    if selected.is_empty() {
+        return Err(Error::Plan(format!(
+            "{}: no table selected (after --tables/--exclude)",
+            root.url()
+        )));
+    }
+    Ok((root, source.plan, selected))
+}
 
 /// One data file to read.
 #[derive(Debug, Clone)]

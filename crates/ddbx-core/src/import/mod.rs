@@ -19,16 +19,16 @@ use crate::aws::Aws;
 use crate::engine::local::{for_each_limited, LocalEngine};
 use crate::export::{RunSummary, TableReport, TableStatus};
 use crate::format::reader::ItemReader;
-use crate::format::source::{self, TableSource};
+use crate::format::source::{self, Selection, TableSource};
 use crate::item::validate::item_size;
-use crate::plan::{validate_table_name, DataFormat, RunLayout, TableFilter, DEFAULT_WRITE_RATIO};
+use crate::plan::{DataFormat, RunLayout, DEFAULT_WRITE_RATIO};
 use crate::progress::{Phase, RunProgress, TableProgress};
 use crate::rate::RateLimiter;
 use crate::run::checkpoint::{Checkpoints, ImportPosition};
 use crate::run::flags::{Flags, Job};
 use crate::run::stop::StopSignal;
-use crate::store::{self, Location};
-use crate::table::{KeyAttribute, TableSchema};
+use crate::store::Location;
+use crate::table::KeyAttribute;
 use crate::{Error, Result};
 
 use batch::{write_batch, Batch};
@@ -37,18 +37,8 @@ use tracker::Tracker;
 /// Everything an import is asked to do.
 #[derive(Debug, Clone, Default)]
 pub struct ImportSettings {
-    /// The export: a run root, a table folder, an AWS or connector export folder.
-    pub from: String,
-    /// Only these source tables (prefixes or globs).
-    pub tables: Vec<String>,
-    /// Never these source tables.
-    pub excludes: Vec<String>,
-    /// Source table → target table.
-    pub table_map: Vec<(String, String)>,
-    /// The target of a single-table source.
-    pub target_table: Option<String>,
-    /// Force a format instead of detecting it.
-    pub format: Option<DataFormat>,
+    /// The export and its tables.
+    pub source: Selection,
     /// Fraction of each target's write capacity (overrides the restore plan's).
     pub write_ratio: Option<f64>,
     /// Write units per second per table, overriding ratios.
@@ -119,98 +109,41 @@ pub async fn run(
             )));
         }
     }
-    for (s, d) in &settings.table_map {
-        for n in [s, d] {
-            validate_table_name(n).map_err(|e| Error::Invalid(format!("--table-map: {e}")))?;
-        }
-    }
-    let root = store::open(&settings.from, Some(aws)).await?;
-    let source = source::open(root.clone(), settings.format).await?;
-    let filter = TableFilter::new(&settings.tables, &settings.excludes)?;
-    let single = source.plan.is_none();
-    if settings.target_table.is_some() && !single {
-        return Err(Error::Invalid(
-            "--target-table is for a single table's export; use --table-map SRC=DST for a run"
-                .into(),
-        ));
-    }
+    let (root, plan, selected) = source::select(aws, &settings.source).await?;
     let mut planned = Vec::new();
-    for (step, table) in source.tables {
-        let source_name = step
-            .as_ref()
-            .map(|s| s.source_table.clone())
-            .or_else(|| table.as_ref().ok().and_then(|t| t.table.clone()))
-            .or_else(|| settings.target_table.clone());
-        let Some(source_name) = source_name else {
-            return Err(Error::Invalid(format!(
-                "{}: the export does not name its table; pass --target-table",
-                root.url()
-            )));
-        };
-        if !filter.matches(&source_name) {
-            continue;
-        }
-        let target = settings
-            .table_map
-            .iter()
-            .find(|(s, _)| *s == source_name)
-            .map(|(_, d)| d.clone())
-            .or_else(|| settings.target_table.clone())
-            .or_else(|| step.as_ref().map(|s| s.target_table.clone()))
-            .unwrap_or_else(|| source_name.clone());
-        let key = step
-            .as_ref()
-            .map(|s| s.key_schema.clone())
-            .filter(|k| !k.is_empty())
-            .or_else(|| {
-                table
-                    .as_ref()
-                    .ok()
-                    .and_then(|t| t.schema.as_ref())
-                    .map(TableSchema::key)
-            });
+    for sel in selected {
         let write_ratio = settings
             .write_ratio
-            .or(step.as_ref().map(|s| s.write_ratio))
+            .or(sel.step.as_ref().map(|s| s.write_ratio))
             .unwrap_or(DEFAULT_WRITE_RATIO);
-        let (src_url, format, files, expected) = match &table {
+        let (src_url, format, files, expected) = match &sel.table {
             Ok(t) => (t.dir.url(), t.format, t.files.len(), t.expected_items),
             Err(_) => (
                 root.url(),
-                step.as_ref().map(|s| s.format).unwrap_or_default(),
+                sel.step.as_ref().map(|s| s.format).unwrap_or_default(),
                 0,
                 None,
             ),
         };
         planned.push(Planned {
             step: ImportStep {
-                source_table: source_name,
-                target_table: target,
+                source_table: sel.source_table,
+                target_table: sel.target_table,
                 source: src_url,
                 format,
                 files,
-                expected_items: expected.or(step.as_ref().map(|s| s.item_count)),
+                expected_items: expected.or(sel.step.as_ref().map(|s| s.item_count)),
                 write_ratio,
                 target_write_units: None,
                 target_state: String::new(),
             },
-            source: table.map_err(|e| e.to_string()),
-            key,
+            source: sel.table.map_err(|e| e.to_string()),
+            key: sel.key,
         });
-    }
-    if planned.is_empty() {
-        return Err(Error::Plan(format!(
-            "{}: no table to import (after --tables/--exclude)",
-            root.url()
-        )));
     }
     let layout = RunLayout {
         region: aws.region.clone(),
-        app: source
-            .plan
-            .as_ref()
-            .map(|p| p.app.clone())
-            .unwrap_or_default(),
+        app: plan.map(|p| p.app).unwrap_or_default(),
         started: Utc::now(),
     };
 

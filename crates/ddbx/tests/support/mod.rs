@@ -378,3 +378,20 @@ pub fn digests(items: &[HashMap<String, AttributeValue>]) -> Vec<[u8; 16]> {
     d.sort();
     d
 }
+
+/// Poll (every 10 ms, for at most 30 s) until `ready()` holds while `child` still runs:
+/// a test waits for an observable state of the process under test, never for a time.
+pub fn wait_for(child: &mut std::process::Child, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ready() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ddbx ended before {what}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,133 @@
+"""The benchmark runner behind scripts/bench: times each tool as a child process and reads
+its own resource usage (wall seconds, user+sys CPU seconds, peak RSS) from wait4()."""
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+p = argparse.ArgumentParser()
+p.add_argument("--items", type=int, default=100_000)
+p.add_argument("--runs", type=int, default=3)
+p.add_argument("--out", default="docs/BENCHMARKS.md")
+args = p.parse_args()
+
+target = os.environ["CARGO_TARGET_DIR"]
+ddb = os.environ["DDBX_DYNAMODB_ENDPOINT"]
+host, port = ddb.removeprefix("http://").split(":")
+ddbx = [f"{target}/release/ddbx", "--endpoint-url", ddb, "--no-progress"]
+bench = [f"{target}/release/ddbx-bench", "--endpoint-url", ddb]
+dynamodump = [os.path.join(os.path.dirname(sys.executable), "dynamodump")]
+env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
+           AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", RUST_LOG="warn")
+work = tempfile.mkdtemp(prefix="ddbx-bench-")
+
+
+def measure(cmd, cwd=None):
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    err = proc.stderr.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{err[-3000:]}")
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_mb": ru.ru_maxrss / 1024}
+
+
+def run(cmd, **kw):
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, **kw)
+
+
+table = f"BENCH_{args.items}"
+print(f"loading {args.items} items of ~200 bytes into {table}", file=sys.stderr)
+run(bench + ["load", "--table", table, "--items", str(args.items)])
+
+results = {}
+
+
+def record(name, m):
+    results.setdefault(name, []).append(m)
+
+
+export_root = None
+for r in range(args.runs):
+    print(f"export round {r + 1}/{args.runs}", file=sys.stderr)
+    for name, extra in [("ddbx export (gzip)", ["--compression", "gzip"]), ("ddbx export (zstd)", ["--compression", "zstd"])]:
+        out = os.path.join(work, f"x{r}{extra[1]}")
+        record(name, measure(ddbx + ["export", "--app", "bench", "--tables", table, "--to", out, "--read-ratio", "1.0", "--segments", "8", "--workers", "8"] + extra))
+        if extra[1] == "gzip":
+            export_root = out
+        elif r < args.runs - 1:
+            shutil.rmtree(out)
+    dump = os.path.join(work, f"dump{r}")
+    record("dynamodump backup", measure(dynamodump + ["-m", "backup", "-r", "us-east-1", "--host", host, "--port", port,
+                                                     "--accessKey", "bench", "--secretKey", "bench", "-s", table,
+                                                     "--dumpPath", dump, "--noConfirm"]))
+    record("null scanner (8 segments)", measure(bench + ["null-scan", "--table", table, "--segments", "8"]))
+
+run_root = next(os.path.join(dp) for dp, dn, fn in os.walk(export_root) if "restore-plan.json" in fn)
+for r in range(args.runs):
+    print(f"import round {r + 1}/{args.runs}", file=sys.stderr)
+    t2 = f"BENCH_{args.items}_in"
+    run(bench + ["load", "--table", t2, "--items", "0"])  # an empty table with the same key
+    record("ddbx import", measure(ddbx + ["import", "--from", run_root, "--table-map", f"{table}={t2}", "--write-ratio", "1.0", "--workers", "8", "--no-validate-first"]))
+    run(bench + ["load", "--table", t2, "--items", "0"])
+    record("ddbx import (validating first)", measure(ddbx + ["import", "--from", run_root, "--table-map", f"{table}={t2}", "--write-ratio", "1.0", "--workers", "8"]))
+    run(bench + ["load", "--table", t2, "--items", "0"])
+    dump = os.path.join(work, "dump0")
+    record("dynamodump restore", measure(dynamodump + ["-m", "restore", "-r", "us-east-1", "--host", host, "--port", port,
+                                                      "--accessKey", "bench", "--secretKey", "bench", "-s", table, "-d", t2,
+                                                      "--dumpPath", dump, "--noConfirm", "--dataOnly"]))
+    record("null writer (8 writers)", measure(bench + ["load", "--table", t2, "--items", str(args.items), "--writers", "8"]))
+
+
+def med(name, key):
+    return statistics.median(m[key] for m in results[name])
+
+
+rows = []
+for name in results:
+    wall, cpu, rss = med(name, "wall"), med(name, "cpu"), med(name, "rss_mb")
+    rows.append((name, wall, cpu, rss, args.items / wall, cpu / args.items * 1e6))
+
+ratios = {
+    "ddbx export (gzip) / null scanner, wall": med("ddbx export (gzip)", "wall") / med("null scanner (8 segments)", "wall"),
+    "dynamodump backup / ddbx export (gzip), wall": med("dynamodump backup", "wall") / med("ddbx export (gzip)", "wall"),
+    "dynamodump backup / ddbx export (gzip), CPU per item": med("dynamodump backup", "cpu") / med("ddbx export (gzip)", "cpu"),
+    "ddbx import / null writer, wall": med("ddbx import", "wall") / med("null writer (8 writers)", "wall"),
+    "dynamodump restore / ddbx import, wall": med("dynamodump restore", "wall") / med("ddbx import", "wall"),
+}
+
+header = "| tool | wall s | CPU s (user+sys) | peak RSS MB | items/s | CPU µs/item |\n|---|---:|---:|---:|---:|---:|\n"
+table_md = header + "".join(f"| {n} | {w:.2f} | {c:.2f} | {r:.0f} | {ips:,.0f} | {cpi:.1f} |\n" for n, w, c, r, ips, cpi in rows)
+ratio_md = "| ratio | value |\n|---|---:|\n" + "".join(f"| {k} | {v:.2f} |\n" for k, v in ratios.items())
+versions = subprocess.run(ddbx[:1] + ["--version"], capture_output=True, text=True).stdout.strip()
+dd_version = subprocess.run([sys.executable, "-m", "pip", "show", "dynamodump"], capture_output=True, text=True).stdout
+dd_version = next((l.split(":", 1)[1].strip() for l in dd_version.splitlines() if l.startswith("Version")), "?")
+mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+report = f"""# Benchmarks
+
+Produced by `scripts/bench --items {args.items} --runs {args.runs}` on {datetime.date.today()}:
+{os.cpu_count()} cores, {mem:.0f} GiB, {platform.platform()}; {versions}, dynamodump {dd_version},
+against dynalite (DynamoDB emulator, in memory) on 127.0.0.1. Medians of {args.runs} runs,
+tools alternating within each round. One table of {args.items:,} items of about 200 bytes
+(string, number, binary, bool, string set, map). Each tool runs as a child process; CPU and
+peak RSS are that process's own (wait4). The emulator shares the machine's 2 cores, so every
+figure includes its load; the null scanner and null writer show its ceiling.
+
+{table_md}
+{ratio_md}
+"""
+print(report)
+if args.out:
+    old = open(args.out).read() if os.path.exists(args.out) else ""
+    marker = "\n## Notes\n"
+    notes = old[old.index(marker):] if marker in old else ""
+    with open(args.out, "w") as f:
+        f.write(report + notes)
+shutil.rmtree(work, ignore_errors=True)
