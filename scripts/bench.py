@@ -59,7 +59,7 @@ for r in range(args.runs):
     print(f"export round {r + 1}/{args.runs}", file=sys.stderr)
     for name, extra in [("ddbx export (gzip)", ["--compression", "gzip"]), ("ddbx export (zstd)", ["--compression", "zstd"])]:
         out = os.path.join(work, f"x{r}{extra[1]}")
-        record(name, measure(ddbx + ["export", "--app", "bench", "--tables", table, "--to", out, "--read-ratio", "1.0", "--segments", "8", "--workers", "8"] + extra))
+        record(name, measure(ddbx + ["export", "--app", "bench", "--tables", table, "--exclude", f"{table}_in", "--to", out, "--read-ratio", "1.0", "--segments", "8", "--workers", "8"] + extra))
         if extra[1] == "gzip":
             export_root = out
         elif r < args.runs - 1:

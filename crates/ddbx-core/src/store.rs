@@ -81,7 +81,7 @@ pub async fn open(location: &str, aws: Option<&Aws>) -> Result<Location> {
             aws.ok_or_else(|| Error::Invalid(format!("{location}: S3 needs AWS settings")))?;
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(bucket)
-            .with_region(&aws.region);
+            .with_region(aws.settings.s3_region.as_deref().unwrap_or(&aws.region));
         if let Some(provider) = aws.sdk.credentials_provider() {
             builder = builder.with_credentials(Arc::new(SdkCredentials::new(provider)));
         }

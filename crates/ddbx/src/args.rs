@@ -30,6 +30,9 @@ pub struct Global {
     /// S3-compatible endpoint for s3:// locations.
     #[arg(long, global = true, value_name = "URL")]
     pub s3_endpoint_url: Option<String>,
+    /// Region of the S3 bucket, when it differs from the tables' region.
+    #[arg(long, global = true, value_name = "REGION")]
+    pub s3_region: Option<String>,
     /// Final summary as text or JSON (on stdout).
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,

@@ -22,6 +22,7 @@ pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
             region: g.region.clone(),
             endpoint_url: g.endpoint_url.clone(),
             s3_endpoint_url: g.s3_endpoint_url.clone(),
+            s3_region: g.s3_region.clone(),
         },
         ddbx_core::clock::system(),
     )

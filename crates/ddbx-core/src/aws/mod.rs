@@ -32,6 +32,8 @@ pub struct AwsSettings {
     pub endpoint_url: Option<String>,
     /// An S3-compatible endpoint for `s3://` locations.
     pub s3_endpoint_url: Option<String>,
+    /// The bucket's region, when it is not the tables' region.
+    pub s3_region: Option<String>,
 }
 
 /// The AWS clients of one run.

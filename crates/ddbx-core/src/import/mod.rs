@@ -335,6 +335,8 @@ async fn import_table(
     let (tx, rx) = mpsc::channel::<Batch>(writers * 2);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(usize, usize)>();
+    // Raised by a writer that failed, so that the reader stops sending more.
+    let failed = StopSignal::default();
 
     // Writers: take batches, write them, acknowledge them.
     let mut handles = Vec::new();
@@ -346,6 +348,7 @@ async fn import_table(
         let counters = counters.clone();
         let target = target.to_string();
         let stop = settings.stop.clone();
+        let failed = failed.clone();
         handles.push(tokio::spawn(async move {
             loop {
                 let next = rx.lock().await.recv().await;
@@ -357,7 +360,13 @@ async fn import_table(
                     return Ok(());
                 }
                 let (n, bytes) = (b.items.len() as u64, b.bytes as u64);
-                let consumed = write_batch(&aws, &limiter, &target, b.items, b.units).await?;
+                let consumed = match write_batch(&aws, &limiter, &target, b.items, b.units).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failed.stop();
+                        return Err(e);
+                    }
+                };
                 counters.add(n, bytes, consumed);
                 let _ = ack.send((b.file, b.seq));
             }
@@ -371,20 +380,16 @@ async fn import_table(
         let checkpoints = checkpoints.clone();
         tokio::spawn(async move {
             let mut last = Instant::now();
-            let mut dirty = false;
             while let Some((file, seq)) = ack_rx.recv().await {
                 tracker.lock().unwrap().acked(file, seq);
-                dirty = true;
                 if last.elapsed() >= Duration::from_secs(2) {
                     let pos = tracker.lock().unwrap().position();
                     if let Err(e) = checkpoints.save("checkpoint.json", &pos).await {
                         tracing::warn!(error = %e, "could not record the import checkpoint");
                     }
                     last = Instant::now();
-                    dirty = false;
                 }
             }
-            dirty
         })
     };
 
@@ -407,7 +412,7 @@ async fn import_table(
                 ..Batch::default()
             };
             while let Some((line, item)) = reader.next().await? {
-                if settings.stop.is_stopped() {
+                if settings.stop.is_stopped() || failed.is_stopped() {
                     return Err(Error::Interrupted);
                 }
                 if line <= skip_to {
@@ -451,7 +456,8 @@ async fn import_table(
     limiter.drain().await;
     let mut pos = tracker.lock().unwrap().position();
     let outcome = match (read_result, write_error) {
-        (Err(e), _) | (Ok(()), Some(e)) => Err(e),
+        // A writer's error is the cause; the reader then only stopped.
+        (_, Some(e)) | (Err(e), None) => Err(e),
         (Ok(()), None) => {
             pos.complete = true;
             Ok(pos.items_written)
