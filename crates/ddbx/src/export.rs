@@ -12,7 +12,7 @@ use ddbx_core::run::lock::LockSettings;
 use ddbx_core::run::stop::StopSignal;
 
 use crate::args::{CompressionArg, ExportArgs, FormatArg, Global};
-use crate::{code_for, exit, output, progress};
+use crate::{exit, output, progress};
 
 /// Load the run's one AWS configuration from the global flags.
 pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
@@ -102,9 +102,6 @@ pub async fn run(g: &Global, a: ExportArgs, stop: StopSignal) -> u8 {
                 exit::TABLES_FAILED
             }
         }
-        Err(e) => {
-            let code = code_for(&e);
-            output::fail(&e).max(code)
-        }
+        Err(e) => output::fail(&e),
     }
 }

@@ -10,7 +10,7 @@ use ddbx_core::verify::{self, VerifySettings};
 
 use crate::args::{Global, ImportArgs, SourceArgs, SourceFormatArg, VerifyArgs};
 use crate::export::load_aws;
-use crate::{code_for, exit, output, progress};
+use crate::{exit, output, progress};
 
 /// The export and its tables, from the flags import and verify share.
 fn selection(s: &SourceArgs) -> Result<Selection, ddbx_core::Error> {
@@ -82,7 +82,7 @@ pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
                 exit::TABLES_FAILED
             }
         }
-        Err(e) => output::fail(&e).max(code_for(&e)),
+        Err(e) => output::fail(&e),
     }
 }
 
@@ -123,6 +123,6 @@ pub async fn verify(g: &Global, a: VerifyArgs, stop: StopSignal) -> u8 {
                 exit::TABLES_FAILED
             }
         }
-        Err(e) => output::fail(&e).max(code_for(&e)),
+        Err(e) => output::fail(&e),
     }
 }
