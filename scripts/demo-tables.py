@@ -156,4 +156,34 @@ put_all(
 )
 
 create(prefix + "empty", [("id", "HASH", "N")])
-print(f"created {orders} (3000 items), {users} (1000), {blobs} (12 near 400 KB), {prefix}empty (0)", file=sys.stderr)
+
+# Six more, for ten tables of mixed keys, billing modes and settings.
+sessions = prefix + "sessions"
+create(sessions, [("token", "HASH", "S")], billing="PAY_PER_REQUEST")
+put_all(sessions, [{"token": {"S": f"t{i:04}"}, "expires": {"N": str(1800000000 + i)}, "user": value()} for i in range(400)])
+
+metrics = prefix + "metrics"
+create(metrics, [("host", "HASH", "N"), ("at", "RANGE", "S")])
+put_all(metrics, [{"host": {"N": str(i % 13)}, "at": {"S": f"2026-11-{i % 28 + 1:02}T{i % 24:02}:00"}, "v": {"N": number()}, "tags": value()} for i in range(800)])
+
+files = prefix + "files"
+create(files, [("bucket", "HASH", "S"), ("digest", "RANGE", "B")])
+put_all(files, [{"bucket": {"S": f"b{i % 5}"}, "digest": {"B": bytes(rng.randrange(256) for _ in range(16))}, "size": {"N": str(rng.randrange(10**12))}} for i in range(300)])
+
+ledger = prefix + "ledger"
+create(ledger, [("entry", "HASH", "N")], billing="PAY_PER_REQUEST")
+put_all(ledger, [{"entry": {"N": str(i)}, "amount": {"N": number()}, "memo": {"S": "" if i % 3 else "paid"}, "refs": {"NS": [str(i), str(i + 1)]}} for i in range(600)])
+
+profiles = prefix + "profiles"
+create(profiles, [("id", "HASH", "S")])
+put_all(profiles, [{"id": {"S": f"p{i}"}, **{f"f{j}": value() for j in range(20)}} for i in range(200)])
+
+audit = prefix + "audit"
+create(audit, [("day", "HASH", "S"), ("seq", "RANGE", "N")])
+put_all(audit, [{"day": {"S": f"2026-11-{i % 30 + 1:02}"}, "seq": {"N": str(i)}, "who": {"S": f"user-{i % 17}"}, "what": {"L": [value(), value()]}} for i in range(500)])
+
+print(
+    f"created 10 tables under {prefix}: orders (3000 items, GSI + LSI), users (1000, on demand), "
+    "blobs (12 near 400 KB), empty, sessions, metrics, files (binary sort key), ledger, profiles, audit",
+    file=sys.stderr,
+)
