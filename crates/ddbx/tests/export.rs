@@ -627,13 +627,7 @@ async fn export_to_s3() {
         &(0..40).map(|i| items::mixed(i, true)).collect::<Vec<_>>(),
     )
     .await;
-    let bucket = env
-        .prefix
-        .to_lowercase()
-        .replace('_', "-")
-        .trim_end_matches('-')
-        .to_string();
-    env.create_bucket(&bucket);
+    let bucket = env.bucket();
     let app = "s3app";
     let o = env.run(&[
         "export",
@@ -882,13 +876,7 @@ async fn secrets_never_reach_logs_or_run_files() {
         &(0..30).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
     )
     .await;
-    let bucket = env
-        .prefix
-        .to_lowercase()
-        .replace('_', "-")
-        .trim_end_matches('-')
-        .to_string();
-    env.create_bucket(&bucket);
+    let bucket = env.bucket();
     let (secret, token) = ("SeCrEtDiStInCtIvE0987654321", "ToKeNdIsTiNcTiVe1234567890");
     let out = env.out();
     for to in [

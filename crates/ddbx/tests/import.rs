@@ -709,13 +709,7 @@ async fn round_trip_through_s3() {
     env.create_table(&t, true, Some((100, 100))).await;
     let written: Vec<_> = (0..120).map(|i| items::mixed(i, true)).collect();
     env.put_items(&t, &written).await;
-    let bucket = env
-        .prefix
-        .to_lowercase()
-        .replace('_', "-")
-        .trim_end_matches('-')
-        .to_string();
-    env.create_bucket(&bucket);
+    let bucket = env.bucket();
     let to = format!("s3://{bucket}/ddb");
     for format in ["dynamodb-json", "emr"] {
         let app = format!("app-{format}");

@@ -276,6 +276,18 @@ impl TestEnv {
         out
     }
 
+    /// Create this test's S3 bucket (named after its prefix) and return its name.
+    pub fn bucket(&self) -> String {
+        let bucket = self
+            .prefix
+            .to_lowercase()
+            .replace('_', "-")
+            .trim_end_matches('-')
+            .to_string();
+        self.create_bucket(&bucket);
+        bucket
+    }
+
     /// Create an S3 bucket in the S3 emulator (moto accepts unsigned requests).
     pub fn create_bucket(&self, bucket: &str) {
         use std::io::{Read, Write};
