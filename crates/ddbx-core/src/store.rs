@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use object_store::aws::{AmazonS3Builder, AwsCredential};
+use http::{HeaderMap, HeaderValue};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsCredential};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::ClientOptions;
 use object_store::{CredentialProvider, ObjectStore};
 
 use crate::aws::Aws;
@@ -28,6 +30,47 @@ pub struct Location {
     pub root_url: String,
     /// The bucket, for S3.
     pub bucket: Option<String>,
+    /// Server-side encryption of what is written (S3 only).
+    pub encryption: Option<Encryption>,
+}
+
+fn sse_key() -> AmazonS3ConfigKey {
+    "aws_server_side_encryption"
+        .parse()
+        .expect("object_store knows this key")
+}
+
+/// S3 server-side encryption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encryption {
+    /// SSE-S3 (`AES256`).
+    S3,
+    /// SSE-KMS, with a key id or ARN (else the account's AWS managed key).
+    Kms(Option<String>),
+}
+
+impl Encryption {
+    /// Parse `--sse` (`AES256` or `aws:kms`) with `--sse-kms-key-id`.
+    pub fn parse(sse: &str, kms_key_id: Option<String>) -> Result<Self> {
+        match (sse, kms_key_id) {
+            ("AES256", None) => Ok(Encryption::S3),
+            ("AES256", Some(_)) => Err(Error::Invalid(
+                "--sse-kms-key-id needs --sse aws:kms".into(),
+            )),
+            ("aws:kms", key) => Ok(Encryption::Kms(key)),
+            (other, _) => Err(Error::Invalid(format!(
+                "--sse {other:?}: use AES256 or aws:kms"
+            ))),
+        }
+    }
+
+    /// The algorithm's name as AWS's export manifests write it (`AES256`, `KMS`).
+    pub fn manifest_name(&self) -> &'static str {
+        match self {
+            Encryption::S3 => "AES256",
+            Encryption::Kms(_) => "KMS",
+        }
+    }
 }
 
 impl Location {
@@ -85,6 +128,25 @@ pub async fn open(location: &str, aws: Option<&Aws>) -> Result<Location> {
         if let Some(provider) = aws.sdk.credentials_provider() {
             builder = builder.with_credentials(Arc::new(SdkCredentials::new(provider)));
         }
+        match &aws.settings.s3_encryption {
+            Some(Encryption::S3) => builder = builder.with_config(sse_key(), "AES256"),
+            Some(Encryption::Kms(Some(key))) => builder = builder.with_sse_kms_encryption(key),
+            Some(Encryption::Kms(None)) => builder = builder.with_config(sse_key(), "aws:kms"),
+            None => {}
+        }
+        if let Some(owner) = &aws.settings.expected_bucket_owner {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "x-amz-expected-bucket-owner",
+                HeaderValue::from_str(owner).map_err(|_| {
+                    Error::Invalid(format!(
+                        "--expected-bucket-owner {owner:?}: not an account id"
+                    ))
+                })?,
+            );
+            builder =
+                builder.with_client_options(ClientOptions::new().with_default_headers(headers));
+        }
         if let Some(endpoint) = &aws.settings.s3_endpoint_url {
             builder = builder
                 .with_endpoint(endpoint)
@@ -99,6 +161,7 @@ pub async fn open(location: &str, aws: Option<&Aws>) -> Result<Location> {
             prefix: join(&Path::default(), prefix),
             root_url: format!("s3://{bucket}"),
             bucket: Some(bucket.to_string()),
+            encryption: aws.settings.s3_encryption.clone(),
         });
     }
     let folder = match location.strip_prefix("file://") {
@@ -122,6 +185,7 @@ pub async fn open(location: &str, aws: Option<&Aws>) -> Result<Location> {
         prefix: Path::default(),
         root_url: format!("file://{}", folder.display()),
         bucket: None,
+        encryption: None,
     })
 }
 

@@ -33,6 +33,15 @@ pub struct Global {
     /// Region of the S3 bucket, when it differs from the tables' region.
     #[arg(long, global = true, value_name = "REGION")]
     pub s3_region: Option<String>,
+    /// Server-side encryption of everything written to S3: AES256 (SSE-S3) or aws:kms (SSE-KMS).
+    #[arg(long, global = true, value_name = "ALGORITHM")]
+    pub sse: Option<String>,
+    /// The KMS key (id or ARN) for --sse aws:kms (default: the account's AWS managed key).
+    #[arg(long, global = true, value_name = "KEY")]
+    pub sse_kms_key_id: Option<String>,
+    /// Refuse to use a bucket that this account does not own.
+    #[arg(long, global = true, value_name = "ACCOUNT_ID")]
+    pub expected_bucket_owner: Option<String>,
     /// Final summary as text or JSON (on stdout).
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,

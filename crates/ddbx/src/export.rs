@@ -10,12 +10,22 @@ use ddbx_core::plan::{Compression, DataFormat};
 use ddbx_core::progress::RunProgress;
 use ddbx_core::run::lock::LockSettings;
 use ddbx_core::run::stop::StopSignal;
+use ddbx_core::store::Encryption;
 
 use crate::args::{CompressionArg, ExportArgs, FormatArg, Global};
 use crate::{exit, output, progress};
 
 /// Load the run's one AWS configuration from the global flags.
 pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
+    let s3_encryption = match &g.sse {
+        Some(sse) => Some(Encryption::parse(sse, g.sse_kms_key_id.clone())?),
+        None if g.sse_kms_key_id.is_some() => {
+            return Err(ddbx_core::Error::Invalid(
+                "--sse-kms-key-id needs --sse aws:kms".into(),
+            ))
+        }
+        None => None,
+    };
     Aws::load(
         AwsSettings {
             profile: g.profile.clone(),
@@ -23,6 +33,8 @@ pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
             endpoint_url: g.endpoint_url.clone(),
             s3_endpoint_url: g.s3_endpoint_url.clone(),
             s3_region: g.s3_region.clone(),
+            s3_encryption,
+            expected_bucket_owner: g.expected_bucket_owner.clone(),
         },
         ddbx_core::clock::system(),
     )

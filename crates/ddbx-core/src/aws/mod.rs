@@ -34,6 +34,10 @@ pub struct AwsSettings {
     pub s3_endpoint_url: Option<String>,
     /// The bucket's region, when it is not the tables' region.
     pub s3_region: Option<String>,
+    /// Server-side encryption of what ddbx writes to S3.
+    pub s3_encryption: Option<crate::store::Encryption>,
+    /// The account that must own the bucket (`x-amz-expected-bucket-owner` on every request).
+    pub expected_bucket_owner: Option<String>,
 }
 
 /// The AWS clients of one run.

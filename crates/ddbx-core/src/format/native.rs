@@ -132,8 +132,15 @@ pub async fn write_manifests(
         export_time: ts(started),
         s3_bucket: layout.table_dir.bucket.clone(),
         s3_prefix: Some(layout.table_dir.prefix.to_string()),
-        s3_sse_algorithm: None,
-        s3_sse_kms_key_id: None,
+        s3_sse_algorithm: layout
+            .table_dir
+            .encryption
+            .as_ref()
+            .map(|e| e.manifest_name().to_string()),
+        s3_sse_kms_key_id: match &layout.table_dir.encryption {
+            Some(crate::store::Encryption::Kms(key)) => key.clone(),
+            _ => None,
+        },
         manifest_files_s3_key: dir.join("manifest-files.json").to_string(),
         billed_size_bytes: files.iter().map(|f| f.item_bytes).sum(),
         item_count: files.iter().map(|f| f.items).sum(),

@@ -23,6 +23,8 @@ use aws_sdk_dynamodb::Client;
 pub struct Emulators {
     pub dynamodb: String,
     pub s3: String,
+    /// The Python (with boto3) that scripts/emulators installed.
+    pub python: String,
 }
 
 /// Start the emulators once for the whole test binary (the script is idempotent).
@@ -30,11 +32,16 @@ pub fn emulators() -> &'static Emulators {
     static E: OnceLock<Emulators> = OnceLock::new();
     E.get_or_init(|| {
         // scripts/test starts them and exports their endpoints; otherwise start them here.
-        if let (Ok(dynamodb), Ok(s3)) = (
+        if let (Ok(dynamodb), Ok(s3), Ok(python)) = (
             std::env::var("DDBX_DYNAMODB_ENDPOINT"),
             std::env::var("DDBX_S3_ENDPOINT"),
+            std::env::var("DDBX_EMULATORS_PYTHON"),
         ) {
-            return Emulators { dynamodb, s3 };
+            return Emulators {
+                dynamodb,
+                s3,
+                python,
+            };
         }
         let root = repo_root();
         let out = Command::new(root.join("scripts/emulators"))
@@ -57,6 +64,7 @@ pub fn emulators() -> &'static Emulators {
         Emulators {
             dynamodb: get("DDBX_DYNAMODB_ENDPOINT"),
             s3: get("DDBX_S3_ENDPOINT"),
+            python: get("DDBX_EMULATORS_PYTHON"),
         }
     })
 }
@@ -286,6 +294,64 @@ impl TestEnv {
             .to_string();
         self.create_bucket(&bucket);
         bucket
+    }
+
+    /// An unsigned GET from the S3 emulator (moto accepts them): the response head and body.
+    pub fn s3_get(&self, path_and_query: &str) -> (String, Vec<u8>) {
+        use std::io::{Read, Write};
+        let addr = self.emulators.s3.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let end = resp
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an HTTP response");
+        let head = String::from_utf8_lossy(&resp[..end]).to_string();
+        assert!(
+            head.starts_with("HTTP/1.1 200"),
+            "GET {path_and_query}: {head}"
+        );
+        (head, resp[end + 4..].to_vec())
+    }
+
+    /// A signed GET through boto3 (encrypted objects need signed requests): the object's
+    /// server-side encryption and its body.
+    pub fn s3_object(&self, bucket: &str, key: &str) -> (String, Vec<u8>) {
+        let script = "import sys, json, base64, boto3\n\
+            s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t')\n\
+            o = s3.get_object(Bucket=sys.argv[2], Key=sys.argv[3])\n\
+            print(json.dumps({'sse': o.get('ServerSideEncryption', ''), 'body': base64.b64encode(o['Body'].read()).decode()}))";
+        let out = Command::new(&self.emulators.python)
+            .args(["-c", script, &self.emulators.s3, bucket, key])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "boto3 get_object: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        use base64::Engine as _;
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(v["body"].as_str().unwrap())
+            .unwrap();
+        (v["sse"].as_str().unwrap().to_string(), body)
+    }
+
+    /// Keys under a prefix of a bucket in the S3 emulator.
+    pub fn s3_keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let (_, body) = self.s3_get(&format!("/{bucket}?list-type=2&prefix={prefix}"));
+        let text = String::from_utf8(body).unwrap();
+        text.split("<Key>")
+            .skip(1)
+            .map(|k| k.split("</Key>").next().unwrap().to_string())
+            .collect()
     }
 
     /// Create an S3 bucket in the S3 emulator (moto accepts unsigned requests).
