@@ -8,7 +8,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use md5::{Digest, Md5};
 use object_store::path::Path;
-use object_store::{MultipartUpload, PutPayload};
+use object_store::{MultipartUpload, PutMode, PutOptions, PutPayload};
 
 use crate::format::compress::Compressor;
 use crate::format::{DataFile, TableLayout};
@@ -185,10 +185,12 @@ impl DataFileWriter {
         let store = &self.layout.table_dir.store;
         let url = self.layout.table_dir.url_of(&file.path);
         let result = match file.upload.as_mut() {
+            // Create-if-absent: a data file is never overwritten, whatever happens.
             None => store
-                .put(
+                .put_opts(
                     &file.path,
                     PutPayload::from(std::mem::take(&mut file.buffer)),
+                    PutOptions::from(PutMode::Create),
                 )
                 .await
                 .map_err(|e| Error::store(&url, e)),
