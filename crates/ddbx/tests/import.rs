@@ -781,3 +781,83 @@ async fn the_write_rate_stays_at_the_target() {
         units / secs
     );
 }
+
+// Multi-threaded: the proxy runs on the test's runtime while the test waits for ddbx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_and_truncated_connections_lose_and_repeat_nothing() {
+    let env = TestEnv::new("netfault").await;
+    let t = env.table("t");
+    env.create_table(&t, false, Some((1000, 1000))).await;
+    let written: Vec<_> = (0..500).map(|i| items::mixed(i, false)).collect();
+    env.put_items(&t, &written).await;
+    let proxy = FaultProxy::start(
+        &env.emulators.dynamodb,
+        Faults {
+            drop_every: 4,
+            truncate_every: 7,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let out = env.out();
+    // Export through the faults (small pages: many Scan calls).
+    let o = env
+        .ddbx_at(&proxy.url)
+        .args([
+            "export",
+            "--app",
+            "app",
+            "--tables",
+            &t,
+            "--to",
+            out.to_str().unwrap(),
+            "--segments",
+            "3",
+            "--max-read-units",
+            "100",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(json_stdout(&o)["items"], 500);
+    let run = crate::support::run_dir(&out, "app");
+    // Import through the faults into a fresh table.
+    let t2 = env.table("copy");
+    env.create_table(&t2, false, Some((1000, 1000))).await;
+    let map = format!("{t}={t2}");
+    let o = env
+        .ddbx_at(&proxy.url)
+        .args([
+            "import",
+            "--from",
+            s(&run),
+            "--table-map",
+            &map,
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(json_stdout(&o)["items"], 500, "each item counted once");
+    let faults = proxy
+        .stats
+        .network_faults
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(faults >= 5, "network faults were injected: {faults}");
+    assert_eq!(digests(&env.scan_all(&t2).await), digests(&written));
+    let o = env.run(&["verify", "--from", s(&run), "--table-map", &map, "--deep"]);
+    assert_eq!(o.status.code(), Some(0));
+}

@@ -21,6 +21,12 @@ pub struct Faults {
     pub scan_throttle_every: u64,
     /// Every Nth Scan gets a 500 InternalServerError.
     pub scan_error_every: u64,
+    /// Every Nth Scan or BatchWriteItem: the connection is closed without an answer,
+    /// alternately before forwarding and after (the call took effect, its answer is lost).
+    pub drop_every: u64,
+    /// Every Nth Scan or BatchWriteItem: forwarded, then half the answer sent and the
+    /// connection closed.
+    pub truncate_every: u64,
 }
 
 /// Counts of what the proxy did.
@@ -36,6 +42,10 @@ pub struct Stats {
     pub scan_calls: AtomicU64,
     /// Scan calls answered with a fault.
     pub scan_faults: AtomicU64,
+    /// Scan and BatchWriteItem calls seen (for drops and truncations).
+    pub data_calls: AtomicU64,
+    /// Connections dropped or answers truncated.
+    pub network_faults: AtomicU64,
 }
 
 /// A running proxy.
@@ -184,6 +194,22 @@ async fn serve(
         let head = req.head.to_ascii_lowercase();
         let is_batch = head.contains("dynamodb_20120810.batchwriteitem");
         let is_scan = head.contains("dynamodb_20120810.scan");
+        if is_scan || is_batch {
+            let n = stats.data_calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if faults.drop_every > 0 && n % faults.drop_every == 0 {
+                stats.network_faults.fetch_add(1, Ordering::SeqCst);
+                if (n / faults.drop_every) % 2 == 0 {
+                    forward(upstream, &with_body(&req.head, &req.body)).await?;
+                }
+                return Ok(()); // the connection closes unanswered
+            }
+            if faults.truncate_every > 0 && n % faults.truncate_every == 0 {
+                stats.network_faults.fetch_add(1, Ordering::SeqCst);
+                let resp = forward(upstream, &with_body(&req.head, &req.body)).await?;
+                conn.write_all(&resp[..resp.len() / 2]).await?;
+                return Ok(());
+            }
+        }
         let reply = if is_scan {
             let n = stats.scan_calls.fetch_add(1, Ordering::SeqCst) + 1;
             if faults.scan_throttle_every > 0 && n % faults.scan_throttle_every == 0 {
