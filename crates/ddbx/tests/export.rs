@@ -773,6 +773,15 @@ async fn sigterm_stops_cleanly_with_failed_flag_and_released_lock() {
     assert!(!lock.exists(), "lock released");
 }
 
+/// Every file under a folder, or none if it is not there yet.
+fn files_under_if_exists(dir: &Path) -> Vec<std::path::PathBuf> {
+    if dir.exists() {
+        files_under(dir)
+    } else {
+        Vec::new()
+    }
+}
+
 /// Data files written so far under a run (any table, any layout).
 fn data_files(dir: &Path) -> usize {
     if !dir.exists() {
@@ -792,16 +801,17 @@ async fn a_killed_export_resumes_to_an_exact_result() {
     let env = TestEnv::new("kill").await;
     let t = env.table("t");
     env.create_table(&t, false, Some((50, 5))).await;
-    let written: Vec<_> = (0..1600).map(|i| items::sized(i, 900)).collect();
+    let written: Vec<_> = (0..800).map(|i| items::sized(i, 900)).collect();
     env.put_items(&t, &written).await;
     let out = env.out();
-    // Kill points chosen by a seeded generator: after k data files are stored.
+    // Twenty kill points chosen by a seeded generator: half after k data files are stored,
+    // half at a random moment once the run has started (mid-page, mid-upload, between files).
     let mut seed: u64 = 20261125;
-    for round in 0..3 {
+    for round in 0..20 {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let k = 1 + (seed >> 33) as usize % 10;
+        let r = (seed >> 33) as usize;
         let app = format!("{}app{round}", env.prefix);
         let mut child = env
             .ddbx()
@@ -816,23 +826,35 @@ async fn a_killed_export_resumes_to_an_exact_result() {
                 "--segments",
                 "4",
                 "--file-items",
-                "100",
+                "50",
                 "--max-read-units",
                 "150",
             ])
             .spawn()
             .unwrap();
         let app_dir = out.join("us-east-1").join(&app);
-        wait_for(&mut child, &format!("round {round}: {k} files"), || {
-            data_files(&app_dir) >= k
-        });
+        if round % 2 == 0 {
+            let k = 1 + r % 12;
+            wait_for(&mut child, &format!("round {round}: {k} files"), || {
+                data_files(&app_dir) >= k
+            });
+        } else {
+            wait_for(&mut child, &format!("round {round}: the plan"), || {
+                files_under_if_exists(&app_dir)
+                    .iter()
+                    .any(|p| p.ends_with("export-plan.json"))
+            });
+            std::thread::sleep(std::time::Duration::from_millis((r % 1200) as u64));
+        }
         child.kill().unwrap(); // SIGKILL: no flag, no checkpoint, no cleanup
         child.wait().unwrap();
         let run = run_dir(&out, &app);
-        assert!(
-            run.join("BACKUP_RUNNING").exists(),
-            "a killed run still says RUNNING"
-        );
+        if round % 2 == 0 {
+            assert!(
+                run.join("BACKUP_RUNNING").exists(),
+                "a killed run still says RUNNING"
+            );
+        }
         let o = env.run(&[
             "export",
             "--resume",
@@ -840,14 +862,10 @@ async fn a_killed_export_resumes_to_an_exact_result() {
             "--output",
             "json",
         ]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "round {round} (killed after {k} files)"
-        );
+        assert_eq!(o.status.code(), Some(0), "round {round}");
         let summary = json_stdout(&o);
         assert_eq!(
-            summary["items"], 1600,
+            summary["items"], 800,
             "round {round}: each item counted once"
         );
         assert!(
@@ -1031,4 +1049,62 @@ fn iam_policies_cover_exactly_the_calls_the_code_makes() {
         granted, in_code,
         "the policies grant exactly the DynamoDB actions the code calls"
     );
+}
+
+// Multi-threaded: the proxy runs on the test's runtime while the test waits for ddbx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_on_one_table_fails_it_alone() {
+    use crate::support::fault_proxy::{FaultProxy, Faults};
+    let env = TestEnv::new("denied").await;
+    let (ok, denied) = (env.table("a_ok"), env.table("b_denied"));
+    for t in [&ok, &denied] {
+        env.create_table(t, false, Some((100, 5))).await;
+        env.put_items(
+            t,
+            &(0..50).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
+        )
+        .await;
+    }
+    let deny: &'static str = Box::leak(denied.clone().into_boxed_str());
+    let proxy = FaultProxy::start(
+        &env.emulators.dynamodb,
+        Faults {
+            deny_scan_of: Some(deny),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let out = env.out();
+    let o = env
+        .ddbx_at(&proxy.url)
+        .args([
+            "export",
+            "--app",
+            "app",
+            "--tables",
+            &env.prefix,
+            "--to",
+            out.to_str().unwrap(),
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4));
+    let summary = json_stdout(&o);
+    assert_eq!(summary["tablesFailed"], 1);
+    let errors = summary["errors"].to_string();
+    assert!(
+        errors.contains(&denied) && errors.contains("AccessDeniedException"),
+        "{errors}"
+    );
+    let run = run_dir(&out, "app");
+    assert!(run.join("BACKUP_COMPLETE_FAILED").exists() && !run.join("BACKUP_RUNNING").exists());
+    assert_eq!(
+        read_native_table(&out, &run.join(&ok)).len(),
+        50,
+        "the other table is exported"
+    );
+    let restore = read_json(&run.join("restore-plan.json"));
+    assert_eq!(restore["tables"].as_array().unwrap().len(), 1);
 }

@@ -27,6 +27,8 @@ pub struct Faults {
     /// Every Nth Scan or BatchWriteItem: forwarded, then half the answer sent and the
     /// connection closed.
     pub truncate_every: u64,
+    /// Scans of this table are refused with AccessDeniedException.
+    pub deny_scan_of: Option<&'static str>,
 }
 
 /// Counts of what the proxy did.
@@ -194,6 +196,20 @@ async fn serve(
         let head = req.head.to_ascii_lowercase();
         let is_batch = head.contains("dynamodb_20120810.batchwriteitem");
         let is_scan = head.contains("dynamodb_20120810.scan");
+        if is_scan {
+            if let Some(table) = faults.deny_scan_of {
+                if String::from_utf8_lossy(&req.body)
+                    .contains(&format!("\"TableName\":\"{table}\""))
+                {
+                    let reply = response(
+                        "400 Bad Request",
+                        r#"{"__type":"com.amazonaws.dynamodb.v20120810#AccessDeniedException","message":"injected: not authorized to perform dynamodb:Scan"}"#,
+                    );
+                    conn.write_all(&reply).await?;
+                    continue;
+                }
+            }
+        }
         if is_scan || is_batch {
             let n = stats.data_calls.fetch_add(1, Ordering::SeqCst) + 1;
             if faults.drop_every > 0 && n % faults.drop_every == 0 {
