@@ -284,28 +284,8 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
             file: manifest_url.clone(),
             message: "missing".into(),
         })?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| Error::Corrupt {
-        file: manifest_url.clone(),
-        message: "not UTF-8 text".into(),
-    })?;
     let mut files = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let entry: ManifestFile = serde_json::from_str(line).map_err(|e| Error::Corrupt {
-            file: format!("{manifest_url}, line {}", n + 1),
-            message: format!("not a manifest-files entry: {e}"),
-        })?;
-        let name = entry
-            .data_file_s3_key
-            .rsplit('/')
-            .next()
-            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
-            .ok_or_else(|| Error::Corrupt {
-                file: format!("{manifest_url}, line {}", n + 1),
-                message: format!("bad dataFileS3Key {:?}", entry.data_file_s3_key),
-            })?;
+    for (entry, name) in parse_manifest_files(&manifest_url, &bytes)? {
         let path = id_dir.join(&format!("data/{name}"));
         files.push(SourceFile {
             url: id_dir.url_of(&path),
@@ -333,6 +313,57 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
     }))
 }
 
+/// Parse `manifest-files.json` (a JSON line per data file) into its entries, each with the
+/// data file's name (the last part of its key, never `.` or `..`), naming `origin` and
+/// the line in errors.
+pub fn parse_manifest_files(origin: &str, bytes: &[u8]) -> Result<Vec<(ManifestFile, String)>> {
+    let text = std::str::from_utf8(bytes).map_err(|_| Error::Corrupt {
+        file: origin.to_string(),
+        message: "not UTF-8 text".into(),
+    })?;
+    let mut entries = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{origin}, line {}", n + 1);
+        let entry: ManifestFile = serde_json::from_str(line).map_err(|e| Error::Corrupt {
+            file: at(),
+            message: format!("not a manifest-files entry: {e}"),
+        })?;
+        let name = entry
+            .data_file_s3_key
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+            .ok_or_else(|| Error::Corrupt {
+                file: at(),
+                message: format!("bad dataFileS3Key {:?}", entry.data_file_s3_key),
+            })?
+            .to_string();
+        entries.push((entry, name));
+    }
+    Ok(entries)
+}
+
+/// Parse a connector `manifest` (version 3) into its entries, naming `origin` in errors.
+pub fn parse_connector_manifest(origin: &str, bytes: &[u8]) -> Result<Vec<ConnectorEntry>> {
+    let m: ConnectorManifest = serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+        file: origin.to_string(),
+        message: format!("not a connector manifest: {e}"),
+    })?;
+    if m.version != 3 {
+        return Err(Error::Corrupt {
+            file: origin.to_string(),
+            message: format!("manifest version {} (only version 3 is known)", m.version),
+        });
+    }
+    if m.name.as_deref().is_some_and(|n| n != "DynamoDB-export") {
+        tracing::warn!(manifest = %origin, name = ?m.name, "unexpected manifest name");
+    }
+    Ok(m.entries)
+}
+
 #[derive(Deserialize)]
 struct ConnectorManifest {
     name: Option<String>,
@@ -340,11 +371,14 @@ struct ConnectorManifest {
     entries: Vec<ConnectorEntry>,
 }
 
-#[derive(Deserialize)]
-struct ConnectorEntry {
-    url: String,
+/// One entry of a connector manifest.
+#[derive(Debug, Deserialize)]
+pub struct ConnectorEntry {
+    /// The data file's URL where it was written.
+    pub url: String,
+    /// Whether the file must exist.
     #[serde(default = "yes")]
-    mandatory: bool,
+    pub mandatory: bool,
 }
 
 fn yes() -> bool {
@@ -360,21 +394,9 @@ async fn open_connector(
     let Some(bytes) = get_optional(dir, &path).await? else {
         return Ok(None);
     };
-    let m: ConnectorManifest = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-        file: url.clone(),
-        message: format!("not a connector manifest: {e}"),
-    })?;
-    if m.version != 3 {
-        return Err(Error::Corrupt {
-            file: url,
-            message: format!("manifest version {} (only version 3 is known)", m.version),
-        });
-    }
-    if m.name.as_deref().is_some_and(|n| n != "DynamoDB-export") {
-        tracing::warn!(manifest = %url, name = ?m.name, "unexpected manifest name");
-    }
+    let entries = parse_connector_manifest(&url, &bytes)?;
     let mut files = Vec::new();
-    for e in m.entries {
+    for e in entries {
         // Entries are absolute URLs from where the export was written; the files sit
         // beside the manifest, so resolve them here (the export may have been moved).
         let name = e
@@ -480,4 +502,52 @@ pub async fn list_all(dir: &Location) -> Result<Vec<Path>> {
         .try_collect()
         .await
         .map_err(|e| Error::store(dir.url(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn manifest_entries_never_point_outside() {
+        let text = concat!(
+            r#"{"itemCount":1,"md5Checksum":"x","dataFileS3Key":"a/AWSDynamoDB/1/data/f.json.gz"}"#,
+            "\n",
+            r#"{"itemCount":1,"md5Checksum":"x","dataFileS3Key":"../../other-bucket/../evil.json.gz"}"#,
+            "\n",
+        );
+        let names: Vec<String> = parse_manifest_files("m", text.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(
+            names,
+            ["f.json.gz", "evil.json.gz"],
+            "only the last part of a key is used"
+        );
+        let err = parse_manifest_files(
+            "m",
+            br#"{"itemCount":1,"md5Checksum":"x","dataFileS3Key":"a/.."}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("m, line 1"), "{err}");
+        let err = parse_connector_manifest(
+            "man",
+            br#"{"name":"DynamoDB-export","version":2,"entries":[]}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("version 2"), "{err}");
+    }
+
+    proptest! {
+        // Hostile bytes never panic a manifest reader: they parse or give an error.
+        #[test]
+        fn manifest_readers_take_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = parse_manifest_files("m", &bytes);
+            let _ = parse_connector_manifest("m", &bytes);
+            let _ = RestorePlan::parse("p", &bytes);
+        }
+    }
 }
