@@ -1108,3 +1108,80 @@ async fn access_denied_on_one_table_fails_it_alone() {
     let restore = read_json(&run.join("restore-plan.json"));
     assert_eq!(restore["tables"].as_array().unwrap().len(), 1);
 }
+
+// Multi-threaded: the proxy runs on the test's runtime while the test waits for ddbx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_slowdowns_are_retried_and_the_export_is_exact() {
+    use crate::support::fault_proxy::{FaultProxy, Faults};
+    let env = TestEnv::new("slowdown").await;
+    let t = env.table("t");
+    env.create_table(&t, false, None).await;
+    let written: Vec<_> = (0..300).map(|i| items::mixed(i, false)).collect();
+    env.put_items(&t, &written).await;
+    let bucket = env.bucket();
+    let proxy = FaultProxy::start(
+        &env.emulators.s3,
+        Faults {
+            s3_slowdown_every: 3,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let o = env
+        .ddbx_with(&env.emulators.dynamodb, &proxy.url)
+        .args([
+            "export",
+            "--app",
+            "app",
+            "--tables",
+            &t,
+            "--to",
+            &format!("s3://{bucket}/b"),
+            "--file-items",
+            "40",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(json_stdout(&o)["items"], 300);
+    let slowdowns = proxy
+        .stats
+        .s3_slowdowns
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(slowdowns >= 3, "503s were injected: {slowdowns}");
+    // The manifests list every file once, and the files hold every item once.
+    let keys = env.s3_keys(&bucket, "b/");
+    let manifest_key = keys
+        .iter()
+        .find(|k| k.ends_with("manifest-files.json"))
+        .unwrap();
+    let (_, manifest) = env.s3_object(&bucket, manifest_key);
+    let mut got = Vec::new();
+    for line in String::from_utf8(manifest).unwrap().lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (_, gz) = env.s3_object(&bucket, entry["dataFileS3Key"].as_str().unwrap());
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&gz[..]), &mut text)
+            .unwrap();
+        for l in text.lines() {
+            got.push(item::dynamodb_json::decode_line(l.as_bytes()).unwrap());
+        }
+    }
+    assert_eq!(digests(&got), digests(&written));
+    let data_objects = keys.iter().filter(|k| k.contains("/data/")).count();
+    assert_eq!(
+        data_objects,
+        String::from_utf8(env.s3_object(&bucket, manifest_key).1)
+            .unwrap()
+            .lines()
+            .count(),
+        "no stray objects"
+    );
+}

@@ -29,6 +29,8 @@ pub struct Faults {
     pub truncate_every: u64,
     /// Scans of this table are refused with AccessDeniedException.
     pub deny_scan_of: Option<&'static str>,
+    /// Every Nth S3 PUT (object or multipart part) is answered 503 SlowDown.
+    pub s3_slowdown_every: u64,
 }
 
 /// Counts of what the proxy did.
@@ -48,6 +50,10 @@ pub struct Stats {
     pub data_calls: AtomicU64,
     /// Connections dropped or answers truncated.
     pub network_faults: AtomicU64,
+    /// S3 PUTs seen.
+    pub s3_puts: AtomicU64,
+    /// S3 PUTs answered 503.
+    pub s3_slowdowns: AtomicU64,
 }
 
 /// A running proxy.
@@ -196,6 +202,19 @@ async fn serve(
         let head = req.head.to_ascii_lowercase();
         let is_batch = head.contains("dynamodb_20120810.batchwriteitem");
         let is_scan = head.contains("dynamodb_20120810.scan");
+        if faults.s3_slowdown_every > 0 && req.head.starts_with("PUT ") {
+            let n = stats.s3_puts.fetch_add(1, Ordering::SeqCst) + 1;
+            if n % faults.s3_slowdown_every == 0 {
+                stats.s3_slowdowns.fetch_add(1, Ordering::SeqCst);
+                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>injected</Message></Error>";
+                let reply = format!(
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                conn.write_all(reply.as_bytes()).await?;
+                continue;
+            }
+        }
         if is_scan {
             if let Some(table) = faults.deny_scan_of {
                 if String::from_utf8_lossy(&req.body)

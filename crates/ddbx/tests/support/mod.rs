@@ -255,6 +255,11 @@ impl TestEnv {
 
     /// A `ddbx` command aimed at another DynamoDB endpoint (a fault proxy).
     pub fn ddbx_at(&self, dynamodb: &str) -> Command {
+        self.ddbx_with(dynamodb, &self.emulators.s3)
+    }
+
+    /// A `ddbx` command aimed at the given DynamoDB and S3 endpoints.
+    pub fn ddbx_with(&self, dynamodb: &str, s3: &str) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ddbx"));
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -267,7 +272,7 @@ impl TestEnv {
             .arg("--endpoint-url")
             .arg(dynamodb)
             .arg("--s3-endpoint-url")
-            .arg(&self.emulators.s3)
+            .arg(s3)
             .arg("--no-progress");
         c
     }
