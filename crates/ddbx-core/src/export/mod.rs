@@ -853,5 +853,25 @@ async fn remove_unlisted_data_files(layout: &TableLayout, files: &[DataFile]) ->
             }
         }
     }
+    // A local folder: object_store stages each file as `<name>#<n>` and hides such files
+    // from listings; a killed upload leaves one behind. (On S3 an unfinished multipart
+    // upload is invisible and expires under the bucket's lifecycle rules.)
+    if let Some(root) = dir.root_url.strip_prefix("file://") {
+        let folder = std::path::Path::new(root).join(dir.prefix.as_ref());
+        if let Ok(entries) = std::fs::read_dir(&folder) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let staging = name
+                    .rsplit_once('#')
+                    .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                if staging {
+                    tracing::info!(file = %entry.path().display(), "removing an upload left unfinished by an interrupted attempt");
+                    std::fs::remove_file(entry.path()).map_err(|e| {
+                        Error::Invalid(format!("{}: cannot remove: {e}", entry.path().display()))
+                    })?;
+                }
+            }
+        }
+    }
     Ok(())
 }
