@@ -606,58 +606,77 @@ async fn a_killed_import_resumes_and_counts_each_item_once() {
     let env = TestEnv::new("resume").await;
     let t = env.table("t");
     env.create_table(&t, false, Some((50, 50))).await;
-    let written: Vec<_> = (0..1200).map(|i| items::sized(i, 900)).collect();
+    let written: Vec<_> = (0..400).map(|i| items::sized(i, 900)).collect();
     env.put_items(&t, &written).await;
-    let run = env.export_all("app", &["--file-items", "200", "--segments", "2"]);
-    let t2 = env.table("t2");
-    env.create_table(&t2, false, Some((50, 50))).await;
-    let map = format!("{t}={t2}");
-    // 1 unit per item at 200 units/s: ~6 s in all; killed once a checkpoint shows progress.
-    let mut child = env
-        .ddbx()
-        .args([
+    let run = env.export_all("app", &["--file-items", "60", "--segments", "2"]);
+    // Twenty kill points chosen by a seeded generator: half once the checkpoint records
+    // some progress, half at a random moment after the start (validating, between
+    // batches, mid-write).
+    let mut seed: u64 = 1125;
+    for round in 0..20 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let r = seed >> 33;
+        let t2 = env.table(&format!("copy{round}"));
+        env.create_table(&t2, false, Some((50, 50))).await;
+        let map = format!("{t}={t2}");
+        // 1 unit per item at 200 units/s: ~2 s if left alone.
+        let mut child = env
+            .ddbx()
+            .args([
+                "import",
+                "--from",
+                s(&run),
+                "--table-map",
+                &map,
+                "--max-write-units",
+                "200",
+                "--workers",
+                "2",
+            ])
+            .spawn()
+            .unwrap();
+        if round % 2 == 0 {
+            let ckpt = run.join("_import").join(&t2).join("checkpoint.json");
+            let at_least = 1 + r % 300;
+            wait_for(
+                &mut child,
+                &format!("round {round}: {at_least} items checkpointed"),
+                || {
+                    std::fs::read_to_string(&ckpt)
+                        .ok()
+                        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                        .is_some_and(|v| v["itemsWritten"].as_u64().unwrap_or(0) >= at_least)
+                },
+            );
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(r % 1500));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let o = env.run(&[
             "import",
             "--from",
             s(&run),
             "--table-map",
             &map,
-            "--max-write-units",
-            "200",
-            "--workers",
-            "2",
-        ])
-        .spawn()
-        .unwrap();
-    let ckpt = run.join("_import").join(&t2).join("checkpoint.json");
-    wait_for(&mut child, "a checkpoint with progress", || {
-        std::fs::read_to_string(&ckpt)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|v| v["itemsWritten"].as_u64().unwrap_or(0) > 0)
-    });
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let partial = env.scan_all(&t2).await.len();
-    assert!(partial > 0 && partial < 1200, "killed mid-way: {partial}");
-    let o = env.run(&[
-        "import",
-        "--from",
-        s(&run),
-        "--table-map",
-        &map,
-        "--resume",
-        "--output",
-        "json",
-    ]);
-    assert_eq!(o.status.code(), Some(0));
-    assert_eq!(
-        json_stdout(&o)["items"],
-        1200,
-        "each item counted once across the kill"
-    );
-    assert_eq!(digests(&env.scan_all(&t2).await), digests(&written));
-    let o = env.run(&["verify", "--from", s(&run), "--table-map", &map, "--deep"]);
-    assert_eq!(o.status.code(), Some(0));
+            "--resume",
+            "--output",
+            "json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "round {round}");
+        assert_eq!(
+            json_stdout(&o)["items"],
+            400,
+            "round {round}: each item counted once across the kill"
+        );
+        assert_eq!(
+            digests(&env.scan_all(&t2).await),
+            digests(&written),
+            "round {round}"
+        );
+    }
 }
 
 #[tokio::test]

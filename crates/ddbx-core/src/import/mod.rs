@@ -330,6 +330,7 @@ async fn import_table(
     counters.add(base.items_written, 0, 0.0);
 
     let limiter = Arc::new(RateLimiter::new(units, aws.clock.clone()));
+    let base_files_done = base.files_done.len();
     let tracker = Arc::new(Mutex::new(Tracker::new(base.clone())));
     let writers = settings.engine.workers.max(1);
     let (tx, rx) = mpsc::channel::<Batch>(writers * 2);
@@ -374,16 +375,22 @@ async fn import_table(
     }
     drop(ack_tx);
 
-    // Checkpointer: folds acknowledgements into the position and records it now and then.
+    // Checkpointer: folds acknowledgements into the position and records it each time a
+    // data file is fully written, and every two seconds in between.
     let ckpt_task = {
         let tracker = tracker.clone();
         let checkpoints = checkpoints.clone();
         tokio::spawn(async move {
             let mut last = Instant::now();
+            let mut files_done = base_files_done;
             while let Some((file, seq)) = ack_rx.recv().await {
-                tracker.lock().unwrap().acked(file, seq);
-                if last.elapsed() >= Duration::from_secs(2) {
-                    let pos = tracker.lock().unwrap().position();
+                let pos = {
+                    let mut t = tracker.lock().unwrap();
+                    t.acked(file, seq);
+                    t.position()
+                };
+                if pos.files_done.len() > files_done || last.elapsed() >= Duration::from_secs(2) {
+                    files_done = pos.files_done.len();
                     if let Err(e) = checkpoints.save("checkpoint.json", &pos).await {
                         tracing::warn!(error = %e, "could not record the import checkpoint");
                     }
