@@ -880,3 +880,115 @@ async fn dropped_and_truncated_connections_lose_and_repeat_nothing() {
     let o = env.run(&["verify", "--from", s(&run), "--table-map", &map, "--deep"]);
     assert_eq!(o.status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn corrupt_zstd_is_named_and_its_table_untouched() {
+    let env = TestEnv::new("zstd").await;
+    let t = env.table("t");
+    env.create_table(&t, false, Some((50, 50))).await;
+    env.put_items(
+        &t,
+        &(0..200).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
+    )
+    .await;
+    let run = env.export_all("app", &["--compression", "zstd", "--segments", "1"]);
+    let data = data_dir_in(&run, &t).join("data");
+    let file = std::fs::read_dir(&data)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(file.to_string_lossy().ends_with(".json.zst"));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 8] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&file, &bytes).unwrap();
+    let t2 = env.table("copy");
+    let o = env.run(&[
+        "import",
+        "--from",
+        s(&run),
+        "--table-map",
+        &format!("{t}={t2}"),
+        "--create-missing",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(4));
+    let errors = json_stdout(&o)["errors"].to_string();
+    assert!(
+        errors.contains(file.file_name().unwrap().to_str().unwrap()),
+        "{errors}"
+    );
+    assert!(
+        env.scan_all(&t2).await.is_empty(),
+        "no item of the corrupt export is written"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_an_import_cleanly_and_it_resumes() {
+    let env = TestEnv::new("iterm").await;
+    let t = env.table("t");
+    env.create_table(&t, false, Some((50, 50))).await;
+    let written: Vec<_> = (0..600).map(|i| items::sized(i, 900)).collect();
+    env.put_items(&t, &written).await;
+    let run = env.export_all("app", &["--file-items", "100"]);
+    let t2 = env.table("copy");
+    env.create_table(&t2, false, Some((50, 50))).await;
+    let map = format!("{t}={t2}");
+    // 600 units at 50 units/s: 12 s if left alone.
+    let mut child = env
+        .ddbx()
+        .args([
+            "import",
+            "--from",
+            s(&run),
+            "--table-map",
+            &map,
+            "--max-write-units",
+            "50",
+            "--output",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ckpt = run.join("_import").join(&t2).join("checkpoint.json");
+    wait_for(&mut child, "a checkpoint", || ckpt.exists());
+    let signalled = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        signalled.elapsed().as_secs_f64() < 10.0,
+        "stopped within seconds"
+    );
+    assert_eq!(o.status.code(), Some(4));
+    let errors = json_stdout(&o)["errors"].to_string();
+    assert!(errors.contains("interrupted"), "{errors}");
+    assert!(run.join("RESTORE_COMPLETE_FAILED").exists() && !run.join("RESTORE_RUNNING").exists());
+    let o = env.run(&[
+        "import",
+        "--from",
+        s(&run),
+        "--table-map",
+        &map,
+        "--resume",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        json_stdout(&o)["items"],
+        600,
+        "each item counted once across the stop"
+    );
+    assert_eq!(digests(&env.scan_all(&t2).await), digests(&written));
+}

@@ -462,9 +462,20 @@ async fn import_table(
     let _ = ckpt_task.await;
     limiter.drain().await;
     let mut pos = tracker.lock().unwrap().position();
+    // Complete only when every file is recorded as written: writers that saw a stop leave
+    // batches unwritten even though the reader sent them all.
+    let all_written = src.files.iter().all(|f| pos.files_done.contains(&f.url));
+    let stopped = settings.stop.is_stopped();
     let outcome = match (read_result, write_error) {
         // A writer's error is the cause; the reader then only stopped.
-        (_, Some(e)) | (Err(e), None) => Err(e),
+        (_, Some(e)) => Err(e),
+        (Err(_), None) if stopped => Err(Error::Interrupted),
+        (Err(e), None) => Err(e),
+        (Ok(()), None) if !all_written => Err(if stopped {
+            Error::Interrupted
+        } else {
+            Error::Invalid(format!("table {target}: some batches were not written"))
+        }),
         (Ok(()), None) => {
             pos.complete = true;
             Ok(pos.items_written)
