@@ -134,6 +134,10 @@ pub async fn open(location: &str, aws: Option<&Aws>) -> Result<Location> {
             Some(Encryption::Kms(None)) => builder = builder.with_config(sse_key(), "aws:kms"),
             None => {}
         }
+        let mut options = ClientOptions::new();
+        if let Some(timeout) = aws.settings.request_timeout {
+            options = options.with_timeout(timeout);
+        }
         if let Some(owner) = &aws.settings.expected_bucket_owner {
             let mut headers = HeaderMap::new();
             headers.insert(
@@ -144,9 +148,9 @@ pub async fn open(location: &str, aws: Option<&Aws>) -> Result<Location> {
                     ))
                 })?,
             );
-            builder =
-                builder.with_client_options(ClientOptions::new().with_default_headers(headers));
+            options = options.with_default_headers(headers);
         }
+        builder = builder.with_client_options(options);
         if let Some(endpoint) = &aws.settings.s3_endpoint_url {
             builder = builder
                 .with_endpoint(endpoint)

@@ -42,6 +42,9 @@ pub struct Global {
     /// Refuse to use a bucket that this account does not own.
     #[arg(long, global = true, value_name = "ACCOUNT_ID")]
     pub expected_bucket_owner: Option<String>,
+    /// Seconds one attempt of one AWS request may take before it is abandoned and retried (default: 60 for DynamoDB, 30 for S3).
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = positive_seconds)]
+    pub request_timeout: Option<f64>,
     /// Final summary as text or JSON (on stdout).
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -199,8 +202,11 @@ pub struct ExportArgs {
     #[arg(long, value_name = "LOCATION", required_unless_present = "resume")]
     pub to: Option<String>,
     /// Continue a killed, interrupted or failed export: the run root to resume (its plan and checkpoints are used).
-    #[arg(long, value_name = "RUN_ROOT", conflicts_with_all = ["app", "tables", "to", "dry_run"])]
+    #[arg(long, value_name = "RUN_ROOT", conflicts_with_all = ["app", "tables", "to", "dry_run", "run_time"])]
     pub resume: Option<String>,
+    /// The run's time, which names its folder (RFC 3339, e.g. the schedule's 2026-11-24T03:00:00Z; default: now).
+    #[arg(long, value_name = "TIME")]
+    pub run_time: Option<chrono::DateTime<chrono::Utc>>,
     /// Fraction of each table's read capacity to use (on-demand: of MaxReadRequestUnits, else 40,000).
     #[arg(long, default_value_t = 0.5)]
     pub read_ratio: f64,
@@ -237,4 +243,11 @@ pub struct ExportArgs {
     /// Minutes without refresh after which a lock is stale.
     #[arg(long, default_value_t = 15)]
     pub stale_lock_minutes: u64,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
 }

@@ -35,6 +35,7 @@ pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
             s3_region: g.s3_region.clone(),
             s3_encryption,
             expected_bucket_owner: g.expected_bucket_owner.clone(),
+            request_timeout: g.request_timeout.map(Duration::from_secs_f64),
         },
         ddbx_core::clock::system(),
     )
@@ -83,6 +84,7 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> ExportSettings {
         },
         stop,
         resume: a.resume.clone(),
+        run_time: a.run_time,
     }
 }
 

@@ -1185,3 +1185,62 @@ async fn s3_slowdowns_are_retried_and_the_export_is_exact() {
         "no stray objects"
     );
 }
+
+#[tokio::test]
+async fn a_new_run_never_writes_into_an_existing_run_root() {
+    let env = TestEnv::new("runexists").await;
+    let t = env.table("t");
+    env.create_table(&t, false, None).await;
+    env.put_items(
+        &t,
+        &(0..30).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
+    )
+    .await;
+    let bucket = env.bucket();
+    let to = format!("s3://{bucket}/b");
+    let export_at = |time: &str| {
+        env.run(&[
+            "export",
+            "--app",
+            "app",
+            "--tables",
+            &t,
+            "--to",
+            &to,
+            "--run-time",
+            time,
+        ])
+    };
+    assert_eq!(export_at("2026-11-24T03:00:00Z").status.code(), Some(0));
+    let run_prefix = "b/us-east-1/app/2026/11/24/03_00.00/";
+    let before: Vec<_> = env
+        .s3_keys(&bucket, run_prefix)
+        .into_iter()
+        .map(|k| (env.s3_object(&bucket, &k).1, k))
+        .collect();
+    assert!(before
+        .iter()
+        .any(|(_, k)| k.ends_with("BACKUP_COMPLETE_SUCCESS")));
+
+    // The same run time again: refused before anything is written, with the way out.
+    let o = export_at("2026-11-24T03:00:00Z");
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("already holds a run") && err.contains("--resume") && err.contains(run_prefix),
+        "{err}"
+    );
+    let after: Vec<_> = env
+        .s3_keys(&bucket, run_prefix)
+        .into_iter()
+        .map(|k| (env.s3_object(&bucket, &k).1, k))
+        .collect();
+    assert_eq!(after, before, "the earlier run is untouched");
+    assert!(
+        env.s3_keys(&bucket, "b/us-east-1/app/_LOCK").is_empty(),
+        "lock released"
+    );
+
+    // Another run time is a new run.
+    assert_eq!(export_at("2026-11-24T03:00:01Z").status.code(), Some(0));
+}

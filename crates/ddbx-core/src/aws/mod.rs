@@ -38,6 +38,9 @@ pub struct AwsSettings {
     pub s3_encryption: Option<crate::store::Encryption>,
     /// The account that must own the bucket (`x-amz-expected-bucket-owner` on every request).
     pub expected_bucket_owner: Option<String>,
+    /// How long one attempt of one request may take before it is abandoned and retried
+    /// (default: 60 s for DynamoDB, the object store's own default for S3).
+    pub request_timeout: Option<Duration>,
 }
 
 /// The AWS clients of one run.
@@ -78,7 +81,9 @@ impl Aws {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .operation_attempt_timeout(
+                        settings.request_timeout.unwrap_or(Duration::from_secs(60)),
+                    )
                     .build(),
             );
         if let Some(url) = &settings.endpoint_url {

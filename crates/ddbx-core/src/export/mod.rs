@@ -69,6 +69,8 @@ pub struct ExportSettings {
     pub stop: StopSignal,
     /// Continue the run at this run root (its plan, its checkpoints) instead of starting one.
     pub resume: Option<String>,
+    /// The run's time, which names its folder (default: now).
+    pub run_time: Option<DateTime<Utc>>,
 }
 
 /// How one table ended.
@@ -327,7 +329,7 @@ pub async fn run(
     if let Some(run_root) = &settings.resume {
         return resume(aws, settings, run_root, progress).await;
     }
-    let started = Utc::now();
+    let started = settings.run_time.unwrap_or_else(Utc::now);
     let selection = select_tables(aws, settings, started).await?;
     let run_dir = selection.base.child(&selection.layout.run_dir());
     let mut plan = ExportPlan {
@@ -482,6 +484,23 @@ async fn resume(
     Ok(ExportReport { plan, summary })
 }
 
+/// A new run never writes into a run root that holds anything: an earlier run's files are
+/// never overwritten or mixed with this one's. (Checked under the app's lock.)
+async fn refuse_existing_run(run_dir: &Location) -> Result<()> {
+    use futures::StreamExt;
+    let mut listing = run_dir.store.list(Some(&run_dir.prefix));
+    if let Some(first) = listing.next().await {
+        let found = first.map_err(|e| Error::store(run_dir.url(), e))?;
+        return Err(Error::Locked(format!(
+            "{} already holds a run ({} exists); nothing was written. Continue it with --resume {}, or pick another --run-time",
+            run_dir.url(),
+            run_dir.url_of(&found.location),
+            run_dir.url()
+        )));
+    }
+    Ok(())
+}
+
 /// Take the app's lock (a resumed run may take over its own), export, release the lock.
 #[allow(clippy::too_many_arguments)]
 async fn export_locked(
@@ -529,6 +548,9 @@ async fn export_run(
     schemas: Vec<TableSchema>,
     failed_early: Vec<TableReport>,
 ) -> Result<RunSummary> {
+    if settings.resume.is_none() {
+        refuse_existing_run(run_dir).await?;
+    }
     let flags = Flags::new(run_dir.clone(), Job::Backup);
     let pending: Vec<TableReport> = plan
         .tables

@@ -195,12 +195,24 @@ async fn create_table(aws: &Aws, target: &str, s: &TableSchema) -> Result<TableS
     if let Some(c) = &s.table_class {
         req = req.table_class(ddb::TableClass::from(c.as_str()));
     }
-    aws.call(
-        || format!("table {target}: CreateTable"),
-        None,
-        || req.clone().send(),
-    )
-    .await?;
+    match aws
+        .call(
+            || format!("table {target}: CreateTable"),
+            None,
+            || req.clone().send(),
+        )
+        .await
+    {
+        Ok(_) => {}
+        // A retried call whose first attempt took effect (its answer was lost), or another
+        // creator: wait for the table, and the caller checks its key like any other.
+        Err(Error::Aws {
+            code: Some(code), ..
+        }) if code == "ResourceInUseException" => {
+            tracing::info!(table = %target, "the table exists already (created by an earlier attempt of this call, or by someone else)");
+        }
+        Err(e) => return Err(e),
+    }
     // Wait until ACTIVE (polling DescribeTable, up to 10 minutes).
     let mut waited = Duration::ZERO;
     let step = Duration::from_millis(250);

@@ -2,10 +2,13 @@
 //! throttles and never leaves items unprocessed). It forwards requests on 127.0.0.1 and,
 //! on a deterministic schedule, answers BatchWriteItem calls with throttling or forwards
 //! only part of the batch and returns the rest as `UnprocessedItems`, as DynamoDB does
-//! under load.
+//! under load. In front of S3 it answers 503 SlowDown, fails multipart parts, and checks
+//! the expected-bucket-owner header. It records which actions it saw, for the IAM test.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,6 +34,44 @@ pub struct Faults {
     pub deny_scan_of: Option<&'static str>,
     /// Every Nth S3 PUT (object or multipart part) is answered 503 SlowDown.
     pub s3_slowdown_every: u64,
+    /// Every Nth multipart part upload fails: alternately a 500 and a connection closed
+    /// after the part was stored.
+    pub s3_part_fault_every: u64,
+    /// Every multipart part upload is refused (403), so no multipart upload can finish.
+    pub s3_refuse_parts: bool,
+    /// The bucket's owner: a request naming another in `x-amz-expected-bucket-owner` is
+    /// refused 403, as S3 does; requests without the header are counted.
+    pub bucket_owner: Option<&'static str>,
+    /// Each DynamoDB call (of any operation) meets this fault with this probability.
+    pub random: Option<RandomFaults>,
+}
+
+/// One kind of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// ProvisionedThroughputExceededException (400).
+    Throttle,
+    /// InternalServerError (500).
+    ServerError,
+    /// The connection closes before the call is forwarded.
+    DropBefore,
+    /// The call takes effect, then the connection closes unanswered.
+    DropAfter,
+    /// The call takes effect, and half its answer arrives.
+    Truncate,
+    /// The answer comes this late.
+    Delay(Duration),
+}
+
+/// Faults drawn at random (from a seeded generator, so a failure can be replayed).
+#[derive(Debug, Clone, Copy)]
+pub struct RandomFaults {
+    /// What happens to an unlucky call.
+    pub kind: Kind,
+    /// The share of calls that are unlucky (0.1 = 10%).
+    pub rate: f64,
+    /// The generator's seed.
+    pub seed: u64,
 }
 
 /// Counts of what the proxy did.
@@ -54,6 +95,25 @@ pub struct Stats {
     pub s3_puts: AtomicU64,
     /// S3 PUTs answered 503.
     pub s3_slowdowns: AtomicU64,
+    /// Multipart parts failed.
+    pub s3_part_faults: AtomicU64,
+    /// S3 requests seen.
+    pub s3_requests: AtomicU64,
+    /// S3 requests without `x-amz-expected-bucket-owner`.
+    pub s3_without_owner: AtomicU64,
+    /// DynamoDB calls seen.
+    pub dynamodb_calls: AtomicU64,
+    /// DynamoDB calls that met a random fault.
+    pub random_faults: AtomicU64,
+    /// The IAM actions the calls needed (`dynamodb:Scan`, `s3:PutObject`, ...).
+    pub actions: Mutex<BTreeSet<String>>,
+}
+
+impl Stats {
+    /// How many times `counter` was counted.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::SeqCst)
+    }
 }
 
 /// A running proxy.
@@ -72,6 +132,14 @@ impl FaultProxy {
         let upstream = upstream.trim_start_matches("http://").to_string();
         let stats = Arc::new(Stats::default());
         let s = stats.clone();
+        // splitmix64 of the seed: nearby seeds give unrelated sequences.
+        let mut z = faults
+            .random
+            .map_or(1, |r| r.seed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let rng = Arc::new(Mutex::new((z ^ (z >> 31)) | 1));
         tokio::spawn(async move {
             loop {
                 let Ok((conn, _)) = listener.accept().await else {
@@ -79,8 +147,9 @@ impl FaultProxy {
                 };
                 let upstream = upstream.clone();
                 let stats = s.clone();
+                let rng = rng.clone();
                 tokio::spawn(async move {
-                    let _ = serve(conn, &upstream, faults, &stats).await;
+                    let _ = serve(conn, &upstream, faults, &stats, &rng).await;
                 });
             }
         });
@@ -148,6 +217,58 @@ fn with_body(head: &str, body: &[u8]) -> Vec<u8> {
     bytes
 }
 
+fn s3_error(status: &str, code: &str) -> Vec<u8> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected</Message></Error>"
+    );
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The IAM action an S3 request needs (path-style addressing).
+fn s3_action(request_line: &str) -> &'static str {
+    let mut words = request_line.split(' ');
+    let method = words.next().unwrap_or("");
+    let target = words.next().unwrap_or("");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let on_object = path.trim_start_matches('/').contains('/');
+    let has = |k: &str| {
+        query
+            .split('&')
+            .any(|p| p == k || p.starts_with(&format!("{k}=")))
+    };
+    match method {
+        "GET" if !on_object || has("list-type") => "s3:ListBucket",
+        "GET" | "HEAD" if has("uploadId") => "s3:ListMultipartUploadParts",
+        "GET" | "HEAD" => "s3:GetObject",
+        "PUT" | "POST" if has("delete") => "s3:DeleteObject",
+        "PUT" | "POST" => "s3:PutObject",
+        "DELETE" if has("uploadId") => "s3:AbortMultipartUpload",
+        "DELETE" => "s3:DeleteObject",
+        _ => "s3:Unknown",
+    }
+}
+
+/// The header's value, if the message has it.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// xorshift64: small, seeded, good enough to pick unlucky calls.
+fn draw(state: &Mutex<u64>) -> f64 {
+    let mut s = state.lock().unwrap();
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    (*s >> 11) as f64 / (1u64 << 53) as f64
+}
+
 fn response(status: &str, body: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
@@ -159,6 +280,7 @@ fn response(status: &str, body: &str) -> Vec<u8> {
 async fn forward(upstream: &str, req: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut up = TcpStream::connect(upstream).await?;
     up.write_all(req).await?;
+    let head_only = req.starts_with(b"HEAD ");
     let mut buf = Vec::new();
     // Read the response head, then its body by content-length.
     loop {
@@ -172,6 +294,7 @@ async fn forward(upstream: &str, req: &[u8]) -> std::io::Result<Vec<u8>> {
                         .then(|| v.trim().parse::<usize>().ok())?
                 })
                 .unwrap_or(0);
+            let len = if head_only { 0 } else { len };
             while buf.len() < end + 4 + len {
                 let mut chunk = [0u8; 65536];
                 let n = up.read(&mut chunk).await?;
@@ -196,22 +319,108 @@ async fn serve(
     upstream: &str,
     faults: Faults,
     stats: &Stats,
+    rng: &Mutex<u64>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     while let Some(req) = read_message(&mut conn, &mut buf).await? {
         let head = req.head.to_ascii_lowercase();
         let is_batch = head.contains("dynamodb_20120810.batchwriteitem");
         let is_scan = head.contains("dynamodb_20120810.scan");
+        let request_line = req.head.lines().next().unwrap_or("").to_string();
+        match header(&req.head, "x-amz-target") {
+            Some(target) => {
+                let op = target.rsplit('.').next().unwrap_or(target);
+                stats
+                    .actions
+                    .lock()
+                    .unwrap()
+                    .insert(format!("dynamodb:{op}"));
+                stats.dynamodb_calls.fetch_add(1, Ordering::SeqCst);
+                if let Some(random) = faults.random {
+                    if draw(rng) < random.rate {
+                        stats.random_faults.fetch_add(1, Ordering::SeqCst);
+                        match random.kind {
+                            Kind::Throttle => {
+                                conn.write_all(&response(
+                                    "400 Bad Request",
+                                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected"}"#,
+                                ))
+                                .await?;
+                                continue;
+                            }
+                            Kind::ServerError => {
+                                conn.write_all(&response(
+                                    "500 Internal Server Error",
+                                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected"}"#,
+                                ))
+                                .await?;
+                                continue;
+                            }
+                            Kind::DropBefore => return Ok(()),
+                            Kind::DropAfter => {
+                                forward(upstream, &with_body(&req.head, &req.body)).await?;
+                                return Ok(());
+                            }
+                            Kind::Truncate => {
+                                let resp =
+                                    forward(upstream, &with_body(&req.head, &req.body)).await?;
+                                conn.write_all(&resp[..resp.len() / 2]).await?;
+                                return Ok(());
+                            }
+                            Kind::Delay(d) => tokio::time::sleep(d).await,
+                        }
+                    }
+                }
+            }
+            None => {
+                stats
+                    .actions
+                    .lock()
+                    .unwrap()
+                    .insert(s3_action(&request_line).to_string());
+                stats.s3_requests.fetch_add(1, Ordering::SeqCst);
+                if let Some(owner) = faults.bucket_owner {
+                    match header(&req.head, "x-amz-expected-bucket-owner") {
+                        None => {
+                            stats.s3_without_owner.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Some(named) if named != owner => {
+                            conn.write_all(&s3_error("403 Forbidden", "AccessDenied"))
+                                .await?;
+                            continue;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                let is_part =
+                    request_line.starts_with("PUT ") && request_line.contains("partNumber=");
+                if is_part && faults.s3_refuse_parts {
+                    stats.s3_part_faults.fetch_add(1, Ordering::SeqCst);
+                    conn.write_all(&s3_error("403 Forbidden", "AccessDenied"))
+                        .await?;
+                    continue;
+                }
+                if is_part && faults.s3_part_fault_every > 0 {
+                    let n = stats.s3_puts.fetch_add(1, Ordering::SeqCst) + 1;
+                    if n % faults.s3_part_fault_every == 0 {
+                        stats.s3_part_faults.fetch_add(1, Ordering::SeqCst);
+                        if (n / faults.s3_part_fault_every) % 2 == 0 {
+                            conn.write_all(&s3_error("500 Internal Server Error", "InternalError"))
+                                .await?;
+                            continue;
+                        }
+                        forward(upstream, &with_body(&req.head, &req.body)).await?;
+                        return Ok(());
+                    }
+                }
+            }
+        }
         if faults.s3_slowdown_every > 0 && req.head.starts_with("PUT ") {
             let n = stats.s3_puts.fetch_add(1, Ordering::SeqCst) + 1;
             if n % faults.s3_slowdown_every == 0 {
                 stats.s3_slowdowns.fetch_add(1, Ordering::SeqCst);
-                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>injected</Message></Error>";
-                let reply = format!(
-                    "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                conn.write_all(reply.as_bytes()).await?;
+                conn.write_all(&s3_error("503 Service Unavailable", "SlowDown"))
+                    .await?;
                 continue;
             }
         }

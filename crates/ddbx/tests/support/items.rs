@@ -76,3 +76,20 @@ pub fn sized(i: usize, bytes: usize) -> Item {
     m.insert("pad".into(), V::S("x".repeat(bytes.saturating_sub(20))));
     m
 }
+
+/// An item holding `bytes` of incompressible binary (deterministic from `i`).
+pub fn incompressible(i: usize, bytes: usize) -> Item {
+    let mut state = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let data: Vec<u8> = (0..bytes)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let mut m = Item::new();
+    m.insert("pk".into(), V::S(format!("key-{i:06}")));
+    m.insert("blob".into(), V::B(Blob::new(data)));
+    m
+}
