@@ -1033,18 +1033,11 @@ fn iam_policies_cover_exactly_the_calls_the_code_makes() {
         in_code.contains("dynamodb:Scan") && in_code.contains("dynamodb:BatchWriteItem"),
         "{in_code:?}"
     );
-    let mut granted = std::collections::BTreeSet::new();
-    for policy in ["export-policy.json", "import-policy.json"] {
-        let v = read_json(&root.join("iam").join(policy));
-        for st in v["Statement"].as_array().unwrap() {
-            for a in st["Action"].as_array().unwrap() {
-                let a = a.as_str().unwrap();
-                if a.starts_with("dynamodb:") {
-                    granted.insert(a.to_string());
-                }
-            }
-        }
-    }
+    let mut granted = crate::support::policy_actions("export-policy.json", "dynamodb:");
+    granted.extend(crate::support::policy_actions(
+        "import-policy.json",
+        "dynamodb:",
+    ));
     assert_eq!(
         granted, in_code,
         "the policies grant exactly the DynamoDB actions the code calls"
@@ -1157,32 +1150,9 @@ async fn s3_slowdowns_are_retried_and_the_export_is_exact() {
         .load(std::sync::atomic::Ordering::SeqCst);
     assert!(slowdowns >= 3, "503s were injected: {slowdowns}");
     // The manifests list every file once, and the files hold every item once.
-    let keys = env.s3_keys(&bucket, "b/");
-    let manifest_key = keys
-        .iter()
-        .find(|k| k.ends_with("manifest-files.json"))
-        .unwrap();
-    let (_, manifest) = env.s3_object(&bucket, manifest_key);
-    let mut got = Vec::new();
-    for line in String::from_utf8(manifest).unwrap().lines() {
-        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
-        let (_, gz) = env.s3_object(&bucket, entry["dataFileS3Key"].as_str().unwrap());
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&gz[..]), &mut text)
-            .unwrap();
-        for l in text.lines() {
-            got.push(item::dynamodb_json::decode_line(l.as_bytes()).unwrap());
-        }
-    }
-    assert_eq!(digests(&got), digests(&written));
-    let data_objects = keys.iter().filter(|k| k.contains("/data/")).count();
     assert_eq!(
-        data_objects,
-        String::from_utf8(env.s3_object(&bucket, manifest_key).1)
-            .unwrap()
-            .lines()
-            .count(),
-        "no stray objects"
+        digests(&env.s3_native_items(&bucket, "b/")),
+        digests(&written)
     );
 }
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::support::fault_proxy::{FaultProxy, Faults, Kind, RandomFaults, Stats};
-use crate::support::{digests, items, json_stdout, run_dir, TestEnv};
+use crate::support::{digests, items, json_stdout, policy_actions, run_dir, TestEnv};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -138,4 +138,257 @@ async fn ten_percent_of_dynamodb_calls_failing_each_way_loses_and_repeats_nothin
         }
         ok(&env.run(&args));
     }
+}
+
+/// Multipart uploads the S3 emulator still holds open for a bucket.
+fn pending_uploads(env: &TestEnv, bucket: &str) -> usize {
+    let (_, body) = env.s3_get(&format!("/{bucket}?uploads"));
+    String::from_utf8(body).unwrap().matches("<Upload>").count()
+}
+
+/// Items of about 100 KB of incompressible bytes: a data file of several 8 MiB parts.
+async fn big_table(env: &TestEnv, name: &str, count: usize) -> Vec<items::Item> {
+    env.create_table(name, false, None).await;
+    let written: Vec<_> = (0..count)
+        .map(|i| items::incompressible(i, 100_000))
+        .collect();
+    env.put_items(name, &written).await;
+    written
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_parts_failing_midway_are_retried_and_nothing_is_left_open() {
+    let env = TestEnv::new("multipart").await;
+    let t = env.table("t");
+    let written = big_table(&env, &t, 260).await;
+    let bucket = env.bucket();
+    // Every 2nd part fails: a 500, or the connection closing after the part was stored.
+    let proxy = FaultProxy::start(
+        &env.emulators.s3,
+        Faults {
+            s3_part_fault_every: 2,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let o = env
+        .ddbx_with(&env.emulators.dynamodb, &proxy.url)
+        .args([
+            "export",
+            "--app",
+            "app",
+            "--tables",
+            &t,
+            "--to",
+            &format!("s3://{bucket}/b"),
+            // One segment: one file per table, large enough for several parts.
+            "--segments",
+            "1",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    ok(&o);
+    assert_eq!(json_stdout(&o)["items"], 260);
+    let faults = Stats::get(&proxy.stats.s3_part_faults);
+    assert!(faults >= 1, "parts failed: {faults}");
+    assert_eq!(
+        digests(&env.s3_native_items(&bucket, "b/")),
+        digests(&written)
+    );
+    assert_eq!(pending_uploads(&env, &bucket), 0, "no upload left open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_upload_that_cannot_finish_is_aborted_and_never_published() {
+    let env = TestEnv::new("mpabort").await;
+    let big = env.table("big");
+    let written_big = big_table(&env, &big, 120).await;
+    let small = env.table("small");
+    env.create_table(&small, false, None).await;
+    let written_small: Vec<_> = (0..50).map(|i| items::mixed(i, false)).collect();
+    env.put_items(&small, &written_small).await;
+    let bucket = env.bucket();
+    // Every part is refused: the big table's file can never be completed.
+    let proxy = FaultProxy::start(
+        &env.emulators.s3,
+        Faults {
+            s3_refuse_parts: true,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let o = env
+        .ddbx_with(&env.emulators.dynamodb, &proxy.url)
+        .args([
+            "export",
+            "--app",
+            "app",
+            "--tables",
+            &format!("{}*", env.prefix),
+            "--to",
+            &format!("s3://{bucket}/b"),
+            // One segment: one file per table, large enough for several parts.
+            "--segments",
+            "1",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let summary = json_stdout(&o);
+    assert_eq!(summary["tablesFailed"], 1);
+    let reports = summary["tableReports"].as_array().unwrap();
+    let report = |t: &str| reports.iter().find(|r| r["table"] == t).unwrap().clone();
+    assert_eq!(report(&big)["status"], "failed");
+    assert!(
+        report(&big)["error"]
+            .as_str()
+            .unwrap()
+            .contains("AccessDenied"),
+        "{}",
+        report(&big)
+    );
+    assert_eq!(report(&small)["status"], "succeeded");
+    assert_eq!(pending_uploads(&env, &bucket), 0, "the upload was aborted");
+    let used = proxy.stats.actions.lock().unwrap().clone();
+    assert!(used.contains("s3:AbortMultipartUpload"), "{used:?}");
+    assert!(
+        used.is_subset(&policy_actions("export-policy.json", "s3:")),
+        "the export policy grants every S3 action of a failed export: {used:?}"
+    );
+    let keys = env.s3_keys(&bucket, "b/");
+    let run = keys
+        .iter()
+        .find_map(|k| k.strip_suffix("BACKUP_COMPLETE_FAILED"))
+        .expect("the failed flag")
+        .to_string();
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.starts_with(&format!("{run}{big}/data/"))),
+        "no half-written object is published: {keys:?}"
+    );
+    assert_eq!(
+        digests(&env.s3_native_items(&bucket, &format!("{run}{small}/"))),
+        digests(&written_small)
+    );
+
+    // Resumed without the fault, the big table completes and the run succeeds.
+    let o = env
+        .ddbx_with(&env.emulators.dynamodb, &env.emulators.s3)
+        .args([
+            "export",
+            "--resume",
+            &format!("s3://{bucket}/{}", run.trim_end_matches('/')),
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    ok(&o);
+    assert_eq!(
+        digests(&env.s3_native_items(&bucket, &format!("{run}{big}/"))),
+        digests(&written_big)
+    );
+    assert!(env
+        .s3_keys(&bucket, &run)
+        .iter()
+        .any(|k| k.ends_with("BACKUP_COMPLETE_SUCCESS")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_s3_request_names_the_expected_bucket_owner() {
+    let env = TestEnv::new("owner").await;
+    let t = env.table("t");
+    env.create_table(&t, false, None).await;
+    let written: Vec<_> = (0..40).map(|i| items::mixed(i, false)).collect();
+    env.put_items(&t, &written).await;
+    let bucket = env.bucket();
+    let proxy = FaultProxy::start(
+        &env.emulators.s3,
+        Faults {
+            bucket_owner: Some("111122223333"),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let to = format!("s3://{bucket}/b");
+    let export = |owner: &str| {
+        env.ddbx_with(&env.emulators.dynamodb, &proxy.url)
+            .args([
+                "export",
+                "--app",
+                "app",
+                "--tables",
+                &t,
+                "--to",
+                &to,
+                "--expected-bucket-owner",
+                owner,
+            ])
+            .output()
+            .unwrap()
+    };
+    // The wrong owner: S3 refuses, ddbx says so and writes nothing.
+    let o = export("999999999999");
+    assert_ne!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("AccessDenied") || err.contains("Forbidden"),
+        "{err}"
+    );
+    assert!(env.s3_keys(&bucket, "b/").is_empty(), "nothing written");
+    // The right owner: the export and an import from S3 send it on every request.
+    proxy.stats.actions.lock().unwrap().clear();
+    ok(&export("111122223333"));
+    // The export policy grants exactly the S3 actions an export needs (aborting a
+    // multipart upload happens only on failure: see the test above).
+    let mut used = std::mem::take(&mut *proxy.stats.actions.lock().unwrap());
+    used.insert("s3:AbortMultipartUpload".into());
+    assert_eq!(used, policy_actions("export-policy.json", "s3:"));
+    let run = env
+        .s3_keys(&bucket, "b/")
+        .iter()
+        .find_map(|k| {
+            k.strip_suffix("/BACKUP_COMPLETE_SUCCESS")
+                .map(str::to_string)
+        })
+        .expect("a finished run");
+    let copy = env.table("copy");
+    let o = env
+        .ddbx_with(&env.emulators.dynamodb, &proxy.url)
+        .args([
+            "import",
+            "--from",
+            &format!("s3://{bucket}/{run}"),
+            "--table-map",
+            &format!("{t}={copy}"),
+            "--create-missing",
+            "--expected-bucket-owner",
+            "111122223333",
+        ])
+        .output()
+        .unwrap();
+    ok(&o);
+    assert_eq!(digests(&env.scan_all(&copy).await), digests(&written));
+    assert_eq!(
+        *proxy.stats.actions.lock().unwrap(),
+        policy_actions("import-policy.json", "s3:"),
+        "the import policy grants exactly the S3 actions an import needs"
+    );
+    let requests = Stats::get(&proxy.stats.s3_requests);
+    assert!(requests > 10, "{requests}");
+    assert_eq!(
+        Stats::get(&proxy.stats.s3_without_owner),
+        0,
+        "every one of {requests} S3 requests named the owner"
+    );
 }

@@ -359,6 +359,38 @@ impl TestEnv {
             .collect()
     }
 
+    /// The items of one table of a native export in S3, read through its manifest.
+    pub fn s3_native_items(
+        &self,
+        bucket: &str,
+        table_prefix: &str,
+    ) -> Vec<HashMap<String, AttributeValue>> {
+        use ddbx_core::item;
+        let keys = self.s3_keys(bucket, table_prefix);
+        let manifest = keys
+            .iter()
+            .find(|k| k.ends_with("manifest-files.json"))
+            .unwrap_or_else(|| panic!("no manifest under {table_prefix}: {keys:?}"));
+        let mut got = Vec::new();
+        let listed = String::from_utf8(self.s3_object(bucket, manifest).1).unwrap();
+        for line in listed.lines() {
+            let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+            let (_, gz) = self.s3_object(bucket, entry["dataFileS3Key"].as_str().unwrap());
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::MultiGzDecoder::new(&gz[..]),
+                &mut text,
+            )
+            .unwrap();
+            for l in text.lines() {
+                got.push(item::dynamodb_json::decode_line(l.as_bytes()).unwrap());
+            }
+        }
+        let data_objects = keys.iter().filter(|k| k.contains("/data/")).count();
+        assert_eq!(data_objects, listed.lines().count(), "no stray objects");
+        got
+    }
+
     /// Create an S3 bucket in the S3 emulator (moto accepts unsigned requests).
     pub fn create_bucket(&self, bucket: &str) {
         use std::io::{Read, Write};
@@ -393,6 +425,19 @@ pub fn run_dir(out: &Path, app: &str) -> PathBuf {
         dir = entries.pop().unwrap();
     }
     dir
+}
+
+/// The actions of one service (`"s3:"`, `"dynamodb:"`) that a policy in `iam/` grants.
+pub fn policy_actions(policy: &str, service: &str) -> std::collections::BTreeSet<String> {
+    let v = read_json(&repo_root().join("iam").join(policy));
+    v["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|st| st["Action"].as_array().unwrap())
+        .map(|a| a.as_str().unwrap().to_string())
+        .filter(|a| a.starts_with(service))
+        .collect()
 }
 
 /// Read a JSON file.
