@@ -27,6 +27,9 @@ pub struct Global {
     /// DynamoDB-compatible endpoint (a local emulator, ScyllaDB Alternator).
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// EMR-compatible endpoint (a test service), for --engine emr.
+    #[arg(long, global = true, value_name = "URL")]
+    pub emr_endpoint_url: Option<String>,
     /// S3-compatible endpoint for s3:// locations.
     #[arg(long, global = true, value_name = "URL")]
     pub s3_endpoint_url: Option<String>,
@@ -74,6 +77,63 @@ pub enum Command {
     Import(ImportArgs),
     /// Check that tables hold exactly what an export holds.
     Verify(VerifyArgs),
+    /// EMR engine helpers.
+    #[command(subcommand)]
+    Emr(EmrCommand),
+}
+
+/// `ddbx emr ...`
+#[derive(Debug, Subcommand)]
+pub enum EmrCommand {
+    /// Write a commented example of the EMR settings file.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "ddbx-emr.toml")]
+        path: std::path::PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Where the work runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// In this process (the default).
+    Local,
+    /// On AWS EMR clusters, as steps of the emr-dynamodb-connector's tools.
+    Emr,
+}
+
+/// What happens to EMR clusters when ddbx is interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnInterruptArg {
+    /// Ask on the terminal (without one: terminate).
+    Ask,
+    /// Terminate them.
+    Terminate,
+    /// Leave them running to finish their steps.
+    Leave,
+}
+
+/// The engine flags of export and import.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Where the work runs.
+    #[arg(long, value_enum, default_value_t = EngineArg::Local)]
+    pub engine: EngineArg,
+    /// The EMR cluster's name (--engine emr); with --clusters N: NAME_01 ... NAME_NN.
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
+    /// EMR clusters to split the tables over, balanced by table size.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=99))]
+    pub clusters: u16,
+    /// EMR cluster settings, TOML (`ddbx emr init` writes a commented example).
+    #[arg(long, value_name = "PATH")]
+    pub emr_config: Option<std::path::PathBuf>,
+    /// On Ctrl-C or SIGTERM with --engine emr: ask, terminate the clusters, or leave them running.
+    #[arg(long, value_enum, default_value_t = OnInterruptArg::Ask)]
+    pub on_interrupt: OnInterruptArg,
 }
 
 /// Formats an import or verify can read.
@@ -122,6 +182,9 @@ pub struct ImportArgs {
     /// The export and the tables.
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Where the work runs.
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Fraction of each target's write capacity (default: the restore plan's, else 0.8).
     #[arg(long)]
     pub write_ratio: Option<f64>,
@@ -185,6 +248,9 @@ pub struct ExportArgs {
     /// A friendly name for the set of tables (a folder of the layout; one run per app at a time).
     #[arg(long, required_unless_present = "resume")]
     pub app: Option<String>,
+    /// Where the work runs.
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Tables to export: a plain value is a prefix (MYAPP_PROD selects MYAPP_PROD*), one with * or ? is a glob. Repeatable.
     #[arg(
         long = "tables",

@@ -36,14 +36,23 @@ pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
             s3_encryption,
             expected_bucket_owner: g.expected_bucket_owner.clone(),
             request_timeout: g.request_timeout.map(Duration::from_secs_f64),
+            emr_endpoint_url: g.emr_endpoint_url.clone(),
         },
         ddbx_core::clock::system(),
     )
     .await
 }
 
-fn settings(a: &ExportArgs, stop: StopSignal) -> ExportSettings {
+fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_core::Error> {
+    let emr = crate::emr::emr_run(&a.engine, a.to.as_deref())?;
+    if emr.is_some() && a.resume.is_some() {
+        return Err(ddbx_core::Error::Invalid(
+            "--resume continues local-engine runs; rerun an EMR export".into(),
+        ));
+    }
     let format = match a.format {
+        // EMR clusters write the connector's format.
+        _ if emr.is_some() => DataFormat::Emr,
         FormatArg::DynamodbJson => DataFormat::DynamodbJson,
         FormatArg::Emr => DataFormat::Emr,
     };
@@ -52,7 +61,7 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> ExportSettings {
     } else {
         1_000_000
     };
-    ExportSettings {
+    Ok(ExportSettings {
         app: a.app.clone().unwrap_or_default(),
         tables: a.tables.clone(),
         excludes: a.excludes.clone(),
@@ -85,7 +94,8 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> ExportSettings {
         stop,
         resume: a.resume.clone(),
         run_time: a.run_time,
-    }
+        emr,
+    })
 }
 
 /// Run `ddbx export` and return the exit code.
@@ -94,7 +104,10 @@ pub async fn run(g: &Global, a: ExportArgs, stop: StopSignal) -> u8 {
         Ok(aws) => aws,
         Err(e) => return output::fail(&e),
     };
-    let settings = settings(&a, stop);
+    let settings = match settings(&a, stop) {
+        Ok(s) => s,
+        Err(e) => return output::fail(&e),
+    };
     let runs = RunProgress::default();
     let renderer = progress::start(runs.clone(), !g.no_progress, "read");
     let result = export::run(&aws, &settings, &runs).await;

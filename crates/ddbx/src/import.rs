@@ -50,6 +50,15 @@ pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
         Ok(s) => s,
         Err(e) => return output::fail(&e),
     };
+    let emr = match crate::emr::emr_run(&a.engine, Some(&a.source.from)) {
+        Ok(emr) => emr,
+        Err(e) => return output::fail(&e),
+    };
+    if emr.is_some() && a.resume {
+        return output::fail(&ddbx_core::Error::Invalid(
+            "--resume continues local-engine imports; rerun an EMR import".into(),
+        ));
+    }
     let aws = match load_aws(g).await {
         Ok(aws) => aws,
         Err(e) => return output::fail(&e),
@@ -64,6 +73,7 @@ pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
         resume: a.resume,
         no_validate_first: a.no_validate_first,
         stop,
+        emr,
     };
     let runs = RunProgress::default();
     let renderer = progress::start(runs.clone(), !g.no_progress, "write");

@@ -4,6 +4,7 @@
 //! progress and the final summary, and maps the outcome to an exit code.
 
 mod args;
+mod emr;
 mod export;
 mod import;
 mod output;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
             Command::Export(a) => export::run(&cli.global, a, stop).await,
             Command::Import(a) => import::run(&cli.global, a, stop).await,
             Command::Verify(a) => import::verify(&cli.global, a, stop).await,
+            Command::Emr(args::EmrCommand::Init { path, force }) => emr::init(&path, force),
         }
     });
     ExitCode::from(code)

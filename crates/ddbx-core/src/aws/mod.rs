@@ -41,6 +41,8 @@ pub struct AwsSettings {
     /// How long one attempt of one request may take before it is abandoned and retried
     /// (default: 60 s for DynamoDB, the object store's own default for S3).
     pub request_timeout: Option<Duration>,
+    /// An EMR-compatible endpoint (a test service).
+    pub emr_endpoint_url: Option<String>,
 }
 
 /// The AWS clients of one run.
@@ -50,6 +52,8 @@ pub struct Aws {
     pub sdk: SdkConfig,
     /// The DynamoDB client, with the SDK's own retries off: ours tell the rate limiter.
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// The EMR client (used by `--engine emr`), with the SDK's own retries off.
+    pub emr: aws_sdk_emr::Client,
     /// The region the run works in.
     pub region: String,
     /// The settings it was built from.
@@ -89,8 +93,13 @@ impl Aws {
         if let Some(url) = &settings.endpoint_url {
             ddb = ddb.endpoint_url(url);
         }
+        let mut emr = aws_sdk_emr::config::Builder::from(&sdk).retry_config(RetryConfig::disabled());
+        if let Some(url) = &settings.emr_endpoint_url {
+            emr = emr.endpoint_url(url);
+        }
         Ok(Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
+            emr: aws_sdk_emr::Client::from_conf(emr.build()),
             sdk,
             region,
             settings,

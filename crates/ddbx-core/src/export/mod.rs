@@ -17,6 +17,7 @@ use object_store::PutPayload;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::Aws;
+use crate::engine::emr::EmrRun;
 use crate::engine::local::{for_each_limited, LocalEngine, WorkerPool};
 use crate::format::writer::{DataFileWriter, RollLimits};
 use crate::format::{connector, native, DataFile, TableLayout};
@@ -71,6 +72,8 @@ pub struct ExportSettings {
     pub resume: Option<String>,
     /// The run's time, which names its folder (default: now).
     pub run_time: Option<DateTime<Utc>>,
+    /// Run the tables on EMR clusters instead of in this process.
+    pub emr: Option<EmrRun>,
 }
 
 /// How one table ended.
@@ -551,6 +554,9 @@ async fn export_run(
     if settings.resume.is_none() {
         refuse_existing_run(run_dir).await?;
     }
+    if let Some(emr) = &settings.emr {
+        emr.refuse_active_clusters(aws, plan.tables.len()).await?;
+    }
     let flags = Flags::new(run_dir.clone(), Job::Backup);
     let pending: Vec<TableReport> = plan
         .tables
@@ -574,6 +580,62 @@ async fn export_run(
         put_json(run_dir, "export-plan.json", plan).await?;
     }
 
+    let mut reports = match &settings.emr {
+        Some(emr) => {
+            crate::engine::emr::export_tables(
+                aws,
+                emr,
+                run_dir,
+                plan,
+                &schemas,
+                settings.segments,
+                &settings.stop,
+                progress,
+            )
+            .await?
+        }
+        None => local_tables(aws, settings, progress, run_dir, plan, schemas).await,
+    };
+    reports.extend(failed_early);
+    reports.sort_by(|a, b| a.table.cmp(&b.table));
+
+    let restore = RestorePlan {
+        version: 1,
+        app: layout.app.clone(),
+        region: layout.region.clone(),
+        exported_at: layout.started,
+        tables: plan
+            .tables
+            .iter()
+            .filter_map(|t| {
+                let r = reports.iter().find(|r| r.table == t.table)?;
+                (r.status == TableStatus::Succeeded).then(|| RestoreStep {
+                    source_table: t.table.clone(),
+                    target_table: t.table.clone(),
+                    path: t.table.clone(),
+                    format: settings.format,
+                    key_schema: t.key_schema.clone(),
+                    write_ratio: DEFAULT_WRITE_RATIO,
+                    item_count: r.items,
+                })
+            })
+            .collect(),
+    };
+    put_json(run_dir, "restore-plan.json", &restore).await?;
+    let summary = RunSummary::for_job("export", layout, run_dir.url(), reports, Some(Utc::now()));
+    flags.finish(summary.succeeded(), &summary).await?;
+    Ok(summary)
+}
+
+/// The local engine: every table's segments on this process's shared worker pool.
+async fn local_tables(
+    aws: &Aws,
+    settings: &ExportSettings,
+    progress: &RunProgress,
+    run_dir: &Location,
+    plan: &ExportPlan,
+    schemas: Vec<TableSchema>,
+) -> Vec<TableReport> {
     let pool = WorkerPool::new(settings.engine.workers);
     let jobs: Vec<(TableSchema, &PlannedTable)> =
         schemas.into_iter().zip(plan.tables.iter()).collect();
@@ -582,7 +644,7 @@ async fn export_run(
         .map(|(s, _)| progress.table(&s.table_name))
         .collect();
     let work: Vec<_> = jobs.into_iter().zip(counters).collect();
-    let mut reports = for_each_limited(
+    for_each_limited(
         work,
         settings.engine.parallel_tables,
         |((schema, planned), counters)| {
@@ -638,36 +700,7 @@ async fn export_run(
             }
         },
     )
-    .await;
-    reports.extend(failed_early);
-    reports.sort_by(|a, b| a.table.cmp(&b.table));
-
-    let restore = RestorePlan {
-        version: 1,
-        app: layout.app.clone(),
-        region: layout.region.clone(),
-        exported_at: layout.started,
-        tables: plan
-            .tables
-            .iter()
-            .filter_map(|t| {
-                let r = reports.iter().find(|r| r.table == t.table)?;
-                (r.status == TableStatus::Succeeded).then(|| RestoreStep {
-                    source_table: t.table.clone(),
-                    target_table: t.table.clone(),
-                    path: t.table.clone(),
-                    format: settings.format,
-                    key_schema: t.key_schema.clone(),
-                    write_ratio: DEFAULT_WRITE_RATIO,
-                    item_count: r.items,
-                })
-            })
-            .collect(),
-    };
-    put_json(run_dir, "restore-plan.json", &restore).await?;
-    let summary = RunSummary::for_job("export", layout, run_dir.url(), reports, Some(Utc::now()));
-    flags.finish(summary.succeeded(), &summary).await?;
-    Ok(summary)
+    .await
 }
 
 fn failed(table: &str, error: &str) -> TableReport {

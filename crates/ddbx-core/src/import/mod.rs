@@ -7,6 +7,7 @@ pub mod batch;
 pub mod target;
 pub mod tracker;
 
+use crate::engine::emr::{EmrRun, ImportJob as EmrImportJob};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -55,6 +56,8 @@ pub struct ImportSettings {
     pub no_validate_first: bool,
     /// Raised to stop cleanly: no new batch starts, batches in hand finish, the checkpoint is written.
     pub stop: StopSignal,
+    /// Run the tables on EMR clusters instead of in this process.
+    pub emr: Option<EmrRun>,
 }
 
 /// What one table's import will do.
@@ -205,6 +208,26 @@ pub async fn run(
         ))
         .await?;
     let steps: Vec<ImportStep> = planned.iter().map(|p| p.step.clone()).collect();
+    if let Some(emr) = &settings.emr {
+        let mut jobs = Vec::new();
+        for p in planned {
+            jobs.push(emr_job(aws, settings, p).await);
+        }
+        let mut reports = crate::engine::emr::import_tables(
+            aws,
+            emr,
+            &root,
+            &layout.app,
+            jobs,
+            &settings.stop,
+            progress,
+        )
+        .await?;
+        reports.sort_by(|a, b| a.table.cmp(&b.table));
+        let summary = RunSummary::for_job("import", &layout, root.url(), reports, Some(Utc::now()));
+        flags.finish(summary.succeeded(), &summary).await?;
+        return Ok(ImportReport { steps, summary });
+    }
     let jobs: Vec<(Planned, Arc<TableProgress>)> = planned
         .into_iter()
         .map(|p| {
@@ -275,6 +298,40 @@ pub async fn run(
     let summary = RunSummary::for_job("import", &layout, root.url(), reports, Some(Utc::now()));
     flags.finish(summary.succeeded(), &summary).await?;
     Ok(ImportReport { steps, summary })
+}
+
+/// Check one table for an EMR import: the connector reads only its own format, and the
+/// target must exist with the export's key (or be created, as the local engine does).
+async fn emr_job(aws: &Aws, settings: &ImportSettings, p: Planned) -> EmrImportJob {
+    let target = p.step.target_table.clone();
+    let checked = async {
+        let src = p.source.map_err(|e| {
+            Error::Invalid(format!("cannot read the export of {}: {e}", p.step.source_table))
+        })?;
+        if src.format != DataFormat::Emr {
+            return Err(Error::Invalid(format!(
+                "{}: the connector imports only its own format (ddbx --format emr or EMR exports); use the local engine for this one",
+                src.dir.url()
+            )));
+        }
+        target::ensure_table(
+            aws,
+            &target,
+            src.schema.as_ref(),
+            p.key.as_deref(),
+            settings.create_missing,
+        )
+        .await?;
+        Ok(src.files.len() as u64)
+    }
+    .await;
+    EmrImportJob {
+        target,
+        path: p.step.source.clone(),
+        write_ratio: p.step.write_ratio,
+        size: *checked.as_ref().unwrap_or(&0),
+        error: checked.err().map(|e| e.to_string()),
+    }
 }
 
 /// Import one table; returns the items written (each counted once, earlier runs included).

@@ -1,0 +1,316 @@
+//! The EMR cluster's settings: a TOML file (`ddbx emr init` writes a commented example),
+//! overridable by flags. Every field has a default that works on current EMR releases.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// How ddbx creates, runs and retries its EMR clusters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmrConfig {
+    /// EMR release.
+    pub release_label: String,
+    /// The role EMR acts as.
+    pub service_role: String,
+    /// The instance profile of the cluster's EC2 instances.
+    pub instance_profile: String,
+    /// An EMR security configuration (encryption at rest and in transit), by name.
+    pub security_configuration: Option<String>,
+    /// Where EMR writes its logs (default: `<run>/emr-logs/`).
+    pub log_uri: Option<String>,
+    /// Steps run at once on one cluster (1 runs the tables one after the other).
+    pub step_concurrency: i32,
+    /// The cluster terminates after this many idle seconds, whatever happens to ddbx.
+    pub idle_timeout_seconds: i64,
+    /// The jar holding the connector's export and import tools (`{region}` is replaced).
+    pub connector_jar: String,
+    /// The connector's export tool.
+    pub export_class: String,
+    /// The connector's import tool.
+    pub import_class: String,
+    /// Attempts at creating a cluster that starts (capacity, spot and bootstrap failures).
+    pub create_attempts: u32,
+    /// Seconds between two attempts.
+    pub retry_delay_seconds: f64,
+    /// Seconds between two polls of a running cluster.
+    pub poll_seconds: f64,
+    /// Network and access of the instances.
+    pub ec2: Ec2,
+    /// Instance groups (ignored when `instance_fleets` is set).
+    pub instance_groups: Vec<InstanceGroup>,
+    /// Instance fleets, for spot capacity across instance types.
+    pub instance_fleets: Vec<InstanceFleet>,
+    /// Tags of the cluster (ddbx adds `ddbx:app` and `ddbx:run`).
+    pub tags: BTreeMap<String, String>,
+    /// Hadoop configurations (`mapred-site`, ...).
+    pub configurations: Vec<Configuration>,
+}
+
+/// EC2 attributes of the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ec2 {
+    /// The subnet (instance groups).
+    pub subnet_id: Option<String>,
+    /// Candidate subnets (instance fleets).
+    pub subnet_ids: Vec<String>,
+    /// An EC2 key pair for SSH.
+    pub key_name: Option<String>,
+    /// Security group of the primary node.
+    pub master_security_group: Option<String>,
+    /// Security group of the other nodes.
+    pub slave_security_group: Option<String>,
+    /// Security group for the EMR service (private subnets).
+    pub service_access_security_group: Option<String>,
+}
+
+/// One instance group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceGroup {
+    /// MASTER, CORE or TASK.
+    pub role: String,
+    /// EC2 instance type.
+    pub instance_type: String,
+    /// Instances.
+    pub count: i32,
+    /// ON_DEMAND (default) or SPOT.
+    #[serde(default)]
+    pub market: Option<String>,
+    /// Highest spot price in USD per hour (SPOT; default: the on-demand price).
+    #[serde(default)]
+    pub bid_price: Option<String>,
+}
+
+/// One instance fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceFleet {
+    /// MASTER, CORE or TASK.
+    pub fleet_type: String,
+    /// On-demand capacity units.
+    #[serde(default)]
+    pub target_on_demand_capacity: i32,
+    /// Spot capacity units.
+    #[serde(default)]
+    pub target_spot_capacity: i32,
+    /// Acceptable instance types.
+    pub instance_types: Vec<FleetInstanceType>,
+}
+
+/// One instance type of a fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetInstanceType {
+    /// EC2 instance type.
+    pub instance_type: String,
+    /// Capacity units one instance counts for.
+    #[serde(default = "one")]
+    pub weighted_capacity: i32,
+    /// Highest spot price, as a percentage of the on-demand price.
+    #[serde(default)]
+    pub bid_price_as_percentage_of_on_demand_price: Option<f64>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// One Hadoop configuration classification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Configuration {
+    /// `mapred-site`, `yarn-site`, ...
+    pub classification: String,
+    /// Its properties.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for EmrConfig {
+    fn default() -> Self {
+        Self {
+            release_label: "emr-7.5.0".into(),
+            service_role: "EMR_DefaultRole".into(),
+            instance_profile: "EMR_EC2_DefaultRole".into(),
+            security_configuration: None,
+            log_uri: None,
+            step_concurrency: 1,
+            idle_timeout_seconds: 3600,
+            connector_jar:
+                "s3://dynamodb-emr-{region}/emr-ddb-storage-handler/2.1.0/emr-ddb-2.1.0.jar".into(),
+            export_class: "org.apache.hadoop.dynamodb.tools.DynamoDbExport".into(),
+            import_class: "org.apache.hadoop.dynamodb.tools.DynamoDbImport".into(),
+            create_attempts: 5,
+            retry_delay_seconds: 60.0,
+            poll_seconds: 30.0,
+            ec2: Ec2::default(),
+            instance_groups: vec![
+                InstanceGroup {
+                    role: "MASTER".into(),
+                    instance_type: "m5.xlarge".into(),
+                    count: 1,
+                    market: None,
+                    bid_price: None,
+                },
+                InstanceGroup {
+                    role: "CORE".into(),
+                    instance_type: "m5.xlarge".into(),
+                    count: 1,
+                    market: None,
+                    bid_price: None,
+                },
+            ],
+            instance_fleets: Vec::new(),
+            tags: BTreeMap::new(),
+            configurations: Vec::new(),
+        }
+    }
+}
+
+impl EmrConfig {
+    /// Read a config file; an unknown key or a bad value is an error naming the file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+    }
+
+    /// Parse the TOML text of a config file.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.create_attempts == 0 {
+            return Err("create_attempts must be at least 1".into());
+        }
+        if !(self.poll_seconds > 0.0 && self.retry_delay_seconds >= 0.0) {
+            return Err("poll_seconds must be positive and retry_delay_seconds not negative".into());
+        }
+        if self.step_concurrency < 1 {
+            return Err("step_concurrency must be at least 1".into());
+        }
+        if self.instance_fleets.is_empty()
+            && !self.instance_groups.iter().any(|g| g.role == "MASTER")
+        {
+            return Err("instance_groups needs a MASTER group (or use instance_fleets)".into());
+        }
+        Ok(())
+    }
+
+    /// The connector jar for a region.
+    pub fn jar(&self, region: &str) -> String {
+        self.connector_jar.replace("{region}", region)
+    }
+}
+
+/// A commented example config (what `ddbx emr init` writes). It parses to the defaults
+/// plus the example's tags.
+pub const EXAMPLE: &str = r#"# ddbx EMR engine settings (ddbx export|import --engine emr --emr-config THIS_FILE).
+# Every key is optional; what is shown is the default unless marked "example".
+
+release_label = "emr-7.5.0"
+service_role = "EMR_DefaultRole"          # the role EMR itself acts as
+instance_profile = "EMR_EC2_DefaultRole"  # the instances' role: see iam/emr-cluster-policy.json
+# security_configuration = "dynamodb-backups"   # example: an EMR security configuration
+# log_uri = "s3://my-bucket/emr-logs/"          # default: <run root>/emr-logs/
+step_concurrency = 1          # steps (tables) running at once on one cluster
+idle_timeout_seconds = 3600   # the cluster ends itself after this long idle, whatever happens to ddbx
+
+# The connector's tools, run as one step per table. {region} is the tables' region.
+connector_jar = "s3://dynamodb-emr-{region}/emr-ddb-storage-handler/2.1.0/emr-ddb-2.1.0.jar"
+export_class = "org.apache.hadoop.dynamodb.tools.DynamoDbExport"
+import_class = "org.apache.hadoop.dynamodb.tools.DynamoDbImport"
+
+create_attempts = 5           # a cluster that fails to start (capacity, spot, bootstrap) is tried again
+retry_delay_seconds = 60
+poll_seconds = 30
+
+[ec2]
+# subnet_id = "subnet-0123456789abcdef0"        # example (instance groups)
+# subnet_ids = ["subnet-0123", "subnet-4567"]   # example (instance fleets)
+# key_name = "ops"                               # example: SSH key pair
+# master_security_group = "sg-0123"             # example
+# slave_security_group = "sg-4567"              # example
+# service_access_security_group = "sg-89ab"     # example (private subnets)
+
+[[instance_groups]]
+role = "MASTER"
+instance_type = "m5.xlarge"
+count = 1
+
+[[instance_groups]]
+role = "CORE"
+instance_type = "m5.xlarge"
+count = 1
+# market = "SPOT"          # example
+# bid_price = "0.10"       # example: USD per hour
+
+# Instance fleets replace the groups above when present (example):
+# [[instance_fleets]]
+# fleet_type = "MASTER"
+# target_on_demand_capacity = 1
+# instance_types = [{ instance_type = "m5.xlarge" }]
+# [[instance_fleets]]
+# fleet_type = "CORE"
+# target_spot_capacity = 4
+# instance_types = [
+#   { instance_type = "m5.xlarge", weighted_capacity = 1, bid_price_as_percentage_of_on_demand_price = 60.0 },
+#   { instance_type = "m5.2xlarge", weighted_capacity = 2, bid_price_as_percentage_of_on_demand_price = 60.0 },
+# ]
+
+[tags]                       # ddbx adds ddbx:app and ddbx:run
+# team = "ops"              # example
+
+# Hadoop configurations (example):
+# [[configurations]]
+# classification = "mapred-site"
+# properties = { "mapreduce.map.speculative" = "false" }
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses_to_the_defaults() {
+        assert_eq!(EmrConfig::parse(EXAMPLE).unwrap(), EmrConfig::default());
+        assert_eq!(EmrConfig::parse("").unwrap(), EmrConfig::default());
+    }
+
+    #[test]
+    fn the_examples_commented_lines_parse_when_uncommented() {
+        let uncommented: String = EXAMPLE
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains('=') || r.starts_with('[') || r.trim() == "]")
+                    .unwrap_or(l)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        // Uncommenting yields a second `[[instance_fleets]]` section and more; it must parse.
+        let c = EmrConfig::parse(&uncommented).unwrap();
+        assert_eq!(c.instance_fleets.len(), 2);
+        assert_eq!(c.ec2.subnet_ids.len(), 2);
+        assert_eq!(c.configurations[0].classification, "mapred-site");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(EmrConfig::parse("relase_label = \"emr-7\"").unwrap_err().contains("relase_label"));
+        assert!(EmrConfig::parse("create_attempts = 0").is_err());
+        assert!(EmrConfig::parse("instance_groups = []").is_err());
+        assert_eq!(
+            EmrConfig::default().jar("eu-west-1"),
+            "s3://dynamodb-emr-eu-west-1/emr-ddb-storage-handler/2.1.0/emr-ddb-2.1.0.jar"
+        );
+    }
+}

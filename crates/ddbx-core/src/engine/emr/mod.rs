@@ -1,0 +1,286 @@
+//! The EMR engine: the same plan, run as the emr-dynamodb-connector's export and import
+//! tools on one or more EMR clusters (what the seed orchestrated with shell scripts).
+//! ddbx plans, writes the steps files, creates and watches the clusters, and completes
+//! the run files (`table.json`, the restore plan, the flags) from each step's outcome.
+
+pub mod cluster;
+pub mod config;
+pub mod steps;
+
+pub use cluster::OnInterrupt;
+pub use config::EmrConfig;
+
+/// How a run uses EMR.
+#[derive(Debug, Clone)]
+pub struct EmrRun {
+    /// Cluster settings.
+    pub config: EmrConfig,
+    /// The cluster's name (with `--clusters N`: `<name>_01` ... `<name>_NN`).
+    pub cluster_name: String,
+    /// Clusters to split the tables over, by size.
+    pub clusters: usize,
+    /// What to do with the clusters on Ctrl-C or SIGTERM.
+    pub on_interrupt: OnInterrupt,
+}
+
+use std::collections::BTreeMap;
+
+use cluster::{ClusterCommon, ClusterPlan};
+use steps::Step;
+
+use crate::aws::Aws;
+use crate::export::{put_json, TableReport, TableStatus};
+use crate::format::source::{get_optional, parse_connector_manifest};
+use crate::plan::{ExportPlan, DEFAULT_WRITE_RATIO};
+use crate::progress::{Phase, RunProgress};
+use crate::run::stop::StopSignal;
+use crate::store::Location;
+use crate::table::TableSchema;
+use crate::{Error, Result};
+
+impl EmrRun {
+    /// The names of the clusters a run of `tables` tables creates.
+    pub fn cluster_names(&self, tables: usize) -> Vec<String> {
+        steps::cluster_names(&self.cluster_name, self.clusters.min(tables.max(1)))
+    }
+
+    /// Refuse when an active cluster has one of this run's names (exit code 2).
+    pub async fn refuse_active_clusters(&self, aws: &Aws, tables: usize) -> Result<()> {
+        cluster::refuse_active_clusters(aws, &self.cluster_names(tables)).await
+    }
+
+    fn common(&self, run_dir: &Location, app: &str) -> ClusterCommon {
+        ClusterCommon {
+            log_uri: self
+                .config
+                .log_uri
+                .clone()
+                .unwrap_or_else(|| format!("{}/emr-logs/", run_dir.url())),
+            tags: BTreeMap::from([
+                ("ddbx:app".to_string(), app.to_string()),
+                ("ddbx:run".to_string(), run_dir.url()),
+            ]),
+        }
+    }
+}
+
+/// Split steps (one per table, with the table's size) over the run's clusters, named.
+fn cluster_plans(emr: &EmrRun, steps: Vec<(Step, u64)>) -> Vec<ClusterPlan> {
+    let sizes: Vec<u64> = steps.iter().map(|(_, size)| *size).collect();
+    let groups = steps::split_by_size(&sizes, emr.clusters);
+    let names = steps::cluster_names(&emr.cluster_name, groups.len());
+    groups
+        .into_iter()
+        .zip(names)
+        .map(|(group, name)| ClusterPlan {
+            name,
+            steps: group.into_iter().map(|i| steps[i].0.clone()).collect(),
+        })
+        .collect()
+}
+
+/// Write `<job>Steps_NN.json` at the run root, one per cluster.
+async fn write_steps_files(run_dir: &Location, job: &str, plans: &[Vec<Step>]) -> Result<()> {
+    for (i, steps) in plans.iter().enumerate() {
+        put_json(run_dir, &steps::steps_file(job, i), steps).await?;
+    }
+    Ok(())
+}
+
+/// Export the planned tables on EMR: the connector writes each table's folder; ddbx writes
+/// the steps files, then `table.json` for each table whose step completed (and whose
+/// manifest is there). Returns one report per table.
+pub async fn export_tables(
+    aws: &Aws,
+    emr: &EmrRun,
+    run_dir: &Location,
+    plan: &ExportPlan,
+    schemas: &[TableSchema],
+    segments: Option<u32>,
+    stop: &StopSignal,
+    progress: &RunProgress,
+) -> Result<Vec<TableReport>> {
+    let steps: Vec<(Step, u64)> = schemas
+        .iter()
+        .map(|s| {
+            let path = run_dir.child(&s.table_name).url();
+            let step = steps::export_step(
+                &emr.config,
+                &aws.region,
+                &s.table_name,
+                &path,
+                plan.read_ratio,
+                segments,
+            );
+            (step, s.table_size_bytes.max(0) as u64)
+        })
+        .collect();
+    let clusters = cluster_plans(emr, steps);
+    write_steps_files(
+        run_dir,
+        "export",
+        &clusters.iter().map(|c| c.steps.clone()).collect::<Vec<_>>(),
+    )
+    .await?;
+    // What restores each cluster's tables, in the seed's shape (its ratio is meant to be edited).
+    let imports: Vec<Vec<Step>> = clusters
+        .iter()
+        .map(|c| {
+            c.steps
+                .iter()
+                .map(|s| {
+                    steps::import_step(
+                        &emr.config,
+                        &aws.region,
+                        s.table(),
+                        &run_dir.child(s.table()).url(),
+                        DEFAULT_WRITE_RATIO,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    write_steps_files(run_dir, "import", &imports).await?;
+
+    let started = std::time::Instant::now();
+    let outcomes = cluster::run_clusters(
+        aws,
+        &emr.config,
+        clusters,
+        &emr.common(run_dir, &plan.app),
+        stop,
+        &emr.on_interrupt,
+        progress,
+    )
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut reports = Vec::new();
+    for outcome in outcomes {
+        let schema = schemas
+            .iter()
+            .find(|s| s.table_name == outcome.table)
+            .expect("a step per planned table");
+        let result = match outcome.error {
+            Some(e) => Err(e),
+            None => complete_table(run_dir, schema).await.map_err(|e| e.to_string()),
+        };
+        let phase = if result.is_ok() { Phase::Done } else { Phase::Failed };
+        progress.table(&outcome.table).set_phase(phase);
+        if let Err(e) = &result {
+            tracing::error!(table = %outcome.table, error = %e, "table failed");
+        }
+        reports.push(report(outcome.table, result, seconds));
+    }
+    Ok(reports)
+}
+
+/// After a completed step: the connector's manifest must be there; write `table.json`
+/// beside it. Returns the number of data files.
+async fn complete_table(run_dir: &Location, schema: &TableSchema) -> Result<u64> {
+    let dir = run_dir.child(&schema.table_name);
+    let manifest = dir.join("manifest");
+    let bytes = get_optional(&dir, &manifest).await?.ok_or_else(|| Error::Corrupt {
+        file: dir.url_of(&manifest),
+        message: "the EMR step completed but wrote no manifest".into(),
+    })?;
+    let entries = parse_connector_manifest(&dir.url_of(&manifest), &bytes)?;
+    put_json(&dir, "table.json", schema).await?;
+    Ok(entries.len() as u64)
+}
+
+/// One table an EMR import writes: checked and ready, or already failed.
+#[derive(Debug, Clone)]
+pub struct ImportJob {
+    /// The target table.
+    pub target: String,
+    /// The connector export's folder (URL).
+    pub path: String,
+    /// The write ratio.
+    pub write_ratio: f64,
+    /// Its size, to balance clusters (data files or items).
+    pub size: u64,
+    /// Why it cannot be imported, when so.
+    pub error: Option<String>,
+}
+
+/// Import on EMR: one connector import step per ready table, split over the clusters.
+/// The steps are also written to `<run>/_import/importSteps_NN.json`.
+pub async fn import_tables(
+    aws: &Aws,
+    emr: &EmrRun,
+    root: &Location,
+    app: &str,
+    jobs: Vec<ImportJob>,
+    stop: &StopSignal,
+    progress: &RunProgress,
+) -> Result<Vec<TableReport>> {
+    let mut reports = Vec::new();
+    let mut steps = Vec::new();
+    for job in jobs {
+        match job.error {
+            Some(e) => {
+                progress.table(&job.target).set_phase(Phase::Failed);
+                tracing::error!(table = %job.target, error = %e, "table failed");
+                reports.push(report(job.target, Err(e), 0.0));
+            }
+            None => steps.push((
+                steps::import_step(
+                    &emr.config,
+                    &aws.region,
+                    &job.target,
+                    &job.path,
+                    job.write_ratio,
+                ),
+                job.size,
+            )),
+        }
+    }
+    if steps.is_empty() {
+        return Ok(reports);
+    }
+    let clusters = cluster_plans(emr, steps);
+    write_steps_files(
+        &root.child("_import"),
+        "import",
+        &clusters.iter().map(|c| c.steps.clone()).collect::<Vec<_>>(),
+    )
+    .await?;
+    let started = std::time::Instant::now();
+    let outcomes = cluster::run_clusters(
+        aws,
+        &emr.config,
+        clusters,
+        &emr.common(root, app),
+        stop,
+        &emr.on_interrupt,
+        progress,
+    )
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    for o in outcomes {
+        let phase = if o.error.is_none() { Phase::Done } else { Phase::Failed };
+        progress.table(&o.table).set_phase(phase);
+        if let Some(e) = &o.error {
+            tracing::error!(table = %o.table, error = %e, "table failed");
+        }
+        reports.push(report(o.table, o.error.map_or(Ok(0), Err), seconds));
+    }
+    Ok(reports)
+}
+
+fn report(table: String, result: std::result::Result<u64, String>, seconds: f64) -> TableReport {
+    let (status, files, error) = match result {
+        Ok(files) => (TableStatus::Succeeded, files, None),
+        Err(e) => (TableStatus::Failed, 0, Some(e)),
+    };
+    TableReport {
+        table,
+        status,
+        items: 0,
+        bytes: 0,
+        files,
+        read_units: 0.0,
+        seconds,
+        error,
+    }
+}

@@ -1,0 +1,86 @@
+//! The EMR engine's flags, and `ddbx emr init`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+
+use ddbx_core::engine::emr::{config::EXAMPLE, EmrConfig, EmrRun, OnInterrupt};
+use ddbx_core::Error;
+
+use crate::args::{EngineArg, EngineArgs, OnInterruptArg};
+use crate::exit;
+
+/// The run's EMR settings, when `--engine emr`.
+pub fn emr_run(a: &EngineArgs, to: Option<&str>) -> Result<Option<EmrRun>, Error> {
+    if a.engine == EngineArg::Local {
+        if a.cluster_name.is_some() || a.emr_config.is_some() || a.clusters > 1 {
+            return Err(Error::Invalid(
+                "--cluster-name, --clusters and --emr-config need --engine emr".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let cluster_name = a
+        .cluster_name
+        .clone()
+        .ok_or_else(|| Error::Invalid("--engine emr needs --cluster-name".into()))?;
+    if let Some(to) = to.filter(|t| !t.starts_with("s3://")) {
+        return Err(Error::Invalid(format!(
+            "{to}: EMR clusters read and write S3; with --engine emr the location must be s3://"
+        )));
+    }
+    let config = match &a.emr_config {
+        Some(path) => EmrConfig::load(path)?,
+        None => EmrConfig::default(),
+    };
+    let on_interrupt = match a.on_interrupt {
+        OnInterruptArg::Terminate => OnInterrupt::Terminate,
+        OnInterruptArg::Leave => OnInterrupt::Leave,
+        OnInterruptArg::Ask if std::io::stdin().is_terminal() => OnInterrupt::Ask(Arc::new(ask)),
+        // Nobody to ask (cron): a cluster left behind would go on loading the tables.
+        OnInterruptArg::Ask => OnInterrupt::Terminate,
+    };
+    Ok(Some(EmrRun {
+        config,
+        cluster_name,
+        clusters: a.clusters as usize,
+        on_interrupt,
+    }))
+}
+
+fn ask(clusters: &[String]) -> bool {
+    eprint!(
+        "\nInterrupted. Terminate the EMR clusters {}? Their unfinished tables fail. [Y/n] ",
+        clusters.join(", ")
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return true;
+    }
+    !answer.trim().eq_ignore_ascii_case("n") && !answer.trim().eq_ignore_ascii_case("no")
+}
+
+/// `ddbx emr init PATH`: write the commented example settings.
+pub fn init(path: &std::path::Path, force: bool) -> u8 {
+    if path.exists() && !force {
+        eprintln!(
+            "ddbx: {} exists; pass --force to replace it",
+            path.display()
+        );
+        return exit::USAGE;
+    }
+    match std::fs::write(path, EXAMPLE) {
+        Ok(()) => {
+            eprintln!(
+                "wrote {}: edit it, then pass --engine emr --emr-config {}",
+                path.display(),
+                path.display()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("ddbx: {}: {e}", path.display());
+            exit::USAGE
+        }
+    }
+}
