@@ -3,6 +3,7 @@
 
 mod support;
 
+mod emr;
 mod export;
 mod faults;
 mod import;

@@ -93,7 +93,8 @@ impl Aws {
         if let Some(url) = &settings.endpoint_url {
             ddb = ddb.endpoint_url(url);
         }
-        let mut emr = aws_sdk_emr::config::Builder::from(&sdk).retry_config(RetryConfig::disabled());
+        let mut emr =
+            aws_sdk_emr::config::Builder::from(&sdk).retry_config(RetryConfig::disabled());
         if let Some(url) = &settings.emr_endpoint_url {
             emr = emr.endpoint_url(url);
         }

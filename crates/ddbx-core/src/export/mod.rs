@@ -344,7 +344,12 @@ pub async fn run(
         format: settings.format,
         compression: settings.compression,
         read_ratio: settings.read_ratio,
-        engine: "local".into(),
+        engine: if settings.emr.is_some() {
+            "emr"
+        } else {
+            "local"
+        }
+        .into(),
         tables: Vec::new(),
     };
     let mut failed_early = Vec::new();

@@ -157,12 +157,17 @@ impl FaultProxy {
     }
 }
 
-struct Request {
-    head: String,
-    body: Vec<u8>,
+/// One HTTP request: its head (request line and headers) and body.
+pub struct Request {
+    pub head: String,
+    pub body: Vec<u8>,
 }
 
-async fn read_message(conn: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<Request>> {
+/// Read one request (by Content-Length) from a connection; None when it closes.
+pub async fn read_message(
+    conn: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<Request>> {
     loop {
         if let Some(end) = find(buf, b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_string();

@@ -3,6 +3,7 @@
 //! binary, and sample items of every DynamoDB type.
 #![allow(dead_code)]
 
+pub mod emr_service;
 pub mod fault_proxy;
 pub mod items;
 
@@ -260,21 +261,7 @@ impl TestEnv {
 
     /// A `ddbx` command aimed at the given DynamoDB and S3 endpoints.
     pub fn ddbx_with(&self, dynamodb: &str, s3: &str) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ddbx"));
-        c.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", REGION)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "ddbx=info,ddbx_core=info")
-            .arg("--endpoint-url")
-            .arg(dynamodb)
-            .arg("--s3-endpoint-url")
-            .arg(s3)
-            .arg("--no-progress");
-        c
+        ddbx_command(dynamodb, s3, self.dir.path())
     }
 
     /// Run a `ddbx` command and return its output.
@@ -405,6 +392,26 @@ impl TestEnv {
         s.read_to_string(&mut resp).unwrap();
         assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
     }
+}
+
+/// The `ddbx` binary aimed at the given DynamoDB and S3 endpoints, with test credentials
+/// and `home` as its HOME.
+pub fn ddbx_command(dynamodb: &str, s3: &str, home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ddbx"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "ddbx=info,ddbx_core=info")
+        .arg("--endpoint-url")
+        .arg(dynamodb)
+        .arg("--s3-endpoint-url")
+        .arg(s3)
+        .arg("--no-progress");
+    c
 }
 
 /// The single run folder under `<out>/<region>/<app>/` (`YYYY/MM/DD/HH_MM.SS`).

@@ -214,7 +214,12 @@ async fn run_cluster(
             }
         }
         if attempt < config.create_attempts
-            && !pause(aws, stop, Duration::from_secs_f64(config.retry_delay_seconds)).await
+            && !pause(
+                aws,
+                stop,
+                Duration::from_secs_f64(config.retry_delay_seconds),
+            )
+            .await
         {
             return ClusterEnd::Interrupted(None);
         }
@@ -259,9 +264,12 @@ async fn create(
             || req.clone().send(),
         )
         .await?;
-    out.job_flow_id()
-        .map(str::to_string)
-        .ok_or_else(|| Error::Invalid(format!("EMR RunJobFlow {}: no cluster id returned", plan.name)))
+    out.job_flow_id().map(str::to_string).ok_or_else(|| {
+        Error::Invalid(format!(
+            "EMR RunJobFlow {}: no cluster id returned",
+            plan.name
+        ))
+    })
 }
 
 fn request(
@@ -389,16 +397,21 @@ async fn watch(
             let phase = match s.state() {
                 Some(emr::StepState::Running) => Phase::Running,
                 Some(emr::StepState::Completed) => Phase::Done,
-                Some(emr::StepState::Failed | emr::StepState::Cancelled | emr::StepState::Interrupted) => {
-                    Phase::Failed
-                }
+                Some(
+                    emr::StepState::Failed
+                    | emr::StepState::Cancelled
+                    | emr::StepState::Interrupted,
+                ) => Phase::Failed,
                 _ => continue,
             };
             let table = name.split_once(':').map_or(name.as_str(), |(_, t)| t);
             progress.table(table).set_phase(phase);
         }
         if let Some(status) = status {
-            let state = status.state().map(|s| s.as_str().to_string()).unwrap_or_default();
+            let state = status
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default();
             if state != last_state {
                 tracing::info!(cluster = %plan.name, id, state = %state, "cluster state");
                 last_state = state.clone();
@@ -424,7 +437,13 @@ async fn list_steps(aws: &Aws, id: &str) -> Result<BTreeMap<String, emr::StepSta
             .call(
                 || format!("EMR ListSteps {id}"),
                 None,
-                || aws.emr.list_steps().cluster_id(id).set_marker(marker.clone()).send(),
+                || {
+                    aws.emr
+                        .list_steps()
+                        .cluster_id(id)
+                        .set_marker(marker.clone())
+                        .send()
+                },
             )
             .await?;
         for s in out.steps() {
@@ -474,8 +493,12 @@ fn finished(
                         Some(format!(
                             "EMR step FAILED on cluster {id}: {}{}{}",
                             d.and_then(|d| d.reason()).unwrap_or("no reason given"),
-                            d.and_then(|d| d.message()).map(|m| format!(": {m}")).unwrap_or_default(),
-                            d.and_then(|d| d.log_file()).map(|l| format!(" (log: {l})")).unwrap_or_default(),
+                            d.and_then(|d| d.message())
+                                .map(|m| format!(": {m}"))
+                                .unwrap_or_default(),
+                            d.and_then(|d| d.log_file())
+                                .map(|l| format!(" (log: {l})"))
+                                .unwrap_or_default(),
                         ))
                     }
                     Some(st) => Some(format!(

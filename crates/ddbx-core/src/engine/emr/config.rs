@@ -192,7 +192,9 @@ impl EmrConfig {
             return Err("create_attempts must be at least 1".into());
         }
         if !(self.poll_seconds > 0.0 && self.retry_delay_seconds >= 0.0) {
-            return Err("poll_seconds must be positive and retry_delay_seconds not negative".into());
+            return Err(
+                "poll_seconds must be positive and retry_delay_seconds not negative".into(),
+            );
         }
         if self.step_concurrency < 1 {
             return Err("step_concurrency must be at least 1".into());
@@ -305,7 +307,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
-        assert!(EmrConfig::parse("relase_label = \"emr-7\"").unwrap_err().contains("relase_label"));
+        assert!(EmrConfig::parse("relase_label = \"emr-7\"")
+            .unwrap_err()
+            .contains("relase_label"));
         assert!(EmrConfig::parse("create_attempts = 0").is_err());
         assert!(EmrConfig::parse("instance_groups = []").is_err());
         assert_eq!(

@@ -162,9 +162,15 @@ pub async fn export_tables(
             .expect("a step per planned table");
         let result = match outcome.error {
             Some(e) => Err(e),
-            None => complete_table(run_dir, schema).await.map_err(|e| e.to_string()),
+            None => complete_table(run_dir, schema)
+                .await
+                .map_err(|e| e.to_string()),
         };
-        let phase = if result.is_ok() { Phase::Done } else { Phase::Failed };
+        let phase = if result.is_ok() {
+            Phase::Done
+        } else {
+            Phase::Failed
+        };
         progress.table(&outcome.table).set_phase(phase);
         if let Err(e) = &result {
             tracing::error!(table = %outcome.table, error = %e, "table failed");
@@ -179,10 +185,12 @@ pub async fn export_tables(
 async fn complete_table(run_dir: &Location, schema: &TableSchema) -> Result<u64> {
     let dir = run_dir.child(&schema.table_name);
     let manifest = dir.join("manifest");
-    let bytes = get_optional(&dir, &manifest).await?.ok_or_else(|| Error::Corrupt {
-        file: dir.url_of(&manifest),
-        message: "the EMR step completed but wrote no manifest".into(),
-    })?;
+    let bytes = get_optional(&dir, &manifest)
+        .await?
+        .ok_or_else(|| Error::Corrupt {
+            file: dir.url_of(&manifest),
+            message: "the EMR step completed but wrote no manifest".into(),
+        })?;
     let entries = parse_connector_manifest(&dir.url_of(&manifest), &bytes)?;
     put_json(&dir, "table.json", schema).await?;
     Ok(entries.len() as u64)
@@ -258,7 +266,11 @@ pub async fn import_tables(
     .await;
     let seconds = started.elapsed().as_secs_f64();
     for o in outcomes {
-        let phase = if o.error.is_none() { Phase::Done } else { Phase::Failed };
+        let phase = if o.error.is_none() {
+            Phase::Done
+        } else {
+            Phase::Failed
+        };
         progress.table(&o.table).set_phase(phase);
         if let Some(e) = &o.error {
             tracing::error!(table = %o.table, error = %e, "table failed");

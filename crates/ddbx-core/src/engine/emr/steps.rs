@@ -148,7 +148,14 @@ mod tests {
                 0.45,
                 None,
             ),
-            export_step(&c, "us-east-1", "BILLING_PROD_users", "s3://b/p/BILLING_PROD_users", 1.0, Some(8)),
+            export_step(
+                &c,
+                "us-east-1",
+                "BILLING_PROD_users",
+                "s3://b/p/BILLING_PROD_users",
+                1.0,
+                Some(8),
+            ),
         ];
         let golden = r#"[
   {
@@ -182,7 +189,13 @@ mod tests {
         assert_eq!(back, steps);
         assert_eq!(back[1].table(), "BILLING_PROD_users");
 
-        let import = import_step(&c, "eu-west-1", "RESTORED_users", "s3://b/p/BILLING_PROD_users", 0.5);
+        let import = import_step(
+            &c,
+            "eu-west-1",
+            "RESTORED_users",
+            "s3://b/p/BILLING_PROD_users",
+            0.5,
+        );
         let golden = r#"{
   "Name": "Import Table:RESTORED_users",
   "ActionOnFailure": "CONTINUE",
@@ -204,7 +217,10 @@ mod tests {
     #[test]
     fn clusters_are_named_as_the_seed_named_them() {
         assert_eq!(cluster_names("billing", 1), vec!["billing"]);
-        assert_eq!(cluster_names("billing", 3), vec!["billing_01", "billing_02", "billing_03"]);
+        assert_eq!(
+            cluster_names("billing", 3),
+            vec!["billing_01", "billing_02", "billing_03"]
+        );
     }
 
     #[test]
@@ -213,7 +229,10 @@ mod tests {
         let sizes = [10, 1_000, 20, 30, 40];
         assert_eq!(split_by_size(&sizes, 2), vec![vec![1], vec![0, 2, 3, 4]]);
         // Equal sizes (as an emulator reports: 0) spread by count.
-        assert_eq!(split_by_size(&[0, 0, 0, 0], 2), vec![vec![0, 2], vec![1, 3]]);
+        assert_eq!(
+            split_by_size(&[0, 0, 0, 0], 2),
+            vec![vec![0, 2], vec![1, 3]]
+        );
         // More clusters than tables: one table each, no empty cluster.
         assert_eq!(split_by_size(&[5, 6], 4), vec![vec![1], vec![0]]);
         assert_eq!(split_by_size(&[5, 6], 1), vec![vec![0, 1]]);
