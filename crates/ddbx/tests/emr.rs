@@ -210,3 +210,347 @@ async fn emr_export_then_emr_import_round_trips_over_two_clusters() {
     }
     assert_eq!(emr.env.run(&verify).status.code(), Some(0));
 }
+
+fn report<'a>(summary: &'a serde_json::Value, table: &str) -> &'a serde_json::Value {
+    summary["tableReports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["table"] == table)
+        .unwrap_or_else(|| panic!("no report for {table}: {summary}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_cluster_of_the_same_name_stops_the_run_before_anything() {
+    let emr = Emr::new(
+        "emractive",
+        Script {
+            active_cluster: Some("backup_02".into()),
+            ..Script::default()
+        },
+    )
+    .await;
+    emr.tables(&["a", "b"], 5).await;
+    let o = emr.export(&["--cluster-name", "backup", "--clusters", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("backup_02") && err.contains("WAITING"),
+        "{err}"
+    );
+    assert_eq!(emr.service.create_calls(), 0, "no cluster created");
+    assert!(
+        emr.env.s3_keys(&emr.bucket, "b/").is_empty(),
+        "nothing written, lock released"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_that_fail_to_start_are_retried_and_a_failed_step_fails_its_table_alone() {
+    let emr = Emr::new(
+        "emrretry",
+        Script {
+            refuse_creates: 1,
+            bootstrap_failures: 1,
+            fail_steps_of: HashSet::from(["_b".to_string()]),
+            ..Script::default()
+        },
+    )
+    .await;
+    let tables = emr.tables(&["a", "b", "c"], 20).await;
+    let failing = tables[1].0.clone();
+    let o = emr.export(&["--cluster-name", "backup"]);
+    assert_eq!(o.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&o.stderr);
+    // Each failed attempt is explained.
+    assert!(
+        err.contains("not supported in the requested Availability Zone"),
+        "{err}"
+    );
+    assert!(err.contains("BOOTSTRAP_FAILURE"), "{err}");
+    assert_eq!(
+        emr.service.create_calls(),
+        3,
+        "refused, failed to bootstrap, ran"
+    );
+    let summary = json_stdout(&o);
+    assert_eq!(summary["tablesFailed"], 1);
+    let failed = report(&summary, &failing);
+    assert_eq!(failed["status"], "failed");
+    let why = failed["error"].as_str().unwrap();
+    assert!(
+        why.contains("FAILED") && why.contains("the task failed 4 times"),
+        "{why}"
+    );
+    for (t, _) in [&tables[0], &tables[2]] {
+        assert_eq!(report(&summary, t)["status"], "succeeded");
+    }
+    let run = emr.run_prefix();
+    let flag: serde_json::Value =
+        serde_json::from_slice(&emr.object(&format!("{run}BACKUP_COMPLETE_FAILED"))).unwrap();
+    assert_eq!(flag["tablesFailed"], 1);
+    let restore: serde_json::Value =
+        serde_json::from_slice(&emr.object(&format!("{run}restore-plan.json"))).unwrap();
+    let restorable: Vec<_> = restore["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["sourceTable"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(restorable, vec![tables[0].0.clone(), tables[2].0.clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_dies_fails_only_its_unfinished_tables_and_attempts_run_out() {
+    let emr = Emr::new(
+        "emrdies",
+        Script {
+            die_after_steps: Some(1),
+            ..Script::default()
+        },
+    )
+    .await;
+    let tables = emr.tables(&["a", "b"], 10).await;
+    let o = emr.export(&["--cluster-name", "backup"]);
+    assert_eq!(o.status.code(), Some(4));
+    let summary = json_stdout(&o);
+    // The step that completed before the cluster died stands; the other failed with the
+    // cluster's reason.
+    let first = &emr.service.clusters()[0].steps[0].args[2];
+    for (t, _) in &tables {
+        let r = report(&summary, t);
+        if t == first {
+            assert_eq!(r["status"], "succeeded");
+        } else {
+            let why = r["error"].as_str().unwrap();
+            assert!(
+                why.contains("TERMINATED_WITH_ERRORS") && why.contains("INSTANCE_FAILURE"),
+                "{why}"
+            );
+        }
+    }
+
+    // Every creation refused: after create_attempts, every table fails and says why.
+    let emr = Emr::new(
+        "emrnever",
+        Script {
+            refuse_creates: 99,
+            ..Script::default()
+        },
+    )
+    .await;
+    let tables = emr.tables(&["a"], 3).await;
+    let o = emr.export(&["--cluster-name", "backup"]);
+    assert_eq!(o.status.code(), Some(4));
+    let summary = json_stdout(&o);
+    let why = report(&summary, &tables[0].0)["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        why.contains("never ran its steps after 3 attempts")
+            && why.contains("attempt 1:")
+            && why.contains("attempt 3:"),
+        "{why}"
+    );
+    assert_eq!(emr.service.create_calls(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_terminates_the_clusters_and_the_flags_say_interrupted() {
+    let emr = Emr::new(
+        "emrstop",
+        Script {
+            hang: true,
+            ..Script::default()
+        },
+    )
+    .await;
+    emr.tables(&["a", "b"], 5).await;
+    let to = format!("s3://{}/b", emr.bucket);
+    let tables = format!("{}*", emr.env.prefix);
+    let mut child = emr
+        .env
+        .ddbx()
+        .args(["--emr-endpoint-url", &emr.service.url])
+        .args([
+            "export",
+            "--app",
+            "app",
+            "--tables",
+            &tables,
+            "--to",
+            &to,
+            "--engine",
+            "emr",
+            "--emr-config",
+            emr.config.to_str().unwrap(),
+            "--cluster-name",
+            "backup",
+            "--on-interrupt",
+            "terminate",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::wait_for(&mut child, "a step running", || {
+        emr.service
+            .clusters()
+            .iter()
+            .any(|c| c.steps.iter().any(|s| s.state == "RUNNING"))
+    });
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    let id = emr.service.clusters()[0].id.clone();
+    assert_eq!(emr.service.terminate_calls(), vec![vec![id]]);
+    let run = emr.run_prefix();
+    let flag = String::from_utf8(emr.object(&format!("{run}BACKUP_COMPLETE_FAILED"))).unwrap();
+    assert!(flag.contains("interrupted"), "{flag}");
+    assert!(emr
+        .env
+        .s3_keys(&emr.bucket, "b/us-east-1/app/_LOCK")
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emr_import_takes_a_local_emr_format_export_and_refuses_the_native_format() {
+    let emr = Emr::new("emrlocal", Script::default()).await;
+    let tables = emr.tables(&["a", "b"], 30).await;
+    let (a, b) = (&tables[0], &tables[1]);
+    // A local-engine export of `a` in the connector's format, and of `b` natively.
+    let base = format!("s3://{}/local", emr.bucket);
+    for (t, format, app) in [(&a.0, "emr", "one"), (&b.0, "dynamodb-json", "two")] {
+        let o = emr.env.run(&[
+            "export", "--app", app, "--tables", t, "--to", &base, "--format", format,
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+    }
+    let run_of = |app: &str| {
+        let key = emr
+            .env
+            .s3_keys(&emr.bucket, &format!("local/us-east-1/{app}/"))
+            .into_iter()
+            .find_map(|k| k.strip_suffix("/export-plan.json").map(str::to_string))
+            .unwrap();
+        format!("s3://{}/{key}", emr.bucket)
+    };
+    let (from_a, from_b) = (run_of("one"), run_of("two"));
+    let map_a = format!("{}={}_copy", a.0, a.0);
+    let o = emr.ddbx(&[
+        "import",
+        "--from",
+        &from_a,
+        "--table-map",
+        &map_a,
+        "--create-missing",
+        "--cluster-name",
+        "restore",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        digests(&emr.env.scan_all(&format!("{}_copy", a.0)).await),
+        digests(&a.1)
+    );
+    // The connector cannot read the native format: that table fails, saying so, and no
+    // cluster is created for nothing.
+    let clusters_before = emr.service.create_calls();
+    let map_b = format!("{}={}_copy", b.0, b.0);
+    let o = emr.ddbx(&[
+        "import",
+        "--from",
+        &from_b,
+        "--table-map",
+        &map_b,
+        "--create-missing",
+        "--cluster-name",
+        "restore",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(4));
+    let summary = json_stdout(&o);
+    let why = report(&summary, &format!("{}_copy", b.0))["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(why.contains("only its own format"), "{why}");
+    assert_eq!(emr.service.create_calls(), clusters_before);
+}
+
+#[tokio::test]
+async fn emr_init_writes_a_config_that_loads_and_bad_configs_are_named() {
+    let env = TestEnv::new("emrinit").await;
+    let dir = env.out();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("emr.toml");
+    let o = env.run(&["emr", "init", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("release_label") && text.contains("[[instance_groups]]"));
+    // Never overwritten unless asked.
+    assert_eq!(
+        env.run(&["emr", "init", path.to_str().unwrap()])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        env.run(&["emr", "init", path.to_str().unwrap(), "--force"])
+            .status
+            .code(),
+        Some(0)
+    );
+    // The written file is accepted (a dry run plans with it), a misspelt key is named.
+    let t = env.table("t");
+    env.create_table(&t, false, None).await;
+    let dry = |config: &std::path::Path| {
+        env.run(&[
+            "export",
+            "--app",
+            "app",
+            "--tables",
+            &t,
+            "--to",
+            "s3://bucket/x",
+            "--engine",
+            "emr",
+            "--cluster-name",
+            "c",
+            "--emr-config",
+            config.to_str().unwrap(),
+            "--dry-run",
+        ])
+    };
+    assert_eq!(dry(&path).status.code(), Some(0));
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "relase_label = \"emr-7.5.0\"\n").unwrap();
+    let o = dry(&bad);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("relase_label"),
+        "{err}"
+    );
+    // EMR clusters cannot write to a local folder.
+    let o = env.run(&[
+        "export",
+        "--app",
+        "app",
+        "--tables",
+        &t,
+        "--to",
+        dir.to_str().unwrap(),
+        "--engine",
+        "emr",
+        "--cluster-name",
+        "c",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("s3://"));
+}

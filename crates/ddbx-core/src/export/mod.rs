@@ -587,17 +587,8 @@ async fn export_run(
 
     let mut reports = match &settings.emr {
         Some(emr) => {
-            crate::engine::emr::export_tables(
-                aws,
-                emr,
-                run_dir,
-                plan,
-                &schemas,
-                settings.segments,
-                &settings.stop,
-                progress,
-            )
-            .await?
+            crate::engine::emr::export_tables(aws, emr, settings, run_dir, plan, &schemas, progress)
+                .await?
         }
         None => local_tables(aws, settings, progress, run_dir, plan, schemas).await,
     };

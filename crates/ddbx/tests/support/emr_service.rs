@@ -23,7 +23,7 @@ pub struct Script {
     pub refuse_creates: u32,
     /// The first N clusters created end TERMINATED_WITH_ERRORS while bootstrapping.
     pub bootstrap_failures: u32,
-    /// Steps of these tables end FAILED.
+    /// Steps of tables whose names end with one of these end FAILED.
     pub fail_steps_of: HashSet<String>,
     /// Each cluster dies (TERMINATED_WITH_ERRORS, INSTANCE_FAILURE) after this many steps.
     pub die_after_steps: Option<usize>,
@@ -361,7 +361,11 @@ async fn lifecycle(st: Arc<Mutex<State>>, env: StepEnv, id: String, bootstrap_fa
             return; // until TerminateJobFlows
         }
         let table = step.args.get(2).cloned().unwrap_or_default();
-        let result = if script.fail_steps_of.contains(&table) {
+        let result = if script
+            .fail_steps_of
+            .iter()
+            .any(|end| table.ends_with(end.as_str()))
+        {
             Err("injected: Error: java.lang.RuntimeException: the task failed 4 times".to_string())
         } else {
             let env = env.clone();

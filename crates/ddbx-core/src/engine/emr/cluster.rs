@@ -41,8 +41,11 @@ pub enum OnInterrupt {
     /// Leave them running (they end themselves when their steps are done).
     Leave,
     /// Ask (given the cluster ids): true terminates.
-    Ask(Arc<dyn Fn(&[String]) -> bool + Send + Sync>),
+    Ask(AskTerminate),
 }
+
+/// A question put to the user: terminate these clusters?
+pub type AskTerminate = Arc<dyn Fn(&[String]) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for OnInterrupt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

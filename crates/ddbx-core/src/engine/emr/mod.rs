@@ -29,7 +29,7 @@ use cluster::{ClusterCommon, ClusterPlan};
 use steps::Step;
 
 use crate::aws::Aws;
-use crate::export::{put_json, TableReport, TableStatus};
+use crate::export::{put_json, ExportSettings, TableReport, TableStatus};
 use crate::format::source::{get_optional, parse_connector_manifest};
 use crate::plan::{ExportPlan, DEFAULT_WRITE_RATIO};
 use crate::progress::{Phase, RunProgress};
@@ -93,11 +93,10 @@ async fn write_steps_files(run_dir: &Location, job: &str, plans: &[Vec<Step>]) -
 pub async fn export_tables(
     aws: &Aws,
     emr: &EmrRun,
+    settings: &ExportSettings,
     run_dir: &Location,
     plan: &ExportPlan,
     schemas: &[TableSchema],
-    segments: Option<u32>,
-    stop: &StopSignal,
     progress: &RunProgress,
 ) -> Result<Vec<TableReport>> {
     let steps: Vec<(Step, u64)> = schemas
@@ -110,7 +109,7 @@ pub async fn export_tables(
                 &s.table_name,
                 &path,
                 plan.read_ratio,
-                segments,
+                settings.segments,
             );
             (step, s.table_size_bytes.max(0) as u64)
         })
@@ -148,7 +147,7 @@ pub async fn export_tables(
         &emr.config,
         clusters,
         &emr.common(run_dir, &plan.app),
-        stop,
+        &settings.stop,
         &emr.on_interrupt,
         progress,
     )
