@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod aws;
+pub mod capacity;
 pub mod clock;
 pub mod engine;
 mod error;

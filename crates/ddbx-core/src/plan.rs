@@ -249,6 +249,9 @@ pub struct PlannedTable {
     pub segments: u32,
     /// Where the table's data goes (URL).
     pub destination: String,
+    /// The read capacity spike for the export (`--spike-read-units`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub capacity_spike: Option<crate::capacity::Spike>,
 }
 
 /// `export-plan.json`: the resolved plan of a run.

@@ -27,6 +27,9 @@ pub struct Global {
     /// DynamoDB-compatible endpoint (a local emulator, ScyllaDB Alternator).
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// Application Auto Scaling-compatible endpoint (a test service), for capacity spikes.
+    #[arg(long, global = true, value_name = "URL")]
+    pub autoscaling_endpoint_url: Option<String>,
     /// EMR-compatible endpoint (a test service), for --engine emr.
     #[arg(long, global = true, value_name = "URL")]
     pub emr_endpoint_url: Option<String>,
@@ -80,6 +83,20 @@ pub enum Command {
     /// EMR engine helpers.
     #[command(subcommand)]
     Emr(EmrCommand),
+    /// Capacity spikes.
+    #[command(subcommand)]
+    Capacity(CapacityCommand),
+}
+
+/// `ddbx capacity ...`
+#[derive(Debug, Subcommand)]
+pub enum CapacityCommand {
+    /// Put back every capacity a run raised and did not restore (after a crash).
+    Restore {
+        /// The run root (export or import).
+        #[arg(long, value_name = "RUN_ROOT")]
+        from: String,
+    },
 }
 
 /// `ddbx emr ...`
@@ -188,6 +205,9 @@ pub struct ImportArgs {
     /// Fraction of each target's write capacity (default: the restore plan's, else 0.8).
     #[arg(long)]
     pub write_ratio: Option<f64>,
+    /// Raise each provisioned target's write capacity to UNITS for its import, and put it back after (tables that auto-scale get their minimum raised).
+    #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(i64).range(1..))]
+    pub spike_write_units: Option<i64>,
     /// Write units per second per table, overriding ratios.
     #[arg(long, value_name = "UNITS")]
     pub max_write_units: Option<f64>,
@@ -270,6 +290,9 @@ pub struct ExportArgs {
     /// Continue a killed, interrupted or failed export: the run root to resume (its plan and checkpoints are used).
     #[arg(long, value_name = "RUN_ROOT", conflicts_with_all = ["app", "tables", "to", "dry_run", "run_time"])]
     pub resume: Option<String>,
+    /// Raise each provisioned table's read capacity to UNITS for its export, and put it back after (tables that auto-scale get their minimum raised).
+    #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(i64).range(1..))]
+    pub spike_read_units: Option<i64>,
     /// The run's time, which names its folder (RFC 3339, e.g. the schedule's 2026-11-24T03:00:00Z; default: now).
     #[arg(long, value_name = "TIME")]
     pub run_time: Option<chrono::DateTime<chrono::Utc>>,

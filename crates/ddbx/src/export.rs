@@ -37,6 +37,7 @@ pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
             expected_bucket_owner: g.expected_bucket_owner.clone(),
             request_timeout: g.request_timeout.map(Duration::from_secs_f64),
             emr_endpoint_url: g.emr_endpoint_url.clone(),
+            autoscaling_endpoint_url: g.autoscaling_endpoint_url.clone(),
         },
         ddbx_core::clock::system(),
     )
@@ -95,6 +96,7 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
         resume: a.resume.clone(),
         run_time: a.run_time,
         emr,
+        spike_read_units: a.spike_read_units,
     })
 }
 

@@ -74,6 +74,7 @@ pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
         no_validate_first: a.no_validate_first,
         stop,
         emr,
+        spike_write_units: a.spike_write_units,
     };
     let runs = RunProgress::default();
     let renderer = progress::start(runs.clone(), !g.no_progress, "write");

@@ -4,6 +4,7 @@
 //! progress and the final summary, and maps the outcome to an exit code.
 
 mod args;
+mod capacity;
 mod emr;
 mod export;
 mod import;
@@ -64,6 +65,9 @@ fn main() -> ExitCode {
             Command::Import(a) => import::run(&cli.global, a, stop).await,
             Command::Verify(a) => import::verify(&cli.global, a, stop).await,
             Command::Emr(args::EmrCommand::Init { path, force }) => emr::init(&path, force),
+            Command::Capacity(args::CapacityCommand::Restore { from }) => {
+                capacity::restore(&cli.global, &from).await
+            }
         }
     });
     ExitCode::from(code)

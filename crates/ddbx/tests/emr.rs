@@ -554,3 +554,51 @@ async fn emr_init_writes_a_config_that_loads_and_bad_configs_are_named() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("s3://"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emr_export_spikes_each_table_while_its_step_runs_and_puts_it_back() {
+    let emr = Emr::new(
+        "emrspike",
+        Script {
+            fail_steps_of: HashSet::from(["_bad".to_string()]),
+            ..Script::default()
+        },
+    )
+    .await;
+    let mut names = Vec::new();
+    for short in ["good", "bad"] {
+        let t = emr.env.table(short);
+        emr.env.create_table(&t, false, Some((5, 5))).await;
+        emr.env
+            .put_items(
+                &t,
+                &(0..10).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
+            )
+            .await;
+        names.push(t);
+    }
+    let o = emr.export(&["--cluster-name", "backup", "--spike-read-units", "80"]);
+    assert_eq!(o.status.code(), Some(4), "the bad table's step failed");
+    // Both tables were raised and are back, whether their step succeeded or failed.
+    let run = emr.run_prefix();
+    for t in &names {
+        let d = emr
+            .env
+            .ddb
+            .describe_table()
+            .table_name(t)
+            .send()
+            .await
+            .unwrap();
+        let p = d.table().unwrap().provisioned_throughput().unwrap();
+        assert_eq!(
+            (p.read_capacity_units(), p.number_of_decreases_today()),
+            (Some(5), Some(1)),
+            "{t}"
+        );
+        let rec: serde_json::Value =
+            serde_json::from_slice(&emr.object(&format!("{run}_capacity/{t}-read.json"))).unwrap();
+        assert_eq!(rec["restored"], true);
+        assert_eq!(rec["to"], 80);
+    }
+}

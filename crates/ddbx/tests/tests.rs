@@ -3,6 +3,7 @@
 
 mod support;
 
+mod capacity;
 mod emr;
 mod export;
 mod faults;

@@ -31,6 +31,36 @@ impl Aws {
         }
     }
 
+    /// Wait until a table is ACTIVE (after CreateTable or UpdateTable), polling
+    /// DescribeTable, for at most 10 minutes.
+    pub async fn wait_active(&self, table: &str) -> Result<()> {
+        let step = std::time::Duration::from_millis(250);
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            let out = self
+                .call(
+                    || format!("table {table}: DescribeTable"),
+                    None,
+                    || self.dynamodb.describe_table().table_name(table).send(),
+                )
+                .await?;
+            let status = out
+                .table()
+                .and_then(|t| t.table_status())
+                .map(|s| s.as_str().to_string());
+            if status.as_deref() == Some("ACTIVE") {
+                return Ok(());
+            }
+            if waited > std::time::Duration::from_secs(600) {
+                return Err(crate::Error::Invalid(format!(
+                    "table {table}: still {status:?} after 10 minutes"
+                )));
+            }
+            self.clock.sleep(step).await;
+            waited += step;
+        }
+    }
+
     /// Describe a table, with its time-to-live settings when the endpoint has them.
     pub async fn describe_table(&self, table: &str) -> Result<TableSchema> {
         let out = self

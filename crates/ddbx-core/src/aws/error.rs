@@ -58,7 +58,12 @@ pub fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Err
         }
         SdkError::ServiceError(s) => {
             let code = s.err().code().unwrap_or_default();
-            if THROTTLING_CODES.contains(&code) {
+            let message = s.err().message().unwrap_or_default();
+            // DynamoDB's daily allowance of capacity decreases is spent: retrying within
+            // minutes cannot help.
+            if code == "LimitExceededException" && message.contains("decreases") {
+                ErrorClass::Permanent
+            } else if THROTTLING_CODES.contains(&code) {
                 ErrorClass::Throttled
             } else if TRANSIENT_CODES.contains(&code) || s.raw().status().is_server_error() {
                 ErrorClass::Transient

@@ -43,6 +43,8 @@ pub struct AwsSettings {
     pub request_timeout: Option<Duration>,
     /// An EMR-compatible endpoint (a test service).
     pub emr_endpoint_url: Option<String>,
+    /// An Application Auto Scaling-compatible endpoint (a test service).
+    pub autoscaling_endpoint_url: Option<String>,
 }
 
 /// The AWS clients of one run.
@@ -54,6 +56,8 @@ pub struct Aws {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// The EMR client (used by `--engine emr`), with the SDK's own retries off.
     pub emr: aws_sdk_emr::Client,
+    /// The Application Auto Scaling client (capacity spikes on tables that autoscale).
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
     /// The region the run works in.
     pub region: String,
     /// The settings it was built from.
@@ -98,8 +102,14 @@ impl Aws {
         if let Some(url) = &settings.emr_endpoint_url {
             emr = emr.endpoint_url(url);
         }
+        let mut scaling = aws_sdk_applicationautoscaling::config::Builder::from(&sdk)
+            .retry_config(RetryConfig::disabled());
+        if let Some(url) = &settings.autoscaling_endpoint_url {
+            scaling = scaling.endpoint_url(url);
+        }
         Ok(Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
+            autoscaling: aws_sdk_applicationautoscaling::Client::from_conf(scaling.build()),
             emr: aws_sdk_emr::Client::from_conf(emr.build()),
             sdk,
             region,

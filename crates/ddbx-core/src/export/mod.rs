@@ -17,6 +17,7 @@ use object_store::PutPayload;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::Aws;
+use crate::capacity;
 use crate::engine::emr::EmrRun;
 use crate::engine::local::{for_each_limited, LocalEngine, WorkerPool};
 use crate::format::writer::{DataFileWriter, RollLimits};
@@ -74,6 +75,8 @@ pub struct ExportSettings {
     pub run_time: Option<DateTime<Utc>>,
     /// Run the tables on EMR clusters instead of in this process.
     pub emr: Option<EmrRun>,
+    /// Raise each provisioned table's read capacity to this for its export.
+    pub spike_read_units: Option<i64>,
 }
 
 /// How one table ended.
@@ -319,6 +322,7 @@ fn planned_table(
             .segments
             .unwrap_or_else(|| default_segments(schema.table_size_bytes, units)),
         destination,
+        capacity_spike: None,
     }
 }
 
@@ -357,8 +361,35 @@ pub async fn run(
     for (name, described) in selection.tables {
         match described {
             Ok(schema) => {
-                plan.tables
-                    .push(planned_table(settings, &schema, run_dir.child(&name).url()));
+                let mut planned = planned_table(settings, &schema, run_dir.child(&name).url());
+                if let Some(to) = settings.spike_read_units {
+                    match capacity::plan(aws, &name, capacity::Dimension::Read, to).await {
+                        Ok(spike) => {
+                            if spike.changes() {
+                                // The rate follows the capacity the table will have.
+                                planned.target_read_units = settings
+                                    .max_read_units
+                                    .unwrap_or(to as f64 * settings.read_ratio);
+                                if settings.segments.is_none() {
+                                    planned.segments = default_segments(
+                                        schema.table_size_bytes,
+                                        planned.target_read_units,
+                                    );
+                                }
+                            }
+                            if let Some(w) = &spike.warning {
+                                tracing::warn!(table = %name, "{w}");
+                            }
+                            planned.capacity_spike = Some(spike);
+                        }
+                        Err(e) => {
+                            failed_early
+                                .push(failed(&name, &format!("planning the capacity spike: {e}")));
+                            continue;
+                        }
+                    }
+                }
+                plan.tables.push(planned);
                 schemas.push(schema);
             }
             Err(e) => failed_early.push(failed(&name, &e.to_string())),
@@ -657,14 +688,19 @@ async fn local_tables(
                     schema.table_size_bytes.max(0) as u64,
                     std::sync::atomic::Ordering::Relaxed,
                 );
-                let result = export_table(
+                let result = capacity::during(
                     aws,
-                    settings,
                     run_dir,
-                    schema,
-                    planned,
-                    counters.clone(),
-                    &pool,
+                    planned.capacity_spike.as_ref(),
+                    export_table(
+                        aws,
+                        settings,
+                        run_dir,
+                        schema,
+                        planned,
+                        counters.clone(),
+                        &pool,
+                    ),
                 )
                 .await;
                 let seconds = started.elapsed().as_secs_f64();

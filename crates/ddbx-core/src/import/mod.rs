@@ -7,6 +7,7 @@ pub mod batch;
 pub mod target;
 pub mod tracker;
 
+use crate::capacity;
 use crate::engine::emr::{EmrRun, ImportJob as EmrImportJob};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -58,6 +59,8 @@ pub struct ImportSettings {
     pub stop: StopSignal,
     /// Run the tables on EMR clusters instead of in this process.
     pub emr: Option<EmrRun>,
+    /// Raise each provisioned target's write capacity to this for its import.
+    pub spike_write_units: Option<i64>,
 }
 
 /// What one table's import will do.
@@ -322,15 +325,20 @@ async fn emr_job(aws: &Aws, settings: &ImportSettings, p: Planned) -> EmrImportJ
             settings.create_missing,
         )
         .await?;
-        Ok(src.files.len() as u64)
+        let spike = match settings.spike_write_units {
+            Some(n) => Some(capacity::plan(aws, &target, capacity::Dimension::Write, n).await?),
+            None => None,
+        };
+        Ok((src.files.len() as u64, spike))
     }
     .await;
     EmrImportJob {
         target,
         path: p.step.source.clone(),
         write_ratio: p.step.write_ratio,
-        size: *checked.as_ref().unwrap_or(&0),
-        error: checked.err().map(|e| e.to_string()),
+        size: checked.as_ref().map_or(0, |c| c.0),
+        error: checked.as_ref().err().map(|e| e.to_string()),
+        spike: checked.ok().and_then(|c| c.1),
     }
 }
 
@@ -353,9 +361,38 @@ async fn import_table(
         settings.create_missing,
     )
     .await?;
-    let units = settings
-        .max_write_units
-        .unwrap_or_else(|| described.write_units(step.write_ratio));
+    let spike = match settings.spike_write_units {
+        Some(n) => Some(capacity::plan(aws, target, capacity::Dimension::Write, n).await?),
+        None => None,
+    };
+    // The rate follows the capacity the table will have.
+    let units =
+        settings
+            .max_write_units
+            .unwrap_or_else(|| match spike.as_ref().filter(|s| s.changes()) {
+                Some(s) => s.to as f64 * step.write_ratio,
+                None => described.write_units(step.write_ratio),
+            });
+    capacity::during(
+        aws,
+        root,
+        spike.as_ref(),
+        write_table(aws, settings, root, step, src, counters, units),
+    )
+    .await
+}
+
+/// Write one table's items at `units` WCU/s, from its checkpoint when resuming.
+async fn write_table(
+    aws: &Aws,
+    settings: &ImportSettings,
+    root: &Location,
+    step: &ImportStep,
+    src: &TableSource,
+    counters: &Arc<TableProgress>,
+    units: f64,
+) -> Result<u64> {
+    let target = step.target_table.as_str();
     let checkpoints = Checkpoints::new(root, "_import", target);
     let base: ImportPosition = if settings.resume {
         checkpoints

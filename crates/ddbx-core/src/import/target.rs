@@ -1,8 +1,6 @@
 //! The table an import writes into: checked against the export's key schema before any
 //! write, or created from `table.json` (keys, indexes, billing, then TTL) when asked.
 
-use std::time::Duration;
-
 use aws_sdk_dynamodb::types as ddb;
 
 use crate::aws::Aws;
@@ -213,32 +211,7 @@ async fn create_table(aws: &Aws, target: &str, s: &TableSchema) -> Result<TableS
         }
         Err(e) => return Err(e),
     }
-    // Wait until ACTIVE (polling DescribeTable, up to 10 minutes).
-    let mut waited = Duration::ZERO;
-    let step = Duration::from_millis(250);
-    loop {
-        let out = aws
-            .call(
-                || format!("table {target}: DescribeTable"),
-                None,
-                || aws.dynamodb.describe_table().table_name(target).send(),
-            )
-            .await?;
-        let status = out
-            .table()
-            .and_then(|t| t.table_status())
-            .map(|s| s.as_str().to_string());
-        if status.as_deref() == Some("ACTIVE") {
-            break;
-        }
-        if waited > Duration::from_secs(600) {
-            return Err(Error::Invalid(format!(
-                "table {target}: still {status:?} after 10 minutes"
-            )));
-        }
-        aws.clock.sleep(step).await;
-        waited += step;
-    }
+    aws.wait_active(target).await?;
     if let Some(ttl) = s
         .time_to_live
         .as_ref()

@@ -44,6 +44,9 @@ pub struct Faults {
     pub bucket_owner: Option<&'static str>,
     /// Each DynamoDB call (of any operation) meets this fault with this probability.
     pub random: Option<RandomFaults>,
+    /// UpdateTable calls after the first N are refused with LimitExceededException (as
+    /// DynamoDB refuses decreases past its daily allowance).
+    pub refuse_update_table_after: Option<u64>,
 }
 
 /// One kind of fault.
@@ -107,9 +110,21 @@ pub struct Stats {
     pub random_faults: AtomicU64,
     /// The IAM actions the calls needed (`dynamodb:Scan`, `s3:PutObject`, ...).
     pub actions: Mutex<BTreeSet<String>>,
+    /// Every call, as its IAM action, in order.
+    pub calls: Mutex<Vec<String>>,
 }
 
 impl Stats {
+    /// How many calls needed this action.
+    pub fn count(&self, action: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| *a == action)
+            .count()
+    }
+
     /// How many times `counter` was counted.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::SeqCst)
@@ -334,13 +349,25 @@ async fn serve(
         let request_line = req.head.lines().next().unwrap_or("").to_string();
         match header(&req.head, "x-amz-target") {
             Some(target) => {
-                let op = target.rsplit('.').next().unwrap_or(target);
-                stats
-                    .actions
-                    .lock()
-                    .unwrap()
-                    .insert(format!("dynamodb:{op}"));
+                let (service, op) = target.split_once('.').unwrap_or(("", target));
+                let action = match service {
+                    "AnyScaleFrontendService" => format!("application-autoscaling:{op}"),
+                    "ElasticMapReduce" => format!("elasticmapreduce:{op}"),
+                    _ => format!("dynamodb:{op}"),
+                };
+                stats.actions.lock().unwrap().insert(action.clone());
+                stats.calls.lock().unwrap().push(action.clone());
                 stats.dynamodb_calls.fetch_add(1, Ordering::SeqCst);
+                if let Some(after) = faults.refuse_update_table_after {
+                    if action == "dynamodb:UpdateTable" && stats.count(&action) as u64 > after {
+                        conn.write_all(&response(
+                            "400 Bad Request",
+                            r#"{"__type":"com.amazonaws.dynamodb.v20120810#LimitExceededException","message":"Subscriber limit exceeded: Provisioned throughput decreases are limited within a given UTC day (injected)"}"#,
+                        ))
+                        .await?;
+                        continue;
+                    }
+                }
                 if let Some(random) = faults.random {
                     if draw(rng) < random.rate {
                         stats.random_faults.fetch_add(1, Ordering::SeqCst);
@@ -383,6 +410,11 @@ async fn serve(
                     .lock()
                     .unwrap()
                     .insert(s3_action(&request_line).to_string());
+                stats
+                    .calls
+                    .lock()
+                    .unwrap()
+                    .push(s3_action(&request_line).to_string());
                 stats.s3_requests.fetch_add(1, Ordering::SeqCst);
                 if let Some(owner) = faults.bucket_owner {
                     match header(&req.head, "x-amz-expected-bucket-owner") {

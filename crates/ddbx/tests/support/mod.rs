@@ -405,6 +405,10 @@ pub fn ddbx_command(dynamodb: &str, s3: &str, home: &Path) -> Command {
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", REGION)
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        // Any AWS service a test does not aim elsewhere gets a closed local port, never AWS;
+        // Application Auto Scaling is moto's.
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING", s3)
         .env("RUST_LOG", "ddbx=info,ddbx_core=info")
         .arg("--endpoint-url")
         .arg(dynamodb)
@@ -412,6 +416,26 @@ pub fn ddbx_command(dynamodb: &str, s3: &str, home: &Path) -> Command {
         .arg(s3)
         .arg("--no-progress");
     c
+}
+
+/// Files named `name` anywhere under `dir` (none if it does not exist yet).
+pub fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == name) {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 /// The single run folder under `<out>/<region>/<app>/` (`YYYY/MM/DD/HH_MM.SS`).

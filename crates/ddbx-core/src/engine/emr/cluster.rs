@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_emr::types as emr;
+use tokio::sync::mpsc;
 
 use super::config::EmrConfig;
 use super::steps::Step;
@@ -115,19 +116,25 @@ pub async fn refuse_active_clusters(aws: &Aws, names: &[String]) -> Result<()> {
 
 /// Create every cluster, wait for all, and report each step. A cluster that cannot be
 /// created, or ends before running a step, is tried again (`create_attempts`); when the
-/// run is stopped, the clusters are terminated or left as `on_interrupt` says.
+/// run is stopped, the clusters are terminated or left as `on_interrupt` says. Each
+/// table whose step ends is sent on `ended` as soon as a poll sees it.
 pub async fn run_clusters(
     aws: &Aws,
-    config: &EmrConfig,
+    emr: &super::EmrRun,
     plans: Vec<ClusterPlan>,
     common: &ClusterCommon,
     stop: &StopSignal,
-    on_interrupt: &OnInterrupt,
     progress: &RunProgress,
+    ended: mpsc::UnboundedSender<String>,
 ) -> Vec<StepOutcome> {
+    let watcher = Watcher {
+        stop,
+        progress,
+        ended,
+    };
     let runs = plans
         .iter()
-        .map(|plan| run_cluster(aws, config, plan, common, stop, progress));
+        .map(|plan| run_cluster(aws, &emr.config, plan, common, &watcher));
     let ended = futures::future::join_all(runs).await;
     let mut outcomes = Vec::new();
     let mut live = Vec::new();
@@ -145,7 +152,7 @@ pub async fn run_clusters(
         }
     }
     if !live.is_empty() {
-        let terminate = match on_interrupt {
+        let terminate = match &emr.on_interrupt {
             OnInterrupt::Terminate => true,
             OnInterrupt::Leave => false,
             OnInterrupt::Ask(ask) => ask(&live),
@@ -186,14 +193,21 @@ enum Watched {
     Interrupted,
 }
 
+/// What a cluster's watch reports to.
+struct Watcher<'a> {
+    stop: &'a StopSignal,
+    progress: &'a RunProgress,
+    ended: mpsc::UnboundedSender<String>,
+}
+
 async fn run_cluster(
     aws: &Aws,
     config: &EmrConfig,
     plan: &ClusterPlan,
     common: &ClusterCommon,
-    stop: &StopSignal,
-    progress: &RunProgress,
+    watcher: &Watcher<'_>,
 ) -> ClusterEnd {
+    let stop = watcher.stop;
     let mut reasons = Vec::new();
     for attempt in 1..=config.create_attempts {
         if stop.is_stopped() {
@@ -206,7 +220,7 @@ async fn run_cluster(
             }
             Ok(id) => {
                 tracing::info!(cluster = %plan.name, id = %id, attempt, steps = plan.steps.len(), "cluster created");
-                match watch(aws, config, plan, &id, stop, progress).await {
+                match watch(aws, config, plan, &id, watcher).await {
                     Watched::Finished(o) => return ClusterEnd::Done(o),
                     Watched::Interrupted => return ClusterEnd::Interrupted(Some(id)),
                     Watched::NeverStarted(why) => {
@@ -374,11 +388,11 @@ async fn watch(
     config: &EmrConfig,
     plan: &ClusterPlan,
     id: &str,
-    stop: &StopSignal,
-    progress: &RunProgress,
+    watcher: &Watcher<'_>,
 ) -> Watched {
     let poll = Duration::from_secs_f64(config.poll_seconds);
     let mut last_state = String::new();
+    let mut reported = std::collections::HashSet::new();
     loop {
         let described = aws
             .call(
@@ -408,7 +422,10 @@ async fn watch(
                 _ => continue,
             };
             let table = name.split_once(':').map_or(name.as_str(), |(_, t)| t);
-            progress.table(table).set_phase(phase);
+            watcher.progress.table(table).set_phase(phase);
+            if phase != Phase::Running && reported.insert(table.to_string()) {
+                let _ = watcher.ended.send(table.to_string());
+            }
         }
         if let Some(status) = status {
             let state = status
@@ -426,7 +443,7 @@ async fn watch(
                 return finished(plan, id, &state, &status, &steps);
             }
         }
-        if !pause(aws, stop, poll).await {
+        if !pause(aws, watcher.stop, poll).await {
             return Watched::Interrupted;
         }
     }

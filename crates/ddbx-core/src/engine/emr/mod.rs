@@ -25,10 +25,12 @@ pub struct EmrRun {
 
 use std::collections::BTreeMap;
 
-use cluster::{ClusterCommon, ClusterPlan};
+use cluster::{ClusterCommon, ClusterPlan, StepOutcome};
 use steps::Step;
+use tokio::sync::mpsc;
 
 use crate::aws::Aws;
+use crate::capacity::{self, Spike};
 use crate::export::{put_json, ExportSettings, TableReport, TableStatus};
 use crate::format::source::{get_optional, parse_connector_manifest};
 use crate::plan::{ExportPlan, DEFAULT_WRITE_RATIO};
@@ -99,7 +101,21 @@ pub async fn export_tables(
     schemas: &[TableSchema],
     progress: &RunProgress,
 ) -> Result<Vec<TableReport>> {
-    let steps: Vec<(Step, u64)> = schemas
+    // Capacity first: a table whose spike cannot be applied is not exported.
+    let mut spikes = Vec::new();
+    let mut reports = Vec::new();
+    let mut ready = Vec::new();
+    for (schema, planned) in schemas.iter().zip(&plan.tables) {
+        if let Some(spike) = planned.capacity_spike.as_ref().filter(|s| s.changes()) {
+            if let Err(e) = spike_or_undo(aws, run_dir, spike).await {
+                reports.push(report(schema.table_name.clone(), Err(e.to_string()), 0.0));
+                continue;
+            }
+            spikes.push(spike.clone());
+        }
+        ready.push(schema);
+    }
+    let steps: Vec<(Step, u64)> = ready
         .iter()
         .map(|s| {
             let path = run_dir.child(&s.table_name).url();
@@ -142,18 +158,16 @@ pub async fn export_tables(
     write_steps_files(run_dir, "import", &imports).await?;
 
     let started = std::time::Instant::now();
-    let outcomes = cluster::run_clusters(
+    let ctx = Ctx {
         aws,
-        &emr.config,
-        clusters,
-        &emr.common(run_dir, &plan.app),
-        &settings.stop,
-        &emr.on_interrupt,
+        emr,
+        run_dir,
+        app: &plan.app,
+        stop: &settings.stop,
         progress,
-    )
-    .await;
+    };
+    let outcomes = run_spiked(&ctx, clusters, spikes).await;
     let seconds = started.elapsed().as_secs_f64();
-    let mut reports = Vec::new();
     for outcome in outcomes {
         let schema = schemas
             .iter()
@@ -177,6 +191,76 @@ pub async fn export_tables(
         reports.push(report(outcome.table, result, seconds));
     }
     Ok(reports)
+}
+
+/// What a run's clusters work with.
+struct Ctx<'a> {
+    aws: &'a Aws,
+    emr: &'a EmrRun,
+    run_dir: &'a Location,
+    app: &'a str,
+    stop: &'a StopSignal,
+    progress: &'a RunProgress,
+}
+
+/// Raise a table's capacity; if that fails, undo whatever part took effect.
+async fn spike_or_undo(aws: &Aws, run_dir: &Location, spike: &Spike) -> Result<()> {
+    if let Err(e) = capacity::apply(aws, run_dir, spike).await {
+        if let Err(r) = capacity::restore(aws, run_dir, spike).await {
+            tracing::error!(table = %spike.table, error = %r, "capacity reset failed");
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Run the clusters; each spiked table gets its capacity back as soon as a poll sees its
+/// step end (and any left at the end, whatever happened). A failed reset fails its table.
+async fn run_spiked(
+    ctx: &Ctx<'_>,
+    clusters: Vec<ClusterPlan>,
+    spikes: Vec<Spike>,
+) -> Vec<StepOutcome> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let mut pending = spikes;
+    let mut failed_resets: BTreeMap<String, String> = BTreeMap::new();
+    let common = ctx.emr.common(ctx.run_dir, ctx.app);
+    let run = cluster::run_clusters(
+        ctx.aws,
+        ctx.emr,
+        clusters,
+        &common,
+        ctx.stop,
+        ctx.progress,
+        tx,
+    );
+    let restorer = async {
+        let mut done = Vec::new();
+        while let Some(table) = rx.recv().await {
+            if let Some(i) = pending.iter().position(|s| s.table == table) {
+                let spike = pending.remove(i);
+                done.push((table, capacity::restore(ctx.aws, ctx.run_dir, &spike).await));
+            }
+        }
+        done
+    };
+    let (mut outcomes, done) = tokio::join!(run, restorer);
+    for spike in pending {
+        let r = capacity::restore(ctx.aws, ctx.run_dir, &spike).await;
+        failed_resets.extend(r.err().map(|e| (spike.table.clone(), e.to_string())));
+    }
+    for (table, r) in done {
+        failed_resets.extend(r.err().map(|e| (table, e.to_string())));
+    }
+    for o in &mut outcomes {
+        if let Some(reset) = failed_resets.remove(&o.table) {
+            o.error = Some(match o.error.take() {
+                None => format!("the data is complete, but {reset}"),
+                Some(e) => format!("{e}; and {reset}"),
+            });
+        }
+    }
+    outcomes
 }
 
 /// After a completed step: the connector's manifest must be there; write `table.json`
@@ -208,6 +292,8 @@ pub struct ImportJob {
     pub size: u64,
     /// Why it cannot be imported, when so.
     pub error: Option<String>,
+    /// Its write capacity spike.
+    pub spike: Option<Spike>,
 }
 
 /// Import on EMR: one connector import step per ready table, split over the clusters.
@@ -223,6 +309,7 @@ pub async fn import_tables(
 ) -> Result<Vec<TableReport>> {
     let mut reports = Vec::new();
     let mut steps = Vec::new();
+    let mut spikes = Vec::new();
     for job in jobs {
         match job.error {
             Some(e) => {
@@ -230,16 +317,25 @@ pub async fn import_tables(
                 tracing::error!(table = %job.target, error = %e, "table failed");
                 reports.push(report(job.target, Err(e), 0.0));
             }
-            None => steps.push((
-                steps::import_step(
-                    &emr.config,
-                    &aws.region,
-                    &job.target,
-                    &job.path,
-                    job.write_ratio,
-                ),
-                job.size,
-            )),
+            None => {
+                if let Some(spike) = job.spike.as_ref().filter(|s| s.changes()) {
+                    if let Err(e) = spike_or_undo(aws, root, spike).await {
+                        reports.push(report(job.target, Err(e.to_string()), 0.0));
+                        continue;
+                    }
+                    spikes.push(spike.clone());
+                }
+                steps.push((
+                    steps::import_step(
+                        &emr.config,
+                        &aws.region,
+                        &job.target,
+                        &job.path,
+                        job.write_ratio,
+                    ),
+                    job.size,
+                ));
+            }
         }
     }
     if steps.is_empty() {
@@ -253,16 +349,15 @@ pub async fn import_tables(
     )
     .await?;
     let started = std::time::Instant::now();
-    let outcomes = cluster::run_clusters(
+    let ctx = Ctx {
         aws,
-        &emr.config,
-        clusters,
-        &emr.common(root, app),
+        emr,
+        run_dir: root,
+        app,
         stop,
-        &emr.on_interrupt,
         progress,
-    )
-    .await;
+    };
+    let outcomes = run_spiked(&ctx, clusters, spikes).await;
     let seconds = started.elapsed().as_secs_f64();
     for o in outcomes {
         let phase = if o.error.is_none() {

@@ -1,0 +1,438 @@
+//! Capacity spikes: raise a provisioned table's read (export) or write (import) capacity
+//! for the duration of its work, and always put it back. A table with an Application Auto
+//! Scaling target gets its minimum raised instead (the seed's update-throughput script).
+//! The original values are written into the run before any change (`_capacity/`), so a
+//! crashed run is undone by `ddbx capacity restore --from RUN`.
+
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use aws_sdk_dynamodb::types::ProvisionedThroughput;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::aws::Aws;
+use crate::store::Location;
+use crate::{Error, Result};
+
+/// DynamoDB allows a few decreases a day (four at any time, then one an hour): past this
+/// many today, a reset may be refused.
+pub const FREE_DECREASES: i64 = 4;
+
+/// Which capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dimension {
+    /// Read capacity (exports).
+    Read,
+    /// Write capacity (imports).
+    Write,
+}
+
+impl Dimension {
+    fn units(self) -> &'static str {
+        match self {
+            Self::Read => "RCU",
+            Self::Write => "WCU",
+        }
+    }
+
+    fn scalable(self) -> ScalableDimension {
+        match self {
+            Self::Read => ScalableDimension::DynamoDbTableReadCapacityUnits,
+            Self::Write => ScalableDimension::DynamoDbTableWriteCapacityUnits,
+        }
+    }
+}
+
+/// How a spike is done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "via")]
+pub enum Via {
+    /// UpdateTable's provisioned throughput.
+    #[serde(rename_all = "camelCase")]
+    Table {
+        /// Read units before.
+        read_units: i64,
+        /// Write units before.
+        write_units: i64,
+    },
+    /// The Application Auto Scaling target's minimum (and maximum, if lower than the spike).
+    #[serde(rename_all = "camelCase")]
+    AutoScaling {
+        /// Minimum before.
+        min_capacity: i32,
+        /// Maximum before.
+        max_capacity: i32,
+    },
+    /// Nothing to do.
+    #[serde(rename_all = "camelCase")]
+    None {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A planned (and, once applied, recorded) spike of one table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spike {
+    /// The table.
+    pub table: String,
+    /// Read or write.
+    pub dimension: Dimension,
+    /// The capacity during the work.
+    pub to: i64,
+    /// The capacity before, and how it is changed.
+    #[serde(flatten)]
+    pub via: Via,
+    /// Provisioned-capacity decreases the table has had today.
+    pub decreases_today: i64,
+    /// A warning for the plan (a reset that may be refused).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub warning: Option<String>,
+    /// When the original values were recorded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub recorded_at: Option<DateTime<Utc>>,
+    /// Whether the original values were put back.
+    #[serde(default)]
+    pub restored: bool,
+}
+
+impl Spike {
+    /// Whether applying it changes anything.
+    pub fn changes(&self) -> bool {
+        !matches!(self.via, Via::None { .. })
+    }
+
+    fn record_name(&self) -> String {
+        format!(
+            "{}-{}.json",
+            self.table,
+            match self.dimension {
+                Dimension::Read => "read",
+                Dimension::Write => "write",
+            }
+        )
+    }
+
+    fn before(&self) -> i64 {
+        match &self.via {
+            Via::Table {
+                read_units,
+                write_units,
+            } => match self.dimension {
+                Dimension::Read => *read_units,
+                Dimension::Write => *write_units,
+            },
+            Via::AutoScaling { min_capacity, .. } => i64::from(*min_capacity),
+            Via::None { .. } => 0,
+        }
+    }
+}
+
+/// Plan a spike of `table` to `to` units: on-demand tables and tables already at or above
+/// it are left alone; a table with an auto-scaling target gets its minimum raised.
+pub async fn plan(aws: &Aws, table: &str, dimension: Dimension, to: i64) -> Result<Spike> {
+    let out = aws
+        .call(
+            || format!("table {table}: DescribeTable"),
+            None,
+            || aws.dynamodb.describe_table().table_name(table).send(),
+        )
+        .await?;
+    let t = out
+        .table()
+        .ok_or_else(|| Error::Invalid(format!("table {table}: DescribeTable returned no table")))?;
+    let on_demand = t
+        .billing_mode_summary()
+        .and_then(|b| b.billing_mode())
+        .is_some_and(|m| m.as_str() == "PAY_PER_REQUEST");
+    let p = t.provisioned_throughput();
+    let read = p.and_then(|p| p.read_capacity_units()).unwrap_or(0);
+    let write = p.and_then(|p| p.write_capacity_units()).unwrap_or(0);
+    let decreases_today = p.and_then(|p| p.number_of_decreases_today()).unwrap_or(0);
+    let current = match dimension {
+        Dimension::Read => read,
+        Dimension::Write => write,
+    };
+    let via = if on_demand {
+        Via::None {
+            reason: "on-demand: left alone".into(),
+        }
+    } else if let Some((min, max)) = scalable_target(aws, table, dimension).await? {
+        if i64::from(min) >= to {
+            Via::None {
+                reason: format!("auto-scaling minimum is already {min}"),
+            }
+        } else {
+            Via::AutoScaling {
+                min_capacity: min,
+                max_capacity: max,
+            }
+        }
+    } else if current >= to {
+        Via::None {
+            reason: format!("already at {current} {}", dimension.units()),
+        }
+    } else {
+        Via::Table {
+            read_units: read,
+            write_units: write,
+        }
+    };
+    let warning = (matches!(via, Via::Table { .. }) && decreases_today >= FREE_DECREASES).then(|| {
+        format!(
+            "{table} has had {decreases_today} capacity decreases today: DynamoDB may refuse the reset to {current} {}",
+            dimension.units()
+        )
+    });
+    Ok(Spike {
+        table: table.to_string(),
+        dimension,
+        to,
+        via,
+        decreases_today,
+        warning,
+        recorded_at: None,
+        restored: false,
+    })
+}
+
+async fn scalable_target(
+    aws: &Aws,
+    table: &str,
+    dimension: Dimension,
+) -> Result<Option<(i32, i32)>> {
+    let out = aws
+        .call(
+            || format!("table {table}: DescribeScalableTargets"),
+            None,
+            || {
+                aws.autoscaling
+                    .describe_scalable_targets()
+                    .service_namespace(ServiceNamespace::Dynamodb)
+                    .resource_ids(format!("table/{table}"))
+                    .scalable_dimension(dimension.scalable())
+                    .send()
+            },
+        )
+        .await?;
+    Ok(out
+        .scalable_targets()
+        .iter()
+        .find(|t| t.resource_id() == format!("table/{table}"))
+        .map(|t| (t.min_capacity(), t.max_capacity())))
+}
+
+/// Where a run keeps its spike records.
+fn records(run_dir: &Location) -> Location {
+    run_dir.child("_capacity")
+}
+
+/// Record the original values in the run, then raise the capacity and wait for ACTIVE.
+pub async fn apply(aws: &Aws, run_dir: &Location, spike: &Spike) -> Result<()> {
+    if !spike.changes() {
+        return Ok(());
+    }
+    let recorded = Spike {
+        recorded_at: Some(Utc::now()),
+        restored: false,
+        ..spike.clone()
+    };
+    crate::export::put_json(&records(run_dir), &spike.record_name(), &recorded).await?;
+    tracing::info!(table = %spike.table, from = spike.before(), to = spike.to, "raising {} capacity", spike.dimension.units());
+    set(aws, spike, spike.to).await
+}
+
+/// Put the original values back (waiting for ACTIVE) and mark the record restored. On
+/// failure the error says what capacity the table was left at.
+pub async fn restore(aws: &Aws, run_dir: &Location, spike: &Spike) -> Result<()> {
+    if !spike.changes() || spike.restored {
+        return Ok(());
+    }
+    let before = spike.before();
+    if let Err(e) = set(aws, spike, before).await {
+        return Err(Error::Invalid(format!(
+            "table {}: could not reset {} capacity from {} to {} ({e}): the table is left at {} {}{}; retry with `ddbx capacity restore --from {}`",
+            spike.table,
+            spike.dimension.units(),
+            spike.to,
+            before,
+            spike.to,
+            spike.dimension.units(),
+            if matches!(spike.via, Via::AutoScaling { .. }) { " (auto-scaling minimum)" } else { "" },
+            run_dir.url()
+        )));
+    }
+    tracing::info!(table = %spike.table, to = before, "{} capacity restored", spike.dimension.units());
+    let done = Spike {
+        restored: true,
+        ..spike.clone()
+    };
+    crate::export::put_json(&records(run_dir), &spike.record_name(), &done).await
+}
+
+async fn set(aws: &Aws, spike: &Spike, units: i64) -> Result<()> {
+    let table = &spike.table;
+    match &spike.via {
+        Via::Table {
+            read_units,
+            write_units,
+        } => {
+            let (read, write) = match spike.dimension {
+                Dimension::Read => (units, *write_units),
+                Dimension::Write => (*read_units, units),
+            };
+            let throughput = ProvisionedThroughput::builder()
+                .read_capacity_units(read)
+                .write_capacity_units(write)
+                .build()
+                .expect("both units are set");
+            let updated = aws
+                .call(
+                    || format!("table {table}: UpdateTable"),
+                    None,
+                    || {
+                        aws.dynamodb
+                            .update_table()
+                            .table_name(table)
+                            .provisioned_throughput(throughput.clone())
+                            .send()
+                    },
+                )
+                .await;
+            match updated {
+                Ok(_) => {}
+                // Already there (a resumed run, or a change whose answer was lost).
+                Err(Error::Aws { message, .. }) if message.contains("will not change") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Via::AutoScaling {
+            min_capacity,
+            max_capacity,
+        } => {
+            let min = i32::try_from(units).unwrap_or(i32::MAX);
+            // Restoring puts back both; spiking raises the maximum only when it must.
+            let max = if i64::from(*min_capacity) == units {
+                *max_capacity
+            } else {
+                (*max_capacity).max(min)
+            };
+            aws.call(
+                || format!("table {table}: RegisterScalableTarget"),
+                None,
+                || {
+                    aws.autoscaling
+                        .register_scalable_target()
+                        .service_namespace(ServiceNamespace::Dynamodb)
+                        .resource_id(format!("table/{table}"))
+                        .scalable_dimension(spike.dimension.scalable())
+                        .min_capacity(min)
+                        .max_capacity(max)
+                        .send()
+                },
+            )
+            .await?;
+        }
+        Via::None { .. } => return Ok(()),
+    }
+    aws.wait_active(table).await
+}
+
+/// Run `work` with the table's capacity spiked: raised before, put back after, whether
+/// the work succeeded, failed or was interrupted. A failed reset fails the work's result,
+/// saying what capacity the table was left at.
+pub async fn during<T>(
+    aws: &Aws,
+    run_dir: &Location,
+    spike: Option<&Spike>,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let Some(spike) = spike.filter(|s| s.changes()) else {
+        return work.await;
+    };
+    if let Err(e) = apply(aws, run_dir, spike).await {
+        // Undo whatever part of the change took effect.
+        if let Err(r) = restore(aws, run_dir, spike).await {
+            tracing::error!(table = %spike.table, error = %r, "capacity reset failed");
+        }
+        return Err(e);
+    }
+    let result = work.await;
+    match restore(aws, run_dir, spike).await {
+        Ok(()) => result,
+        Err(r) => Err(Error::Invalid(match result {
+            Ok(_) => format!("the data is complete, but {r}"),
+            Err(e) => format!("{e}; and {r}"),
+        })),
+    }
+}
+
+/// Every spike a run recorded and has not put back (after a crash).
+pub async fn unrestored(run_dir: &Location) -> Result<Vec<Spike>> {
+    use futures::StreamExt;
+    let dir = records(run_dir);
+    let mut listing = dir.store.list(Some(&dir.prefix));
+    let mut out = Vec::new();
+    while let Some(meta) = listing.next().await {
+        let meta = meta.map_err(|e| Error::store(dir.url(), e))?;
+        let bytes = dir
+            .store
+            .get(&meta.location)
+            .await
+            .map_err(|e| Error::store(dir.url_of(&meta.location), e))?
+            .bytes()
+            .await
+            .map_err(|e| Error::store(dir.url_of(&meta.location), e))?;
+        let spike: Spike = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+            file: dir.url_of(&meta.location),
+            message: format!("not a capacity record: {e}"),
+        })?;
+        if !spike.restored {
+            out.push(spike);
+        }
+    }
+    out.sort_by(|a, b| a.table.cmp(&b.table));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_says_what_to_put_back() {
+        let s = Spike {
+            table: "T".into(),
+            dimension: Dimension::Read,
+            to: 100,
+            via: Via::Table {
+                read_units: 5,
+                write_units: 7,
+            },
+            decreases_today: 0,
+            warning: None,
+            recorded_at: None,
+            restored: false,
+        };
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"table":"T","dimension":"read","to":100,"via":"table","readUnits":5,"writeUnits":7,"decreasesToday":0,"restored":false})
+        );
+        let back: Spike = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.before(), 5);
+        assert_eq!(back.record_name(), "T-read.json");
+        let auto = Spike {
+            via: Via::AutoScaling {
+                min_capacity: 10,
+                max_capacity: 50,
+            },
+            dimension: Dimension::Write,
+            ..s
+        };
+        assert_eq!(auto.before(), 10);
+        assert!(auto.changes());
+    }
+}
