@@ -602,3 +602,57 @@ async fn an_emr_export_spikes_each_table_while_its_step_runs_and_puts_it_back() 
         assert_eq!(rec["to"], 80);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_tables_round_trip_through_emr() {
+    let emr = Emr::new("emrdemo", Script::default()).await;
+    // The README demo's ten tables (every type, GSI and LSI, items near 400 KB, an empty one).
+    let root = crate::support::repo_root();
+    let made = std::process::Command::new(&emr.env.emulators.python)
+        .arg(root.join("scripts/demo-tables.py"))
+        .args([&emr.env.emulators.dynamodb, &emr.env.prefix])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let o = emr.export(&["--cluster-name", "demo", "--clusters", "3"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(json_stdout(&o)["tables"], 10);
+    assert_eq!(emr.service.clusters().len(), 3);
+    let run = emr.run_prefix();
+    let from = format!("s3://{}/{}", emr.bucket, run.trim_end_matches('/'));
+    let tables: Vec<String> = json_stdout(&o)["tableReports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["table"].as_str().unwrap().to_string())
+        .collect();
+    let maps: Vec<String> = tables.iter().map(|t| format!("{t}={t}_RESTORED")).collect();
+    let mut args = vec![
+        "import",
+        "--from",
+        &from,
+        "--create-missing",
+        "--cluster-name",
+        "demo-restore",
+        "--clusters",
+        "2",
+    ];
+    for m in &maps {
+        args.extend(["--table-map", m.as_str()]);
+    }
+    assert_eq!(emr.ddbx(&args).status.code(), Some(0));
+    let mut verify = vec!["verify", "--from", &from, "--deep", "--output", "json"];
+    for m in &maps {
+        verify.extend(["--table-map", m.as_str()]);
+    }
+    let o = emr.env.run(&verify);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "every demo table matches after EMR export and import"
+    );
+}

@@ -995,30 +995,44 @@ async fn s3_writes_are_encrypted_as_asked_and_the_manifest_says_so() {
     assert_eq!(o.status.code(), Some(1));
 }
 
-/// Every DynamoDB call in the library, as IAM actions (`batch_write_item()` → `BatchWriteItem`).
-fn dynamodb_actions_in_code(dir: &Path) -> std::collections::BTreeSet<String> {
+/// Every AWS call in the library, as IAM actions: `.dynamodb.scan()` is `dynamodb:Scan`,
+/// `.emr.run_job_flow()` is `elasticmapreduce:RunJobFlow`, `.autoscaling.x()` is
+/// `application-autoscaling:X`.
+fn aws_actions_in_code(dir: &Path) -> std::collections::BTreeSet<String> {
+    let clients = [
+        (".dynamodb", "dynamodb"),
+        (".emr", "elasticmapreduce"),
+        (".autoscaling", "application-autoscaling"),
+    ];
     let mut actions = std::collections::BTreeSet::new();
     for f in files_under(dir)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "rs"))
     {
-        let text = std::fs::read_to_string(&f).unwrap();
-        // Calls look like `.dynamodb.scan()` or `.dynamodb\n    .scan()`.
-        for part in text.split(".dynamodb").skip(1) {
-            let rest = part.trim_start();
-            let Some(rest) = rest.strip_prefix('.') else {
-                continue;
-            };
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            if rest[name.len()..].starts_with("()") {
-                let pascal: String = name
-                    .split('_')
-                    .map(|w| w[..1].to_uppercase() + &w[1..])
+        // Without whitespace, calls split over lines read `aws.dynamodb.scan()`.
+        let text: String = std::fs::read_to_string(&f)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        for ((client, service), owner) in
+            clients.into_iter().flat_map(|c| [(c, "aws"), (c, "self")])
+        {
+            for part in text.split(&format!("{owner}{client}")).skip(1) {
+                let rest = part.trim_start();
+                let Some(rest) = rest.strip_prefix('.') else {
+                    continue;
+                };
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
                     .collect();
-                actions.insert(format!("dynamodb:{pascal}"));
+                if rest[name.len()..].starts_with("()") {
+                    let pascal: String = name
+                        .split('_')
+                        .map(|w| w[..1].to_uppercase() + &w[1..])
+                        .collect();
+                    actions.insert(format!("{service}:{pascal}"));
+                }
             }
         }
     }
@@ -1028,19 +1042,39 @@ fn dynamodb_actions_in_code(dir: &Path) -> std::collections::BTreeSet<String> {
 #[test]
 fn iam_policies_cover_exactly_the_calls_the_code_makes() {
     let root = crate::support::repo_root();
-    let in_code = dynamodb_actions_in_code(&root.join("crates/ddbx-core/src"));
-    assert!(
-        in_code.contains("dynamodb:Scan") && in_code.contains("dynamodb:BatchWriteItem"),
-        "{in_code:?}"
-    );
-    let mut granted = crate::support::policy_actions("export-policy.json", "dynamodb:");
-    granted.extend(crate::support::policy_actions(
+    let in_code = aws_actions_in_code(&root.join("crates/ddbx-core/src"));
+    for expected in [
+        "dynamodb:Scan",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:UpdateTable",
+        "elasticmapreduce:RunJobFlow",
+        "application-autoscaling:RegisterScalableTarget",
+    ] {
+        assert!(
+            in_code.contains(expected),
+            "{expected} not found in {in_code:?}"
+        );
+    }
+    let mut granted = std::collections::BTreeSet::new();
+    for policy in [
+        "export-policy.json",
         "import-policy.json",
-        "dynamodb:",
-    ));
+        "emr-policy.json",
+    ] {
+        for service in ["dynamodb:", "elasticmapreduce:", "application-autoscaling:"] {
+            granted.extend(crate::support::policy_actions(policy, service));
+        }
+    }
+    // Checked by AWS on RunJobFlow with tags, not called.
+    granted.remove("elasticmapreduce:AddTags");
     assert_eq!(
         granted, in_code,
-        "the policies grant exactly the DynamoDB actions the code calls"
+        "the policies grant exactly the DynamoDB, EMR and auto-scaling actions the code calls"
+    );
+    let pass_role = crate::support::policy_actions("emr-policy.json", "iam:");
+    assert_eq!(
+        pass_role.into_iter().collect::<Vec<_>>(),
+        vec!["iam:PassRole"]
     );
 }
 
