@@ -390,3 +390,51 @@ async fn an_import_spikes_write_capacity_and_the_plan_warns_when_decreases_are_s
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("may refuse the reset"), "{text}");
 }
+
+#[tokio::test]
+async fn sigterm_puts_the_capacity_back_before_exiting() {
+    let env = TestEnv::new("spiketerm").await;
+    let t = env.table("t");
+    env.create_table(&t, false, Some((5, 5))).await;
+    env.put_items(
+        &t,
+        &(0..400).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
+    )
+    .await;
+    let out = env.out();
+    let mut child = env
+        .ddbx()
+        .args([
+            "export",
+            "--app",
+            "app",
+            "--tables",
+            &t,
+            "--to",
+            out.to_str().unwrap(),
+            "--spike-read-units",
+            "100",
+            "--max-read-units",
+            "4",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let progress = out.join("us-east-1").join("app");
+    wait_for(&mut child, "the table's export under way", || {
+        crate::support::files_named(&progress, "table.json").len() >= 2
+    });
+    assert_eq!(capacity(&env, &t).await.0, 100, "spiked while it runs");
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert_ne!(status.code(), Some(0));
+    assert_eq!(capacity(&env, &t).await.0, 5, "put back on the way out");
+    let run = run_dir(&out, "app");
+    assert_eq!(record(&run, &format!("{t}-read.json"))["restored"], true);
+    let flag = std::fs::read_to_string(run.join("BACKUP_COMPLETE_FAILED")).unwrap();
+    assert!(flag.contains("interrupted"), "{flag}");
+}

@@ -648,8 +648,8 @@ async fn export_to_s3() {
         root.starts_with(&format!("s3://{bucket}/backups/ddb/us-east-1/s3app/")),
         "{root}"
     );
-    // A second run is refused while a lock is there: create one in S3 via a third run's
-    // dry run? Not needed: the lock must be gone after the run.
+    // The lock is gone after the run: a second run (at another time, so in another run
+    // root: the same second's would be refused) goes ahead.
     let o = env.run(&[
         "export",
         "--app",
@@ -658,6 +658,8 @@ async fn export_to_s3() {
         &t,
         "--to",
         &format!("s3://{bucket}/backups/ddb"),
+        "--run-time",
+        "2020-01-01T00:00:00Z",
         "--output",
         "json",
     ]);
