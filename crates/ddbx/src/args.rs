@@ -148,6 +148,9 @@ pub struct EngineArgs {
     /// EMR cluster settings, TOML (`ddbx emr init` writes a commented example).
     #[arg(long, value_name = "PATH")]
     pub emr_config: Option<std::path::PathBuf>,
+    /// Override one EMR setting: KEY=VALUE with the config file's keys (release_label=emr-7.6.0, ec2.subnet_id=subnet-1, tags.team=ops). Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub emr_set: Vec<String>,
     /// On Ctrl-C or SIGTERM with --engine emr: ask, terminate the clusters, or leave them running.
     #[arg(long, value_enum, default_value_t = OnInterruptArg::Ask)]
     pub on_interrupt: OnInterruptArg,

@@ -12,9 +12,13 @@ use crate::exit;
 /// The run's EMR settings, when `--engine emr`.
 pub fn emr_run(a: &EngineArgs, to: Option<&str>) -> Result<Option<EmrRun>, Error> {
     if a.engine == EngineArg::Local {
-        if a.cluster_name.is_some() || a.emr_config.is_some() || a.clusters > 1 {
+        if a.cluster_name.is_some()
+            || a.emr_config.is_some()
+            || a.clusters > 1
+            || !a.emr_set.is_empty()
+        {
             return Err(Error::Invalid(
-                "--cluster-name, --clusters and --emr-config need --engine emr".into(),
+                "--cluster-name, --clusters, --emr-config and --emr-set need --engine emr".into(),
             ));
         }
         return Ok(None);
@@ -28,10 +32,7 @@ pub fn emr_run(a: &EngineArgs, to: Option<&str>) -> Result<Option<EmrRun>, Error
             "{to}: EMR clusters read and write S3; with --engine emr the location must be s3://"
         )));
     }
-    let config = match &a.emr_config {
-        Some(path) => EmrConfig::load(path)?,
-        None => EmrConfig::default(),
-    };
+    let config = EmrConfig::load_with(a.emr_config.as_deref(), &a.emr_set)?;
     let on_interrupt = match a.on_interrupt {
         OnInterruptArg::Terminate => OnInterrupt::Terminate,
         OnInterruptArg::Leave => OnInterrupt::Leave,

@@ -656,3 +656,123 @@ async fn the_demo_tables_round_trip_through_emr() {
         "every demo table matches after EMR export and import"
     );
 }
+
+/// moto's EMR accepts ddbx's requests as AWS would parse them (its clusters never run
+/// steps, so the run is stopped once the cluster is up, and terminated).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_accepts_the_cluster_requests_with_fleets_spot_and_settings() {
+    use crate::support::fault_proxy::{FaultProxy, Faults};
+    let env = TestEnv::new("emrmoto").await;
+    let t = env.table("t");
+    env.create_table(&t, false, None).await;
+    let bucket = env.bucket();
+    let config = env.out().join("emr.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        r#"poll_seconds = 0.05
+release_label = "emr-7.5.0"
+security_configuration = "dynamodb-backups"
+step_concurrency = 2
+[ec2]
+subnet_ids = ["subnet-0123", "subnet-4567"]
+key_name = "ops"
+[[instance_fleets]]
+fleet_type = "MASTER"
+target_on_demand_capacity = 1
+instance_types = [{ instance_type = "m5.xlarge" }]
+[[instance_fleets]]
+fleet_type = "CORE"
+target_spot_capacity = 4
+instance_types = [{ instance_type = "m5.xlarge", bid_price_as_percentage_of_on_demand_price = 60.0 }, { instance_type = "m5.2xlarge", weighted_capacity = 2 }]
+[[configurations]]
+classification = "mapred-site"
+properties = { "mapreduce.map.speculative" = "false" }
+"#,
+    )
+    .unwrap();
+    // Through a proxy, to see when ddbx is watching the cluster.
+    let proxy = FaultProxy::start(&env.emulators.s3, Faults::default()).await;
+    let mut child = env
+        .ddbx()
+        .args(["--emr-endpoint-url", &proxy.url])
+        .args([
+            "export",
+            "--app",
+            "app",
+            "--tables",
+            &t,
+            "--to",
+            &format!("s3://{bucket}/b"),
+            "--engine",
+            "emr",
+            "--emr-config",
+            config.to_str().unwrap(),
+            "--cluster-name",
+            "shape",
+            "--emr-set",
+            "tags.team=ops",
+            "--on-interrupt",
+            "terminate",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::wait_for(&mut child, "the cluster watched", || {
+        proxy.stats.count("elasticmapreduce:ListSteps") >= 1
+    });
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(proxy.stats.count("elasticmapreduce:RunJobFlow"), 1);
+    assert_eq!(proxy.stats.count("elasticmapreduce:TerminateJobFlows"), 1);
+    // What moto made of the request.
+    let script = "import sys, json, boto3\n\
+        c = boto3.client('emr', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t')\n\
+        cl = [x for x in c.list_clusters()['Clusters'] if x['Name'] == 'shape'][0]\n\
+        d = c.describe_cluster(ClusterId=cl['Id'])['Cluster']\n\
+        s = c.list_steps(ClusterId=cl['Id'])['Steps']\n\
+        print(json.dumps({'cluster': d, 'steps': s}, default=str))";
+    let out = std::process::Command::new(&env.emulators.python)
+        .args(["-c", script, &env.emulators.s3])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cluster = &v["cluster"];
+    assert!(
+        cluster["Status"]["State"]
+            .as_str()
+            .unwrap()
+            .starts_with("TERMINAT"),
+        "{cluster}"
+    );
+    assert_eq!(cluster["ReleaseLabel"], "emr-7.5.0");
+    assert_eq!(cluster["SecurityConfiguration"], "dynamodb-backups");
+    let tags: Vec<(String, String)> = cluster["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["Key"].as_str().unwrap().into(),
+                t["Value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(tags.contains(&("team".into(), "ops".into())), "{tags:?}");
+    assert!(tags.iter().any(|(k, _)| k == "ddbx:run"), "{tags:?}");
+    assert_eq!(v["steps"][0]["Name"], format!("Export Table:{t}"));
+    let args = &v["steps"][0]["Config"]["Args"];
+    assert_eq!(args[0], "org.apache.hadoop.dynamodb.tools.DynamoDbExport");
+    assert_eq!(args[2], t.as_str());
+}

@@ -173,16 +173,49 @@ impl Default for EmrConfig {
 }
 
 impl EmrConfig {
-    /// Read a config file; an unknown key or a bad value is an error naming the file.
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
-    }
-
     /// Parse the TOML text of a config file.
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
-        let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        Self::parse_with(text, &[])
+    }
+
+    /// Read an optional config file, then apply `key=value` overrides (`--emr-set`): a
+    /// dotted key (`ec2.subnet_id`, `tags.team`) and a TOML value (a bare word is a string).
+    pub fn load_with(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
+        let (origin, text) = match path {
+            Some(p) => (
+                p.display().to_string(),
+                std::fs::read_to_string(p)
+                    .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?,
+            ),
+            None => ("--emr-set".to_string(), String::new()),
+        };
+        Self::parse_with(&text, overrides).map_err(|e| Error::Invalid(format!("{origin}: {e}")))
+    }
+
+    fn parse_with(text: &str, overrides: &[String]) -> std::result::Result<Self, String> {
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        for o in overrides {
+            let (key, raw) = o
+                .split_once('=')
+                .ok_or_else(|| format!("--emr-set {o:?}: expected KEY=VALUE"))?;
+            let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+            let mut table = &mut doc;
+            let parts: Vec<&str> = key.trim().split('.').collect();
+            for part in &parts[..parts.len() - 1] {
+                table = table
+                    .entry(part.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| format!("--emr-set {o:?}: {part} is not a table"))?;
+            }
+            table.insert(parts[parts.len() - 1].to_string(), value);
+        }
+        let config: Self = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
         config.check()?;
         Ok(config)
     }
@@ -303,6 +336,30 @@ mod tests {
         assert_eq!(c.instance_fleets.len(), 2);
         assert_eq!(c.ec2.subnet_ids.len(), 2);
         assert_eq!(c.configurations[0].classification, "mapred-site");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file = "release_label = \"emr-6.15.0\"\n[ec2]\nkey_name = \"ops\"\n";
+        let c = EmrConfig::parse_with(
+            file,
+            &[
+                "release_label=emr-7.6.0".into(),
+                "ec2.subnet_id=subnet-1".into(),
+                "tags.team=ops".into(),
+                "create_attempts=2".into(),
+                "poll_seconds=0.5".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.release_label, "emr-7.6.0");
+        assert_eq!(c.ec2.subnet_id.as_deref(), Some("subnet-1"));
+        assert_eq!(c.ec2.key_name.as_deref(), Some("ops"));
+        assert_eq!(c.tags["team"], "ops");
+        assert_eq!((c.create_attempts, c.poll_seconds), (2, 0.5));
+        let bad = EmrConfig::parse_with("", &["creat_attempts=2".into()]).unwrap_err();
+        assert!(bad.contains("creat_attempts"), "{bad}");
+        assert!(EmrConfig::parse_with("", &["no-equals".into()]).is_err());
     }
 
     #[test]
