@@ -357,65 +357,114 @@ async fn a_cluster_that_dies_fails_only_its_unfinished_tables_and_attempts_run_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_terminates_the_clusters_and_the_flags_say_interrupted() {
-    let emr = Emr::new(
-        "emrstop",
-        Script {
-            hang: true,
-            ..Script::default()
-        },
-    )
-    .await;
-    emr.tables(&["a", "b"], 5).await;
-    let to = format!("s3://{}/b", emr.bucket);
-    let tables = format!("{}*", emr.env.prefix);
-    let mut child = emr
-        .env
-        .ddbx()
-        .args(["--emr-endpoint-url", &emr.service.url])
-        .args([
-            "export",
-            "--app",
-            "app",
-            "--tables",
-            &tables,
-            "--to",
-            &to,
-            "--engine",
-            "emr",
-            "--emr-config",
-            emr.config.to_str().unwrap(),
-            "--cluster-name",
-            "backup",
-            "--on-interrupt",
-            "terminate",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    crate::support::wait_for(&mut child, "a step running", || {
-        emr.service
-            .clusters()
-            .iter()
-            .any(|c| c.steps.iter().any(|s| s.state == "RUNNING"))
-    });
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let o = child.wait_with_output().unwrap();
-    assert_ne!(o.status.code(), Some(0));
-    let id = emr.service.clusters()[0].id.clone();
-    assert_eq!(emr.service.terminate_calls(), vec![vec![id]]);
-    let run = emr.run_prefix();
-    let flag = String::from_utf8(emr.object(&format!("{run}BACKUP_COMPLETE_FAILED"))).unwrap();
-    assert!(flag.contains("interrupted"), "{flag}");
-    assert!(emr
-        .env
-        .s3_keys(&emr.bucket, "b/us-east-1/app/_LOCK")
-        .is_empty());
+async fn sigterm_terminates_or_leaves_the_clusters_as_asked_and_the_flags_say_interrupted() {
+    for choice in ["terminate", "leave"] {
+        let emr = Emr::new(
+            &format!("emrstop{choice}"),
+            Script {
+                hang: true,
+                ..Script::default()
+            },
+        )
+        .await;
+        let t = emr.env.table("t");
+        emr.env.create_table(&t, false, Some((5, 5))).await;
+        let to = format!("s3://{}/b", emr.bucket);
+        let mut child = emr
+            .env
+            .ddbx()
+            .args(["--emr-endpoint-url", &emr.service.url])
+            .args([
+                "export",
+                "--app",
+                "app",
+                "--tables",
+                &t,
+                "--to",
+                &to,
+                "--engine",
+                "emr",
+                "--emr-config",
+                emr.config.to_str().unwrap(),
+                "--cluster-name",
+                "backup",
+                "--spike-read-units",
+                "80",
+                "--on-interrupt",
+                choice,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        crate::support::wait_for(&mut child, "a step running", || {
+            emr.service
+                .clusters()
+                .iter()
+                .any(|c| c.steps.iter().any(|s| s.state == "RUNNING"))
+        });
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let o = child.wait_with_output().unwrap();
+        assert_ne!(o.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&o.stderr);
+        let run = emr.run_prefix();
+        let flag = String::from_utf8(emr.object(&format!("{run}BACKUP_COMPLETE_FAILED"))).unwrap();
+        assert!(flag.contains("interrupted"), "{flag}");
+        assert!(emr
+            .env
+            .s3_keys(&emr.bucket, "b/us-east-1/app/_LOCK")
+            .is_empty());
+        let read = |d: aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput| {
+            d.table()
+                .unwrap()
+                .provisioned_throughput()
+                .unwrap()
+                .read_capacity_units()
+                .unwrap()
+        };
+        let now = read(
+            emr.env
+                .ddb
+                .describe_table()
+                .table_name(&t)
+                .send()
+                .await
+                .unwrap(),
+        );
+        let id = emr.service.clusters()[0].id.clone();
+        if choice == "terminate" {
+            assert_eq!(emr.service.terminate_calls(), vec![vec![id]]);
+            assert_eq!(now, 5, "capacity put back");
+        } else {
+            // Left running: its step still reads, so the capacity stays until told.
+            assert!(emr.service.terminate_calls().is_empty());
+            assert!(flag.contains("left running"), "{flag}");
+            assert_eq!(now, 80);
+            assert!(err.contains("ddbx capacity restore --from"), "{err}");
+            let root = format!("s3://{}/{}", emr.bucket, run.trim_end_matches('/'));
+            assert_eq!(
+                emr.env
+                    .run(&["capacity", "restore", "--from", &root])
+                    .status
+                    .code(),
+                Some(0)
+            );
+            let now = read(
+                emr.env
+                    .ddb
+                    .describe_table()
+                    .table_name(&t)
+                    .send()
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(now, 5);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

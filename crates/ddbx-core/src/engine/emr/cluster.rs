@@ -67,6 +67,8 @@ pub struct StepOutcome {
     pub error: Option<String>,
     /// The cluster that ran it.
     pub cluster_id: Option<String>,
+    /// Its cluster was left running when ddbx was interrupted (its step may still run).
+    pub left_running: bool,
 }
 
 const ACTIVE: [emr::ClusterState; 4] = [
@@ -147,6 +149,7 @@ pub async fn run_clusters(
                     table: s.table().to_string(),
                     error: Some("interrupted".into()),
                     cluster_id: id.clone(),
+                    left_running: false,
                 }));
             }
         }
@@ -173,12 +176,26 @@ pub async fn run_clusters(
                 .await;
             if let Err(e) = result {
                 tracing::error!(clusters = ?live, error = %e, "could not terminate the clusters: terminate them by hand");
+                mark_left_running(&mut outcomes, &live);
             }
         } else {
             tracing::warn!(clusters = ?live, "interrupted: the clusters were left running; they terminate when their steps are done");
+            mark_left_running(&mut outcomes, &live);
         }
     }
     outcomes
+}
+
+fn mark_left_running(outcomes: &mut [StepOutcome], live: &[String]) {
+    for o in outcomes {
+        if o.cluster_id.as_ref().is_some_and(|id| live.contains(id)) && o.error.is_some() {
+            o.left_running = true;
+            o.error = Some(format!(
+                "interrupted; EMR cluster {} was left running its step",
+                o.cluster_id.as_deref().unwrap_or("?")
+            ));
+        }
+    }
 }
 
 enum ClusterEnd {
@@ -254,6 +271,7 @@ async fn run_cluster(
                 table: s.table().to_string(),
                 error: Some(why.clone()),
                 cluster_id: None,
+                left_running: false,
             })
             .collect(),
     )
@@ -531,6 +549,7 @@ fn finished(
                     table: s.table().to_string(),
                     error,
                     cluster_id: Some(id.to_string()),
+                    left_running: false,
                 }
             })
             .collect(),

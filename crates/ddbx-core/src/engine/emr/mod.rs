@@ -246,6 +246,20 @@ async fn run_spiked(
     };
     let (mut outcomes, done) = tokio::join!(run, restorer);
     for spike in pending {
+        // A step still running on a cluster left behind keeps its capacity: lowering it
+        // under the connector would throttle the table's own traffic.
+        if outcomes
+            .iter()
+            .any(|o| o.table == spike.table && o.left_running)
+        {
+            tracing::warn!(
+                table = %spike.table,
+                "its capacity stays at {} while the EMR cluster left running works; put it back with `ddbx capacity restore --from {}` when the cluster ends",
+                spike.to,
+                ctx.run_dir.url()
+            );
+            continue;
+        }
         let r = capacity::restore(ctx.aws, ctx.run_dir, &spike).await;
         failed_resets.extend(r.err().map(|e| (spike.table.clone(), e.to_string())));
     }
