@@ -132,16 +132,7 @@ impl Spike {
 /// Plan a spike of `table` to `to` units: on-demand tables and tables already at or above
 /// it are left alone; a table with an auto-scaling target gets its minimum raised.
 pub async fn plan(aws: &Aws, table: &str, dimension: Dimension, to: i64) -> Result<Spike> {
-    let out = aws
-        .call(
-            || format!("table {table}: DescribeTable"),
-            None,
-            || aws.dynamodb.describe_table().table_name(table).send(),
-        )
-        .await?;
-    let t = out
-        .table()
-        .ok_or_else(|| Error::Invalid(format!("table {table}: DescribeTable returned no table")))?;
+    let t = aws.describe_raw(table).await?;
     let on_demand = t
         .billing_mode_summary()
         .and_then(|b| b.billing_mode())

@@ -7,23 +7,6 @@ use std::path::Path;
 use crate::support::fault_proxy::{FaultProxy, Faults};
 use crate::support::{items, json_stdout, read_json, run_dir, wait_for, TestEnv};
 
-/// (read units, write units, decreases today) of a table.
-async fn capacity(env: &TestEnv, table: &str) -> (i64, i64, i64) {
-    let out = env
-        .ddb
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .unwrap();
-    let p = out.table().unwrap().provisioned_throughput().unwrap();
-    (
-        p.read_capacity_units().unwrap_or(0),
-        p.write_capacity_units().unwrap_or(0),
-        p.number_of_decreases_today().unwrap_or(0),
-    )
-}
-
 /// Run a boto3 Application Auto Scaling call against moto and return its JSON answer.
 fn autoscaling(env: &TestEnv, call: &str) -> serde_json::Value {
     let script = format!(
@@ -43,6 +26,34 @@ fn autoscaling(env: &TestEnv, call: &str) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A slow export (4 read units a second) of `table` spiked to 100 RCU, once its table is
+/// under way (the spike is applied by then).
+fn spiked_export_under_way(env: &TestEnv, table: &str, out: &Path) -> std::process::Child {
+    let mut child = env
+        .ddbx()
+        .args([
+            "export",
+            "--app",
+            "app",
+            "--tables",
+            table,
+            "--to",
+            out.to_str().unwrap(),
+            "--spike-read-units",
+            "100",
+            "--max-read-units",
+            "4",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let progress = out.join("us-east-1").join("app");
+    wait_for(&mut child, "the table's export under way", || {
+        crate::support::files_named(&progress, "table.json").len() >= 2
+    });
+    child
 }
 
 fn record(run: &Path, name: &str) -> serde_json::Value {
@@ -77,7 +88,7 @@ async fn an_export_spikes_provisioned_tables_and_puts_them_back() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(json_stdout(&o)["items"], 50);
     // Back where it was; DynamoDB counted the one decrease (the reset).
-    assert_eq!(capacity(&env, &t).await, (5, 7, 1));
+    assert_eq!(env.capacity(&t).await, (5, 7, 1));
     let run = run_dir(&out, "app");
     let rec = record(&run, &format!("{t}-read.json"));
     assert_eq!(rec["via"], "table");
@@ -167,7 +178,7 @@ async fn a_table_that_autoscales_gets_its_minimum_raised_and_restored() {
         ),
         (Some(5), Some(50))
     );
-    assert_eq!(capacity(&env, &t).await.0, 5);
+    assert_eq!(env.capacity(&t).await.0, 5);
     let rec = record(&run_dir(&out, "app"), &format!("{t}-read.json"));
     assert_eq!(rec["via"], "autoScaling");
     assert_eq!(rec["minCapacity"], 5);
@@ -223,12 +234,12 @@ async fn a_refused_reset_names_the_capacity_left_and_capacity_restore_finishes_i
             && why.contains("ddbx capacity restore --from"),
         "{why}"
     );
-    assert_eq!(capacity(&env, &t).await.0, 100);
+    assert_eq!(env.capacity(&t).await.0, 100);
     // Later (the next day), the recorded original is put back.
     let run = run_dir(&out, "app");
     let o = env.run(&["capacity", "restore", "--from", run.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0));
-    assert_eq!(capacity(&env, &t).await.0, 5);
+    assert_eq!(env.capacity(&t).await.0, 5);
     assert_eq!(record(&run, &format!("{t}-read.json"))["restored"], true);
     let o = env.run(&["capacity", "restore", "--from", run.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0));
@@ -247,31 +258,10 @@ async fn a_killed_export_leaves_a_record_that_capacity_restore_undoes() {
     .await;
     let out = env.out();
     // Slow enough to be killed mid-export: 4 read units a second.
-    let mut child = env
-        .ddbx()
-        .args([
-            "export",
-            "--app",
-            "app",
-            "--tables",
-            &t,
-            "--to",
-            out.to_str().unwrap(),
-            "--spike-read-units",
-            "100",
-            "--max-read-units",
-            "4",
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let progress = out.join("us-east-1").join("app");
-    wait_for(&mut child, "the table's export under way", || {
-        crate::support::files_named(&progress, "table.json").len() >= 2
-    });
+    let mut child = spiked_export_under_way(&env, &t, &out);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(capacity(&env, &t).await.0, 100, "killed while spiked");
+    assert_eq!(env.capacity(&t).await.0, 100, "killed while spiked");
     let run = run_dir(&out, "app");
     assert_eq!(record(&run, &format!("{t}-read.json"))["restored"], false);
     let o = env.run(&[
@@ -284,7 +274,7 @@ async fn a_killed_export_leaves_a_record_that_capacity_restore_undoes() {
     ]);
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(json_stdout(&o)[0]["restored"], true);
-    assert_eq!(capacity(&env, &t).await.0, 5);
+    assert_eq!(env.capacity(&t).await.0, 5);
 }
 
 #[tokio::test]
@@ -323,7 +313,7 @@ async fn an_import_spikes_write_capacity_and_the_plan_warns_when_decreases_are_s
         "50",
     ]);
     assert_eq!(o.status.code(), Some(0));
-    assert_eq!(capacity(&env, &copy).await, (3, 3, 1));
+    assert_eq!(env.capacity(&copy).await, (3, 3, 1));
     assert_eq!(env.scan_all(&copy).await.len(), 60);
     assert_eq!(
         record(&run, &format!("{copy}-write.json"))["restored"],
@@ -371,7 +361,7 @@ async fn an_import_spikes_write_capacity_and_the_plan_warns_when_decreases_are_s
             tokio::task::yield_now().await;
         }
     }
-    assert!(capacity(&env, &t).await.2 >= 4);
+    assert!(env.capacity(&t).await.2 >= 4);
     let o = env.run(&[
         "export",
         "--app",
@@ -402,37 +392,12 @@ async fn sigterm_puts_the_capacity_back_before_exiting() {
     )
     .await;
     let out = env.out();
-    let mut child = env
-        .ddbx()
-        .args([
-            "export",
-            "--app",
-            "app",
-            "--tables",
-            &t,
-            "--to",
-            out.to_str().unwrap(),
-            "--spike-read-units",
-            "100",
-            "--max-read-units",
-            "4",
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let progress = out.join("us-east-1").join("app");
-    wait_for(&mut child, "the table's export under way", || {
-        crate::support::files_named(&progress, "table.json").len() >= 2
-    });
-    assert_eq!(capacity(&env, &t).await.0, 100, "spiked while it runs");
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    let mut child = spiked_export_under_way(&env, &t, &out);
+    assert_eq!(env.capacity(&t).await.0, 100, "spiked while it runs");
+    crate::support::sigterm(&child);
     let status = child.wait().unwrap();
     assert_ne!(status.code(), Some(0));
-    assert_eq!(capacity(&env, &t).await.0, 5, "put back on the way out");
+    assert_eq!(env.capacity(&t).await.0, 5, "put back on the way out");
     let run = run_dir(&out, "app");
     assert_eq!(record(&run, &format!("{t}-read.json"))["restored"], true);
     let flag = std::fs::read_to_string(run.join("BACKUP_COMPLETE_FAILED")).unwrap();

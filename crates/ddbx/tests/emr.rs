@@ -403,11 +403,7 @@ async fn sigterm_terminates_or_leaves_the_clusters_as_asked_and_the_flags_say_in
                 .iter()
                 .any(|c| c.steps.iter().any(|s| s.state == "RUNNING"))
         });
-        let kill = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
+        crate::support::sigterm(&child);
         let o = child.wait_with_output().unwrap();
         assert_ne!(o.status.code(), Some(0));
         let err = String::from_utf8_lossy(&o.stderr);
@@ -418,23 +414,7 @@ async fn sigterm_terminates_or_leaves_the_clusters_as_asked_and_the_flags_say_in
             .env
             .s3_keys(&emr.bucket, "b/us-east-1/app/_LOCK")
             .is_empty());
-        let read = |d: aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput| {
-            d.table()
-                .unwrap()
-                .provisioned_throughput()
-                .unwrap()
-                .read_capacity_units()
-                .unwrap()
-        };
-        let now = read(
-            emr.env
-                .ddb
-                .describe_table()
-                .table_name(&t)
-                .send()
-                .await
-                .unwrap(),
-        );
+        let now = emr.env.capacity(&t).await.0;
         let id = emr.service.clusters()[0].id.clone();
         if choice == "terminate" {
             assert_eq!(emr.service.terminate_calls(), vec![vec![id]]);
@@ -453,15 +433,7 @@ async fn sigterm_terminates_or_leaves_the_clusters_as_asked_and_the_flags_say_in
                     .code(),
                 Some(0)
             );
-            let now = read(
-                emr.env
-                    .ddb
-                    .describe_table()
-                    .table_name(&t)
-                    .send()
-                    .await
-                    .unwrap(),
-            );
+            let now = emr.env.capacity(&t).await.0;
             assert_eq!(now, 5);
         }
     }
@@ -631,20 +603,8 @@ async fn an_emr_export_spikes_each_table_while_its_step_runs_and_puts_it_back() 
     // Both tables were raised and are back, whether their step succeeded or failed.
     let run = emr.run_prefix();
     for t in &names {
-        let d = emr
-            .env
-            .ddb
-            .describe_table()
-            .table_name(t)
-            .send()
-            .await
-            .unwrap();
-        let p = d.table().unwrap().provisioned_throughput().unwrap();
-        assert_eq!(
-            (p.read_capacity_units(), p.number_of_decreases_today()),
-            (Some(5), Some(1)),
-            "{t}"
-        );
+        let (read, _, decreases) = emr.env.capacity(t).await;
+        assert_eq!((read, decreases), (5, 1), "{t}");
         let rec: serde_json::Value =
             serde_json::from_slice(&emr.object(&format!("{run}_capacity/{t}-read.json"))).unwrap();
         assert_eq!(rec["restored"], true);
@@ -715,6 +675,8 @@ async fn moto_accepts_the_cluster_requests_with_fleets_spot_and_settings() {
     let t = env.table("t");
     env.create_table(&t, false, None).await;
     let bucket = env.bucket();
+    // moto keeps its clusters between runs: a name of this test's own.
+    let cluster = format!("{}shape", env.prefix);
     let config = env.out().join("emr.toml");
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
     std::fs::write(
@@ -758,7 +720,7 @@ properties = { "mapreduce.map.speculative" = "false" }
             "--emr-config",
             config.to_str().unwrap(),
             "--cluster-name",
-            "shape",
+            &cluster,
             "--emr-set",
             "tags.team=ops",
             "--on-interrupt",
@@ -771,11 +733,7 @@ properties = { "mapreduce.map.speculative" = "false" }
     crate::support::wait_for(&mut child, "the cluster watched", || {
         proxy.stats.count("elasticmapreduce:ListSteps") >= 1
     });
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    crate::support::sigterm(&child);
     let o = child.wait_with_output().unwrap();
     assert_ne!(o.status.code(), Some(0));
     assert_eq!(proxy.stats.count("elasticmapreduce:RunJobFlow"), 1);
@@ -783,12 +741,12 @@ properties = { "mapreduce.map.speculative" = "false" }
     // What moto made of the request.
     let script = "import sys, json, boto3\n\
         c = boto3.client('emr', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t')\n\
-        cl = [x for x in c.list_clusters()['Clusters'] if x['Name'] == 'shape'][0]\n\
+        cl = [x for x in c.list_clusters()['Clusters'] if x['Name'] == sys.argv[2]][0]\n\
         d = c.describe_cluster(ClusterId=cl['Id'])['Cluster']\n\
         s = c.list_steps(ClusterId=cl['Id'])['Steps']\n\
         print(json.dumps({'cluster': d, 'steps': s}, default=str))";
     let out = std::process::Command::new(&env.emulators.python)
-        .args(["-c", script, &env.emulators.s3])
+        .args(["-c", script, &env.emulators.s3, &cluster])
         .output()
         .unwrap();
     assert!(

@@ -757,11 +757,7 @@ async fn sigterm_stops_cleanly_with_failed_flag_and_released_lock() {
     let lock = out.join("us-east-1").join(&app).join("_LOCK");
     wait_for(&mut child, "taking the lock", || lock.exists());
     let signalled = std::time::Instant::now();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    crate::support::sigterm(&child);
     let o = child.wait_with_output().unwrap();
     assert!(
         signalled.elapsed().as_secs_f64() < 10.0,

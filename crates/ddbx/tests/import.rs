@@ -960,11 +960,7 @@ async fn sigterm_stops_an_import_cleanly_and_it_resumes() {
     let ckpt = run.join("_import").join(&t2).join("checkpoint.json");
     wait_for(&mut child, "a checkpoint", || ckpt.exists());
     let signalled = std::time::Instant::now();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    crate::support::sigterm(&child);
     let o = child.wait_with_output().unwrap();
     assert!(
         signalled.elapsed().as_secs_f64() < 10.0,

@@ -1,5 +1,7 @@
 //! DynamoDB control-plane calls used by every engine: listing and describing tables.
 
+use aws_sdk_dynamodb::types::TableDescription;
+
 use crate::aws::Aws;
 use crate::table::TableSchema;
 use crate::Result;
@@ -31,22 +33,30 @@ impl Aws {
         }
     }
 
+    /// DescribeTable's answer, as the SDK gives it.
+    pub async fn describe_raw(&self, table: &str) -> Result<TableDescription> {
+        let out = self
+            .call(
+                || format!("table {table}: DescribeTable"),
+                None,
+                || self.dynamodb.describe_table().table_name(table).send(),
+            )
+            .await?;
+        out.table().cloned().ok_or_else(|| {
+            crate::Error::Invalid(format!("table {table}: DescribeTable returned no table"))
+        })
+    }
+
     /// Wait until a table is ACTIVE (after CreateTable or UpdateTable), polling
     /// DescribeTable, for at most 10 minutes.
     pub async fn wait_active(&self, table: &str) -> Result<()> {
         let step = std::time::Duration::from_millis(250);
         let mut waited = std::time::Duration::ZERO;
         loop {
-            let out = self
-                .call(
-                    || format!("table {table}: DescribeTable"),
-                    None,
-                    || self.dynamodb.describe_table().table_name(table).send(),
-                )
-                .await?;
-            let status = out
-                .table()
-                .and_then(|t| t.table_status())
+            let status = self
+                .describe_raw(table)
+                .await?
+                .table_status()
                 .map(|s| s.as_str().to_string());
             if status.as_deref() == Some("ACTIVE") {
                 return Ok(());
@@ -63,16 +73,7 @@ impl Aws {
 
     /// Describe a table, with its time-to-live settings when the endpoint has them.
     pub async fn describe_table(&self, table: &str) -> Result<TableSchema> {
-        let out = self
-            .call(
-                || format!("table {table}: DescribeTable"),
-                None,
-                || self.dynamodb.describe_table().table_name(table).send(),
-            )
-            .await?;
-        let desc = out.table().ok_or_else(|| {
-            crate::Error::Invalid(format!("table {table}: DescribeTable returned no table"))
-        })?;
+        let desc = self.describe_raw(table).await?;
         // Some compatible endpoints do not implement DescribeTimeToLive: TTL is then unknown.
         let ttl = match self
             .call(
@@ -93,6 +94,6 @@ impl Aws {
                 None
             }
         };
-        Ok(TableSchema::from_description(desc, ttl.as_ref()))
+        Ok(TableSchema::from_description(&desc, ttl.as_ref()))
     }
 }

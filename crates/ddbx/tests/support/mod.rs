@@ -249,6 +249,23 @@ impl TestEnv {
         }
     }
 
+    /// (read units, write units, decreases today) of a provisioned table.
+    pub async fn capacity(&self, table: &str) -> (i64, i64, i64) {
+        let out = self
+            .ddb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap();
+        let p = out.table().unwrap().provisioned_throughput().unwrap();
+        (
+            p.read_capacity_units().unwrap_or(0),
+            p.write_capacity_units().unwrap_or(0),
+            p.number_of_decreases_today().unwrap_or(0),
+        )
+    }
+
     /// A `ddbx` command aimed at the emulators, with test credentials.
     pub fn ddbx(&self) -> Command {
         self.ddbx_at(&self.emulators.dynamodb)
@@ -416,6 +433,15 @@ pub fn ddbx_command(dynamodb: &str, s3: &str, home: &Path) -> Command {
         .arg(s3)
         .arg("--no-progress");
     c
+}
+
+/// Send SIGTERM to a running ddbx (as cron's timeout or an operator would).
+pub fn sigterm(child: &std::process::Child) {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
 }
 
 /// Files named `name` anywhere under `dir` (none if it does not exist yet).
