@@ -15,6 +15,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--items", type=int, default=100_000)
 p.add_argument("--runs", type=int, default=3)
 p.add_argument("--out", default="docs/BENCHMARKS.md")
+p.add_argument("--canned-port", type=int, default=18020)
 args = p.parse_args()
 
 target = os.environ["CARGO_TARGET_DIR"]
@@ -86,6 +87,32 @@ for r in range(args.runs):
     record("null writer (8 writers)", measure(bench + ["load", "--table", t2, "--items", str(args.items), "--writers", "8"]))
 
 
+# ddbx's own ceiling: the same items served from memory by a canned endpoint, and the CPU
+# of merely compressing ddbx's output bytes again with the same codec.
+canned_url = f"http://127.0.0.1:{args.canned_port}"
+canned = subprocess.Popen(bench[:1] + ["--endpoint-url", canned_url, "canned", "--table", "CANNED", "--items", str(args.items),
+                                       "--port", str(args.canned_port)], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+canned.stderr.readline()  # "canned endpoint on ...": it is listening
+compress = {}
+try:
+    for r in range(args.runs):
+        print(f"canned round {r + 1}/{args.runs}", file=sys.stderr)
+        for codec in ["gzip", "zstd"]:
+            out = os.path.join(work, f"canned{r}{codec}")
+            record(f"ddbx export ({codec}), canned endpoint",
+                   measure([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "export", "--app", "canned", "--tables", "CANNED",
+                            "--to", out, "--read-ratio", "1.0", "--segments", "8", "--workers", "8", "--compression", codec]))
+            files = [os.path.join(dp, f) for dp, _, fn in os.walk(out) for f in fn if "/data" in dp or f.endswith((".gz", ".zst"))]
+            files = [f for f in files if os.path.basename(os.path.dirname(f)) == "data"]
+            secs, raw, packed = subprocess.run(bench[:1] + ["--endpoint-url", canned_url, "compress", "--codec", codec] + files,
+                                               env=env, check=True, capture_output=True, text=True).stdout.split()
+            compress.setdefault(codec, []).append((float(secs), int(raw), int(packed)))
+            shutil.rmtree(out)
+finally:
+    canned.kill()
+
+
 def med(name, key):
     return statistics.median(m[key] for m in results[name])
 
@@ -102,6 +129,10 @@ ratios = {
     "ddbx import / null writer, wall": med("ddbx import", "wall") / med("null writer (8 writers)", "wall"),
     "dynamodump restore / ddbx import, wall": med("dynamodump restore", "wall") / med("ddbx import", "wall"),
 }
+for codec in ["gzip", "zstd"]:
+    alone = statistics.median(c[0] for c in compress[codec])
+    ratios[f"ddbx export ({codec}) CPU, canned endpoint / compressing its output alone ({alone:.2f} s, "
+           f"{compress[codec][0][1] / 1e6:.1f} MB)"] = med(f"ddbx export ({codec}), canned endpoint", "cpu") / alone
 
 header = "| tool | wall s | CPU s (user+sys) | peak RSS MB | items/s | CPU µs/item |\n|---|---:|---:|---:|---:|---:|\n"
 table_md = header + "".join(f"| {n} | {w:.2f} | {c:.2f} | {r:.0f} | {ips:,.0f} | {cpi:.1f} |\n" for n, w, c, r, ips, cpi in rows)
@@ -118,7 +149,10 @@ against dynalite (DynamoDB emulator, in memory) on 127.0.0.1. Medians of {args.r
 tools alternating within each round. One table of {args.items:,} items of about 200 bytes
 (string, number, binary, bool, string set, map). Each tool runs as a child process; CPU and
 peak RSS are that process's own (wait4). The emulator shares the machine's 2 cores, so every
-figure includes its load; the null scanner and null writer show its ceiling.
+figure includes its load; the null scanner and null writer show its ceiling. The rows
+marked "canned endpoint" read the same items from `ddbx-bench canned` (Scan pages served
+from memory) instead: ddbx's own ceiling, compared with the CPU of compressing its output
+bytes again with ddbx's compressor alone (one thread, in memory).
 
 {table_md}
 {ratio_md}

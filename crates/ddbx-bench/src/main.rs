@@ -2,10 +2,14 @@
 //! every tool is compared with: a null scanner (a minimal parallel Scan that discards its
 //! pages: the emulator's read ceiling) and a null writer (a minimal BatchWriteItem loop:
 //! its write ceiling). They are deliberately bare: no encoding, no files, no rate limit.
+//! Then ddbx's own ceiling: a canned endpoint serving Scan pages from memory, and the cost
+//! of merely compressing an export's bytes.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+mod canned;
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
@@ -44,6 +48,24 @@ enum Cmd {
         table: String,
         #[arg(long, default_value_t = 8)]
         segments: i32,
+    },
+    /// Serve TABLE of ITEMS generated items from memory on PORT (a canned endpoint).
+    Canned {
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        items: u64,
+        #[arg(long, default_value_t = 200)]
+        item_bytes: usize,
+        #[arg(long)]
+        port: u16,
+    },
+    /// Decompress FILES (not timed), then print the seconds ddbx's own compressor takes to
+    /// compress their bytes again with CODEC, and the uncompressed and compressed sizes.
+    Compress {
+        #[arg(long)]
+        codec: String,
+        files: Vec<std::path::PathBuf>,
     },
 }
 
@@ -236,6 +258,41 @@ async fn main() {
         }
         Cmd::NullScan { table, segments } => {
             println!("{}", null_scan(&client, &table, segments).await)
+        }
+        Cmd::Canned {
+            table,
+            items,
+            item_bytes,
+            port,
+        } => {
+            let t = canned::Table::new(&table, items, |i| item(i, item_bytes));
+            canned::serve(t, port).await;
+        }
+        Cmd::Compress { codec, files } => {
+            use std::io::Read;
+            let mut raw = Vec::new();
+            for f in files {
+                let bytes = std::fs::read(&f).expect("read a data file");
+                let mut text = Vec::new();
+                match codec.as_str() {
+                    "gzip" => flate2::read::MultiGzDecoder::new(&bytes[..])
+                        .read_to_end(&mut text)
+                        .expect("gzip"),
+                    "zstd" => zstd::stream::read::Decoder::new(&bytes[..])
+                        .expect("zstd")
+                        .read_to_end(&mut text)
+                        .expect("zstd"),
+                    other => panic!("codec {other}"),
+                };
+                raw.extend_from_slice(&text);
+            }
+            let c = if codec == "gzip" {
+                ddbx_core::plan::Compression::Gzip
+            } else {
+                ddbx_core::plan::Compression::Zstd
+            };
+            let (seconds, out) = canned::compress_seconds(&raw, c);
+            println!("{seconds} {} {out}", raw.len());
         }
     }
 }

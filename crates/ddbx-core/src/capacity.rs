@@ -330,6 +330,17 @@ async fn set(aws: &Aws, spike: &Spike, units: i64) -> Result<()> {
     aws.wait_active(table).await
 }
 
+/// Raise a table's capacity; if that fails, undo whatever part of the change took effect.
+pub async fn apply_or_undo(aws: &Aws, run_dir: &Location, spike: &Spike) -> Result<()> {
+    if let Err(e) = apply(aws, run_dir, spike).await {
+        if let Err(r) = restore(aws, run_dir, spike).await {
+            tracing::error!(table = %spike.table, error = %r, "capacity reset failed");
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// Run `work` with the table's capacity spiked: raised before, put back after, whether
 /// the work succeeded, failed or was interrupted. A failed reset fails the work's result,
 /// saying what capacity the table was left at.
@@ -342,13 +353,7 @@ pub async fn during<T>(
     let Some(spike) = spike.filter(|s| s.changes()) else {
         return work.await;
     };
-    if let Err(e) = apply(aws, run_dir, spike).await {
-        // Undo whatever part of the change took effect.
-        if let Err(r) = restore(aws, run_dir, spike).await {
-            tracing::error!(table = %spike.table, error = %r, "capacity reset failed");
-        }
-        return Err(e);
-    }
+    apply_or_undo(aws, run_dir, spike).await?;
     let result = work.await;
     match restore(aws, run_dir, spike).await {
         Ok(()) => result,

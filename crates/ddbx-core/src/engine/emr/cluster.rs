@@ -291,7 +291,7 @@ async fn create(
     plan: &ClusterPlan,
     common: &ClusterCommon,
 ) -> Result<String> {
-    let req = request(aws, config, plan, common)?;
+    let req = request(aws, config, plan, common);
     let out = aws
         .call(
             || format!("EMR RunJobFlow {}", plan.name),
@@ -307,12 +307,13 @@ async fn create(
     })
 }
 
+/// The RunJobFlow request of one cluster: its instances, steps, settings and tags.
 fn request(
     aws: &Aws,
     config: &EmrConfig,
     plan: &ClusterPlan,
     common: &ClusterCommon,
-) -> Result<aws_sdk_emr::operation::run_job_flow::builders::RunJobFlowFluentBuilder> {
+) -> aws_sdk_emr::operation::run_job_flow::builders::RunJobFlowFluentBuilder {
     let ec2 = &config.ec2;
     let mut instances = emr::JobFlowInstancesConfig::builder()
         .keep_job_flow_alive_when_no_steps(false)
@@ -398,7 +399,7 @@ fn request(
                 .build(),
         );
     }
-    Ok(req)
+    req
 }
 
 async fn watch(

@@ -10,19 +10,6 @@ pub mod steps;
 pub use cluster::OnInterrupt;
 pub use config::EmrConfig;
 
-/// How a run uses EMR.
-#[derive(Debug, Clone)]
-pub struct EmrRun {
-    /// Cluster settings.
-    pub config: EmrConfig,
-    /// The cluster's name (with `--clusters N`: `<name>_01` ... `<name>_NN`).
-    pub cluster_name: String,
-    /// Clusters to split the tables over, by size.
-    pub clusters: usize,
-    /// What to do with the clusters on Ctrl-C or SIGTERM.
-    pub on_interrupt: OnInterrupt,
-}
-
 use std::collections::BTreeMap;
 
 use cluster::{ClusterCommon, ClusterPlan, StepOutcome};
@@ -39,6 +26,19 @@ use crate::run::stop::StopSignal;
 use crate::store::Location;
 use crate::table::TableSchema;
 use crate::{Error, Result};
+
+/// How a run uses EMR.
+#[derive(Debug, Clone)]
+pub struct EmrRun {
+    /// Cluster settings.
+    pub config: EmrConfig,
+    /// The cluster's name (with `--clusters N`: `<name>_01` ... `<name>_NN`).
+    pub cluster_name: String,
+    /// Clusters to split the tables over, by size.
+    pub clusters: usize,
+    /// What to do with the clusters on Ctrl-C or SIGTERM.
+    pub on_interrupt: OnInterrupt,
+}
 
 impl EmrRun {
     /// The names of the clusters a run of `tables` tables creates.
@@ -107,7 +107,7 @@ pub async fn export_tables(
     let mut ready = Vec::new();
     for (schema, planned) in schemas.iter().zip(&plan.tables) {
         if let Some(spike) = planned.capacity_spike.as_ref().filter(|s| s.changes()) {
-            if let Err(e) = spike_or_undo(aws, run_dir, spike).await {
+            if let Err(e) = capacity::apply_or_undo(aws, run_dir, spike).await {
                 reports.push(report(schema.table_name.clone(), Err(e.to_string()), 0.0));
                 continue;
             }
@@ -201,17 +201,6 @@ struct Ctx<'a> {
     app: &'a str,
     stop: &'a StopSignal,
     progress: &'a RunProgress,
-}
-
-/// Raise a table's capacity; if that fails, undo whatever part took effect.
-async fn spike_or_undo(aws: &Aws, run_dir: &Location, spike: &Spike) -> Result<()> {
-    if let Err(e) = capacity::apply(aws, run_dir, spike).await {
-        if let Err(r) = capacity::restore(aws, run_dir, spike).await {
-            tracing::error!(table = %spike.table, error = %r, "capacity reset failed");
-        }
-        return Err(e);
-    }
-    Ok(())
 }
 
 /// Run the clusters; each spiked table gets its capacity back as soon as a poll sees its
@@ -333,7 +322,7 @@ pub async fn import_tables(
             }
             None => {
                 if let Some(spike) = job.spike.as_ref().filter(|s| s.changes()) {
-                    if let Err(e) = spike_or_undo(aws, root, spike).await {
+                    if let Err(e) = capacity::apply_or_undo(aws, root, spike).await {
                         reports.push(report(job.target, Err(e.to_string()), 0.0));
                         continue;
                     }
