@@ -13,6 +13,11 @@ pub struct Table {
     name: String,
     items: Vec<Vec<u8>>,
     bytes: u64,
+    /// Provisioned read capacity it reports.
+    pub read_units: i64,
+    /// Where to keep the read units consumed in each 10-second window (JSON), if anywhere.
+    pub meter: Option<std::path::PathBuf>,
+    windows: std::sync::Mutex<(Option<std::time::Instant>, Vec<f64>)>,
 }
 
 impl Table {
@@ -32,6 +37,9 @@ impl Table {
             name: name.to_string(),
             items,
             bytes,
+            read_units: 40_000,
+            meter: None,
+            windows: std::sync::Mutex::new((None, Vec::new())),
         }
     }
 }
@@ -105,10 +113,11 @@ async fn connection(mut conn: TcpStream, table: &Table) -> std::io::Result<()> {
 
 fn describe(table: &Table) -> Vec<u8> {
     format!(
-        r#"{{"Table":{{"TableName":"{}","TableStatus":"ACTIVE","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}],"ItemCount":{},"TableSizeBytes":{},"ProvisionedThroughput":{{"ReadCapacityUnits":40000,"WriteCapacityUnits":40000,"NumberOfDecreasesToday":0}},"BillingModeSummary":{{"BillingMode":"PROVISIONED"}},"CreationDateTime":1700000000}}}}"#,
+        r#"{{"Table":{{"TableName":"{}","TableStatus":"ACTIVE","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}],"ItemCount":{},"TableSizeBytes":{},"ProvisionedThroughput":{{"ReadCapacityUnits":{},"WriteCapacityUnits":40000,"NumberOfDecreasesToday":0}},"BillingModeSummary":{{"BillingMode":"PROVISIONED"}},"CreationDateTime":1700000000}}}}"#,
         table.name,
         table.items.len(),
-        table.bytes
+        table.bytes,
+        table.read_units
     )
     .into_bytes()
 }
@@ -139,7 +148,9 @@ fn scan(table: &Table, req: &serde_json::Value) -> Vec<u8> {
         i += total;
     }
     out.push(b']');
+    // Eventually consistent: half a unit per 4 KB.
     let units = (size as f64 / 8192.0).ceil().max(0.5);
+    meter(table, units);
     out.extend_from_slice(
         format!(
             r#","Count":{count},"ScannedCount":{count},"ConsumedCapacity":{{"TableName":"{}","CapacityUnits":{units}}}"#,
@@ -158,6 +169,22 @@ fn scan(table: &Table, req: &serde_json::Value) -> Vec<u8> {
     }
     out.push(b'}');
     out
+}
+
+/// Count `units` in the current 10-second window (from the first Scan) and write the
+/// windows out.
+fn meter(table: &Table, units: f64) {
+    let Some(path) = &table.meter else {
+        return;
+    };
+    let mut w = table.windows.lock().unwrap();
+    let start = *w.0.get_or_insert_with(std::time::Instant::now);
+    let i = (start.elapsed().as_secs_f64() / 10.0) as usize;
+    if w.1.len() <= i {
+        w.1.resize(i + 1, 0.0);
+    }
+    w.1[i] += units;
+    let _ = std::fs::write(path, serde_json::to_vec(&w.1).expect("numbers"));
 }
 
 /// The CPU seconds of compressing `raw` with ddbx's own compressor for `codec` (one

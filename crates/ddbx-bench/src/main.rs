@@ -59,6 +59,12 @@ enum Cmd {
         item_bytes: usize,
         #[arg(long)]
         port: u16,
+        /// Provisioned read capacity the table reports.
+        #[arg(long, default_value_t = 40_000)]
+        read_units: i64,
+        /// Keep the read units consumed in each 10-second window in this file (JSON).
+        #[arg(long)]
+        meter: Option<std::path::PathBuf>,
     },
     /// Decompress FILES (not timed), then print the seconds ddbx's own compressor takes to
     /// compress their bytes again with CODEC, and the uncompressed and compressed sizes.
@@ -264,8 +270,12 @@ async fn main() {
             items,
             item_bytes,
             port,
+            read_units,
+            meter,
         } => {
-            let t = canned::Table::new(&table, items, |i| item(i, item_bytes));
+            let mut t = canned::Table::new(&table, items, |i| item(i, item_bytes));
+            t.read_units = read_units;
+            t.meter = meter;
             canned::serve(t, port).await;
         }
         Cmd::Compress { codec, files } => {
