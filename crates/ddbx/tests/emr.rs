@@ -177,6 +177,11 @@ async fn emr_export_then_emr_import_round_trips_over_two_clusters() {
     let plan: serde_json::Value =
         serde_json::from_slice(&emr.object(&format!("{run}export-plan.json"))).unwrap();
     assert_eq!(plan["engine"], "emr");
+    // The local engine's --resume does not take over an EMR run.
+    let root = format!("s3://{}/{}", emr.bucket, run.trim_end_matches('/'));
+    let o = emr.env.run(&["export", "--resume", &root]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("emr engine"));
 
     // Import the run on EMR into new tables (created from table.json), then verify.
     let from = format!("s3://{}/{}", emr.bucket, run.trim_end_matches('/'));

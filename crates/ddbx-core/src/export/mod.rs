@@ -453,6 +453,13 @@ async fn resume(
         file: run_dir.url_of(&plan_path),
         message: format!("not an export plan: {e}"),
     })?;
+    if plan.engine != "local" {
+        return Err(Error::Invalid(format!(
+            "{}: this run was made by the {} engine; --resume continues local-engine runs (start a new run)",
+            run_dir.url(),
+            plan.engine
+        )));
+    }
     if plan.region != aws.region {
         return Err(Error::Invalid(format!(
             "{}: the run exports tables of {}; pass --region {}",
