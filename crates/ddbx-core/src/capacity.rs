@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::Aws;
 use crate::store::Location;
+use crate::table::TableSchema;
 use crate::{Error, Result};
 
 /// DynamoDB allows a few decreases a day (four at any time, then one an hour): past this
@@ -129,23 +130,20 @@ impl Spike {
     }
 }
 
-/// Plan a spike of `table` to `to` units: on-demand tables and tables already at or above
+/// Plan a spike of a described table to `to` units: on-demand tables and tables already at or above
 /// it are left alone; a table with an auto-scaling target gets its minimum raised.
-pub async fn plan(aws: &Aws, table: &str, dimension: Dimension, to: i64) -> Result<Spike> {
-    let t = aws.describe_raw(table).await?;
-    let on_demand = t
-        .billing_mode_summary()
-        .and_then(|b| b.billing_mode())
-        .is_some_and(|m| m.as_str() == "PAY_PER_REQUEST");
-    let p = t.provisioned_throughput();
-    let read = p.and_then(|p| p.read_capacity_units()).unwrap_or(0);
-    let write = p.and_then(|p| p.write_capacity_units()).unwrap_or(0);
-    let decreases_today = p.and_then(|p| p.number_of_decreases_today()).unwrap_or(0);
+pub async fn plan(aws: &Aws, schema: &TableSchema, dimension: Dimension, to: i64) -> Result<Spike> {
+    let table = schema.table_name.as_str();
+    let (read, write) = schema
+        .provisioned_throughput
+        .as_ref()
+        .map_or((0, 0), |p| (p.read_capacity_units, p.write_capacity_units));
+    let decreases_today = schema.decreases_today;
     let current = match dimension {
         Dimension::Read => read,
         Dimension::Write => write,
     };
-    let via = if on_demand {
+    let via = if schema.is_on_demand() {
         Via::None {
             reason: "on-demand: left alone".into(),
         }

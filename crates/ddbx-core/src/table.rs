@@ -115,6 +115,10 @@ pub struct StreamSpecification {
 pub struct TableSchema {
     /// Table name.
     pub table_name: String,
+    /// Provisioned-capacity decreases the table has had today (from DescribeTable; not
+    /// kept in `table.json`).
+    #[serde(skip)]
+    pub decreases_today: i64,
     /// Table ARN.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub table_arn: Option<String>,
@@ -176,6 +180,10 @@ impl TableSchema {
         let on_demand = billing_mode == "PAY_PER_REQUEST";
         Self {
             table_name: t.table_name().unwrap_or_default().to_string(),
+            decreases_today: t
+                .provisioned_throughput()
+                .and_then(|p| p.number_of_decreases_today())
+                .unwrap_or(0),
             table_arn: t.table_arn().map(str::to_string),
             table_id: t.table_id().map(str::to_string),
             key_schema: t.key_schema().iter().map(key_element).collect(),
@@ -340,6 +348,7 @@ mod tests {
     fn schema(billing: &str) -> TableSchema {
         TableSchema {
             table_name: "t".into(),
+            decreases_today: 0,
             table_arn: None,
             table_id: None,
             key_schema: vec![

@@ -363,7 +363,7 @@ pub async fn run(
             Ok(schema) => {
                 let mut planned = planned_table(settings, &schema, run_dir.child(&name).url());
                 if let Some(to) = settings.spike_read_units {
-                    match capacity::plan(aws, &name, capacity::Dimension::Read, to).await {
+                    match capacity::plan(aws, &schema, capacity::Dimension::Read, to).await {
                         Ok(spike) => {
                             if spike.changes() {
                                 // The rate follows the capacity the table will have.

@@ -317,7 +317,7 @@ async fn emr_job(aws: &Aws, settings: &ImportSettings, p: Planned) -> EmrImportJ
                 src.dir.url()
             )));
         }
-        target::ensure_table(
+        let described = target::ensure_table(
             aws,
             &target,
             src.schema.as_ref(),
@@ -326,7 +326,7 @@ async fn emr_job(aws: &Aws, settings: &ImportSettings, p: Planned) -> EmrImportJ
         )
         .await?;
         let spike = match settings.spike_write_units {
-            Some(n) => Some(capacity::plan(aws, &target, capacity::Dimension::Write, n).await?),
+            Some(n) => Some(capacity::plan(aws, &described, capacity::Dimension::Write, n).await?),
             None => None,
         };
         Ok((src.files.len() as u64, spike))
@@ -362,7 +362,7 @@ async fn import_table(
     )
     .await?;
     let spike = match settings.spike_write_units {
-        Some(n) => Some(capacity::plan(aws, target, capacity::Dimension::Write, n).await?),
+        Some(n) => Some(capacity::plan(aws, &described, capacity::Dimension::Write, n).await?),
         None => None,
     };
     // The rate follows the capacity the table will have.

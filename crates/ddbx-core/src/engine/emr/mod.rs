@@ -106,12 +106,10 @@ pub async fn export_tables(
     let mut reports = Vec::new();
     let mut ready = Vec::new();
     for (schema, planned) in schemas.iter().zip(&plan.tables) {
-        if let Some(spike) = planned.capacity_spike.as_ref().filter(|s| s.changes()) {
-            if let Err(e) = capacity::apply_or_undo(aws, run_dir, spike).await {
-                reports.push(report(schema.table_name.clone(), Err(e.to_string()), 0.0));
-                continue;
-            }
-            spikes.push(spike.clone());
+        let spike = planned.capacity_spike.as_ref();
+        if let Err(e) = raise_capacity(aws, run_dir, spike, &mut spikes).await {
+            reports.push(finish(progress, &schema.table_name, Err(e), 0.0));
+            continue;
         }
         ready.push(schema);
     }
@@ -179,16 +177,7 @@ pub async fn export_tables(
                 .await
                 .map_err(|e| e.to_string()),
         };
-        let phase = if result.is_ok() {
-            Phase::Done
-        } else {
-            Phase::Failed
-        };
-        progress.table(&outcome.table).set_phase(phase);
-        if let Err(e) = &result {
-            tracing::error!(table = %outcome.table, error = %e, "table failed");
-        }
-        reports.push(report(outcome.table, result, seconds));
+        reports.push(finish(progress, &outcome.table, result, seconds));
     }
     Ok(reports)
 }
@@ -314,32 +303,24 @@ pub async fn import_tables(
     let mut steps = Vec::new();
     let mut spikes = Vec::new();
     for job in jobs {
-        match job.error {
-            Some(e) => {
-                progress.table(&job.target).set_phase(Phase::Failed);
-                tracing::error!(table = %job.target, error = %e, "table failed");
-                reports.push(report(job.target, Err(e), 0.0));
-            }
-            None => {
-                if let Some(spike) = job.spike.as_ref().filter(|s| s.changes()) {
-                    if let Err(e) = capacity::apply_or_undo(aws, root, spike).await {
-                        reports.push(report(job.target, Err(e.to_string()), 0.0));
-                        continue;
-                    }
-                    spikes.push(spike.clone());
-                }
-                steps.push((
-                    steps::import_step(
-                        &emr.config,
-                        &aws.region,
-                        &job.target,
-                        &job.path,
-                        job.write_ratio,
-                    ),
-                    job.size,
-                ));
-            }
+        let ready = match job.error {
+            Some(e) => Err(e),
+            None => raise_capacity(aws, root, job.spike.as_ref(), &mut spikes).await,
+        };
+        if let Err(e) = ready {
+            reports.push(finish(progress, &job.target, Err(e), 0.0));
+            continue;
         }
+        steps.push((
+            steps::import_step(
+                &emr.config,
+                &aws.region,
+                &job.target,
+                &job.path,
+                job.write_ratio,
+            ),
+            job.size,
+        ));
     }
     if steps.is_empty() {
         return Ok(reports);
@@ -363,27 +344,54 @@ pub async fn import_tables(
     let outcomes = run_spiked(&ctx, clusters, spikes).await;
     let seconds = started.elapsed().as_secs_f64();
     for o in outcomes {
-        let phase = if o.error.is_none() {
-            Phase::Done
-        } else {
-            Phase::Failed
-        };
-        progress.table(&o.table).set_phase(phase);
-        if let Some(e) = &o.error {
-            tracing::error!(table = %o.table, error = %e, "table failed");
-        }
-        reports.push(report(o.table, o.error.map_or(Ok(0), Err), seconds));
+        reports.push(finish(
+            progress,
+            &o.table,
+            o.error.map_or(Ok(0), Err),
+            seconds,
+        ));
     }
     Ok(reports)
 }
 
-fn report(table: String, result: std::result::Result<u64, String>, seconds: f64) -> TableReport {
+/// Raise a table's capacity when its plan says to, keeping the spike to put back later.
+async fn raise_capacity(
+    aws: &Aws,
+    run_dir: &Location,
+    spike: Option<&Spike>,
+    spikes: &mut Vec<Spike>,
+) -> std::result::Result<(), String> {
+    if let Some(spike) = spike.filter(|s| s.changes()) {
+        capacity::apply_or_undo(aws, run_dir, spike)
+            .await
+            .map_err(|e| e.to_string())?;
+        spikes.push(spike.clone());
+    }
+    Ok(())
+}
+
+/// One table's end (its data files, or why it failed): its progress phase, the log, and
+/// its report.
+fn finish(
+    progress: &RunProgress,
+    table: &str,
+    result: std::result::Result<u64, String>,
+    seconds: f64,
+) -> TableReport {
+    let counters = progress.table(table);
     let (status, files, error) = match result {
-        Ok(files) => (TableStatus::Succeeded, files, None),
-        Err(e) => (TableStatus::Failed, 0, Some(e)),
+        Ok(files) => {
+            counters.set_phase(Phase::Done);
+            (TableStatus::Succeeded, files, None)
+        }
+        Err(e) => {
+            counters.set_phase(Phase::Failed);
+            tracing::error!(%table, error = %e, "table failed");
+            (TableStatus::Failed, 0, Some(e))
+        }
     };
     TableReport {
-        table,
+        table: table.to_string(),
         status,
         items: 0,
         bytes: 0,
