@@ -9,23 +9,11 @@ use crate::support::{items, json_stdout, read_json, run_dir, wait_for, TestEnv};
 
 /// Run a boto3 Application Auto Scaling call against moto and return its JSON answer.
 fn autoscaling(env: &TestEnv, call: &str) -> serde_json::Value {
-    let script = format!(
-        "import sys, json, boto3\n\
-         c = boto3.client('application-autoscaling', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t')\n\
-         r = c.{call}\n\
-         r.pop('ResponseMetadata', None)\n\
-         print(json.dumps(r, default=str))"
-    );
-    let out = std::process::Command::new(&env.emulators.python)
-        .args(["-c", &script, &env.emulators.s3])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    env.boto3(
+        "application-autoscaling",
+        &format!("r = c.{call}\nr.pop('ResponseMetadata', None)"),
+        &[],
+    )
 }
 
 /// A slow export (4 read units a second) of `table` spiked to 100 RCU, once its table is
@@ -123,12 +111,7 @@ async fn an_export_spikes_provisioned_tables_and_puts_them_back() {
 async fn a_table_that_autoscales_gets_its_minimum_raised_and_restored() {
     let env = TestEnv::new("autoscale").await;
     let t = env.table("t");
-    env.create_table(&t, false, Some((5, 5))).await;
-    env.put_items(
-        &t,
-        &(0..20).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
-    )
-    .await;
+    env.mixed_table(&t, Some((5, 5)), 20).await;
     autoscaling(
         &env,
         &format!("register_scalable_target(ServiceNamespace='dynamodb', ResourceId='table/{t}', ScalableDimension='dynamodb:table:ReadCapacityUnits', MinCapacity=5, MaxCapacity=50)"),
@@ -189,12 +172,7 @@ async fn a_table_that_autoscales_gets_its_minimum_raised_and_restored() {
 async fn a_refused_reset_names_the_capacity_left_and_capacity_restore_finishes_it() {
     let env = TestEnv::new("noreset").await;
     let t = env.table("t");
-    env.create_table(&t, false, Some((5, 5))).await;
-    env.put_items(
-        &t,
-        &(0..20).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
-    )
-    .await;
+    env.mixed_table(&t, Some((5, 5)), 20).await;
     // The spike goes through; the reset is refused (the day's decreases are spent).
     let proxy = FaultProxy::start(
         &env.emulators.dynamodb,
@@ -205,23 +183,13 @@ async fn a_refused_reset_names_the_capacity_left_and_capacity_restore_finishes_i
     )
     .await;
     let out = env.out();
-    let o = env
-        .ddbx_at(&proxy.url)
-        .args([
-            "export",
-            "--app",
-            "app",
-            "--tables",
-            &t,
-            "--to",
-            out.to_str().unwrap(),
-            "--spike-read-units",
-            "100",
-            "--output",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    let o = env.export_via(
+        &proxy.url,
+        &env.emulators.s3,
+        &t,
+        out.to_str().unwrap(),
+        &["--spike-read-units", "100", "--output", "json"],
+    );
     assert_eq!(o.status.code(), Some(4));
     let summary = json_stdout(&o);
     let why = summary["tableReports"][0]["error"]
@@ -250,12 +218,7 @@ async fn a_refused_reset_names_the_capacity_left_and_capacity_restore_finishes_i
 async fn a_killed_export_leaves_a_record_that_capacity_restore_undoes() {
     let env = TestEnv::new("spikekill").await;
     let t = env.table("t");
-    env.create_table(&t, false, Some((5, 5))).await;
-    env.put_items(
-        &t,
-        &(0..400).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
-    )
-    .await;
+    env.mixed_table(&t, Some((5, 5)), 400).await;
     let out = env.out();
     // Slow enough to be killed mid-export: 4 read units a second.
     let mut child = spiked_export_under_way(&env, &t, &out);
@@ -281,9 +244,7 @@ async fn a_killed_export_leaves_a_record_that_capacity_restore_undoes() {
 async fn an_import_spikes_write_capacity_and_the_plan_warns_when_decreases_are_spent() {
     let env = TestEnv::new("spikew").await;
     let t = env.table("t");
-    env.create_table(&t, false, Some((5, 5))).await;
-    let written: Vec<_> = (0..60).map(|i| items::mixed(i, false)).collect();
-    env.put_items(&t, &written).await;
+    env.mixed_table(&t, Some((5, 5)), 60).await;
     let out = env.out();
     assert_eq!(
         env.run(&[
@@ -385,12 +346,7 @@ async fn an_import_spikes_write_capacity_and_the_plan_warns_when_decreases_are_s
 async fn sigterm_puts_the_capacity_back_before_exiting() {
     let env = TestEnv::new("spiketerm").await;
     let t = env.table("t");
-    env.create_table(&t, false, Some((5, 5))).await;
-    env.put_items(
-        &t,
-        &(0..400).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
-    )
-    .await;
+    env.mixed_table(&t, Some((5, 5)), 400).await;
     let out = env.out();
     let mut child = spiked_export_under_way(&env, &t, &out);
     assert_eq!(env.capacity(&t).await.0, 100, "spiked while it runs");

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use crate::support::emr_service::{EmrService, Script, StepEnv};
-use crate::support::{digests, items, json_stdout, TestEnv};
+use crate::support::{digests, items, json_stdout, table_report, TestEnv};
 
 /// Settings that poll fast and retry at once.
 const FAST: &str = "poll_seconds = 0.05\nretry_delay_seconds = 0\ncreate_attempts = 3\n";
@@ -216,15 +216,6 @@ async fn emr_export_then_emr_import_round_trips_over_two_clusters() {
     assert_eq!(emr.env.run(&verify).status.code(), Some(0));
 }
 
-fn report<'a>(summary: &'a serde_json::Value, table: &str) -> &'a serde_json::Value {
-    summary["tableReports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["table"] == table)
-        .unwrap_or_else(|| panic!("no report for {table}: {summary}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_active_cluster_of_the_same_name_stops_the_run_before_anything() {
     let emr = Emr::new(
@@ -280,7 +271,7 @@ async fn clusters_that_fail_to_start_are_retried_and_a_failed_step_fails_its_tab
     );
     let summary = json_stdout(&o);
     assert_eq!(summary["tablesFailed"], 1);
-    let failed = report(&summary, &failing);
+    let failed = table_report(&summary, &failing);
     assert_eq!(failed["status"], "failed");
     let why = failed["error"].as_str().unwrap();
     assert!(
@@ -288,7 +279,7 @@ async fn clusters_that_fail_to_start_are_retried_and_a_failed_step_fails_its_tab
         "{why}"
     );
     for (t, _) in [&tables[0], &tables[2]] {
-        assert_eq!(report(&summary, t)["status"], "succeeded");
+        assert_eq!(table_report(&summary, t)["status"], "succeeded");
     }
     let run = emr.run_prefix();
     let flag: serde_json::Value =
@@ -323,7 +314,7 @@ async fn a_cluster_that_dies_fails_only_its_unfinished_tables_and_attempts_run_o
     // cluster's reason.
     let first = &emr.service.clusters()[0].steps[0].args[2];
     for (t, _) in &tables {
-        let r = report(&summary, t);
+        let r = table_report(&summary, t);
         if t == first {
             assert_eq!(r["status"], "succeeded");
         } else {
@@ -348,7 +339,7 @@ async fn a_cluster_that_dies_fails_only_its_unfinished_tables_and_attempts_run_o
     let o = emr.export(&["--cluster-name", "backup"]);
     assert_eq!(o.status.code(), Some(4));
     let summary = json_stdout(&o);
-    let why = report(&summary, &tables[0].0)["error"]
+    let why = table_report(&summary, &tables[0].0)["error"]
         .as_str()
         .unwrap()
         .to_string();
@@ -501,7 +492,7 @@ async fn an_emr_import_takes_a_local_emr_format_export_and_refuses_the_native_fo
     ]);
     assert_eq!(o.status.code(), Some(4));
     let summary = json_stdout(&o);
-    let why = report(&summary, &format!("{}_copy", b.0))["error"]
+    let why = table_report(&summary, &format!("{}_copy", b.0))["error"]
         .as_str()
         .unwrap()
         .to_string();
@@ -744,22 +735,12 @@ properties = { "mapreduce.map.speculative" = "false" }
     assert_eq!(proxy.stats.count("elasticmapreduce:RunJobFlow"), 1);
     assert_eq!(proxy.stats.count("elasticmapreduce:TerminateJobFlows"), 1);
     // What moto made of the request.
-    let script = "import sys, json, boto3\n\
-        c = boto3.client('emr', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t')\n\
-        cl = [x for x in c.list_clusters()['Clusters'] if x['Name'] == sys.argv[2]][0]\n\
-        d = c.describe_cluster(ClusterId=cl['Id'])['Cluster']\n\
-        s = c.list_steps(ClusterId=cl['Id'])['Steps']\n\
-        print(json.dumps({'cluster': d, 'steps': s}, default=str))";
-    let out = std::process::Command::new(&env.emulators.python)
-        .args(["-c", script, &env.emulators.s3, &cluster])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = env.boto3(
+        "emr",
+        "cl = [x for x in c.list_clusters()['Clusters'] if x['Name'] == sys.argv[2]][0]\n\
+         r = {'cluster': c.describe_cluster(ClusterId=cl['Id'])['Cluster'], 'steps': c.list_steps(ClusterId=cl['Id'])['Steps']}",
+        &[&cluster],
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cluster = &v["cluster"];
     assert!(
         cluster["Status"]["State"]

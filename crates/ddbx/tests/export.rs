@@ -8,22 +8,8 @@ use ddbx_core::item;
 use md5::{Digest, Md5};
 
 use crate::support::{
-    digests, gz_lines, items, json_stdout, read_json, run_dir, wait_for, TestEnv,
+    digests, files_under, gz_lines, items, json_stdout, read_json, run_dir, wait_for, TestEnv,
 };
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
-}
 
 /// Check a native export folder against FORMATS.md §1 and return its items.
 fn read_native_table(out: &Path, table_dir: &Path) -> Vec<item::Item> {
@@ -421,12 +407,7 @@ async fn bad_app_name_and_ratio_are_usage_errors() {
 async fn a_held_lock_stops_a_second_export_and_a_stale_one_can_be_broken() {
     let env = TestEnv::new("lock").await;
     let t = env.table("t");
-    env.create_table(&t, false, Some((5, 5))).await;
-    env.put_items(
-        &t,
-        &(0..20).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
-    )
-    .await;
+    env.mixed_table(&t, Some((5, 5)), 20).await;
     let out = env.out();
     let app = format!("{}app", env.prefix);
     let lock = out.join("us-east-1").join(&app).join("_LOCK");
@@ -672,9 +653,7 @@ async fn throttles_and_server_errors_lose_and_repeat_nothing() {
     use crate::support::fault_proxy::{FaultProxy, Faults};
     let env = TestEnv::new("throttle").await;
     let t = env.table("t");
-    env.create_table(&t, false, Some((1000, 5))).await;
-    let written: Vec<_> = (0..400).map(|i| items::mixed(i, false)).collect();
-    env.put_items(&t, &written).await;
+    let written = env.mixed_table(&t, Some((1000, 5)), 400).await;
     let proxy = FaultProxy::start(
         &env.emulators.dynamodb,
         Faults {
@@ -685,25 +664,20 @@ async fn throttles_and_server_errors_lose_and_repeat_nothing() {
     )
     .await;
     let out = env.out();
-    let o = env
-        .ddbx_at(&proxy.url)
-        .args([
-            "export",
-            "--app",
-            "app",
-            "--tables",
-            &t,
-            "--to",
-            out.to_str().unwrap(),
+    let o = env.export_via(
+        &proxy.url,
+        &env.emulators.s3,
+        &t,
+        out.to_str().unwrap(),
+        &[
             "--segments",
             "4",
             "--max-read-units",
             "200",
             "--output",
             "json",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     eprintln!("{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(json_stdout(&o)["items"], 400);
@@ -772,14 +746,6 @@ async fn sigterm_stops_cleanly_with_failed_flag_and_released_lock() {
 }
 
 /// Every file under a folder, or none if it is not there yet.
-fn files_under_if_exists(dir: &Path) -> Vec<std::path::PathBuf> {
-    if dir.exists() {
-        files_under(dir)
-    } else {
-        Vec::new()
-    }
-}
-
 /// Data files written so far under a run (any table, any layout).
 fn data_files(dir: &Path) -> usize {
     if !dir.exists() {
@@ -838,7 +804,7 @@ async fn a_killed_export_resumes_to_an_exact_result() {
             });
         } else {
             wait_for(&mut child, &format!("round {round}: the plan"), || {
-                files_under_if_exists(&app_dir)
+                files_under(&app_dir)
                     .iter()
                     .any(|p| p.ends_with("export-plan.json"))
             });
@@ -886,12 +852,7 @@ async fn a_killed_export_resumes_to_an_exact_result() {
 async fn secrets_never_reach_logs_or_run_files() {
     let env = TestEnv::new("secret").await;
     let t = env.table("t");
-    env.create_table(&t, false, None).await;
-    env.put_items(
-        &t,
-        &(0..30).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
-    )
-    .await;
+    env.mixed_table(&t, None, 30).await;
     let bucket = env.bucket();
     let (secret, token) = ("SeCrEtDiStInCtIvE0987654321", "ToKeNdIsTiNcTiVe1234567890");
     let out = env.out();
@@ -934,12 +895,7 @@ async fn secrets_never_reach_logs_or_run_files() {
 async fn s3_writes_are_encrypted_as_asked_and_the_manifest_says_so() {
     let env = TestEnv::new("sse").await;
     let t = env.table("t");
-    env.create_table(&t, false, None).await;
-    env.put_items(
-        &t,
-        &(0..20).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
-    )
-    .await;
+    env.mixed_table(&t, None, 20).await;
     let bucket = env.bucket();
     let o = env.run(&[
         "--sse",
@@ -1100,21 +1056,13 @@ async fn access_denied_on_one_table_fails_it_alone() {
     )
     .await;
     let out = env.out();
-    let o = env
-        .ddbx_at(&proxy.url)
-        .args([
-            "export",
-            "--app",
-            "app",
-            "--tables",
-            &env.prefix,
-            "--to",
-            out.to_str().unwrap(),
-            "--output",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    let o = env.export_via(
+        &proxy.url,
+        &env.emulators.s3,
+        &env.prefix,
+        out.to_str().unwrap(),
+        &["--output", "json"],
+    );
     assert_eq!(o.status.code(), Some(4));
     let summary = json_stdout(&o);
     assert_eq!(summary["tablesFailed"], 1);
@@ -1140,9 +1088,7 @@ async fn s3_slowdowns_are_retried_and_the_export_is_exact() {
     use crate::support::fault_proxy::{FaultProxy, Faults};
     let env = TestEnv::new("slowdown").await;
     let t = env.table("t");
-    env.create_table(&t, false, None).await;
-    let written: Vec<_> = (0..300).map(|i| items::mixed(i, false)).collect();
-    env.put_items(&t, &written).await;
+    let written = env.mixed_table(&t, None, 300).await;
     let bucket = env.bucket();
     let proxy = FaultProxy::start(
         &env.emulators.s3,
@@ -1152,23 +1098,13 @@ async fn s3_slowdowns_are_retried_and_the_export_is_exact() {
         },
     )
     .await;
-    let o = env
-        .ddbx_with(&env.emulators.dynamodb, &proxy.url)
-        .args([
-            "export",
-            "--app",
-            "app",
-            "--tables",
-            &t,
-            "--to",
-            &format!("s3://{bucket}/b"),
-            "--file-items",
-            "40",
-            "--output",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    let o = env.export_via(
+        &env.emulators.dynamodb,
+        &proxy.url,
+        &t,
+        &format!("s3://{bucket}/b"),
+        &["--file-items", "40", "--output", "json"],
+    );
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -1192,12 +1128,7 @@ async fn s3_slowdowns_are_retried_and_the_export_is_exact() {
 async fn a_new_run_never_writes_into_an_existing_run_root() {
     let env = TestEnv::new("runexists").await;
     let t = env.table("t");
-    env.create_table(&t, false, None).await;
-    env.put_items(
-        &t,
-        &(0..30).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
-    )
-    .await;
+    env.mixed_table(&t, None, 30).await;
     let bucket = env.bucket();
     let to = format!("s3://{bucket}/b");
     let export_at = |time: &str| {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::support::fault_proxy::{FaultProxy, Faults, Kind, RandomFaults, Stats};
-use crate::support::{digests, items, json_stdout, policy_actions, run_dir, TestEnv};
+use crate::support::{digests, items, json_stdout, policy_actions, run_dir, table_report, TestEnv};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -118,7 +118,7 @@ async fn ten_percent_of_dynamodb_calls_failing_each_way_loses_and_repeats_nothin
             "{what}: import counts each item once"
         );
         let faults = Stats::get(&proxy.stats.random_faults);
-        let calls = Stats::get(&proxy.stats.dynamodb_calls);
+        let calls = proxy.stats.count_service("dynamodb:") as u64;
         eprintln!("{what}: {faults} of {calls} DynamoDB calls faulted");
         assert!(
             calls >= 100 && faults * 20 >= calls && faults * 5 <= calls,
@@ -171,24 +171,14 @@ async fn multipart_parts_failing_midway_are_retried_and_nothing_is_left_open() {
         },
     )
     .await;
-    let o = env
-        .ddbx_with(&env.emulators.dynamodb, &proxy.url)
-        .args([
-            "export",
-            "--app",
-            "app",
-            "--tables",
-            &t,
-            "--to",
-            &format!("s3://{bucket}/b"),
-            // One segment: one file per table, large enough for several parts.
-            "--segments",
-            "1",
-            "--output",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    // One segment: one file per table, large enough for several parts.
+    let o = env.export_via(
+        &env.emulators.dynamodb,
+        &proxy.url,
+        &t,
+        &format!("s3://{bucket}/b"),
+        &["--segments", "1", "--output", "json"],
+    );
     ok(&o);
     assert_eq!(json_stdout(&o)["items"], 260);
     let faults = Stats::get(&proxy.stats.s3_part_faults);
@@ -219,24 +209,14 @@ async fn a_multipart_upload_that_cannot_finish_is_aborted_and_never_published() 
         },
     )
     .await;
-    let o = env
-        .ddbx_with(&env.emulators.dynamodb, &proxy.url)
-        .args([
-            "export",
-            "--app",
-            "app",
-            "--tables",
-            &format!("{}*", env.prefix),
-            "--to",
-            &format!("s3://{bucket}/b"),
-            // One segment: one file per table, large enough for several parts.
-            "--segments",
-            "1",
-            "--output",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    // One segment: one file per table, large enough for several parts.
+    let o = env.export_via(
+        &env.emulators.dynamodb,
+        &proxy.url,
+        &format!("{}*", env.prefix),
+        &format!("s3://{bucket}/b"),
+        &["--segments", "1", "--output", "json"],
+    );
     assert_eq!(
         o.status.code(),
         Some(4),
@@ -245,8 +225,7 @@ async fn a_multipart_upload_that_cannot_finish_is_aborted_and_never_published() 
     );
     let summary = json_stdout(&o);
     assert_eq!(summary["tablesFailed"], 1);
-    let reports = summary["tableReports"].as_array().unwrap();
-    let report = |t: &str| reports.iter().find(|r| r["table"] == t).unwrap().clone();
+    let report = |t: &str| table_report(&summary, t).clone();
     assert_eq!(report(&big)["status"], "failed");
     assert!(
         report(&big)["error"]
@@ -258,7 +237,7 @@ async fn a_multipart_upload_that_cannot_finish_is_aborted_and_never_published() 
     );
     assert_eq!(report(&small)["status"], "succeeded");
     assert_eq!(pending_uploads(&env, &bucket), 0, "the upload was aborted");
-    let used = proxy.stats.actions.lock().unwrap().clone();
+    let used = proxy.stats.actions_since(0);
     assert!(used.contains("s3:AbortMultipartUpload"), "{used:?}");
     assert!(
         used.is_subset(&policy_actions("export-policy.json", "s3:")),
@@ -308,9 +287,7 @@ async fn a_multipart_upload_that_cannot_finish_is_aborted_and_never_published() 
 async fn every_s3_request_names_the_expected_bucket_owner() {
     let env = TestEnv::new("owner").await;
     let t = env.table("t");
-    env.create_table(&t, false, None).await;
-    let written: Vec<_> = (0..40).map(|i| items::mixed(i, false)).collect();
-    env.put_items(&t, &written).await;
+    let written = env.mixed_table(&t, None, 40).await;
     let bucket = env.bucket();
     let proxy = FaultProxy::start(
         &env.emulators.s3,
@@ -347,11 +324,12 @@ async fn every_s3_request_names_the_expected_bucket_owner() {
     );
     assert!(env.s3_keys(&bucket, "b/").is_empty(), "nothing written");
     // The right owner: the export and an import from S3 send it on every request.
-    proxy.stats.actions.lock().unwrap().clear();
+    let export_from = proxy.stats.mark();
     ok(&export("111122223333"));
     // The export policy grants exactly the S3 actions an export needs (aborting a
     // multipart upload happens only on failure: see the test above).
-    let mut used = std::mem::take(&mut *proxy.stats.actions.lock().unwrap());
+    let mut used = proxy.stats.actions_since(export_from);
+    let import_from = proxy.stats.mark();
     used.insert("s3:AbortMultipartUpload".into());
     assert_eq!(used, policy_actions("export-policy.json", "s3:"));
     let run = env
@@ -380,11 +358,11 @@ async fn every_s3_request_names_the_expected_bucket_owner() {
     ok(&o);
     assert_eq!(digests(&env.scan_all(&copy).await), digests(&written));
     assert_eq!(
-        *proxy.stats.actions.lock().unwrap(),
+        proxy.stats.actions_since(import_from),
         policy_actions("import-policy.json", "s3:"),
         "the import policy grants exactly the S3 actions an import needs"
     );
-    let requests = Stats::get(&proxy.stats.s3_requests);
+    let requests = proxy.stats.count_service("s3:") as u64;
     assert!(requests > 10, "{requests}");
     assert_eq!(
         Stats::get(&proxy.stats.s3_without_owner),

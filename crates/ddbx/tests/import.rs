@@ -555,9 +555,7 @@ fn data_dir_in(run: &Path, table: &str) -> std::path::PathBuf {
 async fn unprocessed_items_and_throttles_are_resent_and_counted_once() {
     let env = TestEnv::new("unproc").await;
     let t = env.table("t");
-    env.create_table(&t, false, Some((50, 50))).await;
-    let written: Vec<_> = (0..600).map(|i| items::mixed(i, false)).collect();
-    env.put_items(&t, &written).await;
+    let written = env.mixed_table(&t, Some((50, 50)), 600).await;
     let run = env.export_all("app", &[]);
     let proxy = FaultProxy::start(
         &env.emulators.dynamodb,
@@ -683,12 +681,7 @@ async fn a_killed_import_resumes_and_counts_each_item_once() {
 async fn import_dry_run_writes_nothing() {
     let env = TestEnv::new("idry").await;
     let t = env.table("t");
-    env.create_table(&t, false, Some((40, 40))).await;
-    env.put_items(
-        &t,
-        &(0..10).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
-    )
-    .await;
+    env.mixed_table(&t, Some((40, 40)), 10).await;
     let run = env.export_all("app", &[]);
     let o = env.run(&[
         "import",
@@ -806,9 +799,7 @@ async fn the_write_rate_stays_at_the_target() {
 async fn dropped_and_truncated_connections_lose_and_repeat_nothing() {
     let env = TestEnv::new("netfault").await;
     let t = env.table("t");
-    env.create_table(&t, false, Some((1000, 1000))).await;
-    let written: Vec<_> = (0..500).map(|i| items::mixed(i, false)).collect();
-    env.put_items(&t, &written).await;
+    let written = env.mixed_table(&t, Some((1000, 1000)), 500).await;
     let proxy = FaultProxy::start(
         &env.emulators.dynamodb,
         Faults {
@@ -820,25 +811,20 @@ async fn dropped_and_truncated_connections_lose_and_repeat_nothing() {
     .await;
     let out = env.out();
     // Export through the faults (small pages: many Scan calls).
-    let o = env
-        .ddbx_at(&proxy.url)
-        .args([
-            "export",
-            "--app",
-            "app",
-            "--tables",
-            &t,
-            "--to",
-            out.to_str().unwrap(),
+    let o = env.export_via(
+        &proxy.url,
+        &env.emulators.s3,
+        &t,
+        out.to_str().unwrap(),
+        &[
             "--segments",
             "3",
             "--max-read-units",
             "100",
             "--output",
             "json",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -885,12 +871,7 @@ async fn dropped_and_truncated_connections_lose_and_repeat_nothing() {
 async fn corrupt_zstd_is_named_and_its_table_untouched() {
     let env = TestEnv::new("zstd").await;
     let t = env.table("t");
-    env.create_table(&t, false, Some((50, 50))).await;
-    env.put_items(
-        &t,
-        &(0..200).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
-    )
-    .await;
+    env.mixed_table(&t, Some((50, 50)), 200).await;
     let run = env.export_all("app", &["--compression", "zstd", "--segments", "1"]);
     let data = data_dir_in(&run, &t).join("data");
     let file = std::fs::read_dir(&data)

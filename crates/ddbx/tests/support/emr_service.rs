@@ -493,17 +493,6 @@ fn upload_connector_export(env: &StepEnv, dir: &std::path::Path, path: &str) {
 
 /// An unsigned PUT to the S3 emulator (moto accepts them).
 fn put(s3: &str, bucket: &str, key: &str, body: &[u8]) {
-    use std::io::{Read, Write};
-    let addr = s3.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "PUT /{bucket}/{key} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "PUT {key}: {resp}");
+    let (head, _) = super::moto_http(s3, "PUT", &format!("/{bucket}/{key}"), body);
+    assert!(head.starts_with("HTTP/1.1 200"), "PUT {key}: {head}");
 }

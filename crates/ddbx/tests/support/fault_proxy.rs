@@ -100,17 +100,11 @@ pub struct Stats {
     pub s3_slowdowns: AtomicU64,
     /// Multipart parts failed.
     pub s3_part_faults: AtomicU64,
-    /// S3 requests seen.
-    pub s3_requests: AtomicU64,
     /// S3 requests without `x-amz-expected-bucket-owner`.
     pub s3_without_owner: AtomicU64,
-    /// DynamoDB calls seen.
-    pub dynamodb_calls: AtomicU64,
     /// DynamoDB calls that met a random fault.
     pub random_faults: AtomicU64,
-    /// The IAM actions the calls needed (`dynamodb:Scan`, `s3:PutObject`, ...).
-    pub actions: Mutex<BTreeSet<String>>,
-    /// Every call, as its IAM action, in order.
+    /// Every call, as the IAM action it needs (`dynamodb:Scan`, `s3:PutObject`, ...), in order.
     pub calls: Mutex<Vec<String>>,
 }
 
@@ -123,6 +117,26 @@ impl Stats {
             .iter()
             .filter(|a| *a == action)
             .count()
+    }
+
+    /// Calls of one service (`"dynamodb:"`, `"s3:"`).
+    pub fn count_service(&self, prefix: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.starts_with(prefix))
+            .count()
+    }
+
+    /// Calls so far: a mark for [`Stats::actions_since`].
+    pub fn mark(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+
+    /// The distinct actions of the calls since `mark`.
+    pub fn actions_since(&self, mark: usize) -> BTreeSet<String> {
+        self.calls.lock().unwrap()[mark..].iter().cloned().collect()
     }
 
     /// How many times `counter` was counted.
@@ -289,6 +303,14 @@ fn draw(state: &Mutex<u64>) -> f64 {
     (*s >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// A DynamoDB error answer.
+fn ddb_error(status: &str, code: &str, message: &str) -> Vec<u8> {
+    response(
+        status,
+        &format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"{message}"}}"#),
+    )
+}
+
 fn response(status: &str, body: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
@@ -355,14 +377,13 @@ async fn serve(
                     "ElasticMapReduce" => format!("elasticmapreduce:{op}"),
                     _ => format!("dynamodb:{op}"),
                 };
-                stats.actions.lock().unwrap().insert(action.clone());
                 stats.calls.lock().unwrap().push(action.clone());
-                stats.dynamodb_calls.fetch_add(1, Ordering::SeqCst);
                 if let Some(after) = faults.refuse_update_table_after {
                     if action == "dynamodb:UpdateTable" && stats.count(&action) as u64 > after {
-                        conn.write_all(&response(
+                        conn.write_all(&ddb_error(
                             "400 Bad Request",
-                            r#"{"__type":"com.amazonaws.dynamodb.v20120810#LimitExceededException","message":"Subscriber limit exceeded: Provisioned throughput decreases are limited within a given UTC day (injected)"}"#,
+                            "LimitExceededException",
+                            "Subscriber limit exceeded: Provisioned throughput decreases are limited within a given UTC day (injected)",
                         ))
                         .await?;
                         continue;
@@ -372,20 +393,13 @@ async fn serve(
                     if draw(rng) < random.rate {
                         stats.random_faults.fetch_add(1, Ordering::SeqCst);
                         match random.kind {
-                            Kind::Throttle => {
-                                conn.write_all(&response(
-                                    "400 Bad Request",
-                                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected"}"#,
-                                ))
-                                .await?;
-                                continue;
-                            }
-                            Kind::ServerError => {
-                                conn.write_all(&response(
-                                    "500 Internal Server Error",
-                                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected"}"#,
-                                ))
-                                .await?;
+                            Kind::Throttle | Kind::ServerError => {
+                                let (status, code) = if random.kind == Kind::Throttle {
+                                    ("400 Bad Request", "ProvisionedThroughputExceededException")
+                                } else {
+                                    ("500 Internal Server Error", "InternalServerError")
+                                };
+                                conn.write_all(&ddb_error(status, code, "injected")).await?;
                                 continue;
                             }
                             Kind::DropBefore => return Ok(()),
@@ -406,16 +420,10 @@ async fn serve(
             }
             None => {
                 stats
-                    .actions
-                    .lock()
-                    .unwrap()
-                    .insert(s3_action(&request_line).to_string());
-                stats
                     .calls
                     .lock()
                     .unwrap()
                     .push(s3_action(&request_line).to_string());
-                stats.s3_requests.fetch_add(1, Ordering::SeqCst);
                 if let Some(owner) = faults.bucket_owner {
                     match header(&req.head, "x-amz-expected-bucket-owner") {
                         None => {
@@ -466,9 +474,10 @@ async fn serve(
                 if String::from_utf8_lossy(&req.body)
                     .contains(&format!("\"TableName\":\"{table}\""))
                 {
-                    let reply = response(
+                    let reply = ddb_error(
                         "400 Bad Request",
-                        r#"{"__type":"com.amazonaws.dynamodb.v20120810#AccessDeniedException","message":"injected: not authorized to perform dynamodb:Scan"}"#,
+                        "AccessDeniedException",
+                        "injected: not authorized to perform dynamodb:Scan",
                     );
                     conn.write_all(&reply).await?;
                     continue;
@@ -500,17 +509,13 @@ async fn serve(
                     "ThrottlingException",
                     "RequestLimitExceeded",
                 ][(n / faults.scan_throttle_every % 3) as usize];
-                response(
-                    "400 Bad Request",
-                    &format!(
-                        r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"injected"}}"#
-                    ),
-                )
+                ddb_error("400 Bad Request", code, "injected")
             } else if faults.scan_error_every > 0 && n % faults.scan_error_every == 0 {
                 stats.scan_faults.fetch_add(1, Ordering::SeqCst);
-                response(
+                ddb_error(
                     "500 Internal Server Error",
-                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected"}"#,
+                    "InternalServerError",
+                    "injected",
                 )
             } else {
                 forward(upstream, &with_body(&req.head, &req.body)).await?
@@ -519,9 +524,10 @@ async fn serve(
             let n = stats.batch_calls.fetch_add(1, Ordering::SeqCst) + 1;
             if faults.throttle_every > 0 && n % faults.throttle_every == 0 {
                 stats.throttled.fetch_add(1, Ordering::SeqCst);
-                response(
+                ddb_error(
                     "400 Bad Request",
-                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected throttle"}"#,
+                    "ProvisionedThroughputExceededException",
+                    "injected throttle",
                 )
             } else if faults.unprocessed_every > 0 && n % faults.unprocessed_every == 0 {
                 partial(upstream, &req, stats).await?

@@ -307,50 +307,50 @@ impl TestEnv {
 
     /// An unsigned GET from the S3 emulator (moto accepts them): the response head and body.
     pub fn s3_get(&self, path_and_query: &str) -> (String, Vec<u8>) {
-        use std::io::{Read, Write};
-        let addr = self.emulators.s3.trim_start_matches("http://");
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            s,
-            "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut resp = Vec::new();
-        s.read_to_end(&mut resp).unwrap();
-        let end = resp
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("an HTTP response");
-        let head = String::from_utf8_lossy(&resp[..end]).to_string();
+        let (head, body) = moto_http(&self.emulators.s3, "GET", path_and_query, b"");
         assert!(
             head.starts_with("HTTP/1.1 200"),
             "GET {path_and_query}: {head}"
         );
-        (head, resp[end + 4..].to_vec())
+        (head, body)
     }
 
     /// A signed GET through boto3 (encrypted objects need signed requests): the object's
     /// server-side encryption and its body.
     pub fn s3_object(&self, bucket: &str, key: &str) -> (String, Vec<u8>) {
-        let script = "import sys, json, base64, boto3\n\
-            s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t')\n\
-            o = s3.get_object(Bucket=sys.argv[2], Key=sys.argv[3])\n\
-            print(json.dumps({'sse': o.get('ServerSideEncryption', ''), 'body': base64.b64encode(o['Body'].read()).decode()}))";
-        let out = Command::new(&self.emulators.python)
-            .args(["-c", script, &self.emulators.s3, bucket, key])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "boto3 get_object: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let v = self.boto3(
+            "s3",
+            "o = c.get_object(Bucket=sys.argv[2], Key=sys.argv[3])\n\
+             r = {'sse': o.get('ServerSideEncryption', ''), 'body': base64.b64encode(o['Body'].read()).decode()}",
+            &[bucket, key],
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         use base64::Engine as _;
         let body = base64::engine::general_purpose::STANDARD
             .decode(v["body"].as_str().unwrap())
             .unwrap();
         (v["sse"].as_str().unwrap().to_string(), body)
+    }
+
+    /// Run boto3 against moto: `code` has a `service` client `c` and `sys.argv[2..]` as
+    /// `args`, and sets `r`, which comes back as JSON.
+    pub fn boto3(&self, service: &str, code: &str, args: &[&str]) -> serde_json::Value {
+        let script = format!(
+            "import sys, json, base64, boto3\n\
+             c = boto3.client('{service}', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t')\n\
+             {code}\n\
+             print(json.dumps(r, default=str))"
+        );
+        let out = Command::new(&self.emulators.python)
+            .args(["-c", &script, &self.emulators.s3])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "boto3 {service}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// Keys under a prefix of a bucket in the S3 emulator.
@@ -397,17 +397,8 @@ impl TestEnv {
 
     /// Create an S3 bucket in the S3 emulator (moto accepts unsigned requests).
     pub fn create_bucket(&self, bucket: &str) {
-        use std::io::{Read, Write};
-        let addr = self.emulators.s3.trim_start_matches("http://");
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            s,
-            "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+        let (head, _) = moto_http(&self.emulators.s3, "PUT", &format!("/{bucket}"), b"");
+        assert!(head.starts_with("HTTP/1.1 200"), "create bucket: {head}");
     }
 }
 
@@ -435,6 +426,30 @@ pub fn ddbx_command(dynamodb: &str, s3: &str, home: &Path) -> Command {
     c
 }
 
+/// One unsigned HTTP request to moto (which accepts them): the response head and body.
+pub fn moto_http(s3: &str, method: &str, path: &str, body: &[u8]) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let addr = s3.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let end = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response");
+    (
+        String::from_utf8_lossy(&resp[..end]).to_string(),
+        resp[end + 4..].to_vec(),
+    )
+}
+
 /// Send SIGTERM to a running ddbx (as cron's timeout or an operator would).
 pub fn sigterm(child: &std::process::Child) {
     let kill = Command::new("kill")
@@ -444,24 +459,30 @@ pub fn sigterm(child: &std::process::Child) {
     assert!(kill.success());
 }
 
-/// Files named `name` anywhere under `dir` (none if it does not exist yet).
-pub fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+/// Every file under `dir`, sorted (none when it does not exist, as while a run starts).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n == name) {
-                out.push(p);
-            }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
         }
     }
+    out.sort();
     out
+}
+
+/// Files named `name` anywhere under `dir`.
+pub fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == name))
+        .collect()
 }
 
 /// The single run folder under `<out>/<region>/<app>/` (`YYYY/MM/DD/HH_MM.SS`).
@@ -533,6 +554,37 @@ impl TestEnv {
         run_dir(&out, app)
     }
 
+    /// `ddbx export --app app --tables TABLES --to TO EXTRA...` against the given
+    /// endpoints (a fault proxy in front of one of them).
+    pub fn export_via(
+        &self,
+        dynamodb: &str,
+        s3: &str,
+        tables: &str,
+        to: &str,
+        extra: &[&str],
+    ) -> Output {
+        self.ddbx_with(dynamodb, s3)
+            .args(["export", "--app", "app", "--tables", tables, "--to", to])
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    /// Create a table (string key; provisioned when given) holding `count` items of every
+    /// type, and return them.
+    pub async fn mixed_table(
+        &self,
+        name: &str,
+        provisioned: Option<(i64, i64)>,
+        count: usize,
+    ) -> Vec<HashMap<String, AttributeValue>> {
+        self.create_table(name, false, provisioned).await;
+        let written: Vec<_> = (0..count).map(|i| items::mixed(i, false)).collect();
+        self.put_items(name, &written).await;
+        written
+    }
+
     /// Whether a table exists.
     pub async fn table_exists(&self, name: &str) -> bool {
         self.ddb
@@ -542,6 +594,16 @@ impl TestEnv {
             .await
             .is_ok()
     }
+}
+
+/// One table's report in a `--output json` summary.
+pub fn table_report<'a>(summary: &'a serde_json::Value, table: &str) -> &'a serde_json::Value {
+    summary["tableReports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["table"] == table)
+        .unwrap_or_else(|| panic!("no report for {table}: {summary}"))
 }
 
 /// The ddbx summary printed with `--output json`.
