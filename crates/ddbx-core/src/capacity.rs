@@ -130,6 +130,31 @@ impl Spike {
     }
 }
 
+impl std::fmt::Display for Spike {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let units = self.dimension.units();
+        match &self.via {
+            Via::Table { .. } => write!(
+                f,
+                "{} {units} raised to {} for the run, then put back",
+                self.before(),
+                self.to
+            )?,
+            Via::AutoScaling { .. } => write!(
+                f,
+                "auto-scaling minimum {} raised to {} {units} for the run, then put back",
+                self.before(),
+                self.to
+            )?,
+            Via::None { reason } => write!(f, "not raised: {reason}")?,
+        }
+        if let Some(w) = &self.warning {
+            write!(f, " (warning: {w})")?;
+        }
+        Ok(())
+    }
+}
+
 /// Plan a spike of a described table to `to` units: on-demand tables and tables already at or above
 /// it are left alone; a table with an auto-scaling target gets its minimum raised.
 pub async fn plan(aws: &Aws, schema: &TableSchema, dimension: Dimension, to: i64) -> Result<Spike> {

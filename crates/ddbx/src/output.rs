@@ -76,6 +76,7 @@ pub fn plan(out: Output, p: &ExportPlan, s: &RunSummary) {
         p.compression.name()
     );
     println!("read ratio:  {}", p.read_ratio);
+    println!("engine:      {}", p.engine);
     println!(
         "{:<36} {:<26} {:<16} {:>6} {:>12} {:>10} {:>10} {:>5}",
         "TABLE", "KEY", "BILLING", "RCU", "SIZE", "ITEMS~", "TARGET/s", "SEGS"
@@ -101,6 +102,9 @@ pub fn plan(out: Output, p: &ExportPlan, s: &RunSummary) {
             t.segments
         );
         println!("    -> {}", t.destination);
+        if let Some(spike) = &t.capacity_spike {
+            println!("    capacity: {spike}");
+        }
     }
     for e in &s.errors {
         println!("error: {e}");
