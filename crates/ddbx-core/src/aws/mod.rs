@@ -3,6 +3,7 @@
 
 pub mod dynamodb;
 mod error;
+pub mod wire_scan;
 
 pub use error::{classify, ErrorClass};
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::export::segment::{PageSink, ScanKey};
 use crate::format::writer::DataFileWriter;
 use crate::format::DataFile;
+use crate::item::wire::WirePage;
 use crate::item::{dynamodb_json, Item};
 use crate::run::checkpoint::Checkpoints;
 use crate::{Error, Result};
@@ -94,10 +95,10 @@ impl CheckpointedSink {
     }
 }
 
-impl PageSink for CheckpointedSink {
-    async fn page(&mut self, items: &[Item], count: u64, next: Option<&ScanKey>) -> Result<()> {
-        PageSink::page(&mut self.writer, items, count, next).await?;
-        // A file was just stored if the writer has no open file: record how far that is.
+impl CheckpointedSink {
+    /// After a page: if a file was just stored (the writer has no open file), record how
+    /// far that is.
+    async fn after_page(&mut self, next: Option<&ScanKey>) -> Result<()> {
         if self.writer.is_between_files() && !self.writer.completed().is_empty() {
             if let Some(next) = next {
                 let mut key = Vec::new();
@@ -119,8 +120,24 @@ impl PageSink for CheckpointedSink {
         }
         Ok(())
     }
+}
+
+impl PageSink for CheckpointedSink {
+    async fn page(&mut self, items: &[Item], count: u64, next: Option<&ScanKey>) -> Result<()> {
+        PageSink::page(&mut self.writer, items, count, next).await?;
+        self.after_page(next).await
+    }
 
     fn room(&self) -> Option<u64> {
         Some(self.writer.room())
+    }
+
+    fn takes_lines(&self) -> bool {
+        self.writer.takes_lines()
+    }
+
+    async fn lines(&mut self, page: &WirePage, next: Option<&ScanKey>) -> Result<()> {
+        self.writer.lines(page, next).await?;
+        self.after_page(next).await
     }
 }

@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, Select};
 
+use crate::aws::wire_scan::{self, WireSlot};
 use crate::aws::Aws;
 use crate::format::writer::DataFileWriter;
 use crate::item::validate::item_size;
+use crate::item::wire::WirePage;
 use crate::item::Item;
 use crate::progress::TableProgress;
 use crate::rate::RateLimiter;
@@ -63,6 +65,22 @@ pub trait PageSink: Send {
     fn room(&self) -> Option<u64> {
         None
     }
+
+    /// Whether the sink takes pages as native export lines read from the wire
+    /// ([`PageSink::lines`]) rather than as items.
+    fn takes_lines(&self) -> bool {
+        false
+    }
+
+    /// Take one page as native export lines (only called when [`PageSink::takes_lines`]).
+    fn lines(
+        &mut self,
+        page: &WirePage,
+        next: Option<&ScanKey>,
+    ) -> impl std::future::Future<Output = Result<()>> + Send {
+        let _ = (page, next);
+        async { unreachable!("lines given to a sink that takes items") }
+    }
 }
 
 impl PageSink for DataFileWriter {
@@ -76,6 +94,18 @@ impl PageSink for DataFileWriter {
 
     fn room(&self) -> Option<u64> {
         Some(DataFileWriter::room(self))
+    }
+
+    fn takes_lines(&self) -> bool {
+        self.writes_native_lines()
+    }
+
+    async fn lines(&mut self, page: &WirePage, _next: Option<&ScanKey>) -> Result<()> {
+        for (line, size) in page.lines() {
+            self.push_line(line, size).await?;
+        }
+        self.end_page().await?;
+        Ok(())
     }
 }
 
@@ -115,6 +145,8 @@ pub async fn scan_segment(
     let share = (limiter.target() / total.min(job.concurrency).max(1) as f64).max(0.5);
     let first_per_item = job.avg_item_bytes.unwrap_or(1024.0).max(1.0) / 4096.0 * 0.5;
     let (mut limit, mut estimate) = page_size(share, first_per_item);
+    // Pages for a native-format file are read straight from the wire (see `item::wire`).
+    let wire = sink.takes_lines().then(WireSlot::default);
     loop {
         if job.cancelled.load(Ordering::Relaxed) || job.stop.is_stopped() {
             return Err(Error::Interrupted);
@@ -130,7 +162,8 @@ pub async fn scan_segment(
                 || format!("table {table}: Scan segment {segment} of {total}"),
                 Some(limiter),
                 || {
-                    job.aws
+                    let scan = job
+                        .aws
                         .dynamodb
                         .scan()
                         .table_name(table)
@@ -139,8 +172,14 @@ pub async fn scan_segment(
                         .set_exclusive_start_key(start.clone())
                         .set_limit(page_limit)
                         .set_select(job.count_only.then_some(Select::Count))
-                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                        .send()
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total);
+                    let wire = wire.clone();
+                    async move {
+                        match &wire {
+                            Some(slot) => wire_scan::send(scan, slot).await,
+                            None => scan.send().await,
+                        }
+                    }
                 },
             )
             .await;
@@ -151,14 +190,23 @@ pub async fn scan_segment(
                 return Err(e);
             }
         };
-        let bytes: u64 = page.items().iter().map(|i| item_size(i) as u64).sum();
-        let count = if job.count_only {
-            page.count().max(0) as u64
-        } else {
-            page.items().len() as u64
-        };
         let next = page.last_evaluated_key().filter(|k| !k.is_empty());
-        sink.page(page.items(), count, next).await?;
+        let (count, bytes) = match wire.as_ref().and_then(WireSlot::take) {
+            Some(lines) => {
+                sink.lines(&lines, next).await?;
+                (lines.items.len() as u64, lines.item_bytes())
+            }
+            None => {
+                let count = if job.count_only {
+                    page.count().max(0) as u64
+                } else {
+                    page.items().len() as u64
+                };
+                sink.page(page.items(), count, next).await?;
+                let bytes = page.items().iter().map(|i| item_size(i) as u64).sum();
+                (count, bytes)
+            }
+        };
         // Endpoints that do not report capacity are charged by DynamoDB's rule for
         // eventually consistent reads: half a unit per started 4 KB of the page.
         let consumed = page

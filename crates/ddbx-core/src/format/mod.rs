@@ -111,6 +111,11 @@ impl TableLayout {
         }
     }
 
+    /// Whether [`TableLayout::encode`] writes native DynamoDB JSON lines.
+    pub fn writes_native_lines(&self) -> bool {
+        self.format != DataFormat::Emr
+    }
+
     /// Whether every segment must leave a data file, even an empty one (AWS does).
     pub fn writes_empty_files(&self) -> bool {
         self.format != DataFormat::Emr

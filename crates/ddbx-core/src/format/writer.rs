@@ -86,15 +86,29 @@ impl DataFileWriter {
 
     /// Add one item whose size by DynamoDB's rules is `item_bytes`.
     pub async fn push(&mut self, item: &Item, item_bytes: u64) -> Result<()> {
-        self.line.clear();
-        self.layout.encode(item, &mut self.line);
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        self.layout.encode(item, &mut line);
+        let r = self.push_line(&line, item_bytes).await;
+        self.line = line;
+        r
+    }
+
+    /// Whether this writer's lines are native DynamoDB JSON, so that
+    /// [`DataFileWriter::push_line`] can take lines made elsewhere.
+    pub fn writes_native_lines(&self) -> bool {
+        self.layout.writes_native_lines()
+    }
+
+    /// Add one item already encoded as a line of this layout's format (`\n` included).
+    pub async fn push_line(&mut self, line: &[u8], item_bytes: u64) -> Result<()> {
         let file = self
             .current
             .get_or_insert_with(|| OpenFile::new(&self.layout));
-        file.compressor.write(&self.line);
+        file.compressor.write(line);
         file.items += 1;
         file.item_bytes += item_bytes;
-        file.raw_bytes += self.line.len() as u64;
+        file.raw_bytes += line.len() as u64;
         if file.compressor.pending() >= 64 * 1024 {
             let out = file.compressor.take();
             file.append(&out);

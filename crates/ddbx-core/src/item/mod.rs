@@ -15,8 +15,9 @@ pub mod dynamodb_json;
 mod json;
 pub mod number;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 pub mod validate;
+pub mod wire;
 
 use std::collections::HashMap;
 
