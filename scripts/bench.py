@@ -12,11 +12,18 @@ import tempfile
 import time
 
 p = argparse.ArgumentParser()
-p.add_argument("--items", type=int, default=100_000)
+p.add_argument("--sizes", default="100000,1000000", help="item counts of the ~200-byte tables, comma-separated")
+p.add_argument("--items", type=int, help="one ~200-byte table of this many items (instead of --sizes)")
+p.add_argument("--large", type=int, default=20_000, help="items in the ~30 KB table (0: none)")
+p.add_argument("--compare-max", type=int, default=100_000,
+               help="dynamodump and dynein run on tables of at most this many items (beyond, a run takes them minutes)")
+p.add_argument("--dynein", help="awslabs' dynein binary (dy)")
+p.add_argument("--dynein-src", help="a clone of awslabs/dynein outside this repository, built here with cargo")
 p.add_argument("--runs", type=int, default=3)
 p.add_argument("--out", default="docs/BENCHMARKS.md")
 p.add_argument("--canned-port", type=int, default=18020)
 args = p.parse_args()
+sizes = [args.items] if args.items else [int(n) for n in args.sizes.split(",") if n]
 
 target = os.environ["CARGO_TARGET_DIR"]
 ddb = os.environ["DDBX_DYNAMODB_ENDPOINT"]
@@ -28,8 +35,21 @@ env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
            AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", RUST_LOG="warn")
 work = tempfile.mkdtemp(prefix="ddbx-bench-")
 
+dynein = args.dynein
+if args.dynein_src:
+    # Built where it lies, into its own target folder; its code never enters this repository.
+    dynein_target = os.path.join(os.path.abspath(args.dynein_src), "target")
+    print(f"building dynein from {args.dynein_src}", file=sys.stderr)
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--manifest-path", os.path.join(args.dynein_src, "Cargo.toml")],
+                   env=dict(os.environ, CARGO_TARGET_DIR=dynein_target, RUSTUP_TOOLCHAIN="stable"), check=True)
+    dynein = os.path.join(dynein_target, "release", "dy")
+dynein_version = subprocess.run([dynein, "--version"], capture_output=True, text=True).stdout.strip() if dynein else None
+# dynein keeps its settings under $HOME/.dynein: give it a home of its own.
+dynein_env = dict(env, HOME=os.path.join(work, "dynein-home"))
+os.makedirs(dynein_env["HOME"], exist_ok=True)
 
-def measure(cmd, cwd=None):
+
+def measure(cmd, cwd=None, env=env):
     start = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, ru = os.wait4(proc.pid, 0)
@@ -44,53 +64,96 @@ def run(cmd, **kw):
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, **kw)
 
 
-table = f"BENCH_{args.items}"
-print(f"loading {args.items} items of ~200 bytes into {table}", file=sys.stderr)
-run(bench + ["load", "--table", table, "--items", str(args.items)])
+def drop(*tables):
+    import boto3
+    client = boto3.client("dynamodb", endpoint_url=ddb, region_name="us-east-1",
+                          aws_access_key_id="bench", aws_secret_access_key="bench")
+    for t in tables:
+        try:
+            client.delete_table(TableName=t)
+        except client.exceptions.ResourceNotFoundException:
+            pass
 
-results = {}
+
+results = {}  # table label -> tool -> [measurements]
+tables = [(f"{n:,} items of ~200 B", n, 200) for n in sizes]
+if args.large:
+    tables.append((f"{args.large:,} items of ~30 KB", args.large, 30_000))
+
+
+def bench_table(label, items, item_bytes):
+    res = results.setdefault(label, {})
+
+    def record(name, m):
+        res.setdefault(name, []).append(m)
+
+    compare = items <= args.compare_max
+    table = f"BENCH_{items}_{item_bytes}"
+    print(f"loading {items} items of ~{item_bytes} bytes into {table}", file=sys.stderr)
+    run(bench + ["load", "--table", table, "--items", str(items), "--item-bytes", str(item_bytes)])
+    export_root = None
+    for r in range(args.runs):
+        print(f"{label}: export round {r + 1}/{args.runs}", file=sys.stderr)
+        for name, codec in [("ddbx export (gzip)", "gzip"), ("ddbx export (zstd)", "zstd")]:
+            out = os.path.join(work, f"x{r}{codec}")
+            record(name, measure(ddbx + ["export", "--app", "bench", "--tables", table, "--exclude", f"{table}_in", "--to", out,
+                                         "--read-ratio", "1.0", "--segments", "8", "--workers", "8", "--compression", codec]))
+            if codec == "gzip" and r == 0:
+                export_root = out
+            else:
+                shutil.rmtree(out)
+        if compare:
+            dump = os.path.join(work, f"dump{r}")
+            record("dynamodump backup", measure(dynamodump + ["-m", "backup", "-r", "us-east-1", "--host", host, "--port", port,
+                                                             "--accessKey", "bench", "--secretKey", "bench", "-s", table,
+                                                             "--dumpPath", dump, "--noConfirm"]))
+            if r > 0:
+                shutil.rmtree(dump)
+            if dynein:
+                out = os.path.join(work, "dynein.jsonl")
+                record("dynein export (jsonl)", measure([dynein, "--region", "local", "--port", port, "--table", table,
+                                                         "export", "--output-file", out, "--format", "jsonl"], env=dynein_env))
+                os.remove(out)
+        record("null scanner (8 segments)", measure(bench + ["null-scan", "--table", table, "--segments", "8"]))
+
+    run_root = next(os.path.join(dp) for dp, dn, fn in os.walk(export_root) if "restore-plan.json" in fn)
+    t2 = f"{table}_in"
+    for r in range(args.runs):
+        print(f"{label}: import round {r + 1}/{args.runs}", file=sys.stderr)
+        imports = [("ddbx import", ["--no-validate-first"])]
+        if compare:
+            imports.append(("ddbx import (validating first)", []))
+        for name, extra in imports:
+            run(bench + ["load", "--table", t2, "--items", "0"])  # an empty table with the same key
+            record(name, measure(ddbx + ["import", "--from", run_root, "--table-map", f"{table}={t2}", "--write-ratio", "1.0",
+                                         "--workers", "8"] + extra))
+        if compare:
+            run(bench + ["load", "--table", t2, "--items", "0"])
+            record("dynamodump restore", measure(dynamodump + ["-m", "restore", "-r", "us-east-1", "--host", host, "--port", port,
+                                                              "--accessKey", "bench", "--secretKey", "bench", "-s", table, "-d", t2,
+                                                              "--dumpPath", os.path.join(work, "dump0"), "--noConfirm", "--dataOnly"]))
+        record("null writer (8 writers)", measure(bench + ["load", "--table", t2, "--items", str(items), "--writers", "8",
+                                                           "--item-bytes", str(item_bytes)]))
+    shutil.rmtree(export_root)
+    shutil.rmtree(os.path.join(work, "dump0"), ignore_errors=True)
+    drop(table, t2)  # the emulator keeps everything in memory
+
+
+for label, items, item_bytes in tables:
+    bench_table(label, items, item_bytes)
+canned_items = sizes[0]
+canned_label = f"canned endpoint, {canned_items:,} items of ~200 B"
+results_canned = results.setdefault(canned_label, {})
 
 
 def record(name, m):
-    results.setdefault(name, []).append(m)
-
-
-export_root = None
-for r in range(args.runs):
-    print(f"export round {r + 1}/{args.runs}", file=sys.stderr)
-    for name, extra in [("ddbx export (gzip)", ["--compression", "gzip"]), ("ddbx export (zstd)", ["--compression", "zstd"])]:
-        out = os.path.join(work, f"x{r}{extra[1]}")
-        record(name, measure(ddbx + ["export", "--app", "bench", "--tables", table, "--exclude", f"{table}_in", "--to", out, "--read-ratio", "1.0", "--segments", "8", "--workers", "8"] + extra))
-        if extra[1] == "gzip":
-            export_root = out
-        elif r < args.runs - 1:
-            shutil.rmtree(out)
-    dump = os.path.join(work, f"dump{r}")
-    record("dynamodump backup", measure(dynamodump + ["-m", "backup", "-r", "us-east-1", "--host", host, "--port", port,
-                                                     "--accessKey", "bench", "--secretKey", "bench", "-s", table,
-                                                     "--dumpPath", dump, "--noConfirm"]))
-    record("null scanner (8 segments)", measure(bench + ["null-scan", "--table", table, "--segments", "8"]))
-
-run_root = next(os.path.join(dp) for dp, dn, fn in os.walk(export_root) if "restore-plan.json" in fn)
-for r in range(args.runs):
-    print(f"import round {r + 1}/{args.runs}", file=sys.stderr)
-    t2 = f"BENCH_{args.items}_in"
-    run(bench + ["load", "--table", t2, "--items", "0"])  # an empty table with the same key
-    record("ddbx import", measure(ddbx + ["import", "--from", run_root, "--table-map", f"{table}={t2}", "--write-ratio", "1.0", "--workers", "8", "--no-validate-first"]))
-    run(bench + ["load", "--table", t2, "--items", "0"])
-    record("ddbx import (validating first)", measure(ddbx + ["import", "--from", run_root, "--table-map", f"{table}={t2}", "--write-ratio", "1.0", "--workers", "8"]))
-    run(bench + ["load", "--table", t2, "--items", "0"])
-    dump = os.path.join(work, "dump0")
-    record("dynamodump restore", measure(dynamodump + ["-m", "restore", "-r", "us-east-1", "--host", host, "--port", port,
-                                                      "--accessKey", "bench", "--secretKey", "bench", "-s", table, "-d", t2,
-                                                      "--dumpPath", dump, "--noConfirm", "--dataOnly"]))
-    record("null writer (8 writers)", measure(bench + ["load", "--table", t2, "--items", str(args.items), "--writers", "8"]))
+    results_canned.setdefault(name, []).append(m)
 
 
 # ddbx's own ceiling: the same items served from memory by a canned endpoint, and the CPU
 # of merely compressing ddbx's output bytes again with the same codec.
 canned_url = f"http://127.0.0.1:{args.canned_port}"
-canned = subprocess.Popen(bench[:1] + ["--endpoint-url", canned_url, "canned", "--table", "CANNED", "--items", str(args.items),
+canned = subprocess.Popen(bench[:1] + ["--endpoint-url", canned_url, "canned", "--table", "CANNED", "--items", str(canned_items),
                                        "--port", str(args.canned_port)], env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE)
 canned.stderr.readline()  # "canned endpoint on ...": it is listening
@@ -100,7 +163,7 @@ try:
         print(f"canned round {r + 1}/{args.runs}", file=sys.stderr)
         for codec in ["gzip", "zstd"]:
             out = os.path.join(work, f"canned{r}{codec}")
-            record(f"ddbx export ({codec}), canned endpoint",
+            record(f"ddbx export ({codec})",
                    measure([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "export", "--app", "canned", "--tables", "CANNED",
                             "--to", out, "--read-ratio", "1.0", "--segments", "8", "--workers", "8", "--compression", codec]))
             files = [os.path.join(dp, f) for dp, _, fn in os.walk(out) for f in fn if "/data" in dp or f.endswith((".gz", ".zst"))]
@@ -134,47 +197,64 @@ rate_md = ("| 10-second window | " + " | ".join(str(i + 1) for i in range(len(wi
 worst = max(abs(w / 1000.0 - 1) for w in full) * 100 if full else float("nan")
 
 
-def med(name, key):
-    return statistics.median(m[key] for m in results[name])
+def med(label, name, key):
+    return statistics.median(m[key] for m in results[label][name])
 
-
-rows = []
-for name in results:
-    wall, cpu, rss = med(name, "wall"), med(name, "cpu"), med(name, "rss_mb")
-    rows.append((name, wall, cpu, rss, args.items / wall, cpu / args.items * 1e6))
-
-ratios = {
-    "ddbx export (gzip) / null scanner, wall": med("ddbx export (gzip)", "wall") / med("null scanner (8 segments)", "wall"),
-    "dynamodump backup / ddbx export (gzip), wall": med("dynamodump backup", "wall") / med("ddbx export (gzip)", "wall"),
-    "dynamodump backup / ddbx export (gzip), CPU per item": med("dynamodump backup", "cpu") / med("ddbx export (gzip)", "cpu"),
-    "ddbx import / null writer, wall": med("ddbx import", "wall") / med("null writer (8 writers)", "wall"),
-    "dynamodump restore / ddbx import, wall": med("dynamodump restore", "wall") / med("ddbx import", "wall"),
-}
-for codec in ["gzip", "zstd"]:
-    alone = statistics.median(c[0] for c in compress[codec])
-    ratios[f"ddbx export ({codec}) CPU, canned endpoint / compressing its output alone ({alone:.2f} s, "
-           f"{compress[codec][0][1] / 1e6:.1f} MB)"] = med(f"ddbx export ({codec}), canned endpoint", "cpu") / alone
 
 header = "| tool | wall s | CPU s (user+sys) | peak RSS MB | items/s | CPU µs/item |\n|---|---:|---:|---:|---:|---:|\n"
-table_md = header + "".join(f"| {n} | {w:.2f} | {c:.2f} | {r:.0f} | {ips:,.0f} | {cpi:.1f} |\n" for n, w, c, r, ips, cpi in rows)
+table_md = ""
+ratios = {}
+for label, items in [(label, items) for label, items, _ in tables] + [(canned_label, canned_items)]:
+    res = results[label]
+    table_md += f"\n### {label}\n\n" + header
+    for name in res:
+        wall, cpu, rss = med(label, name, "wall"), med(label, name, "cpu"), med(label, name, "rss_mb")
+        table_md += f"| {name} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | {items / wall:,.0f} | {cpu / items * 1e6:.1f} |\n"
+    if label == canned_label:
+        continue
+
+    def ratio(what, a, b, key="wall"):
+        if a in res and b in res:
+            ratios[f"{label}: {what}"] = med(label, a, key) / med(label, b, key)
+
+    ratio("ddbx export (gzip) / null scanner, wall", "ddbx export (gzip)", "null scanner (8 segments)")
+    ratio("dynamodump backup / ddbx export (gzip), wall", "dynamodump backup", "ddbx export (gzip)")
+    ratio("dynamodump backup / ddbx export (gzip), CPU per item", "dynamodump backup", "ddbx export (gzip)", "cpu")
+    ratio("dynein export / ddbx export (gzip), wall", "dynein export (jsonl)", "ddbx export (gzip)")
+    ratio("dynein export / ddbx export (gzip), CPU per item", "dynein export (jsonl)", "ddbx export (gzip)", "cpu")
+    ratio("ddbx import / null writer, wall", "ddbx import", "null writer (8 writers)")
+    ratio("dynamodump restore / ddbx import, wall", "dynamodump restore", "ddbx import")
+small, big = tables[0][0], tables[len(sizes) - 1][0]
+if small != big:
+    for name in ["ddbx export (gzip)", "ddbx import"]:
+        ratios[f"{name}: peak RSS at {big} / at {small} ({med(big, name, 'rss_mb'):.0f} MB / {med(small, name, 'rss_mb'):.0f} MB)"] = \
+            med(big, name, "rss_mb") / med(small, name, "rss_mb")
+for codec in ["gzip", "zstd"]:
+    alone = statistics.median(c[0] for c in compress[codec])
+    ratios[f"{canned_label}: ddbx export ({codec}) CPU / compressing its output alone ({alone:.2f} s, "
+           f"{compress[codec][0][1] / 1e6:.1f} MB)"] = med(canned_label, f"ddbx export ({codec})", "cpu") / alone
+
 ratio_md = "| ratio | value |\n|---|---:|\n" + "".join(f"| {k} | {v:.2f} |\n" for k, v in ratios.items())
 versions = subprocess.run(ddbx[:1] + ["--version"], capture_output=True, text=True).stdout.strip()
 dd_version = subprocess.run([sys.executable, "-m", "pip", "show", "dynamodump"], capture_output=True, text=True).stdout
 dd_version = next((l.split(":", 1)[1].strip() for l in dd_version.splitlines() if l.startswith("Version")), "?")
 mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+command = " ".join(["scripts/bench"] + sys.argv[1:])
+tools = f"{versions}, dynamodump {dd_version}" + (f", {dynein_version} (built from its public repository, outside this one)" if dynein_version else ", dynein not given (--dynein or --dynein-src)")
 report = f"""# Benchmarks
 
-Produced by `scripts/bench --items {args.items} --runs {args.runs}` on {datetime.date.today()}:
-{os.cpu_count()} cores, {mem:.0f} GiB, {platform.platform()}; {versions}, dynamodump {dd_version},
+Produced by `{command}` on {datetime.date.today()}:
+{os.cpu_count()} cores, {mem:.0f} GiB, {platform.platform()}; {tools};
 against dynalite (DynamoDB emulator, in memory) on 127.0.0.1. Medians of {args.runs} runs,
-tools alternating within each round. One table of {args.items:,} items of about 200 bytes
-(string, number, binary, bool, string set, map). Each tool runs as a child process; CPU and
-peak RSS are that process's own (wait4). The emulator shares the machine's 2 cores, so every
-figure includes its load; the null scanner and null writer show its ceiling. The rows
-marked "canned endpoint" read the same items from `ddbx-bench canned` (Scan pages served
-from memory) instead: ddbx's own ceiling, compared with the CPU of compressing its output
-bytes again with ddbx's compressor alone (one thread, in memory).
-
+tools alternating within each round. Tables of items of about 200 bytes (string, number,
+binary, bool, string set, map) and one of items of about 30 KB; dynamodump and dynein run on
+the tables of at most {args.compare_max:,} items only (beyond, one of their runs takes
+minutes). Each tool runs as a child process; CPU and peak RSS are that process's own
+(wait4). The emulator shares the machine's 2 cores, so every figure includes its load; the
+null scanner and null writer show its ceiling. The "canned endpoint" table reads items from
+`ddbx-bench canned` (Scan pages served from memory) instead: ddbx's own ceiling, compared
+with the CPU of compressing its output bytes again with ddbx's compressor alone (one
+thread, in memory).
 {table_md}
 {ratio_md}
 Rate accuracy: a table reporting 200 provisioned RCU ({rate_items:,} items from the canned
