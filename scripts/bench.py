@@ -49,15 +49,50 @@ dynein_env = dict(env, HOME=os.path.join(work, "dynein-home"))
 os.makedirs(dynein_env["HOME"], exist_ok=True)
 
 
+# Peak RSS is read by GNU time, which forks the tool: a process forked from this Python
+# interpreter and exec'd would report at least the interpreter's own peak (Linux keeps
+# the larger of the old and new images' peaks across exec).
+rss_file = os.path.join(work, "rss")
+timed = ["/usr/bin/time", "-f", "%M", "-o", rss_file]
+
+
+def measured(status, ru, start, what, output):
+    wall = time.monotonic() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(what)}\n{output[-3000:]}")
+    rss_kb = int(open(rss_file).read().split()[-1])
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_mb": rss_kb / 1024}
+
+
 def measure(cmd, cwd=None, env=env):
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(timed + cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, ru = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - start
-    err = proc.stderr.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{err[-3000:]}")
-    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_mb": ru.ru_maxrss / 1024}
+    return measured(status, ru, start, cmd, proc.stderr.read().decode(errors="replace"))
+
+
+def measure_answering(cmd, answer, env=env):
+    """measure() for a tool that asks a question on its terminal (dynein asks for a yes
+    before exporting a provisioned table): run under a pseudo-terminal, answer, drain."""
+    import pty
+    start = time.monotonic()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(timed[0], timed + cmd, env)
+    out, answered = b"", False
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out = (out + chunk)[-4000:]
+        if not answered and b"?" in out:
+            os.write(fd, answer)
+            answered = True
+    _, status, ru = os.wait4(pid, 0)
+    return measured(status, ru, start, cmd, out.decode(errors="replace"))
 
 
 def run(cmd, **kw):
@@ -111,8 +146,9 @@ def bench_table(label, items, item_bytes):
                 shutil.rmtree(dump)
             if dynein:
                 out = os.path.join(work, "dynein.jsonl")
-                record("dynein export (jsonl)", measure([dynein, "--region", "local", "--port", port, "--table", table,
-                                                         "export", "--output-file", out, "--format", "jsonl"], env=dynein_env))
+                record("dynein export (jsonl)", measure_answering([dynein, "--region", "local", "--port", port, "--table", table,
+                                                                   "export", "--output-file", out, "--format", "jsonl"],
+                                                                  b"y", env=dynein_env))
                 os.remove(out)
         record("null scanner (8 segments)", measure(bench + ["null-scan", "--table", table, "--segments", "8"]))
 

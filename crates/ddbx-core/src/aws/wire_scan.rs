@@ -33,6 +33,7 @@ pub async fn send(
     scan: ScanFluentBuilder,
     slot: &WireSlot,
 ) -> Result<ScanOutput, SdkError<ScanError, HttpResponse>> {
+    slot.put(Wire::Empty);
     let again = scan.clone();
     let answer = scan
         .customize()

@@ -22,6 +22,9 @@ use crate::{Error, Result};
 /// Pages larger than this many items are never asked for (DynamoDB caps pages at 1 MB anyway).
 const MAX_LIMIT: f64 = 10_000.0;
 
+/// Seconds of a segment's share of the read rate that one page is sized to cost.
+const PAGE_SECONDS: f64 = 0.25;
+
 /// Everything the segments of one table's scan share.
 #[derive(Debug)]
 pub struct ScanJob {
@@ -139,10 +142,12 @@ pub async fn scan_segment(
     let total = job.segments;
     let limiter = &job.limiter;
     let mut start = start;
-    // About one second of this segment's share of the rate per page, so the rate stays
-    // smooth even for slow tables with large pages. Until a page tells us the real cost
-    // of an item, use DynamoDB's average item size, or assume 1 KB items.
-    let share = (limiter.target() / total.min(job.concurrency).max(1) as f64).max(0.5);
+    // About a quarter second of this segment's share of the rate per page, so the rate
+    // stays smooth even for slow tables with large pages: a page is then at most 2.5 % of
+    // a 10-second window. (Fast tables reach DynamoDB's 1 MB page cap first.) Until a page
+    // tells us the real cost of an item, use DynamoDB's average item size, or assume 1 KB.
+    let share = (limiter.target() * PAGE_SECONDS / total.min(job.concurrency).max(1) as f64)
+        .max(0.5);
     let first_per_item = job.avg_item_bytes.unwrap_or(1024.0).max(1.0) / 4096.0 * 0.5;
     let (mut limit, mut estimate) = page_size(share, first_per_item);
     // Pages for a native-format file are read straight from the wire (see `item::wire`).
