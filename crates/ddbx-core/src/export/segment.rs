@@ -146,8 +146,8 @@ pub async fn scan_segment(
     // stays smooth even for slow tables with large pages: a page is then at most 2.5 % of
     // a 10-second window. (Fast tables reach DynamoDB's 1 MB page cap first.) Until a page
     // tells us the real cost of an item, use DynamoDB's average item size, or assume 1 KB.
-    let share = (limiter.target() * PAGE_SECONDS / total.min(job.concurrency).max(1) as f64)
-        .max(0.5);
+    let share =
+        (limiter.target() * PAGE_SECONDS / total.min(job.concurrency).max(1) as f64).max(0.5);
     let first_per_item = job.avg_item_bytes.unwrap_or(1024.0).max(1.0) / 4096.0 * 0.5;
     let (mut limit, mut estimate) = page_size(share, first_per_item);
     // Pages for a native-format file are read straight from the wire (see `item::wire`).

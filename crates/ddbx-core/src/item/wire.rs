@@ -122,6 +122,16 @@ impl<'de> Visitor<'de> for AnswerSeed {
                 3 => {
                     let key: Option<serde_json::Map<String, serde_json::Value>> =
                         map.next_value()?;
+                    // Key attributes are S, N or B, spelt so by DynamoDB; anything else
+                    // (which this reader would take in any letter case) is left to the SDK.
+                    let plain = |v: &serde_json::Value| {
+                        v.as_object().is_some_and(|o| {
+                            o.len() == 1 && o.keys().all(|k| matches!(k.as_str(), "S" | "N" | "B"))
+                        })
+                    };
+                    if key.as_ref().is_some_and(|k| !k.values().all(plain)) {
+                        return Err(de::Error::custom("a key to continue from with other types"));
+                    }
                     page.last_evaluated_key = key
                         .map(|k| read_map(&k, &Path::Root))
                         .transpose()
@@ -522,6 +532,8 @@ pub(crate) mod tests {
             r#"{"Items":[]} x"#,
             r#"{"Items":[{"a":{"S":"\ud800"}}]}"#,
             r#"{"LastEvaluatedKey":{"k":{"X":"1"}}}"#,
+            r#"{"LastEvaluatedKey":{"k":{"s":"1"}}}"#,
+            r#"{"LastEvaluatedKey":{"k":{"M":{}}}}"#,
             "[]",
             "",
         ] {
