@@ -285,8 +285,8 @@ against dynalite (DynamoDB emulator, in memory) on 127.0.0.1. Medians of {args.r
 tools alternating within each round. Tables of items of about 200 bytes (string, number,
 binary, bool, string set, map) and one of items of about 30 KB; dynamodump and dynein run on
 the tables of at most {args.compare_max:,} items only (beyond, one of their runs takes
-minutes). Each tool runs as a child process; CPU and peak RSS are that process's own
-(wait4). The emulator shares the machine's 2 cores, so every figure includes its load; the
+minutes). Each tool runs as a child process: its CPU is from wait4, its peak RSS from
+GNU time. The emulator shares the machine's 2 cores, so every figure includes its load; the
 null scanner and null writer show its ceiling. The "canned endpoint" table reads items from
 `ddbx-bench canned` (Scan pages served from memory) instead: ddbx's own ceiling, compared
 with the CPU of compressing its output bytes again with ddbx's compressor alone (one
