@@ -105,9 +105,10 @@ impl TableLayout {
 
     /// Append one item's line in this layout's encoding.
     pub fn encode(&self, item: &Item, out: &mut Vec<u8>) {
-        match self.format {
-            DataFormat::Emr => item::connector::encode_line(item, out),
-            _ => item::dynamodb_json::encode_line(item, out),
+        if self.writes_native_lines() {
+            item::dynamodb_json::encode_line(item, out)
+        } else {
+            item::connector::encode_line(item, out)
         }
     }
 

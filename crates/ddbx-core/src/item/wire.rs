@@ -297,25 +297,17 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         out.extend_from_slice(key.as_bytes());
         out.extend_from_slice(b"\":");
         let size = match &*key {
-            "S" => {
-                let s = map.next_value_seed(Text)?;
-                text(&s, out);
-                s.len()
-            }
-            "N" => {
-                let n = map.next_value_seed(Text)?;
-                text(&n, out);
-                number_size(&n)
-            }
-            "B" => base64(&map.next_value_seed(Text)?, out)?,
-            "SS" => map.next_value_seed(SetSeed(out, Member::S))?,
-            "NS" => map.next_value_seed(SetSeed(out, Member::N))?,
-            "BS" => map.next_value_seed(SetSeed(out, Member::B))?,
+            "S" => scalar(Scalar::S, &map.next_value_seed(Text)?, out)?,
+            "N" => scalar(Scalar::N, &map.next_value_seed(Text)?, out)?,
+            "B" => scalar(Scalar::B, &map.next_value_seed(Text)?, out)?,
+            "SS" => map.next_value_seed(ArraySeed(out, Some(Scalar::S)))?,
+            "NS" => map.next_value_seed(ArraySeed(out, Some(Scalar::N)))?,
+            "BS" => map.next_value_seed(ArraySeed(out, Some(Scalar::B)))?,
             "M" => {
                 let (size, len) = map.next_value_seed(MapSeed(out))?;
                 3 + size + len
             }
-            "L" => 3 + map.next_value_seed(ListSeed(out))?,
+            "L" => 3 + map.next_value_seed(ArraySeed(out, None))?,
             "NULL" | "BOOL" => {
                 let b: bool = map.next_value()?;
                 out.extend_from_slice(if b { b"true" } else { b"false" });
@@ -368,84 +360,68 @@ fn text(s: &Cow<str>, out: &mut Vec<u8>) {
     }
 }
 
-/// The members of one kind of set.
+/// The types whose values are one string.
 #[derive(Clone, Copy)]
-enum Member {
+enum Scalar {
     S,
     N,
     B,
 }
 
-/// A set's array of strings; its value is the members' total size.
-struct SetSeed<'o>(&'o mut Vec<u8>, Member);
-
-impl<'de> DeserializeSeed<'de> for SetSeed<'_> {
-    type Value = usize;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SetSeed<'_> {
-    type Value = usize;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of strings")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-        let SetSeed(out, member) = self;
-        let mut size = 0;
-        out.push(b'[');
-        let mut first = true;
-        while let Some(s) = seq.next_element_seed(Text)? {
-            if !std::mem::take(&mut first) {
-                out.push(b',');
-            }
-            size += match member {
-                Member::S => {
-                    text(&s, out);
-                    s.len()
-                }
-                Member::N => {
-                    text(&s, out);
-                    number_size(&s)
-                }
-                Member::B => base64(&s, out)?,
-            };
+/// Appends one S, N or B value (or set member); returns its size.
+#[allow(clippy::ptr_arg)] // Which variant it is matters: borrowed means no escapes.
+fn scalar<E: de::Error>(kind: Scalar, s: &Cow<str>, out: &mut Vec<u8>) -> Result<usize, E> {
+    Ok(match kind {
+        Scalar::S => {
+            text(s, out);
+            s.len()
         }
-        out.push(b']');
-        Ok(size)
-    }
+        Scalar::N => {
+            text(s, out);
+            number_size(s)
+        }
+        Scalar::B => base64(s, out)?,
+    })
 }
 
-/// An `L`'s array of type objects; its value is the sum of each value's size plus one.
-struct ListSeed<'o>(&'o mut Vec<u8>);
+/// An array: a set's members (`Some` of their type), or an `L`'s type objects (`None`).
+/// Its value is the members' total size, plus one per element of an `L`.
+struct ArraySeed<'o>(&'o mut Vec<u8>, Option<Scalar>);
 
-impl<'de> DeserializeSeed<'de> for ListSeed<'_> {
+impl<'de> DeserializeSeed<'de> for ArraySeed<'_> {
     type Value = usize;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for ListSeed<'_> {
+impl<'de> Visitor<'de> for ArraySeed<'_> {
     type Value = usize;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of type objects")
+        f.write_str("an array")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-        let out = self.0;
+        let ArraySeed(out, kind) = self;
         let mut size = 0;
         out.push(b'[');
         let mut first = true;
         loop {
-            let comma = out.len();
+            // The comma goes first; taken back if there is no next element.
+            let mark = out.len();
             if !first {
                 out.push(b',');
             }
-            match seq.next_element_seed(ValueSeed(out))? {
-                Some(s) => size += s + 1,
+            let element = match kind {
+                Some(kind) => match seq.next_element_seed(Text)? {
+                    Some(s) => Some(scalar(kind, &s, out)?),
+                    None => None,
+                },
+                None => seq.next_element_seed(ValueSeed(out))?.map(|s| s + 1),
+            };
+            match element {
+                Some(s) => size += s,
                 None => {
-                    out.truncate(comma);
+                    out.truncate(mark);
                     break;
                 }
             }
