@@ -116,12 +116,11 @@ if args.large:
     tables.append((f"{args.large:,} items of ~30 KB", args.large, 30_000))
 
 
+def record(label, name, m):
+    results.setdefault(label, {}).setdefault(name, []).append(m)
+
+
 def bench_table(label, items, item_bytes):
-    res = results.setdefault(label, {})
-
-    def record(name, m):
-        res.setdefault(name, []).append(m)
-
     compare = items <= args.compare_max
     table = f"BENCH_{items}_{item_bytes}"
     print(f"loading {items} items of ~{item_bytes} bytes into {table}", file=sys.stderr)
@@ -131,7 +130,7 @@ def bench_table(label, items, item_bytes):
         print(f"{label}: export round {r + 1}/{args.runs}", file=sys.stderr)
         for name, codec in [("ddbx export (gzip)", "gzip"), ("ddbx export (zstd)", "zstd")]:
             out = os.path.join(work, f"x{r}{codec}")
-            record(name, measure(ddbx + ["export", "--app", "bench", "--tables", table, "--exclude", f"{table}_in", "--to", out,
+            record(label, name, measure(ddbx + ["export", "--app", "bench", "--tables", table, "--exclude", f"{table}_in", "--to", out,
                                          "--read-ratio", "1.0", "--segments", "8", "--workers", "8", "--compression", codec]))
             if codec == "gzip" and r == 0:
                 export_root = out
@@ -139,18 +138,18 @@ def bench_table(label, items, item_bytes):
                 shutil.rmtree(out)
         if compare:
             dump = os.path.join(work, f"dump{r}")
-            record("dynamodump backup", measure(dynamodump + ["-m", "backup", "-r", "us-east-1", "--host", host, "--port", port,
+            record(label, "dynamodump backup", measure(dynamodump + ["-m", "backup", "-r", "us-east-1", "--host", host, "--port", port,
                                                              "--accessKey", "bench", "--secretKey", "bench", "-s", table,
                                                              "--dumpPath", dump, "--noConfirm"]))
             if r > 0:
                 shutil.rmtree(dump)
             if dynein:
                 out = os.path.join(work, "dynein.jsonl")
-                record("dynein export (jsonl)", measure_answering([dynein, "--region", "local", "--port", port, "--table", table,
+                record(label, "dynein export (jsonl)", measure_answering([dynein, "--region", "local", "--port", port, "--table", table,
                                                                    "export", "--output-file", out, "--format", "jsonl"],
                                                                   b"y", env=dynein_env))
                 os.remove(out)
-        record("null scanner (8 segments)", measure(bench + ["null-scan", "--table", table, "--segments", "8"]))
+        record(label, "null scanner (8 segments)", measure(bench + ["null-scan", "--table", table, "--segments", "8"]))
 
     run_root = next(os.path.join(dp) for dp, dn, fn in os.walk(export_root) if "restore-plan.json" in fn)
     t2 = f"{table}_in"
@@ -161,14 +160,14 @@ def bench_table(label, items, item_bytes):
             imports.append(("ddbx import (validating first)", []))
         for name, extra in imports:
             run(bench + ["load", "--table", t2, "--items", "0"])  # an empty table with the same key
-            record(name, measure(ddbx + ["import", "--from", run_root, "--table-map", f"{table}={t2}", "--write-ratio", "1.0",
+            record(label, name, measure(ddbx + ["import", "--from", run_root, "--table-map", f"{table}={t2}", "--write-ratio", "1.0",
                                          "--workers", "8"] + extra))
         if compare:
             run(bench + ["load", "--table", t2, "--items", "0"])
-            record("dynamodump restore", measure(dynamodump + ["-m", "restore", "-r", "us-east-1", "--host", host, "--port", port,
+            record(label, "dynamodump restore", measure(dynamodump + ["-m", "restore", "-r", "us-east-1", "--host", host, "--port", port,
                                                               "--accessKey", "bench", "--secretKey", "bench", "-s", table, "-d", t2,
                                                               "--dumpPath", os.path.join(work, "dump0"), "--noConfirm", "--dataOnly"]))
-        record("null writer (8 writers)", measure(bench + ["load", "--table", t2, "--items", str(items), "--writers", "8",
+        record(label, "null writer (8 writers)", measure(bench + ["load", "--table", t2, "--items", str(items), "--writers", "8",
                                                            "--item-bytes", str(item_bytes)]))
     shutil.rmtree(export_root)
     shutil.rmtree(os.path.join(work, "dump0"), ignore_errors=True)
@@ -179,12 +178,6 @@ for label, items, item_bytes in tables:
     bench_table(label, items, item_bytes)
 canned_items = sizes[0]
 canned_label = f"canned endpoint, {canned_items:,} items of ~200 B"
-results_canned = results.setdefault(canned_label, {})
-
-
-def record(name, m):
-    results_canned.setdefault(name, []).append(m)
-
 
 # ddbx's own ceiling: the same items served from memory by a canned endpoint, and the CPU
 # of merely compressing ddbx's output bytes again with the same codec.
@@ -199,7 +192,7 @@ try:
         print(f"canned round {r + 1}/{args.runs}", file=sys.stderr)
         for codec in ["gzip", "zstd"]:
             out = os.path.join(work, f"canned{r}{codec}")
-            record(f"ddbx export ({codec})",
+            record(canned_label, f"ddbx export ({codec})",
                    measure([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "export", "--app", "canned", "--tables", "CANNED",
                             "--to", out, "--read-ratio", "1.0", "--segments", "8", "--workers", "8", "--compression", codec]))
             files = [os.path.join(dp, f) for dp, _, fn in os.walk(out) for f in fn if "/data" in dp or f.endswith((".gz", ".zst"))]

@@ -28,17 +28,24 @@ struct Cli {
     command: Cmd,
 }
 
+/// A table of generated items.
+#[derive(clap::Args)]
+struct Generated {
+    #[arg(long)]
+    table: String,
+    #[arg(long)]
+    items: u64,
+    /// Approximate item size in bytes.
+    #[arg(long, default_value_t = 200)]
+    item_bytes: usize,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Create TABLE (40,000 RCU/WCU, so capacity is never the limit) and write ITEMS generated items.
     Load {
-        #[arg(long)]
-        table: String,
-        #[arg(long)]
-        items: u64,
-        /// Approximate item size in bytes.
-        #[arg(long, default_value_t = 200)]
-        item_bytes: usize,
+        #[command(flatten)]
+        generated: Generated,
         #[arg(long, default_value_t = 8)]
         writers: usize,
     },
@@ -51,12 +58,8 @@ enum Cmd {
     },
     /// Serve TABLE of ITEMS generated items from memory on PORT (a canned endpoint).
     Canned {
-        #[arg(long)]
-        table: String,
-        #[arg(long)]
-        items: u64,
-        #[arg(long, default_value_t = 200)]
-        item_bytes: usize,
+        #[command(flatten)]
+        generated: Generated,
         #[arg(long)]
         port: u16,
         /// Provisioned read capacity the table reports.
@@ -254,9 +257,12 @@ async fn main() {
     let client = Client::new(&conf);
     match cli.command {
         Cmd::Load {
-            table,
-            items,
-            item_bytes,
+            generated:
+                Generated {
+                    table,
+                    items,
+                    item_bytes,
+                },
             writers,
         } => {
             load(&client, &table, items, item_bytes, writers).await;
@@ -266,9 +272,12 @@ async fn main() {
             println!("{}", null_scan(&client, &table, segments).await)
         }
         Cmd::Canned {
-            table,
-            items,
-            item_bytes,
+            generated:
+                Generated {
+                    table,
+                    items,
+                    item_bytes,
+                },
             port,
             read_units,
             meter,

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::support::fault_proxy::{FaultProxy, Faults};
-use crate::support::{items, json_stdout, read_json, run_dir, wait_for, TestEnv};
+use crate::support::{items, json_stdout, read_json, run_dir, table_error, wait_for, TestEnv};
 
 /// Run a boto3 Application Auto Scaling call against moto and return its JSON answer.
 fn autoscaling(env: &TestEnv, call: &str) -> serde_json::Value {
@@ -192,10 +192,7 @@ async fn a_refused_reset_names_the_capacity_left_and_capacity_restore_finishes_i
     );
     assert_eq!(o.status.code(), Some(4));
     let summary = json_stdout(&o);
-    let why = summary["tableReports"][0]["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let why = table_error(&summary, &t);
     assert!(
         why.contains("the data is complete")
             && why.contains("left at 100 RCU")

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use crate::support::emr_service::{EmrService, Script, StepEnv};
-use crate::support::{digests, items, json_stdout, table_report, TestEnv};
+use crate::support::{digests, items, json_stdout, table_error, table_report, TestEnv};
 
 /// Settings that poll fast and retry at once.
 const FAST: &str = "poll_seconds = 0.05\nretry_delay_seconds = 0\ncreate_attempts = 3\n";
@@ -339,10 +339,7 @@ async fn a_cluster_that_dies_fails_only_its_unfinished_tables_and_attempts_run_o
     let o = emr.export(&["--cluster-name", "backup"]);
     assert_eq!(o.status.code(), Some(4));
     let summary = json_stdout(&o);
-    let why = table_report(&summary, &tables[0].0)["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let why = table_error(&summary, &tables[0].0);
     assert!(
         why.contains("never ran its steps after 3 attempts")
             && why.contains("attempt 1:")
@@ -492,10 +489,7 @@ async fn an_emr_import_takes_a_local_emr_format_export_and_refuses_the_native_fo
     ]);
     assert_eq!(o.status.code(), Some(4));
     let summary = json_stdout(&o);
-    let why = table_report(&summary, &format!("{}_copy", b.0))["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let why = table_error(&summary, &format!("{}_copy", b.0));
     assert!(why.contains("only its own format"), "{why}");
     assert_eq!(emr.service.create_calls(), clusters_before);
 }

@@ -606,6 +606,15 @@ pub fn table_report<'a>(summary: &'a serde_json::Value, table: &str) -> &'a serd
         .unwrap_or_else(|| panic!("no report for {table}: {summary}"))
 }
 
+/// The error a summary reports for `table`.
+pub fn table_error(summary: &serde_json::Value, table: &str) -> String {
+    let report = table_report(summary, table);
+    report["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error for {table}: {report}"))
+        .to_string()
+}
+
 /// The ddbx summary printed with `--output json`.
 pub fn json_stdout(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
