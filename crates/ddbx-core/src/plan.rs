@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::table::KeyAttribute;
 use crate::{Error, Result};
 
-/// Which tables a run takes: names matching any pattern and no exclude.
+/// Which tables a run takes: names matching any pattern, or named exactly, and no exclude.
 #[derive(Debug, Clone, Default)]
 pub struct TableFilter {
     patterns: Vec<Pattern>,
+    names: Vec<String>,
     excludes: Vec<Pattern>,
 }
 
@@ -57,6 +58,7 @@ impl TableFilter {
                 .iter()
                 .map(|p| Pattern::parse(p, true))
                 .collect::<Result<_>>()?,
+            names: Vec::new(),
             excludes: excludes
                 .iter()
                 .map(|p| Pattern::parse(p, false))
@@ -86,10 +88,32 @@ impl TableFilter {
         Ok(())
     }
 
+    /// Also take these tables, named exactly (checked as DynamoDB table names).
+    pub fn with_names(mut self, names: &[String]) -> Result<Self> {
+        for name in names {
+            validate_table_name(name).map_err(|e| Error::Invalid(format!("--table: {e}")))?;
+            self.names.push(name.clone());
+        }
+        Ok(self)
+    }
+
+    /// Whether the selection depends on which tables exist: `false` when it is only
+    /// exact names, which need no listing (and no `dynamodb:ListTables` permission).
+    pub fn needs_listing(&self) -> bool {
+        self.names.is_empty() || !self.patterns.is_empty()
+    }
+
+    /// The exact names that are not excluded, sorted.
+    pub fn named(&self) -> Vec<String> {
+        self.select(self.names.iter().map(String::as_str))
+    }
+
     /// Whether `name` is selected.
     pub fn matches(&self, name: &str) -> bool {
-        (self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(name)))
-            && !self.excludes.iter().any(|p| p.matches(name))
+        let chosen = (self.patterns.is_empty() && self.names.is_empty())
+            || self.patterns.iter().any(|p| p.matches(name))
+            || self.names.iter().any(|n| n == name);
+        chosen && !self.excludes.iter().any(|p| p.matches(name))
     }
 
     /// The selected names, sorted.

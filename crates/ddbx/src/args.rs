@@ -278,9 +278,12 @@ pub struct ExportArgs {
     #[arg(
         long = "tables",
         value_name = "PREFIX_OR_GLOB",
-        required_unless_present = "resume"
+        required_unless_present_any = ["resume", "table_names"]
     )]
     pub tables: Vec<String>,
+    /// A table to export, named exactly. Repeatable. With only --table, the region's tables are not listed (no dynamodb:ListTables needed).
+    #[arg(long = "table", value_name = "NAME")]
+    pub table_names: Vec<String>,
     /// A table never to export (name or glob). Repeatable. <to>/excludes is also honoured.
     #[arg(long = "exclude", value_name = "NAME")]
     pub excludes: Vec<String>,
@@ -291,7 +294,7 @@ pub struct ExportArgs {
     #[arg(long, value_name = "LOCATION", required_unless_present = "resume")]
     pub to: Option<String>,
     /// Continue a killed, interrupted or failed export: the run root to resume (its plan and checkpoints are used).
-    #[arg(long, value_name = "RUN_ROOT", conflicts_with_all = ["app", "tables", "to", "dry_run", "run_time"])]
+    #[arg(long, value_name = "RUN_ROOT", conflicts_with_all = ["app", "tables", "table_names", "to", "dry_run", "run_time"])]
     pub resume: Option<String>,
     /// Raise each provisioned table's read capacity to UNITS for its export, and put it back after (tables that auto-scale get their minimum raised).
     #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(i64).range(1..))]

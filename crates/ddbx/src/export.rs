@@ -65,6 +65,7 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
     Ok(ExportSettings {
         app: a.app.clone().unwrap_or_default(),
         tables: a.tables.clone(),
+        table_names: a.table_names.clone(),
         excludes: a.excludes.clone(),
         exclude_file: a.exclude_file.clone(),
         to: a.to.clone().unwrap_or_default(),

@@ -1177,3 +1177,76 @@ async fn a_new_run_never_writes_into_an_existing_run_root() {
     // Another run time is a new run.
     assert_eq!(export_at("2026-11-24T03:00:01Z").status.code(), Some(0));
 }
+
+// Multi-threaded: the proxy runs on the test's runtime while the test waits for ddbx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_named_exactly_are_taken_without_listing() {
+    use crate::support::fault_proxy::{FaultProxy, Faults};
+    let env = TestEnv::new("exact").await;
+    let (orders, archive, users) = (
+        env.table("ORDERS"),
+        env.table("ORDERS_archive"),
+        env.table("USERS"),
+    );
+    for t in [&orders, &archive, &users] {
+        env.mixed_table(t, Some((100, 5)), 20).await;
+    }
+    let missing = env.table("GONE");
+    let proxy = FaultProxy::start(&env.emulators.dynamodb, Faults::default()).await;
+    let out = env.out();
+    let export = |extra: &[&str]| {
+        env.ddbx_with(&proxy.url, &env.emulators.s3)
+            .args(["export", "--app", "app", "--to", out.to_str().unwrap()])
+            .args(["--output", "json"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = export(&["--table", &orders, "--table", &users, "--table", &missing]);
+    // The missing table fails alone, named; a name is not a prefix (ORDERS_archive stays).
+    assert_eq!(o.status.code(), Some(4));
+    let summary = json_stdout(&o);
+    let reports: Vec<(String, u64, bool)> = summary["tableReports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_string(),
+                t["items"].as_u64().unwrap(),
+                t.get("error").is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reports,
+        [
+            (missing.clone(), 0, true),
+            (orders.clone(), 20, false),
+            (users.clone(), 20, false),
+        ]
+    );
+    assert!(summary["errors"].to_string().contains("not found"));
+    assert_eq!(proxy.stats.count("dynamodb:ListTables"), 0);
+
+    // With a prefix too, the region is listed, and the names are added to what matches.
+    std::fs::remove_dir_all(&out).unwrap();
+    let o = export(&["--tables", &env.table("ORD"), "--table", &users]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(json_stdout(&o)["items"], 60);
+    assert_eq!(proxy.stats.count("dynamodb:ListTables"), 1);
+
+    // Every named table excluded: nothing to do, said so.
+    let o = export(&["--table", &users, "--exclude", &users]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("excluded"));
+    // Not a table name: a usage error naming it.
+    let o = export(&["--table", "no/such"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no/such"));
+}

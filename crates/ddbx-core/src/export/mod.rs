@@ -43,6 +43,9 @@ pub struct ExportSettings {
     pub app: String,
     /// Table prefixes or globs.
     pub tables: Vec<String>,
+    /// Tables named exactly (taken without listing the region's tables when there is no
+    /// prefix or glob).
+    pub table_names: Vec<String>,
     /// Table names (or globs) never exported.
     pub excludes: Vec<String>,
     /// Another excludes file (path or URL), besides `<to>/excludes`.
@@ -227,7 +230,8 @@ pub async fn select_tables(
         )));
     }
     let base = store::open(&settings.to, Some(aws)).await?;
-    let mut filter = TableFilter::new(&settings.tables, &settings.excludes)?;
+    let mut filter = TableFilter::new(&settings.tables, &settings.excludes)?
+        .with_names(&settings.table_names)?;
     // The seed's `<base>/excludes`, when present.
     let default_excludes = base.join("excludes");
     match base.store.get(&default_excludes).await {
@@ -245,19 +249,35 @@ pub async fn select_tables(
         let bytes = read_anywhere(aws, file).await?;
         filter.exclude_file(file, &bytes)?;
     }
-    let all = aws
-        .list_tables()
-        .await
-        .map_err(|e| Error::Plan(format!("cannot list tables: {e}")))?;
-    let names = filter.select(all.iter().map(String::as_str));
-    if names.is_empty() {
-        return Err(Error::Plan(format!(
-            "no table in {} matches {:?} (after excludes); {} tables seen",
-            aws.region,
-            settings.tables,
-            all.len()
-        )));
-    }
+    let names = if filter.needs_listing() {
+        let all = aws
+            .list_tables()
+            .await
+            .map_err(|e| Error::Plan(format!("cannot list tables: {e}")))?;
+        // A named table that does not exist is kept: describing it reports it missing.
+        let mut names = filter.select(all.iter().map(String::as_str));
+        names.extend(filter.named());
+        names.sort();
+        names.dedup();
+        if names.is_empty() {
+            return Err(Error::Plan(format!(
+                "no table in {} matches {:?} (after excludes); {} tables seen",
+                aws.region,
+                settings.tables,
+                all.len()
+            )));
+        }
+        names
+    } else {
+        let names = filter.named();
+        if names.is_empty() {
+            return Err(Error::Plan(format!(
+                "every table named ({:?}) is excluded",
+                settings.table_names
+            )));
+        }
+        names
+    };
     let described = for_each_limited(names, 8, |name| async move {
         let schema = aws.describe_table(&name).await;
         (name, schema)

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::operation::scan::ScanOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, Select};
 
 use crate::aws::wire_scan::{self, WireSlot};
@@ -21,6 +22,11 @@ use crate::{Error, Result};
 
 /// Pages larger than this many items are never asked for (DynamoDB caps pages at 1 MB anyway).
 const MAX_LIMIT: f64 = 10_000.0;
+
+/// The most a Scan page can cost: DynamoDB stops a page at 1 MB read, and an eventually
+/// consistent read costs half a unit per 4 KB. Reserving more for a page than this would
+/// only make the other segments wait for units the page cannot use.
+const MAX_PAGE_UNITS: f64 = 1024.0 * 1024.0 / 4096.0 * 0.5;
 
 /// Seconds of a segment's share of the read rate that one page is sized to cost.
 const PAGE_SECONDS: f64 = 0.25;
@@ -118,7 +124,8 @@ fn page_size(share: f64, per_item: f64) -> (Option<i32>, f64) {
     let per_item = per_item.max(1e-6);
     let items = (share / per_item).floor().max(1.0);
     let limit = (items < MAX_LIMIT).then_some(items as i32);
-    (limit, (items.min(MAX_LIMIT) * per_item).max(0.5))
+    let units = (items.min(MAX_LIMIT) * per_item).clamp(0.5, MAX_PAGE_UNITS);
+    (limit, units)
 }
 
 /// A page Limit no larger than what the sink has room for.
@@ -132,27 +139,127 @@ fn bounded(limit: Option<i32>, room: Option<u64>) -> Option<i32> {
 
 /// Read segment `segment` of `job`'s table into `sink`, from its start or from `start`
 /// (a checkpoint's key) to its end.
+///
+/// The next page is asked for while the sink writes the current one (its key to continue
+/// from is known as soon as the page arrives), so the server never waits on compression.
+/// Only a page that fills the sink's open file is written before the next is asked for,
+/// since the next page's size depends on the room a new file gives.
 pub async fn scan_segment(
     job: &ScanJob,
     segment: u32,
     start: Option<ScanKey>,
     sink: &mut impl PageSink,
 ) -> Result<()> {
-    let table = job.table.as_str();
-    let total = job.segments;
     let limiter = &job.limiter;
-    let mut start = start;
     // About a quarter second of this segment's share of the rate per page, so the rate
     // stays smooth even for slow tables with large pages: a page is then at most 2.5 % of
     // a 10-second window. (Fast tables reach DynamoDB's 1 MB page cap first.) Until a page
     // tells us the real cost of an item, use DynamoDB's average item size, or assume 1 KB.
-    let share =
-        (limiter.target() * PAGE_SECONDS / total.min(job.concurrency).max(1) as f64).max(0.5);
+    let share = (limiter.target() * PAGE_SECONDS / job.segments.min(job.concurrency).max(1) as f64)
+        .max(0.5);
     let first_per_item = job.avg_item_bytes.unwrap_or(1024.0).max(1.0) / 4096.0 * 0.5;
     let (mut limit, mut estimate) = page_size(share, first_per_item);
     // Pages for a native-format file are read straight from the wire (see `item::wire`).
     let wire = sink.takes_lines().then(WireSlot::default);
+    let reader = PageReader {
+        job,
+        segment,
+        wire: wire.as_ref(),
+    };
+    let mut fetched = reader
+        .read(start, bounded(limit, sink.room()), estimate)
+        .await?;
     loop {
+        let page = fetched;
+        let next = page.next().cloned();
+        let (count, bytes) = page.counts(job.count_only);
+        // Endpoints that do not report capacity are charged by DynamoDB's rule for
+        // eventually consistent reads: half a unit per started 4 KB of the page.
+        let consumed = page
+            .output
+            .consumed_capacity()
+            .and_then(|c| c.capacity_units())
+            .unwrap_or_else(|| (bytes as f64 / 4096.0).ceil().max(1.0) * 0.5);
+        limiter.settle(page.reserved, consumed);
+        if count > 0 {
+            (limit, estimate) = page_size(share, consumed / count as f64);
+        }
+        let room = sink.room();
+        let written = async {
+            page.deliver(sink, count).await?;
+            job.progress.add(count, bytes, consumed);
+            Ok(())
+        };
+        fetched = match next {
+            None => return written.await,
+            Some(key) if room.is_none_or(|r| r > count) => {
+                let after = room.map(|r| r - count);
+                let read = reader.read(Some(key), bounded(limit, after), estimate);
+                alongside(written, read).await?
+            }
+            Some(key) => {
+                written.await?;
+                reader
+                    .read(Some(key), bounded(limit, sink.room()), estimate)
+                    .await?
+            }
+        };
+    }
+}
+
+/// Run `read` while `write` runs: `write`'s error wins (the read is then abandoned, since
+/// nothing it holds is lost); a failed read is reported once `write` is done, so that the
+/// page in hand is always written (and checkpointed) first.
+async fn alongside<T>(
+    write: impl std::future::Future<Output = Result<()>>,
+    read: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::pin!(write, read);
+    let mut got = None;
+    loop {
+        tokio::select! {
+            // The read goes first, so that its request is on its way before the write
+            // takes the thread.
+            biased;
+            r = &mut read, if got.is_none() => got = Some(r),
+            r = &mut write => {
+                r?;
+                break;
+            }
+        }
+    }
+    match got {
+        Some(r) => r,
+        None => read.await,
+    }
+}
+
+/// Sends one segment's Scans.
+struct PageReader<'a> {
+    job: &'a ScanJob,
+    segment: u32,
+    wire: Option<&'a WireSlot>,
+}
+
+/// One Scan page, with the units reserved for it.
+struct Page {
+    output: ScanOutput,
+    /// Its native export lines, when it was read from the wire.
+    lines: Option<WirePage>,
+    reserved: f64,
+}
+
+impl PageReader<'_> {
+    /// Pay for a page of `limit` items estimated at `estimate` units, and read it.
+    async fn read(
+        &self,
+        start: Option<ScanKey>,
+        limit: Option<i32>,
+        estimate: f64,
+    ) -> Result<Page> {
+        let job = self.job;
+        let (table, segment, total) = (job.table.as_str(), self.segment, job.segments);
+        let limiter = &job.limiter;
         if job.cancelled.load(Ordering::Relaxed) || job.stop.is_stopped() {
             return Err(Error::Interrupted);
         }
@@ -160,8 +267,7 @@ pub async fn scan_segment(
             _ = limiter.acquire(estimate) => {}
             _ = job.stop.stopped() => return Err(Error::Interrupted),
         }
-        let page_limit = bounded(limit, sink.room());
-        let page = job
+        let output = job
             .aws
             .call(
                 || format!("table {table}: Scan segment {segment} of {total}"),
@@ -175,12 +281,12 @@ pub async fn scan_segment(
                         .segment(segment as i32)
                         .total_segments(total as i32)
                         .set_exclusive_start_key(start.clone())
-                        .set_limit(page_limit)
+                        .set_limit(limit)
                         .set_select(job.count_only.then_some(Select::Count))
                         .return_consumed_capacity(ReturnConsumedCapacity::Total);
-                    let wire = wire.clone();
+                    let wire = self.wire;
                     async move {
-                        match &wire {
+                        match wire {
                             Some(slot) => wire_scan::send(scan, slot).await,
                             None => scan.send().await,
                         }
@@ -188,45 +294,105 @@ pub async fn scan_segment(
                 },
             )
             .await;
-        let page = match page {
-            Ok(p) => p,
+        match output {
+            Ok(output) => Ok(Page {
+                output,
+                lines: self.wire.and_then(WireSlot::take),
+                reserved: estimate,
+            }),
             Err(e) => {
                 limiter.settle(estimate, 0.0);
-                return Err(e);
+                Err(e)
             }
-        };
-        let next = page.last_evaluated_key().filter(|k| !k.is_empty());
-        let (count, bytes) = match wire.as_ref().and_then(WireSlot::take) {
-            Some(lines) => {
-                sink.lines(&lines, next).await?;
-                (lines.items.len() as u64, lines.item_bytes())
-            }
-            None => {
-                let count = if job.count_only {
-                    page.count().max(0) as u64
-                } else {
-                    page.items().len() as u64
-                };
-                sink.page(page.items(), count, next).await?;
-                let bytes = page.items().iter().map(|i| item_size(i) as u64).sum();
-                (count, bytes)
-            }
-        };
-        // Endpoints that do not report capacity are charged by DynamoDB's rule for
-        // eventually consistent reads: half a unit per started 4 KB of the page.
-        let consumed = page
-            .consumed_capacity()
-            .and_then(|c| c.capacity_units())
-            .unwrap_or_else(|| (bytes as f64 / 4096.0).ceil().max(1.0) * 0.5);
-        limiter.settle(estimate, consumed);
-        job.progress.add(count, bytes, consumed);
+        }
+    }
+}
 
-        if count > 0 {
-            (limit, estimate) = page_size(share, consumed / count as f64);
+impl Page {
+    /// Where the segment continues after this page (`None` at its end).
+    fn next(&self) -> Option<&ScanKey> {
+        self.output.last_evaluated_key().filter(|k| !k.is_empty())
+    }
+
+    /// Its items and their bytes by DynamoDB's rules.
+    fn counts(&self, count_only: bool) -> (u64, u64) {
+        match &self.lines {
+            Some(lines) => (lines.items.len() as u64, lines.item_bytes()),
+            None if count_only => (self.output.count().max(0) as u64, 0),
+            None => {
+                let items = self.output.items();
+                let bytes = items.iter().map(|i| item_size(i) as u64).sum();
+                (items.len() as u64, bytes)
+            }
         }
-        match next {
-            Some(k) => start = Some(k.clone()),
-            None => return Ok(()),
+    }
+
+    /// Hand the page to `sink`.
+    async fn deliver(self, sink: &mut impl PageSink, count: u64) -> Result<()> {
+        let next = self.next();
+        match &self.lines {
+            Some(lines) => sink.lines(lines, next).await,
+            None => sink.page(self.output.items(), count, next).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_reserves_what_it_can_cost_at_most() {
+        // A fast table: a quarter second of the share is far more than one page can read.
+        let (limit, units) = page_size(1250.0, 200.0 / 4096.0 * 0.5);
+        assert_eq!(limit, None);
+        assert_eq!(units, MAX_PAGE_UNITS);
+        // A slow one: the share decides.
+        let (limit, units) = page_size(3.0, 0.5);
+        assert_eq!(limit, Some(6));
+        assert_eq!(units, 3.0);
+        // Never less than the half unit any read costs.
+        assert_eq!(page_size(0.1, 0.5), (Some(1), 0.5));
+    }
+
+    #[tokio::test]
+    async fn alongside_writes_the_page_in_hand_before_a_failed_read_is_reported() {
+        let written = Arc::new(AtomicBool::new(false));
+        let w = written.clone();
+        let write = async move {
+            tokio::task::yield_now().await;
+            w.store(true, Ordering::SeqCst);
+            Ok(())
+        };
+        let read = async { Err::<(), _>(Error::Interrupted) };
+        assert!(matches!(
+            alongside(write, read).await,
+            Err(Error::Interrupted)
+        ));
+        assert!(written.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn alongside_reports_a_failed_write_without_waiting_for_the_read() {
+        let write = async { Err(Error::Invalid("disk full".into())) };
+        // A read that never ends: the failed write must not wait for it.
+        let read = std::future::pending::<Result<()>>();
+        assert!(matches!(alongside(write, read).await, Err(Error::Invalid(m)) if m == "disk full"));
+    }
+
+    #[tokio::test]
+    async fn alongside_returns_the_read_once_both_are_done() {
+        let write = async {
+            tokio::task::yield_now().await;
+            Ok(())
+        };
+        let read = async { Ok(7) };
+        assert_eq!(alongside(write, read).await.unwrap(), 7);
+        let write = async { Ok(()) };
+        let read = async {
+            tokio::task::yield_now().await;
+            Ok(8)
+        };
+        assert_eq!(alongside(write, read).await.unwrap(), 8);
     }
 }

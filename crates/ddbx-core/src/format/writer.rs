@@ -1,7 +1,9 @@
 //! The rolling data-file writer: items in, compressed files out, each stored durably
 //! (a single PUT, or a multipart upload for large files) before it is reported.
 //!
-//! Memory stays bounded: compressed output is held only up to one upload part.
+//! Memory stays bounded: compressed output is held only up to one upload part, of
+//! [`RollLimits::part_bytes`] for S3 and at most [`LOCAL_PART_BYTES`] for a local folder
+//! (where parts have no minimum size), per open file.
 
 use std::sync::Arc;
 
@@ -22,7 +24,8 @@ pub struct RollLimits {
     pub max_items: u64,
     /// Uncompressed bytes per file at most (the page that crosses it is the last).
     pub max_bytes: u64,
-    /// Compressed bytes buffered before they are uploaded as one part (at least 5 MiB for S3).
+    /// Compressed bytes buffered before they are uploaded as one part (at least 5 MiB for
+    /// S3; a local folder uses at most [`LOCAL_PART_BYTES`]).
     pub part_bytes: usize,
 }
 
@@ -35,6 +38,14 @@ impl Default for RollLimits {
         }
     }
 }
+
+/// The largest part written to a local folder at once: a local file takes parts of any
+/// size, and a smaller part holds less memory for each open file.
+pub const LOCAL_PART_BYTES: usize = 1024 * 1024;
+
+/// Compressed bytes a part may overshoot its size by before it is written: one taken
+/// chunk of compressor output (the compressor is emptied every 64 KiB of output).
+const PART_SLACK: usize = 128 * 1024;
 
 /// Writes the data files of one segment.
 #[derive(Debug)]
@@ -74,7 +85,10 @@ impl DataFileWriter {
     }
 
     /// A writer that carries on after `done`, files an earlier run completed.
-    pub fn resume(layout: Arc<TableLayout>, limits: RollLimits, done: Vec<DataFile>) -> Self {
+    pub fn resume(layout: Arc<TableLayout>, mut limits: RollLimits, done: Vec<DataFile>) -> Self {
+        if layout.table_dir.bucket.is_none() {
+            limits.part_bytes = limits.part_bytes.min(LOCAL_PART_BYTES);
+        }
         Self {
             layout,
             limits,
@@ -111,6 +125,11 @@ impl DataFileWriter {
         file.raw_bytes += line.len() as u64;
         if file.compressor.pending() >= 64 * 1024 {
             let out = file.compressor.take();
+            if file.buffer.capacity() == 0 {
+                // The whole part at once: growing by doubling could hold twice its size.
+                file.buffer
+                    .reserve_exact(self.limits.part_bytes + PART_SLACK);
+            }
             file.append(&out);
         }
         if file.buffer.len() >= self.limits.part_bytes {
