@@ -95,6 +95,25 @@ def measure_answering(cmd, answer, env=env):
     return measured(status, ru, start, cmd, out.decode(errors="replace"))
 
 
+def rss_over_time(cmd):
+    """Run cmd once, sampling its resident memory every 50 ms from /proc: [(seconds, MB)]."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples = []
+    while proc.poll() is None:
+        try:
+            status = open(f"/proc/{proc.pid}/status").read()
+            kb = int(next(l for l in status.splitlines() if l.startswith("VmRSS")).split()[1])
+            samples.append((time.monotonic() - start, kb / 1024))
+        except (OSError, StopIteration):
+            pass
+        time.sleep(0.05)
+    return samples
+
+
+memory = {}  # table label -> RSS samples of one ddbx export
+
+
 def run(cmd, **kw):
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, **kw)
 
@@ -130,7 +149,7 @@ def bench_table(label, items, item_bytes):
         print(f"{label}: export round {r + 1}/{args.runs}", file=sys.stderr)
         for name, codec in [("ddbx export (gzip)", "gzip"), ("ddbx export (zstd)", "zstd")]:
             out = os.path.join(work, f"x{r}{codec}")
-            record(label, name, measure(ddbx + ["export", "--app", "bench", "--tables", table, "--exclude", f"{table}_in", "--to", out,
+            record(label, name, measure(ddbx + ["export", "--app", "bench", "--table", table, "--to", out,
                                          "--read-ratio", "1.0", "--segments", "8", "--workers", "8", "--compression", codec]))
             if codec == "gzip" and r == 0:
                 export_root = out
@@ -150,6 +169,11 @@ def bench_table(label, items, item_bytes):
                                                                   b"y", env=dynein_env))
                 os.remove(out)
         record(label, "null scanner (8 segments)", measure(bench + ["null-scan", "--table", table, "--segments", "8"]))
+    if item_bytes == 200:
+        out = os.path.join(work, "memory")
+        memory[label] = rss_over_time(ddbx + ["export", "--app", "bench", "--table", table, "--to", out, "--read-ratio", "1.0",
+                                              "--segments", "8", "--workers", "8"])
+        shutil.rmtree(out)
 
     run_root = next(os.path.join(dp) for dp, dn, fn in os.walk(export_root) if "restore-plan.json" in fn)
     t2 = f"{table}_in"
@@ -193,7 +217,7 @@ try:
         for codec in ["gzip", "zstd"]:
             out = os.path.join(work, f"canned{r}{codec}")
             record(canned_label, f"ddbx export ({codec})",
-                   measure([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "export", "--app", "canned", "--tables", "CANNED",
+                   measure([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "export", "--app", "canned", "--table", "CANNED",
                             "--to", out, "--read-ratio", "1.0", "--segments", "8", "--workers", "8", "--compression", codec]))
             files = [os.path.join(dp, f) for dp, _, fn in os.walk(out) for f in fn if "/data" in dp or f.endswith((".gz", ".zst"))]
             files = [f for f in files if os.path.basename(os.path.dirname(f)) == "data"]
@@ -214,7 +238,7 @@ rated = subprocess.Popen(bench[:1] + ["--endpoint-url", canned_url, "canned", "-
 rated.stderr.readline()
 try:
     print("rate accuracy: 200 RCU at ratio 0.5 (about 70 s)", file=sys.stderr)
-    measure([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "export", "--app", "rated", "--tables", "RATED",
+    measure([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "export", "--app", "rated", "--table", "RATED",
              "--to", os.path.join(work, "rated"), "--read-ratio", "0.5"])
 finally:
     rated.kill()
@@ -263,6 +287,15 @@ for codec in ["gzip", "zstd"]:
     ratios[f"{canned_label}: ddbx export ({codec}) CPU / compressing its output alone ({alone:.2f} s, "
            f"{compress[codec][0][1] / 1e6:.1f} MB)"] = med(canned_label, f"ddbx export ({codec})", "cpu") / alone
 
+marks = [0.5, 1, 2, 4, 8, 16]
+memory_md = ("| ddbx export (gzip) | " + " | ".join(f"RSS at {m} s" for m in marks) + " | peak | run ends at | 95 % of peak reached at |\n|---|"
+             + "---:|" * (len(marks) + 3) + "\n")
+for label, samples in memory.items():
+    peak = max(mb for _, mb in samples)
+    at = [next((f"{mb:.0f}" for t, mb in samples if t >= m), "(ended)") for m in marks]
+    reached = next(t for t, mb in samples if mb >= 0.95 * peak)
+    memory_md += f"| {label} | " + " | ".join(at) + f" | {peak:.0f} | {samples[-1][0]:.1f} s | {reached:.1f} s |\n"
+
 ratio_md = "| ratio | value |\n|---|---:|\n" + "".join(f"| {k} | {v:.2f} |\n" for k, v in ratios.items())
 versions = subprocess.run(ddbx[:1] + ["--version"], capture_output=True, text=True).stdout.strip()
 dd_version = subprocess.run([sys.executable, "-m", "pip", "show", "dynamodump"], capture_output=True, text=True).stdout
@@ -286,6 +319,10 @@ with the CPU of compressing its output bytes again with ddbx's compressor alone 
 thread, in memory).
 {table_md}
 {ratio_md}
+Memory over one more ddbx export (gzip) of each ~200-byte table, sampled every 50 ms from
+`/proc` (MB resident): how soon the peak is reached.
+
+{memory_md}
 Rate accuracy: a table reporting 200 provisioned RCU ({rate_items:,} items from the canned
 endpoint), exported with `--read-ratio 0.5` (target 100 RCU/s, so 1,000 units per 10-second
 window). Worst deviation over the full windows after the first: {worst:.1f} %.
