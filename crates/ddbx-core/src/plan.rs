@@ -419,6 +419,31 @@ mod tests {
     }
 
     #[test]
+    fn exact_names_alone_need_no_listing() {
+        let f = TableFilter::new(&[], &["*tmp".into()])
+            .unwrap()
+            .with_names(&["BILLING_PROD_a".into(), "BILLING_PROD_tmp".into()])
+            .unwrap();
+        assert!(!f.needs_listing());
+        assert_eq!(f.named(), vec!["BILLING_PROD_a"]);
+        // A name is not a prefix: BILLING_PRODUCTS is not taken.
+        assert_eq!(f.select(names()), vec!["BILLING_PROD_a"]);
+        // With a prefix too, the region must be listed.
+        let f = TableFilter::new(&["OTH".into()], &[])
+            .unwrap()
+            .with_names(&["BILLING_DEV_a".into()])
+            .unwrap();
+        assert!(f.needs_listing());
+        assert_eq!(f.select(names()), vec!["BILLING_DEV_a", "OTHER"]);
+        // No pattern and no name: every table, listed.
+        assert!(TableFilter::new(&[], &[]).unwrap().needs_listing());
+        let err = TableFilter::default()
+            .with_names(&["a/b".into()])
+            .unwrap_err();
+        assert!(err.to_string().contains("a/b"), "{err}");
+    }
+
+    #[test]
     fn excludes_file() {
         let mut f = TableFilter::new(&["BILLING".into()], &[]).unwrap();
         f.exclude_file("x", b"# comment\nBILLING_DEV_a\n\n  BILLING_PRODUCTS  \n")
