@@ -104,6 +104,12 @@ impl Spike {
         !matches!(self.via, Via::None { .. })
     }
 
+    /// The units per second that `ratio` of the capacity during the work is, when the
+    /// spike changes it (`None`: the table's own capacity applies).
+    pub fn units(&self, ratio: f64) -> Option<f64> {
+        self.changes().then_some(self.to as f64 * ratio)
+    }
+
     fn record_name(&self) -> String {
         format!(
             "{}-{}.json",

@@ -103,9 +103,18 @@ impl TableFilter {
         self.names.is_empty() || !self.patterns.is_empty()
     }
 
-    /// The exact names that are not excluded, sorted.
-    pub fn named(&self) -> Vec<String> {
-        self.select(self.names.iter().map(String::as_str))
+    /// The selected tables among `listed` (the region's tables, when listed), plus every
+    /// table named exactly whether listed or not (describing a missing one reports it),
+    /// sorted.
+    pub fn select_with_names<'a>(
+        &'a self,
+        listed: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<String> {
+        self.select(
+            listed
+                .into_iter()
+                .chain(self.names.iter().map(String::as_str)),
+        )
     }
 
     /// Whether `name` is selected.
@@ -425,7 +434,7 @@ mod tests {
             .with_names(&["BILLING_PROD_a".into(), "BILLING_PROD_tmp".into()])
             .unwrap();
         assert!(!f.needs_listing());
-        assert_eq!(f.named(), vec!["BILLING_PROD_a"]);
+        assert_eq!(f.select_with_names([]), vec!["BILLING_PROD_a"]);
         // A name is not a prefix: BILLING_PRODUCTS is not taken.
         assert_eq!(f.select(names()), vec!["BILLING_PROD_a"]);
         // With a prefix too, the region must be listed.

@@ -148,7 +148,12 @@ struct Compare {
 }
 
 impl PageSink for Compare {
-    async fn page(&mut self, items: &[Item], _count: u64, _next: Option<&ScanKey>) -> Result<()> {
+    async fn page(
+        &mut self,
+        items: &[Item],
+        _sizes: &[u64],
+        _next: Option<&ScanKey>,
+    ) -> Result<()> {
         let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
         let mut expected = self.expected.lock().unwrap();
         let mut diff = self.differing.lock().unwrap();
@@ -178,7 +183,12 @@ impl PageSink for Compare {
 struct Count;
 
 impl PageSink for Count {
-    async fn page(&mut self, _items: &[Item], _count: u64, _next: Option<&ScanKey>) -> Result<()> {
+    async fn page(
+        &mut self,
+        _items: &[Item],
+        _sizes: &[u64],
+        _next: Option<&ScanKey>,
+    ) -> Result<()> {
         Ok(())
     }
 }

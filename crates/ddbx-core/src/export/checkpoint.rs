@@ -123,8 +123,8 @@ impl CheckpointedSink {
 }
 
 impl PageSink for CheckpointedSink {
-    async fn page(&mut self, items: &[Item], count: u64, next: Option<&ScanKey>) -> Result<()> {
-        PageSink::page(&mut self.writer, items, count, next).await?;
+    async fn page(&mut self, items: &[Item], sizes: &[u64], next: Option<&ScanKey>) -> Result<()> {
+        PageSink::page(&mut self.writer, items, sizes, next).await?;
         self.after_page(next).await
     }
 

@@ -249,35 +249,27 @@ pub async fn select_tables(
         let bytes = read_anywhere(aws, file).await?;
         filter.exclude_file(file, &bytes)?;
     }
-    let names = if filter.needs_listing() {
+    let listed = if filter.needs_listing() {
         let all = aws
             .list_tables()
             .await
             .map_err(|e| Error::Plan(format!("cannot list tables: {e}")))?;
-        // A named table that does not exist is kept: describing it reports it missing.
-        let mut names = filter.select(all.iter().map(String::as_str));
-        names.extend(filter.named());
-        names.sort();
-        names.dedup();
-        if names.is_empty() {
-            return Err(Error::Plan(format!(
+        Some(all)
+    } else {
+        None
+    };
+    let names = filter.select_with_names(listed.iter().flatten().map(String::as_str));
+    if names.is_empty() {
+        return Err(Error::Plan(match &listed {
+            Some(all) => format!(
                 "no table in {} matches {:?} (after excludes); {} tables seen",
                 aws.region,
                 settings.tables,
                 all.len()
-            )));
-        }
-        names
-    } else {
-        let names = filter.named();
-        if names.is_empty() {
-            return Err(Error::Plan(format!(
-                "every table named ({:?}) is excluded",
-                settings.table_names
-            )));
-        }
-        names
-    };
+            ),
+            None => format!("every table named ({:?}) is excluded", settings.table_names),
+        }));
+    }
     let described = for_each_limited(names, 8, |name| async move {
         let schema = aws.describe_table(&name).await;
         (name, schema)
@@ -385,11 +377,10 @@ pub async fn run(
                 if let Some(to) = settings.spike_read_units {
                     match capacity::plan(aws, &schema, capacity::Dimension::Read, to).await {
                         Ok(spike) => {
-                            if spike.changes() {
-                                // The rate follows the capacity the table will have.
-                                planned.target_read_units = settings
-                                    .max_read_units
-                                    .unwrap_or(to as f64 * settings.read_ratio);
+                            // The rate follows the capacity the table will have.
+                            if let Some(units) = spike.units(settings.read_ratio) {
+                                planned.target_read_units =
+                                    settings.max_read_units.unwrap_or(units);
                                 if settings.segments.is_none() {
                                     planned.segments = default_segments(
                                         schema.table_size_bytes,

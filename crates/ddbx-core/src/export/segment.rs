@@ -61,12 +61,13 @@ pub type ScanKey = HashMap<String, AttributeValue>;
 
 /// Where a segment's pages go.
 pub trait PageSink: Send {
-    /// Take one page's items (for a count-only scan: none, and `count`); `next` is where
-    /// the scan continues after this page (`None` at the end of the segment).
+    /// Take one page's items (none for a count-only scan) and their sizes by DynamoDB's
+    /// rules; `next` is where the scan continues after this page (`None` at the end of the
+    /// segment).
     fn page(
         &mut self,
         items: &[Item],
-        count: u64,
+        sizes: &[u64],
         next: Option<&ScanKey>,
     ) -> impl std::future::Future<Output = Result<()>> + Send;
 
@@ -93,9 +94,9 @@ pub trait PageSink: Send {
 }
 
 impl PageSink for DataFileWriter {
-    async fn page(&mut self, items: &[Item], _count: u64, _next: Option<&ScanKey>) -> Result<()> {
-        for item in items {
-            self.push(item, item_size(item) as u64).await?;
+    async fn page(&mut self, items: &[Item], sizes: &[u64], _next: Option<&ScanKey>) -> Result<()> {
+        for (item, size) in items.iter().zip(sizes) {
+            self.push(item, *size).await?;
         }
         self.end_page().await?;
         Ok(())
@@ -186,7 +187,7 @@ pub async fn scan_segment(
         }
         let room = sink.room();
         let written = async {
-            page.deliver(sink, count).await?;
+            page.deliver(sink).await?;
             job.progress.add(count, bytes, consumed);
             Ok(())
         };
@@ -246,6 +247,8 @@ struct Page {
     output: ScanOutput,
     /// Its native export lines, when it was read from the wire.
     lines: Option<WirePage>,
+    /// Its items' sizes by DynamoDB's rules, when it was read by the SDK.
+    sizes: Vec<u64>,
     reserved: f64,
 }
 
@@ -295,7 +298,9 @@ impl PageReader<'_> {
             )
             .await;
         match output {
+            // (A page read from the wire has its lines, and no items in `output`.)
             Ok(output) => Ok(Page {
+                sizes: output.items().iter().map(|i| item_size(i) as u64).collect(),
                 output,
                 lines: self.wire.and_then(WireSlot::take),
                 reserved: estimate,
@@ -319,20 +324,16 @@ impl Page {
         match &self.lines {
             Some(lines) => (lines.items.len() as u64, lines.item_bytes()),
             None if count_only => (self.output.count().max(0) as u64, 0),
-            None => {
-                let items = self.output.items();
-                let bytes = items.iter().map(|i| item_size(i) as u64).sum();
-                (items.len() as u64, bytes)
-            }
+            None => (self.sizes.len() as u64, self.sizes.iter().sum()),
         }
     }
 
     /// Hand the page to `sink`.
-    async fn deliver(self, sink: &mut impl PageSink, count: u64) -> Result<()> {
+    async fn deliver(self, sink: &mut impl PageSink) -> Result<()> {
         let next = self.next();
         match &self.lines {
             Some(lines) => sink.lines(lines, next).await,
-            None => sink.page(self.output.items(), count, next).await,
+            None => sink.page(self.output.items(), &self.sizes, next).await,
         }
     }
 }

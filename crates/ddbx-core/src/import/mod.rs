@@ -325,11 +325,7 @@ async fn emr_job(aws: &Aws, settings: &ImportSettings, p: Planned) -> EmrImportJ
             settings.create_missing,
         )
         .await?;
-        let spike = match settings.spike_write_units {
-            Some(n) => Some(capacity::plan(aws, &described, capacity::Dimension::Write, n).await?),
-            None => None,
-        };
-        Ok((src.files.len() as u64, spike))
+        Ok((src.files.len() as u64, write_spike(aws, settings, &described).await?))
     }
     .await;
     EmrImportJob {
@@ -361,18 +357,14 @@ async fn import_table(
         settings.create_missing,
     )
     .await?;
-    let spike = match settings.spike_write_units {
-        Some(n) => Some(capacity::plan(aws, &described, capacity::Dimension::Write, n).await?),
-        None => None,
-    };
+    let spike = write_spike(aws, settings, &described).await?;
     // The rate follows the capacity the table will have.
-    let units =
-        settings
-            .max_write_units
-            .unwrap_or_else(|| match spike.as_ref().filter(|s| s.changes()) {
-                Some(s) => s.to as f64 * step.write_ratio,
-                None => described.write_units(step.write_ratio),
-            });
+    let units = settings.max_write_units.unwrap_or_else(|| {
+        spike
+            .as_ref()
+            .and_then(|s| s.units(step.write_ratio))
+            .unwrap_or_else(|| described.write_units(step.write_ratio))
+    });
     capacity::during(
         aws,
         root,
@@ -380,6 +372,20 @@ async fn import_table(
         write_table(aws, settings, root, step, src, counters, units),
     )
     .await
+}
+
+/// The write-capacity spike `--spike-write-units` asks for on `target`, planned.
+async fn write_spike(
+    aws: &Aws,
+    settings: &ImportSettings,
+    target: &crate::table::TableSchema,
+) -> Result<Option<capacity::Spike>> {
+    match settings.spike_write_units {
+        Some(n) => Ok(Some(
+            capacity::plan(aws, target, capacity::Dimension::Write, n).await?,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// Write one table's items at `units` WCU/s, from its checkpoint when resuming.
