@@ -8,7 +8,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(entries) = parse_manifest_files("fuzz", data) {
-        for (_, name) in entries {
+        for (_, file) in entries {
+            let name = file.name;
             assert!(!name.contains('/') && name != "." && name != ".." && !name.is_empty());
         }
     }

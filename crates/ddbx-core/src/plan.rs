@@ -209,6 +209,8 @@ pub enum DataFormat {
     /// AWS's native "Export to S3" DynamoDB JSON (FORMATS.md §1).
     #[default]
     DynamodbJson,
+    /// AWS's native "Export to S3" layout with Amazon Ion lines (FORMATS.md §1.1).
+    Ion,
     /// The emr-dynamodb-connector's layout (FORMATS.md §2).
     Emr,
     /// Old AWS Data Pipeline exports (read only).
@@ -220,9 +222,16 @@ impl DataFormat {
     pub fn name(self) -> &'static str {
         match self {
             DataFormat::DynamodbJson => "dynamodb-json",
+            DataFormat::Ion => "ion",
             DataFormat::Emr => "emr",
             DataFormat::DataPipeline => "data-pipeline",
         }
+    }
+
+    /// Whether the data is in AWS's native export layout (`AWSDynamoDB/<id>/` with
+    /// manifests), whatever the line encoding.
+    pub fn is_native(self) -> bool {
+        matches!(self, DataFormat::DynamodbJson | DataFormat::Ion)
     }
 }
 
@@ -309,8 +318,28 @@ pub struct ExportPlan {
     pub read_ratio: f64,
     /// The engine (`local`).
     pub engine: String,
+    /// What selected the tables (absent in plans of ddbx before 0.2).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub selection: Option<PlanSelection>,
     /// The tables, sorted by name.
     pub tables: Vec<PlannedTable>,
+}
+
+/// What selected a run's tables: its `--tables`, `--table`, `--exclude` and `--exclude-file`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanSelection {
+    /// Prefixes or globs.
+    pub tables: Vec<String>,
+    /// Tables named exactly.
+    #[serde(default)]
+    pub table_names: Vec<String>,
+    /// Names or globs never exported.
+    #[serde(default)]
+    pub excludes: Vec<String>,
+    /// Another excludes file.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub exclude_file: Option<String>,
 }
 
 /// The write ratio a restore plan proposes (the seed's default).

@@ -161,6 +161,8 @@ pub struct EngineArgs {
 pub enum SourceFormatArg {
     /// AWS "Export to S3" DynamoDB JSON.
     DynamodbJson,
+    /// AWS "Export to S3" in Amazon Ion.
+    Ion,
     /// The emr-dynamodb-connector layout.
     Emr,
     /// Old AWS Data Pipeline exports (no manifest).
@@ -226,6 +228,9 @@ pub struct ImportArgs {
     /// Skip reading every file once before writing (faster; a bad line then fails a table mid-way).
     #[arg(long)]
     pub no_validate_first: bool,
+    /// Where the import keeps its flags and checkpoints (a folder or s3://). Default: the run root of a ddbx run this import may write; for anything else (an AWS export, a bucket it may only read) ~/.local/state/ddbx/imports/<source>. Pass the same value with --resume.
+    #[arg(long, value_name = "LOCATION")]
+    pub state_to: Option<String>,
 }
 
 /// `ddbx verify`.
@@ -250,6 +255,8 @@ pub struct VerifyArgs {
 pub enum FormatArg {
     /// AWS "Export to S3" DynamoDB JSON (AWSDynamoDB/<id>/ with manifests).
     DynamodbJson,
+    /// AWS "Export to S3" in Amazon Ion (the same layout, `.ion.gz` data files), as ExportFormat=ION writes it and Import from S3 reads it.
+    Ion,
     /// The emr-dynamodb-connector layout (manifest v3), as the seed's EMR steps wrote.
     Emr,
 }
@@ -293,8 +300,8 @@ pub struct ExportArgs {
     /// Base location: a folder, file:// URL or s3://bucket/prefix.
     #[arg(long, value_name = "LOCATION", required_unless_present = "resume")]
     pub to: Option<String>,
-    /// Continue a killed, interrupted or failed export: the run root to resume (its plan and checkpoints are used).
-    #[arg(long, value_name = "RUN_ROOT", conflicts_with_all = ["app", "tables", "table_names", "to", "dry_run", "run_time"])]
+    /// Continue a killed, interrupted or failed export: the run root to resume (its plan and checkpoints are used). The rest of the original command line may stay: flags that agree with the run's plan are accepted, flags that contradict it are refused.
+    #[arg(long, value_name = "RUN_ROOT", conflicts_with = "dry_run")]
     pub resume: Option<String>,
     /// Raise each provisioned table's read capacity to UNITS for its export, and put it back after (tables that auto-scale get their minimum raised).
     #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(i64).range(1..))]
@@ -302,9 +309,9 @@ pub struct ExportArgs {
     /// The run's time, which names its folder (RFC 3339, e.g. the schedule's 2026-11-24T03:00:00Z; default: now).
     #[arg(long, value_name = "TIME")]
     pub run_time: Option<chrono::DateTime<chrono::Utc>>,
-    /// Fraction of each table's read capacity to use (on-demand: of MaxReadRequestUnits, else 40,000).
-    #[arg(long, default_value_t = 0.5)]
-    pub read_ratio: f64,
+    /// Fraction of each table's read capacity to use (on-demand: of MaxReadRequestUnits, else 40,000) [default: 0.5].
+    #[arg(long, value_name = "RATIO")]
+    pub read_ratio: Option<f64>,
     /// Read units per second per table, overriding --read-ratio.
     #[arg(long, value_name = "UNITS")]
     pub max_read_units: Option<f64>,
@@ -317,18 +324,18 @@ pub struct ExportArgs {
     /// Scan workers shared by all tables.
     #[arg(long, default_value_t = 8)]
     pub workers: usize,
-    /// Data format.
-    #[arg(long, value_enum, default_value_t = FormatArg::DynamodbJson)]
-    pub format: FormatArg,
-    /// Compression of data files.
-    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
-    pub compression: CompressionArg,
-    /// Items per data file at most (default: 1,000,000; 100,000 for --format emr, as the connector).
+    /// Data format [default: dynamodb-json].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Compression of data files [default: gzip].
+    #[arg(long, value_enum)]
+    pub compression: Option<CompressionArg>,
+    /// Items per data file at most [default: 1,000,000; 100,000 for --format emr, as the connector].
     #[arg(long)]
     pub file_items: Option<u64>,
-    /// Uncompressed bytes per data file at most.
-    #[arg(long, default_value_t = 1024 * 1024 * 1024)]
-    pub file_bytes: u64,
+    /// Uncompressed bytes per data file at most [default: 1 GiB].
+    #[arg(long)]
+    pub file_bytes: Option<u64>,
     /// Print the plan and write nothing.
     #[arg(long)]
     pub dry_run: bool,

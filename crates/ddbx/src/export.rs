@@ -5,7 +5,6 @@ use std::time::Duration;
 use ddbx_core::aws::{Aws, AwsSettings};
 use ddbx_core::engine::local::LocalEngine;
 use ddbx_core::export::{self, ExportSettings};
-use ddbx_core::format::writer::RollLimits;
 use ddbx_core::plan::{Compression, DataFormat};
 use ddbx_core::progress::RunProgress;
 use ddbx_core::run::lock::LockSettings;
@@ -53,14 +52,11 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
     }
     let format = match a.format {
         // EMR clusters write the connector's format.
-        _ if emr.is_some() => DataFormat::Emr,
-        FormatArg::DynamodbJson => DataFormat::DynamodbJson,
-        FormatArg::Emr => DataFormat::Emr,
-    };
-    let default_items = if format == DataFormat::Emr {
-        100_000
-    } else {
-        1_000_000
+        _ if emr.is_some() => Some(DataFormat::Emr),
+        None => None,
+        Some(FormatArg::DynamodbJson) => Some(DataFormat::DynamodbJson),
+        Some(FormatArg::Ion) => Some(DataFormat::Ion),
+        Some(FormatArg::Emr) => Some(DataFormat::Emr),
     };
     Ok(ExportSettings {
         app: a.app.clone().unwrap_or_default(),
@@ -73,16 +69,13 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
         max_read_units: a.max_read_units,
         segments: a.segments,
         format,
-        compression: match a.compression {
+        compression: a.compression.map(|c| match c {
             CompressionArg::Gzip => Compression::Gzip,
             CompressionArg::Zstd => Compression::Zstd,
             CompressionArg::None => Compression::None,
-        },
-        roll: RollLimits {
-            max_items: a.file_items.unwrap_or(default_items).max(1),
-            max_bytes: a.file_bytes.max(1),
-            ..RollLimits::default()
-        },
+        }),
+        file_items: a.file_items,
+        file_bytes: a.file_bytes,
         engine: LocalEngine {
             parallel_tables: a.parallel_tables.max(1),
             workers: a.workers.max(1),

@@ -31,6 +31,7 @@ fn selection(s: &SourceArgs) -> Result<Selection, ddbx_core::Error> {
         target_table: s.target_table.clone(),
         format: s.format.map(|f| match f {
             SourceFormatArg::DynamodbJson => DataFormat::DynamodbJson,
+            SourceFormatArg::Ion => DataFormat::Ion,
             SourceFormatArg::Emr => DataFormat::Emr,
             SourceFormatArg::DataPipeline => DataFormat::DataPipeline,
         }),
@@ -75,6 +76,7 @@ pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
         stop,
         emr,
         spike_write_units: a.spike_write_units,
+        state_to: a.state_to.clone(),
     };
     let runs = RunProgress::default();
     let renderer = progress::start(runs.clone(), !g.no_progress, "write");

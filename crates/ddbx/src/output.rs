@@ -33,6 +33,9 @@ pub fn summary(out: Output, s: &RunSummary) {
         "{} {}: {} ({} tables, {} failed)",
         s.job, s.run_root, s.status, s.tables, s.tables_failed
     );
+    if let Some(state) = &s.state_root {
+        println!("flags and checkpoints: {state}");
+    }
     println!(
         "{:<40} {:>10} {:>12} {:>12} {:>8} {:>9}",
         "TABLE", "STATUS", "ITEMS", "BYTES", "UNITS", "SECONDS"

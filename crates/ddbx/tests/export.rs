@@ -26,16 +26,19 @@ fn read_native_table(out: &Path, table_dir: &Path) -> Vec<item::Item> {
     assert_eq!(hex8.len(), 8, "export id {id}");
     assert_eq!(std::fs::read(id_dir.join("_started")).unwrap().len(), 0);
 
+    // Beside each manifest, `.md5` with its base64 MD5 (24 bytes, no newline), as AWS writes.
+    let b64_md5 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(Md5::digest(b));
     let files_manifest = std::fs::read(id_dir.join("manifest-files.json")).unwrap();
     assert_eq!(
-        std::fs::read_to_string(id_dir.join("manifest-files.checksum")).unwrap(),
-        hex::encode(Md5::digest(&files_manifest))
+        std::fs::read_to_string(id_dir.join("manifest-files.md5")).unwrap(),
+        b64_md5(&files_manifest)
     );
     let summary_bytes = std::fs::read(id_dir.join("manifest-summary.json")).unwrap();
     assert_eq!(
-        std::fs::read_to_string(id_dir.join("manifest-summary.checksum")).unwrap(),
-        hex::encode(Md5::digest(&summary_bytes))
+        std::fs::read_to_string(id_dir.join("manifest-summary.md5")).unwrap(),
+        b64_md5(&summary_bytes)
     );
+    assert!(!id_dir.join("manifest-files.checksum").exists());
     let summary: serde_json::Value = serde_json::from_slice(&summary_bytes).unwrap();
     let keys: Vec<&str> = summary
         .as_object()
@@ -60,9 +63,11 @@ fn read_native_table(out: &Path, table_dir: &Path) -> Vec<item::Item> {
             "manifestFilesS3Key",
             "billedSizeBytes",
             "itemCount",
-            "outputFormat"
+            "outputFormat",
+            "exportType"
         ]
     );
+    assert_eq!(summary["exportType"], "FULL_EXPORT");
     assert_eq!(summary["version"], "2020-06-30");
     assert_eq!(summary["outputFormat"], "DYNAMODB_JSON");
 
@@ -1250,4 +1255,90 @@ async fn tables_named_exactly_are_taken_without_listing() {
     let o = export(&["--table", "no/such"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no/such"));
+}
+
+#[tokio::test]
+async fn a_resume_takes_the_rest_of_the_original_command_line() {
+    let env = TestEnv::new("resumeargs").await;
+    let t = env.table("t");
+    env.create_table(&t, false, Some((5, 5))).await;
+    let written: Vec<_> = (0..120).map(|i| items::sized(i, 3500)).collect();
+    env.put_items(&t, &written).await;
+    let out = env.out();
+    let app = format!("{}app", env.prefix);
+    let to = out.to_str().unwrap().to_string();
+    assert_eq!(written.len(), 120);
+    // What cron runs (the same line again, with --resume added after a failure).
+    let line: Vec<String> = [
+        "export",
+        "--app",
+        &app,
+        "--tables",
+        &t,
+        "--exclude",
+        "nothing-else",
+        "--to",
+        &to,
+        "--read-ratio",
+        "0.8",
+        "--segments",
+        "2",
+        "--max-read-units",
+        "5",
+        "--format",
+        "dynamodb-json",
+        "--compression",
+        "zstd",
+        "--run-time",
+        "2026-11-24T03:00:00Z",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // ~60 units at 5 units/s: 12 s if left alone.
+    let mut child = env.ddbx().args(&line).spawn().unwrap();
+    let run = out.join("us-east-1").join(&app).join("2026/11/24/03_00.00");
+    wait_for(&mut child, "the plan", || {
+        run.join("export-plan.json").exists()
+    });
+    crate::support::sigterm(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(4));
+    let resume = |extra: &[&str]| {
+        let mut args = line.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(["--resume".into(), run.to_str().unwrap().to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.run(&args)
+    };
+    // A flag that contradicts the plan is refused, naming the plan's value; nothing moves.
+    for (flag, value, planned) in [
+        ("--read-ratio", "0.5", "readRatio 0.8"),
+        ("--compression", "gzip", "compression zstd"),
+        ("--app", "other", &format!("app {app}")),
+        ("--tables", "OTHER_", "--tables"),
+    ] {
+        let mut args: Vec<String> = line.clone();
+        let at = args.iter().position(|a| a == flag).unwrap();
+        args[at + 1] = value.to_string();
+        args.extend(["--resume".into(), run.to_str().unwrap().to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = env.run(&args);
+        assert_eq!(o.status.code(), Some(1), "{flag} {value}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(planned) && err.contains("export-plan.json"),
+            "{err}"
+        );
+        assert!(
+            run.join("BACKUP_COMPLETE_FAILED").exists(),
+            "the run is untouched"
+        );
+    }
+    // The same line with --resume: the run completes as planned.
+    let o = resume(&["--output", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(json_stdout(&o)["items"], 120);
+    assert!(run.join("BACKUP_COMPLETE_SUCCESS").exists());
+    let got = env.run(&["verify", "--from", run.to_str().unwrap(), "--deep"]);
+    assert_eq!(got.status.code(), Some(0), "every item exactly once");
 }

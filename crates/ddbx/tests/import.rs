@@ -7,7 +7,7 @@ use base64::Engine as _;
 use md5::{Digest, Md5};
 
 use crate::support::fault_proxy::{FaultProxy, Faults};
-use crate::support::{digests, items, json_stdout, wait_for, TestEnv};
+use crate::support::{digests, items, json_stdout, read_json, wait_for, TestEnv};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -398,11 +398,14 @@ async fn broken_inputs_name_the_file_and_line_and_harm_nothing_else() {
         lines[2] = replacement.to_string();
         lines.join("\n") + "\n"
     };
+    // The data file's MD5 in the manifest made to match, and the manifest's own `.md5`.
     let fix_md5 = |content: &[u8]| {
         let v: serde_json::Value = serde_json::from_str(manifest.trim()).unwrap();
         let mut v = v;
         v["md5Checksum"] = md5_b64(content).into();
-        std::fs::write(bad_dir.join("manifest-files.json"), format!("{v}\n")).unwrap();
+        let manifest = format!("{v}\n");
+        std::fs::write(bad_dir.join("manifest-files.json"), &manifest).unwrap();
+        std::fs::write(bad_dir.join("manifest-files.md5"), md5_b64(manifest.as_bytes())).unwrap();
     };
     let big = format!(
         r#"{{"Item":{{"pk":{{"S":"big"}},"x":{{"S":"{}"}}}}}}"#,
@@ -968,4 +971,124 @@ async fn sigterm_stops_an_import_cleanly_and_it_resumes() {
         "each item counted once across the stop"
     );
     assert_eq!(digests(&env.scan_all(&t2).await), digests(&written));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_from_a_source_it_may_only_read_keeps_its_state_elsewhere_and_resumes() {
+    let env = TestEnv::new("readonly").await;
+    let (a, b) = (env.table("a"), env.table("b"));
+    let items_a = env.mixed_table(&a, Some((50, 50)), 30).await;
+    let items_b = env.mixed_table(&b, Some((50, 50)), 20).await;
+    let bucket = env.bucket();
+    let o = env.run(&[
+        "export",
+        "--app",
+        "app",
+        "--tables",
+        &env.prefix,
+        "--to",
+        &format!("s3://{bucket}/backups"),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let root = json_stdout(&o)["runRoot"].as_str().unwrap().to_string();
+    let before = env.s3_keys(&bucket, "backups/");
+    // These credentials may only read the bucket.
+    let proxy = FaultProxy::start(
+        &env.emulators.s3,
+        Faults {
+            s3_read_only: Some(Box::leak(bucket.clone().into_boxed_str())),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let (a2, b2) = (env.table("a2"), env.table("b2"));
+    let map = [format!("{a}={a2}"), format!("{b}={b2}")];
+    let import = |extra: &[&str]| {
+        let mut c = env.ddbx_with(&env.emulators.dynamodb, &proxy.url);
+        c.args([
+            "import",
+            "--from",
+            &root,
+            "--table-map",
+            &map[0],
+            "--table-map",
+            &map[1],
+        ])
+        .args(["--output", "json"])
+        .args(extra);
+        let o = c.output().unwrap();
+        eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+        o
+    };
+    // b2 is missing (no --create-missing): that table fails, the other is written.
+    env.create_table(&a2, false, Some((50, 50))).await;
+    let o = import(&[]);
+    assert_eq!(o.status.code(), Some(4));
+    let summary = json_stdout(&o);
+    assert_eq!(summary["tablesFailed"], 1);
+    let state = summary["stateRoot"]
+        .as_str()
+        .expect("the state went elsewhere")
+        .to_string();
+    let mirror = root.replacen("s3://", "s3/", 1);
+    let state_dir = env
+        .dir
+        .path()
+        .join(".local/state/ddbx/imports")
+        .join(&mirror);
+    assert_eq!(
+        state,
+        format!("file://{}", state_dir.canonicalize().unwrap().display())
+    );
+    assert!(state_dir.join("RESTORE_COMPLETE_FAILED").exists());
+    assert!(state_dir
+        .join("_import")
+        .join(&a2)
+        .join("checkpoint.json")
+        .exists());
+    assert!(
+        proxy
+            .stats
+            .s3_refused_writes
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0,
+        "the write check was refused"
+    );
+    // Resumed: a2 is done and stays done, b2 is written now.
+    env.create_table(&b2, false, Some((50, 50))).await;
+    let o = import(&["--resume"]);
+    assert_eq!(o.status.code(), Some(0));
+    let summary = json_stdout(&o);
+    assert_eq!(summary["items"], 50, "each item counted once");
+    assert!(state_dir.join("RESTORE_COMPLETE_SUCCESS").exists());
+    assert_eq!(digests(&env.scan_all(&a2).await), digests(&items_a));
+    assert_eq!(digests(&env.scan_all(&b2).await), digests(&items_b));
+    // The source is as it was.
+    assert_eq!(
+        env.s3_keys(&bucket, "backups/"),
+        before,
+        "nothing written into the source"
+    );
+    // --state-to names the place; one place serves one source.
+    let elsewhere = env.dir.path().join("state-elsewhere");
+    let o = import(&["--state-to", s(&elsewhere)]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(elsewhere.join("RESTORE_COMPLETE_SUCCESS").exists());
+    assert!(read_json(&elsewhere.join("source.json"))["source"] == root.as_str());
+    let local_run = env.export_all("other", &[]);
+    let o = env.run(&[
+        "import",
+        "--from",
+        s(&local_run),
+        "--state-to",
+        s(&elsewhere),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "another source's state is refused"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&root));
 }

@@ -7,4 +7,5 @@ mod capacity;
 mod emr;
 mod export;
 mod faults;
+mod formats;
 mod import;

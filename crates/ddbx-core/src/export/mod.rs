@@ -3,6 +3,7 @@
 //! final flag.
 
 pub mod checkpoint;
+mod resume;
 pub mod segment;
 
 use checkpoint::{segment_name, CheckpointedSink, SegmentPosition, TablePosition};
@@ -23,8 +24,8 @@ use crate::engine::local::{for_each_limited, LocalEngine, WorkerPool};
 use crate::format::writer::{DataFileWriter, RollLimits};
 use crate::format::{connector, native, DataFile, TableLayout};
 use crate::plan::{
-    default_segments, validate_app_name, Compression, DataFormat, ExportPlan, PlannedTable,
-    RestorePlan, RestoreStep, RunLayout, TableFilter, DEFAULT_WRITE_RATIO,
+    default_segments, validate_app_name, Compression, DataFormat, ExportPlan, PlanSelection,
+    PlannedTable, RestorePlan, RestoreStep, RunLayout, TableFilter, DEFAULT_WRITE_RATIO,
 };
 use crate::progress::{Phase, RunProgress, TableProgress};
 use crate::rate::RateLimiter;
@@ -37,7 +38,7 @@ use crate::table::TableSchema;
 use crate::{Error, Result};
 
 /// Everything an export is asked to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ExportSettings {
     /// The app's friendly name (a folder of the layout).
     pub app: String,
@@ -52,18 +53,20 @@ pub struct ExportSettings {
     pub exclude_file: Option<String>,
     /// The base location.
     pub to: String,
-    /// Fraction of each table's read capacity to use.
-    pub read_ratio: f64,
+    /// Fraction of each table's read capacity to use (default [`DEFAULT_READ_RATIO`]).
+    pub read_ratio: Option<f64>,
     /// Read units per second per table, overriding the ratio.
     pub max_read_units: Option<f64>,
     /// Scan segments per table (default: from size and rate).
     pub segments: Option<u32>,
-    /// Data format.
-    pub format: DataFormat,
-    /// Compression of data files.
-    pub compression: Compression,
-    /// When data files roll.
-    pub roll: RollLimits,
+    /// Data format (default: DynamoDB JSON).
+    pub format: Option<DataFormat>,
+    /// Compression of data files (default: gzip).
+    pub compression: Option<Compression>,
+    /// Items per data file at most (default: 1,000,000; 100,000 for the connector format).
+    pub file_items: Option<u64>,
+    /// Uncompressed bytes per data file at most (default: 1 GiB).
+    pub file_bytes: Option<u64>,
     /// Concurrency.
     pub engine: LocalEngine,
     /// Print the plan, write nothing.
@@ -80,6 +83,52 @@ pub struct ExportSettings {
     pub emr: Option<EmrRun>,
     /// Raise each provisioned table's read capacity to this for its export.
     pub spike_read_units: Option<i64>,
+}
+
+/// The read ratio when none is given.
+pub const DEFAULT_READ_RATIO: f64 = 0.5;
+
+impl ExportSettings {
+    /// The read ratio asked for, or the default.
+    pub fn read_ratio(&self) -> f64 {
+        self.read_ratio.unwrap_or(DEFAULT_READ_RATIO)
+    }
+
+    /// The data format asked for, or the default.
+    pub fn format(&self) -> DataFormat {
+        self.format.unwrap_or_default()
+    }
+
+    /// The compression asked for, or the default.
+    pub fn compression(&self) -> Compression {
+        self.compression.unwrap_or_default()
+    }
+
+    /// When data files roll: as asked, else the defaults (the connector's 100,000 items a
+    /// file for its format, as its tools write).
+    pub fn roll(&self) -> RollLimits {
+        let default = RollLimits::default();
+        let items = if self.format() == DataFormat::Emr {
+            100_000
+        } else {
+            default.max_items
+        };
+        RollLimits {
+            max_items: self.file_items.unwrap_or(items).max(1),
+            max_bytes: self.file_bytes.unwrap_or(default.max_bytes).max(1),
+            ..default
+        }
+    }
+
+    /// What selected the tables, as the plan records it.
+    pub fn selection(&self) -> PlanSelection {
+        PlanSelection {
+            tables: self.tables.clone(),
+            table_names: self.table_names.clone(),
+            excludes: self.excludes.clone(),
+            exclude_file: self.exclude_file.clone(),
+        }
+    }
 }
 
 /// How one table ended.
@@ -144,6 +193,9 @@ pub struct RunSummary {
     pub items: u64,
     /// Bytes, all tables.
     pub bytes: u64,
+    /// Where an import kept its flags and checkpoints, when not in the run root.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub state_root: Option<String>,
     /// One line per failed table.
     pub errors: Vec<String>,
     /// Per table.
@@ -186,6 +238,7 @@ impl RunSummary {
             tables_failed: failed.len(),
             items: tables.iter().map(|t| t.items).sum(),
             bytes: tables.iter().map(|t| t.bytes).sum(),
+            state_root: None,
             errors: failed
                 .iter()
                 .map(|t| format!("{}: {}", t.table, t.error.as_deref().unwrap_or("failed")))
@@ -223,10 +276,10 @@ pub async fn select_tables(
     started: DateTime<Utc>,
 ) -> Result<Selection> {
     validate_app_name(&settings.app)?;
-    if !(settings.read_ratio > 0.0 && settings.read_ratio <= 1.5) {
+    let ratio = settings.read_ratio();
+    if !(ratio > 0.0 && ratio <= 1.5) {
         return Err(Error::Invalid(format!(
-            "--read-ratio {} is out of range (0 < ratio <= 1.5)",
-            settings.read_ratio
+            "--read-ratio {ratio} is out of range (0 < ratio <= 1.5)"
         )));
     }
     let base = store::open(&settings.to, Some(aws)).await?;
@@ -310,7 +363,7 @@ pub async fn read_anywhere(aws: &Aws, path_or_url: &str) -> Result<Bytes> {
 fn read_units(settings: &ExportSettings, schema: &TableSchema) -> f64 {
     settings
         .max_read_units
-        .unwrap_or_else(|| schema.read_units(settings.read_ratio))
+        .unwrap_or_else(|| schema.read_units(settings.read_ratio()))
 }
 
 fn planned_table(
@@ -357,15 +410,16 @@ pub async fn run(
         region: aws.region.clone(),
         run_root: run_dir.url(),
         started_at: started,
-        format: settings.format,
-        compression: settings.compression,
-        read_ratio: settings.read_ratio,
+        format: settings.format(),
+        compression: settings.compression(),
+        read_ratio: settings.read_ratio(),
         engine: if settings.emr.is_some() {
             "emr"
         } else {
             "local"
         }
         .into(),
+        selection: Some(settings.selection()),
         tables: Vec::new(),
     };
     let mut failed_early = Vec::new();
@@ -378,7 +432,7 @@ pub async fn run(
                     match capacity::plan(aws, &schema, capacity::Dimension::Read, to).await {
                         Ok(spike) => {
                             // The rate follows the capacity the table will have.
-                            if let Some(units) = spike.units(settings.read_ratio) {
+                            if let Some(units) = spike.units(settings.read_ratio()) {
                                 planned.target_read_units =
                                     settings.max_read_units.unwrap_or(units);
                                 if settings.segments.is_none() {
@@ -497,11 +551,23 @@ async fn resume(
             ))
         })?;
     let base = store::open(base_str, Some(aws)).await?;
+    let given_base = match settings.to.as_str() {
+        "" => None,
+        to => Some(store::open(to, Some(aws)).await?.url()),
+    };
+    resume::check(
+        settings,
+        &plan,
+        &run_dir.url_of(&plan_path),
+        &base.url(),
+        given_base.as_deref(),
+    )?;
     let run_dir = base.child(&rel);
     let mut settings = settings.clone();
     settings.app = plan.app.clone();
-    settings.format = plan.format;
-    settings.compression = plan.compression;
+    settings.format = Some(plan.format);
+    settings.compression = Some(plan.compression);
+    settings.read_ratio = Some(plan.read_ratio);
     let mut schemas = Vec::new();
     let mut failed_early = Vec::new();
     let mut tables = Vec::new();
@@ -658,7 +724,7 @@ async fn export_run(
                     source_table: t.table.clone(),
                     target_table: t.table.clone(),
                     path: t.table.clone(),
-                    format: settings.format,
+                    format: settings.format(),
                     key_schema: t.key_schema.clone(),
                     write_ratio: DEFAULT_WRITE_RATIO,
                     item_count: r.items,
@@ -805,8 +871,8 @@ async fn export_table(
     let (layout, segments) = match &prior {
         Some(p) => (
             TableLayout::with_id(
-                settings.format,
-                settings.compression,
+                settings.format(),
+                settings.compression(),
                 table_dir.clone(),
                 p.export_id.clone(),
             ),
@@ -814,8 +880,8 @@ async fn export_table(
         ),
         None => (
             TableLayout::new(
-                settings.format,
-                settings.compression,
+                settings.format(),
+                settings.compression(),
                 table_dir.clone(),
                 started.timestamp_millis(),
             ),
@@ -834,7 +900,7 @@ async fn export_table(
     if prior.is_none() {
         put_json(&table_dir, "table.json", &schema).await?;
         checkpoints.save("table.json", &position).await?;
-        if settings.format == DataFormat::DynamodbJson {
+        if settings.format().is_native() {
             native::write_started(&layout).await?;
         }
     }
@@ -869,7 +935,7 @@ async fn export_table(
         let start = before.start_key(&checkpoints.url())?;
         let job = job.clone();
         let mut sink = CheckpointedSink {
-            writer: DataFileWriter::resume(layout.clone(), settings.roll, before.files),
+            writer: DataFileWriter::resume(layout.clone(), settings.roll(), before.files),
             checkpoints: checkpoints.clone(),
             segment,
         };
@@ -916,7 +982,7 @@ async fn export_table(
         remove_unlisted_data_files(&layout, &files).await?;
     }
     let ended = Utc::now();
-    match settings.format {
+    match settings.format() {
         DataFormat::Emr => connector::write_manifest(&layout, &files).await?,
         _ => {
             native::write_manifests(&layout, &schema, &aws.region, &files, started, ended).await?;

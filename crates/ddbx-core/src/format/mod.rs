@@ -1,7 +1,7 @@
 //! Layouts of an exported table: where data files go, how they are named, encoded and
 //! compressed, and which manifests describe them.
 //!
-//! - [`native`]: AWS "Export to S3" (`AWSDynamoDB/<id>/data/*.json.gz` + manifests);
+//! - [`native`]: AWS "Export to S3" (`AWSDynamoDB/<id>/data/*.json.gz` or `*.ion.gz` + manifests);
 //! - [`connector`]: the emr-dynamodb-connector (UUID-named files + `manifest` v3).
 //!
 //! Item encoding lives in [`crate::item`]; this module adds files around it.
@@ -96,8 +96,13 @@ impl TableLayout {
                 .table_dir
                 .join(&format!("{id}{}", self.compression.extension())),
             _ => self.native_dir().join(&format!(
-                "data/{}.json{}",
+                "data/{}.{}{}",
                 id.simple(),
+                if self.format == DataFormat::Ion {
+                    "ion"
+                } else {
+                    "json"
+                },
                 self.compression.extension()
             )),
         }
@@ -105,20 +110,21 @@ impl TableLayout {
 
     /// Append one item's line in this layout's encoding.
     pub fn encode(&self, item: &Item, out: &mut Vec<u8>) {
-        if self.writes_native_lines() {
-            item::dynamodb_json::encode_line(item, out)
-        } else {
-            item::connector::encode_line(item, out)
+        match self.format {
+            DataFormat::Emr => item::connector::encode_line(item, out),
+            DataFormat::Ion => item::ion::encode_line(item, out),
+            _ => item::dynamodb_json::encode_line(item, out),
         }
     }
 
-    /// Whether [`TableLayout::encode`] writes native DynamoDB JSON lines.
+    /// Whether [`TableLayout::encode`] writes native DynamoDB JSON lines (which the
+    /// export reads straight from the wire).
     pub fn writes_native_lines(&self) -> bool {
-        self.format != DataFormat::Emr
+        self.format == DataFormat::DynamodbJson
     }
 
     /// Whether every segment must leave a data file, even an empty one (AWS does).
     pub fn writes_empty_files(&self) -> bool {
-        self.format != DataFormat::Emr
+        self.format.is_native()
     }
 }

@@ -1,7 +1,10 @@
 //! AWS's native "Export to S3" layout (FORMATS.md §1): under `<table>/AWSDynamoDB/<id>/`,
-//! `_started`, `data/*.json.gz`, `manifest-files.json` (a line per data file),
-//! `manifest-summary.json`, and a `.checksum` (hex MD5) beside each manifest.
+//! `_started`, `data/*.json.gz` (or `*.ion.gz`), `manifest-files.json` (a line per data
+//! file), `manifest-summary.json`, and beside each manifest a `.md5` holding its base64
+//! MD5, as the service writes them (its guide says `.checksum`; real exports and the
+//! readers written against them use `.md5`).
 
+use base64::Engine as _;
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use md5::{Digest, Md5};
@@ -9,6 +12,7 @@ use object_store::PutPayload;
 use serde::{Deserialize, Serialize};
 
 use crate::format::{DataFile, TableLayout};
+use crate::plan::DataFormat;
 use crate::store::Location;
 use crate::table::TableSchema;
 use crate::{Error, Result};
@@ -62,16 +66,44 @@ pub struct ManifestSummary {
     pub billed_size_bytes: u64,
     /// Items exported.
     pub item_count: u64,
-    /// "DYNAMODB_JSON".
+    /// "DYNAMODB_JSON" or "ION".
     pub output_format: String,
+    /// "FULL_EXPORT" (real exports carry it, and readers such as `aws-dynamodb-io` need it).
+    pub export_type: String,
+}
+
+/// The checksum files a manifest may have beside it: `.md5` as AWS writes them, and the
+/// `.checksum` that AWS's guide names (and earlier ddbx versions wrote, in hex).
+pub const CHECKSUM_SUFFIXES: [&str; 2] = [".md5", ".checksum"];
+
+/// Whether a checksum file's content (base64 or hex MD5, surrounding whitespace allowed)
+/// is the MD5 of `manifest`.
+pub fn checksum_matches(checksum: &[u8], manifest: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(checksum);
+    let text = text.trim();
+    let digest = Md5::digest(manifest);
+    text == base64_md5_of(&digest) || text.eq_ignore_ascii_case(&hex::encode(digest))
+}
+
+/// The name AWS's summary gives a format.
+pub fn output_format(format: DataFormat) -> &'static str {
+    match format {
+        DataFormat::Ion => "ION",
+        _ => "DYNAMODB_JSON",
+    }
 }
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn hex_md5(bytes: &[u8]) -> String {
-    hex::encode(Md5::digest(bytes))
+fn base64_md5_of(digest: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
+/// The base64 MD5 of `bytes`, as AWS's `.md5` files hold it (24 bytes, no newline).
+fn base64_md5(bytes: &[u8]) -> String {
+    base64_md5_of(&Md5::digest(bytes))
 }
 
 async fn put(loc: &Location, rel: &str, body: Vec<u8>) -> Result<()> {
@@ -112,9 +144,9 @@ pub async fn write_manifests(
         .expect("serializes");
         lines.push(b'\n');
     }
-    let files_checksum = hex_md5(&lines);
+    let files_checksum = base64_md5(&lines);
     put(&dir, "manifest-files.json", lines).await?;
-    put(&dir, "manifest-files.checksum", files_checksum.into_bytes()).await?;
+    put(&dir, "manifest-files.md5", files_checksum.into_bytes()).await?;
 
     let table_arn = table.table_arn.clone().unwrap_or_else(|| {
         format!(
@@ -144,11 +176,31 @@ pub async fn write_manifests(
         manifest_files_s3_key: dir.join("manifest-files.json").to_string(),
         billed_size_bytes: files.iter().map(|f| f.item_bytes).sum(),
         item_count: files.iter().map(|f| f.items).sum(),
-        output_format: "DYNAMODB_JSON".into(),
+        output_format: output_format(layout.format).into(),
+        export_type: "FULL_EXPORT".into(),
     };
     let body = serde_json::to_vec(&summary).expect("serializes");
-    let checksum = hex_md5(&body);
+    let checksum = base64_md5(&body);
     put(&dir, "manifest-summary.json", body).await?;
-    put(&dir, "manifest-summary.checksum", checksum.into_bytes()).await?;
+    put(&dir, "manifest-summary.md5", checksum.into_bytes()).await?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_in_either_spelling() {
+        let manifest = b"{\"itemCount\":1}\n";
+        let b64 = base64_md5(manifest);
+        assert_eq!(b64.len(), 24, "as AWS writes it");
+        assert!(checksum_matches(b64.as_bytes(), manifest));
+        assert!(checksum_matches(format!("{b64}\n").as_bytes(), manifest));
+        let hex = hex::encode(Md5::digest(manifest));
+        assert!(checksum_matches(hex.as_bytes(), manifest));
+        assert!(checksum_matches(hex.to_uppercase().as_bytes(), manifest));
+        assert!(!checksum_matches(b64.as_bytes(), b"other"));
+        assert!(!checksum_matches(b"", manifest));
+    }
 }

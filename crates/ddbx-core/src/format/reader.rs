@@ -123,6 +123,7 @@ impl ItemReader {
             }
             let decoded = match self.format {
                 DataFormat::DynamodbJson => item::dynamodb_json::decode_line(&self.buf),
+                DataFormat::Ion => item::ion::decode_line(&self.buf),
                 DataFormat::Emr => item::connector::decode_line(&self.buf),
                 DataFormat::DataPipeline => {
                     item::data_pipeline::decode_line(trim_newline(&self.buf))

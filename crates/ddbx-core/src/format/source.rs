@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::aws::Aws;
 use crate::format::connector::MANIFEST;
-use crate::format::native::ManifestFile;
+use crate::format::native::{self, ManifestFile};
 use crate::plan::{validate_table_name, DataFormat, RestorePlan, RestoreStep, TableFilter};
 use crate::store::{self, Location};
 use crate::table::{KeyAttribute, TableSchema};
@@ -194,8 +194,10 @@ pub async fn open(root: Location, force: Option<DataFormat>) -> Result<Source> {
 pub async fn open_table(dir: Location, force: Option<DataFormat>) -> Result<TableSource> {
     let schema = read_schema(&dir, "table.json").await?;
     let want = |f: DataFormat| force.is_none_or(|x| x == f);
-    if want(DataFormat::DynamodbJson) {
-        if let Some(t) = open_native(&dir, schema.clone()).await? {
+    if want(DataFormat::DynamodbJson) || want(DataFormat::Ion) {
+        if let Some(mut t) = open_native(&dir, schema.clone()).await? {
+            // A format forced on the command line wins over the summary's.
+            t.format = force.unwrap_or(t.format);
             return Ok(t);
         }
     }
@@ -284,20 +286,42 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
             file: manifest_url.clone(),
             message: "missing".into(),
         })?;
+    check_manifest_checksum(&id_dir, "manifest-files.json", &bytes).await?;
+    let summary_bytes = get_optional(&id_dir, &id_dir.join("manifest-summary.json")).await?;
+    if let Some(b) = &summary_bytes {
+        check_manifest_checksum(&id_dir, "manifest-summary.json", b).await?;
+    }
+    let summary: Option<serde_json::Value> =
+        summary_bytes.and_then(|b| serde_json::from_slice(&b).ok());
+    // Incremental exports keep their data in the folder beside the export folders.
+    let parts: Vec<_> = id_dir.prefix.parts().collect();
+    let shared_dir = match parts.as_slice() {
+        [aws_dir @ .., _id] if aws_dir.last().is_some_and(|p| p.as_ref() == "AWSDynamoDB") => {
+            Location {
+                prefix: Path::from_iter(aws_dir.iter().cloned()),
+                ..id_dir.clone()
+            }
+        }
+        _ => id_dir.clone(),
+    };
     let mut files = Vec::new();
-    for (entry, name) in parse_manifest_files(&manifest_url, &bytes)? {
-        let path = id_dir.join(&format!("data/{name}"));
+    for (entry, file) in parse_manifest_files(&manifest_url, &bytes)? {
+        let dir = if file.shared { &shared_dir } else { &id_dir };
+        let path = dir.join(&format!("data/{}", file.name));
         files.push(SourceFile {
-            url: id_dir.url_of(&path),
+            url: dir.url_of(&path),
             path,
             md5: Some(entry.md5_checksum),
             items: Some(entry.item_count),
         });
     }
-    let summary: Option<serde_json::Value> =
-        get_optional(&id_dir, &id_dir.join("manifest-summary.json"))
-            .await?
-            .and_then(|b| serde_json::from_slice(&b).ok());
+    let format = match summary.as_ref().and_then(|s| s["outputFormat"].as_str()) {
+        Some(f) if f.eq_ignore_ascii_case("ION") => DataFormat::Ion,
+        Some(_) => DataFormat::DynamodbJson,
+        // No summary to say: the data files' names do (`.ion.gz`, `.json.gz`).
+        None if files.iter().any(|f| f.url.contains(".ion")) => DataFormat::Ion,
+        None => DataFormat::DynamodbJson,
+    };
     let from_arn = summary
         .as_ref()
         .and_then(|s| s["tableArn"].as_str())
@@ -307,16 +331,52 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
         table: schema.as_ref().map(|s| s.table_name.clone()).or(from_arn),
         expected_items: Some(files.iter().filter_map(|f| f.items).sum()),
         dir: id_dir,
-        format: DataFormat::DynamodbJson,
+        format,
         files,
         schema,
     }))
 }
 
-/// Parse `manifest-files.json` (a JSON line per data file) into its entries, each with the
-/// data file's name (the last part of its key, never `.` or `..`), naming `origin` and
-/// the line in errors.
-pub fn parse_manifest_files(origin: &str, bytes: &[u8]) -> Result<Vec<(ManifestFile, String)>> {
+/// A manifest's checksum file, when there is one (`.md5` as AWS writes it, or `.checksum`),
+/// must hold the manifest's MD5; neither is required.
+async fn check_manifest_checksum(dir: &Location, manifest: &str, bytes: &[u8]) -> Result<()> {
+    let stem = manifest.trim_end_matches(".json");
+    for suffix in native::CHECKSUM_SUFFIXES {
+        let path = dir.join(&format!("{stem}{suffix}"));
+        if let Some(checksum) = get_optional(dir, &path).await? {
+            if !native::checksum_matches(&checksum, bytes) {
+                return Err(Error::Corrupt {
+                    file: dir.url_of(&dir.join(manifest)),
+                    message: format!(
+                        "does not match its checksum {} ({:?})",
+                        dir.url_of(&path),
+                        String::from_utf8_lossy(&checksum).trim()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a `manifest-files.json` entry's data file is: its name, in the export's own
+/// `data/` folder, or (`shared`) in the `AWSDynamoDB/data/` folder that the incremental
+/// exports of one prefix share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFileName {
+    /// The file's name (the last part of its key, never `.`, `..` or empty).
+    pub name: String,
+    /// Whether the key ends in `AWSDynamoDB/data/<name>`.
+    pub shared: bool,
+}
+
+/// Parse `manifest-files.json` (a JSON line per data file) into its entries, each with
+/// where its data file is (only the last part of its key is used, so no entry can point
+/// outside the export), naming `origin` and the line in errors.
+pub fn parse_manifest_files(
+    origin: &str,
+    bytes: &[u8],
+) -> Result<Vec<(ManifestFile, DataFileName)>> {
     let text = std::str::from_utf8(bytes).map_err(|_| Error::Corrupt {
         file: origin.to_string(),
         message: "not UTF-8 text".into(),
@@ -331,9 +391,8 @@ pub fn parse_manifest_files(origin: &str, bytes: &[u8]) -> Result<Vec<(ManifestF
             file: at(),
             message: format!("not a manifest-files entry: {e}"),
         })?;
-        let name = entry
-            .data_file_s3_key
-            .rsplit('/')
+        let mut parts = entry.data_file_s3_key.rsplit('/');
+        let name = parts
             .next()
             .filter(|n| !n.is_empty() && *n != "." && *n != "..")
             .ok_or_else(|| Error::Corrupt {
@@ -341,7 +400,8 @@ pub fn parse_manifest_files(origin: &str, bytes: &[u8]) -> Result<Vec<(ManifestF
                 message: format!("bad dataFileS3Key {:?}", entry.data_file_s3_key),
             })?
             .to_string();
-        entries.push((entry, name));
+        let shared = parts.next() == Some("data") && parts.next() == Some("AWSDynamoDB");
+        entries.push((entry, DataFileName { name, shared }));
     }
     Ok(entries)
 }
@@ -520,12 +580,21 @@ mod tests {
         let names: Vec<String> = parse_manifest_files("m", text.as_bytes())
             .unwrap()
             .into_iter()
-            .map(|(_, n)| n)
+            .map(|(_, n)| n.name)
             .collect();
         assert_eq!(
             names,
             ["f.json.gz", "evil.json.gz"],
             "only the last part of a key is used"
+        );
+        let shared = parse_manifest_files(
+            "m",
+            br#"{"itemCount":1,"md5Checksum":"x","dataFileS3Key":"p/AWSDynamoDB/data/i.json.gz"}"#,
+        )
+        .unwrap();
+        assert!(
+            shared[0].1.shared,
+            "an incremental export's shared data folder"
         );
         let err = parse_manifest_files(
             "m",

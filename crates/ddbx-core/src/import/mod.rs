@@ -4,6 +4,7 @@
 //! write rate, recording a checkpoint so that `--resume` continues where a run stopped.
 
 pub mod batch;
+pub mod state;
 pub mod target;
 pub mod tracker;
 
@@ -61,6 +62,9 @@ pub struct ImportSettings {
     pub emr: Option<EmrRun>,
     /// Raise each provisioned target's write capacity to this for its import.
     pub spike_write_units: Option<i64>,
+    /// Where the import keeps its flags and checkpoints when the source is not a ddbx run
+    /// it may write (see [`state`]).
+    pub state_to: Option<String>,
 }
 
 /// What one table's import will do.
@@ -147,6 +151,7 @@ pub async fn run(
             key: sel.key,
         });
     }
+    let plan_is_run = plan.is_some();
     let layout = RunLayout {
         region: aws.region.clone(),
         app: plan.map(|p| p.app).unwrap_or_default(),
@@ -200,16 +205,14 @@ pub async fn run(
         return Ok(ImportReport { steps, summary });
     }
 
-    let flags = Flags::new(root.clone(), Job::Restore);
-    flags
-        .start(&RunSummary::for_job(
-            "import",
-            &layout,
-            root.url(),
-            Vec::new(),
-            None,
-        ))
-        .await?;
+    let state = state::locate(aws, &root, plan_is_run, settings.state_to.as_deref()).await?;
+    let summarize = |reports: Vec<TableReport>, ended| {
+        let mut summary = RunSummary::for_job("import", &layout, root.url(), reports, ended);
+        summary.state_root = (state.url() != root.url()).then(|| state.url());
+        summary
+    };
+    let flags = Flags::new(state.clone(), Job::Restore);
+    flags.start(&summarize(Vec::new(), None)).await?;
     let steps: Vec<ImportStep> = planned.iter().map(|p| p.step.clone()).collect();
     if let Some(emr) = &settings.emr {
         let mut jobs = Vec::new();
@@ -219,7 +222,7 @@ pub async fn run(
         let mut reports = crate::engine::emr::import_tables(
             aws,
             emr,
-            &root,
+            &state,
             &layout.app,
             jobs,
             &settings.stop,
@@ -227,7 +230,7 @@ pub async fn run(
         )
         .await?;
         reports.sort_by(|a, b| a.table.cmp(&b.table));
-        let summary = RunSummary::for_job("import", &layout, root.url(), reports, Some(Utc::now()));
+        let summary = summarize(reports, Some(Utc::now()));
         flags.finish(summary.succeeded(), &summary).await?;
         return Ok(ImportReport { steps, summary });
     }
@@ -238,7 +241,7 @@ pub async fn run(
             (p, counters)
         })
         .collect();
-    let root_ref = &root;
+    let state_ref = &state;
     let mut reports = for_each_limited(
         jobs,
         settings.engine.parallel_tables,
@@ -251,7 +254,7 @@ pub async fn run(
                     import_table(
                         aws,
                         settings,
-                        root_ref,
+                        state_ref,
                         &p.step,
                         &src,
                         p.key.as_deref(),
@@ -298,7 +301,7 @@ pub async fn run(
     )
     .await;
     reports.sort_by(|a, b| a.table.cmp(&b.table));
-    let summary = RunSummary::for_job("import", &layout, root.url(), reports, Some(Utc::now()));
+    let summary = summarize(reports, Some(Utc::now()));
     flags.finish(summary.succeeded(), &summary).await?;
     Ok(ImportReport { steps, summary })
 }
@@ -339,10 +342,11 @@ async fn emr_job(aws: &Aws, settings: &ImportSettings, p: Planned) -> EmrImportJ
 }
 
 /// Import one table; returns the items written (each counted once, earlier runs included).
+/// Its checkpoints and capacity records go to `state`.
 async fn import_table(
     aws: &Aws,
     settings: &ImportSettings,
-    root: &Location,
+    state: &Location,
     step: &ImportStep,
     src: &TableSource,
     key: Option<&[KeyAttribute]>,
@@ -367,9 +371,9 @@ async fn import_table(
     });
     capacity::during(
         aws,
-        root,
+        state,
         spike.as_ref(),
-        write_table(aws, settings, root, step, src, counters, units),
+        write_table(aws, settings, state, step, src, counters, units),
     )
     .await
 }
@@ -388,18 +392,19 @@ async fn write_spike(
     }
 }
 
-/// Write one table's items at `units` WCU/s, from its checkpoint when resuming.
+/// Write one table's items at `units` WCU/s, from its checkpoint (under `state`) when
+/// resuming.
 async fn write_table(
     aws: &Aws,
     settings: &ImportSettings,
-    root: &Location,
+    state: &Location,
     step: &ImportStep,
     src: &TableSource,
     counters: &Arc<TableProgress>,
     units: f64,
 ) -> Result<u64> {
     let target = step.target_table.as_str();
-    let checkpoints = Checkpoints::new(root, "_import", target);
+    let checkpoints = Checkpoints::new(state, "_import", target);
     let base: ImportPosition = if settings.resume {
         checkpoints
             .load("checkpoint.json")

@@ -31,7 +31,7 @@ pub fn decode_line(line: &[u8]) -> Result<Item, ItemError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::item::test_support::{item, one};
+    use crate::item::test_support::{item, one, splits_in_line_readers};
     use crate::item::AttributeValue;
     use aws_smithy_types::Blob;
     use proptest::prelude::*;
@@ -76,6 +76,22 @@ mod tests {
             line(&item),
             r#"{"blob":{"b":"aGk="},"blobs":{"bS":["AAE="]},"gone":{"nULL":true},"id":{"s":"Seattle"},"list":{"l":[{"s":"x"}]},"map":{"m":{"k":{"s":"v"}}},"ok":{"bOOL":true},"price":{"n":"12.50"},"scores":{"nS":["100","30"]},"tags":{"sS":["a"]}}"#.to_string() + "\n"
         );
+    }
+
+    #[test]
+    fn null_as_sdk_v1_writes_it() {
+        // The connector 4.x (AWS SDK for Java v1 reflection) spells NULL `nULLValue`.
+        let item =
+            decode_line(br#"{"a":{"nULLValue":true},"b":{"l":[{"NULLVALUE":true}]}}"#).unwrap();
+        assert_eq!(item["a"], AttributeValue::Null(true));
+        assert_eq!(
+            item["b"],
+            AttributeValue::L(vec![AttributeValue::Null(true)])
+        );
+        assert!(matches!(
+            err(r#"{"a":{"nULLValue":false}}"#),
+            ItemError::BadValue { .. }
+        ));
     }
 
     #[test]
@@ -133,6 +149,7 @@ mod tests {
             let mut out = Vec::new();
             encode_line(&it, &mut out);
             prop_assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+            prop_assert!(!splits_in_line_readers(&out), "one line for every line reader");
             prop_assert_eq!(decode_line(&out).unwrap(), it);
         }
     }

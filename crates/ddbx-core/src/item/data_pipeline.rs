@@ -84,6 +84,13 @@ mod tests {
     }
 
     #[test]
+    fn null_as_sdk_v1_writes_it() {
+        let item =
+            decode_line("a\u{3}{\"nULLValue\":true}\u{2}b\u{3}{\"s\":\"x\"}\n".as_bytes()).unwrap();
+        assert_eq!(item["a"], AttributeValue::Null(true));
+    }
+
+    #[test]
     fn errors() {
         assert!(matches!(err(""), ItemError::Shape(_)));
         assert!(matches!(err("id{\"s\":\"x\"}"), ItemError::Shape(_)));

@@ -63,7 +63,7 @@ pub fn encode_value(v: &AttributeValue, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::item::test_support::{item, one};
+    use crate::item::test_support::{item, one, splits_in_line_readers};
     use aws_smithy_types::Blob;
     use proptest::prelude::*;
     use std::collections::HashMap;
@@ -130,9 +130,15 @@ mod tests {
 
     #[test]
     fn escapes_strings() {
-        let item = one("q\"\\\n\u{1}é", s("\u{0}\t\"\\/\u{7f}\u{2028}😀"));
+        let item = one(
+            "q\"\\\n\u{1}é\u{85}",
+            s("\u{0}\t\"\\/\u{7f}\u{2028}😀\u{2029}"),
+        );
         let text = line(&item);
         assert!(text.ends_with("}}\n") && text.matches('\n').count() == 1);
+        // Valid JSON either way, but Python's splitlines() would cut the line there.
+        assert!(text.contains(r"\u2028") && text.contains(r"\u2029") && text.contains(r"\u0085"));
+        assert!(!splits_in_line_readers(text.as_bytes()));
         assert_eq!(decode_line(text.as_bytes()).unwrap(), item);
     }
 
@@ -273,6 +279,7 @@ mod tests {
             let mut out = Vec::new();
             encode_line(&it, &mut out);
             prop_assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+            prop_assert!(!splits_in_line_readers(&out), "one line for every line reader");
             prop_assert_eq!(decode_line(&out).unwrap(), it.clone());
             // Deterministic: the same item encodes the same way after a round trip.
             let mut again = Vec::new();

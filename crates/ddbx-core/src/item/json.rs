@@ -101,9 +101,58 @@ pub(crate) const CONNECTOR_KEYS: TypeKeys = TypeKeys {
     bool: "bOOL",
 };
 
-/// Appends `s` as a JSON string, escaped by serde_json.
+/// Appends `s` as a JSON string, escaped by serde_json, with U+0085, U+2028 and U+2029
+/// escaped too (see [`has_line_separator`]).
 pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
-    serde_json::to_writer(&mut *out, s).expect("writing a string into a Vec cannot fail");
+    if has_line_separator(s) {
+        let mut ser = serde_json::Serializer::with_formatter(&mut *out, LineSafe);
+        serde::Serialize::serialize(s, &mut ser)
+    } else {
+        serde_json::to_writer(&mut *out, s)
+    }
+    .expect("writing a string into a Vec cannot fail");
+}
+
+/// Whether `s` holds U+0085 (NEL), U+2028 or U+2029: valid raw in JSON, but common line
+/// readers (Python's `str.splitlines()`, some JavaScript readline versions) end a line
+/// there, so every line ddbx writes has them as `\u` escapes instead.
+pub(crate) fn has_line_separator(s: &str) -> bool {
+    let b = s.as_bytes();
+    memchr::memchr2_iter(0xC2, 0xE2, b).any(|i| match b[i] {
+        0xC2 => b.get(i + 1) == Some(&0x85),
+        _ => b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xA8 | 0xA9)),
+    })
+}
+
+/// The escape of a character that line readers split on, if it is one.
+pub(crate) fn line_separator_escape(c: char) -> Option<&'static str> {
+    match c {
+        '\u{85}' => Some("\\u0085"),
+        '\u{2028}' => Some("\\u2028"),
+        '\u{2029}' => Some("\\u2029"),
+        _ => None,
+    }
+}
+
+/// serde_json's compact output, with the line separators escaped.
+struct LineSafe;
+
+impl serde_json::ser::Formatter for LineSafe {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if let Some(escape) = line_separator_escape(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                writer.write_all(escape.as_bytes())?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
 }
 
 /// Appends `b` as a JSON string of standard, padded base64.
@@ -246,7 +295,7 @@ enum Type {
 
 /// The type a key names, in any letter case.
 fn type_of(key: &str) -> Option<Type> {
-    const TYPES: [(&str, Type); 10] = [
+    const TYPES: [(&str, Type); 11] = [
         ("S", Type::S),
         ("N", Type::N),
         ("B", Type::B),
@@ -257,6 +306,8 @@ fn type_of(key: &str) -> Option<Type> {
         ("L", Type::L),
         ("NULL", Type::Null),
         ("BOOL", Type::Bool),
+        // The connector 4.x (AWS SDK for Java v1 reflection) writes NULL as `nULLValue`.
+        ("NULLVALUE", Type::Null),
     ];
     TYPES
         .iter()

@@ -3,6 +3,7 @@
 //! An item is the SDK's own `HashMap<String, AttributeValue>`: numbers stay decimal
 //! strings, binary stays bytes, so nothing is ever routed through `f64`. The codecs:
 //! - [`dynamodb_json`]: AWS "Export to S3" lines, `{"Item":{"id":{"S":"x"}}}` (upper-case type keys);
+//! - [`ion`]: AWS "Export to S3" lines in Amazon Ion, `$ion_1_0 {Item:{id:"x"}}`;
 //! - [`connector`]: emr-dynamodb-connector lines, `{"id":{"s":"x"}}` (SDK-v1 type keys);
 //! - [`data_pipeline`]: old Data Pipeline lines, `id\u{3}{"s":"x"}\u{2}...` (read only).
 //!
@@ -12,6 +13,7 @@ pub mod canonical;
 pub mod connector;
 pub mod data_pipeline;
 pub mod dynamodb_json;
+pub mod ion;
 mod json;
 pub mod number;
 #[cfg(test)]
@@ -35,7 +37,10 @@ pub enum ItemError {
     /// The text is not JSON.
     #[error("not valid JSON: {0}")]
     Json(String),
-    /// Valid JSON, but not the shape of an item line.
+    /// The text is not Ion.
+    #[error("not valid Ion: {0}")]
+    Ion(String),
+    /// Valid JSON (or Ion), but not the shape of an item line.
     #[error("not an item: {0}")]
     Shape(String),
     /// A type key DynamoDB does not have.

@@ -108,6 +108,23 @@ impl<'a> Decimal<'a> {
         (leading, trailing, total - leading - trailing)
     }
 
+    /// The value as sign, significant digits and exponent: `-12.50` is
+    /// `(true, "125", -1)`, `600` is `(false, "6", 2)`, zero is `(false, "0", 0)`.
+    pub(crate) fn significand(&self) -> (bool, String, i64) {
+        let (leading, trailing, n) = self.shape();
+        if n == 0 {
+            return (false, "0".to_string(), 0);
+        }
+        let digits = self
+            .digits()
+            .skip(leading)
+            .take(n)
+            .map(char::from)
+            .collect();
+        let exponent = self.exp - self.frac.len() as i64 + trailing as i64;
+        (self.negative, digits, exponent)
+    }
+
     /// Significant digits: from the first non-zero digit to the last (0 for zero).
     pub(crate) fn significant_digits(&self) -> usize {
         self.shape().2

@@ -42,9 +42,26 @@ pub(crate) fn number_text() -> impl Strategy<Value = String> {
         })
 }
 
-/// Any text: unicode, control characters, quotes, empty.
+/// Any text: unicode, control characters, quotes, empty; often the characters that
+/// codecs must escape (line separators that line readers split on among them).
 pub(crate) fn text(max: usize) -> impl Strategy<Value = String> {
-    prop::collection::vec(any::<char>(), 0..max).prop_map(String::from_iter)
+    let hard = prop::sample::select(vec![
+        '\u{2028}', '\u{2029}', '\u{85}', '\n', '\r', '\t', '"', '\'', '\\', '\u{0}', '\u{1}',
+        '\u{2}', '\u{3}', '\u{7f}', '$', 'é', '😀',
+    ]);
+    let character = prop_oneof![6 => any::<char>(), 1 => hard];
+    prop::collection::vec(character, 0..max).prop_map(String::from_iter)
+}
+
+/// Whether an encoded line holds a character that line readers (Python's
+/// `str.splitlines()`) split on, other than its final `\n`.
+pub(crate) fn splits_in_line_readers(line: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(line);
+    let body = text.strip_suffix('\n').unwrap_or(&text);
+    body.contains([
+        '\n', '\r', '\u{b}', '\u{c}', '\u{1c}', '\u{1d}', '\u{1e}', '\u{85}', '\u{2028}',
+        '\u{2029}',
+    ])
 }
 
 /// Any bytes, empty included.

@@ -26,7 +26,7 @@ use base64::Engine as _;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::json::{read_map, write_str, Path};
+use super::json::{has_line_separator, read_map, write_str, Path};
 use super::number::number_size;
 use super::Item;
 
@@ -346,17 +346,17 @@ fn base64<E: de::Error>(text: &Cow<str>, out: &mut Vec<u8>) -> Result<usize, E> 
 
 /// Appends a string as `json::write_str` would. A string borrowed from the answer had no
 /// escapes in it, and JSON allows no raw quote, backslash or control character in a
-/// string, so it is written as it is, quoted (the profile showed re-escaping at 3 % of
-/// the CPU).
+/// string, so unless it holds a line separator (which `write_str` escapes) it is written
+/// as it is, quoted (the profile showed re-escaping at 3 % of the CPU).
 #[allow(clippy::ptr_arg)] // Which variant it is matters: borrowed means no escapes.
 fn text(s: &Cow<str>, out: &mut Vec<u8>) {
     match s {
-        Cow::Borrowed(s) => {
+        Cow::Borrowed(s) if !has_line_separator(s) => {
             out.push(b'"');
             out.extend_from_slice(s.as_bytes());
             out.push(b'"');
         }
-        Cow::Owned(s) => write_str(s, out),
+        _ => write_str(s, out),
     }
 }
 

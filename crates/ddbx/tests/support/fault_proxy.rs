@@ -47,6 +47,9 @@ pub struct Faults {
     /// UpdateTable calls after the first N are refused with LimitExceededException (as
     /// DynamoDB refuses decreases past its daily allowance).
     pub refuse_update_table_after: Option<u64>,
+    /// `bucket/prefix` that these credentials may only read: any other request under it
+    /// is refused 403 AccessDenied, as S3 refuses it under a read-only policy.
+    pub s3_read_only: Option<&'static str>,
 }
 
 /// One kind of fault.
@@ -102,6 +105,8 @@ pub struct Stats {
     pub s3_part_faults: AtomicU64,
     /// S3 requests without `x-amz-expected-bucket-owner`.
     pub s3_without_owner: AtomicU64,
+    /// S3 writes refused under a read-only prefix.
+    pub s3_refused_writes: AtomicU64,
     /// DynamoDB calls that met a random fault.
     pub random_faults: AtomicU64,
     /// Every call, as the IAM action it needs (`dynamodb:Scan`, `s3:PutObject`, ...), in order.
@@ -435,6 +440,18 @@ async fn serve(
                             continue;
                         }
                         Some(_) => {}
+                    }
+                }
+                if let Some(prefix) = faults.s3_read_only {
+                    let mut words = request_line.split(' ');
+                    let method = words.next().unwrap_or("");
+                    let path = words.next().unwrap_or("").trim_start_matches('/');
+                    let reads = matches!(method, "GET" | "HEAD");
+                    if !reads && path.starts_with(prefix) {
+                        stats.s3_refused_writes.fetch_add(1, Ordering::SeqCst);
+                        conn.write_all(&s3_error("403 Forbidden", "AccessDenied"))
+                            .await?;
+                        continue;
                     }
                 }
                 let is_part =

@@ -66,6 +66,11 @@ pub fn mixed(i: usize, sort_key: bool) -> Item {
     }
     m.insert("deep".into(), deep);
     m.insert("名前".into(), V::S("unicode name".into()));
+    // Characters that line readers (Python's splitlines) take as line ends.
+    m.insert(
+        "line\u{2028}seps".into(),
+        V::S(format!("a\u{2028}b\u{2029}c\u{85}d\u{b}e\u{c}f\u{1c}g{i}")),
+    );
     m
 }
 
