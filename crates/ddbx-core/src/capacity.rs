@@ -258,7 +258,9 @@ pub async fn apply(aws: &Aws, run_dir: &Location, spike: &Spike) -> Result<()> {
         restored: false,
         ..spike.clone()
     };
-    crate::export::put_json(&records(run_dir), &spike.record_name(), &recorded).await?;
+    records(run_dir)
+        .put_json(&spike.record_name(), &recorded)
+        .await?;
     tracing::info!(table = %spike.table, from = spike.before(), to = spike.to, "raising {} capacity", spike.dimension.units());
     set(aws, spike, spike.to).await
 }
@@ -288,7 +290,7 @@ pub async fn restore(aws: &Aws, run_dir: &Location, spike: &Spike) -> Result<()>
         restored: true,
         ..spike.clone()
     };
-    crate::export::put_json(&records(run_dir), &spike.record_name(), &done).await
+    records(run_dir).put_json(&spike.record_name(), &done).await
 }
 
 async fn set(aws: &Aws, spike: &Spike, units: i64) -> Result<()> {

@@ -17,6 +17,7 @@ pub mod item;
 pub mod plan;
 pub mod progress;
 pub mod rate;
+pub mod report;
 pub mod retry;
 pub mod run;
 pub mod store;

@@ -342,6 +342,31 @@ pub struct PlanSelection {
     pub exclude_file: Option<String>,
 }
 
+/// What one table's import will do (a step of the import's plan; what `import --dry-run`
+/// prints).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportStep {
+    /// The exported table.
+    pub source_table: String,
+    /// The table written into.
+    pub target_table: String,
+    /// Where the data is.
+    pub source: String,
+    /// Its format.
+    pub format: DataFormat,
+    /// Data files.
+    pub files: usize,
+    /// Items the manifests promise, when they say.
+    pub expected_items: Option<u64>,
+    /// The fraction of write capacity.
+    pub write_ratio: f64,
+    /// The target rate, once the target is known.
+    pub target_write_units: Option<f64>,
+    /// Whether the target exists (dry run), or a problem found with it.
+    pub target_state: String,
+}
+
 /// The write ratio a restore plan proposes (the seed's default).
 pub const DEFAULT_WRITE_RATIO: f64 = 0.8;
 

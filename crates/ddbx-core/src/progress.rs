@@ -61,6 +61,18 @@ impl TableProgress {
             .fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
     }
 
+    /// What the table is expected to hold (DynamoDB's estimate, or the manifests' count).
+    pub fn expect(&self, items: u64, bytes: u64) {
+        self.expected_items.store(items, Ordering::Relaxed);
+        self.expected_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The table failed with `error`.
+    pub fn fail(&self, error: &str) {
+        self.set_phase(Phase::Failed);
+        *self.error.lock().unwrap() = Some(error.to_string());
+    }
+
     /// Capacity units consumed so far.
     pub fn units(&self) -> f64 {
         self.milli_units.load(Ordering::Relaxed) as f64 / 1000.0

@@ -2,9 +2,13 @@
 //! behind one `object_store` handle so that every part of ddbx reads and writes alike.
 //!
 //! S3 uses the run's one AWS configuration: the SDK's credential chain (profiles, SSO,
-//! instance roles...) is bridged into `object_store` rather than resolved a second time.
+//! instance roles...) is bridged into `object_store` rather than resolved a second time,
+//! and each bucket gets one client for the whole run ([`Storage`]).
 
 use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -14,9 +18,8 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsCredential};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::ClientOptions;
-use object_store::{CredentialProvider, ObjectStore};
+use object_store::{CredentialProvider, ObjectStore, PutPayload};
 
-use crate::aws::Aws;
 use crate::{Error, Result};
 
 /// A storage location: a handle and the prefix inside it.
@@ -111,34 +114,101 @@ pub fn join(base: &Path, rel: &str) -> Path {
     Path::from_iter(parts)
 }
 
-/// Open a location given as a local path, a `file://` URL or an `s3://` URL.
-///
-/// A local folder is created if missing.
-pub async fn open(location: &str, aws: Option<&Aws>) -> Result<Location> {
-    if let Some(rest) = location.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(Error::Invalid(format!("{location}: no bucket name")));
+/// How S3 is reached: where, as whom, and what every request carries.
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    /// An S3-compatible endpoint (a local store in tests).
+    pub endpoint_url: Option<String>,
+    /// The bucket's region, when it is not the run's.
+    pub region: Option<String>,
+    /// Server-side encryption of what is written.
+    pub encryption: Option<Encryption>,
+    /// The account that must own the bucket (`x-amz-expected-bucket-owner` on every request).
+    pub expected_bucket_owner: Option<String>,
+    /// How long one attempt of one request may take (default: object_store's).
+    pub request_timeout: Option<Duration>,
+}
+
+/// Every storage location of a run, opened from URLs: one S3 client per bucket, built once
+/// and shared (cloning a `Storage` shares them too), and local folders.
+#[derive(Clone, Default)]
+pub struct Storage {
+    settings: S3Settings,
+    /// The run's region, the default for buckets.
+    region: String,
+    /// The SDK's credential chain, bridged into `object_store` (none: object_store's own).
+    credentials: Option<SharedCredentialsProvider>,
+    buckets: Arc<Mutex<std::collections::HashMap<String, Arc<dyn ObjectStore>>>>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("settings", &self.settings)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Storage for a run in `region`, reaching S3 with `credentials` as `settings` say.
+    pub fn new(
+        settings: S3Settings,
+        region: &str,
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> Self {
+        Self {
+            settings,
+            region: region.to_string(),
+            credentials,
+            buckets: Arc::default(),
         }
-        let aws =
-            aws.ok_or_else(|| Error::Invalid(format!("{location}: S3 needs AWS settings")))?;
+    }
+
+    /// Open a location given as a local path, a `file://` URL or an `s3://` URL.
+    ///
+    /// A local folder is created if missing.
+    pub fn open(&self, location: &str) -> Result<Location> {
+        if let Some(rest) = location.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Error::Invalid(format!("{location}: no bucket name")));
+            }
+            return Ok(Location {
+                store: self.bucket(bucket, location)?,
+                prefix: join(&Path::default(), prefix),
+                root_url: format!("s3://{bucket}"),
+                bucket: Some(bucket.to_string()),
+                encryption: self.settings.encryption.clone(),
+            });
+        }
+        open_folder(location)
+    }
+
+    /// The shared client of one bucket, built on first use.
+    fn bucket(&self, bucket: &str, location: &str) -> Result<Arc<dyn ObjectStore>> {
+        let mut buckets = self.buckets.lock().unwrap();
+        if let Some(store) = buckets.get(bucket) {
+            return Ok(store.clone());
+        }
+        let s = &self.settings;
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(bucket)
-            .with_region(aws.settings.s3_region.as_deref().unwrap_or(&aws.region));
-        if let Some(provider) = aws.sdk.credentials_provider() {
-            builder = builder.with_credentials(Arc::new(SdkCredentials::new(provider)));
+            .with_region(s.region.as_deref().unwrap_or(&self.region));
+        if let Some(provider) = &self.credentials {
+            builder = builder.with_credentials(Arc::new(SdkCredentials::new(provider.clone())));
         }
-        match &aws.settings.s3_encryption {
+        match &s.encryption {
             Some(Encryption::S3) => builder = builder.with_config(sse_key(), "AES256"),
             Some(Encryption::Kms(Some(key))) => builder = builder.with_sse_kms_encryption(key),
             Some(Encryption::Kms(None)) => builder = builder.with_config(sse_key(), "aws:kms"),
             None => {}
         }
         let mut options = ClientOptions::new();
-        if let Some(timeout) = aws.settings.request_timeout {
+        if let Some(timeout) = s.request_timeout {
             options = options.with_timeout(timeout);
         }
-        if let Some(owner) = &aws.settings.expected_bucket_owner {
+        if let Some(owner) = &s.expected_bucket_owner {
             let mut headers = HeaderMap::new();
             headers.insert(
                 "x-amz-expected-bucket-owner",
@@ -151,23 +221,24 @@ pub async fn open(location: &str, aws: Option<&Aws>) -> Result<Location> {
             options = options.with_default_headers(headers);
         }
         builder = builder.with_client_options(options);
-        if let Some(endpoint) = &aws.settings.s3_endpoint_url {
+        if let Some(endpoint) = &s.endpoint_url {
             builder = builder
                 .with_endpoint(endpoint)
                 .with_allow_http(endpoint.starts_with("http://"))
                 .with_virtual_hosted_style_request(false);
         }
-        let store = builder
-            .build()
-            .map_err(|e| Error::Invalid(format!("{location}: {e}")))?;
-        return Ok(Location {
-            store: Arc::new(store),
-            prefix: join(&Path::default(), prefix),
-            root_url: format!("s3://{bucket}"),
-            bucket: Some(bucket.to_string()),
-            encryption: aws.settings.s3_encryption.clone(),
-        });
+        let store: Arc<dyn ObjectStore> = Arc::new(
+            builder
+                .build()
+                .map_err(|e| Error::Invalid(format!("{location}: {e}")))?,
+        );
+        buckets.insert(bucket.to_string(), store.clone());
+        Ok(store)
     }
+}
+
+/// Open a local folder (a path or a `file://` URL), creating it if missing.
+fn open_folder(location: &str) -> Result<Location> {
     let folder = match location.strip_prefix("file://") {
         Some(p) => PathBuf::from(p),
         None if location.contains("://") => {
@@ -191,6 +262,54 @@ pub async fn open(location: &str, aws: Option<&Aws>) -> Result<Location> {
         bucket: None,
         encryption: None,
     })
+}
+
+/// Reading and writing the small documents a run keeps beside its data.
+impl Location {
+    /// Write a JSON document (pretty, with a final newline) at `rel`.
+    pub async fn put_json(&self, rel: &str, value: &impl serde::Serialize) -> Result<()> {
+        let path = self.join(rel);
+        let mut body = serde_json::to_vec_pretty(value).expect("documents serialize");
+        body.push(b'\n');
+        self.store
+            .put(&path, PutPayload::from(Bytes::from(body)))
+            .await
+            .map_err(|e| Error::store(self.url_of(&path), e))?;
+        Ok(())
+    }
+
+    /// Read a small object whole, or `None` if it is not there.
+    pub async fn get_optional(&self, path: &Path) -> Result<Option<Bytes>> {
+        match self.store.get(path).await {
+            Ok(r) => Ok(Some(
+                r.bytes()
+                    .await
+                    .map_err(|e| Error::store(self.url_of(path), e))?,
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::store(self.url_of(path), e)),
+        }
+    }
+
+    /// Whether `rel` exists.
+    pub async fn exists(&self, rel: &str) -> Result<bool> {
+        let path = self.join(rel);
+        match self.store.head(&path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Error::store(self.url_of(&path), e)),
+        }
+    }
+
+    /// Every object under this location.
+    pub async fn list_all(&self) -> Result<Vec<Path>> {
+        self.store
+            .list(Some(&self.prefix))
+            .map_ok(|o| o.location)
+            .try_collect()
+            .await
+            .map_err(|e| Error::store(self.url(), e))
+    }
 }
 
 /// The SDK's credential chain, as `object_store` wants it, cached until near expiry.

@@ -13,15 +13,18 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::aws::Aws;
+use crate::engine::local::scan::{scan_segment, PageSink, ScanJob, ScanKey};
 use crate::engine::local::{for_each_limited, LocalEngine, WorkerPool};
-use crate::export::segment::{scan_segment, PageSink, ScanJob, ScanKey};
 use crate::format::reader::ItemReader;
 use crate::format::source::{self, Selection, TableSource};
 use crate::item::canonical::{item_digest, key_digest};
 use crate::item::{dynamodb_json, Item};
 use crate::plan::default_segments;
+use crate::plan::RunLayout;
 use crate::progress::{Phase, RunProgress};
 use crate::rate::RateLimiter;
+use crate::report::{RunSummary, TableReport, TableStatus};
+use crate::run::lifecycle::{Outcome, Run};
 use crate::run::stop::StopSignal;
 use crate::table::KeyAttribute;
 use crate::{Error, Result};
@@ -79,19 +82,84 @@ pub struct Verdict {
     pub error: Option<String>,
 }
 
-/// Verify every selected table of an export.
+/// What a verify produced: a verdict per table, and the summary (a table that does not
+/// match is a failed table).
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    /// Per table.
+    pub verdicts: Vec<Verdict>,
+    /// The summary.
+    pub summary: RunSummary,
+}
+
+/// Verify every selected table of an export. It goes through the run's lifecycle like
+/// every job, holding no lock and raising no flag (it writes nothing).
 pub async fn run(
     aws: &Aws,
     settings: &VerifySettings,
     progress: &RunProgress,
-) -> Result<Vec<Verdict>> {
-    let (_, _, selected) = source::select(aws, &settings.source).await?;
+) -> Result<VerifyReport> {
+    let (root, plan, selected) = source::select(&aws.storage, &settings.source).await?;
+    let layout = RunLayout {
+        region: aws.region.clone(),
+        app: plan.map(|p| p.app).unwrap_or_default(),
+        started: chrono::Utc::now(),
+    };
+    let summarize =
+        |reports, ended| RunSummary::for_job("verify", &layout, root.url(), reports, ended);
+    let run = Run {
+        flags: None,
+        root: &root,
+        lock: None,
+        fresh: false,
+        summarize: &summarize,
+    };
+    let work = async {
+        let verdicts = verify_tables(aws, settings, progress, selected).await;
+        Ok(Outcome {
+            reports: verdicts.iter().map(Verdict::report).collect(),
+            files: Vec::new(),
+            extra: verdicts,
+        })
+    };
+    let (summary, verdicts) = run
+        .execute(Vec::new(), Vec::new(), async { Ok(()) }, work)
+        .await?;
+    Ok(VerifyReport { verdicts, summary })
+}
+
+impl Verdict {
+    /// The verdict as a table's report: a table that does not match failed.
+    fn report(&self) -> TableReport {
+        let mut r = TableReport::planned(&self.target_table);
+        r.items = self.table_items;
+        if self.matches {
+            r.status = TableStatus::Succeeded;
+        } else {
+            r.status = TableStatus::Failed;
+            r.error = Some(self.error.clone().unwrap_or_else(|| {
+                format!(
+                    "does not match the export ({} items exported, {} in the table)",
+                    self.export_items, self.table_items
+                )
+            }));
+        }
+        r
+    }
+}
+
+async fn verify_tables(
+    aws: &Aws,
+    settings: &VerifySettings,
+    progress: &RunProgress,
+    selected: Vec<source::Selected>,
+) -> Vec<Verdict> {
     let work: Vec<_> = selected
         .into_iter()
         .map(|s| (s.source_table, s.target_table, s.key, s.table))
         .collect();
     let pool = WorkerPool::new(settings.engine.workers);
-    Ok(for_each_limited(
+    for_each_limited(
         work,
         settings.engine.parallel_tables,
         |(source_table, target, key, table)| {
@@ -135,7 +203,7 @@ pub async fn run(
             }
         },
     )
-    .await)
+    .await
 }
 
 /// Exported items by key digest: (item digest, key as text).

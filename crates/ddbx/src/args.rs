@@ -19,46 +19,91 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// AWS profile (default: the standard chain: environment, config files, SSO, instance role).
-    #[arg(long, global = true, env = "AWS_PROFILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "AWS_PROFILE",
+        help_heading = "AWS (every command)"
+    )]
     pub profile: Option<String>,
     /// AWS region of the tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "AWS (every command)")]
     pub region: Option<String>,
     /// DynamoDB-compatible endpoint (a local emulator, ScyllaDB Alternator).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "AWS (every command)"
+    )]
     pub endpoint_url: Option<String>,
     /// Application Auto Scaling-compatible endpoint (a test service), for capacity spikes.
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "AWS (every command)"
+    )]
     pub autoscaling_endpoint_url: Option<String>,
     /// EMR-compatible endpoint (a test service), for --engine emr.
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "AWS (every command)"
+    )]
     pub emr_endpoint_url: Option<String>,
     /// S3-compatible endpoint for s3:// locations.
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "S3 (every command)"
+    )]
     pub s3_endpoint_url: Option<String>,
     /// Region of the S3 bucket, when it differs from the tables' region.
-    #[arg(long, global = true, value_name = "REGION")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "REGION",
+        help_heading = "S3 (every command)"
+    )]
     pub s3_region: Option<String>,
     /// Server-side encryption of everything written to S3: AES256 (SSE-S3) or aws:kms (SSE-KMS).
-    #[arg(long, global = true, value_name = "ALGORITHM")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "ALGORITHM",
+        help_heading = "S3 (every command)"
+    )]
     pub sse: Option<String>,
     /// The KMS key (id or ARN) for --sse aws:kms (default: the account's AWS managed key).
-    #[arg(long, global = true, value_name = "KEY")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY",
+        help_heading = "S3 (every command)"
+    )]
     pub sse_kms_key_id: Option<String>,
     /// Refuse to use a bucket that this account does not own.
-    #[arg(long, global = true, value_name = "ACCOUNT_ID")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "ACCOUNT_ID",
+        help_heading = "S3 (every command)"
+    )]
     pub expected_bucket_owner: Option<String>,
     /// Seconds one attempt of one AWS request may take before it is abandoned and retried (default: 60 for DynamoDB, 30 for S3).
-    #[arg(long, global = true, value_name = "SECONDS", value_parser = positive_seconds)]
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = positive_seconds, help_heading = "AWS (every command)")]
     pub request_timeout: Option<f64>,
     /// Final summary as text or JSON (on stdout).
-    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text, help_heading = "Output (every command)")]
     pub output: Output,
     /// More logging (RUST_LOG overrides).
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = "Output (every command)")]
     pub verbose: bool,
     /// Never draw progress bars, even on a terminal.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Output (every command)")]
     pub no_progress: bool,
 }
 
@@ -137,22 +182,22 @@ pub enum OnInterruptArg {
 #[derive(Debug, Args)]
 pub struct EngineArgs {
     /// Where the work runs.
-    #[arg(long, value_enum, default_value_t = EngineArg::Local)]
+    #[arg(long, value_enum, default_value_t = EngineArg::Local, help_heading = "Engine")]
     pub engine: EngineArg,
     /// The EMR cluster's name (--engine emr); with --clusters N: NAME_01 ... NAME_NN.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = "EMR engine")]
     pub cluster_name: Option<String>,
     /// EMR clusters to split the tables over, balanced by table size.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=99))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=99), help_heading = "EMR engine")]
     pub clusters: u16,
     /// EMR cluster settings, TOML (`ddbx emr init` writes a commented example).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = "EMR engine")]
     pub emr_config: Option<std::path::PathBuf>,
     /// Override one EMR setting: KEY=VALUE with the config file's keys (release_label=emr-7.6.0, ec2.subnet_id=subnet-1, tags.team=ops). Repeatable.
-    #[arg(long, value_name = "KEY=VALUE")]
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "EMR engine")]
     pub emr_set: Vec<String>,
     /// On Ctrl-C or SIGTERM with --engine emr: ask, terminate the clusters, or leave them running.
-    #[arg(long, value_enum, default_value_t = OnInterruptArg::Ask)]
+    #[arg(long, value_enum, default_value_t = OnInterruptArg::Ask, help_heading = "EMR engine")]
     pub on_interrupt: OnInterruptArg,
 }
 
@@ -173,28 +218,32 @@ pub enum SourceFormatArg {
 #[derive(Debug, Args)]
 pub struct SourceArgs {
     /// The export: a ddbx run root, one table's folder, an AWSDynamoDB/<id> folder, a connector export (folder or s3://).
-    #[arg(long, value_name = "LOCATION")]
+    #[arg(long, value_name = "LOCATION", help_heading = "Source")]
     pub from: String,
     /// Only these source tables (prefix or glob). Repeatable.
-    #[arg(long = "tables", value_name = "PREFIX_OR_GLOB")]
+    #[arg(
+        long = "tables",
+        value_name = "PREFIX_OR_GLOB",
+        help_heading = "Selection"
+    )]
     pub tables: Vec<String>,
     /// Never these source tables. Repeatable.
-    #[arg(long = "exclude", value_name = "NAME")]
+    #[arg(long = "exclude", value_name = "NAME", help_heading = "Selection")]
     pub excludes: Vec<String>,
     /// Write source table SRC into table DST. Repeatable.
-    #[arg(long = "table-map", value_name = "SRC=DST")]
+    #[arg(long = "table-map", value_name = "SRC=DST", help_heading = "Selection")]
     pub table_map: Vec<String>,
     /// The target table of a single table's export.
-    #[arg(long)]
+    #[arg(long, help_heading = "Selection")]
     pub target_table: Option<String>,
     /// The export's format (default: detected).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "Source")]
     pub format: Option<SourceFormatArg>,
     /// Tables worked on at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, help_heading = "Concurrency")]
     pub parallel_tables: usize,
     /// Workers per table (writers for import; shared scan workers for verify).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, help_heading = "Concurrency")]
     pub workers: usize,
 }
 
@@ -204,33 +253,33 @@ pub struct ImportArgs {
     /// The export and the tables.
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Fraction of each target's write capacity (default: the restore plan's, else 0.8).
+    #[arg(long, help_heading = "Rate")]
+    pub write_ratio: Option<f64>,
+    /// Write units per second per table, overriding ratios.
+    #[arg(long, value_name = "UNITS", help_heading = "Rate")]
+    pub max_write_units: Option<f64>,
+    /// Raise each provisioned target's write capacity to UNITS for its import, and put it back after (tables that auto-scale get their minimum raised).
+    #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(i64).range(1..), help_heading = "Rate")]
+    pub spike_write_units: Option<i64>,
     /// Where the work runs.
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// Fraction of each target's write capacity (default: the restore plan's, else 0.8).
-    #[arg(long)]
-    pub write_ratio: Option<f64>,
-    /// Raise each provisioned target's write capacity to UNITS for its import, and put it back after (tables that auto-scale get their minimum raised).
-    #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(i64).range(1..))]
-    pub spike_write_units: Option<i64>,
-    /// Write units per second per table, overriding ratios.
-    #[arg(long, value_name = "UNITS")]
-    pub max_write_units: Option<f64>,
     /// Create missing tables from the export's table.json (keys, indexes, billing, TTL).
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     pub create_missing: bool,
+    /// Where the import keeps its flags and checkpoints (a folder or s3://). Default: the run root of a ddbx run this import may write; for anything else (an AWS export, a bucket it may only read) ~/.local/state/ddbx/imports/<source>. Pass the same value with --resume.
+    #[arg(long, value_name = "LOCATION", help_heading = "Run")]
+    pub state_to: Option<String>,
     /// Continue an import that was killed or failed, from its checkpoints.
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     pub resume: bool,
     /// Say what would be written where and at what rate; write nothing.
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     pub dry_run: bool,
     /// Skip reading every file once before writing (faster; a bad line then fails a table mid-way).
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     pub no_validate_first: bool,
-    /// Where the import keeps its flags and checkpoints (a folder or s3://). Default: the run root of a ddbx run this import may write; for anything else (an AWS export, a bucket it may only read) ~/.local/state/ddbx/imports/<source>. Pass the same value with --resume.
-    #[arg(long, value_name = "LOCATION")]
-    pub state_to: Option<String>,
 }
 
 /// `ddbx verify`.
@@ -240,13 +289,13 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Compare every item (order-independent digests), not only counts.
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     pub deep: bool,
     /// Fraction of each table's read capacity for the scan.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, help_heading = "Rate")]
     pub read_ratio: f64,
     /// Read units per second per table, overriding --read-ratio.
-    #[arg(long, value_name = "UNITS")]
+    #[arg(long, value_name = "UNITS", help_heading = "Rate")]
     pub max_read_units: Option<f64>,
 }
 
@@ -276,74 +325,84 @@ pub enum CompressionArg {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// A friendly name for the set of tables (a folder of the layout; one run per app at a time).
-    #[arg(long, required_unless_present = "resume")]
+    #[arg(long, required_unless_present = "resume", help_heading = "Selection")]
     pub app: Option<String>,
-    /// Where the work runs.
-    #[command(flatten)]
-    pub engine: EngineArgs,
     /// Tables to export: a plain value is a prefix (MYAPP_PROD selects MYAPP_PROD*), one with * or ? is a glob. Repeatable.
     #[arg(
         long = "tables",
         value_name = "PREFIX_OR_GLOB",
         required_unless_present_any = ["resume", "table_names"]
-    )]
+    , help_heading = "Selection")]
     pub tables: Vec<String>,
     /// A table to export, named exactly. Repeatable. With only --table, the region's tables are not listed (no dynamodb:ListTables needed).
-    #[arg(long = "table", value_name = "NAME")]
+    #[arg(long = "table", value_name = "NAME", help_heading = "Selection")]
     pub table_names: Vec<String>,
     /// A table never to export (name or glob). Repeatable. <to>/excludes is also honoured.
-    #[arg(long = "exclude", value_name = "NAME")]
+    #[arg(long = "exclude", value_name = "NAME", help_heading = "Selection")]
     pub excludes: Vec<String>,
     /// Another excludes file, one table name a line (path or URL).
-    #[arg(long, value_name = "PATH_OR_URL")]
+    #[arg(long, value_name = "PATH_OR_URL", help_heading = "Selection")]
     pub exclude_file: Option<String>,
     /// Base location: a folder, file:// URL or s3://bucket/prefix.
-    #[arg(long, value_name = "LOCATION", required_unless_present = "resume")]
+    #[arg(
+        long,
+        value_name = "LOCATION",
+        required_unless_present = "resume",
+        help_heading = "Destination"
+    )]
     pub to: Option<String>,
-    /// Continue a killed, interrupted or failed export: the run root to resume (its plan and checkpoints are used). The rest of the original command line may stay: flags that agree with the run's plan are accepted, flags that contradict it are refused.
-    #[arg(long, value_name = "RUN_ROOT", conflicts_with = "dry_run")]
-    pub resume: Option<String>,
-    /// Raise each provisioned table's read capacity to UNITS for its export, and put it back after (tables that auto-scale get their minimum raised).
-    #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(i64).range(1..))]
-    pub spike_read_units: Option<i64>,
     /// The run's time, which names its folder (RFC 3339, e.g. the schedule's 2026-11-24T03:00:00Z; default: now).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", help_heading = "Destination")]
     pub run_time: Option<chrono::DateTime<chrono::Utc>>,
-    /// Fraction of each table's read capacity to use (on-demand: of MaxReadRequestUnits, else 40,000) [default: 0.5].
-    #[arg(long, value_name = "RATIO")]
-    pub read_ratio: Option<f64>,
-    /// Read units per second per table, overriding --read-ratio.
-    #[arg(long, value_name = "UNITS")]
-    pub max_read_units: Option<f64>,
-    /// Scan segments per table (default: from the table's size and target rate).
-    #[arg(long)]
-    pub segments: Option<u32>,
-    /// Tables exported at once.
-    #[arg(long, default_value_t = 4)]
-    pub parallel_tables: usize,
-    /// Scan workers shared by all tables.
-    #[arg(long, default_value_t = 8)]
-    pub workers: usize,
     /// Data format [default: dynamodb-json].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "Destination")]
     pub format: Option<FormatArg>,
     /// Compression of data files [default: gzip].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "Destination")]
     pub compression: Option<CompressionArg>,
     /// Items per data file at most [default: 1,000,000; 100,000 for --format emr, as the connector].
-    #[arg(long)]
+    #[arg(long, help_heading = "Destination")]
     pub file_items: Option<u64>,
     /// Uncompressed bytes per data file at most [default: 1 GiB].
-    #[arg(long)]
+    #[arg(long, help_heading = "Destination")]
     pub file_bytes: Option<u64>,
+    /// Fraction of each table's read capacity to use (on-demand: of MaxReadRequestUnits, else 40,000) [default: 0.5].
+    #[arg(long, value_name = "RATIO", help_heading = "Rate")]
+    pub read_ratio: Option<f64>,
+    /// Read units per second per table, overriding --read-ratio.
+    #[arg(long, value_name = "UNITS", help_heading = "Rate")]
+    pub max_read_units: Option<f64>,
+    /// Scan segments per table (default: from the table's size and target rate).
+    #[arg(long, help_heading = "Rate")]
+    pub segments: Option<u32>,
+    /// Raise each provisioned table's read capacity to UNITS for its export, and put it back after (tables that auto-scale get their minimum raised).
+    #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(i64).range(1..), help_heading = "Rate")]
+    pub spike_read_units: Option<i64>,
+    /// Tables exported at once.
+    #[arg(long, default_value_t = 4, help_heading = "Concurrency")]
+    pub parallel_tables: usize,
+    /// Scan workers shared by all tables.
+    #[arg(long, default_value_t = 8, help_heading = "Concurrency")]
+    pub workers: usize,
+    /// Where the work runs.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Continue a killed, interrupted or failed export: the run root to resume (its plan and checkpoints are used). The rest of the original command line may stay: flags that agree with the run's plan are accepted, flags that contradict it are refused.
+    #[arg(
+        long,
+        value_name = "RUN_ROOT",
+        conflicts_with = "dry_run",
+        help_heading = "Run"
+    )]
+    pub resume: Option<String>,
     /// Print the plan and write nothing.
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     pub dry_run: bool,
     /// Take over the app's lock if its owner stopped refreshing it long ago.
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     pub break_stale_lock: bool,
     /// Minutes without refresh after which a lock is stale.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, help_heading = "Run")]
     pub stale_lock_minutes: u64,
 }
 

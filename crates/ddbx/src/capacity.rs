@@ -1,10 +1,9 @@
 //! `ddbx capacity restore --from RUN`: undo the capacity spikes of a run that crashed.
 
 use ddbx_core::capacity;
-use ddbx_core::store;
 
 use crate::args::{Global, Output};
-use crate::export::load_aws;
+use crate::connect::load_aws;
 use crate::{exit, output};
 
 /// Restore every spike the run recorded and did not put back; returns the exit code.
@@ -13,7 +12,7 @@ pub async fn restore(g: &Global, from: &str) -> u8 {
         Ok(aws) => aws,
         Err(e) => return output::fail(&e),
     };
-    let run = match store::open(from, Some(&aws)).await {
+    let run = match aws.storage.open(from) {
         Ok(run) => run,
         Err(e) => return output::fail(&e),
     };

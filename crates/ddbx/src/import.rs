@@ -1,6 +1,7 @@
-//! `ddbx import` and `ddbx verify`: flags to settings, run, summary, exit code.
+//! `ddbx import` and `ddbx verify`: flags to settings, run, summary.
 
 use ddbx_core::engine::local::LocalEngine;
+use ddbx_core::engine::EngineChoice;
 use ddbx_core::format::source::Selection;
 use ddbx_core::import::{self, ImportSettings};
 use ddbx_core::plan::DataFormat;
@@ -9,8 +10,8 @@ use ddbx_core::run::stop::StopSignal;
 use ddbx_core::verify::{self, VerifySettings};
 
 use crate::args::{Global, ImportArgs, SourceArgs, SourceFormatArg, VerifyArgs};
-use crate::export::load_aws;
-use crate::{exit, output, progress};
+use crate::connect::load_aws;
+use crate::{exit_code, output, progress};
 
 /// The export and its tables, from the flags import and verify share.
 fn selection(s: &SourceArgs) -> Result<Selection, ddbx_core::Error> {
@@ -38,62 +39,57 @@ fn selection(s: &SourceArgs) -> Result<Selection, ddbx_core::Error> {
     })
 }
 
-fn engine(s: &SourceArgs) -> LocalEngine {
+fn local(s: &SourceArgs) -> LocalEngine {
     LocalEngine {
         parallel_tables: s.parallel_tables.max(1),
         workers: s.workers.max(1),
     }
 }
 
-/// Run `ddbx import` and return the exit code.
-pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
-    let source = match selection(&a.source) {
-        Ok(s) => s,
-        Err(e) => return output::fail(&e),
-    };
-    let emr = match crate::emr::emr_run(&a.engine, Some(&a.source.from)) {
-        Ok(emr) => emr,
-        Err(e) => return output::fail(&e),
-    };
-    if emr.is_some() && a.resume {
-        return output::fail(&ddbx_core::Error::Invalid(
+fn settings(a: &ImportArgs, stop: StopSignal) -> Result<ImportSettings, ddbx_core::Error> {
+    let engine = crate::engine::choice(&a.engine, local(&a.source), Some(&a.source.from))?;
+    if matches!(engine, EngineChoice::Emr(_)) && a.resume {
+        return Err(ddbx_core::Error::Invalid(
             "--resume continues local-engine imports; rerun an EMR import".into(),
         ));
     }
-    let aws = match load_aws(g).await {
-        Ok(aws) => aws,
-        Err(e) => return output::fail(&e),
-    };
-    let settings = ImportSettings {
-        source,
+    Ok(ImportSettings {
+        source: selection(&a.source)?,
         write_ratio: a.write_ratio,
         max_write_units: a.max_write_units,
         create_missing: a.create_missing,
-        engine: engine(&a.source),
+        engine,
         dry_run: a.dry_run,
         resume: a.resume,
         no_validate_first: a.no_validate_first,
         stop,
-        emr,
         spike_write_units: a.spike_write_units,
         state_to: a.state_to.clone(),
+    })
+}
+
+/// Run `ddbx import` and return the exit code.
+pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
+    let settings = match settings(&a, stop) {
+        Ok(s) => s,
+        Err(e) => return output::fail(&e),
+    };
+    let aws = match load_aws(g).await {
+        Ok(aws) => aws,
+        Err(e) => return output::fail(&e),
     };
     let runs = RunProgress::default();
     let renderer = progress::start(runs.clone(), !g.no_progress, "write");
     let result = import::run(&aws, &settings, &runs).await;
     renderer.stop().await;
     match result {
+        Ok(report) if settings.dry_run => {
+            output::import_plan(g.output, &report.steps);
+            exit_code(Ok(&report.summary))
+        }
         Ok(report) => {
-            if settings.dry_run {
-                output::import_plan(g.output, &report.steps);
-                return exit::OK;
-            }
             output::summary(g.output, &report.summary);
-            if report.summary.succeeded() {
-                exit::OK
-            } else {
-                exit::TABLES_FAILED
-            }
+            exit_code(Ok(&report.summary))
         }
         Err(e) => output::fail(&e),
     }
@@ -120,7 +116,7 @@ pub async fn verify(g: &Global, a: VerifyArgs, stop: StopSignal) -> u8 {
         read_ratio: a.read_ratio,
         max_read_units: a.max_read_units,
         deep: a.deep,
-        engine: engine(&a.source),
+        engine: local(&a.source),
         stop,
     };
     let runs = RunProgress::default();
@@ -128,13 +124,9 @@ pub async fn verify(g: &Global, a: VerifyArgs, stop: StopSignal) -> u8 {
     let result = verify::run(&aws, &settings, &runs).await;
     renderer.stop().await;
     match result {
-        Ok(verdicts) => {
-            output::verdicts(g.output, &verdicts);
-            if verdicts.iter().all(|v| v.matches) {
-                exit::OK
-            } else {
-                exit::TABLES_FAILED
-            }
+        Ok(report) => {
+            output::verdicts(g.output, &report.verdicts);
+            exit_code(Ok(&report.summary))
         }
         Err(e) => output::fail(&e),
     }

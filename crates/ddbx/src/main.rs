@@ -5,7 +5,8 @@
 
 mod args;
 mod capacity;
-mod emr;
+mod connect;
+mod engine;
 mod export;
 mod import;
 mod output;
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
             Command::Export(a) => export::run(&cli.global, a, stop).await,
             Command::Import(a) => import::run(&cli.global, a, stop).await,
             Command::Verify(a) => import::verify(&cli.global, a, stop).await,
-            Command::Emr(args::EmrCommand::Init { path, force }) => emr::init(&path, force),
+            Command::Emr(args::EmrCommand::Init { path, force }) => engine::init(&path, force),
             Command::Capacity(args::CapacityCommand::Restore { from }) => {
                 capacity::restore(&cli.global, &from).await
             }
@@ -73,14 +74,17 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// The exit code for a library error that ended a run.
-pub fn code_for(err: &ddbx_core::Error) -> u8 {
+/// The exit code of a command, in one place: a run's summary (every table succeeded, or
+/// matched, or it was only planned: 0; else 4), or the error that ended it.
+pub fn exit_code(outcome: Result<&ddbx_core::report::RunSummary, &ddbx_core::Error>) -> u8 {
     use ddbx_core::Error;
-    match err {
-        Error::Invalid(_) => exit::USAGE,
-        Error::Locked(_) => exit::LOCKED,
-        Error::Plan(_) => exit::PLAN,
-        _ => exit::TABLES_FAILED,
+    match outcome {
+        Ok(summary) if summary.succeeded() => exit::OK,
+        Ok(_) => exit::TABLES_FAILED,
+        Err(Error::Invalid(_)) => exit::USAGE,
+        Err(Error::Locked(_)) => exit::LOCKED,
+        Err(Error::Plan(_)) => exit::PLAN,
+        Err(_) => exit::TABLES_FAILED,
     }
 }
 

@@ -1,15 +1,15 @@
 //! The final word of a command on stdout: text for people, JSON for scripts.
 
-use ddbx_core::export::{RunSummary, TableStatus};
-use ddbx_core::plan::ExportPlan;
+use ddbx_core::plan::{ExportPlan, ImportStep};
+use ddbx_core::report::{RunSummary, TableStatus};
 
 use crate::args::Output;
-use crate::code_for;
+use crate::exit_code;
 
 /// Report an error that ended the command; returns its exit code.
 pub fn fail(e: &ddbx_core::Error) -> u8 {
     eprintln!("ddbx: error: {e}");
-    code_for(e)
+    exit_code(Err(e))
 }
 
 fn units(n: f64) -> String {
@@ -115,7 +115,7 @@ pub fn plan(out: Output, p: &ExportPlan, s: &RunSummary) {
 }
 
 /// Print what an import would do (dry run).
-pub fn import_plan(out: Output, steps: &[ddbx_core::import::ImportStep]) {
+pub fn import_plan(out: Output, steps: &[ImportStep]) {
     if out == Output::Json {
         println!(
             "{}",

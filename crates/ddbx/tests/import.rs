@@ -405,7 +405,11 @@ async fn broken_inputs_name_the_file_and_line_and_harm_nothing_else() {
         v["md5Checksum"] = md5_b64(content).into();
         let manifest = format!("{v}\n");
         std::fs::write(bad_dir.join("manifest-files.json"), &manifest).unwrap();
-        std::fs::write(bad_dir.join("manifest-files.md5"), md5_b64(manifest.as_bytes())).unwrap();
+        std::fs::write(
+            bad_dir.join("manifest-files.md5"),
+            md5_b64(manifest.as_bytes()),
+        )
+        .unwrap();
     };
     let big = format!(
         r#"{{"Item":{{"pk":{{"S":"big"}},"x":{{"S":"{}"}}}}}}"#,

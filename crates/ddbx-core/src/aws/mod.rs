@@ -1,5 +1,6 @@
-//! AWS access: one SDK configuration and one client per service for a whole run, plus
-//! the single place that decides which AWS errors are worth retrying.
+//! AWS access: one SDK configuration and one client per service for a whole run (S3's
+//! are the run's [`Storage`]), plus the single place that decides which AWS errors are
+//! worth retrying.
 
 pub mod dynamodb;
 mod error;
@@ -19,6 +20,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use crate::clock::Clock;
 use crate::rate::RateLimiter;
 use crate::retry::{Backoff, RetryPolicy};
+use crate::store::{S3Settings, Storage};
 use crate::{Error, Result};
 
 /// Where and as whom to talk to AWS. Every field is optional: the standard chain
@@ -31,16 +33,8 @@ pub struct AwsSettings {
     pub region: Option<String>,
     /// A DynamoDB-compatible endpoint (a local emulator, ScyllaDB Alternator).
     pub endpoint_url: Option<String>,
-    /// An S3-compatible endpoint for `s3://` locations.
-    pub s3_endpoint_url: Option<String>,
-    /// The bucket's region, when it is not the tables' region.
-    pub s3_region: Option<String>,
-    /// Server-side encryption of what ddbx writes to S3.
-    pub s3_encryption: Option<crate::store::Encryption>,
-    /// The account that must own the bucket (`x-amz-expected-bucket-owner` on every request).
-    pub expected_bucket_owner: Option<String>,
     /// How long one attempt of one request may take before it is abandoned and retried
-    /// (default: 60 s for DynamoDB, the object store's own default for S3).
+    /// (default: 60 s).
     pub request_timeout: Option<Duration>,
     /// An EMR-compatible endpoint (a test service).
     pub emr_endpoint_url: Option<String>,
@@ -59,6 +53,8 @@ pub struct Aws {
     pub emr: aws_sdk_emr::Client,
     /// The Application Auto Scaling client (capacity spikes on tables that autoscale).
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
+    /// Where runs are stored (S3 through the same credentials, and local folders).
+    pub storage: Storage,
     /// The region the run works in.
     pub region: String,
     /// The settings it was built from.
@@ -70,8 +66,12 @@ pub struct Aws {
 }
 
 impl Aws {
-    /// Load the configuration once for the run and build the clients.
-    pub async fn load(settings: AwsSettings, clock: Arc<dyn Clock>) -> Result<Self> {
+    /// Load the configuration once for the run and build the clients (S3's as `s3` says).
+    pub async fn load(
+        settings: AwsSettings,
+        s3: S3Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(profile) = &settings.profile {
             loader = loader.profile_name(profile);
@@ -109,6 +109,7 @@ impl Aws {
             scaling = scaling.endpoint_url(url);
         }
         Ok(Self {
+            storage: Storage::new(s3, &region, sdk.credentials_provider()),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
             autoscaling: aws_sdk_applicationautoscaling::Client::from_conf(scaling.build()),
             emr: aws_sdk_emr::Client::from_conf(emr.build()),

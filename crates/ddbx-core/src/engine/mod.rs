@@ -1,5 +1,42 @@
-//! Engines run a plan. The local engine runs every table's pipeline in this process on a
-//! shared pool of workers; it takes a plan and returns a report, and never prints.
+//! Engines do a run's work: the local engine in this process, the EMR engine on EMR
+//! clusters. Each lives in its own folder and implements [`Engine`] (`interface.rs`): it
+//! takes the plan and the tables and returns a report per table, counting progress as it
+//! goes; it never parses flags or prints. The run around it (lock, flags, plans) is
+//! `run::lifecycle`, the same for every engine.
+//!
+//! Adding an engine: a folder here implementing [`Engine`], a variant of [`EngineChoice`],
+//! and the CLI flags for its settings.
 
 pub mod emr;
+pub mod interface;
 pub mod local;
+
+pub use interface::{Engine, ExportWork, ImportTable, ImportWork, ReadyTable};
+
+use emr::EmrRun;
+use local::LocalEngine;
+
+/// The engine a run uses, with its settings.
+#[derive(Debug, Clone)]
+pub enum EngineChoice {
+    /// In this process.
+    Local(LocalEngine),
+    /// On EMR clusters.
+    Emr(Box<EmrRun>),
+}
+
+impl Default for EngineChoice {
+    fn default() -> Self {
+        Self::Local(LocalEngine::default())
+    }
+}
+
+impl EngineChoice {
+    /// The engine.
+    pub fn engine(&self) -> &dyn Engine {
+        match self {
+            Self::Local(e) => e,
+            Self::Emr(e) => e.as_ref(),
+        }
+    }
+}

@@ -3,9 +3,107 @@
 //! again. One that agrees with the plan is accepted; one that contradicts it is refused,
 //! naming the plan's value (the run goes on as planned, or not at all).
 
-use crate::export::ExportSettings;
-use crate::plan::{ExportPlan, TableFilter};
+use crate::aws::Aws;
+use crate::engine::Engine;
+use crate::export::{ExportSettings, Prepared};
+use crate::plan::{ExportPlan, RunLayout, TableFilter};
+use crate::report::TableReport;
 use crate::{Error, Result};
+
+/// Load the run at `run_root` to continue it: its plan (against which `settings` are
+/// checked), its base and layout, and each table's description (from its `table.json`).
+pub(super) async fn prepare(
+    aws: &Aws,
+    settings: &ExportSettings,
+    engine: &dyn Engine,
+    run_root: &str,
+) -> Result<Prepared> {
+    let run_dir = aws.storage.open(run_root)?;
+    let plan_path = run_dir.join("export-plan.json");
+    let bytes = run_dir.get_optional(&plan_path).await?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: no export-plan.json here: --resume takes the root of a ddbx export run",
+            run_dir.url()
+        ))
+    })?;
+    let plan: ExportPlan = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        file: run_dir.url_of(&plan_path),
+        message: format!("not an export plan: {e}"),
+    })?;
+    if plan.engine != engine.name() || !engine.resumes_exports() {
+        return Err(Error::Invalid(format!(
+            "{}: this run was made by the {} engine; --resume continues local-engine runs (start a new run)",
+            run_dir.url(),
+            plan.engine
+        )));
+    }
+    if plan.region != aws.region {
+        return Err(Error::Invalid(format!(
+            "{}: the run exports tables of {}; pass --region {}",
+            run_dir.url(),
+            plan.region,
+            plan.region
+        )));
+    }
+    let layout = RunLayout {
+        region: plan.region.clone(),
+        app: plan.app.clone(),
+        started: plan.started_at,
+    };
+    // The base location is the run root less `<region>/<app>/YYYY/MM/DD/HH_MM.SS`.
+    let rel = layout.run_dir();
+    let base_str = run_root
+        .trim_end_matches('/')
+        .strip_suffix(&rel)
+        .map(|b| b.trim_end_matches('/'))
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{run_root}: its plan says the run lives at <base>/{rel}: give that path"
+            ))
+        })?;
+    let base = aws.storage.open(base_str)?;
+    let given_base = match settings.to.as_str() {
+        "" => None,
+        to => Some(aws.storage.open(to)?.url()),
+    };
+    check(
+        settings,
+        &plan,
+        &run_dir.url_of(&plan_path),
+        &base.url(),
+        given_base.as_deref(),
+    )?;
+    let run_dir = base.child(&rel);
+    let mut schemas = Vec::new();
+    let mut failed_early = Vec::new();
+    let mut tables = Vec::new();
+    for t in &plan.tables {
+        let table_json = run_dir.join(&format!("{}/table.json", t.table));
+        let schema = match run_dir.get_optional(&table_json).await? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt {
+                file: run_dir.url_of(&table_json),
+                message: format!("not a table description: {e}"),
+            }),
+            None => aws.describe_table(&t.table).await,
+        };
+        match schema {
+            Ok(s) => {
+                schemas.push(s);
+                tables.push(t.clone());
+            }
+            Err(e) => failed_early.push(TableReport::failed(&t.table, e)),
+        }
+    }
+    Ok(Prepared {
+        base,
+        layout,
+        run_dir,
+        plan: ExportPlan { tables, ..plan },
+        schemas,
+        failed_early,
+    })
+}
 
 /// Refuse what `settings` gives that `plan` (read from `plan_url`) contradicts. `base` is
 /// the base location the run lives under, and `given_base` the `--to` given, both as URLs.

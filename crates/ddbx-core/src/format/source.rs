@@ -4,15 +4,13 @@
 //! each are resolved inside the location, so an export that was moved to another bucket or
 //! prefix still reads, and no manifest entry can point outside it.
 
-use futures::TryStreamExt;
 use object_store::path::Path;
 use serde::Deserialize;
 
-use crate::aws::Aws;
 use crate::format::connector::MANIFEST;
 use crate::format::native::{self, ManifestFile};
 use crate::plan::{validate_table_name, DataFormat, RestorePlan, RestoreStep, TableFilter};
-use crate::store::{self, Location};
+use crate::store::{Location, Storage};
 use crate::table::{KeyAttribute, TableSchema};
 use crate::{Error, Result};
 
@@ -50,7 +48,7 @@ pub struct Selected {
 
 /// Open `sel.from` and pick its tables, each with its target.
 pub async fn select(
-    aws: &Aws,
+    storage: &Storage,
     sel: &Selection,
 ) -> Result<(Location, Option<RestorePlan>, Vec<Selected>)> {
     for (s, d) in &sel.table_map {
@@ -58,7 +56,7 @@ pub async fn select(
             validate_table_name(n).map_err(|e| Error::Invalid(format!("--table-map: {e}")))?;
         }
     }
-    let root = store::open(&sel.from, Some(aws)).await?;
+    let root = storage.open(&sel.from)?;
     let mut source = open(root.clone(), sel.format).await?;
     if sel.target_table.is_some() && source.plan.is_some() {
         return Err(Error::Invalid(
@@ -163,7 +161,7 @@ pub struct Source {
 /// Open whatever `root` holds. `force` skips detection of a table's format.
 pub async fn open(root: Location, force: Option<DataFormat>) -> Result<Source> {
     let plan_path = root.join("restore-plan.json");
-    if let Some(bytes) = get_optional(&root, &plan_path).await? {
+    if let Some(bytes) = root.get_optional(&plan_path).await? {
         let plan = RestorePlan::parse(&root.url_of(&plan_path), &bytes)?;
         let mut tables = Vec::new();
         for step in &plan.tables {
@@ -228,7 +226,7 @@ pub async fn open_table(dir: Location, force: Option<DataFormat>) -> Result<Tabl
 
 async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Option<TableSource>> {
     // Either the export id folder itself, or a table folder holding AWSDynamoDB/<id>/.
-    let (id_dir, schema) = if exists(dir, "manifest-files.json").await? {
+    let (id_dir, schema) = if dir.exists("manifest-files.json").await? {
         let parent_schema = match schema {
             Some(s) => Some(s),
             None => {
@@ -262,7 +260,7 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
         // The newest complete export (ids start with a millisecond timestamp).
         for id in ids.iter().rev() {
             let candidate = dir.child(&format!("AWSDynamoDB/{id}"));
-            if exists(&candidate, "manifest-summary.json").await? {
+            if candidate.exists("manifest-summary.json").await? {
                 found = Some(candidate);
                 break;
             }
@@ -280,14 +278,17 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
     };
     let manifest_path = id_dir.join("manifest-files.json");
     let manifest_url = id_dir.url_of(&manifest_path);
-    let bytes = get_optional(&id_dir, &manifest_path)
+    let bytes = id_dir
+        .get_optional(&manifest_path)
         .await?
         .ok_or_else(|| Error::Corrupt {
             file: manifest_url.clone(),
             message: "missing".into(),
         })?;
     check_manifest_checksum(&id_dir, "manifest-files.json", &bytes).await?;
-    let summary_bytes = get_optional(&id_dir, &id_dir.join("manifest-summary.json")).await?;
+    let summary_bytes = id_dir
+        .get_optional(&id_dir.join("manifest-summary.json"))
+        .await?;
     if let Some(b) = &summary_bytes {
         check_manifest_checksum(&id_dir, "manifest-summary.json", b).await?;
     }
@@ -343,7 +344,7 @@ async fn check_manifest_checksum(dir: &Location, manifest: &str, bytes: &[u8]) -
     let stem = manifest.trim_end_matches(".json");
     for suffix in native::CHECKSUM_SUFFIXES {
         let path = dir.join(&format!("{stem}{suffix}"));
-        if let Some(checksum) = get_optional(dir, &path).await? {
+        if let Some(checksum) = dir.get_optional(&path).await? {
             if !native::checksum_matches(&checksum, bytes) {
                 return Err(Error::Corrupt {
                     file: dir.url_of(&dir.join(manifest)),
@@ -451,7 +452,7 @@ async fn open_connector(
 ) -> Result<Option<TableSource>> {
     let path = dir.join(MANIFEST);
     let url = dir.url_of(&path);
-    let Some(bytes) = get_optional(dir, &path).await? else {
+    let Some(bytes) = dir.get_optional(&path).await? else {
         return Ok(None);
     };
     let entries = parse_connector_manifest(&url, &bytes)?;
@@ -469,7 +470,7 @@ async fn open_connector(
                 message: format!("bad entry {:?}", e.url),
             })?;
         let local = dir.join(name);
-        if !e.mandatory && !exists(dir, name).await? {
+        if !e.mandatory && !dir.exists(name).await? {
             continue;
         }
         files.push(SourceFile {
@@ -521,7 +522,7 @@ async fn list_plain_files(dir: &Location) -> Result<Vec<SourceFile>> {
 
 async fn read_schema(dir: &Location, rel: &str) -> Result<Option<TableSchema>> {
     let path = dir.join(rel);
-    match get_optional(dir, &path).await? {
+    match dir.get_optional(&path).await? {
         None => Ok(None),
         Some(b) => serde_json::from_slice(&b)
             .map(Some)
@@ -530,38 +531,6 @@ async fn read_schema(dir: &Location, rel: &str) -> Result<Option<TableSchema>> {
                 message: format!("not a table description: {e}"),
             }),
     }
-}
-
-async fn exists(dir: &Location, rel: &str) -> Result<bool> {
-    let path = dir.join(rel);
-    match dir.store.head(&path).await {
-        Ok(_) => Ok(true),
-        Err(object_store::Error::NotFound { .. }) => Ok(false),
-        Err(e) => Err(Error::store(dir.url_of(&path), e)),
-    }
-}
-
-/// Read a small object whole, or `None` if it is not there.
-pub async fn get_optional(dir: &Location, path: &Path) -> Result<Option<bytes::Bytes>> {
-    match dir.store.get(path).await {
-        Ok(r) => Ok(Some(
-            r.bytes()
-                .await
-                .map_err(|e| Error::store(dir.url_of(path), e))?,
-        )),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(Error::store(dir.url_of(path), e)),
-    }
-}
-
-/// Every object under a location (for listings in tests and tools).
-pub async fn list_all(dir: &Location) -> Result<Vec<Path>> {
-    dir.store
-        .list(Some(&dir.prefix))
-        .map_ok(|o| o.location)
-        .try_collect()
-        .await
-        .map_err(|e| Error::store(dir.url(), e))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use object_store::{PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::Aws;
-use crate::store::{self, Location};
+use crate::store::Location;
 use crate::{Error, Result};
 
 /// The file in a state location that names its source.
@@ -37,12 +37,12 @@ pub async fn locate(
     state_to: Option<&str>,
 ) -> Result<Location> {
     let state = match state_to {
-        Some(to) => store::open(to, Some(aws)).await?,
+        Some(to) => aws.storage.open(to)?,
         None if is_run && may_write(source).await? => return Ok(source.clone()),
         None => {
             let base = default_base()?;
             let folder = base.join(mirror(&source.url()));
-            store::open(&folder.to_string_lossy(), Some(aws)).await?
+            aws.storage.open(&folder.to_string_lossy())?
         }
     };
     if state.url() == source.url() {
@@ -195,8 +195,8 @@ mod tests {
     #[tokio::test]
     async fn a_state_location_serves_one_source() {
         let dir = tempfile::tempdir().unwrap();
-        let state = store::open(dir.path().to_str().unwrap(), None)
-            .await
+        let state = crate::store::Storage::default()
+            .open(dir.path().to_str().unwrap())
             .unwrap();
         claim(&state, "s3://a/run").await.unwrap();
         claim(&state, "s3://a/run").await.unwrap();
@@ -207,11 +207,11 @@ mod tests {
     #[tokio::test]
     async fn a_folder_that_can_be_written_is_taken() {
         let dir = tempfile::tempdir().unwrap();
-        let loc = store::open(dir.path().to_str().unwrap(), None)
-            .await
+        let loc = crate::store::Storage::default()
+            .open(dir.path().to_str().unwrap())
             .unwrap();
         assert!(may_write(&loc).await.unwrap());
-        let left: Vec<_> = crate::format::source::list_all(&loc).await.unwrap();
+        let left: Vec<_> = loc.list_all().await.unwrap();
         assert!(left.is_empty(), "the probe is removed: {left:?}");
     }
 }

@@ -18,10 +18,11 @@ use tokio::sync::mpsc;
 
 use crate::aws::Aws;
 use crate::capacity::{self, Spike};
-use crate::export::{put_json, ExportSettings, TableReport, TableStatus};
-use crate::format::source::{get_optional, parse_connector_manifest};
-use crate::plan::{ExportPlan, DEFAULT_WRITE_RATIO};
+use crate::engine::{Engine, ExportWork, ImportWork};
+use crate::format::source::{parse_connector_manifest, TableSource};
+use crate::plan::{DataFormat, ExportPlan, DEFAULT_WRITE_RATIO};
 use crate::progress::{Phase, RunProgress};
+use crate::report::{TableReport, TableStatus};
 use crate::run::stop::StopSignal;
 use crate::store::Location;
 use crate::table::TableSchema;
@@ -84,23 +85,82 @@ fn cluster_plans(emr: &EmrRun, steps: Vec<(Step, u64)>) -> Vec<ClusterPlan> {
 /// Write `<job>Steps_NN.json` at the run root, one per cluster.
 async fn write_steps_files(run_dir: &Location, job: &str, plans: &[Vec<Step>]) -> Result<()> {
     for (i, steps) in plans.iter().enumerate() {
-        put_json(run_dir, &steps::steps_file(job, i), steps).await?;
+        run_dir.put_json(&steps::steps_file(job, i), steps).await?;
     }
     Ok(())
+}
+
+#[async_trait::async_trait]
+impl Engine for EmrRun {
+    fn name(&self) -> &'static str {
+        "emr"
+    }
+
+    fn export_format(&self, asked: Option<DataFormat>) -> Result<DataFormat> {
+        match asked {
+            None | Some(DataFormat::Emr) => Ok(DataFormat::Emr),
+            Some(other) => Err(Error::Invalid(format!(
+                "--engine emr writes the connector's format (--format emr); --format {} is written by the local engine",
+                other.name()
+            ))),
+        }
+    }
+
+    async fn check_export(&self, aws: &Aws, plan: &ExportPlan) -> Result<()> {
+        self.refuse_active_clusters(aws, plan.tables.len()).await
+    }
+
+    fn check_import_source(&self, source: &TableSource) -> std::result::Result<(), String> {
+        if source.format != DataFormat::Emr {
+            return Err(format!(
+                "{}: the connector imports only its own format (ddbx --format emr or EMR exports); use the local engine for this one",
+                source.dir.url()
+            ));
+        }
+        Ok(())
+    }
+
+    async fn export_tables(&self, work: ExportWork<'_>) -> Result<Vec<TableReport>> {
+        export_tables(self, &work).await
+    }
+
+    async fn import_tables(&self, work: ImportWork<'_>) -> Result<Vec<TableReport>> {
+        let jobs = work
+            .tables
+            .iter()
+            .map(|t| ImportJob {
+                target: t.step.target_table.clone(),
+                path: t.step.source.clone(),
+                write_ratio: t.step.write_ratio,
+                size: t.step.files as u64,
+                error: t.ready.as_ref().err().cloned(),
+                spike: t.ready.as_ref().ok().and_then(|r| r.spike.clone()),
+            })
+            .collect();
+        import_tables(
+            work.aws,
+            self,
+            work.state,
+            work.app,
+            jobs,
+            work.stop,
+            work.progress,
+        )
+        .await
+    }
 }
 
 /// Export the planned tables on EMR: the connector writes each table's folder; ddbx writes
 /// the steps files, then `table.json` for each table whose step completed (and whose
 /// manifest is there). Returns one report per table.
-pub async fn export_tables(
-    aws: &Aws,
-    emr: &EmrRun,
-    settings: &ExportSettings,
-    run_dir: &Location,
-    plan: &ExportPlan,
-    schemas: &[TableSchema],
-    progress: &RunProgress,
-) -> Result<Vec<TableReport>> {
+async fn export_tables(emr: &EmrRun, work: &ExportWork<'_>) -> Result<Vec<TableReport>> {
+    let (aws, run_dir, plan, schemas, progress) = (
+        work.aws,
+        work.run_dir,
+        work.plan,
+        work.schemas,
+        work.progress,
+    );
     // Capacity first: a table whose spike cannot be applied is not exported.
     let mut spikes = Vec::new();
     let mut reports = Vec::new();
@@ -123,7 +183,7 @@ pub async fn export_tables(
                 &s.table_name,
                 &path,
                 plan.read_ratio,
-                settings.segments,
+                work.segments,
             );
             (step, s.table_size_bytes.max(0) as u64)
         })
@@ -161,7 +221,7 @@ pub async fn export_tables(
         emr,
         run_dir,
         app: &plan.app,
-        stop: &settings.stop,
+        stop: work.stop,
         progress,
     };
     let outcomes = run_spiked(&ctx, clusters, spikes).await;
@@ -260,20 +320,21 @@ async fn run_spiked(
 async fn complete_table(run_dir: &Location, schema: &TableSchema) -> Result<u64> {
     let dir = run_dir.child(&schema.table_name);
     let manifest = dir.join("manifest");
-    let bytes = get_optional(&dir, &manifest)
+    let bytes = dir
+        .get_optional(&manifest)
         .await?
         .ok_or_else(|| Error::Corrupt {
             file: dir.url_of(&manifest),
             message: "the EMR step completed but wrote no manifest".into(),
         })?;
     let entries = parse_connector_manifest(&dir.url_of(&manifest), &bytes)?;
-    put_json(&dir, "table.json", schema).await?;
+    dir.put_json("table.json", schema).await?;
     Ok(entries.len() as u64)
 }
 
 /// One table an EMR import writes: checked and ready, or already failed.
 #[derive(Debug, Clone)]
-pub struct ImportJob {
+struct ImportJob {
     /// The target table.
     pub target: String,
     /// The connector export's folder (URL).
@@ -289,8 +350,8 @@ pub struct ImportJob {
 }
 
 /// Import on EMR: one connector import step per ready table, split over the clusters.
-/// The steps are also written to `<run>/_import/importSteps_NN.json`.
-pub async fn import_tables(
+/// The steps are also written to `<state>/_import/importSteps_NN.json`.
+async fn import_tables(
     aws: &Aws,
     emr: &EmrRun,
     root: &Location,
@@ -391,13 +452,10 @@ fn finish(
         }
     };
     TableReport {
-        table: table.to_string(),
         status,
-        items: 0,
-        bytes: 0,
         files,
-        read_units: 0.0,
         seconds,
         error,
+        ..TableReport::planned(table)
     }
 }

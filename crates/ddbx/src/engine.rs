@@ -1,16 +1,19 @@
-//! The EMR engine's flags, and `ddbx emr init`.
+//! The engine flags (`--engine` and each engine's own), and `ddbx emr init`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
 use ddbx_core::engine::emr::{config::EXAMPLE, EmrConfig, EmrRun, OnInterrupt};
+use ddbx_core::engine::local::LocalEngine;
+use ddbx_core::engine::EngineChoice;
 use ddbx_core::Error;
 
 use crate::args::{EngineArg, EngineArgs, OnInterruptArg};
 use crate::exit;
 
-/// The run's EMR settings, when `--engine emr`.
-pub fn emr_run(a: &EngineArgs, to: Option<&str>) -> Result<Option<EmrRun>, Error> {
+/// The run's engine from its flags: the local engine with `local`'s limits, or EMR with
+/// its settings. `to` is the run's location (EMR needs S3).
+pub fn choice(a: &EngineArgs, local: LocalEngine, to: Option<&str>) -> Result<EngineChoice, Error> {
     if a.engine == EngineArg::Local {
         if a.cluster_name.is_some()
             || a.emr_config.is_some()
@@ -21,7 +24,7 @@ pub fn emr_run(a: &EngineArgs, to: Option<&str>) -> Result<Option<EmrRun>, Error
                 "--cluster-name, --clusters, --emr-config and --emr-set need --engine emr".into(),
             ));
         }
-        return Ok(None);
+        return Ok(EngineChoice::Local(local));
     }
     let cluster_name = a
         .cluster_name
@@ -40,12 +43,12 @@ pub fn emr_run(a: &EngineArgs, to: Option<&str>) -> Result<Option<EmrRun>, Error
         // Nobody to ask (cron): a cluster left behind would go on loading the tables.
         OnInterruptArg::Ask => OnInterrupt::Terminate,
     };
-    Ok(Some(EmrRun {
+    Ok(EngineChoice::Emr(Box::new(EmrRun {
         config,
         cluster_name,
         clusters: a.clusters as usize,
         on_interrupt,
-    }))
+    })))
 }
 
 fn ask(clusters: &[String]) -> bool {

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::export::segment::{PageSink, ScanKey};
+use super::scan::{PageSink, ScanKey};
 use crate::format::writer::DataFileWriter;
 use crate::format::DataFile;
 use crate::item::wire::WirePage;

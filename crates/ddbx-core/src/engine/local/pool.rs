@@ -1,29 +1,12 @@
-//! The in-process engine: tables run `parallel_tables` at a time, and all their segments
-//! share one pool of `workers` (the seed's "one cluster for all tables").
+//! The local engine's concurrency: a shared pool of workers that every table's segments
+//! (or writers) draw from, and tables run a few at a time (the seed's "one cluster for all
+//! tables").
 
 use std::future::Future;
 use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Semaphore;
-
-/// Limits of the in-process engine.
-#[derive(Debug, Clone, Copy)]
-pub struct LocalEngine {
-    /// Tables worked on at once.
-    pub parallel_tables: usize,
-    /// Segment (or writer) tasks running at once, across all tables.
-    pub workers: usize,
-}
-
-impl Default for LocalEngine {
-    fn default() -> Self {
-        Self {
-            parallel_tables: 4,
-            workers: 8,
-        }
-    }
-}
 
 /// The shared pool of workers: a task holds a permit while it runs.
 #[derive(Debug, Clone)]

@@ -1,0 +1,135 @@
+//! The engine interface: what every engine is given ([`ExportWork`], [`ImportWork`]) and
+//! gives back (one [`TableReport`] per table, progress through the same counters). The
+//! run's lifecycle (`run::lifecycle`) and the jobs (`export`, `import`) know engines only
+//! through [`Engine`].
+
+use crate::aws::Aws;
+use crate::capacity::Spike;
+use crate::format::source::TableSource;
+use crate::format::writer::RollLimits;
+use crate::plan::{DataFormat, ExportPlan, ImportStep};
+use crate::progress::RunProgress;
+use crate::report::TableReport;
+use crate::run::stop::StopSignal;
+use crate::store::Location;
+use crate::table::TableSchema;
+use crate::Result;
+
+/// Where the work of a run is done: in this process, on EMR clusters, ...
+#[async_trait::async_trait]
+pub trait Engine: Send + Sync {
+    /// The engine's name, as plans record it (`local`, `emr`).
+    fn name(&self) -> &'static str;
+
+    /// The data format this engine writes when `asked` is (none: the engine's default);
+    /// a format it cannot write is refused.
+    fn export_format(&self, asked: Option<DataFormat>) -> Result<DataFormat>;
+
+    /// Whether `export --resume` can continue a run this engine made.
+    fn resumes_exports(&self) -> bool {
+        false
+    }
+
+    /// Checks made under the run's lock, before anything is written: a reason not to start
+    /// is an error (EMR: an active cluster with one of the run's names).
+    async fn check_export(&self, aws: &Aws, plan: &ExportPlan) -> Result<()> {
+        let _ = (aws, plan);
+        Ok(())
+    }
+
+    /// Whether this engine can import `source` (its format, its layout); why not, if not.
+    /// Checked before the table's target is touched.
+    fn check_import_source(&self, source: &TableSource) -> std::result::Result<(), String> {
+        let _ = source;
+        Ok(())
+    }
+
+    /// Export the planned tables into the run root. A table's failure is in its report;
+    /// an error is for the run as a whole.
+    async fn export_tables(&self, work: ExportWork<'_>) -> Result<Vec<TableReport>>;
+
+    /// Import the tables. A table's failure is in its report; an error is for the run.
+    async fn import_tables(&self, work: ImportWork<'_>) -> Result<Vec<TableReport>>;
+}
+
+/// One export, as every engine gets it.
+#[derive(Debug)]
+pub struct ExportWork<'a> {
+    /// The run's AWS clients.
+    pub aws: &'a Aws,
+    /// The run root.
+    pub run_dir: &'a Location,
+    /// The resolved plan: format, compression, rate, segments and spike of each table.
+    pub plan: &'a ExportPlan,
+    /// Each planned table's description, in the plan's order.
+    pub schemas: &'a [TableSchema],
+    /// Scan segments the user asked for (the plan's are ddbx's choice otherwise).
+    pub segments: Option<u32>,
+    /// When data files roll.
+    pub roll: RollLimits,
+    /// Whether this continues an earlier attempt of the run (from its checkpoints).
+    pub resume: bool,
+    /// Raised to stop cleanly.
+    pub stop: &'a StopSignal,
+    /// The counters the display shows.
+    pub progress: &'a RunProgress,
+}
+
+/// One import, as every engine gets it.
+#[derive(Debug)]
+pub struct ImportWork<'a> {
+    /// The run's AWS clients.
+    pub aws: &'a Aws,
+    /// Where the import keeps its checkpoints and capacity records.
+    pub state: &'a Location,
+    /// The app (EMR names its clusters' tags after it).
+    pub app: &'a str,
+    /// The tables, each ready to write or already failed.
+    pub tables: Vec<ImportTable>,
+    /// Write units per second per table, overriding ratios.
+    pub max_write_units: Option<f64>,
+    /// Continue from the checkpoints of an earlier run.
+    pub resume: bool,
+    /// Skip the validation pass (a bad line then fails a table mid-way).
+    pub no_validate_first: bool,
+    /// Raised to stop cleanly.
+    pub stop: &'a StopSignal,
+    /// The counters the display shows.
+    pub progress: &'a RunProgress,
+}
+
+/// One table of an import: what it will do, and its data and target once checked.
+#[derive(Debug)]
+pub struct ImportTable {
+    /// The plan of the table.
+    pub step: ImportStep,
+    /// Ready to write, or why the table cannot be imported (it then fails alone).
+    pub ready: std::result::Result<ReadyTable, String>,
+}
+
+/// A table whose export reads and whose target exists with the export's key.
+#[derive(Debug)]
+pub struct ReadyTable {
+    /// The export of the table.
+    pub source: TableSource,
+    /// The target, as described once checked (or created).
+    pub target: TableSchema,
+    /// The target's write-capacity spike (`--spike-write-units`).
+    pub spike: Option<Spike>,
+}
+
+impl ImportTable {
+    /// The write units per second the table is written at: `max` when given, else the
+    /// step's ratio of the capacity the target will have (spiked, or its own).
+    pub fn write_units(&self, max: Option<f64>) -> f64 {
+        let ratio = self.step.write_ratio;
+        max.unwrap_or_else(|| match &self.ready {
+            Ok(r) => r
+                .spike
+                .as_ref()
+                .and_then(|s| s.units(ratio))
+                .unwrap_or_else(|| r.target.write_units(ratio)),
+            Err(_) => 0.0,
+        })
+    }
+}

@@ -1,0 +1,183 @@
+//! The local engine: every table's work in this process. Tables run `parallel_tables` at a
+//! time and draw on one shared pool of `workers` (the seed's "one cluster for all
+//! tables"): an export's Scan segments ([`scan`], [`export`]), an import's batch writers
+//! ([`import`], [`batch`]), each with its checkpoints ([`checkpoint`], [`tracker`]).
+
+pub mod batch;
+pub mod checkpoint;
+mod export;
+mod import;
+pub mod pool;
+pub mod scan;
+pub mod tracker;
+
+pub use pool::{for_each_limited, WorkerPool};
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::capacity;
+use crate::engine::{Engine, ExportWork, ImportWork};
+use crate::plan::DataFormat;
+use crate::progress::{Phase, TableProgress};
+use crate::report::{TableReport, TableStatus};
+use crate::Result;
+
+/// Limits of the in-process engine.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalEngine {
+    /// Tables worked on at once.
+    pub parallel_tables: usize,
+    /// Segment (or writer) tasks running at once, across all tables.
+    pub workers: usize,
+}
+
+impl Default for LocalEngine {
+    fn default() -> Self {
+        Self {
+            parallel_tables: 4,
+            workers: 8,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for LocalEngine {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn export_format(&self, asked: Option<DataFormat>) -> Result<DataFormat> {
+        Ok(asked.unwrap_or_default())
+    }
+
+    fn resumes_exports(&self) -> bool {
+        true
+    }
+
+    async fn export_tables(&self, work: ExportWork<'_>) -> Result<Vec<TableReport>> {
+        let pool = WorkerPool::new(self.workers);
+        let tables: Vec<_> = work
+            .schemas
+            .iter()
+            .zip(&work.plan.tables)
+            .map(|(schema, planned)| (schema, planned, work.progress.table(&schema.table_name)))
+            .collect();
+        let work = &work;
+        Ok(for_each_limited(
+            tables,
+            self.parallel_tables,
+            |(schema, planned, counters)| {
+                let pool = pool.clone();
+                async move {
+                    let started = Instant::now();
+                    counters.set_phase(Phase::Running);
+                    counters.expect(
+                        schema.item_count.max(0) as u64,
+                        schema.table_size_bytes.max(0) as u64,
+                    );
+                    let result = capacity::during(
+                        work.aws,
+                        work.run_dir,
+                        planned.capacity_spike.as_ref(),
+                        export::export_table(
+                            work,
+                            schema,
+                            planned,
+                            counters.clone(),
+                            &pool,
+                            self.workers,
+                        ),
+                    )
+                    .await;
+                    report(&schema.table_name, &counters, started, result)
+                }
+            },
+        )
+        .await)
+    }
+
+    async fn import_tables(&self, work: ImportWork<'_>) -> Result<Vec<TableReport>> {
+        let tables: Vec<_> = work
+            .tables
+            .iter()
+            .map(|t| (t, work.progress.table(&t.step.target_table)))
+            .collect();
+        let work = &work;
+        Ok(for_each_limited(
+            tables,
+            self.parallel_tables,
+            |(table, counters)| async move {
+                let started = Instant::now();
+                counters.set_phase(Phase::Running);
+                let result = match &table.ready {
+                    Ok(ready) => capacity::during(
+                        work.aws,
+                        work.state,
+                        ready.spike.as_ref(),
+                        import::write_table(
+                            work,
+                            &table.step,
+                            &ready.source,
+                            &counters,
+                            table.write_units(work.max_write_units),
+                            self.workers,
+                        ),
+                    )
+                    .await
+                    .map(|items| {
+                        (
+                            table.step.files as u64,
+                            items,
+                            counters.bytes.load(Ordering::Relaxed),
+                        )
+                    }),
+                    Err(e) => Err(crate::Error::Invalid(e.clone())),
+                };
+                let mut r = report(&table.step.target_table, &counters, started, result);
+                // A failed import reports what it did write, and its files.
+                r.files = table.step.files as u64;
+                if r.status == TableStatus::Failed {
+                    r.items = counters.items.load(Ordering::Relaxed);
+                    r.bytes = counters.bytes.load(Ordering::Relaxed);
+                }
+                r
+            },
+        )
+        .await)
+    }
+}
+
+/// A table's report from its result (files, items, bytes), and its progress phase.
+fn report(
+    table: &str,
+    counters: &Arc<TableProgress>,
+    started: Instant,
+    result: Result<(u64, u64, u64)>,
+) -> TableReport {
+    let seconds = started.elapsed().as_secs_f64();
+    match result {
+        Ok((files, items, bytes)) => {
+            counters.set_phase(Phase::Done);
+            TableReport {
+                status: TableStatus::Succeeded,
+                items,
+                bytes,
+                files,
+                read_units: counters.units(),
+                seconds,
+                ..TableReport::planned(table)
+            }
+        }
+        Err(e) => {
+            counters.fail(&e.to_string());
+            tracing::error!(%table, error = %e, "table failed");
+            TableReport {
+                seconds,
+                read_units: counters.units(),
+                ..TableReport::failed(table, &e)
+            }
+        }
+    }
+}

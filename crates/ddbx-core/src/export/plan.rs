@@ -1,0 +1,146 @@
+//! An export's plan: per selected table its key, capacity, target rate, segments and
+//! capacity spike, and at the end the restore plan of what succeeded.
+
+use chrono::Utc;
+
+use crate::aws::Aws;
+use crate::capacity;
+use crate::engine::Engine;
+use crate::export::select::select_tables;
+use crate::export::{ExportSettings, Prepared};
+use crate::plan::{
+    default_segments, ExportPlan, PlannedTable, RestorePlan, RestoreStep, RunLayout,
+    DEFAULT_WRITE_RATIO,
+};
+use crate::report::{TableReport, TableStatus};
+use crate::table::TableSchema;
+use crate::Result;
+
+/// Select the tables of a new run and plan each.
+pub(super) async fn prepare(
+    aws: &Aws,
+    settings: &ExportSettings,
+    engine: &dyn Engine,
+) -> Result<Prepared> {
+    let format = engine.export_format(settings.format)?;
+    let started = settings.run_time.unwrap_or_else(Utc::now);
+    let selection = select_tables(aws, settings, started).await?;
+    let run_dir = selection.base.child(&selection.layout.run_dir());
+    let mut plan = ExportPlan {
+        ddbx_version: env!("CARGO_PKG_VERSION").into(),
+        app: settings.app.clone(),
+        region: aws.region.clone(),
+        run_root: run_dir.url(),
+        started_at: started,
+        format,
+        compression: settings.compression(),
+        read_ratio: settings.read_ratio(),
+        engine: engine.name().into(),
+        selection: Some(settings.selection()),
+        tables: Vec::new(),
+    };
+    let mut failed_early = Vec::new();
+    let mut schemas = Vec::new();
+    for (name, described) in selection.tables {
+        let schema = match described {
+            Ok(schema) => schema,
+            Err(e) => {
+                failed_early.push(TableReport::failed(&name, e));
+                continue;
+            }
+        };
+        match planned_table(aws, settings, &schema, run_dir.child(&name).url()).await {
+            Ok(planned) => {
+                plan.tables.push(planned);
+                schemas.push(schema);
+            }
+            Err(e) => failed_early.push(TableReport::failed(
+                &name,
+                format!("planning the capacity spike: {e}"),
+            )),
+        }
+    }
+    Ok(Prepared {
+        base: selection.base,
+        layout: selection.layout,
+        run_dir,
+        plan,
+        schemas,
+        failed_early,
+    })
+}
+
+/// One table's plan: the rate follows the capacity the table will have during its export
+/// (spiked when `--spike-read-units` raises it), and the segments follow the rate.
+async fn planned_table(
+    aws: &Aws,
+    settings: &ExportSettings,
+    schema: &TableSchema,
+    destination: String,
+) -> Result<PlannedTable> {
+    let ratio = settings.read_ratio();
+    let spike = match settings.spike_read_units {
+        Some(to) => {
+            let spike = capacity::plan(aws, schema, capacity::Dimension::Read, to).await?;
+            if let Some(w) = &spike.warning {
+                tracing::warn!(table = %schema.table_name, "{w}");
+            }
+            Some(spike)
+        }
+        None => None,
+    };
+    let units = settings.max_read_units.unwrap_or_else(|| {
+        spike
+            .as_ref()
+            .and_then(|s| s.units(ratio))
+            .unwrap_or_else(|| schema.read_units(ratio))
+    });
+    Ok(PlannedTable {
+        table: schema.table_name.clone(),
+        key_schema: schema.key(),
+        billing_mode: schema.billing_mode.clone(),
+        read_capacity_units: schema
+            .provisioned_throughput
+            .as_ref()
+            .map(|p| p.read_capacity_units),
+        size_bytes: schema.table_size_bytes,
+        item_count_estimate: schema.item_count,
+        target_read_units: units,
+        segments: settings
+            .segments
+            .unwrap_or_else(|| default_segments(schema.table_size_bytes, units)),
+        destination,
+        capacity_spike: spike,
+    })
+}
+
+/// What restores the run: a step per table that succeeded, with the item count of its
+/// report (the seed's importSteps; users may edit targets and write ratios).
+pub(super) fn restore_plan(
+    layout: &RunLayout,
+    plan: &ExportPlan,
+    reports: &[TableReport],
+) -> RestorePlan {
+    RestorePlan {
+        version: 1,
+        app: layout.app.clone(),
+        region: layout.region.clone(),
+        exported_at: layout.started,
+        tables: plan
+            .tables
+            .iter()
+            .filter_map(|t| {
+                let r = reports.iter().find(|r| r.table == t.table)?;
+                (r.status == TableStatus::Succeeded).then(|| RestoreStep {
+                    source_table: t.table.clone(),
+                    target_table: t.table.clone(),
+                    path: t.table.clone(),
+                    format: plan.format,
+                    key_schema: t.key_schema.clone(),
+                    write_ratio: DEFAULT_WRITE_RATIO,
+                    item_count: r.items,
+                })
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,116 @@
+//! Which tables an export takes: prefixes, globs, exact names, excludes (flags, the seed's
+//! `<base>/excludes` and `--exclude-file`), each table described.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::aws::Aws;
+use crate::engine::local::for_each_limited;
+use crate::export::ExportSettings;
+use crate::plan::{validate_app_name, RunLayout, TableFilter};
+use crate::store::Location;
+use crate::table::TableSchema;
+use crate::{Error, Result};
+
+/// The tables a run selects, described, with the layout of the run.
+#[derive(Debug)]
+pub struct Selection {
+    /// The run's layout (region, app, start time).
+    pub layout: RunLayout,
+    /// The base location.
+    pub base: Location,
+    /// The selected tables, described, sorted by name; a table that could not be
+    /// described carries its error.
+    pub tables: Vec<(String, Result<TableSchema>)>,
+}
+
+/// Check the settings, then list and filter the region's tables and describe each.
+pub async fn select_tables(
+    aws: &Aws,
+    settings: &ExportSettings,
+    started: DateTime<Utc>,
+) -> Result<Selection> {
+    validate_app_name(&settings.app)?;
+    let ratio = settings.read_ratio();
+    if !(ratio > 0.0 && ratio <= 1.5) {
+        return Err(Error::Invalid(format!(
+            "--read-ratio {ratio} is out of range (0 < ratio <= 1.5)"
+        )));
+    }
+    let base = aws.storage.open(&settings.to)?;
+    let mut filter = TableFilter::new(&settings.tables, &settings.excludes)?
+        .with_names(&settings.table_names)?;
+    // The seed's `<base>/excludes`, when present.
+    let default_excludes = base.join("excludes");
+    match base.store.get(&default_excludes).await {
+        Ok(r) => {
+            let bytes = r
+                .bytes()
+                .await
+                .map_err(|e| Error::store(base.url_of(&default_excludes), e))?;
+            filter.exclude_file(&base.url_of(&default_excludes), &bytes)?;
+        }
+        Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => return Err(Error::store(base.url_of(&default_excludes), e)),
+    }
+    if let Some(file) = &settings.exclude_file {
+        let bytes = read_anywhere(aws, file).await?;
+        filter.exclude_file(file, &bytes)?;
+    }
+    let listed = if filter.needs_listing() {
+        let all = aws
+            .list_tables()
+            .await
+            .map_err(|e| Error::Plan(format!("cannot list tables: {e}")))?;
+        Some(all)
+    } else {
+        None
+    };
+    let names = filter.select_with_names(listed.iter().flatten().map(String::as_str));
+    if names.is_empty() {
+        return Err(Error::Plan(match &listed {
+            Some(all) => format!(
+                "no table in {} matches {:?} (after excludes); {} tables seen",
+                aws.region,
+                settings.tables,
+                all.len()
+            ),
+            None => format!("every table named ({:?}) is excluded", settings.table_names),
+        }));
+    }
+    let described = for_each_limited(names, 8, |name| async move {
+        let schema = aws.describe_table(&name).await;
+        (name, schema)
+    })
+    .await;
+    Ok(Selection {
+        layout: RunLayout {
+            region: aws.region.clone(),
+            app: settings.app.clone(),
+            started,
+        },
+        base,
+        tables: described,
+    })
+}
+
+/// Read a whole small file given as a local path or URL (excludes files).
+pub async fn read_anywhere(aws: &Aws, path_or_url: &str) -> Result<Bytes> {
+    if path_or_url.starts_with("s3://") || path_or_url.starts_with("file://") {
+        let (dir, name) = path_or_url
+            .rsplit_once('/')
+            .ok_or_else(|| Error::Invalid(format!("{path_or_url}: not a file URL")))?;
+        let loc = aws.storage.open(dir)?;
+        let path = loc.join(name);
+        let got = loc
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| Error::store(path_or_url, e))?;
+        got.bytes().await.map_err(|e| Error::store(path_or_url, e))
+    } else {
+        std::fs::read(path_or_url)
+            .map(Bytes::from)
+            .map_err(|e| Error::Invalid(format!("{path_or_url}: {e}")))
+    }
+}

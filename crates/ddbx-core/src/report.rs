@@ -1,0 +1,154 @@
+//! What a run reports, whatever the job and the engine: one [`TableReport`] per table and
+//! the [`RunSummary`] that the flags and `--output json` carry.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::RunLayout;
+
+/// How one table ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableStatus {
+    /// Every item is stored and described by the manifests (verify: the table matches).
+    Succeeded,
+    /// Something failed; see the error.
+    Failed,
+    /// Planned only (dry run, or not started yet).
+    Planned,
+}
+
+/// The outcome of one table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableReport {
+    /// Table name.
+    pub table: String,
+    /// How it ended.
+    pub status: TableStatus,
+    /// Items written (or compared).
+    pub items: u64,
+    /// Item bytes (DynamoDB's sizes).
+    pub bytes: u64,
+    /// Data files written (or read).
+    pub files: u64,
+    /// Capacity units consumed.
+    pub read_units: f64,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// Items are not known (an engine that could not count them): `items` is then 0 and
+    /// means nothing.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub items_unknown: bool,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl TableReport {
+    /// A table not (yet) worked on.
+    pub fn planned(table: &str) -> Self {
+        Self {
+            table: table.to_string(),
+            status: TableStatus::Planned,
+            items: 0,
+            bytes: 0,
+            files: 0,
+            read_units: 0.0,
+            seconds: 0.0,
+            items_unknown: false,
+            error: None,
+        }
+    }
+
+    /// A table that failed with `error`.
+    pub fn failed(table: &str, error: impl std::fmt::Display) -> Self {
+        Self {
+            status: TableStatus::Failed,
+            error: Some(error.to_string()),
+            ..Self::planned(table)
+        }
+    }
+}
+
+/// The outcome of a run: what the flags and `--output json` carry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    /// `export`, `import` or `verify`.
+    pub job: String,
+    /// App name.
+    pub app: String,
+    /// Region.
+    pub region: String,
+    /// URL of the run root.
+    pub run_root: String,
+    /// `running`, `succeeded`, `failed` or `planned`.
+    pub status: String,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// End time, once ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Tables in the run.
+    pub tables: usize,
+    /// Tables that failed.
+    pub tables_failed: usize,
+    /// Items, all tables.
+    pub items: u64,
+    /// Bytes, all tables.
+    pub bytes: u64,
+    /// Where an import kept its flags and checkpoints, when not in the run root.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub state_root: Option<String>,
+    /// One line per failed table.
+    pub errors: Vec<String>,
+    /// Per table.
+    pub table_reports: Vec<TableReport>,
+}
+
+impl RunSummary {
+    /// Whether every table succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.tables_failed == 0
+    }
+
+    /// A summary of `tables` for `job` (`export`, `import`); `ended` is `None` while running.
+    pub fn for_job(
+        job: &str,
+        layout: &RunLayout,
+        run_root: String,
+        tables: Vec<TableReport>,
+        ended: Option<DateTime<Utc>>,
+    ) -> Self {
+        let failed: Vec<&TableReport> = tables
+            .iter()
+            .filter(|t| t.status == TableStatus::Failed)
+            .collect();
+        let status = match (ended, failed.is_empty()) {
+            (None, _) => "running",
+            (Some(_), true) if tables.iter().all(|t| t.status == TableStatus::Planned) => "planned",
+            (Some(_), true) => "succeeded",
+            (Some(_), false) => "failed",
+        };
+        Self {
+            job: job.into(),
+            app: layout.app.clone(),
+            region: layout.region.clone(),
+            run_root,
+            status: status.into(),
+            started_at: layout.started,
+            ended_at: ended,
+            tables: tables.len(),
+            tables_failed: failed.len(),
+            items: tables.iter().map(|t| t.items).sum(),
+            bytes: tables.iter().map(|t| t.bytes).sum(),
+            state_root: None,
+            errors: failed
+                .iter()
+                .map(|t| format!("{}: {}", t.table, t.error.as_deref().unwrap_or("failed")))
+                .collect(),
+            table_reports: tables,
+        }
+    }
+}

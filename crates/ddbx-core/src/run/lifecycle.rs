@@ -1,0 +1,141 @@
+//! The one lifecycle of a run, whatever the job (export, import, verify) and the engine:
+//!
+//! 1. take the lock (when the job has one), and refuse a run root that already holds a run
+//!    (a new export);
+//! 2. the job's checks (nothing is written yet: a refusal leaves no trace);
+//! 3. the RUNNING flag, with every table planned, then the plan files;
+//! 4. the work (the engine), which returns a report per table and the files to end with;
+//! 5. those files, then the final flag (SUCCESS or FAILED, with the summary);
+//! 6. the lock released, whatever happened.
+//!
+//! An interrupted run is one whose tables report "interrupted": it ends the same way, with
+//! its FAILED flag saying so and its lock released. The exit code follows from the summary
+//! (the binary maps it, in one place).
+
+use chrono::{DateTime, Utc};
+
+use crate::report::{RunSummary, TableReport};
+use crate::run::flags::{Flags, Job};
+use crate::run::lock::{LockSettings, RunLock};
+use crate::store::Location;
+use crate::{Error, Result};
+
+/// The lock a run holds: one run per app at a time.
+#[derive(Debug, Clone)]
+pub struct LockSpec<'a> {
+    /// The base location the lock is under.
+    pub base: &'a Location,
+    /// The lock object, relative to `base` (`<region>/<app>/_LOCK`).
+    pub path: String,
+    /// Who holds it (the run), for the messages of those who find it held.
+    pub owner: String,
+    /// Stale locks and takeover.
+    pub settings: LockSettings,
+}
+
+/// A run about to start.
+pub struct Run<'a> {
+    /// The flags it raises (`BACKUP_*`, `RESTORE_*`); none for a verify.
+    pub flags: Option<Job>,
+    /// Where the flags and plan files go.
+    pub root: &'a Location,
+    /// The lock to hold, if any.
+    pub lock: Option<LockSpec<'a>>,
+    /// Refuse a root that already holds anything (a new export's run root).
+    pub fresh: bool,
+    /// Makes the summary of the table reports (`None`: still running).
+    pub summarize: &'a (dyn Fn(Vec<TableReport>, Option<DateTime<Utc>>) -> RunSummary + Sync),
+}
+
+/// What the work of a run ends with.
+#[derive(Debug)]
+pub struct Outcome<T> {
+    /// One report per table.
+    pub reports: Vec<TableReport>,
+    /// Documents to write at the run root before the final flag (the restore plan).
+    pub files: Vec<(String, serde_json::Value)>,
+    /// What else the job returns (verify's verdicts).
+    pub extra: T,
+}
+
+impl Run<'_> {
+    /// Go through the lifecycle: `tables` are the planned tables (for the RUNNING flag),
+    /// `plan_files` are written once the run is RUNNING, `check` runs before anything is
+    /// written and `work` does the work.
+    pub async fn execute<T>(
+        self,
+        tables: Vec<TableReport>,
+        plan_files: Vec<(String, serde_json::Value)>,
+        check: impl std::future::Future<Output = Result<()>>,
+        work: impl std::future::Future<Output = Result<Outcome<T>>>,
+    ) -> Result<(RunSummary, T)> {
+        let lock = match &self.lock {
+            Some(l) => Some(RunLock::acquire(l.base, &l.path, &l.owner, l.settings.clone()).await?),
+            None => None,
+        };
+        let result = self.locked(tables, plan_files, check, work).await;
+        let released = match lock {
+            Some(l) => l.release().await,
+            None => Ok(()),
+        };
+        let done = result?;
+        released?;
+        Ok(done)
+    }
+
+    async fn locked<T>(
+        &self,
+        tables: Vec<TableReport>,
+        plan_files: Vec<(String, serde_json::Value)>,
+        check: impl std::future::Future<Output = Result<()>>,
+        work: impl std::future::Future<Output = Result<Outcome<T>>>,
+    ) -> Result<(RunSummary, T)> {
+        if self.fresh {
+            refuse_existing_run(self.root).await?;
+        }
+        check.await?;
+        let flags = self.flags.map(|job| Flags::new(self.root.clone(), job));
+        if let Some(f) = &flags {
+            f.start(&(self.summarize)(tables, None)).await?;
+        }
+        for (name, doc) in &plan_files {
+            self.root.put_json(name, doc).await?;
+        }
+        let outcome = work.await?;
+        for (name, doc) in &outcome.files {
+            self.root.put_json(name, doc).await?;
+        }
+        let mut reports = outcome.reports;
+        reports.sort_by(|a, b| a.table.cmp(&b.table));
+        let summary = (self.summarize)(reports, Some(Utc::now()));
+        if let Some(f) = &flags {
+            f.finish(summary.succeeded(), &summary).await?;
+        }
+        Ok((summary, outcome.extra))
+    }
+}
+
+/// A new run never writes into a run root that holds anything: an earlier run's files are
+/// never overwritten or mixed with this one's. (Checked under the app's lock.)
+async fn refuse_existing_run(run_dir: &Location) -> Result<()> {
+    use futures::StreamExt;
+    let mut listing = run_dir.store.list(Some(&run_dir.prefix));
+    if let Some(first) = listing.next().await {
+        let found = first.map_err(|e| Error::store(run_dir.url(), e))?;
+        return Err(Error::Locked(format!(
+            "{} already holds a run ({} exists); nothing was written. Continue it with --resume {}, or pick another --run-time",
+            run_dir.url(),
+            run_dir.url_of(&found.location),
+            run_dir.url()
+        )));
+    }
+    Ok(())
+}
+
+/// A document for [`Outcome::files`] or a plan file.
+pub fn document(name: &str, value: &impl serde::Serialize) -> (String, serde_json::Value) {
+    (
+        name.to_string(),
+        serde_json::to_value(value).expect("plans serialize"),
+    )
+}

@@ -1,0 +1,41 @@
+//! The run's one AWS configuration (and S3's settings), from the global flags.
+
+use std::time::Duration;
+
+use ddbx_core::aws::{Aws, AwsSettings};
+use ddbx_core::store::{Encryption, S3Settings};
+
+use crate::args::Global;
+
+/// Load the run's one AWS configuration from the global flags.
+pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
+    let s3_encryption = match &g.sse {
+        Some(sse) => Some(Encryption::parse(sse, g.sse_kms_key_id.clone())?),
+        None if g.sse_kms_key_id.is_some() => {
+            return Err(ddbx_core::Error::Invalid(
+                "--sse-kms-key-id needs --sse aws:kms".into(),
+            ))
+        }
+        None => None,
+    };
+    let timeout = g.request_timeout.map(Duration::from_secs_f64);
+    Aws::load(
+        AwsSettings {
+            profile: g.profile.clone(),
+            region: g.region.clone(),
+            endpoint_url: g.endpoint_url.clone(),
+            request_timeout: timeout,
+            emr_endpoint_url: g.emr_endpoint_url.clone(),
+            autoscaling_endpoint_url: g.autoscaling_endpoint_url.clone(),
+        },
+        S3Settings {
+            endpoint_url: g.s3_endpoint_url.clone(),
+            region: g.s3_region.clone(),
+            encryption: s3_encryption,
+            expected_bucket_owner: g.expected_bucket_owner.clone(),
+            request_timeout: timeout,
+        },
+        ddbx_core::clock::system(),
+    )
+    .await
+}
