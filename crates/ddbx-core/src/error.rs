@@ -1,6 +1,5 @@
 //! The library's error type: what went wrong and where (table, file, line).
 
-use crate::aws::ErrorClass;
 use crate::item::ItemError;
 
 /// A result with the library's error.
@@ -71,4 +70,15 @@ impl Error {
             source,
         }
     }
+}
+
+/// What kind of failure an AWS error is (decided once, by `aws::classify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The service asked us to slow down: retry later and lower the rate.
+    Throttled,
+    /// A passing fault (5xx, timeout, dropped connection, garbled response): retry.
+    Transient,
+    /// Retrying will not help (validation, access denied, missing table...).
+    Permanent,
 }

@@ -36,6 +36,8 @@ pub struct TableProgress {
     phase: AtomicU8,
     /// The error that failed it.
     pub error: Mutex<Option<String>>,
+    /// What an engine that polls last saw (`cluster j-1 RUNNING, step PENDING`).
+    pub state: Mutex<Option<String>>,
 }
 
 impl TableProgress {
@@ -50,7 +52,18 @@ impl TableProgress {
             milli_units: AtomicU64::new(0),
             phase: AtomicU8::new(Phase::Waiting as u8),
             error: Mutex::new(None),
+            state: Mutex::new(None),
         }
+    }
+
+    /// Say what the table's work is doing, as an engine that polls sees it.
+    pub fn set_state(&self, state: impl Into<String>) {
+        *self.state.lock().unwrap() = Some(state.into());
+    }
+
+    /// What the table's work was last seen doing.
+    pub fn state(&self) -> Option<String> {
+        self.state.lock().unwrap().clone()
     }
 
     /// Count items, bytes and capacity units done.
@@ -101,15 +114,37 @@ pub struct RunProgress {
 }
 
 impl RunProgress {
-    /// Register a table and get its counters.
+    /// The counters of `table`, registered on first use (an engine that polls asks for
+    /// them again and again: it gets the same counters).
     pub fn table(&self, table: &str) -> Arc<TableProgress> {
+        let mut tables = self.tables.lock().unwrap();
+        if let Some(t) = tables.iter().find(|t| t.table == table) {
+            return t.clone();
+        }
         let t = Arc::new(TableProgress::new(table));
-        self.tables.lock().unwrap().push(t.clone());
+        tables.push(t.clone());
         t
     }
 
     /// Every registered table.
     pub fn tables(&self) -> Vec<Arc<TableProgress>> {
         self.tables.lock().unwrap().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_asked_for_twice_has_one_set_of_counters() {
+        let run = RunProgress::default();
+        let a = run.table("a");
+        a.add(3, 30, 1.5);
+        run.table("a").add(1, 10, 0.5);
+        run.table("b");
+        assert_eq!(run.tables().len(), 2);
+        assert_eq!(a.items.load(Ordering::Relaxed), 4);
+        assert_eq!(a.units(), 2.0);
     }
 }

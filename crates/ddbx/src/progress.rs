@@ -1,5 +1,9 @@
-//! Progress while a run goes: a bar per table on a terminal, a log line per running
-//! table every ten seconds otherwise. Log lines go through the bars so they never tear.
+//! Progress while a run goes. On a terminal: a run line (tables done of all, items, bytes,
+//! elapsed time, and an ETA when every unfinished table's size is known), then a line per
+//! table: a bar when its size is known, a counter with its rate when it is not (DynamoDB's
+//! estimate is 0, or already passed), and what an engine that polls last saw. Elsewhere: a
+//! log line per running table and one for the run every ten seconds. Log lines go through
+//! the bars so they never tear.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::Ordering;
@@ -63,6 +67,114 @@ impl Renderer {
     }
 }
 
+/// One table as the display sees it at one moment.
+#[derive(Debug, Clone, PartialEq)]
+struct Snapshot {
+    phase: Phase,
+    items: u64,
+    expected: u64,
+    bytes: u64,
+    units: f64,
+    /// Seconds since the table started running.
+    seconds: f64,
+    state: Option<String>,
+}
+
+impl Snapshot {
+    fn of(t: &TableProgress, seconds: f64) -> Self {
+        Self {
+            phase: t.phase(),
+            items: t.items.load(Ordering::Relaxed),
+            expected: t.expected_items.load(Ordering::Relaxed),
+            bytes: t.bytes.load(Ordering::Relaxed),
+            units: t.units(),
+            seconds,
+            state: t.state(),
+        }
+    }
+
+    /// Whether the table's size is known: an estimate that has not been passed.
+    fn sized(&self) -> bool {
+        self.expected > 0 && self.items <= self.expected
+    }
+
+    fn finished(&self) -> bool {
+        matches!(self.phase, Phase::Done | Phase::Failed)
+    }
+
+    /// Items per second so far.
+    fn rate(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.items as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The text after a table's bar or counter.
+fn table_message(s: &Snapshot, unit_word: &str) -> String {
+    let mut parts = Vec::new();
+    match s.phase {
+        Phase::Waiting => parts.push("waiting".to_string()),
+        Phase::Done => parts.push("done".to_string()),
+        Phase::Failed => parts.push("FAILED".to_string()),
+        Phase::Running => {}
+    }
+    if s.items > 0 || s.phase == Phase::Running {
+        parts.push(human_bytes(s.bytes));
+        if s.seconds > 0.0 {
+            parts.push(format!("{:.0} items/s", s.rate()));
+            parts.push(format!("{:.1} {unit_word} units/s", s.units / s.seconds));
+        }
+        if s.phase == Phase::Running {
+            if s.sized() && s.rate() > 0.0 && s.items < s.expected {
+                let left = (s.expected - s.items) as f64 / s.rate();
+                parts.push(format!("ETA {}", human_seconds(left)));
+            } else if s.expected > 0 && !s.sized() {
+                parts.push(format!("past the estimate of {}", s.expected));
+            } else if s.expected == 0 {
+                parts.push("size unknown".to_string());
+            }
+            parts.push(human_seconds(s.seconds));
+        }
+    }
+    if let Some(state) = &s.state {
+        if !s.finished() {
+            parts.push(state.clone());
+        }
+    }
+    parts.join("  ")
+}
+
+/// The run line: tables done of all, items, bytes, elapsed, and an ETA when every
+/// unfinished table has a known size and they are moving (at their own rates so far).
+fn run_line(tables: &[Snapshot], elapsed: f64) -> String {
+    let done = tables.iter().filter(|t| t.finished()).count();
+    let failed = tables.iter().filter(|t| t.phase == Phase::Failed).count();
+    let items: u64 = tables.iter().map(|t| t.items).sum();
+    let bytes: u64 = tables.iter().map(|t| t.bytes).sum();
+    let mut line = format!(
+        "run: {done}/{} tables{}  {items} items  {}  {}",
+        tables.len(),
+        if failed > 0 {
+            format!(" ({failed} failed)")
+        } else {
+            String::new()
+        },
+        human_bytes(bytes),
+        human_seconds(elapsed)
+    );
+    // The pace of what is left: the unfinished tables' own rates.
+    let unfinished: Vec<&Snapshot> = tables.iter().filter(|t| !t.finished()).collect();
+    let rate: f64 = unfinished.iter().map(|t| t.rate()).sum();
+    if !unfinished.is_empty() && unfinished.iter().all(|t| t.sized()) && rate > 0.0 {
+        let left: u64 = unfinished.iter().map(|t| t.expected - t.items).sum();
+        line.push_str(&format!("  ETA {}", human_seconds(left as f64 / rate)));
+    }
+    line
+}
+
 /// Start rendering `run`'s progress; `bars` allows bars when stderr is a terminal.
 /// `unit_word` names the capacity ("read" or "write").
 pub fn start(run: RunProgress, bars: bool, unit_word: &'static str) -> Renderer {
@@ -73,8 +185,18 @@ pub fn start(run: RunProgress, bars: bool, unit_word: &'static str) -> Renderer 
     }
     let multi = multi.clone();
     let (stop, mut stopped) = oneshot::channel();
+    let bar_style =
+        ProgressStyle::with_template("{prefix:30!} [{bar:24}] {pos:>10}/{len} items  {msg}")
+            .expect("valid template")
+            .progress_chars("=> ");
+    let counter_style =
+        ProgressStyle::with_template("{prefix:30!} {spinner} {pos:>10} items  {msg}")
+            .expect("valid template");
     let task = tokio::spawn(async move {
-        let mut shown: Vec<(Arc<TableProgress>, ProgressBar, Instant)> = Vec::new();
+        let started = Instant::now();
+        let header = multi.add(ProgressBar::new(0));
+        header.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
+        let mut shown: Vec<(Arc<TableProgress>, ProgressBar, Option<Instant>)> = Vec::new();
         let mut last_log = Instant::now();
         let tick = if use_bars {
             Duration::from_millis(200)
@@ -89,59 +211,52 @@ pub fn start(run: RunProgress, bars: bool, unit_word: &'static str) -> Renderer 
             for t in run.tables() {
                 if !shown.iter().any(|(s, ..)| Arc::ptr_eq(s, &t)) {
                     let bar = multi.add(ProgressBar::new(0));
-                    bar.set_style(
-                        ProgressStyle::with_template("{prefix:30!} {bar:24} {pos:>10} items {msg}")
-                            .expect("valid template"),
-                    );
+                    bar.set_style(counter_style.clone());
                     bar.set_prefix(t.table.clone());
-                    shown.push((t, bar, Instant::now()));
+                    shown.push((t, bar, None));
                 }
             }
             let log_now = !use_bars && last_log.elapsed() >= Duration::from_secs(10);
+            let mut snapshots = Vec::new();
             for (t, bar, since) in &mut shown {
+                if t.phase() != Phase::Waiting && since.is_none() {
+                    *since = Some(Instant::now());
+                }
+                let seconds = since.map_or(0.0, |s| s.elapsed().as_secs_f64());
+                let s = Snapshot::of(t, seconds);
+                snapshots.push(s.clone());
                 if bar.is_finished() {
                     continue;
                 }
-                if t.phase() == Phase::Waiting {
-                    *since = Instant::now();
-                }
-                let items = t.items.load(Ordering::Relaxed);
-                let expected = t.expected_items.load(Ordering::Relaxed);
-                let secs = since.elapsed().as_secs_f64().max(0.001);
-                let units_rate = t.units() / secs;
-                let bytes = t.bytes.load(Ordering::Relaxed);
-                let eta = if expected > items && items > 0 {
-                    let remaining = (expected - items) as f64 * secs / items as f64;
-                    format!(" ETA {}s", remaining.round())
+                if s.sized() {
+                    bar.set_style(bar_style.clone());
+                    bar.set_length(s.expected);
                 } else {
-                    String::new()
-                };
-                let phase = match t.phase() {
-                    Phase::Waiting => "waiting",
-                    Phase::Running => "",
-                    Phase::Done => "done",
-                    Phase::Failed => "FAILED",
-                };
-                bar.set_length(expected.max(items));
-                bar.set_position(items);
-                bar.set_message(format!(
-                    "{} {:.1} {unit_word} units/s{eta} {phase}",
-                    human_bytes(bytes),
-                    units_rate
-                ));
-                if log_now && t.phase() == Phase::Running {
-                    tracing::info!(table = %t.table, items, expected, bytes, units_per_s = format!("{units_rate:.1}"), "progress");
+                    bar.set_style(counter_style.clone());
+                    bar.tick();
                 }
-                if matches!(t.phase(), Phase::Done | Phase::Failed) && !bar.is_finished() {
-                    bar.finish();
+                bar.set_position(s.items);
+                bar.set_message(table_message(&s, unit_word));
+                if log_now && s.phase == Phase::Running {
+                    tracing::info!(table = %t.table, items = s.items, expected = s.expected, bytes = s.bytes, units_per_s = format!("{:.1}", s.units / s.seconds.max(0.001)), state = s.state.as_deref().unwrap_or(""), "progress");
+                }
+                if s.finished() {
+                    // (finish() would fill the bar: a counter would then show 0.)
+                    bar.abandon();
                 }
             }
+            let line = run_line(&snapshots, started.elapsed().as_secs_f64());
+            header.set_message(line.clone());
             if log_now {
+                if !snapshots.is_empty() {
+                    tracing::info!("{line}");
+                }
                 last_log = Instant::now();
             }
             if done {
+                header.abandon();
                 for (_, bar, _) in &shown {
-                    bar.finish();
+                    bar.abandon();
                 }
                 let _ = multi.clear();
                 return;
@@ -160,4 +275,100 @@ fn human_bytes(b: u64) -> String {
         u += 1;
     }
     format!("{v:.1} {}", UNITS[u])
+}
+
+fn human_seconds(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(items: u64, expected: u64, seconds: f64) -> Snapshot {
+        Snapshot {
+            phase: Phase::Running,
+            items,
+            expected,
+            bytes: items * 100,
+            units: items as f64 * 0.5,
+            seconds,
+            state: None,
+        }
+    }
+
+    #[test]
+    fn a_table_of_unknown_size_is_a_counter_not_a_full_bar() {
+        // dynalite reports ItemCount 0: no bar, a rate and the time instead.
+        let s = running(14_600, 0, 10.0);
+        assert!(!s.sized());
+        let m = table_message(&s, "read");
+        assert!(
+            m.contains("1460 items/s") && m.contains("size unknown") && m.contains("10s"),
+            "{m}"
+        );
+        assert!(!m.contains("ETA"), "{m}");
+    }
+
+    #[test]
+    fn an_estimate_passed_stops_pretending() {
+        let s = running(25_000, 20_000, 10.0);
+        assert!(!s.sized());
+        let m = table_message(&s, "read");
+        assert!(
+            m.contains("past the estimate of 20000") && !m.contains("ETA"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_table_of_known_size_has_a_bar_and_an_eta() {
+        let s = running(1_000, 4_000, 10.0);
+        assert!(s.sized());
+        let m = table_message(&s, "write");
+        assert!(
+            m.contains("ETA 30s") && m.contains("50.0 write units/s"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn the_run_line_counts_tables_and_has_an_eta_only_when_every_size_is_known() {
+        let done = Snapshot {
+            phase: Phase::Done,
+            ..running(500, 500, 5.0)
+        };
+        let line = run_line(&[done.clone(), running(500, 2_000, 10.0)], 10.0);
+        assert!(line.starts_with("run: 1/2 tables  1000 items"), "{line}");
+        // 1,500 left at the running table's 50 items/s.
+        assert!(line.ends_with("ETA 30s"), "{line}");
+        let line = run_line(&[done, running(500, 0, 10.0)], 10.0);
+        assert!(!line.contains("ETA"), "{line}");
+        let failed = Snapshot {
+            phase: Phase::Failed,
+            ..running(0, 0, 1.0)
+        };
+        assert!(run_line(&[failed], 2.0).contains("1/1 tables (1 failed)"));
+    }
+
+    #[test]
+    fn an_engine_that_polls_shows_what_it_saw() {
+        let s = Snapshot {
+            state: Some("cluster j-1 RUNNING, step PENDING".into()),
+            ..running(0, 0, 30.0)
+        };
+        assert!(table_message(&s, "read").contains("cluster j-1 RUNNING, step PENDING"));
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_seconds(59.4), "59s");
+        assert_eq!(human_seconds(125.0), "2m05s");
+        assert_eq!(human_seconds(7300.0), "2h01m");
+    }
 }

@@ -6,16 +6,7 @@
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
-/// What kind of failure an error is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// The service asked us to slow down: retry later and lower the rate.
-    Throttled,
-    /// A passing fault (5xx, timeout, dropped connection, garbled response): retry.
-    Transient,
-    /// Retrying will not help (validation, access denied, missing table...).
-    Permanent,
-}
+pub use crate::error::ErrorClass;
 
 const THROTTLING_CODES: &[&str] = &[
     "Throttling",

@@ -429,6 +429,20 @@ async fn watch(
             }
         };
         let steps = list_steps(aws, id).await.unwrap_or_default();
+        let cluster_state = status
+            .as_ref()
+            .and_then(|s| s.state())
+            .map_or("?", |s| s.as_str());
+        for step in &plan.steps {
+            let step_state = steps
+                .get(&step.name)
+                .and_then(|s| s.state())
+                .map_or("not listed yet", |s| s.as_str());
+            watcher
+                .progress
+                .table(step.table())
+                .set_state(format!("cluster {id} {cluster_state}, step {step_state}"));
+        }
         for (name, s) in &steps {
             let phase = match s.state() {
                 Some(emr::StepState::Running) => Phase::Running,

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::aws::Aws;
 use crate::capacity::{self, Spike};
-use crate::engine::{Engine, ExportWork, ImportWork};
+use crate::engine::interface::{Engine, ExportWork, ImportWork};
 use crate::format::source::{parse_connector_manifest, TableSource};
 use crate::plan::{DataFormat, ExportPlan, DEFAULT_WRITE_RATIO};
 use crate::progress::{Phase, RunProgress};

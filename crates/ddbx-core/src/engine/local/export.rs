@@ -9,7 +9,7 @@ use chrono::Utc;
 use super::checkpoint::{segment_name, CheckpointedSink, SegmentPosition, TablePosition};
 use super::pool::WorkerPool;
 use super::scan::{scan_segment, ScanJob};
-use crate::engine::ExportWork;
+use crate::engine::interface::ExportWork;
 use crate::format::writer::DataFileWriter;
 use crate::format::{connector, native, DataFile, TableLayout};
 use crate::plan::{DataFormat, PlannedTable};

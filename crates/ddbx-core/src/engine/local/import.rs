@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::batch::{write_batch, Batch};
 use super::tracker::Tracker;
-use crate::engine::ImportWork;
+use crate::engine::interface::ImportWork;
 use crate::format::reader::ItemReader;
 use crate::format::source::TableSource;
 use crate::item::validate::item_size;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::capacity;
-use crate::engine::{Engine, ExportWork, ImportWork};
+use crate::engine::interface::{Engine, ExportWork, ImportWork};
 use crate::plan::DataFormat;
 use crate::progress::{Phase, TableProgress};
 use crate::report::{TableReport, TableStatus};
