@@ -56,13 +56,21 @@ pub enum Via {
         /// Write units before.
         write_units: i64,
     },
-    /// The Application Auto Scaling target's minimum (and maximum, if lower than the spike).
+    /// The Application Auto Scaling target's minimum (and maximum, if lower than the
+    /// spike), then the table's provisioned capacity too, as the seed did: the new minimum
+    /// is applied later, and a table with no traffic is never scaled back down by itself.
     #[serde(rename_all = "camelCase")]
     AutoScaling {
         /// Minimum before.
         min_capacity: i32,
         /// Maximum before.
         max_capacity: i32,
+        /// Provisioned read units before (0 in records of ddbx before 0.2: not put back).
+        #[serde(default)]
+        read_units: i64,
+        /// Provisioned write units before.
+        #[serde(default)]
+        write_units: i64,
     },
     /// Nothing to do.
     #[serde(rename_all = "camelCase")]
@@ -187,6 +195,8 @@ pub async fn plan(aws: &Aws, schema: &TableSchema, dimension: Dimension, to: i64
             Via::AutoScaling {
                 min_capacity: min,
                 max_capacity: max,
+                read_units: read,
+                write_units: write,
             }
         }
     } else if current >= to {
@@ -304,38 +314,18 @@ async fn set(aws: &Aws, spike: &Spike, units: i64) -> Result<()> {
                 Dimension::Read => (units, *write_units),
                 Dimension::Write => (*read_units, units),
             };
-            let throughput = ProvisionedThroughput::builder()
-                .read_capacity_units(read)
-                .write_capacity_units(write)
-                .build()
-                .expect("both units are set");
-            let updated = aws
-                .call(
-                    || format!("table {table}: UpdateTable"),
-                    None,
-                    || {
-                        aws.dynamodb
-                            .update_table()
-                            .table_name(table)
-                            .provisioned_throughput(throughput.clone())
-                            .send()
-                    },
-                )
-                .await;
-            match updated {
-                Ok(_) => {}
-                // Already there (a resumed run, or a change whose answer was lost).
-                Err(Error::Aws { message, .. }) if message.contains("will not change") => {}
-                Err(e) => return Err(e),
-            }
+            update_throughput(aws, table, read, write).await?;
         }
         Via::AutoScaling {
             min_capacity,
             max_capacity,
+            read_units,
+            write_units,
         } => {
             let min = i32::try_from(units).unwrap_or(i32::MAX);
             // Restoring puts back both; spiking raises the maximum only when it must.
-            let max = if i64::from(*min_capacity) == units {
+            let restoring = i64::from(*min_capacity) == units;
+            let max = if restoring {
                 *max_capacity
             } else {
                 (*max_capacity).max(min)
@@ -355,10 +345,62 @@ async fn set(aws: &Aws, spike: &Spike, units: i64) -> Result<()> {
                 },
             )
             .await?;
+            // The table itself to the spike (or back to what it had), not left to scaling.
+            let (before_read, before_write) = (*read_units, *write_units);
+            if before_read > 0 && before_write > 0 {
+                let target = if restoring {
+                    match spike.dimension {
+                        Dimension::Read => before_read,
+                        Dimension::Write => before_write,
+                    }
+                } else {
+                    units
+                };
+                let current = aws.describe_table(table).await?;
+                let (read, write) = current
+                    .provisioned_throughput
+                    .as_ref()
+                    .map_or((before_read, before_write), |p| {
+                        (p.read_capacity_units, p.write_capacity_units)
+                    });
+                let (read, write) = match spike.dimension {
+                    Dimension::Read => (target, write),
+                    Dimension::Write => (read, target),
+                };
+                update_throughput(aws, table, read, write).await?;
+            }
         }
         Via::None { .. } => return Ok(()),
     }
     aws.wait_active(table).await
+}
+
+/// UpdateTable to these provisioned units (a change to the same values is fine).
+async fn update_throughput(aws: &Aws, table: &str, read: i64, write: i64) -> Result<()> {
+    let throughput = ProvisionedThroughput::builder()
+        .read_capacity_units(read)
+        .write_capacity_units(write)
+        .build()
+        .expect("both units are set");
+    let updated = aws
+        .call(
+            || format!("table {table}: UpdateTable"),
+            None,
+            || {
+                aws.dynamodb
+                    .update_table()
+                    .table_name(table)
+                    .provisioned_throughput(throughput.clone())
+                    .send()
+            },
+        )
+        .await;
+    match updated {
+        Ok(_) => Ok(()),
+        // Already there (a resumed run, or a change whose answer was lost).
+        Err(Error::Aws { message, .. }) if message.contains("will not change") => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Raise a table's capacity; if that fails, undo whatever part of the change took effect.
@@ -455,11 +497,16 @@ mod tests {
             via: Via::AutoScaling {
                 min_capacity: 10,
                 max_capacity: 50,
+                read_units: 5,
+                write_units: 10,
             },
             dimension: Dimension::Write,
             ..s
         };
         assert_eq!(auto.before(), 10);
         assert!(auto.changes());
+        // A record of ddbx 0.1 (no provisioned units) still reads.
+        let old: Spike = serde_json::from_value(serde_json::json!({"table":"T","dimension":"write","to":100,"via":"autoScaling","minCapacity":10,"maxCapacity":50,"decreasesToday":0})).unwrap();
+        assert!(matches!(old.via, Via::AutoScaling { read_units: 0, .. }));
     }
 }

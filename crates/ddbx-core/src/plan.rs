@@ -170,6 +170,39 @@ pub fn validate_app_name(name: &str) -> Result<()> {
     }
 }
 
+/// The folders and files ddbx keeps at a run root besides the tables' folders.
+const RUN_ROOT_ENTRIES: &[&str] = &[
+    "_export",
+    "_import",
+    "_capacity",
+    "_emr",
+    "_tables",
+    "emr-logs",
+    "export-plan.json",
+    "restore-plan.json",
+    "BACKUP_RUNNING",
+    "BACKUP_COMPLETE_SUCCESS",
+    "BACKUP_COMPLETE_FAILED",
+    "RESTORE_RUNNING",
+    "RESTORE_COMPLETE_SUCCESS",
+    "RESTORE_COMPLETE_FAILED",
+];
+
+/// A table's folder in its run, relative to the run root: `<table>` as the seed has it,
+/// or `_tables/<table>` for a table named like one of the run root's own entries (a table
+/// called `_capacity`, `emr-logs` or `exportSteps_01.json`), so that nothing of ddbx's can
+/// mix with a table's data. The restore plan records the folder.
+pub fn table_folder(table: &str) -> String {
+    let steps_file = ["exportSteps_", "importSteps_"]
+        .iter()
+        .any(|p| table.starts_with(p) && table.ends_with(".json"));
+    if steps_file || RUN_ROOT_ENTRIES.contains(&table) {
+        format!("_tables/{table}")
+    } else {
+        table.to_string()
+    }
+}
+
 /// The seed's layout: `<base>/<region>/<app>/<YYYY>/<MM>/<DD>/<HH_MM.SS>/`.
 #[derive(Debug, Clone)]
 pub struct RunLayout {
@@ -403,8 +436,10 @@ pub struct RestoreStep {
     pub key_schema: Vec<KeyAttribute>,
     /// Fraction of the target's write capacity to use (0 < ratio ≤ 1.5).
     pub write_ratio: f64,
-    /// Items exported.
-    pub item_count: u64,
+    /// Items exported; absent when the engine could not count them (EMR): an import then
+    /// has no count to check against, and `ddbx verify` counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_count: Option<u64>,
 }
 
 impl RestorePlan {
@@ -533,6 +568,22 @@ mod tests {
     }
 
     #[test]
+    fn a_table_never_shares_a_folder_with_the_run_roots_own_entries() {
+        assert_eq!(table_folder("BILLING_orders"), "BILLING_orders");
+        for name in [
+            "_capacity",
+            "_import",
+            "emr-logs",
+            "_tables",
+            "exportSteps_01.json",
+            "BACKUP_RUNNING",
+        ] {
+            assert_eq!(table_folder(name), format!("_tables/{name}"));
+        }
+        assert_eq!(table_folder("_capacity2"), "_capacity2");
+    }
+
+    #[test]
     fn names_that_would_escape_are_refused() {
         assert!(validate_app_name("..").is_err());
         assert!(validate_app_name("a/b").is_err());
@@ -547,6 +598,18 @@ mod tests {
         let good = r#"{"version":1,"app":"a","region":"r","exportedAt":"2026-11-24T03:00:00Z","tables":[
           {"sourceTable":"abc","targetTable":"abd","path":"abc/AWSDynamoDB/x","format":"dynamodb-json",
            "keySchema":[],"writeRatio":0.8,"itemCount":3}]}"#;
+        assert_eq!(
+            RestorePlan::parse("p", good.as_bytes()).unwrap().tables[0].item_count,
+            Some(3)
+        );
+        let uncounted = good.replace(",\"itemCount\":3", "");
+        assert_eq!(
+            RestorePlan::parse("p", uncounted.as_bytes())
+                .unwrap()
+                .tables[0]
+                .item_count,
+            None
+        );
         assert!(RestorePlan::parse("p", good.as_bytes()).is_ok());
         let bad_ratio = good.replace("0.8", "2.5");
         assert!(RestorePlan::parse("p", bad_ratio.as_bytes())

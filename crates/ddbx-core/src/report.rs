@@ -40,6 +40,9 @@ pub struct TableReport {
     /// means nothing.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub items_unknown: bool,
+    /// What else the reader should know (items set aside and written another way).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub note: Option<String>,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -57,6 +60,7 @@ impl TableReport {
             read_units: 0.0,
             seconds: 0.0,
             items_unknown: false,
+            note: None,
             error: None,
         }
     }
@@ -71,7 +75,8 @@ impl TableReport {
     }
 }
 
-/// The outcome of a run: what the flags and `--output json` carry.
+/// The outcome of a run: what the flags and `--output json` carry. Items and bytes sum
+/// what the engines counted (`itemsUnknown` says when an engine could not).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
@@ -94,8 +99,11 @@ pub struct RunSummary {
     pub tables: usize,
     /// Tables that failed.
     pub tables_failed: usize,
-    /// Items, all tables.
+    /// Items, all tables (those counted).
     pub items: u64,
+    /// Some table's items are not known (EMR): `items` is then a lower bound.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub items_unknown: bool,
     /// Bytes, all tables.
     pub bytes: u64,
     /// Where an import kept its flags and checkpoints, when not in the run root.
@@ -142,6 +150,7 @@ impl RunSummary {
             tables: tables.len(),
             tables_failed: failed.len(),
             items: tables.iter().map(|t| t.items).sum(),
+            items_unknown: tables.iter().any(|t| t.items_unknown),
             bytes: tables.iter().map(|t| t.bytes).sum(),
             state_root: None,
             errors: failed

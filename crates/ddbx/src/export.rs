@@ -19,6 +19,13 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
         workers: a.workers.max(1),
     };
     let engine = crate::engine::choice(&a.engine, local, a.to.as_deref())?;
+    if matches!(engine, ddbx_core::engine::EngineChoice::Emr(_))
+        && (a.file_items.is_some() || a.file_bytes.is_some())
+    {
+        return Err(ddbx_core::Error::Invalid(
+            "--file-items and --file-bytes size the local engine's files; on EMR each map task writes one file (set dynamodb.scan.segments with --segments to have more, smaller ones)".into(),
+        ));
+    }
     Ok(ExportSettings {
         app: a.app.clone().unwrap_or_default(),
         tables: a.tables.clone(),

@@ -5,6 +5,7 @@ mod support;
 
 mod capacity;
 mod emr;
+mod emr_faults;
 mod export;
 mod faults;
 mod formats;

@@ -121,6 +121,21 @@ impl Aws {
         })
     }
 
+    /// Run `op` once, for a call that must not be repeated blindly (it is not idempotent,
+    /// such as RunJobFlow): the caller decides what a failure means and how to retry.
+    pub async fn call_once<T, E, Fut>(&self, context: impl Fn() -> String, op: Fut) -> Result<T>
+    where
+        Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        op.await.map_err(|err| Error::Aws {
+            context: context(),
+            code: err.code().map(str::to_string),
+            message: error::describe(&err),
+            class: classify(&err),
+        })
+    }
+
     /// Run `op` until it succeeds, fails permanently, or the retry policy gives up.
     ///
     /// Throttles are reported to `limiter` (which slows down); `context` names what was

@@ -7,7 +7,7 @@ use crate::aws::Aws;
 use crate::capacity::Spike;
 use crate::format::source::TableSource;
 use crate::format::writer::RollLimits;
-use crate::plan::{DataFormat, ExportPlan, ImportStep};
+use crate::plan::{DataFormat, ExportPlan, ImportStep, PlannedTable};
 use crate::progress::RunProgress;
 use crate::report::TableReport;
 use crate::run::stop::StopSignal;
@@ -24,6 +24,12 @@ pub trait Engine: Send + Sync {
     /// The data format this engine writes when `asked` is (none: the engine's default);
     /// a format it cannot write is refused.
     fn export_format(&self, asked: Option<DataFormat>) -> Result<DataFormat>;
+
+    /// Make a table's plan say what this engine will really do (the rate it can give, the
+    /// segments it will use, when `segments` were not asked for).
+    fn adjust_plan(&self, planned: &mut PlannedTable, schema: &TableSchema, segments: Option<u32>) {
+        let _ = (planned, schema, segments);
+    }
 
     /// Whether `export --resume` can continue a run this engine made.
     fn resumes_exports(&self) -> bool {

@@ -9,7 +9,7 @@ use crate::engine::Engine;
 use crate::export::select::select_tables;
 use crate::export::{ExportSettings, Prepared};
 use crate::plan::{
-    default_segments, ExportPlan, PlannedTable, RestorePlan, RestoreStep, RunLayout,
+    default_segments, table_folder, ExportPlan, PlannedTable, RestorePlan, RestoreStep, RunLayout,
     DEFAULT_WRITE_RATIO,
 };
 use crate::report::{TableReport, TableStatus};
@@ -49,8 +49,10 @@ pub(super) async fn prepare(
                 continue;
             }
         };
-        match planned_table(aws, settings, &schema, run_dir.child(&name).url()).await {
-            Ok(planned) => {
+        let destination = run_dir.child(&table_folder(&name)).url();
+        match planned_table(aws, settings, &schema, destination).await {
+            Ok(mut planned) => {
+                engine.adjust_plan(&mut planned, &schema, settings.segments);
                 plan.tables.push(planned);
                 schemas.push(schema);
             }
@@ -134,11 +136,11 @@ pub(super) fn restore_plan(
                 (r.status == TableStatus::Succeeded).then(|| RestoreStep {
                     source_table: t.table.clone(),
                     target_table: t.table.clone(),
-                    path: t.table.clone(),
+                    path: table_folder(&t.table),
                     format: plan.format,
                     key_schema: t.key_schema.clone(),
                     write_ratio: DEFAULT_WRITE_RATIO,
-                    item_count: r.items,
+                    item_count: (!r.items_unknown).then_some(r.items),
                 })
             })
             .collect(),

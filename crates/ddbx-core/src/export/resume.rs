@@ -6,7 +6,7 @@
 use crate::aws::Aws;
 use crate::engine::Engine;
 use crate::export::{ExportSettings, Prepared};
-use crate::plan::{ExportPlan, RunLayout, TableFilter};
+use crate::plan::{table_folder, ExportPlan, RunLayout, TableFilter};
 use crate::report::TableReport;
 use crate::{Error, Result};
 
@@ -79,7 +79,7 @@ pub(super) async fn prepare(
     let mut failed_early = Vec::new();
     let mut tables = Vec::new();
     for t in &plan.tables {
-        let table_json = run_dir.join(&format!("{}/table.json", t.table));
+        let table_json = run_dir.join(&format!("{}/table.json", table_folder(&t.table)));
         let schema = match run_dir.get_optional(&table_json).await? {
             Some(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt {
                 file: run_dir.url_of(&table_json),

@@ -2,12 +2,15 @@
 //! compressed, and which manifests describe them.
 //!
 //! - [`native`]: AWS "Export to S3" (`AWSDynamoDB/<id>/data/*.json.gz` or `*.ion.gz` + manifests);
-//! - [`connector`]: the emr-dynamodb-connector (UUID-named files + `manifest` v3).
+//! - [`connector`]: the emr-dynamodb-connector (UUID-named files + `manifest` v3);
+//! - [`hive`]: Hive and AWS Data Pipeline (`data/000000_0.gz`, no manifest; ddbx's
+//!   `files.json` beside an EMR-engine export).
 //!
 //! Item encoding lives in [`crate::item`]; this module adds files around it.
 
 pub mod compress;
 pub mod connector;
+pub mod hive;
 pub mod native;
 pub mod reader;
 pub mod source;

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
+use async_compression::tokio::bufread::{GzipDecoder, ZlibDecoder, ZstdDecoder};
 use base64::Engine as _;
 use futures::TryStreamExt;
 use md5::{Digest, Md5};
@@ -66,6 +66,29 @@ impl ItemReader {
             .map_err(|e| io_error(&url, e))?
             .to_vec();
         let name = file.path.filename().unwrap_or_default().to_string();
+        // Hadoop's other codecs, by the extension Hadoop gives them: zlib (its default
+        // codec, `.deflate`) is read; the others are refused by name, never read as text.
+        if let Some(codec) = [".bz2", ".snappy", ".lz4", ".lzo", ".br"]
+            .iter()
+            .find(|e| name.ends_with(*e))
+        {
+            return Err(Error::Corrupt {
+                file: url,
+                message: format!(
+                    "compressed with {}, which ddbx does not read (gzip, zstd, Hadoop's .deflate and uncompressed files are read)",
+                    codec.trim_start_matches('.')
+                ),
+            });
+        }
+        if name.ends_with(".deflate") {
+            return Ok(Self::with_lines(
+                file,
+                url,
+                format,
+                md5,
+                Box::new(ZlibDecoder::new(raw)),
+            ));
+        }
         let decoded: Box<dyn AsyncRead + Send + Unpin> = match detect(&name, &head) {
             Compression::Gzip => {
                 let mut d = GzipDecoder::new(raw);
@@ -79,7 +102,17 @@ impl ItemReader {
             }
             Compression::None => Box::new(raw),
         };
-        Ok(Self {
+        Ok(Self::with_lines(file, url, format, md5, decoded))
+    }
+
+    fn with_lines(
+        file: &SourceFile,
+        url: String,
+        format: DataFormat,
+        md5: Arc<Mutex<Md5>>,
+        decoded: Box<dyn AsyncRead + Send + Unpin>,
+    ) -> Self {
+        Self {
             url,
             format,
             lines: Box::new(BufReader::with_capacity(256 * 1024, decoded)),
@@ -89,7 +122,7 @@ impl ItemReader {
             line_no: 0,
             items: 0,
             buf: Vec::with_capacity(4096),
-        })
+        }
     }
 
     /// The file's URL.

@@ -8,6 +8,7 @@ use object_store::path::Path;
 use serde::Deserialize;
 
 use crate::format::connector::MANIFEST;
+use crate::format::hive;
 use crate::format::native::{self, ManifestFile};
 use crate::plan::{validate_table_name, DataFormat, RestorePlan, RestoreStep, TableFilter};
 use crate::store::{Location, Storage};
@@ -205,8 +206,30 @@ pub async fn open_table(dir: Location, force: Option<DataFormat>) -> Result<Tabl
         }
     }
     if want(DataFormat::DataPipeline) {
-        let files = list_plain_files(&dir).await?;
-        if !files.is_empty() {
+        // An EMR-engine (Hive) export lists its files; else Hive's `data/` folder, else
+        // the folder itself (an old Data Pipeline export).
+        let listed = hive::read_listing(&dir).await?;
+        let found = listed.is_some();
+        let files = match listed {
+            Some(listing) => listing
+                .files
+                .iter()
+                .map(|f| {
+                    let path = dir.join(&f.path);
+                    SourceFile {
+                        url: dir.url_of(&path),
+                        path,
+                        md5: None,
+                        items: None,
+                    }
+                })
+                .collect(),
+            None => match list_plain_files(&dir.child(hive::DATA)).await? {
+                files if !files.is_empty() => files,
+                _ => list_plain_files(&dir).await?,
+            },
+        };
+        if found || !files.is_empty() {
             return Ok(TableSource {
                 table: schema.as_ref().map(|s| s.table_name.clone()),
                 dir,
@@ -502,8 +525,7 @@ async fn list_plain_files(dir: &Location) -> Result<Vec<SourceFile>> {
         .into_iter()
         .filter(|o| {
             let name = o.location.filename().unwrap_or_default();
-            !(name.starts_with('_')
-                || name.starts_with('.')
+            !(!hive::is_data_file(name)
                 || name.ends_with(".json")
                 || name == MANIFEST
                 || name.contains("BACKUP_")

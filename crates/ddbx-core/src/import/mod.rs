@@ -104,7 +104,7 @@ pub async fn run(
                     source: src_url,
                     format,
                     files,
-                    expected_items: expected.or(sel.step.as_ref().map(|s| s.item_count)),
+                    expected_items: expected.or(sel.step.as_ref().and_then(|s| s.item_count)),
                     write_ratio,
                     target_write_units: None,
                     target_state: String::new(),

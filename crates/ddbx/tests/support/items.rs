@@ -98,3 +98,18 @@ pub fn incompressible(i: usize, bytes: usize) -> Item {
     m.insert("blob".into(), V::B(Blob::new(data)));
     m
 }
+
+/// [`mixed`] without its empty map: an item the EMR connector can write (it cannot write an
+/// empty list or map, at any depth).
+pub fn connector_writable(i: usize, sort_key: bool) -> Item {
+    let mut m = mixed(i, sort_key);
+    m.insert(
+        "list".into(),
+        V::L(vec![
+            V::S("x".into()),
+            V::N("1".into()),
+            V::L(vec![V::Null(true)]),
+        ]),
+    );
+    m
+}

@@ -3,6 +3,7 @@
 //! binary, and sample items of every DynamoDB type.
 #![allow(dead_code)]
 
+pub mod connector;
 pub mod emr_service;
 pub mod fault_proxy;
 pub mod items;

@@ -24,13 +24,22 @@ pub struct EmrConfig {
     pub log_uri: Option<String>,
     /// Steps run at once on one cluster (1 runs the tables one after the other).
     pub step_concurrency: i32,
-    /// The cluster terminates after this many idle seconds, whatever happens to ddbx.
+    /// The cluster terminates after this many idle seconds (60 to 604,800): when ddbx
+    /// stops adding steps (it was killed), the cluster ends itself.
     pub idle_timeout_seconds: i64,
-    /// The jar holding the connector's export and import tools (`{region}` is replaced).
-    pub connector_jar: String,
-    /// The connector's export tool.
+    /// A cluster still STARTING or BOOTSTRAPPING after this long is terminated and tried
+    /// again (spot instance groups can wait for capacity for ever).
+    pub start_timeout_seconds: f64,
+    /// How a table is exported and imported on the cluster: `hive` (a Hive step over the
+    /// DynamoDB storage handler EMR installs; nothing to build or upload) or `tools` (the
+    /// connector's DynamoDBExport/DynamoDBImport, from a jar you bring).
+    pub step_mode: StepMode,
+    /// The jar holding the connector's tools, built for the release (`tools` only;
+    /// `{region}` is replaced).
+    pub connector_jar: Option<String>,
+    /// The connector's export tool (`tools` only).
     pub export_class: String,
-    /// The connector's import tool.
+    /// The connector's import tool (`tools` only).
     pub import_class: String,
     /// Attempts at creating a cluster that starts (capacity, spot and bootstrap failures).
     pub create_attempts: u32,
@@ -48,6 +57,17 @@ pub struct EmrConfig {
     pub tags: BTreeMap<String, String>,
     /// Hadoop configurations (`mapred-site`, ...).
     pub configurations: Vec<Configuration>,
+}
+
+/// How tables are exported and imported on the cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepMode {
+    /// A Hive step over the DynamoDB storage handler that EMR installs (the default).
+    #[default]
+    Hive,
+    /// The connector's tools from a jar the user brings (`connector_jar`).
+    Tools,
 }
 
 /// EC2 attributes of the cluster.
@@ -141,10 +161,11 @@ impl Default for EmrConfig {
             log_uri: None,
             step_concurrency: 1,
             idle_timeout_seconds: 3600,
-            connector_jar:
-                "s3://dynamodb-emr-{region}/emr-ddb-storage-handler/2.1.0/emr-ddb-2.1.0.jar".into(),
-            export_class: "org.apache.hadoop.dynamodb.tools.DynamoDbExport".into(),
-            import_class: "org.apache.hadoop.dynamodb.tools.DynamoDbImport".into(),
+            start_timeout_seconds: 1800.0,
+            step_mode: StepMode::Hive,
+            connector_jar: None,
+            export_class: "org.apache.hadoop.dynamodb.tools.DynamoDBExport".into(),
+            import_class: "org.apache.hadoop.dynamodb.tools.DynamoDBImport".into(),
             create_attempts: 5,
             retry_delay_seconds: 60.0,
             poll_seconds: 30.0,
@@ -220,29 +241,130 @@ impl EmrConfig {
         Ok(config)
     }
 
+    /// What EMR would refuse at RunJobFlow (after minutes of retries), refused here.
     fn check(&self) -> std::result::Result<(), String> {
         if self.create_attempts == 0 {
             return Err("create_attempts must be at least 1".into());
         }
-        if !(self.poll_seconds > 0.0 && self.retry_delay_seconds >= 0.0) {
-            return Err(
-                "poll_seconds must be positive and retry_delay_seconds not negative".into(),
-            );
-        }
-        if self.step_concurrency < 1 {
-            return Err("step_concurrency must be at least 1".into());
-        }
-        if self.instance_fleets.is_empty()
-            && !self.instance_groups.iter().any(|g| g.role == "MASTER")
+        if !(self.poll_seconds > 0.0
+            && self.retry_delay_seconds >= 0.0
+            && self.start_timeout_seconds > 0.0)
         {
-            return Err("instance_groups needs a MASTER group (or use instance_fleets)".into());
+            return Err("poll_seconds and start_timeout_seconds must be positive and retry_delay_seconds not negative".into());
         }
-        Ok(())
+        if !(1..=256).contains(&self.step_concurrency) {
+            return Err(format!(
+                "step_concurrency {} is out of EMR's range (1 to 256)",
+                self.step_concurrency
+            ));
+        }
+        if !(60..=604_800).contains(&self.idle_timeout_seconds) {
+            return Err(format!(
+                "idle_timeout_seconds {} is out of EMR's range (60 to 604800)",
+                self.idle_timeout_seconds
+            ));
+        }
+        let release = self.release()?;
+        if self.instance_fleets.is_empty() {
+            if !self.instance_groups.iter().any(|g| g.role == "MASTER") {
+                return Err("instance_groups needs a MASTER group (or use instance_fleets)".into());
+            }
+            if !self.ec2.subnet_ids.is_empty() {
+                return Err(
+                    "ec2.subnet_ids is for instance fleets; with instance groups use ec2.subnet_id"
+                        .into(),
+                );
+            }
+            if let Some(g) = self
+                .instance_groups
+                .iter()
+                .find(|g| g.bid_price.is_some() && g.market.as_deref() != Some("SPOT"))
+            {
+                return Err(format!(
+                    "instance group {}: bid_price needs market = \"SPOT\"",
+                    g.role
+                ));
+            }
+        } else if !self
+            .instance_fleets
+            .iter()
+            .any(|f| f.fleet_type == "MASTER")
+        {
+            return Err("instance_fleets needs a MASTER fleet".into());
+        }
+        if self.step_concurrency > 1 && !release.at_least(5, 28) {
+            return Err(format!(
+                "{}: step_concurrency above 1 needs emr-5.28.0 or later",
+                self.release_label
+            ));
+        }
+        match self.step_mode {
+            StepMode::Hive if release.major < 5 => Err(format!(
+                "{}: Hive steps need emr-5.x or later",
+                self.release_label
+            )),
+            StepMode::Hive => Ok(()),
+            StepMode::Tools => {
+                let jar = self.connector_jar.as_deref().ok_or(
+                    "step_mode = \"tools\" needs connector_jar: a tools jar built for the release (the connector branch of its emr-ddb component)",
+                )?;
+                let legacy = jar.contains("emr-ddb-2.1.0")
+                    || self.export_class.ends_with("DynamoDbExport")
+                    || self.import_class.ends_with("DynamoDbImport");
+                if legacy && release.major >= 6 {
+                    return Err(format!(
+                        "{}: the emr-ddb-2.1.0.jar tools (DynamoDbExport, DynamoDbImport) belong to emr-4.x and cannot run beside the connector 5.x of emr-6/7; use step_mode = \"hive\", or a tools jar built for the release",
+                        self.release_label
+                    ));
+                }
+                Ok(())
+            }
+        }
     }
 
-    /// The connector jar for a region.
-    pub fn jar(&self, region: &str) -> String {
-        self.connector_jar.replace("{region}", region)
+    /// The release, as numbers (`emr-7.5.0` is 7.5.0).
+    pub fn release(&self) -> std::result::Result<Release, String> {
+        Release::parse(&self.release_label)
+    }
+
+    /// The connector jar for a region (`tools` only).
+    pub fn jar(&self, region: &str) -> Option<String> {
+        self.connector_jar
+            .as_ref()
+            .map(|j| j.replace("{region}", region))
+    }
+}
+
+/// An EMR release label's numbers: what its API accepts depends on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release {
+    /// 7 of emr-7.5.0.
+    pub major: u32,
+    /// 5 of emr-7.5.0.
+    pub minor: u32,
+}
+
+impl Release {
+    fn parse(label: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("release_label {label:?}: expected emr-X.Y.Z");
+        let mut parts = label.strip_prefix("emr-").ok_or_else(bad)?.split('.');
+        let major = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let minor = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        Ok(Self { major, minor })
+    }
+
+    /// Whether the release is `major.minor` or later.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+
+    /// Whether RunJobFlow takes an AutoTerminationPolicy (emr-5.30.0 and 6.1.0 or later).
+    pub fn has_auto_termination(&self) -> bool {
+        match self.major {
+            5 => self.minor >= 30,
+            6 => self.minor >= 1,
+            m => m > 6,
+        }
     }
 }
 
@@ -252,17 +374,27 @@ pub const EXAMPLE: &str = r#"# ddbx EMR engine settings (ddbx export|import --en
 # Every key is optional; what is shown is the default unless marked "example".
 
 release_label = "emr-7.5.0"
-service_role = "EMR_DefaultRole"          # the role EMR itself acts as
+service_role = "EMR_DefaultRole"          # the role EMR itself acts as (see iam/README.md: with
+                                          # AmazonEMRServicePolicy_v2, ddbx tags the cluster
+                                          # for-use-with-amazon-emr-managed-policies=true; tag its
+                                          # subnets and security groups so too)
 instance_profile = "EMR_EC2_DefaultRole"  # the instances' role: see iam/emr-cluster-policy.json
 # security_configuration = "dynamodb-backups"   # example: an EMR security configuration
 # log_uri = "s3://my-bucket/emr-logs/"          # default: <run root>/emr-logs/
-step_concurrency = 1          # steps (tables) running at once on one cluster
-idle_timeout_seconds = 3600   # the cluster ends itself after this long idle, whatever happens to ddbx
+step_concurrency = 1          # steps (tables) running at once on one cluster (1 to 256)
+idle_timeout_seconds = 3600   # the cluster ends itself after this long idle (60 to 604800): when
+                              # ddbx stops adding steps, even if ddbx itself was killed
+start_timeout_seconds = 1800  # a cluster not running after this long is terminated and tried again
 
-# The connector's tools, run as one step per table. {region} is the tables' region.
-connector_jar = "s3://dynamodb-emr-{region}/emr-ddb-storage-handler/2.1.0/emr-ddb-2.1.0.jar"
-export_class = "org.apache.hadoop.dynamodb.tools.DynamoDbExport"
-import_class = "org.apache.hadoop.dynamodb.tools.DynamoDbImport"
+# How each table is exported and imported on the cluster:
+#   "hive"   a Hive step over the DynamoDB storage handler that EMR installs: nothing to build
+#            or upload (the default)
+#   "tools"  the connector's DynamoDBExport / DynamoDBImport, from a tools jar built for the
+#            release (the connector branch of the release's emr-ddb component)
+step_mode = "hive"
+# connector_jar = "s3://my-bucket/jars/emr-dynamodb-tools-5.7.0.jar"   # example: tools only ({region} is replaced)
+export_class = "org.apache.hadoop.dynamodb.tools.DynamoDBExport"
+import_class = "org.apache.hadoop.dynamodb.tools.DynamoDBImport"
 
 create_attempts = 5           # a cluster that fails to start (capacity, spot, bootstrap) is tried again
 retry_delay_seconds = 60
@@ -301,13 +433,14 @@ count = 1
 #   { instance_type = "m5.2xlarge", weighted_capacity = 2, bid_price_as_percentage_of_on_demand_price = 60.0 },
 # ]
 
-[tags]                       # ddbx adds ddbx:app and ddbx:run
+[tags]                       # ddbx adds Name, ddbx:app, ddbx:run and for-use-with-amazon-emr-managed-policies
 # team = "ops"              # example
 
-# Hadoop configurations (example):
+# Hadoop configurations, merged with ddbx's (speculative execution off; with --sse, EMRFS's
+# server-side encryption) (example):
 # [[configurations]]
 # classification = "mapred-site"
-# properties = { "mapreduce.map.speculative" = "false" }
+# properties = { "mapreduce.map.memory.mb" = "2560" }
 "#;
 
 #[cfg(test)]
@@ -369,9 +502,61 @@ mod tests {
             .contains("relase_label"));
         assert!(EmrConfig::parse("create_attempts = 0").is_err());
         assert!(EmrConfig::parse("instance_groups = []").is_err());
+        assert_eq!(EmrConfig::default().jar("eu-west-1"), None);
+        let c =
+            EmrConfig::parse("step_mode = \"tools\"\nconnector_jar = \"s3://j/{region}/t.jar\"")
+                .unwrap();
         assert_eq!(
-            EmrConfig::default().jar("eu-west-1"),
-            "s3://dynamodb-emr-eu-west-1/emr-ddb-storage-handler/2.1.0/emr-ddb-2.1.0.jar"
+            c.jar("eu-west-1").as_deref(),
+            Some("s3://j/eu-west-1/t.jar")
         );
+    }
+
+    #[test]
+    fn what_emr_refuses_at_run_job_flow_is_refused_here() {
+        for (text, why) in [
+            ("idle_timeout_seconds = 30", "60 to 604800"),
+            ("idle_timeout_seconds = 700000", "60 to 604800"),
+            ("step_concurrency = 300", "1 to 256"),
+            ("[ec2]\nsubnet_ids = [\"subnet-1\"]", "instance fleets"),
+            ("release_label = \"emr-5.20.0\"\nstep_concurrency = 2", "emr-5.28.0"),
+            ("release_label = \"7.5.0\"", "emr-X.Y.Z"),
+            ("step_mode = \"tools\"", "connector_jar"),
+            (
+                "step_mode = \"tools\"\nconnector_jar = \"s3://dynamodb-emr-{region}/emr-ddb-storage-handler/2.1.0/emr-ddb-2.1.0.jar\"",
+                "belong to emr-4.x",
+            ),
+            (
+                "step_mode = \"tools\"\nconnector_jar = \"s3://b/tools.jar\"\nexport_class = \"org.apache.hadoop.dynamodb.tools.DynamoDbExport\"",
+                "belong to emr-4.x",
+            ),
+            (
+                "[[instance_groups]]\nrole = \"MASTER\"\ninstance_type = \"m5.xlarge\"\ncount = 1\nbid_price = \"0.1\"",
+                "needs market",
+            ),
+            (
+                "[[instance_fleets]]\nfleet_type = \"CORE\"\ninstance_types = [{ instance_type = \"m5.xlarge\" }]",
+                "MASTER fleet",
+            ),
+        ] {
+            let err = EmrConfig::parse(text).unwrap_err();
+            assert!(err.contains(why), "{text}: {err}");
+        }
+        // The legacy jar on the release it was made for.
+        assert!(EmrConfig::parse(
+            "release_label = \"emr-4.7.0\"\nstep_mode = \"tools\"\nconnector_jar = \"s3://dynamodb-emr-{region}/emr-ddb-storage-handler/2.1.0/emr-ddb-2.1.0.jar\""
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn releases_say_what_they_accept() {
+        let r = |l: &str| Release::parse(l).unwrap();
+        assert!(r("emr-7.5.0").has_auto_termination());
+        assert!(r("emr-6.1.0").has_auto_termination());
+        assert!(!r("emr-6.0.0").has_auto_termination());
+        assert!(r("emr-5.30.1").has_auto_termination());
+        assert!(!r("emr-5.22.0").has_auto_termination());
+        assert!(r("emr-5.28.0").at_least(5, 28) && !r("emr-5.27.0").at_least(5, 28));
     }
 }

@@ -1,31 +1,41 @@
-//! The EMR engine: the same plan, run as the emr-dynamodb-connector's export and import
-//! tools on one or more EMR clusters (what the seed orchestrated with shell scripts).
-//! ddbx plans, writes the steps files, creates and watches the clusters, and completes
-//! the run files (`table.json`, the restore plan, the flags) from each step's outcome.
+//! The EMR engine: the same plan, run as steps on one or more EMR clusters (what the seed
+//! orchestrated with shell scripts). By default each table is a Hive step over the
+//! DynamoDB storage handler that EMR installs ([`hive`]); with `step_mode = "tools"`, the
+//! connector's tools from the user's jar. ddbx plans, writes the steps files and scripts,
+//! creates and watches the clusters ([`cluster`]), raises each table's capacity around its
+//! step, and completes the run files (`table.json`, the listing of the data files, the
+//! restore plan, the flags) from each step's outcome. An import writes itself, after its
+//! step, the items the connector cannot write (empty lists or maps), which the step sets
+//! aside.
 
 pub mod cluster;
 pub mod config;
+mod export;
+pub mod hive;
+mod import;
 pub mod steps;
 
 pub use cluster::OnInterrupt;
-pub use config::EmrConfig;
+pub use config::{EmrConfig, StepMode};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
 
-use cluster::{ClusterCommon, ClusterPlan, StepOutcome};
+use bytes::Bytes;
+use cluster::{ClusterCommon, ClusterPlan, StepHooks};
+use config::Configuration;
+use object_store::PutPayload;
 use steps::Step;
-use tokio::sync::mpsc;
 
 use crate::aws::Aws;
 use crate::capacity::{self, Spike};
 use crate::engine::interface::{Engine, ExportWork, ImportWork};
-use crate::format::source::{parse_connector_manifest, TableSource};
-use crate::plan::{DataFormat, ExportPlan, DEFAULT_WRITE_RATIO};
-use crate::progress::{Phase, RunProgress};
+use crate::format::source::TableSource;
+use crate::plan::{Compression, DataFormat, ExportPlan, PlannedTable};
+use crate::progress::Phase;
 use crate::report::{TableReport, TableStatus};
-use crate::run::stop::StopSignal;
-use crate::store::Location;
-use crate::table::TableSchema;
+use crate::store::{Encryption, Location};
+use crate::table::{TableSchema, ON_DEMAND_DEFAULT_UNITS};
 use crate::{Error, Result};
 
 /// How a run uses EMR.
@@ -41,10 +51,29 @@ pub struct EmrRun {
     pub on_interrupt: OnInterrupt,
 }
 
+/// The tag AWS's managed policy `AmazonEMRServicePolicy_v2` requires on a cluster.
+pub const MANAGED_POLICY_TAG: &str = "for-use-with-amazon-emr-managed-policies";
+
 impl EmrRun {
+    /// How many clusters `tables` tables get: as asked, or more when the release takes
+    /// every step at creation and one cluster would exceed EMR's 256 steps.
+    fn cluster_count(&self, tables: usize) -> usize {
+        let waves = self
+            .config
+            .release()
+            .map(|r| r.has_auto_termination())
+            .unwrap_or(true);
+        let needed = if waves {
+            self.clusters
+        } else {
+            self.clusters.max(tables.div_ceil(steps::MAX_PENDING_STEPS))
+        };
+        needed.min(tables.max(1))
+    }
+
     /// The names of the clusters a run of `tables` tables creates.
     pub fn cluster_names(&self, tables: usize) -> Vec<String> {
-        steps::cluster_names(&self.cluster_name, self.clusters.min(tables.max(1)))
+        steps::cluster_names(&self.cluster_name, self.cluster_count(tables))
     }
 
     /// Refuse when an active cluster has one of this run's names (exit code 2).
@@ -52,17 +81,62 @@ impl EmrRun {
         cluster::refuse_active_clusters(aws, &self.cluster_names(tables)).await
     }
 
+    fn hive(&self) -> bool {
+        self.config.step_mode == StepMode::Hive
+    }
+
+    /// What a run's clusters have in common: logs (the run's `emr-logs/`, when the run is
+    /// in S3), tags (the managed policy's among them), applications, and ddbx's Hadoop
+    /// settings (speculation off; with `--sse`, EMRFS encrypts what the cluster writes).
     fn common(&self, run_dir: &Location, app: &str) -> ClusterCommon {
+        let mut applications = vec!["Hadoop".to_string()];
+        if self.hive() {
+            applications.push("Hive".into());
+        }
+        let mut configurations = vec![Configuration {
+            classification: "mapred-site".into(),
+            properties: BTreeMap::from([
+                ("mapreduce.map.speculative".into(), "false".into()),
+                ("mapreduce.reduce.speculative".into(), "false".into()),
+            ]),
+        }];
+        if let Some(sse) = &run_dir.encryption {
+            let mut p =
+                BTreeMap::from([("fs.s3.enableServerSideEncryption".into(), "true".into())]);
+            if let Encryption::Kms(key) = sse {
+                p.insert(
+                    "fs.s3.serverSideEncryption.kms.keyId".into(),
+                    key.clone().unwrap_or_else(|| "alias/aws/s3".into()),
+                );
+            }
+            configurations.push(Configuration {
+                classification: "emrfs-site".into(),
+                properties: p,
+            });
+        }
         ClusterCommon {
-            log_uri: self
-                .config
-                .log_uri
-                .clone()
-                .unwrap_or_else(|| format!("{}/emr-logs/", run_dir.url())),
+            log_uri: self.config.log_uri.clone().or_else(|| {
+                run_dir
+                    .bucket
+                    .is_some()
+                    .then(|| format!("{}/emr-logs/", run_dir.url()))
+            }),
             tags: BTreeMap::from([
                 ("ddbx:app".to_string(), app.to_string()),
                 ("ddbx:run".to_string(), run_dir.url()),
+                (MANAGED_POLICY_TAG.to_string(), "true".to_string()),
             ]),
+            applications,
+            configurations,
+        }
+    }
+
+    /// The type key the cluster's connector reads NULL by: connector 5.x (emr-6.15 and
+    /// later) `nULL`, 4.x (AWS SDK for Java v1) `nULLValue`.
+    fn null_key(&self) -> &'static str {
+        match self.config.release() {
+            Ok(r) if r.at_least(6, 15) => "nULL",
+            _ => "nULLValue",
         }
     }
 }
@@ -70,7 +144,7 @@ impl EmrRun {
 /// Split steps (one per table, with the table's size) over the run's clusters, named.
 fn cluster_plans(emr: &EmrRun, steps: Vec<(Step, u64)>) -> Vec<ClusterPlan> {
     let sizes: Vec<u64> = steps.iter().map(|(_, size)| *size).collect();
-    let groups = steps::split_by_size(&sizes, emr.clusters);
+    let groups = steps::split_by_size(&sizes, emr.cluster_count(steps.len()));
     let names = steps::cluster_names(&emr.cluster_name, groups.len());
     groups
         .into_iter()
@@ -83,11 +157,120 @@ fn cluster_plans(emr: &EmrRun, steps: Vec<(Step, u64)>) -> Vec<ClusterPlan> {
 }
 
 /// Write `<job>Steps_NN.json` at the run root, one per cluster.
-async fn write_steps_files(run_dir: &Location, job: &str, plans: &[Vec<Step>]) -> Result<()> {
+async fn write_steps_files(dir: &Location, job: &str, plans: &[Vec<Step>]) -> Result<()> {
     for (i, steps) in plans.iter().enumerate() {
-        run_dir.put_json(&steps::steps_file(job, i), steps).await?;
+        dir.put_json(&steps::steps_file(job, i), steps).await?;
     }
     Ok(())
+}
+
+/// Write a small text object (a script) and return its URL.
+async fn put_text(dir: &Location, rel: &str, text: &str) -> Result<String> {
+    let path = dir.join(rel);
+    dir.store
+        .put(&path, PutPayload::from(Bytes::from(text.to_string())))
+        .await
+        .map_err(|e| Error::store(dir.url_of(&path), e))?;
+    Ok(dir.url_of(&path))
+}
+
+/// The capacity each table has while its step runs, raised just before the step and put
+/// back when it ends (idempotent: a table is put back once).
+struct SpikeHooks<'a> {
+    aws: &'a Aws,
+    records: &'a Location,
+    spikes: HashMap<String, Spike>,
+    raised: Mutex<HashSet<String>>,
+}
+
+#[async_trait::async_trait]
+impl StepHooks for SpikeHooks<'_> {
+    async fn before(&self, table: &str) -> std::result::Result<(), String> {
+        let Some(spike) = self.spikes.get(table).filter(|s| s.changes()) else {
+            return Ok(());
+        };
+        capacity::apply_or_undo(self.aws, self.records, spike)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.raised.lock().unwrap().insert(table.to_string());
+        Ok(())
+    }
+
+    async fn after(&self, table: &str) -> Option<String> {
+        if !self.raised.lock().unwrap().remove(table) {
+            return None;
+        }
+        let spike = &self.spikes[table];
+        capacity::restore(self.aws, self.records, spike)
+            .await
+            .err()
+            .map(|e| e.to_string())
+    }
+}
+
+impl SpikeHooks<'_> {
+    /// Tables still raised (their steps left running): said so, with the way back.
+    fn warn_left(&self) {
+        for table in self.raised.lock().unwrap().iter() {
+            tracing::warn!(
+                %table,
+                "its capacity stays at {} while the EMR cluster left running works; put it back with `ddbx capacity restore --from {}` when the cluster ends",
+                self.spikes[table].to,
+                self.records.url()
+            );
+        }
+    }
+}
+
+/// Run the clusters' steps, each table's capacity spiked around its step (records under
+/// `records`); the steps' outcomes and how long they took, in seconds.
+#[allow(clippy::too_many_arguments)]
+async fn run_steps(
+    emr: &EmrRun,
+    aws: &Aws,
+    clusters: Vec<ClusterPlan>,
+    records: &Location,
+    app: &str,
+    spikes: HashMap<String, Spike>,
+    stop: &crate::run::stop::StopSignal,
+    progress: &crate::progress::RunProgress,
+) -> Result<(Vec<cluster::StepOutcome>, f64)> {
+    let hooks = SpikeHooks {
+        aws,
+        records,
+        spikes,
+        raised: Mutex::default(),
+    };
+    let started = std::time::Instant::now();
+    let outcomes = cluster::run_clusters(
+        aws,
+        emr,
+        clusters,
+        &emr.common(records, app),
+        stop,
+        progress,
+        &hooks,
+    )
+    .await?;
+    hooks.warn_left();
+    Ok((outcomes, started.elapsed().as_secs_f64()))
+}
+
+/// A table's capacity as the connector sees it: provisioned RCU (WCU), or 40,000 for an
+/// on-demand table (it ignores the on-demand maximums).
+fn connector_capacity(schema: &TableSchema, spike: Option<&Spike>, read: bool) -> f64 {
+    if let Some(units) = spike.and_then(|s| s.units(1.0)) {
+        return units;
+    }
+    match (&schema.provisioned_throughput, schema.is_on_demand()) {
+        (Some(p), false) => (if read {
+            p.read_capacity_units
+        } else {
+            p.write_capacity_units
+        })
+        .max(1) as f64,
+        _ => ON_DEMAND_DEFAULT_UNITS,
+    }
 }
 
 #[async_trait::async_trait]
@@ -97,365 +280,146 @@ impl Engine for EmrRun {
     }
 
     fn export_format(&self, asked: Option<DataFormat>) -> Result<DataFormat> {
-        match asked {
-            None | Some(DataFormat::Emr) => Ok(DataFormat::Emr),
-            Some(other) => Err(Error::Invalid(format!(
-                "--engine emr writes the connector's format (--format emr); --format {} is written by the local engine",
+        match (self.config.step_mode, asked) {
+            (StepMode::Hive, None | Some(DataFormat::DataPipeline)) => Ok(DataFormat::DataPipeline),
+            (StepMode::Tools, None | Some(DataFormat::Emr)) => Ok(DataFormat::Emr),
+            (StepMode::Hive, Some(DataFormat::Emr)) => Err(Error::Invalid(
+                "the EMR engine's Hive steps write the Hive (Data Pipeline) format; the connector's format (--format emr) needs step_mode = \"tools\"".into(),
+            )),
+            (_, Some(other)) => Err(Error::Invalid(format!(
+                "--engine emr writes the Hive format (or the connector's, with step_mode = \"tools\"); --format {} is written by the local engine",
                 other.name()
             ))),
         }
     }
 
+    fn adjust_plan(&self, planned: &mut PlannedTable, schema: &TableSchema, segments: Option<u32>) {
+        // The connector takes whole units per second (it floors what it is given).
+        planned.target_read_units = planned.target_read_units.floor().max(1.0);
+        // Unless --segments is given, the connector splits the scan itself: a segment per
+        // GiB of the table or per 100 units of the rate.
+        if segments.is_none() {
+            let by_size = (schema.table_size_bytes.max(0) as f64 / (1u64 << 30) as f64).ceil();
+            let by_rate = (planned.target_read_units / 100.0).ceil();
+            planned.segments = by_size.max(by_rate).clamp(1.0, 1_000_000.0) as u32;
+        }
+    }
+
     async fn check_export(&self, aws: &Aws, plan: &ExportPlan) -> Result<()> {
+        if plan.compression == Compression::Zstd {
+            return Err(Error::Invalid(
+                "--engine emr writes gzip or no compression (Hadoop's zstd needs native support EMR does not promise): pass --compression gzip or none".into(),
+            ));
+        }
         self.refuse_active_clusters(aws, plan.tables.len()).await
     }
 
     fn check_import_source(&self, source: &TableSource) -> std::result::Result<(), String> {
-        if source.format != DataFormat::Emr {
-            return Err(format!(
-                "{}: the connector imports only its own format (ddbx --format emr or EMR exports); use the local engine for this one",
-                source.dir.url()
-            ));
+        let url = source.dir.url();
+        if self.hive() {
+            if source.format == DataFormat::Ion {
+                return Err(format!(
+                    "{url}: EMR's clusters have no Ion reader; import this Ion export with the local engine"
+                ));
+            }
+            if source
+                .files
+                .iter()
+                .any(|f| f.url.ends_with(".zst") || f.url.ends_with(".zstd"))
+            {
+                return Err(format!(
+                    "{url}: zstd files are not read by EMR's Hadoop without native zstd; import them with the local engine"
+                ));
+            }
+            import::data_folder(source)?;
+            Ok(())
+        } else if source.format != DataFormat::Emr {
+            Err(format!(
+                "{url}: the connector imports only its own format (ddbx --format emr or EMR tools exports); use step_mode = \"hive\" or the local engine for this one"
+            ))
+        } else {
+            Ok(())
         }
-        Ok(())
     }
 
     async fn export_tables(&self, work: ExportWork<'_>) -> Result<Vec<TableReport>> {
-        export_tables(self, &work).await
+        export::export_tables(self, &work).await
     }
 
     async fn import_tables(&self, work: ImportWork<'_>) -> Result<Vec<TableReport>> {
-        let jobs = work
-            .tables
-            .iter()
-            .map(|t| ImportJob {
-                target: t.step.target_table.clone(),
-                path: t.step.source.clone(),
-                write_ratio: t.step.write_ratio,
-                size: t.step.files as u64,
-                error: t.ready.as_ref().err().cloned(),
-                spike: t.ready.as_ref().ok().and_then(|r| r.spike.clone()),
-            })
-            .collect();
-        import_tables(
-            work.aws,
-            self,
-            work.state,
-            work.app,
-            jobs,
-            work.stop,
-            work.progress,
-        )
-        .await
+        import::import_tables(self, work).await
     }
 }
 
-/// Export the planned tables on EMR: the connector writes each table's folder; ddbx writes
-/// the steps files, then `table.json` for each table whose step completed (and whose
-/// manifest is there). Returns one report per table.
-async fn export_tables(emr: &EmrRun, work: &ExportWork<'_>) -> Result<Vec<TableReport>> {
-    let (aws, run_dir, plan, schemas, progress) = (
-        work.aws,
-        work.run_dir,
-        work.plan,
-        work.schemas,
-        work.progress,
-    );
-    // Capacity first: a table whose spike cannot be applied is not exported.
-    let mut spikes = Vec::new();
-    let mut reports = Vec::new();
-    let mut ready = Vec::new();
-    for (schema, planned) in schemas.iter().zip(&plan.tables) {
-        let spike = planned.capacity_spike.as_ref();
-        if let Err(e) = raise_capacity(aws, run_dir, spike, &mut spikes).await {
-            reports.push(finish(progress, &schema.table_name, Err(e), 0.0));
-            continue;
-        }
-        ready.push(schema);
-    }
-    let steps: Vec<(Step, u64)> = ready
-        .iter()
-        .map(|s| {
-            let path = run_dir.child(&s.table_name).url();
-            let step = steps::export_step(
-                &emr.config,
-                &aws.region,
-                &s.table_name,
-                &path,
-                plan.read_ratio,
-                work.segments,
-            );
-            (step, s.table_size_bytes.max(0) as u64)
-        })
-        .collect();
-    let clusters = cluster_plans(emr, steps);
-    write_steps_files(
-        run_dir,
-        "export",
-        &clusters.iter().map(|c| c.steps.clone()).collect::<Vec<_>>(),
-    )
-    .await?;
-    // What restores each cluster's tables, in the seed's shape (its ratio is meant to be edited).
-    let imports: Vec<Vec<Step>> = clusters
-        .iter()
-        .map(|c| {
-            c.steps
-                .iter()
-                .map(|s| {
-                    steps::import_step(
-                        &emr.config,
-                        &aws.region,
-                        s.table(),
-                        &run_dir.child(s.table()).url(),
-                        DEFAULT_WRITE_RATIO,
-                    )
-                })
-                .collect()
-        })
-        .collect();
-    write_steps_files(run_dir, "import", &imports).await?;
-
-    let started = std::time::Instant::now();
-    let ctx = Ctx {
-        aws,
-        emr,
-        run_dir,
-        app: &plan.app,
-        stop: work.stop,
-        progress,
-    };
-    let outcomes = run_spiked(&ctx, clusters, spikes).await;
-    let seconds = started.elapsed().as_secs_f64();
-    for outcome in outcomes {
-        let schema = schemas
-            .iter()
-            .find(|s| s.table_name == outcome.table)
-            .expect("a step per planned table");
-        let result = match outcome.error {
-            Some(e) => Err(e),
-            None => complete_table(run_dir, schema)
-                .await
-                .map_err(|e| e.to_string()),
-        };
-        reports.push(finish(progress, &outcome.table, result, seconds));
-    }
-    Ok(reports)
-}
-
-/// What a run's clusters work with.
-struct Ctx<'a> {
-    aws: &'a Aws,
-    emr: &'a EmrRun,
-    run_dir: &'a Location,
-    app: &'a str,
-    stop: &'a StopSignal,
-    progress: &'a RunProgress,
-}
-
-/// Run the clusters; each spiked table gets its capacity back as soon as a poll sees its
-/// step end (and any left at the end, whatever happened). A failed reset fails its table.
-async fn run_spiked(
-    ctx: &Ctx<'_>,
-    clusters: Vec<ClusterPlan>,
-    spikes: Vec<Spike>,
-) -> Vec<StepOutcome> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let mut pending = spikes;
-    let mut failed_resets: BTreeMap<String, String> = BTreeMap::new();
-    let common = ctx.emr.common(ctx.run_dir, ctx.app);
-    let run = cluster::run_clusters(
-        ctx.aws,
-        ctx.emr,
-        clusters,
-        &common,
-        ctx.stop,
-        ctx.progress,
-        tx,
-    );
-    let restorer = async {
-        let mut done = Vec::new();
-        while let Some(table) = rx.recv().await {
-            if let Some(i) = pending.iter().position(|s| s.table == table) {
-                let spike = pending.remove(i);
-                done.push((table, capacity::restore(ctx.aws, ctx.run_dir, &spike).await));
-            }
-        }
-        done
-    };
-    let (mut outcomes, done) = tokio::join!(run, restorer);
-    for spike in pending {
-        // A step still running on a cluster left behind keeps its capacity: lowering it
-        // under the connector would throttle the table's own traffic.
-        if outcomes
-            .iter()
-            .any(|o| o.table == spike.table && o.left_running)
-        {
-            tracing::warn!(
-                table = %spike.table,
-                "its capacity stays at {} while the EMR cluster left running works; put it back with `ddbx capacity restore --from {}` when the cluster ends",
-                spike.to,
-                ctx.run_dir.url()
-            );
-            continue;
-        }
-        let r = capacity::restore(ctx.aws, ctx.run_dir, &spike).await;
-        failed_resets.extend(r.err().map(|e| (spike.table.clone(), e.to_string())));
-    }
-    for (table, r) in done {
-        failed_resets.extend(r.err().map(|e| (table, e.to_string())));
-    }
-    for o in &mut outcomes {
-        if let Some(reset) = failed_resets.remove(&o.table) {
-            o.error = Some(match o.error.take() {
-                None => format!("the data is complete, but {reset}"),
-                Some(e) => format!("{e}; and {reset}"),
-            });
-        }
-    }
-    outcomes
-}
-
-/// After a completed step: the connector's manifest must be there; write `table.json`
-/// beside it. Returns the number of data files.
-async fn complete_table(run_dir: &Location, schema: &TableSchema) -> Result<u64> {
-    let dir = run_dir.child(&schema.table_name);
-    let manifest = dir.join("manifest");
-    let bytes = dir
-        .get_optional(&manifest)
-        .await?
-        .ok_or_else(|| Error::Corrupt {
-            file: dir.url_of(&manifest),
-            message: "the EMR step completed but wrote no manifest".into(),
-        })?;
-    let entries = parse_connector_manifest(&dir.url_of(&manifest), &bytes)?;
-    dir.put_json("table.json", schema).await?;
-    Ok(entries.len() as u64)
-}
-
-/// One table an EMR import writes: checked and ready, or already failed.
-#[derive(Debug, Clone)]
-struct ImportJob {
-    /// The target table.
-    pub target: String,
-    /// The connector export's folder (URL).
-    pub path: String,
-    /// The write ratio.
-    pub write_ratio: f64,
-    /// Its size, to balance clusters (data files or items).
-    pub size: u64,
-    /// Why it cannot be imported, when so.
-    pub error: Option<String>,
-    /// Its write capacity spike.
-    pub spike: Option<Spike>,
-}
-
-/// Import on EMR: one connector import step per ready table, split over the clusters.
-/// The steps are also written to `<state>/_import/importSteps_NN.json`.
-async fn import_tables(
-    aws: &Aws,
-    emr: &EmrRun,
-    root: &Location,
-    app: &str,
-    jobs: Vec<ImportJob>,
-    stop: &StopSignal,
-    progress: &RunProgress,
-) -> Result<Vec<TableReport>> {
-    let mut reports = Vec::new();
-    let mut steps = Vec::new();
-    let mut spikes = Vec::new();
-    for job in jobs {
-        let ready = match job.error {
-            Some(e) => Err(e),
-            None => raise_capacity(aws, root, job.spike.as_ref(), &mut spikes).await,
-        };
-        if let Err(e) = ready {
-            reports.push(finish(progress, &job.target, Err(e), 0.0));
-            continue;
-        }
-        steps.push((
-            steps::import_step(
-                &emr.config,
-                &aws.region,
-                &job.target,
-                &job.path,
-                job.write_ratio,
-            ),
-            job.size,
-        ));
-    }
-    if steps.is_empty() {
-        return Ok(reports);
-    }
-    let clusters = cluster_plans(emr, steps);
-    write_steps_files(
-        &root.child("_import"),
-        "import",
-        &clusters.iter().map(|c| c.steps.clone()).collect::<Vec<_>>(),
-    )
-    .await?;
-    let started = std::time::Instant::now();
-    let ctx = Ctx {
-        aws,
-        emr,
-        run_dir: root,
-        app,
-        stop,
-        progress,
-    };
-    let outcomes = run_spiked(&ctx, clusters, spikes).await;
-    let seconds = started.elapsed().as_secs_f64();
-    for o in outcomes {
-        reports.push(finish(
-            progress,
-            &o.table,
-            o.error.map_or(Ok(0), Err),
-            seconds,
-        ));
-    }
-    Ok(reports)
-}
-
-/// Raise a table's capacity when its plan says to, keeping the spike to put back later.
-async fn raise_capacity(
-    aws: &Aws,
-    run_dir: &Location,
-    spike: Option<&Spike>,
-    spikes: &mut Vec<Spike>,
-) -> std::result::Result<(), String> {
-    if let Some(spike) = spike.filter(|s| s.changes()) {
-        capacity::apply_or_undo(aws, run_dir, spike)
-            .await
-            .map_err(|e| e.to_string())?;
-        spikes.push(spike.clone());
-    }
-    Ok(())
-}
-
-/// One table's end (its data files, or why it failed): its progress phase, the log, and
-/// its report.
-fn finish(
-    progress: &RunProgress,
+fn report(
+    progress: &crate::progress::RunProgress,
     table: &str,
-    result: std::result::Result<u64, String>,
+    result: std::result::Result<(u64, Option<String>), String>,
     seconds: f64,
 ) -> TableReport {
     let counters = progress.table(table);
-    let (status, files, error) = match result {
-        Ok(files) => {
+    match result {
+        Ok((files, note)) => {
             counters.set_phase(Phase::Done);
-            (TableStatus::Succeeded, files, None)
+            TableReport {
+                status: TableStatus::Succeeded,
+                files,
+                seconds,
+                items_unknown: true,
+                note,
+                ..TableReport::planned(table)
+            }
         }
         Err(e) => {
-            counters.set_phase(Phase::Failed);
+            counters.fail(&e);
             tracing::error!(%table, error = %e, "table failed");
-            (TableStatus::Failed, 0, Some(e))
+            TableReport {
+                seconds,
+                items_unknown: true,
+                ..TableReport::failed(table, e)
+            }
         }
-    };
-    TableReport {
-        status,
-        files,
-        seconds,
-        error,
-        ..TableReport::planned(table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(release: &str, clusters: usize) -> EmrRun {
+        EmrRun {
+            config: EmrConfig {
+                release_label: release.into(),
+                ..EmrConfig::default()
+            },
+            cluster_name: "backup".into(),
+            clusters,
+            on_interrupt: OnInterrupt::Terminate,
+        }
+    }
+
+    #[test]
+    fn older_releases_get_a_cluster_per_256_tables_and_newer_ones_as_asked() {
+        // Every step at creation, at most 256 a cluster: 600 tables need three.
+        assert_eq!(run("emr-5.29.0", 1).cluster_count(600), 3);
+        assert_eq!(run("emr-5.29.0", 1).cluster_count(256), 1);
+        assert_eq!(run("emr-5.29.0", 1).cluster_count(257), 2);
+        assert_eq!(run("emr-5.29.0", 4).cluster_count(600), 4);
+        // Steps handed over as the run goes: as many clusters as asked, never more than
+        // tables.
+        assert_eq!(run("emr-7.5.0", 1).cluster_count(600), 1);
+        assert_eq!(run("emr-7.5.0", 5).cluster_count(3), 3);
+        assert_eq!(
+            run("emr-5.29.0", 1).cluster_names(600),
+            vec!["backup_01", "backup_02", "backup_03"]
+        );
+    }
+
+    #[test]
+    fn the_null_key_follows_the_release_connector() {
+        assert_eq!(run("emr-6.15.0", 1).null_key(), "nULL");
+        assert_eq!(run("emr-7.5.0", 1).null_key(), "nULL");
+        assert_eq!(run("emr-6.14.0", 1).null_key(), "nULLValue");
+        assert_eq!(run("emr-5.36.2", 1).null_key(), "nULLValue");
     }
 }

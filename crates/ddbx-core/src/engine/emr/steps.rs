@@ -1,7 +1,8 @@
-//! The steps an EMR cluster runs: one connector export (or import) per table, in the
-//! shape the seed wrote to `exportSteps_NN.json` / `importSteps_NN.json` (what
-//! `aws emr create-cluster --steps file://...` takes), and the split of a run's tables
-//! over several clusters.
+//! The steps an EMR cluster runs, one per table: a Hive step (`command-runner.jar` running
+//! the table's `.q` file), or with `step_mode = "tools"` the connector's tool from the
+//! user's jar; in the shape the seed wrote to `exportSteps_NN.json` / `importSteps_NN.json`
+//! (what `aws emr create-cluster --steps file://...` takes). Also the split of a run's
+//! tables over several clusters.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,27 +12,38 @@ use super::config::EmrConfig;
 pub const EXPORT_PREFIX: &str = "Export Table:";
 /// Step names start with this for imports; the target table's name follows.
 pub const IMPORT_PREFIX: &str = "Import Table:";
+/// EMR's limit on a step's name.
+pub const MAX_NAME: usize = 256;
+/// EMR's limit on a cluster's PENDING and RUNNING steps.
+pub const MAX_PENDING_STEPS: usize = 256;
 
 /// One step, as the AWS CLI's steps file writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Step {
-    /// `Export Table:<table>` or `Import Table:<table>`.
+    /// `Export Table:<table>` or `Import Table:<table>`, cut to EMR's 256 characters.
     pub name: String,
     /// CONTINUE: one table failing never stops the others.
     pub action_on_failure: String,
     /// CUSTOM_JAR.
     #[serde(rename = "Type")]
     pub kind: String,
-    /// The connector's jar.
+    /// `command-runner.jar` (Hive), or the connector's tools jar.
     pub jar: String,
-    /// The tool's class, then its arguments.
+    /// The program's arguments.
     pub args: Vec<String>,
+    /// The step's table (not part of EMR's shape: names are cut, so steps are told apart
+    /// by this and their ids).
+    #[serde(skip)]
+    pub table: String,
 }
 
 impl Step {
     /// The table this step exports or imports.
     pub fn table(&self) -> &str {
+        if !self.table.is_empty() {
+            return &self.table;
+        }
         self.name
             .strip_prefix(EXPORT_PREFIX)
             .or_else(|| self.name.strip_prefix(IMPORT_PREFIX))
@@ -39,40 +51,68 @@ impl Step {
     }
 }
 
-fn step(config: &EmrConfig, region: &str, name: String, class: &str, args: Vec<String>) -> Step {
+/// A step's name for a table, within EMR's 256 characters (a long table name is cut, and
+/// the step is known by its table, not its name).
+fn step_name(prefix: &str, table: &str) -> String {
+    let mut name = format!("{prefix}{table}");
+    if name.len() > MAX_NAME {
+        let keep = MAX_NAME - 3;
+        name.truncate(keep);
+        name.push_str("...");
+    }
+    name
+}
+
+fn step(name: String, table: &str, jar: String, args: Vec<String>) -> Step {
     Step {
         name,
         action_on_failure: "CONTINUE".into(),
         kind: "CUSTOM_JAR".into(),
-        jar: config.jar(region),
-        args: std::iter::once(class.to_string()).chain(args).collect(),
+        jar,
+        args,
+        table: table.to_string(),
     }
 }
 
-/// The connector's export: `<path> <table> <read ratio> [<segments>]`.
-pub fn export_step(
+/// A Hive step running the HiveQL file at `script` (an `s3://` URL).
+pub fn hive_step(prefix: &str, table: &str, script: &str) -> Step {
+    step(
+        step_name(prefix, table),
+        table,
+        "command-runner.jar".into(),
+        ["hive-script", "--run-hive-script", "--args", "-f", script]
+            .map(String::from)
+            .to_vec(),
+    )
+}
+
+/// The connector's export tool: `<path> <table> <read ratio> [<segments>]`, with Hadoop
+/// settings (`-D`) before them (the tools run through ToolRunner).
+pub fn tools_export_step(
     config: &EmrConfig,
     region: &str,
     table: &str,
     path: &str,
     read_ratio: f64,
     segments: Option<u32>,
+    hadoop: &[String],
 ) -> Step {
-    let mut args = vec![path.to_string(), table.to_string(), ratio(read_ratio)];
+    let mut args = vec![config.export_class.clone()];
+    args.extend(hadoop.iter().cloned());
+    args.extend([path.to_string(), table.to_string(), ratio(read_ratio)]);
     if let Some(s) = segments {
         args.push(s.to_string());
     }
     step(
-        config,
-        region,
-        format!("{EXPORT_PREFIX}{table}"),
-        &config.export_class,
+        step_name(EXPORT_PREFIX, table),
+        table,
+        config.jar(region).unwrap_or_default(),
         args,
     )
 }
 
-/// The connector's import: `<path> <table> <write ratio>`.
-pub fn import_step(
+/// The connector's import tool: `<path> <table> <write ratio>`.
+pub fn tools_import_step(
     config: &EmrConfig,
     region: &str,
     table: &str,
@@ -80,16 +120,20 @@ pub fn import_step(
     write_ratio: f64,
 ) -> Step {
     step(
-        config,
-        region,
-        format!("{IMPORT_PREFIX}{table}"),
-        &config.import_class,
-        vec![path.to_string(), table.to_string(), ratio(write_ratio)],
+        step_name(IMPORT_PREFIX, table),
+        table,
+        config.jar(region).unwrap_or_default(),
+        vec![
+            config.import_class.clone(),
+            path.to_string(),
+            table.to_string(),
+            ratio(write_ratio),
+        ],
     )
 }
 
 /// A ratio as the connector reads it (shortest exact decimal: 0.45, 1, 0.5).
-fn ratio(r: f64) -> String {
+pub fn ratio(r: f64) -> String {
     format!("{r}")
 }
 
@@ -137,24 +181,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn export_and_import_steps_match_the_seeds_shape() {
-        let c = EmrConfig::default();
+    fn steps_match_the_seeds_shape() {
         let steps = vec![
-            export_step(
-                &c,
-                "us-east-1",
+            hive_step(
+                EXPORT_PREFIX,
                 "BILLING_PROD_invoices",
-                "s3://backups/ddb/us-east-1/billing/2026/11/24/03_00.00/BILLING_PROD_invoices",
-                0.45,
-                None,
-            ),
-            export_step(
-                &c,
-                "us-east-1",
-                "BILLING_PROD_users",
-                "s3://b/p/BILLING_PROD_users",
-                1.0,
-                Some(8),
+                "s3://backups/ddb/us-east-1/billing/2026/11/24/03_00.00/_emr/export-BILLING_PROD_invoices.q",
             ),
         ];
         let golden = r#"[
@@ -162,56 +194,67 @@ mod tests {
     "Name": "Export Table:BILLING_PROD_invoices",
     "ActionOnFailure": "CONTINUE",
     "Type": "CUSTOM_JAR",
-    "Jar": "s3://dynamodb-emr-us-east-1/emr-ddb-storage-handler/2.1.0/emr-ddb-2.1.0.jar",
+    "Jar": "command-runner.jar",
     "Args": [
-      "org.apache.hadoop.dynamodb.tools.DynamoDbExport",
-      "s3://backups/ddb/us-east-1/billing/2026/11/24/03_00.00/BILLING_PROD_invoices",
-      "BILLING_PROD_invoices",
-      "0.45"
-    ]
-  },
-  {
-    "Name": "Export Table:BILLING_PROD_users",
-    "ActionOnFailure": "CONTINUE",
-    "Type": "CUSTOM_JAR",
-    "Jar": "s3://dynamodb-emr-us-east-1/emr-ddb-storage-handler/2.1.0/emr-ddb-2.1.0.jar",
-    "Args": [
-      "org.apache.hadoop.dynamodb.tools.DynamoDbExport",
-      "s3://b/p/BILLING_PROD_users",
-      "BILLING_PROD_users",
-      "1",
-      "8"
+      "hive-script",
+      "--run-hive-script",
+      "--args",
+      "-f",
+      "s3://backups/ddb/us-east-1/billing/2026/11/24/03_00.00/_emr/export-BILLING_PROD_invoices.q"
     ]
   }
 ]"#;
         assert_eq!(serde_json::to_string_pretty(&steps).unwrap(), golden);
         let back: Vec<Step> = serde_json::from_str(golden).unwrap();
-        assert_eq!(back, steps);
-        assert_eq!(back[1].table(), "BILLING_PROD_users");
+        assert_eq!(back[0].table(), "BILLING_PROD_invoices");
 
-        let import = import_step(
+        let c = EmrConfig::parse(
+            "step_mode = \"tools\"\nconnector_jar = \"s3://j/{region}/tools.jar\"",
+        )
+        .unwrap();
+        let export = tools_export_step(
             &c,
-            "eu-west-1",
-            "RESTORED_users",
+            "us-east-1",
+            "BILLING_PROD_users",
             "s3://b/p/BILLING_PROD_users",
-            0.5,
+            1.0,
+            Some(8),
+            &["-Dmapreduce.map.speculative=false".into()],
         );
-        let golden = r#"{
-  "Name": "Import Table:RESTORED_users",
-  "ActionOnFailure": "CONTINUE",
-  "Type": "CUSTOM_JAR",
-  "Jar": "s3://dynamodb-emr-eu-west-1/emr-ddb-storage-handler/2.1.0/emr-ddb-2.1.0.jar",
-  "Args": [
-    "org.apache.hadoop.dynamodb.tools.DynamoDbImport",
-    "s3://b/p/BILLING_PROD_users",
-    "RESTORED_users",
-    "0.5"
-  ]
-}"#;
-        assert_eq!(serde_json::to_string_pretty(&import).unwrap(), golden);
-        assert_eq!(import.table(), "RESTORED_users");
+        assert_eq!(export.jar, "s3://j/us-east-1/tools.jar");
+        assert_eq!(
+            export.args,
+            [
+                "org.apache.hadoop.dynamodb.tools.DynamoDBExport",
+                "-Dmapreduce.map.speculative=false",
+                "s3://b/p/BILLING_PROD_users",
+                "BILLING_PROD_users",
+                "1",
+                "8"
+            ]
+        );
+        let import = tools_import_step(&c, "eu-west-1", "RESTORED_users", "s3://b/p/x", 0.5);
+        assert_eq!(import.name, "Import Table:RESTORED_users");
+        assert_eq!(
+            import.args,
+            [
+                "org.apache.hadoop.dynamodb.tools.DynamoDBImport",
+                "s3://b/p/x",
+                "RESTORED_users",
+                "0.5"
+            ]
+        );
         assert_eq!(steps_file("export", 0), "exportSteps_01.json");
         assert_eq!(steps_file("import", 11), "importSteps_12.json");
+    }
+
+    #[test]
+    fn a_step_name_stays_within_emrs_limit_and_the_step_knows_its_table() {
+        let table = "t".repeat(255);
+        let s = hive_step(EXPORT_PREFIX, &table, "s3://b/x.q");
+        assert_eq!(s.name.len(), MAX_NAME);
+        assert!(s.name.ends_with("..."));
+        assert_eq!(s.table(), table);
     }
 
     #[test]

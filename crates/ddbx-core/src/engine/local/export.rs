@@ -12,7 +12,7 @@ use super::scan::{scan_segment, ScanJob};
 use crate::engine::interface::ExportWork;
 use crate::format::writer::DataFileWriter;
 use crate::format::{connector, native, DataFile, TableLayout};
-use crate::plan::{DataFormat, PlannedTable};
+use crate::plan::{table_folder, DataFormat, PlannedTable};
 use crate::progress::TableProgress;
 use crate::rate::RateLimiter;
 use crate::run::checkpoint::Checkpoints;
@@ -30,7 +30,7 @@ pub(super) async fn export_table(
     workers: usize,
 ) -> Result<(u64, u64, u64)> {
     let (aws, run_dir, plan) = (work.aws, work.run_dir, work.plan);
-    let table_dir = run_dir.child(&schema.table_name);
+    let table_dir = run_dir.child(&table_folder(&schema.table_name));
     let checkpoints = Checkpoints::new(run_dir, "_export", &schema.table_name);
     let prior: Option<TablePosition> = if work.resume {
         checkpoints.load("table.json").await?
