@@ -2,7 +2,8 @@
 //! for the duration of its work, and always put it back. A table with an Application Auto
 //! Scaling target gets its minimum raised instead (the seed's update-throughput script).
 //! The original values are written into the run before any change (`_capacity/`), so a
-//! crashed run is undone by `ddbx capacity restore --from RUN`.
+//! crashed run is undone by `ddbx capacity restore --from RUN`. Point-in-time recovery
+//! turned on for a native export (`--enable-pitr`) is recorded and undone the same way.
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use aws_sdk_dynamodb::types::ProvisionedThroughput;
@@ -26,6 +27,8 @@ pub enum Dimension {
     Read,
     /// Write capacity (imports).
     Write,
+    /// Point-in-time recovery (native exports): `to` is 1 (on) for the work.
+    Pitr,
 }
 
 impl Dimension {
@@ -33,13 +36,14 @@ impl Dimension {
         match self {
             Self::Read => "RCU",
             Self::Write => "WCU",
+            Self::Pitr => "point-in-time recovery",
         }
     }
 
     fn scalable(self) -> ScalableDimension {
         match self {
             Self::Read => ScalableDimension::DynamoDbTableReadCapacityUnits,
-            Self::Write => ScalableDimension::DynamoDbTableWriteCapacityUnits,
+            Self::Write | Self::Pitr => ScalableDimension::DynamoDbTableWriteCapacityUnits,
         }
     }
 }
@@ -72,6 +76,9 @@ pub enum Via {
         #[serde(default)]
         write_units: i64,
     },
+    /// UpdateContinuousBackups: point-in-time recovery was off, on for the work.
+    #[serde(rename_all = "camelCase")]
+    ContinuousBackups {},
     /// Nothing to do.
     #[serde(rename_all = "camelCase")]
     None {
@@ -125,8 +132,23 @@ impl Spike {
             match self.dimension {
                 Dimension::Read => "read",
                 Dimension::Write => "write",
+                Dimension::Pitr => "pitr",
             }
         )
+    }
+
+    /// Point-in-time recovery turned on for `table`'s work, and off after.
+    pub fn pitr(table: &str) -> Self {
+        Self {
+            table: table.to_string(),
+            dimension: Dimension::Pitr,
+            to: 1,
+            via: Via::ContinuousBackups {},
+            decreases_today: 0,
+            warning: None,
+            recorded_at: None,
+            restored: false,
+        }
     }
 
     fn before(&self) -> i64 {
@@ -136,10 +158,10 @@ impl Spike {
                 write_units,
             } => match self.dimension {
                 Dimension::Read => *read_units,
-                Dimension::Write => *write_units,
+                Dimension::Write | Dimension::Pitr => *write_units,
             },
             Via::AutoScaling { min_capacity, .. } => i64::from(*min_capacity),
-            Via::None { .. } => 0,
+            Via::ContinuousBackups {} | Via::None { .. } => 0,
         }
     }
 }
@@ -159,6 +181,10 @@ impl std::fmt::Display for Spike {
                 "auto-scaling minimum {} raised to {} {units} for the run, then put back",
                 self.before(),
                 self.to
+            )?,
+            Via::ContinuousBackups {} => write!(
+                f,
+                "point-in-time recovery turned on for the export, then off again"
             )?,
             Via::None { reason } => write!(f, "not raised: {reason}")?,
         }
@@ -180,7 +206,7 @@ pub async fn plan(aws: &Aws, schema: &TableSchema, dimension: Dimension, to: i64
     let decreases_today = schema.decreases_today;
     let current = match dimension {
         Dimension::Read => read,
-        Dimension::Write => write,
+        Dimension::Write | Dimension::Pitr => write,
     };
     let via = if schema.is_on_demand() {
         Via::None {
@@ -271,7 +297,11 @@ pub async fn apply(aws: &Aws, run_dir: &Location, spike: &Spike) -> Result<()> {
     records(run_dir)
         .put_json(&spike.record_name(), &recorded)
         .await?;
-    tracing::info!(table = %spike.table, from = spike.before(), to = spike.to, "raising {} capacity", spike.dimension.units());
+    if spike.dimension == Dimension::Pitr {
+        tracing::info!(table = %spike.table, "turning point-in-time recovery on for the export (recorded: it is turned off after)");
+    } else {
+        tracing::info!(table = %spike.table, from = spike.before(), to = spike.to, "raising {} capacity", spike.dimension.units());
+    }
     set(aws, spike, spike.to).await
 }
 
@@ -283,6 +313,13 @@ pub async fn restore(aws: &Aws, run_dir: &Location, spike: &Spike) -> Result<()>
     }
     let before = spike.before();
     if let Err(e) = set(aws, spike, before).await {
+        if spike.dimension == Dimension::Pitr {
+            return Err(Error::Invalid(format!(
+                "table {}: could not turn point-in-time recovery back off ({e}): it is left on (and billed); retry with `ddbx capacity restore --from {}`",
+                spike.table,
+                run_dir.url()
+            )));
+        }
         return Err(Error::Invalid(format!(
             "table {}: could not reset {} capacity from {} to {} ({e}): the table is left at {} {}{}; retry with `ddbx capacity restore --from {}`",
             spike.table,
@@ -295,7 +332,11 @@ pub async fn restore(aws: &Aws, run_dir: &Location, spike: &Spike) -> Result<()>
             run_dir.url()
         )));
     }
-    tracing::info!(table = %spike.table, to = before, "{} capacity restored", spike.dimension.units());
+    if spike.dimension == Dimension::Pitr {
+        tracing::info!(table = %spike.table, "point-in-time recovery turned off again");
+    } else {
+        tracing::info!(table = %spike.table, to = before, "{} capacity restored", spike.dimension.units());
+    }
     let done = Spike {
         restored: true,
         ..spike.clone()
@@ -312,7 +353,7 @@ async fn set(aws: &Aws, spike: &Spike, units: i64) -> Result<()> {
         } => {
             let (read, write) = match spike.dimension {
                 Dimension::Read => (units, *write_units),
-                Dimension::Write => (*read_units, units),
+                Dimension::Write | Dimension::Pitr => (*read_units, units),
             };
             update_throughput(aws, table, read, write).await?;
         }
@@ -351,7 +392,7 @@ async fn set(aws: &Aws, spike: &Spike, units: i64) -> Result<()> {
                 let target = if restoring {
                     match spike.dimension {
                         Dimension::Read => before_read,
-                        Dimension::Write => before_write,
+                        Dimension::Write | Dimension::Pitr => before_write,
                     }
                 } else {
                     units
@@ -365,14 +406,37 @@ async fn set(aws: &Aws, spike: &Spike, units: i64) -> Result<()> {
                     });
                 let (read, write) = match spike.dimension {
                     Dimension::Read => (target, write),
-                    Dimension::Write => (read, target),
+                    Dimension::Write | Dimension::Pitr => (read, target),
                 };
                 update_throughput(aws, table, read, write).await?;
             }
         }
+        Via::ContinuousBackups {} => return set_pitr(aws, table, units != 0).await,
         Via::None { .. } => return Ok(()),
     }
     aws.wait_active(table).await
+}
+
+/// UpdateContinuousBackups: point-in-time recovery on or off.
+pub async fn set_pitr(aws: &Aws, table: &str, enabled: bool) -> Result<()> {
+    let spec = aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+        .point_in_time_recovery_enabled(enabled)
+        .build()
+        .expect("enabled is set");
+    aws.call(
+        || format!("table {table}: UpdateContinuousBackups"),
+        None,
+        || {
+            aws.dynamodb
+                .update_continuous_backups()
+                .table_name(table)
+                .point_in_time_recovery_specification(spec.clone())
+                .send()
+        },
+    )
+    .await?;
+    tracing::info!(%table, enabled, "point-in-time recovery set");
+    Ok(())
 }
 
 /// UpdateTable to these provisioned units (a change to the same values is fine).

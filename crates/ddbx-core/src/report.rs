@@ -16,6 +16,9 @@ pub enum TableStatus {
     Failed,
     /// Planned only (dry run, or not started yet).
     Planned,
+    /// Nothing to do in this run, by design (an incremental window too short yet): the
+    /// note says why. Not a failure.
+    Deferred,
 }
 
 /// The outcome of one table.
@@ -43,6 +46,9 @@ pub struct TableReport {
     /// What else the reader should know (items set aside and written another way).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub note: Option<String>,
+    /// The instant the table's data is as of, when the engine exports one (native).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub as_of: Option<DateTime<Utc>>,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -61,6 +67,7 @@ impl TableReport {
             seconds: 0.0,
             items_unknown: false,
             note: None,
+            as_of: None,
             error: None,
         }
     }
@@ -106,6 +113,9 @@ pub struct RunSummary {
     pub items_unknown: bool,
     /// Bytes, all tables.
     pub bytes: u64,
+    /// The one instant every table's data is as of (a native export's ExportTime).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub as_of: Option<DateTime<Utc>>,
     /// Where an import kept its flags and checkpoints, when not in the run root.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub state_root: Option<String>,
@@ -152,6 +162,11 @@ impl RunSummary {
             items: tables.iter().map(|t| t.items).sum(),
             items_unknown: tables.iter().any(|t| t.items_unknown),
             bytes: tables.iter().map(|t| t.bytes).sum(),
+            as_of: {
+                let mut instants = tables.iter().filter_map(|t| t.as_of);
+                let first = instants.next();
+                first.filter(|f| instants.all(|t| t == *f))
+            },
             state_root: None,
             errors: failed
                 .iter()

@@ -165,6 +165,11 @@ impl Storage {
         }
     }
 
+    /// The account that must own the buckets (`--expected-bucket-owner`), if given.
+    pub fn expected_bucket_owner(&self) -> Option<&str> {
+        self.settings.expected_bucket_owner.as_deref()
+    }
+
     /// Open a location given as a local path, a `file://` URL or an `s3://` URL.
     ///
     /// A local folder is created if missing.

@@ -341,6 +341,120 @@ fn projection(p: Option<&ddb::Projection>) -> Projection {
     }
 }
 
+// ---- As the SDK takes them (CreateTable, ImportTable) ----
+
+/// What CreateTable and ImportTable's TableCreationParameters share, from a table.json:
+/// its billing, its capacity (provisioned) or maximums (on demand), and its GSIs (with
+/// their own capacity, else the table's).
+pub(crate) struct SdkCreation {
+    pub billing: aws_sdk_dynamodb::types::BillingMode,
+    pub provisioned: Option<aws_sdk_dynamodb::types::ProvisionedThroughput>,
+    pub on_demand: Option<aws_sdk_dynamodb::types::OnDemandThroughput>,
+    pub gsis: Option<Vec<aws_sdk_dynamodb::types::GlobalSecondaryIndex>>,
+}
+
+/// The [`SdkCreation`] of a table.json.
+pub(crate) fn sdk_creation(s: &TableSchema) -> SdkCreation {
+    use aws_sdk_dynamodb::types as sdk;
+    let provisioned = !s.is_on_demand();
+    let gsis: Vec<sdk::GlobalSecondaryIndex> = s
+        .global_secondary_indexes
+        .iter()
+        .map(|g| {
+            let t = g
+                .provisioned_throughput
+                .clone()
+                .or_else(|| s.provisioned_throughput.clone())
+                .filter(|_| provisioned);
+            sdk::GlobalSecondaryIndex::builder()
+                .index_name(&g.index_name)
+                .set_key_schema(Some(sdk_key_schema(&g.key_schema)))
+                .projection(sdk_projection(g))
+                .set_provisioned_throughput(t.as_ref().map(sdk_throughput))
+                .build()
+                .expect("index fields are set")
+        })
+        .collect();
+    SdkCreation {
+        billing: if provisioned {
+            sdk::BillingMode::Provisioned
+        } else {
+            sdk::BillingMode::PayPerRequest
+        },
+        provisioned: s
+            .provisioned_throughput
+            .as_ref()
+            .filter(|_| provisioned)
+            .map(sdk_throughput),
+        on_demand: s
+            .on_demand_throughput
+            .as_ref()
+            .filter(|o| {
+                !provisioned
+                    && (o.max_read_request_units.is_some() || o.max_write_request_units.is_some())
+            })
+            .map(sdk_on_demand),
+        gsis: (!gsis.is_empty()).then_some(gsis),
+    }
+}
+
+pub(crate) fn sdk_key_schema(k: &[KeyElement]) -> Vec<aws_sdk_dynamodb::types::KeySchemaElement> {
+    k.iter()
+        .map(|e| {
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name(&e.attribute_name)
+                .key_type(aws_sdk_dynamodb::types::KeyType::from(e.key_type.as_str()))
+                .build()
+                .expect("name and type are set")
+        })
+        .collect()
+}
+
+pub(crate) fn sdk_projection(i: &Index) -> aws_sdk_dynamodb::types::Projection {
+    aws_sdk_dynamodb::types::Projection::builder()
+        .projection_type(aws_sdk_dynamodb::types::ProjectionType::from(
+            i.projection.projection_type.as_str(),
+        ))
+        .set_non_key_attributes(
+            (!i.projection.non_key_attributes.is_empty())
+                .then(|| i.projection.non_key_attributes.clone()),
+        )
+        .build()
+}
+
+pub(crate) fn sdk_throughput(t: &Throughput) -> aws_sdk_dynamodb::types::ProvisionedThroughput {
+    aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
+        .read_capacity_units(t.read_capacity_units.max(1))
+        .write_capacity_units(t.write_capacity_units.max(1))
+        .build()
+        .expect("units are set")
+}
+
+pub(crate) fn sdk_on_demand(o: &OnDemandThroughput) -> aws_sdk_dynamodb::types::OnDemandThroughput {
+    aws_sdk_dynamodb::types::OnDemandThroughput::builder()
+        .set_max_read_request_units(o.max_read_request_units)
+        .set_max_write_request_units(o.max_write_request_units)
+        .build()
+}
+
+/// The attribute definitions of a table.json.
+pub(crate) fn sdk_attribute_definitions(
+    s: &TableSchema,
+) -> Vec<aws_sdk_dynamodb::types::AttributeDefinition> {
+    s.attribute_definitions
+        .iter()
+        .map(|a| {
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name(&a.attribute_name)
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::from(
+                    a.attribute_type.as_str(),
+                ))
+                .build()
+                .expect("name and type are set")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use crate::engine::local::{for_each_limited, LocalEngine, WorkerPool};
 use crate::format::reader::ItemReader;
 use crate::format::source::{self, Selection, TableSource};
 use crate::item::canonical::{item_digest, key_digest};
-use crate::item::{dynamodb_json, Item};
+use crate::item::{dynamodb_json, Item, Record};
 use crate::plan::default_segments;
 use crate::plan::RunLayout;
 use crate::progress::{Phase, RunProgress};
@@ -156,20 +156,25 @@ async fn verify_tables(
 ) -> Vec<Verdict> {
     let work: Vec<_> = selected
         .into_iter()
-        .map(|s| (s.source_table, s.target_table, s.key, s.table))
+        .map(|s| (s.source_table, s.target_table, s.key, (s.table, s.changes)))
         .collect();
     let pool = WorkerPool::new(settings.engine.workers);
     for_each_limited(
         work,
         settings.engine.parallel_tables,
-        |(source_table, target, key, table)| {
+        |(source_table, target, key, (table, changes))| {
             let pool = pool.clone();
             async move {
                 let counters = progress.table(&target);
                 counters.set_phase(Phase::Running);
                 let result = match table {
                     Ok(t) => {
-                        verify_table(aws, settings, &pool, &target, key, &t, counters.clone()).await
+                        let src = Export {
+                            base: &t,
+                            changes: &changes,
+                        };
+                        verify_table(aws, settings, &pool, &target, key, src, counters.clone())
+                            .await
                     }
                     Err(e) => Err(e),
                 };
@@ -271,16 +276,24 @@ fn key_text(item: &Item, names: &[&str]) -> String {
     String::from_utf8_lossy(&out).trim().to_string()
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a table is compared with: an export, and (replaying a chain) the windows over it.
+#[derive(Clone, Copy)]
+struct Export<'a> {
+    base: &'a TableSource,
+    changes: &'a [TableSource],
+}
+
 async fn verify_table(
     aws: &Aws,
     settings: &VerifySettings,
     pool: &WorkerPool,
     target: &str,
     key: Option<Vec<KeyAttribute>>,
-    src: &TableSource,
+    export: Export<'_>,
     counters: Arc<crate::progress::TableProgress>,
 ) -> Result<Verdict> {
+    let src = export.base;
+    let replay = !export.changes.is_empty();
     let described = aws.describe_table(target).await?;
     let key = key
         .or_else(|| src.schema.as_ref().map(|s| s.key()))
@@ -292,13 +305,13 @@ async fn verify_table(
     let mut index = ExportIndex::new();
     let mut export_items = 0u64;
     let mut digest = crate::item::canonical::SetDigest::default();
-    let needs_reading = settings.deep || src.expected_items.is_none();
+    let needs_reading = settings.deep || replay || src.expected_items.is_none();
     if needs_reading {
         for f in &src.files {
             let mut r = ItemReader::open(&src.dir, f, src.format).await?;
             while let Some((line, item)) = r.next().await? {
                 export_items += 1;
-                if settings.deep {
+                if settings.deep || replay {
                     let d = item_digest(&item);
                     digest.add(d);
                     let kd = key_digest(&item, &name_refs);
@@ -312,6 +325,32 @@ async fn verify_table(
                         });
                     }
                 }
+            }
+        }
+        // The chain's windows, in order, over the export: the table as of the replay's time.
+        for window in export.changes {
+            for f in &window.files {
+                let mut r = ItemReader::open(&window.dir, f, window.format)
+                    .await?
+                    .changes(true);
+                while let Some((_, record)) = r.next_record().await? {
+                    match record {
+                        Record::Put(item) => {
+                            let kd = key_digest(&item, &name_refs);
+                            index.insert(kd, (item_digest(&item), key_text(&item, &name_refs)));
+                        }
+                        Record::Delete(keys) => {
+                            index.remove(&key_digest(&keys, &name_refs));
+                        }
+                    }
+                }
+            }
+        }
+        if replay {
+            export_items = index.len() as u64;
+            digest = crate::item::canonical::SetDigest::default();
+            for (d, _) in index.values() {
+                digest.add(*d);
             }
         }
     } else {

@@ -163,8 +163,10 @@ pub enum EmrCommand {
 pub enum EngineArg {
     /// In this process (the default).
     Local,
-    /// On AWS EMR clusters, as steps of the emr-dynamodb-connector's tools.
+    /// On AWS EMR clusters (Hive steps over EMR's DynamoDB connector).
     Emr,
+    /// DynamoDB's own services: ExportTableToPointInTime (no read capacity; one instant for the run) and ImportTable (new tables, no write capacity).
+    Native,
 }
 
 /// What happens to EMR clusters when ddbx is interrupted.
@@ -199,6 +201,17 @@ pub struct EngineArgs {
     /// On Ctrl-C or SIGTERM with --engine emr: ask, terminate the clusters, or leave them running.
     #[arg(long, value_enum, default_value_t = OnInterruptArg::Ask, help_heading = "EMR engine")]
     pub on_interrupt: OnInterruptArg,
+    /// Exports (or imports) DynamoDB runs at once, all tables together (--engine native).
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u16).range(1..=300), help_heading = "Native engine")]
+    pub max_jobs: u16,
+    /// Seconds before the first poll of an export or import (growing by half to 60).
+    #[arg(
+        long,
+        default_value_t = 5.0,
+        value_name = "SECONDS",
+        help_heading = "Native engine"
+    )]
+    pub poll_seconds: f64,
 }
 
 /// Formats an import or verify can read.
@@ -217,6 +230,12 @@ pub enum SourceFormatArg {
 /// Which tables of an export, and where they go (import and verify).
 #[derive(Debug, Args)]
 pub struct SourceArgs {
+    /// Replay each table's chain of native exports to TIME (RFC 3339): --from is the run of the full export; its incremental windows that end by TIME follow.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "at", help_heading = "Source")]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Rebuild each chained table as of TIME (RFC 3339): --from is the app's folder (<base>/<region>/<app>); the last full export by TIME, then its windows.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "Source")]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
     /// The export: a ddbx run root, one table's folder, an AWSDynamoDB/<id> folder, a connector export (folder or s3://).
     #[arg(long, value_name = "LOCATION", help_heading = "Source")]
     pub from: String,
@@ -387,6 +406,18 @@ pub struct ExportArgs {
     /// Where the work runs.
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// Turn point-in-time recovery on for tables that lack it (recorded first, turned off again after, even on failure; `ddbx capacity restore` after a crash) (--engine native).
+    #[arg(long, help_heading = "Native engine")]
+    pub enable_pitr: bool,
+    /// Export what changed since each table's last native export of this app (windows of at most 24 hours; a full export when there is none, or the chain was broken) (--engine native).
+    #[arg(long, help_heading = "Native engine")]
+    pub incremental: bool,
+    /// The instant every table is exported as of (RFC 3339; default: the latest every table can restore to) (--engine native).
+    #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "Native engine")]
+    pub export_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Read every data file the export wrote in full to check its MD5 and item count (else each file's ETag against the manifest) (--engine native).
+    #[arg(long, help_heading = "Native engine")]
+    pub deep: bool,
     /// Continue a killed, interrupted or failed export: the run root to resume (its plan and checkpoints are used). The rest of the original command line may stay: flags that agree with the run's plan are accepted, flags that contradict it are refused.
     #[arg(
         long,
@@ -411,4 +442,11 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("{s:?} is not a positive number of seconds")),
     }
+}
+
+/// A time on the command line: RFC 3339 (`2026-12-01T10:00:00Z`).
+pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{s:?}: not an RFC 3339 time such as 2026-12-01T10:00:00Z ({e})"))
 }

@@ -2,9 +2,12 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ddbx_core::engine::emr::{config::EXAMPLE, EmrConfig, EmrRun, OnInterrupt};
 use ddbx_core::engine::local::LocalEngine;
+use ddbx_core::engine::native::job::Poll;
+use ddbx_core::engine::native::NativeEngine;
 use ddbx_core::engine::EngineChoice;
 use ddbx_core::Error;
 
@@ -14,17 +17,35 @@ use crate::exit;
 /// The run's engine from its flags: the local engine with `local`'s limits, or EMR with
 /// its settings. `to` is the run's location (EMR needs S3).
 pub fn choice(a: &EngineArgs, local: LocalEngine, to: Option<&str>) -> Result<EngineChoice, Error> {
-    if a.engine == EngineArg::Local {
-        if a.cluster_name.is_some()
+    if a.engine != EngineArg::Emr
+        && (a.cluster_name.is_some()
             || a.emr_config.is_some()
             || a.clusters > 1
-            || !a.emr_set.is_empty()
-        {
-            return Err(Error::Invalid(
-                "--cluster-name, --clusters, --emr-config and --emr-set need --engine emr".into(),
-            ));
+            || !a.emr_set.is_empty())
+    {
+        return Err(Error::Invalid(
+            "--cluster-name, --clusters, --emr-config and --emr-set need --engine emr".into(),
+        ));
+    }
+    match a.engine {
+        EngineArg::Local => return Ok(EngineChoice::Local(local)),
+        EngineArg::Native => {
+            if !(a.poll_seconds > 0.0 && a.poll_seconds <= 3600.0) {
+                return Err(Error::Invalid(format!(
+                    "--poll-seconds {} is out of range (0 < seconds <= 3600)",
+                    a.poll_seconds
+                )));
+            }
+            return Ok(EngineChoice::Native(NativeEngine {
+                max_jobs: usize::from(a.max_jobs),
+                poll: Poll {
+                    first: Duration::from_secs_f64(a.poll_seconds),
+                    max: Duration::from_secs_f64(a.poll_seconds.max(60.0)),
+                },
+                ..NativeEngine::default()
+            }));
         }
-        return Ok(EngineChoice::Local(local));
+        EngineArg::Emr => {}
     }
     let cluster_name = a
         .cluster_name

@@ -18,7 +18,22 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
         parallel_tables: a.parallel_tables.max(1),
         workers: a.workers.max(1),
     };
-    let engine = crate::engine::choice(&a.engine, local, a.to.as_deref())?;
+    let mut engine = crate::engine::choice(&a.engine, local, a.to.as_deref())?;
+    match &mut engine {
+        ddbx_core::engine::EngineChoice::Native(n) => {
+            n.enable_pitr = a.enable_pitr;
+            n.incremental = a.incremental;
+            n.export_time = a.export_time;
+            n.deep_check = a.deep;
+        }
+        _ if a.enable_pitr || a.incremental || a.export_time.is_some() || a.deep => {
+            return Err(ddbx_core::Error::Invalid(
+                "--enable-pitr, --incremental, --export-time and --deep need --engine native"
+                    .into(),
+            ))
+        }
+        _ => {}
+    }
     if matches!(engine, ddbx_core::engine::EngineChoice::Emr(_))
         && (a.file_items.is_some() || a.file_bytes.is_some())
     {

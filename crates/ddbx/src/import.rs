@@ -36,6 +36,7 @@ fn selection(s: &SourceArgs) -> Result<Selection, ddbx_core::Error> {
             SourceFormatArg::Emr => DataFormat::Emr,
             SourceFormatArg::DataPipeline => DataFormat::DataPipeline,
         }),
+        at: s.until.or(s.at),
     })
 }
 

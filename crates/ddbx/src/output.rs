@@ -36,6 +36,9 @@ pub fn summary(out: Output, s: &RunSummary) {
     if let Some(state) = &s.state_root {
         println!("flags and checkpoints: {state}");
     }
+    if let Some(t) = &s.as_of {
+        println!("every table as of {t} (one instant for the run)");
+    }
     println!(
         "{:<40} {:>10} {:>12} {:>12} {:>8} {:>9}",
         "TABLE", "STATUS", "ITEMS", "BYTES", "UNITS", "SECONDS"
@@ -45,6 +48,7 @@ pub fn summary(out: Output, s: &RunSummary) {
             TableStatus::Succeeded => "ok",
             TableStatus::Failed => "FAILED",
             TableStatus::Planned => "planned",
+            TableStatus::Deferred => "deferred",
         };
         println!(
             "{:<40} {:>10} {:>12} {:>12} {:>8} {:>9.1}",
@@ -55,6 +59,11 @@ pub fn summary(out: Output, s: &RunSummary) {
             units(t.read_units),
             t.seconds
         );
+    }
+    for t in &s.table_reports {
+        if let Some(note) = &t.note {
+            println!("note: {}: {note}", t.table);
+        }
     }
     for e in &s.errors {
         println!("error: {e}");
@@ -80,6 +89,9 @@ pub fn plan(out: Output, p: &ExportPlan, s: &RunSummary) {
     );
     println!("read ratio:  {}", p.read_ratio);
     println!("engine:      {}", p.engine);
+    if let Some(note) = &p.note {
+        println!("note:        {note}");
+    }
     println!(
         "{:<36} {:<26} {:<16} {:>6} {:>12} {:>10} {:>10} {:>5}",
         "TABLE", "KEY", "BILLING", "RCU", "SIZE", "ITEMS~", "TARGET/s", "SEGS"

@@ -1008,6 +1008,9 @@ fn iam_policies_cover_exactly_the_calls_the_code_makes() {
         "dynamodb:UpdateTable",
         "elasticmapreduce:RunJobFlow",
         "elasticmapreduce:AddJobFlowSteps",
+        "dynamodb:ExportTableToPointInTime",
+        "dynamodb:ImportTable",
+        "dynamodb:UpdateContinuousBackups",
         "application-autoscaling:RegisterScalableTarget",
     ] {
         assert!(
@@ -1020,6 +1023,7 @@ fn iam_policies_cover_exactly_the_calls_the_code_makes() {
         "export-policy.json",
         "import-policy.json",
         "emr-policy.json",
+        "native-policy.json",
     ] {
         for service in ["dynamodb:", "elasticmapreduce:", "application-autoscaling:"] {
             granted.extend(crate::support::policy_actions(policy, service));

@@ -10,3 +10,4 @@ mod export;
 mod faults;
 mod formats;
 mod import;
+mod native;

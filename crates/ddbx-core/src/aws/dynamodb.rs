@@ -96,4 +96,37 @@ impl Aws {
         };
         Ok(TableSchema::from_description(&desc, ttl.as_ref()))
     }
+
+    /// Time to live as `table.json` has it, on a table just created.
+    pub async fn apply_ttl(&self, target: &str, s: &TableSchema) -> Result<()> {
+        let Some(ttl) = s
+            .time_to_live
+            .as_ref()
+            .filter(|t| t.time_to_live_status.starts_with("ENABL"))
+        else {
+            return Ok(());
+        };
+        let Some(attr) = &ttl.attribute_name else {
+            return Ok(());
+        };
+        self.call(
+            || format!("table {target}: UpdateTimeToLive"),
+            None,
+            || {
+                self.dynamodb
+                    .update_time_to_live()
+                    .table_name(target)
+                    .time_to_live_specification(
+                        aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                            .enabled(true)
+                            .attribute_name(attr)
+                            .build()
+                            .expect("fields are set"),
+                    )
+                    .send()
+            },
+        )
+        .await?;
+        Ok(())
+    }
 }

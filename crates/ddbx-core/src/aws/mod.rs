@@ -2,6 +2,8 @@
 //! are the run's [`Storage`]), plus the single place that decides which AWS errors are
 //! worth retrying.
 
+#[cfg(test)]
+pub(crate) mod canned;
 pub mod dynamodb;
 mod error;
 pub mod wire_scan;

@@ -31,6 +31,11 @@ pub trait Engine: Send + Sync {
         let _ = (planned, schema, segments);
     }
 
+    /// What the plan should say of how this engine exports, beyond its fields.
+    fn plan_note(&self) -> Option<String> {
+        None
+    }
+
     /// Whether `export --resume` can continue a run this engine made.
     fn resumes_exports(&self) -> bool {
         false
@@ -48,6 +53,18 @@ pub trait Engine: Send + Sync {
     fn check_import_source(&self, source: &TableSource) -> std::result::Result<(), String> {
         let _ = source;
         Ok(())
+    }
+
+    /// Whether this engine replays chains of native exports (applies incremental windows'
+    /// puts and deletes over a full export).
+    fn replays_changes(&self) -> bool {
+        false
+    }
+
+    /// Whether this engine creates each import's target itself (the native engine's
+    /// ImportTable): targets must then not exist, and the import does not create them.
+    fn creates_targets(&self) -> bool {
+        false
     }
 
     /// Export the planned tables into the run root. A table's failure is in its report;
@@ -122,6 +139,8 @@ pub struct ReadyTable {
     pub target: TableSchema,
     /// The target's write-capacity spike (`--spike-write-units`).
     pub spike: Option<Spike>,
+    /// Replaying a chain: the incremental windows applied over `source`, in order.
+    pub changes: Vec<TableSource>,
 }
 
 impl ImportTable {

@@ -1,5 +1,5 @@
 //! Engines do a run's work: the local engine in this process, the EMR engine on EMR
-//! clusters. Each lives in its own folder and implements [`Engine`] (`interface.rs`): it
+//! clusters, the native engine through DynamoDB's own export and import services. Each lives in its own folder and implements [`Engine`] (`interface.rs`): it
 //! takes the plan and the tables and returns a report per table, counting progress as it
 //! goes; it never parses flags or prints. The run around it (lock, flags, plans) is
 //! `run::lifecycle`, the same for every engine.
@@ -10,11 +10,13 @@
 pub mod emr;
 pub mod interface;
 pub mod local;
+pub mod native;
 
 pub use interface::{Engine, ExportWork, ImportTable, ImportWork, ReadyTable};
 
 use emr::EmrRun;
 use local::LocalEngine;
+use native::NativeEngine;
 
 /// The engine a run uses, with its settings.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub enum EngineChoice {
     Local(LocalEngine),
     /// On EMR clusters.
     Emr(Box<EmrRun>),
+    /// DynamoDB's export and import services.
+    Native(NativeEngine),
 }
 
 impl Default for EngineChoice {
@@ -37,6 +41,7 @@ impl EngineChoice {
         match self {
             Self::Local(e) => e,
             Self::Emr(e) => e.as_ref(),
+            Self::Native(e) => e,
         }
     }
 }

@@ -37,6 +37,7 @@ pub(super) async fn prepare(
         read_ratio: settings.read_ratio(),
         engine: engine.name().into(),
         selection: Some(settings.selection()),
+        note: engine.plan_note(),
         tables: Vec::new(),
     };
     let mut failed_early = Vec::new();

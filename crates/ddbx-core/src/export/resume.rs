@@ -30,9 +30,18 @@ pub(super) async fn prepare(
         file: run_dir.url_of(&plan_path),
         message: format!("not an export plan: {e}"),
     })?;
-    if plan.engine != engine.name() || !engine.resumes_exports() {
+    if plan.engine != engine.name() {
         return Err(Error::Invalid(format!(
-            "{}: this run was made by the {} engine; --resume continues local-engine runs (start a new run)",
+            "{}: this run was made by the {} engine: resume it with --engine {} (not {})",
+            run_dir.url(),
+            plan.engine,
+            plan.engine,
+            engine.name()
+        )));
+    }
+    if !engine.resumes_exports() {
+        return Err(Error::Invalid(format!(
+            "{}: this run was made by the {} engine, whose runs are not resumed (start a new run)",
             run_dir.url(),
             plan.engine
         )));
@@ -281,6 +290,7 @@ mod tests {
             compression: Compression::Gzip,
             read_ratio: 0.45,
             engine: "local".into(),
+            note: None,
             selection: Some(PlanSelection {
                 tables: vec!["BILLING_".into()],
                 excludes: vec!["BILLING_tmp".into()],

@@ -4,15 +4,19 @@
 //! - [`native`]: AWS "Export to S3" (`AWSDynamoDB/<id>/data/*.json.gz` or `*.ion.gz` + manifests);
 //! - [`connector`]: the emr-dynamodb-connector (UUID-named files + `manifest` v3);
 //! - [`hive`]: Hive and AWS Data Pipeline (`data/000000_0.gz`, no manifest; ddbx's
-//!   `files.json` beside an EMR-engine export).
+//!   `files.json` beside an EMR-engine export);
+//! - [`chain`]: an app's chains of native exports (a full export, then incremental
+//!   windows), and [`replay`]: what rebuilds a table from its chain as of a time.
 //!
 //! Item encoding lives in [`crate::item`]; this module adds files around it.
 
+pub mod chain;
 pub mod compress;
 pub mod connector;
 pub mod hive;
 pub mod native;
 pub mod reader;
+pub mod replay;
 pub mod source;
 pub mod writer;
 

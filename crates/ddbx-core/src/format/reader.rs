@@ -12,7 +12,7 @@ use tokio_util::io::StreamReader;
 
 use crate::format::compress::detect;
 use crate::format::source::SourceFile;
-use crate::item::{self, Item};
+use crate::item::{self, Change, Item, Record};
 use crate::plan::{Compression, DataFormat};
 use crate::store::Location;
 use crate::{Error, Result};
@@ -31,6 +31,7 @@ pub struct ItemReader {
     line_no: u64,
     items: u64,
     buf: Vec<u8>,
+    changes: bool,
 }
 
 impl std::fmt::Debug for ItemReader {
@@ -122,6 +123,7 @@ impl ItemReader {
             line_no: 0,
             items: 0,
             buf: Vec::with_capacity(4096),
+            changes: false,
         }
     }
 
@@ -130,9 +132,29 @@ impl ItemReader {
         &self.url
     }
 
+    /// Read the lines as an incremental export's changes ([`next_record`](Self::next_record)
+    /// then gives puts and deletes).
+    pub fn changes(mut self, changes: bool) -> Self {
+        self.changes = changes;
+        self
+    }
+
     /// The next item and its line number, or `None` at the end (after checking the
-    /// file's MD5 and item count against its manifest).
+    /// file's MD5 and item count against its manifest). A change file's deletes are errors
+    /// here: read those with [`next_record`](Self::next_record).
     pub async fn next(&mut self) -> Result<Option<(u64, Item)>> {
+        match self.next_record().await? {
+            None => Ok(None),
+            Some((line, Record::Put(item))) => Ok(Some((line, item))),
+            Some((line, Record::Delete(_))) => Err(Error::Corrupt {
+                file: format!("{}, line {line}", self.url),
+                message: "a delete of an incremental export, where items were expected".into(),
+            }),
+        }
+    }
+
+    /// The next record (an item to put, or for a change file, a delete) and its line.
+    pub async fn next_record(&mut self) -> Result<Option<(u64, Record)>> {
         loop {
             self.buf.clear();
             let n = (&mut self.lines)
@@ -154,21 +176,29 @@ impl ItemReader {
             if self.buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let decoded = match self.format {
-                DataFormat::DynamodbJson => item::dynamodb_json::decode_line(&self.buf),
-                DataFormat::Ion => item::ion::decode_line(&self.buf),
-                DataFormat::Emr => item::connector::decode_line(&self.buf),
-                DataFormat::DataPipeline => {
-                    item::data_pipeline::decode_line(trim_newline(&self.buf))
+            let decoded = match (self.format, self.changes) {
+                (DataFormat::DynamodbJson, true) => {
+                    item::dynamodb_json::decode_change(&self.buf).map(Change::into_record)
+                }
+                (DataFormat::Ion, true) => {
+                    item::ion::decode_change(&self.buf).map(Change::into_record)
+                }
+                (DataFormat::DynamodbJson, false) => {
+                    item::dynamodb_json::decode_line(&self.buf).map(Record::Put)
+                }
+                (DataFormat::Ion, false) => item::ion::decode_line(&self.buf).map(Record::Put),
+                (DataFormat::Emr, _) => item::connector::decode_line(&self.buf).map(Record::Put),
+                (DataFormat::DataPipeline, _) => {
+                    item::data_pipeline::decode_line(trim_newline(&self.buf)).map(Record::Put)
                 }
             };
-            let it = decoded.map_err(|source| Error::Item {
+            let record = decoded.map_err(|source| Error::Item {
                 file: self.url.clone(),
                 line: self.line_no,
                 source,
             })?;
             self.items += 1;
-            return Ok(Some((self.line_no, it)));
+            return Ok(Some((self.line_no, record)));
         }
     }
 

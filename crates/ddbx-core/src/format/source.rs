@@ -8,8 +8,8 @@ use object_store::path::Path;
 use serde::Deserialize;
 
 use crate::format::connector::MANIFEST;
-use crate::format::hive;
 use crate::format::native::{self, ManifestFile};
+use crate::format::{chain, hive, replay};
 use crate::plan::{validate_table_name, DataFormat, RestorePlan, RestoreStep, TableFilter};
 use crate::store::{Location, Storage};
 use crate::table::{KeyAttribute, TableSchema};
@@ -30,6 +30,9 @@ pub struct Selection {
     pub target_table: Option<String>,
     /// Force a format instead of detecting it.
     pub format: Option<DataFormat>,
+    /// Replay each table's chain of native exports to this time (`--until`, `--at`):
+    /// `from` is then a run holding a full native export, or the app's folder.
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One selected table of an export.
@@ -45,6 +48,10 @@ pub struct Selected {
     pub table: Result<TableSource>,
     /// The key the target must have, when the export records it.
     pub key: Option<Vec<KeyAttribute>>,
+    /// With a replay: the incremental windows applied over `table`, in order.
+    pub changes: Vec<TableSource>,
+    /// With a replay: the instant the table reaches.
+    pub reached: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Open `sel.from` and pick its tables, each with its target.
@@ -58,6 +65,22 @@ pub async fn select(
         }
     }
     let root = storage.open(&sel.from)?;
+    if let Some(at) = sel.at {
+        let is_run = root.exists("restore-plan.json").await?;
+        if !is_run && !chain::chained_tables(&root).await?.is_empty() {
+            return Ok((
+                root.clone(),
+                None,
+                select_chains(storage, sel, &root, at).await?,
+            ));
+        }
+        if !is_run {
+            return Err(Error::Invalid(format!(
+                "{}: --until/--at replay chains of native exports: pass a run holding a full native export, or the app's folder (<base>/<region>/<app>) holding _chains/",
+                root.url()
+            )));
+        }
+    }
     let mut source = open(root.clone(), sel.format).await?;
     if sel.target_table.is_some() && source.plan.is_some() {
         return Err(Error::Invalid(
@@ -101,12 +124,24 @@ pub async fn select(
                     .and_then(|t| t.schema.as_ref())
                     .map(TableSchema::key)
             });
+        let (table, changes, reached) = match sel.at {
+            None => (table, Vec::new(), None),
+            Some(at) => {
+                let app = chain::app_dir_of_run(&root);
+                match replay::replay(storage, &app, &source_table, Some(&root.url()), at).await {
+                    Ok(r) => (Ok(r.base), r.changes, Some(r.reached)),
+                    Err(e) => (Err(e), Vec::new(), None),
+                }
+            }
+        };
         selected.push(Selected {
             source_table,
             target_table,
             step,
             table,
             key,
+            changes,
+            reached,
         });
     }
     if selected.is_empty() {
@@ -116,6 +151,54 @@ pub async fn select(
         )));
     }
     Ok((root, source.plan, selected))
+}
+
+/// The tables of an app folder's chains, each replayed to `at`.
+async fn select_chains(
+    storage: &Storage,
+    sel: &Selection,
+    app: &Location,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Selected>> {
+    let filter = TableFilter::new(&sel.tables, &sel.excludes)?;
+    let mut selected = Vec::new();
+    for source_table in chain::chained_tables(app).await? {
+        if !filter.matches(&source_table) {
+            continue;
+        }
+        let target_table = sel
+            .table_map
+            .iter()
+            .find(|(s, _)| *s == source_table)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| source_table.clone());
+        let (table, changes, reached) =
+            match replay::replay(storage, app, &source_table, None, at).await {
+                Ok(r) => (Ok(r.base), r.changes, Some(r.reached)),
+                Err(e) => (Err(e), Vec::new(), None),
+            };
+        let key = table
+            .as_ref()
+            .ok()
+            .and_then(|t| t.schema.as_ref())
+            .map(TableSchema::key);
+        selected.push(Selected {
+            source_table,
+            target_table,
+            step: None,
+            table,
+            key,
+            changes,
+            reached,
+        });
+    }
+    if selected.is_empty() {
+        return Err(Error::Plan(format!(
+            "{}: no chained table selected (after --tables/--exclude)",
+            app.url()
+        )));
+    }
+    Ok(selected)
 }
 
 /// One data file to read.
@@ -146,6 +229,9 @@ pub struct TableSource {
     pub schema: Option<TableSchema>,
     /// Items the manifests promise, when they say.
     pub expected_items: Option<u64>,
+    /// An incremental export: its lines are changes (puts and deletes), applied over the
+    /// export before it in its chain.
+    pub changes: bool,
 }
 
 /// Everything under a `--from` location.
@@ -237,6 +323,7 @@ pub async fn open_table(dir: Location, force: Option<DataFormat>) -> Result<Tabl
                 files,
                 schema,
                 expected_items: None,
+                changes: false,
             });
         }
     }
@@ -351,6 +438,10 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
         .and_then(|s| s["tableArn"].as_str())
         .and_then(|arn| arn.rsplit_once("table/"))
         .map(|(_, name)| name.split('/').next().unwrap_or(name).to_string());
+    let changes = summary
+        .as_ref()
+        .and_then(|s| s["exportType"].as_str())
+        .is_some_and(|t| t.eq_ignore_ascii_case("INCREMENTAL_EXPORT"));
     Ok(Some(TableSource {
         table: schema.as_ref().map(|s| s.table_name.clone()).or(from_arn),
         expected_items: Some(files.iter().filter_map(|f| f.items).sum()),
@@ -358,6 +449,7 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
         format,
         files,
         schema,
+        changes,
     }))
 }
 
@@ -510,6 +602,7 @@ async fn open_connector(
         files,
         schema,
         expected_items: None,
+        changes: false,
     }))
 }
 

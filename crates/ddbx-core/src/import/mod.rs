@@ -65,6 +65,9 @@ struct Planned {
     step: ImportStep,
     source: std::result::Result<TableSource, String>,
     key: Option<Vec<KeyAttribute>>,
+    /// Replaying a chain: the windows over `source`, and the instant reached.
+    changes: Vec<TableSource>,
+    reached: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Run an import.
@@ -89,7 +92,12 @@ pub async fn run(
                 .or(sel.step.as_ref().map(|s| s.write_ratio))
                 .unwrap_or(DEFAULT_WRITE_RATIO);
             let (src_url, format, files, expected) = match &sel.table {
-                Ok(t) => (t.dir.url(), t.format, t.files.len(), t.expected_items),
+                Ok(t) => (
+                    t.dir.url(),
+                    t.format,
+                    t.files.len() + sel.changes.iter().map(|c| c.files.len()).sum::<usize>(),
+                    t.expected_items,
+                ),
                 Err(_) => (
                     root.url(),
                     sel.step.as_ref().map(|s| s.format).unwrap_or_default(),
@@ -111,6 +119,8 @@ pub async fn run(
                 },
                 source: sel.table.map_err(|e| e.to_string()),
                 key: sel.key,
+                changes: sel.changes,
+                reached: sel.reached,
             }
         })
         .collect();
@@ -149,9 +159,13 @@ pub async fn run(
     };
     let steps: Vec<ImportStep> = planned.iter().map(|p| p.step.clone()).collect();
     let engine = settings.engine.engine();
+    let replays: Vec<(String, chrono::DateTime<Utc>, usize)> = planned
+        .iter()
+        .filter_map(|p| Some((p.step.target_table.clone(), p.reached?, p.changes.len())))
+        .collect();
     let work = async {
         let tables = for_each_limited(planned, 8, |p| ready(aws, settings, engine, p)).await;
-        let reports = engine
+        let mut reports = engine
             .import_tables(ImportWork {
                 aws,
                 state: &state,
@@ -164,6 +178,18 @@ pub async fn run(
                 progress,
             })
             .await?;
+        for r in &mut reports {
+            if let Some((_, reached, windows)) = replays.iter().find(|(t, _, _)| *t == r.table) {
+                let said = format!(
+                    "replayed to {reached}: a full export and {windows} incremental window{}",
+                    if *windows == 1 { "" } else { "s" }
+                );
+                r.note = Some(match r.note.take() {
+                    Some(n) => format!("{said}; {n}"),
+                    None => said,
+                });
+            }
+        }
         Ok(Outcome {
             reports,
             files: Vec::new(),
@@ -190,14 +216,30 @@ async fn ready(
             .source
             .map_err(|e| format!("cannot read the export of {}: {e}", step.source_table))?;
         engine.check_import_source(&source)?;
-        let target = target::ensure_table(
-            aws,
-            &step.target_table,
-            source.schema.as_ref(),
-            p.key.as_deref(),
-            settings.create_missing,
-        )
-        .await
+        if source.changes {
+            return Err(format!(
+                "{}: an incremental export holds changes, not the table: replay its chain with --until TIME (from the run of its full export) or --at TIME (from the app's folder)",
+                source.dir.url()
+            ));
+        }
+        if !p.changes.is_empty() && !engine.replays_changes() {
+            return Err(format!(
+                "replaying a chain of exports (--until/--at) is done by the local engine, not --engine {}",
+                engine.name()
+            ));
+        }
+        let target = if engine.creates_targets() {
+            target::absent(aws, &step.target_table, source.schema.as_ref()).await
+        } else {
+            target::ensure_table(
+                aws,
+                &step.target_table,
+                source.schema.as_ref(),
+                p.key.as_deref(),
+                settings.create_missing,
+            )
+            .await
+        }
         .map_err(|e| e.to_string())?;
         let spike = write_spike(aws, settings, &target)
             .await
@@ -206,6 +248,7 @@ async fn ready(
             source,
             target,
             spike,
+            changes: p.changes,
         })
     }
     .await;

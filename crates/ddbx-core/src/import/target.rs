@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types as ddb;
 
 use crate::aws::Aws;
-use crate::table::{Index, KeyAttribute, TableSchema};
+use crate::table::{self, KeyAttribute, TableSchema};
 use crate::{Error, Result};
 
 /// Compare a target table's key with the export's; `None` when they match.
@@ -76,103 +76,52 @@ pub async fn ensure_table(
     Ok(described)
 }
 
-fn key_schema(k: &[crate::table::KeyElement]) -> Vec<ddb::KeySchemaElement> {
-    k.iter()
-        .map(|e| {
-            ddb::KeySchemaElement::builder()
-                .attribute_name(&e.attribute_name)
-                .key_type(ddb::KeyType::from(e.key_type.as_str()))
-                .build()
-                .expect("name and type are set")
-        })
-        .collect()
-}
-
-fn projection(i: &Index) -> ddb::Projection {
-    ddb::Projection::builder()
-        .projection_type(ddb::ProjectionType::from(
-            i.projection.projection_type.as_str(),
+/// A target that an engine creates itself (the native engine's ImportTable): it must not
+/// exist, and the export's `table.json` says what to create (renamed to `target`).
+pub async fn absent(aws: &Aws, target: &str, source: Option<&TableSchema>) -> Result<TableSchema> {
+    match aws.describe_table(target).await {
+        Ok(_) => {
+            return Err(Error::Invalid(format!(
+                "table {target} exists: --engine native creates new tables only (DynamoDB's ImportTable); import into an existing table with the local engine"
+            )))
+        }
+        Err(Error::Aws {
+            code: Some(code), ..
+        }) if code == "ResourceNotFoundException" => {}
+        Err(e) => return Err(e),
+    }
+    let s = source.ok_or_else(|| {
+        Error::Invalid(format!(
+            "the export has no table.json, which ImportTable needs (key schema, indexes, billing) to create {target}"
         ))
-        .set_non_key_attributes(
-            (!i.projection.non_key_attributes.is_empty())
-                .then(|| i.projection.non_key_attributes.clone()),
-        )
-        .build()
-}
-
-fn throughput(t: &crate::table::Throughput) -> ddb::ProvisionedThroughput {
-    ddb::ProvisionedThroughput::builder()
-        .read_capacity_units(t.read_capacity_units.max(1))
-        .write_capacity_units(t.write_capacity_units.max(1))
-        .build()
-        .expect("units are set")
-}
-
-fn on_demand(o: &crate::table::OnDemandThroughput) -> ddb::OnDemandThroughput {
-    ddb::OnDemandThroughput::builder()
-        .set_max_read_request_units(o.max_read_request_units)
-        .set_max_write_request_units(o.max_write_request_units)
-        .build()
+    })?;
+    Ok(TableSchema {
+        table_name: target.to_string(),
+        table_arn: None,
+        table_id: None,
+        ..s.clone()
+    })
 }
 
 async fn create_table(aws: &Aws, target: &str, s: &TableSchema) -> Result<TableSchema> {
     tracing::info!(table = %target, from = %s.table_name, "creating the table from the export's table.json");
-    let provisioned = !s.is_on_demand();
+    let c = table::sdk_creation(s);
     let mut req = aws
         .dynamodb
         .create_table()
         .table_name(target)
-        .set_key_schema(Some(key_schema(&s.key_schema)))
-        .set_attribute_definitions(Some(
-            s.attribute_definitions
-                .iter()
-                .map(|a| {
-                    ddb::AttributeDefinition::builder()
-                        .attribute_name(&a.attribute_name)
-                        .attribute_type(ddb::ScalarAttributeType::from(a.attribute_type.as_str()))
-                        .build()
-                        .expect("name and type are set")
-                })
-                .collect(),
-        ))
-        .billing_mode(if provisioned {
-            ddb::BillingMode::Provisioned
-        } else {
-            ddb::BillingMode::PayPerRequest
-        });
-    if provisioned {
-        if let Some(t) = &s.provisioned_throughput {
-            req = req.provisioned_throughput(throughput(t));
-        }
-    } else if let Some(o) = s
-        .on_demand_throughput
-        .as_ref()
-        .filter(|o| o.max_read_request_units.is_some() || o.max_write_request_units.is_some())
-    {
-        req = req.on_demand_throughput(on_demand(o));
-    }
-    for g in &s.global_secondary_indexes {
-        let mut b = ddb::GlobalSecondaryIndex::builder()
-            .index_name(&g.index_name)
-            .set_key_schema(Some(key_schema(&g.key_schema)))
-            .projection(projection(g));
-        if provisioned {
-            let t = g
-                .provisioned_throughput
-                .clone()
-                .or_else(|| s.provisioned_throughput.clone());
-            if let Some(t) = t {
-                b = b.provisioned_throughput(throughput(&t));
-            }
-        }
-        req = req.global_secondary_indexes(b.build().expect("index fields are set"));
-    }
+        .set_key_schema(Some(table::sdk_key_schema(&s.key_schema)))
+        .set_attribute_definitions(Some(table::sdk_attribute_definitions(s)))
+        .billing_mode(c.billing)
+        .set_provisioned_throughput(c.provisioned)
+        .set_on_demand_throughput(c.on_demand)
+        .set_global_secondary_indexes(c.gsis);
     for l in &s.local_secondary_indexes {
         req = req.local_secondary_indexes(
             ddb::LocalSecondaryIndex::builder()
                 .index_name(&l.index_name)
-                .set_key_schema(Some(key_schema(&l.key_schema)))
-                .projection(projection(l))
+                .set_key_schema(Some(table::sdk_key_schema(&l.key_schema)))
+                .projection(table::sdk_projection(l))
                 .build()
                 .expect("index fields are set"),
         );
@@ -212,32 +161,7 @@ async fn create_table(aws: &Aws, target: &str, s: &TableSchema) -> Result<TableS
         Err(e) => return Err(e),
     }
     aws.wait_active(target).await?;
-    if let Some(ttl) = s
-        .time_to_live
-        .as_ref()
-        .filter(|t| t.time_to_live_status.starts_with("ENABL"))
-    {
-        if let Some(attr) = &ttl.attribute_name {
-            aws.call(
-                || format!("table {target}: UpdateTimeToLive"),
-                None,
-                || {
-                    aws.dynamodb
-                        .update_time_to_live()
-                        .table_name(target)
-                        .time_to_live_specification(
-                            ddb::TimeToLiveSpecification::builder()
-                                .enabled(true)
-                                .attribute_name(attr)
-                                .build()
-                                .expect("fields are set"),
-                        )
-                        .send()
-                },
-            )
-            .await?;
-        }
-    }
+    aws.apply_ttl(target, s).await?;
     aws.describe_table(target).await
 }
 

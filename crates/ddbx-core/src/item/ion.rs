@@ -26,7 +26,7 @@ use ion_rs::{Element, IonType, Value};
 use super::json::{line_separator_escape, Path};
 use super::number::{canonical_number, Decimal};
 use super::validate::validate_item;
-use super::{AttributeValue, Item, ItemError};
+use super::{check_change_keys, AttributeValue, Change, Item, ItemError};
 
 const SS: &str = "$dynamodb_SS";
 const NS: &str = "$dynamodb_NS";
@@ -45,22 +45,8 @@ pub fn encode_line(item: &Item, out: &mut Vec<u8>) {
 /// Reads one line holding one `{Item:{...}}` struct (an Ion version marker before it, and
 /// a trailing `\n`, are fine). The item is checked with [`validate_item`].
 pub fn decode_line(line: &[u8]) -> Result<Item, ItemError> {
-    let values = Element::read_all(line).map_err(|e| ItemError::Ion(first_line(&e)))?;
-    let mut values = values.into_iter();
-    let (Some(top), None) = (values.next(), values.next()) else {
-        return Err(ItemError::Shape(
-            "expected one Ion value such as {Item:{...}} on the line".into(),
-        ));
-    };
-    let fields = match top.value() {
-        Value::Struct(s) if top.annotations().is_empty() => s,
-        _ => {
-            return Err(ItemError::Shape(format!(
-                "expected an Ion struct such as {{Item:{{...}}}}, found {}",
-                describe(&top)
-            )))
-        }
-    };
+    let top = top_struct(line, "{Item:{...}}")?;
+    let fields = top.as_struct().expect("a struct");
     let mut found = None;
     for (name, value) in fields {
         match name.text() {
@@ -74,17 +60,88 @@ pub fn decode_line(line: &[u8]) -> Result<Item, ItemError> {
         }
     }
     let item = match found {
-        Some(v) if v.ion_type() == IonType::Struct && !v.is_null() => read_struct(v, &Path::Root)?,
-        Some(v) => {
-            return Err(ItemError::Shape(format!(
-                "Item must be an Ion struct, found {}",
-                describe(v)
-            )))
-        }
+        Some(v) => image(v, "Item")?,
         None => return Err(ItemError::Shape("expected {Item:{...}}".into())),
     };
     validate_item(&item)?;
     Ok(item)
+}
+
+/// Reads one line of an incremental export in Ion:
+/// `{Metadata:{WriteTimestampMicros:...},Keys:{...},OldImage:{...},NewImage:{...}}` (no
+/// NewImage: the item was deleted). The images are checked with [`validate_item`], and the
+/// keys must be the new image's.
+pub fn decode_change(line: &[u8]) -> Result<Change, ItemError> {
+    let top = top_struct(line, "{Keys:{...},NewImage:{...}}")?;
+    let (mut keys, mut new_image, mut write_micros) = (None, None, None);
+    for (name, value) in top.as_struct().expect("a struct") {
+        match name.text() {
+            Some("Keys") if keys.is_none() => keys = Some(image(value, "Keys")?),
+            Some("NewImage") if new_image.is_none() => {
+                let item = image(value, "NewImage")?;
+                validate_item(&item)?;
+                new_image = Some(item);
+            }
+            Some("OldImage") => validate_item(&image(value, "OldImage")?)?,
+            Some("Metadata") => {
+                write_micros = value
+                    .as_struct()
+                    .and_then(|m| m.get("WriteTimestampMicros"))
+                    .and_then(|t| match t.value() {
+                        Value::Int(i) => i.as_i64().and_then(|i| u64::try_from(i).ok()),
+                        Value::Decimal(_) | Value::String(_) => {
+                            number(t, &Path::Root).ok().and_then(|n| n.parse().ok())
+                        }
+                        _ => None,
+                    })
+            }
+            other => {
+                return Err(ItemError::Shape(format!(
+                    "an incremental export's line has Metadata, Keys, OldImage and NewImage, found {:?}",
+                    other.unwrap_or("$0")
+                )))
+            }
+        }
+    }
+    let keys = keys.ok_or_else(|| {
+        ItemError::Shape("expected {Keys:{...}, ...} (an incremental export's line)".into())
+    })?;
+    check_change_keys(&keys, new_image.as_ref())?;
+    Ok(Change {
+        keys,
+        new_image,
+        write_micros,
+    })
+}
+
+/// The one unannotated struct a line holds (`what` names the expected shape).
+fn top_struct(line: &[u8], what: &str) -> Result<Element, ItemError> {
+    let values = Element::read_all(line).map_err(|e| ItemError::Ion(first_line(&e)))?;
+    let mut values = values.into_iter();
+    let (Some(top), None) = (values.next(), values.next()) else {
+        return Err(ItemError::Shape(format!(
+            "expected one Ion value such as {what} on the line"
+        )));
+    };
+    match top.value() {
+        Value::Struct(_) if top.annotations().is_empty() => Ok(top),
+        _ => Err(ItemError::Shape(format!(
+            "expected an Ion struct such as {what}, found {}",
+            describe(&top)
+        ))),
+    }
+}
+
+/// A field holding an item (a struct of attributes).
+fn image(v: &Element, field: &str) -> Result<Item, ItemError> {
+    if v.ion_type() == IonType::Struct && !v.is_null() {
+        read_struct(v, &Path::Root)
+    } else {
+        Err(ItemError::Shape(format!(
+            "{field} must be an Ion struct, found {}",
+            describe(v)
+        )))
+    }
 }
 
 /// The first line of an ion-rs error (its later lines quote the input at length).
@@ -538,6 +595,29 @@ mod tests {
             err("{Item:{a:$dynamodb_NS::[1., 1.0]}}"),
             ItemError::DuplicateSetMember { .. }
         ));
+    }
+
+    #[test]
+    fn incremental_lines_read_as_puts_and_deletes() {
+        let put = "$ion_1_0 {Metadata:{WriteTimestampMicros:1680109764000000},Keys:{pk:\"a\"},OldImage:{pk:\"a\",v:1.},NewImage:{pk:\"a\",v:2.,tags:$dynamodb_SS::[\"x\"]}}\n";
+        let c = decode_change(put.as_bytes()).unwrap();
+        assert_eq!(c.write_micros, Some(1_680_109_764_000_000));
+        let image = c.new_image.clone().unwrap();
+        assert_eq!(image["v"], n("2"));
+        assert_eq!(image["tags"], AttributeValue::Ss(vec!["x".into()]));
+        let del = "{Keys:{pk:\"a\"},OldImage:{pk:\"a\"}}";
+        assert_eq!(
+            decode_change(del.as_bytes()).unwrap().into_record(),
+            crate::item::Record::Delete(crate::item::test_support::one("pk", s("a")))
+        );
+        for bad in [
+            "{Item:{pk:\"a\"}}",
+            "{Keys:{pk:\"a\"},NewImage:{pk:\"b\"}}",
+            "{NewImage:{pk:\"a\"}}",
+            "{Keys:{pk:\"a\"},NewImage:[]}",
+        ] {
+            assert!(decode_change(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     proptest! {

@@ -28,6 +28,55 @@ pub use aws_sdk_dynamodb::types::AttributeValue;
 /// One DynamoDB item: attribute name to value.
 pub type Item = HashMap<String, AttributeValue>;
 
+/// One line of an incremental export: the item's keys, its image at the end of the window
+/// (none: it was deleted), and when it was last written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The item's key attributes.
+    pub keys: Item,
+    /// The item as the window left it; `None` when the window deleted it.
+    pub new_image: Option<Item>,
+    /// `Metadata.WriteTimestampMicros`, when the line has it.
+    pub write_micros: Option<u64>,
+}
+
+/// What an import applies to a table: an item to put, or the key of an item to delete.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// Put this item.
+    Put(Item),
+    /// Delete the item with this key.
+    Delete(Item),
+}
+
+impl Change {
+    /// The change as what to apply: a put of its new image, or a delete of its key.
+    pub fn into_record(self) -> Record {
+        match self.new_image {
+            Some(item) => Record::Put(item),
+            None => Record::Delete(self.keys),
+        }
+    }
+}
+
+/// A change line's keys must be those of its new image.
+pub(crate) fn check_change_keys(keys: &Item, new_image: Option<&Item>) -> Result<(), ItemError> {
+    if keys.is_empty() {
+        return Err(ItemError::Shape("\"Keys\" is empty".into()));
+    }
+    if let Some(image) = new_image {
+        for (name, value) in keys {
+            if image.get(name) != Some(value) {
+                return Err(ItemError::BadValue {
+                    attribute: name.clone(),
+                    message: "the key in Keys differs from the one in NewImage".into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// DynamoDB's maximum item size, names included (400 KB).
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 

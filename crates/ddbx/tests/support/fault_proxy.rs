@@ -50,6 +50,9 @@ pub struct Faults {
     /// `bucket/prefix` that these credentials may only read: any other request under it
     /// is refused 403 AccessDenied, as S3 refuses it under a read-only policy.
     pub s3_read_only: Option<&'static str>,
+    /// DescribeExport always answers IN_PROGRESS (an export that takes its time), without
+    /// asking the service.
+    pub exports_in_progress: bool,
 }
 
 /// One kind of fault.
@@ -383,6 +386,17 @@ async fn serve(
                     _ => format!("dynamodb:{op}"),
                 };
                 stats.calls.lock().unwrap().push(action.clone());
+                if faults.exports_in_progress && action == "dynamodb:DescribeExport" {
+                    let asked: serde_json::Value =
+                        serde_json::from_slice(&req.body).unwrap_or_default();
+                    let arn = asked["ExportArn"].as_str().unwrap_or("");
+                    conn.write_all(&response(
+                        "200 OK",
+                        &format!(r#"{{"ExportDescription":{{"ExportArn":"{arn}","ExportStatus":"IN_PROGRESS"}}}}"#),
+                    ))
+                    .await?;
+                    continue;
+                }
                 if let Some(after) = faults.refuse_update_table_after {
                     if action == "dynamodb:UpdateTable" && stats.count(&action) as u64 > after {
                         conn.write_all(&ddb_error(

@@ -5,6 +5,7 @@
 
 pub mod connector;
 pub mod emr_service;
+pub mod fakecloud;
 pub mod fault_proxy;
 pub mod items;
 
@@ -27,6 +28,10 @@ pub struct Emulators {
     pub s3: String,
     /// The Python (with boto3) that scripts/emulators installed.
     pub python: String,
+    /// The fakecloud binary that scripts/emulators built (native-engine tests start their own).
+    pub fakecloud: String,
+    /// libfaketime, which those instances run under.
+    pub faketime: String,
 }
 
 /// Start the emulators once for the whole test binary (the script is idempotent).
@@ -34,15 +39,19 @@ pub fn emulators() -> &'static Emulators {
     static E: OnceLock<Emulators> = OnceLock::new();
     E.get_or_init(|| {
         // scripts/test starts them and exports their endpoints; otherwise start them here.
-        if let (Ok(dynamodb), Ok(s3), Ok(python)) = (
+        if let (Ok(dynamodb), Ok(s3), Ok(python), Ok(fakecloud), Ok(faketime)) = (
             std::env::var("DDBX_DYNAMODB_ENDPOINT"),
             std::env::var("DDBX_S3_ENDPOINT"),
             std::env::var("DDBX_EMULATORS_PYTHON"),
+            std::env::var("DDBX_FAKECLOUD_BIN"),
+            std::env::var("DDBX_FAKETIME_LIB"),
         ) {
             return Emulators {
                 dynamodb,
                 s3,
                 python,
+                fakecloud,
+                faketime,
             };
         }
         let root = repo_root();
@@ -67,12 +76,19 @@ pub fn emulators() -> &'static Emulators {
             dynamodb: get("DDBX_DYNAMODB_ENDPOINT"),
             s3: get("DDBX_S3_ENDPOINT"),
             python: get("DDBX_EMULATORS_PYTHON"),
+            fakecloud: get("DDBX_FAKECLOUD_BIN"),
+            faketime: get("DDBX_FAKETIME_LIB"),
         }
     })
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Cargo sets it when it runs the tests too: the runtime value names this checkout even
+    // when the binary was built in another one sharing the target directory.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest
         .join("../..")
         .canonicalize()
         .unwrap()
@@ -335,6 +351,17 @@ impl TestEnv {
     /// Run boto3 against moto: `code` has a `service` client `c` and `sys.argv[2..]` as
     /// `args`, and sets `r`, which comes back as JSON.
     pub fn boto3(&self, service: &str, code: &str, args: &[&str]) -> serde_json::Value {
+        self.boto3_at(&self.emulators.s3, service, code, args)
+    }
+
+    /// [`boto3`](Self::boto3) against another endpoint (a fakecloud instance).
+    pub fn boto3_at(
+        &self,
+        endpoint: &str,
+        service: &str,
+        code: &str,
+        args: &[&str],
+    ) -> serde_json::Value {
         let script = format!(
             "import sys, json, base64, boto3\n\
              c = boto3.client('{service}', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t')\n\
@@ -342,7 +369,7 @@ impl TestEnv {
              print(json.dumps(r, default=str))"
         );
         let out = Command::new(&self.emulators.python)
-            .args(["-c", &script, &self.emulators.s3])
+            .args(["-c", &script, endpoint])
             .args(args)
             .output()
             .unwrap();

@@ -330,9 +330,11 @@ async fn write_set_aside(work: &ImportWork<'_>, i: &Imported<'_>) -> Result<(u64
                 files: aside,
                 schema: None,
                 expected_items: None,
+                changes: false,
             },
             target: i.ready.target.clone(),
             spike: None,
+            changes: Vec::new(),
         }),
     };
     let progress = crate::progress::RunProgress::default();

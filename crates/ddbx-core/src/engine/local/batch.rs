@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{PutRequest, ReturnConsumedCapacity, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest};
 
 use crate::aws::Aws;
-use crate::item::Item;
+use crate::item::Record;
 use crate::rate::RateLimiter;
 use crate::retry::Backoff;
 use crate::{Error, Result};
@@ -17,11 +17,12 @@ pub const MAX_BATCH_ITEMS: usize = 25;
 /// Bytes per BatchWriteItem call at most.
 pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
-/// Items to write together, with where they came from.
+/// Items to write (or, replaying a chain, keys to delete) together, with where they came
+/// from.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// The items.
-    pub items: Vec<Item>,
+    /// The puts and deletes.
+    pub items: Vec<Record>,
     /// Their write units (1 per started KB each).
     pub units: f64,
     /// Their size.
@@ -40,8 +41,8 @@ impl Batch {
         self.items.len() >= MAX_BATCH_ITEMS || self.bytes + size > MAX_BATCH_BYTES
     }
 
-    /// Add an item of `size` bytes read from `line`.
-    pub fn push(&mut self, item: Item, size: usize, line: u64) {
+    /// Add a record of `size` bytes read from `line`.
+    pub fn push(&mut self, item: Record, size: usize, line: u64) {
         self.units += write_units(size);
         self.bytes += size;
         self.items.push(item);
@@ -60,21 +61,29 @@ pub async fn write_batch(
     aws: &Aws,
     limiter: &RateLimiter,
     table: &str,
-    batch: Vec<Item>,
+    batch: Vec<Record>,
     units: f64,
 ) -> Result<f64> {
     let total = batch.len();
     let mut pending: Vec<WriteRequest> = batch
         .into_iter()
-        .map(|item| {
-            WriteRequest::builder()
+        .map(|record| match record {
+            Record::Put(item) => WriteRequest::builder()
                 .put_request(
                     PutRequest::builder()
                         .set_item(Some(item))
                         .build()
                         .expect("item is set"),
                 )
-                .build()
+                .build(),
+            Record::Delete(key) => WriteRequest::builder()
+                .delete_request(
+                    DeleteRequest::builder()
+                        .set_key(Some(key))
+                        .build()
+                        .expect("key is set"),
+                )
+                .build(),
         })
         .collect();
     let mut estimate = units;

@@ -10,10 +10,11 @@ use tokio::sync::mpsc;
 
 use super::batch::{write_batch, Batch};
 use super::tracker::Tracker;
-use crate::engine::interface::ImportWork;
+use crate::engine::interface::{ImportWork, ReadyTable};
 use crate::format::reader::ItemReader;
 use crate::format::source::TableSource;
 use crate::item::validate::item_size;
+use crate::item::Record;
 use crate::plan::ImportStep;
 use crate::progress::TableProgress;
 use crate::rate::RateLimiter;
@@ -21,8 +22,41 @@ use crate::run::checkpoint::{Checkpoints, ImportPosition};
 use crate::run::stop::StopSignal;
 use crate::{Error, Result};
 
-/// Write one table's items at `units` WCU/s, from its checkpoint (under the import's state)
-/// when resuming. Returns the items written, each counted once, earlier runs included.
+/// Write one table: its export, then (replaying a chain) each window's changes in order,
+/// each from its own checkpoint. Returns the records written, earlier runs included.
+pub(super) async fn write_chain(
+    work: &ImportWork<'_>,
+    step: &ImportStep,
+    ready: &ReadyTable,
+    counters: &Arc<TableProgress>,
+    units: f64,
+    writers: usize,
+) -> Result<u64> {
+    let mut written = write_table(
+        work,
+        step,
+        &ready.source,
+        counters,
+        units,
+        writers,
+        "checkpoint.json",
+    )
+    .await?;
+    let window_step = ImportStep {
+        expected_items: None,
+        ..step.clone()
+    };
+    for (n, window) in ready.changes.iter().enumerate() {
+        let name = format!("checkpoint-window-{:03}.json", n + 1);
+        written += write_table(work, &window_step, window, counters, units, writers, &name).await?;
+    }
+    Ok(written)
+}
+
+/// Write one export's items (or changes) at `units` WCU/s, from its checkpoint `name`
+/// (under the import's state) when resuming. Returns the records written, each counted
+/// once, earlier runs included.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn write_table(
     work: &ImportWork<'_>,
     step: &ImportStep,
@@ -30,15 +64,13 @@ pub(super) async fn write_table(
     counters: &Arc<TableProgress>,
     units: f64,
     writers: usize,
+    name: &str,
 ) -> Result<u64> {
     let aws = work.aws;
     let target = step.target_table.as_str();
     let checkpoints = Checkpoints::new(work.state, "_import", target);
     let base: ImportPosition = if work.resume {
-        checkpoints
-            .load("checkpoint.json")
-            .await?
-            .unwrap_or_default()
+        checkpoints.load(name).await?.unwrap_or_default()
     } else {
         ImportPosition::default()
     };
@@ -53,8 +85,10 @@ pub(super) async fn write_table(
     if !work.no_validate_first {
         // Read everything once, write nothing: a corrupt file fails the table untouched.
         for f in &src.files {
-            let mut r = ItemReader::open(&src.dir, f, src.format).await?;
-            while r.next().await?.is_some() {
+            let mut r = ItemReader::open(&src.dir, f, src.format)
+                .await?
+                .changes(src.changes);
+            while r.next_record().await?.is_some() {
                 if work.stop.is_stopped() {
                     return Err(Error::Interrupted);
                 }
@@ -114,6 +148,7 @@ pub(super) async fn write_table(
     let ckpt_task = {
         let tracker = tracker.clone();
         let checkpoints = checkpoints.clone();
+        let name = name.to_string();
         tokio::spawn(async move {
             let mut last = Instant::now();
             let mut files_done = base_files_done;
@@ -125,7 +160,7 @@ pub(super) async fn write_table(
                 };
                 if pos.files_done.len() > files_done || last.elapsed() >= Duration::from_secs(2) {
                     files_done = pos.files_done.len();
-                    if let Err(e) = checkpoints.save("checkpoint.json", &pos).await {
+                    if let Err(e) = checkpoints.save(&name, &pos).await {
                         tracing::warn!(error = %e, "could not record the import checkpoint");
                     }
                     last = Instant::now();
@@ -147,19 +182,23 @@ pub(super) async fn write_table(
                 .map(|p| p.lines_done)
                 .unwrap_or(0);
             let file_idx = tracker.lock().unwrap().open_file(&f.url);
-            let mut reader = ItemReader::open(&src.dir, f, src.format).await?;
+            let mut reader = ItemReader::open(&src.dir, f, src.format)
+                .await?
+                .changes(src.changes);
             let mut batch = Batch {
                 file: file_idx,
                 ..Batch::default()
             };
-            while let Some((line, item)) = reader.next().await? {
+            while let Some((line, item)) = reader.next_record().await? {
                 if work.stop.is_stopped() || failed.is_stopped() {
                     return Err(Error::Interrupted);
                 }
                 if line <= skip_to {
                     continue;
                 }
-                let size = item_size(&item);
+                let size = match &item {
+                    Record::Put(i) | Record::Delete(i) => item_size(i),
+                };
                 if batch.is_full_for(size) {
                     let full = std::mem::replace(
                         &mut batch,
@@ -215,7 +254,7 @@ pub(super) async fn write_table(
             Ok(pos.items_written)
         }
     };
-    checkpoints.save("checkpoint.json", &pos).await?;
+    checkpoints.save(name, &pos).await?;
     match outcome {
         Ok(n) => {
             if let Some(expected) = step.expected_items {

@@ -56,6 +56,10 @@ impl Engine for LocalEngine {
         true
     }
 
+    fn replays_changes(&self) -> bool {
+        true
+    }
+
     async fn export_tables(&self, work: ExportWork<'_>) -> Result<Vec<TableReport>> {
         let pool = WorkerPool::new(self.workers);
         let tables: Vec<_> = work
@@ -116,10 +120,10 @@ impl Engine for LocalEngine {
                         work.aws,
                         work.state,
                         ready.spike.as_ref(),
-                        import::write_table(
+                        import::write_chain(
                             work,
                             &table.step,
-                            &ready.source,
+                            ready,
                             &counters,
                             table.write_units(work.max_write_units),
                             self.workers,

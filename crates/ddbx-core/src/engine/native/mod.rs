@@ -1,0 +1,205 @@
+//! The native engine: DynamoDB's own export and import services for every table of a run.
+//!
+//! - Export ([`export`]): ExportTableToPointInTime for every selected table at one
+//!   ExportTime, so the run is one instant across the fleet; no read capacity, no Scan.
+//!   Each export lands in the table's folder of the run (`S3Prefix`), so `import` and
+//!   `verify` read it like any other run. With `--incremental`, each table exports what
+//!   changed since its chain's last point (`format::chain`).
+//! - Import ([`import`]): ImportTable creates each missing target from the export (no
+//!   write capacity), then ddbx applies what ImportTable cannot (TTL, tags, PITR, stream).
+//!
+//! One export ([`job`]) is started once per ClientToken, recorded before it is polled, and
+//! checked (its manifests and data files) rather than trusted.
+
+mod export;
+mod import;
+pub mod job;
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::aws::Aws;
+use crate::engine::interface::{Engine, ExportWork, ImportWork};
+use crate::format::source::TableSource;
+use crate::plan::{Compression, DataFormat, ExportPlan, PlannedTable};
+use crate::report::TableReport;
+use crate::table::TableSchema;
+use crate::{Error, Result};
+
+/// The native engine's settings.
+#[derive(Debug, Clone)]
+pub struct NativeEngine {
+    /// Turn point-in-time recovery on for tables that lack it (and off after).
+    pub enable_pitr: bool,
+    /// Export what changed since each table's chain's last point.
+    pub incremental: bool,
+    /// Exports (and imports) running at once at most, all tables together.
+    pub max_jobs: usize,
+    /// Read every data file in full to check its MD5 (else its ETag).
+    pub deep_check: bool,
+    /// The run's instant, when given (else the latest every table can export).
+    pub export_time: Option<DateTime<Utc>>,
+    /// How DescribeExport / DescribeImport are polled.
+    pub poll: job::Poll,
+    /// How long to wait for every table's restorable window to reach a common instant.
+    pub instant_wait: Duration,
+}
+
+impl Default for NativeEngine {
+    fn default() -> Self {
+        Self {
+            enable_pitr: false,
+            incremental: false,
+            max_jobs: 25,
+            deep_check: false,
+            export_time: None,
+            poll: job::Poll {
+                first: Duration::from_secs(5),
+                max: Duration::from_secs(60),
+            },
+            instant_wait: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// A table's point-in-time recovery, as DescribeContinuousBackups says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pitr {
+    /// Whether it is on.
+    pub enabled: bool,
+    /// The earliest time it restores to.
+    pub earliest: Option<DateTime<Utc>>,
+    /// The latest.
+    pub latest: Option<DateTime<Utc>>,
+}
+
+/// DescribeContinuousBackups of `table`.
+pub async fn pitr(aws: &Aws, table: &str) -> Result<Pitr> {
+    let out = aws
+        .call(
+            || format!("table {table}: DescribeContinuousBackups"),
+            None,
+            || {
+                aws.dynamodb
+                    .describe_continuous_backups()
+                    .table_name(table)
+                    .send()
+            },
+        )
+        .await?;
+    let d = out
+        .continuous_backups_description()
+        .and_then(|c| c.point_in_time_recovery_description());
+    Ok(Pitr {
+        enabled: d
+            .and_then(|d| d.point_in_time_recovery_status())
+            .is_some_and(|s| *s == aws_sdk_dynamodb::types::PointInTimeRecoveryStatus::Enabled),
+        earliest: d
+            .and_then(|d| d.earliest_restorable_date_time())
+            .and_then(from_smithy),
+        latest: d
+            .and_then(|d| d.latest_restorable_date_time())
+            .and_then(from_smithy),
+    })
+}
+
+/// chrono's time as the SDK's.
+pub(crate) fn to_smithy(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_millis(t.timestamp_millis())
+}
+
+/// The SDK's time as chrono's.
+pub(crate) fn from_smithy(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    Utc.timestamp_opt(t.secs(), t.subsec_nanos()).single()
+}
+
+#[async_trait::async_trait]
+impl Engine for NativeEngine {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn export_format(&self, asked: Option<DataFormat>) -> Result<DataFormat> {
+        match asked {
+            None | Some(DataFormat::DynamodbJson) => Ok(DataFormat::DynamodbJson),
+            Some(DataFormat::Ion) => Ok(DataFormat::Ion),
+            Some(other) => Err(Error::Invalid(format!(
+                "--engine native writes what DynamoDB's export writes (dynamodb-json or ion); --format {} is written by the local engine",
+                other.name()
+            ))),
+        }
+    }
+
+    fn adjust_plan(
+        &self,
+        planned: &mut PlannedTable,
+        _schema: &TableSchema,
+        _segments: Option<u32>,
+    ) {
+        // DynamoDB exports from its backups: no read capacity, no Scan.
+        planned.target_read_units = 0.0;
+        planned.segments = 0;
+    }
+
+    fn plan_note(&self) -> Option<String> {
+        let when = match self.export_time {
+            Some(t) => format!("{t} (--export-time)"),
+            None => "the latest time every table restores to, chosen when the exports start and recorded in _export/native.json".into(),
+        };
+        Some(format!(
+            "DynamoDB exports every table as of one instant: {when}; no read capacity is used{}{}",
+            if self.incremental {
+                "; incremental: each table's changes since its chain's last point"
+            } else {
+                ""
+            },
+            if self.enable_pitr {
+                "; point-in-time recovery is turned on for tables without it, and off after"
+            } else {
+                ""
+            }
+        ))
+    }
+
+    fn resumes_exports(&self) -> bool {
+        true
+    }
+
+    async fn check_export(&self, _aws: &Aws, plan: &ExportPlan) -> Result<()> {
+        if !plan.run_root.starts_with("s3://") {
+            return Err(Error::Invalid(format!(
+                "{}: DynamoDB's export service writes only to S3; with --engine native the location must be s3://",
+                plan.run_root
+            )));
+        }
+        if plan.compression != Compression::Gzip {
+            return Err(Error::Invalid(
+                "DynamoDB's export service writes gzip files only: drop --compression, or use the local engine".into(),
+            ));
+        }
+        if let Some(t) = plan.tables.iter().find(|t| t.capacity_spike.is_some()) {
+            return Err(Error::Invalid(format!(
+                "table {}: --spike-read-units raises read capacity, which a native export does not use",
+                t.table
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_import_source(&self, source: &TableSource) -> std::result::Result<(), String> {
+        import::check_source(source)
+    }
+
+    fn creates_targets(&self) -> bool {
+        true
+    }
+
+    async fn export_tables(&self, work: ExportWork<'_>) -> Result<Vec<TableReport>> {
+        export::export_tables(self, &work).await
+    }
+
+    async fn import_tables(&self, work: ImportWork<'_>) -> Result<Vec<TableReport>> {
+        import::import_tables(self, work).await
+    }
+}
