@@ -411,32 +411,10 @@ async fn set(aws: &Aws, spike: &Spike, units: i64) -> Result<()> {
                 update_throughput(aws, table, read, write).await?;
             }
         }
-        Via::ContinuousBackups {} => return set_pitr(aws, table, units != 0).await,
+        Via::ContinuousBackups {} => return aws.set_pitr(table, units != 0).await,
         Via::None { .. } => return Ok(()),
     }
     aws.wait_active(table).await
-}
-
-/// UpdateContinuousBackups: point-in-time recovery on or off.
-pub async fn set_pitr(aws: &Aws, table: &str, enabled: bool) -> Result<()> {
-    let spec = aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
-        .point_in_time_recovery_enabled(enabled)
-        .build()
-        .expect("enabled is set");
-    aws.call(
-        || format!("table {table}: UpdateContinuousBackups"),
-        None,
-        || {
-            aws.dynamodb
-                .update_continuous_backups()
-                .table_name(table)
-                .point_in_time_recovery_specification(spec.clone())
-                .send()
-        },
-    )
-    .await?;
-    tracing::info!(%table, enabled, "point-in-time recovery set");
-    Ok(())
 }
 
 /// UpdateTable to these provisioned units (a change to the same values is fine).

@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod capacity;
+pub mod catalog;
 pub mod clock;
 pub mod engine;
 mod error;

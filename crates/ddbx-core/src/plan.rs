@@ -354,6 +354,9 @@ pub struct ExportPlan {
     /// What selected the tables (absent in plans of ddbx before 0.2).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub selection: Option<PlanSelection>,
+    /// The S3 storage class of the run's data files (`--storage-class`; absent: STANDARD).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub storage_class: Option<String>,
     /// What the engine does that the plan's fields do not say (native: one instant).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub note: Option<String>,

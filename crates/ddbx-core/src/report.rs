@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::RunLayout;
+use crate::table::settings::SettingsOutcome;
 
 /// How one table ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +50,13 @@ pub struct TableReport {
     /// The instant the table's data is as of, when the engine exports one (native).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub as_of: Option<DateTime<Utc>>,
+    /// The run whose export this table's incremental export continues (native
+    /// `--incremental`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub continues: Option<String>,
+    /// What became of the settings of a table the import created.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub settings: Option<SettingsOutcome>,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -68,6 +76,8 @@ impl TableReport {
             items_unknown: false,
             note: None,
             as_of: None,
+            continues: None,
+            settings: None,
             error: None,
         }
     }
@@ -95,6 +105,12 @@ pub struct RunSummary {
     pub region: String,
     /// URL of the run root.
     pub run_root: String,
+    /// The engine that did the work (`local`, `emr`, `native`; absent before ddbx 0.3).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub engine: Option<String>,
+    /// The runs this run's incremental exports continue (native `--incremental`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub continues: Vec<String>,
     /// `running`, `succeeded`, `failed` or `planned`.
     pub status: String,
     /// Start time.
@@ -154,6 +170,14 @@ impl RunSummary {
             app: layout.app.clone(),
             region: layout.region.clone(),
             run_root,
+            engine: None,
+            continues: {
+                let mut runs: Vec<String> =
+                    tables.iter().filter_map(|t| t.continues.clone()).collect();
+                runs.sort();
+                runs.dedup();
+                runs
+            },
             status: status.into(),
             started_at: layout.started,
             ended_at: ended,

@@ -85,6 +85,34 @@ pub struct Global {
         help_heading = "S3 (every command)"
     )]
     pub sse_kms_key_id: Option<String>,
+    /// Credentials for S3 from this profile (a bucket in another account), instead of the run's.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PROFILE",
+        help_heading = "S3 (every command)"
+    )]
+    pub s3_profile: Option<String>,
+    /// A role S3 is reached as (a bucket in another account), assumed from --s3-profile's credentials or the run's.
+    #[arg(
+        long,
+        global = true,
+        value_name = "ARN",
+        help_heading = "S3 (every command)"
+    )]
+    pub s3_role_arn: Option<String>,
+    /// The external id --s3-role-arn's trust policy asks for.
+    #[arg(
+        long,
+        global = true,
+        value_name = "ID",
+        requires = "s3_role_arn",
+        help_heading = "S3 (every command)"
+    )]
+    pub s3_external_id: Option<String>,
+    /// Storage class of the data files written to S3 (files under 128 KiB, such as flags and plans, stay STANDARD).
+    #[arg(long, global = true, value_enum, help_heading = "S3 (every command)")]
+    pub storage_class: Option<StorageClassArg>,
     /// Refuse to use a bucket that this account does not own.
     #[arg(
         long,
@@ -93,6 +121,23 @@ pub struct Global {
         help_heading = "S3 (every command)"
     )]
     pub expected_bucket_owner: Option<String>,
+    /// A role the run assumes for DynamoDB, EMR and auto scaling (and S3, unless --s3-profile or --s3-role-arn), renewed as long as the run lasts.
+    #[arg(
+        long,
+        global = true,
+        value_name = "ARN",
+        help_heading = "AWS (every command)"
+    )]
+    pub role_arn: Option<String>,
+    /// The external id --role-arn's trust policy asks for.
+    #[arg(
+        long,
+        global = true,
+        value_name = "ID",
+        requires = "role_arn",
+        help_heading = "AWS (every command)"
+    )]
+    pub external_id: Option<String>,
     /// Seconds one attempt of one AWS request may take before it is abandoned and retried (default: 60 for DynamoDB, 30 for S3).
     #[arg(long, global = true, value_name = "SECONDS", value_parser = positive_seconds, help_heading = "AWS (every command)")]
     pub request_timeout: Option<f64>,
@@ -105,6 +150,35 @@ pub struct Global {
     /// Never draw progress bars, even on a terminal.
     #[arg(long, global = true, help_heading = "Output (every command)")]
     pub no_progress: bool,
+}
+
+/// S3 storage classes a run's data may be written in (those read back without a restore).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StorageClassArg {
+    /// S3 Standard.
+    Standard,
+    /// Standard-Infrequent Access.
+    StandardIa,
+    /// One Zone-Infrequent Access.
+    OnezoneIa,
+    /// Intelligent-Tiering.
+    IntelligentTiering,
+    /// Glacier Instant Retrieval.
+    GlacierIr,
+}
+
+impl StorageClassArg {
+    /// The name S3 knows it by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Standard => "STANDARD",
+            Self::StandardIa => "STANDARD_IA",
+            Self::OnezoneIa => "ONEZONE_IA",
+            Self::IntelligentTiering => "INTELLIGENT_TIERING",
+            Self::GlacierIr => "GLACIER_IR",
+        }
+    }
 }
 
 /// How the final summary is printed.
@@ -131,6 +205,44 @@ pub enum Command {
     /// Capacity spikes.
     #[command(subcommand)]
     Capacity(CapacityCommand),
+    /// Every run under a base, newest first, from its flags (the data is not read).
+    List(ListArgs),
+    /// Delete an app's old runs (never its newest success, a running run, or what a kept incremental run builds on).
+    Prune(PruneArgs),
+}
+
+/// `ddbx list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The base location: a folder, file:// URL or s3://bucket/prefix.
+    #[arg(long, value_name = "LOCATION")]
+    pub to: String,
+    /// Only this app's runs.
+    #[arg(long)]
+    pub app: Option<String>,
+}
+
+/// `ddbx prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The base location: a folder, file:// URL or s3://bucket/prefix.
+    #[arg(long, value_name = "LOCATION")]
+    pub to: String,
+    /// The app whose runs are pruned (with --region when it has runs in several).
+    #[arg(long)]
+    pub app: String,
+    /// Keep the N newest successful runs.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_last: u32,
+    /// Keep every run younger than D days as well.
+    #[arg(long, value_name = "D")]
+    pub keep_days: Option<u32>,
+    /// Show what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Take over the app's lock when it was not refreshed for 15 minutes (its owner died).
+    #[arg(long)]
+    pub break_stale_lock: bool,
 }
 
 /// `ddbx capacity ...`
@@ -236,9 +348,15 @@ pub struct SourceArgs {
     /// Rebuild each chained table as of TIME (RFC 3339): --from is the app's folder (<base>/<region>/<app>); the last full export by TIME, then its windows.
     #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "Source")]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
-    /// The export: a ddbx run root, one table's folder, an AWSDynamoDB/<id> folder, a connector export (folder or s3://).
+    /// The export: a ddbx run root, one table's folder, an AWSDynamoDB/<id> folder, a connector export (folder or s3://); or `latest` (also `latest-success`), with --to and --app: the app's newest successful run.
     #[arg(long, value_name = "LOCATION", help_heading = "Source")]
     pub from: String,
+    /// With --from latest: the base location the app's runs are under.
+    #[arg(long, value_name = "LOCATION", help_heading = "Source")]
+    pub to: Option<String>,
+    /// With --from latest: the app.
+    #[arg(long, help_heading = "Source")]
+    pub app: Option<String>,
     /// Only these source tables (prefix or glob). Repeatable.
     #[arg(
         long = "tables",
@@ -284,9 +402,15 @@ pub struct ImportArgs {
     /// Where the work runs.
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// Create missing tables from the export's table.json (keys, indexes, billing, TTL).
+    /// Create missing tables from the export's table.json: keys, indexes, billing, and every setting it records (stream, class, encryption, deletion protection, warm throughput, time to live, tags, point-in-time recovery, resource policy, auto scaling).
     #[arg(long, help_heading = "Run")]
     pub create_missing: bool,
+    /// Write on-demand targets at the full rate from the first second, instead of starting at what the table takes now (its warm throughput; 4,000 writes/s for a new one) and climbing as it scales.
+    #[arg(long, help_heading = "Rate")]
+    pub no_ramp: bool,
+    /// With --create-missing: keys, indexes and billing only, none of the other settings.
+    #[arg(long, requires = "create_missing", help_heading = "Run")]
+    pub no_settings: bool,
     /// Where the import keeps its flags and checkpoints (a folder or s3://). Default: the run root of a ddbx run this import may write; for anything else (an AWS export, a bucket it may only read) ~/.local/state/ddbx/imports/<source>. Pass the same value with --resume.
     #[arg(long, value_name = "LOCATION", help_heading = "Run")]
     pub state_to: Option<String>,
@@ -415,6 +539,9 @@ pub struct ExportArgs {
     /// The instant every table is exported as of (RFC 3339; default: the latest every table can restore to) (--engine native).
     #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "Native engine")]
     pub export_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Record each table's resource policy in table.json (needs dynamodb:GetResourcePolicy), for import --create-missing to put back.
+    #[arg(long, help_heading = "Destination")]
+    pub resource_policy: bool,
     /// Read every data file the export wrote in full to check its MD5 and item count (else each file's ETag against the manifest) (--engine native).
     #[arg(long, help_heading = "Native engine")]
     pub deep: bool,

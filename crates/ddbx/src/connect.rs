@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ddbx_core::aws::credentials::{Role, S3Identity};
 use ddbx_core::aws::{Aws, AwsSettings};
 use ddbx_core::store::{Encryption, S3Settings};
 
@@ -27,6 +28,17 @@ pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
             request_timeout: timeout,
             emr_endpoint_url: g.emr_endpoint_url.clone(),
             autoscaling_endpoint_url: g.autoscaling_endpoint_url.clone(),
+            role: g.role_arn.as_ref().map(|arn| Role {
+                arn: arn.clone(),
+                external_id: g.external_id.clone(),
+            }),
+            s3: S3Identity {
+                profile: g.s3_profile.clone(),
+                role: g.s3_role_arn.as_ref().map(|arn| Role {
+                    arn: arn.clone(),
+                    external_id: g.s3_external_id.clone(),
+                }),
+            },
         },
         S3Settings {
             endpoint_url: g.s3_endpoint_url.clone(),
@@ -34,6 +46,7 @@ pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
             encryption: s3_encryption,
             expected_bucket_owner: g.expected_bucket_owner.clone(),
             request_timeout: timeout,
+            storage_class: g.storage_class.map(|c| c.name().to_string()),
         },
         ddbx_core::clock::system(),
     )

@@ -42,6 +42,7 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
         ));
     }
     Ok(ExportSettings {
+        resource_policy: a.resource_policy,
         app: a.app.clone().unwrap_or_default(),
         tables: a.tables.clone(),
         table_names: a.table_names.clone(),

@@ -10,11 +10,15 @@ use ddbx_core::run::stop::StopSignal;
 use ddbx_core::verify::{self, VerifySettings};
 
 use crate::args::{Global, ImportArgs, SourceArgs, SourceFormatArg, VerifyArgs};
+use crate::catalog::resolve_from;
 use crate::connect::load_aws;
 use crate::{exit_code, output, progress};
 
 /// The export and its tables, from the flags import and verify share.
-fn selection(s: &SourceArgs) -> Result<Selection, ddbx_core::Error> {
+fn selection(
+    s: &SourceArgs,
+    (from, at): (String, Option<chrono::DateTime<chrono::Utc>>),
+) -> Result<Selection, ddbx_core::Error> {
     let table_map = s
         .table_map
         .iter()
@@ -25,7 +29,7 @@ fn selection(s: &SourceArgs) -> Result<Selection, ddbx_core::Error> {
         })
         .collect::<Result<_, _>>()?;
     Ok(Selection {
-        from: s.from.clone(),
+        from,
         tables: s.tables.clone(),
         excludes: s.excludes.clone(),
         table_map,
@@ -36,7 +40,7 @@ fn selection(s: &SourceArgs) -> Result<Selection, ddbx_core::Error> {
             SourceFormatArg::Emr => DataFormat::Emr,
             SourceFormatArg::DataPipeline => DataFormat::DataPipeline,
         }),
-        at: s.until.or(s.at),
+        at,
     })
 }
 
@@ -47,18 +51,24 @@ fn local(s: &SourceArgs) -> LocalEngine {
     }
 }
 
-fn settings(a: &ImportArgs, stop: StopSignal) -> Result<ImportSettings, ddbx_core::Error> {
-    let engine = crate::engine::choice(&a.engine, local(&a.source), Some(&a.source.from))?;
+fn settings(
+    a: &ImportArgs,
+    from: (String, Option<chrono::DateTime<chrono::Utc>>),
+    stop: StopSignal,
+) -> Result<ImportSettings, ddbx_core::Error> {
+    let engine = crate::engine::choice(&a.engine, local(&a.source), Some(&from.0))?;
     if matches!(engine, EngineChoice::Emr(_)) && a.resume {
         return Err(ddbx_core::Error::Invalid(
             "--resume continues local-engine imports; rerun an EMR import".into(),
         ));
     }
     Ok(ImportSettings {
-        source: selection(&a.source)?,
+        source: selection(&a.source, from)?,
         write_ratio: a.write_ratio,
         max_write_units: a.max_write_units,
         create_missing: a.create_missing,
+        no_settings: a.no_settings,
+        no_ramp: a.no_ramp,
         engine,
         dry_run: a.dry_run,
         resume: a.resume,
@@ -71,12 +81,13 @@ fn settings(a: &ImportArgs, stop: StopSignal) -> Result<ImportSettings, ddbx_cor
 
 /// Run `ddbx import` and return the exit code.
 pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
-    let settings = match settings(&a, stop) {
-        Ok(s) => s,
-        Err(e) => return output::fail(&e),
+    let ready = async {
+        let aws = load_aws(g).await?;
+        let from = resolve_from(&aws, g, &a.source).await?;
+        Ok::<_, ddbx_core::Error>((settings(&a, from, stop)?, aws))
     };
-    let aws = match load_aws(g).await {
-        Ok(aws) => aws,
+    let (settings, aws) = match ready.await {
+        Ok(s) => s,
         Err(e) => return output::fail(&e),
     };
     let runs = RunProgress::default();
@@ -98,18 +109,19 @@ pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
 
 /// Run `ddbx verify` and return the exit code.
 pub async fn verify(g: &Global, a: VerifyArgs, stop: StopSignal) -> u8 {
-    let source = match selection(&a.source) {
-        Ok(s) => s,
-        Err(e) => return output::fail(&e),
-    };
     if !(a.read_ratio > 0.0 && a.read_ratio <= 1.5) {
         return output::fail(&ddbx_core::Error::Invalid(format!(
             "--read-ratio {} is out of range (0 < ratio <= 1.5)",
             a.read_ratio
         )));
     }
-    let aws = match load_aws(g).await {
-        Ok(aws) => aws,
+    let ready = async {
+        let aws = load_aws(g).await?;
+        let from = resolve_from(&aws, g, &a.source).await?;
+        Ok::<_, ddbx_core::Error>((selection(&a.source, from)?, aws))
+    };
+    let (source, aws) = match ready.await {
+        Ok(s) => s,
         Err(e) => return output::fail(&e),
     };
     let settings = VerifySettings {

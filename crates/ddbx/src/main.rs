@@ -5,6 +5,7 @@
 
 mod args;
 mod capacity;
+mod catalog;
 mod connect;
 mod engine;
 mod export;
@@ -69,6 +70,8 @@ fn main() -> ExitCode {
             Command::Capacity(args::CapacityCommand::Restore { from }) => {
                 capacity::restore(&cli.global, &from).await
             }
+            Command::List(a) => catalog::list(&cli.global, a).await,
+            Command::Prune(a) => catalog::prune(&cli.global, a).await,
         }
     });
     ExitCode::from(code)

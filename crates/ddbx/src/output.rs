@@ -64,6 +64,9 @@ pub fn summary(out: Output, s: &RunSummary) {
         if let Some(note) = &t.note {
             println!("note: {}: {note}", t.table);
         }
+        if let Some(note) = t.settings.as_ref().and_then(|o| o.note()) {
+            println!("note: {}: {note}", t.table);
+        }
     }
     for e in &s.errors {
         println!("error: {e}");

@@ -266,7 +266,8 @@ pub fn start(run: RunProgress, bars: bool, unit_word: &'static str) -> Renderer 
     Renderer { stop, task }
 }
 
-fn human_bytes(b: u64) -> String {
+/// Bytes as a person reads them (1.5 MiB).
+pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut u = 0;

@@ -954,6 +954,79 @@ async fn s3_writes_are_encrypted_as_asked_and_the_manifest_says_so() {
     assert_eq!(o.status.code(), Some(1));
 }
 
+#[tokio::test]
+async fn data_files_are_stored_in_the_storage_class_asked_and_small_documents_stay_standard() {
+    let env = TestEnv::new("class").await;
+    let t = env.table("t");
+    env.create_table(&t, false, None).await;
+    let written: Vec<_> = (0..300).map(|i| items::incompressible(i, 1000)).collect();
+    env.put_items(&t, &written).await;
+    let bucket = env.bucket();
+    let to = format!("s3://{bucket}/b");
+    // One segment: one data file of about 300 KB.
+    let o = env.run(&[
+        "--storage-class",
+        "STANDARD_IA",
+        "export",
+        "--app",
+        "app",
+        "--tables",
+        &t,
+        "--to",
+        &to,
+        "--segments",
+        "1",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let run = json_stdout(&o)["runRoot"].as_str().unwrap().to_string();
+    let class_of = |key: &str| {
+        env.boto3(
+            "s3",
+            "r = c.head_object(Bucket=sys.argv[2], Key=sys.argv[3]).get('StorageClass', 'STANDARD')",
+            &[&bucket, key],
+        )
+    };
+    let keys = env.s3_keys(&bucket, "b/");
+    let data = keys.iter().find(|k| k.ends_with(".json.gz")).unwrap();
+    assert_eq!(class_of(data), "STANDARD_IA");
+    for small in [
+        "BACKUP_COMPLETE_SUCCESS",
+        "export-plan.json",
+        "manifest-summary.json",
+    ] {
+        let key = keys.iter().find(|k| k.ends_with(small)).unwrap();
+        assert_eq!(class_of(key), "STANDARD", "{key}");
+    }
+    let plan_key = keys
+        .iter()
+        .find(|k| k.ends_with("export-plan.json"))
+        .unwrap();
+    let (_, plan) = env.s3_object(&bucket, plan_key);
+    let plan: serde_json::Value = serde_json::from_slice(&plan).unwrap();
+    assert_eq!(plan["storageClass"], "STANDARD_IA");
+    // It reads back like any run.
+    let o = env.run(&["verify", "--from", &run, "--deep"]);
+    assert_eq!(o.status.code(), Some(0));
+    // Engines whose files AWS writes say they cannot, before anything starts.
+    let o = env.run(&[
+        "--storage-class",
+        "GLACIER_IR",
+        "export",
+        "--engine",
+        "native",
+        "--app",
+        "app2",
+        "--tables",
+        &t,
+        "--to",
+        &to,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("lifecycle rule"));
+}
+
 /// Every AWS call in the library, as IAM actions: `.dynamodb.scan()` is `dynamodb:Scan`,
 /// `.emr.run_job_flow()` is `elasticmapreduce:RunJobFlow`, `.autoscaling.x()` is
 /// `application-autoscaling:X`.

@@ -6,7 +6,7 @@ use std::path::Path;
 use base64::Engine as _;
 use md5::{Digest, Md5};
 
-use crate::support::fault_proxy::{FaultProxy, Faults};
+use crate::support::fault_proxy::{FaultProxy, Faults, Stats};
 use crate::support::{digests, items, json_stdout, read_json, wait_for, TestEnv};
 
 fn s(p: &Path) -> &str {
@@ -1095,4 +1095,68 @@ async fn an_import_from_a_source_it_may_only_read_keeps_its_state_elsewhere_and_
         "another source's state is refused"
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains(&root));
+}
+
+// Multi-threaded: the proxies run on the test's runtime while the test waits for ddbx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_on_demand_table_is_written_as_fast_as_it_scales_without_a_throttle_storm() {
+    use crate::support::fault_proxy::OnDemandTable;
+    let env = TestEnv::new("ramp").await;
+    let t = env.table("t");
+    env.create_table(&t, false, None).await;
+    let written: Vec<_> = (0..3_000).map(|i| items::mixed(i, false)).collect();
+    env.put_items(&t, &written).await;
+    let run = env.export_all("app", &[]);
+    // A new on-demand table, scaled down to well under what the emulator behind the proxy
+    // sustains even on a loaded machine (DynamoDB's new tables take 4,000 writes a second):
+    // 120 a second at first, as its DescribeTable says, doubling each 3 s it is kept at half
+    // of that or more.
+    let table = OnDemandTable {
+        start: 120.0,
+        double_after: std::time::Duration::from_secs(3),
+        max: 4800.0,
+    };
+    let mut figures = Vec::new();
+    for (name, extra) in [("fixed", Some("--no-ramp")), ("ramp", None)] {
+        let proxy = FaultProxy::start(
+            &env.emulators.dynamodb,
+            Faults {
+                on_demand: Some(table),
+                ..Faults::default()
+            },
+        )
+        .await;
+        let target = format!("{t}_{name}");
+        let started = std::time::Instant::now();
+        let o = env
+            .ddbx_at(&proxy.url)
+            .args(["import", "--from", s(&run), "--create-missing"])
+            .args(["--table-map", &format!("{t}={target}")])
+            .args(extra)
+            .output()
+            .unwrap();
+        let throttles = Stats::get(&proxy.stats.throttled);
+        let calls = Stats::get(&proxy.stats.batch_calls);
+        let landed = env.scan_all(&target).await.len();
+        eprintln!(
+            "{name}: exit {:?}, {landed} of 3,000 items in {:.1} s, {calls} BatchWriteItem calls, {throttles} throttled",
+            o.status.code(),
+            started.elapsed().as_secs_f64()
+        );
+        if name == "ramp" {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(0), "{err}");
+            assert_eq!(digests(&env.scan_all(&target).await), digests(&written));
+        } else {
+            // At the full rate the table may throttle a batch past its retries: the table
+            // then fails, named, with what it wrote (the storm the ramp avoids).
+            assert!(matches!(o.status.code(), Some(0 | 4)), "{o:?}");
+        }
+        figures.push(throttles);
+    }
+    // At 0.8 of 40,000 from the first second, most calls are throttled; the ramp meets the
+    // table's capacity a few times as it scales, and the import is exact.
+    let (fixed, ramp) = (figures[0], figures[1]);
+    assert!(fixed >= 20, "fixed rate: {fixed} throttles");
+    assert!(ramp * 5 <= fixed, "ramp: {ramp} throttles, fixed: {fixed}");
 }

@@ -664,6 +664,111 @@ async fn incremental_runs_chain_and_replay_to_a_point_in_time_exactly() {
             .contains("incremental window"),
         "{s}"
     );
+    let run5 = Native::root(&o);
+
+    // `ddbx list` shows the five runs, newest first, each incremental one with the run it
+    // continues.
+    let base = format!("s3://{}/b", n.bucket);
+    let o = n.ddbx(&["list", "--to", &base, "--app", "app", "--output", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let listed = json_stdout(&o);
+    let roots: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["runRoot"].as_str().unwrap())
+        .collect();
+    let run3 = roots[2].to_string();
+    assert_eq!(
+        [roots[0], roots[1], roots[3], roots[4]],
+        [run5.as_str(), run4.as_str(), run2.as_str(), run1.as_str()]
+    );
+    assert_eq!(listed[0]["backup"]["continues"], serde_json::json!([run4]));
+    assert_eq!(listed[3]["backup"]["continues"], serde_json::json!([run1]));
+    assert!(listed[4]["backup"].get("continues").is_none());
+    assert_eq!(listed[0]["backup"]["engine"], "native");
+
+    // The newest success is incremental: `--from latest` replays the chains to its instant.
+    let o = n.ddbx(&[
+        "verify",
+        "--from",
+        "latest",
+        "--to",
+        &base,
+        "--app",
+        "app",
+        "--tables",
+        &prov,
+        "--tables",
+        &od,
+        "--exclude",
+        "*_pit",
+        "--exclude",
+        "*_now",
+        "--deep",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains(&format!("latest successful run: {run5}")) && said.contains("replaying"),
+        "{said}"
+    );
+
+    // Keeping the last one keeps every run its windows build on: only the run that
+    // deferred everything goes, and the chains still replay.
+    let o = n.ddbx(&[
+        "prune",
+        "--to",
+        &base,
+        "--app",
+        "app",
+        "--keep-last",
+        "1",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let report = json_stdout(&o);
+    let gone: Vec<&str> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["delete"] == true)
+        .map(|r| r["runRoot"].as_str().unwrap())
+        .collect();
+    assert_eq!(gone, [run3.as_str()], "{report}");
+    let base_of_chain = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["runRoot"] == run1.as_str())
+        .unwrap();
+    assert!(
+        base_of_chain["keptBecause"][0]
+            .as_str()
+            .unwrap()
+            .contains("builds on it"),
+        "{base_of_chain}"
+    );
+    assert!(n.fc.keys(&n.env, &n.bucket, n.key_of(&run3)).is_empty());
+    let o = n.ddbx(&[
+        "verify",
+        "--from",
+        "latest",
+        "--to",
+        &base,
+        "--app",
+        "app",
+        "--tables",
+        &prov,
+        "--tables",
+        &od,
+        "--exclude",
+        "*_pit",
+        "--exclude",
+        "*_now",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,9 @@
 
 mod support;
 
+mod accounts;
 mod capacity;
+mod catalog;
 mod emr;
 mod emr_faults;
 mod export;
@@ -11,3 +13,4 @@ mod faults;
 mod formats;
 mod import;
 mod native;
+mod settings;

@@ -129,4 +129,25 @@ impl Aws {
         .await?;
         Ok(())
     }
+    /// UpdateContinuousBackups: point-in-time recovery on or off.
+    pub async fn set_pitr(&self, table: &str, enabled: bool) -> Result<()> {
+        let spec = aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+            .point_in_time_recovery_enabled(enabled)
+            .build()
+            .expect("enabled is set");
+        self.call(
+            || format!("table {table}: UpdateContinuousBackups"),
+            None,
+            || {
+                self.dynamodb
+                    .update_continuous_backups()
+                    .table_name(table)
+                    .point_in_time_recovery_specification(spec.clone())
+                    .send()
+            },
+        )
+        .await?;
+        tracing::info!(%table, enabled, "point-in-time recovery set");
+        Ok(())
+    }
 }

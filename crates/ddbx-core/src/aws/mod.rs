@@ -4,8 +4,10 @@
 
 #[cfg(test)]
 pub(crate) mod canned;
+pub mod credentials;
 pub mod dynamodb;
 mod error;
+pub mod settings;
 pub mod wire_scan;
 
 pub use error::{classify, ErrorClass};
@@ -42,6 +44,10 @@ pub struct AwsSettings {
     pub emr_endpoint_url: Option<String>,
     /// An Application Auto Scaling-compatible endpoint (a test service).
     pub autoscaling_endpoint_url: Option<String>,
+    /// A role the run assumes (DynamoDB, EMR, auto scaling; S3 too unless `s3` says).
+    pub role: Option<credentials::Role>,
+    /// S3's own credentials (a bucket in another account).
+    pub s3: credentials::S3Identity,
 }
 
 /// The AWS clients of one run.
@@ -81,7 +87,12 @@ impl Aws {
         if let Some(region) = &settings.region {
             loader = loader.region(Region::new(region.clone()));
         }
-        let sdk = loader.load().await;
+        let base = loader.load().await;
+        let sdk = match &settings.role {
+            Some(role) => credentials::assume(&base, role).await,
+            None => base.clone(),
+        };
+        let s3_credentials = credentials::for_s3(&base, &sdk, &settings.s3).await;
         let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
             Error::Invalid(
                 "no AWS region: pass --region, set AWS_REGION, or set one in the profile".into(),
@@ -111,7 +122,7 @@ impl Aws {
             scaling = scaling.endpoint_url(url);
         }
         Ok(Self {
-            storage: Storage::new(s3, &region, sdk.credentials_provider()),
+            storage: Storage::new(s3, &region, s3_credentials),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
             autoscaling: aws_sdk_applicationautoscaling::Client::from_conf(scaling.build()),
             emr: aws_sdk_emr::Client::from_conf(emr.build()),

@@ -115,6 +115,11 @@ pub struct ImportWork<'a> {
     pub resume: bool,
     /// Skip the validation pass (a bad line then fails a table mid-way).
     pub no_validate_first: bool,
+    /// Put back the settings of the tables an engine creates itself (not `--no-settings`).
+    pub settings: bool,
+    /// Start each on-demand target at what it takes now and climb as it scales (not
+    /// `--no-ramp`).
+    pub ramp: bool,
     /// Raised to stop cleanly.
     pub stop: &'a StopSignal,
     /// The counters the display shows.
@@ -144,6 +149,12 @@ pub struct ReadyTable {
 }
 
 impl ImportTable {
+    /// The rate to start writing at when it is below the target rate: an on-demand target's
+    /// accepted writes a second (see [`RateLimiter::ramping`](crate::rate::RateLimiter::ramping)).
+    pub fn write_start(&self) -> Option<f64> {
+        self.ready.as_ref().ok()?.target.accepted_write_units()
+    }
+
     /// The write units per second the table is written at: `max` when given, else the
     /// step's ratio of the capacity the target will have (spiked, or its own).
     pub fn write_units(&self, max: Option<f64>) -> f64 {

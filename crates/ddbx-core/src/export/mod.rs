@@ -67,6 +67,8 @@ pub struct ExportSettings {
     pub run_time: Option<DateTime<Utc>>,
     /// Raise each provisioned table's read capacity to this for its export.
     pub spike_read_units: Option<i64>,
+    /// Record each table's resource policy in `table.json` (GetResourcePolicy).
+    pub resource_policy: bool,
 }
 
 /// The read ratio when none is given.
@@ -151,8 +153,10 @@ pub async fn run(
         Some(run_root) => resume::prepare(aws, settings, engine, run_root).await?,
         None => plan::prepare(aws, settings, engine).await?,
     };
-    let summarize =
-        |reports, ended| RunSummary::for_job("export", &layout, run_dir.url(), reports, ended);
+    let summarize = |reports, ended| RunSummary {
+        engine: Some(plan.engine.clone()),
+        ..RunSummary::for_job("export", &layout, run_dir.url(), reports, ended)
+    };
     let planned: Vec<TableReport> = plan
         .tables
         .iter()

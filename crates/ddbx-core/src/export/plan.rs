@@ -38,18 +38,21 @@ pub(super) async fn prepare(
         engine: engine.name().into(),
         selection: Some(settings.selection()),
         note: engine.plan_note(),
+        storage_class: aws.storage.storage_class().map(str::to_string),
         tables: Vec::new(),
     };
     let mut failed_early = Vec::new();
     let mut schemas = Vec::new();
     for (name, described) in selection.tables {
-        let schema = match described {
+        let mut schema = match described {
             Ok(schema) => schema,
             Err(e) => {
                 failed_early.push(TableReport::failed(&name, e));
                 continue;
             }
         };
+        aws.read_settings(&mut schema, settings.resource_policy)
+            .await;
         let destination = run_dir.child(&table_folder(&name)).url();
         match planned_table(aws, settings, &schema, destination).await {
             Ok(mut planned) => {

@@ -281,6 +281,7 @@ mod tests {
 
     fn plan() -> ExportPlan {
         ExportPlan {
+            storage_class: None,
             ddbx_version: "0".into(),
             app: "billing".into(),
             region: "us-east-1".into(),

@@ -20,8 +20,10 @@ use crate::run::flags::Job;
 use crate::run::lifecycle::{LockSpec, Outcome, Run};
 use crate::run::lock::LockSettings;
 use crate::run::stop::StopSignal;
+use crate::table::settings::SettingsOutcome;
 use crate::table::{KeyAttribute, TableSchema};
 use crate::{Error, Result};
+use target::Create;
 
 /// Everything an import is asked to do.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +36,12 @@ pub struct ImportSettings {
     pub max_write_units: Option<f64>,
     /// Create missing tables from `table.json`.
     pub create_missing: bool,
+    /// With `create_missing`: create tables with keys, indexes and billing only, none of
+    /// the other settings `table.json` records.
+    pub no_settings: bool,
+    /// Write on-demand targets at the full rate from the first second (no ramp from what the
+    /// table takes now).
+    pub no_ramp: bool,
     /// Where the work runs, with the engine's own settings.
     pub engine: EngineChoice,
     /// Say what would happen, write nothing.
@@ -138,6 +146,7 @@ pub async fn run(
     let summarize = |reports, ended| {
         let mut summary = RunSummary::for_job("import", &layout, root.url(), reports, ended);
         summary.state_root = (state.url() != root.url()).then(|| state.url());
+        summary.engine = Some(settings.engine.engine().name().to_string());
         summary
     };
     let owner = format!("import into {} from {}", aws.region, root.url());
@@ -164,7 +173,9 @@ pub async fn run(
         .filter_map(|p| Some((p.step.target_table.clone(), p.reached?, p.changes.len())))
         .collect();
     let work = async {
-        let tables = for_each_limited(planned, 8, |p| ready(aws, settings, engine, p)).await;
+        let created = std::sync::Mutex::new(Vec::new());
+        let tables =
+            for_each_limited(planned, 8, |p| ready(aws, settings, engine, p, &created)).await;
         let mut reports = engine
             .import_tables(ImportWork {
                 aws,
@@ -174,11 +185,17 @@ pub async fn run(
                 max_write_units: settings.max_write_units,
                 resume: settings.resume,
                 no_validate_first: settings.no_validate_first,
+                settings: !settings.no_settings,
+                ramp: !settings.no_ramp,
                 stop: &settings.stop,
                 progress,
             })
             .await?;
+        let created = created.into_inner().expect("not poisoned");
         for r in &mut reports {
+            if let Some((_, outcome)) = created.iter().find(|(t, _)| *t == r.table) {
+                r.settings = Some(outcome.clone());
+            }
             if let Some((_, reached, windows)) = replays.iter().find(|(t, _, _)| *t == r.table) {
                 let said = format!(
                     "replayed to {reached}: a full export and {windows} incremental window{}",
@@ -209,6 +226,7 @@ async fn ready(
     settings: &ImportSettings,
     engine: &dyn Engine,
     p: Planned,
+    created: &std::sync::Mutex<Vec<(String, SettingsOutcome)>>,
 ) -> ImportTable {
     let step = p.step;
     let ready = async {
@@ -228,6 +246,11 @@ async fn ready(
                 engine.name()
             ));
         }
+        let create = match (settings.create_missing, settings.no_settings) {
+            (false, _) => Create::No,
+            (true, false) => Create::WithSettings,
+            (true, true) => Create::Bare,
+        };
         let target = if engine.creates_targets() {
             target::absent(aws, &step.target_table, source.schema.as_ref()).await
         } else {
@@ -236,9 +259,16 @@ async fn ready(
                 &step.target_table,
                 source.schema.as_ref(),
                 p.key.as_deref(),
-                settings.create_missing,
+                create,
             )
             .await
+            .map(|(target, outcome)| {
+                if let Some(o) = outcome {
+                    let mut created = created.lock().expect("not poisoned");
+                    created.push((step.target_table.clone(), o));
+                }
+                target
+            })
         }
         .map_err(|e| e.to_string())?;
         let spike = write_spike(aws, settings, &target)

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -53,6 +53,12 @@ pub struct Faults {
     /// DescribeExport always answers IN_PROGRESS (an export that takes its time), without
     /// asking the service.
     pub exports_in_progress: bool,
+    /// BatchWriteItem meets a simulated on-demand table's capacity: a request that would
+    /// take it past its write units of the last second is throttled; it scales up as used.
+    pub on_demand: Option<OnDemandTable>,
+    /// CreateTable naming this KMS key is refused, as AWS refuses a key the caller may not
+    /// use (another account's).
+    pub refuse_kms_key: Option<&'static str>,
 }
 
 /// One kind of fault.
@@ -112,6 +118,10 @@ pub struct Stats {
     pub s3_refused_writes: AtomicU64,
     /// DynamoDB calls that met a random fault.
     pub random_faults: AtomicU64,
+    /// The access key ids the requests were signed with.
+    pub access_keys: Mutex<BTreeSet<String>>,
+    /// The bodies of STS (query protocol) calls: `Action=AssumeRole&RoleArn=...`.
+    pub sts_calls: Mutex<Vec<String>>,
     /// Every call, as the IAM action it needs (`dynamodb:Scan`, `s3:PutObject`, ...), in order.
     pub calls: Mutex<Vec<String>>,
 }
@@ -153,6 +163,53 @@ impl Stats {
     }
 }
 
+/// A simulated on-demand table: it takes `start` write units a second at first (a new
+/// table's warm throughput), and doubles its capacity (up to `max`) after each
+/// `double_after` seconds in which it was used at half of it or more, as on-demand tables
+/// scale with their traffic. Every item costs one unit (the tests' items are small).
+#[derive(Debug, Clone, Copy)]
+pub struct OnDemandTable {
+    pub start: f64,
+    pub double_after: Duration,
+    pub max: f64,
+}
+
+/// The simulated table's state.
+struct Sim {
+    table: OnDemandTable,
+    capacity: f64,
+    window: std::collections::VecDeque<(Instant, f64)>,
+    busy_since: Option<Instant>,
+}
+
+impl Sim {
+    /// Whether a request of `units` is taken now (and counted).
+    fn admit(&mut self, now: Instant, units: f64) -> bool {
+        while self
+            .window
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            self.window.pop_front();
+        }
+        let used: f64 = self.window.iter().map(|(_, u)| u).sum();
+        if used >= self.capacity / 2.0 {
+            let since = *self.busy_since.get_or_insert(now);
+            if now.duration_since(since) >= self.table.double_after {
+                self.capacity = (self.capacity * 2.0).min(self.table.max);
+                self.busy_since = Some(now);
+            }
+        } else {
+            self.busy_since = None;
+        }
+        if used + units > self.capacity {
+            return false;
+        }
+        self.window.push_back((now, units));
+        true
+    }
+}
+
 /// A running proxy.
 pub struct FaultProxy {
     /// `http://127.0.0.1:PORT`.
@@ -177,6 +234,14 @@ impl FaultProxy {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         let rng = Arc::new(Mutex::new((z ^ (z >> 31)) | 1));
+        let sim = Arc::new(faults.on_demand.map(|table| {
+            Mutex::new(Sim {
+                table,
+                capacity: table.start,
+                window: Default::default(),
+                busy_since: None,
+            })
+        }));
         tokio::spawn(async move {
             loop {
                 let Ok((conn, _)) = listener.accept().await else {
@@ -185,8 +250,10 @@ impl FaultProxy {
                 let upstream = upstream.clone();
                 let stats = s.clone();
                 let rng = rng.clone();
+                let sim = sim.clone();
                 tokio::spawn(async move {
-                    let _ = serve(conn, &upstream, faults, &stats, &rng).await;
+                    let _ =
+                        serve(conn, &upstream, faults, &stats, &rng, sim.as_ref().as_ref()).await;
                 });
             }
         });
@@ -370,6 +437,7 @@ async fn serve(
     faults: Faults,
     stats: &Stats,
     rng: &Mutex<u64>,
+    sim: Option<&Mutex<Sim>>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     while let Some(req) = read_message(&mut conn, &mut buf).await? {
@@ -377,6 +445,16 @@ async fn serve(
         let is_batch = head.contains("dynamodb_20120810.batchwriteitem");
         let is_scan = head.contains("dynamodb_20120810.scan");
         let request_line = req.head.lines().next().unwrap_or("").to_string();
+        if let Some(auth) = header(&req.head, "authorization") {
+            if let Some(key) = auth.split("Credential=").nth(1) {
+                let key = key.split('/').next().unwrap_or_default().to_string();
+                stats.access_keys.lock().unwrap().insert(key);
+            }
+        }
+        if req.body.starts_with(b"Action=") {
+            let body = String::from_utf8_lossy(&req.body).to_string();
+            stats.sts_calls.lock().unwrap().push(body);
+        }
         match header(&req.head, "x-amz-target") {
             Some(target) => {
                 let (service, op) = target.split_once('.').unwrap_or(("", target));
@@ -386,6 +464,26 @@ async fn serve(
                     _ => format!("dynamodb:{op}"),
                 };
                 stats.calls.lock().unwrap().push(action.clone());
+                if let (Some(sim), "dynamodb:DescribeTable") = (sim, action.as_str()) {
+                    // What DynamoDB says of an on-demand table: the writes it takes now.
+                    let resp = forward(upstream, &with_body(&req.head, &req.body)).await?;
+                    let end = find(&resp, b"\r\n\r\n").unwrap();
+                    let head = String::from_utf8_lossy(&resp[..end]).to_string();
+                    let mut out: serde_json::Value =
+                        serde_json::from_slice(&resp[end + 4..]).unwrap_or_default();
+                    let on_demand =
+                        out["Table"]["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST";
+                    if head.contains(" 200 ") && on_demand {
+                        let writes = sim.lock().unwrap().capacity;
+                        out["Table"]["WarmThroughput"] = serde_json::json!({
+                            "ReadUnitsPerSecond": 12000, "WriteUnitsPerSecond": writes as i64, "Status": "ACTIVE"});
+                        conn.write_all(&with_body(&head, &serde_json::to_vec(&out).unwrap()))
+                            .await?;
+                    } else {
+                        conn.write_all(&resp).await?;
+                    }
+                    continue;
+                }
                 if faults.exports_in_progress && action == "dynamodb:DescribeExport" {
                     let asked: serde_json::Value =
                         serde_json::from_slice(&req.body).unwrap_or_default();
@@ -396,6 +494,19 @@ async fn serve(
                     ))
                     .await?;
                     continue;
+                }
+                if let Some(key) = faults.refuse_kms_key {
+                    if action == "dynamodb:CreateTable"
+                        && String::from_utf8_lossy(&req.body).contains(key)
+                    {
+                        conn.write_all(&ddb_error(
+                            "400 Bad Request",
+                            "ValidationException",
+                            &format!("KMS key {key} is not accessible to this account: kms:DescribeKey denied (injected)"),
+                        ))
+                        .await?;
+                        continue;
+                    }
                 }
                 if let Some(after) = faults.refuse_update_table_after {
                     if action == "dynamodb:UpdateTable" && stats.count(&action) as u64 > after {
@@ -553,7 +664,25 @@ async fn serve(
             }
         } else if is_batch {
             let n = stats.batch_calls.fetch_add(1, Ordering::SeqCst) + 1;
-            if faults.throttle_every > 0 && n % faults.throttle_every == 0 {
+            let items = || {
+                let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+                body["RequestItems"].as_object().map_or(0, |t| {
+                    t.values()
+                        .filter_map(|r| r.as_array())
+                        .map(Vec::len)
+                        .sum::<usize>()
+                })
+            };
+            let refused =
+                sim.is_some_and(|s| !s.lock().unwrap().admit(Instant::now(), items() as f64));
+            if refused {
+                stats.throttled.fetch_add(1, Ordering::SeqCst);
+                ddb_error(
+                    "400 Bad Request",
+                    "ProvisionedThroughputExceededException",
+                    "simulated on-demand table: throughput exceeds the current capacity of your table or index",
+                )
+            } else if faults.throttle_every > 0 && n % faults.throttle_every == 0 {
                 stats.throttled.fetch_add(1, Ordering::SeqCst);
                 ddb_error(
                     "400 Bad Request",

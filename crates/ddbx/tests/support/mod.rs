@@ -88,10 +88,7 @@ pub fn repo_root() -> PathBuf {
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    manifest
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    manifest.join("../..").canonicalize().unwrap()
 }
 
 /// One test's world: a unique prefix for its tables and apps, a temporary folder, a client.

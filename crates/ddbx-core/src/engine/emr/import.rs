@@ -352,6 +352,8 @@ async fn write_set_aside(work: &ImportWork<'_>, i: &Imported<'_>) -> Result<(u64
         max_write_units: Some(i.units),
         resume: false,
         no_validate_first: false,
+        settings: false,
+        ramp: work.ramp,
         stop: work.stop,
         progress: &progress,
     })

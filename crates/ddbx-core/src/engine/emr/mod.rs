@@ -311,6 +311,11 @@ impl Engine for EmrRun {
                 "--engine emr writes gzip or no compression (Hadoop's zstd needs native support EMR does not promise): pass --compression gzip or none".into(),
             ));
         }
+        if plan.storage_class.is_some() {
+            return Err(Error::Invalid(
+                "--storage-class: the cluster writes the data through EMRFS as STANDARD; use an S3 lifecycle rule on the run's prefix, or the local engine".into(),
+            ));
+        }
         self.refuse_active_clusters(aws, plan.tables.len()).await
     }
 

@@ -22,6 +22,26 @@ use crate::run::checkpoint::{Checkpoints, ImportPosition};
 use crate::run::stop::StopSignal;
 use crate::{Error, Result};
 
+/// The write rate of one table: `units` a second, reached from `start` when that is lower
+/// (a ramp, for an on-demand table that takes less for now).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rate {
+    pub units: f64,
+    pub start: Option<f64>,
+}
+
+impl Rate {
+    fn limiter(self, clock: Arc<dyn crate::clock::Clock>) -> RateLimiter {
+        match self.start {
+            Some(start) if start < self.units => {
+                tracing::info!(start, target = self.units, "on-demand target: the write rate starts at what the table takes now and climbs as it scales");
+                RateLimiter::ramping(start, self.units, clock)
+            }
+            _ => RateLimiter::new(self.units, clock),
+        }
+    }
+}
+
 /// Write one table: its export, then (replaying a chain) each window's changes in order,
 /// each from its own checkpoint. Returns the records written, earlier runs included.
 pub(super) async fn write_chain(
@@ -29,7 +49,7 @@ pub(super) async fn write_chain(
     step: &ImportStep,
     ready: &ReadyTable,
     counters: &Arc<TableProgress>,
-    units: f64,
+    units: Rate,
     writers: usize,
 ) -> Result<u64> {
     let mut written = write_table(
@@ -62,7 +82,7 @@ pub(super) async fn write_table(
     step: &ImportStep,
     src: &TableSource,
     counters: &Arc<TableProgress>,
-    units: f64,
+    units: Rate,
     writers: usize,
     name: &str,
 ) -> Result<u64> {
@@ -97,7 +117,7 @@ pub(super) async fn write_table(
     }
     counters.add(base.items_written, 0, 0.0);
 
-    let limiter = Arc::new(RateLimiter::new(units, aws.clock.clone()));
+    let limiter = Arc::new(units.limiter(aws.clock.clone()));
     let base_files_done = base.files_done.len();
     let tracker = Arc::new(Mutex::new(Tracker::new(base.clone())));
     let writers = writers.max(1);

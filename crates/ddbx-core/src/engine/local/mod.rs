@@ -125,7 +125,10 @@ impl Engine for LocalEngine {
                             &table.step,
                             ready,
                             &counters,
-                            table.write_units(work.max_write_units),
+                            import::Rate {
+                                units: table.write_units(work.max_write_units),
+                                start: table.write_start().filter(|_| work.ramp),
+                            },
                             self.workers,
                         ),
                     )

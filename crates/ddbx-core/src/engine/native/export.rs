@@ -216,6 +216,7 @@ async fn export_table(
         links: Vec::new(),
     });
     let mut note = None;
+    let mut continues = None;
     let windows: Vec<(Option<DateTime<Utc>>, DateTime<Utc>)> = if engine.incremental {
         let earliest = pitr(aws, table).await?.earliest;
         let last = (!chain.links.is_empty()).then_some(&chain);
@@ -225,6 +226,7 @@ async fn export_table(
                 vec![(None, instant)]
             }
             Next::Windows(w) => {
+                continues = chain.links.last().map(|l| l.run.clone());
                 note = Some(format!(
                     "{} incremental window{} from {} (continuing {})",
                     w.len(),
@@ -257,6 +259,7 @@ async fn export_table(
         status: TableStatus::Succeeded,
         note,
         as_of: Some(instant),
+        continues,
         ..TableReport::planned(table)
     };
     let mut links = Vec::new();

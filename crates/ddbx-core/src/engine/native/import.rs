@@ -19,6 +19,7 @@ use crate::plan::DataFormat;
 use crate::progress::Phase;
 use crate::report::{TableReport, TableStatus};
 use crate::store::Location;
+use crate::table::settings::SettingsOutcome;
 use crate::table::{self, TableSchema};
 use crate::{Error, Result};
 
@@ -181,9 +182,13 @@ async fn import_table(
         }
     }
     aws.wait_active(target).await?;
-    finish_table(aws, target, s).await?;
+    let settings = match work.settings {
+        true => Some(finish_table(aws, target, s).await?),
+        false => None,
+    };
     Ok(TableReport {
         status: TableStatus::Succeeded,
+        settings,
         items: imported,
         bytes: desc.processed_size_bytes().unwrap_or(0).max(0) as u64,
         files: ready.source.files.len() as u64,
@@ -317,9 +322,21 @@ async fn wait(
     .await
 }
 
-/// What ImportTable does not set: time to live, stream, table class, deletion protection.
-async fn finish_table(aws: &Aws, target: &str, s: &TableSchema) -> Result<()> {
-    aws.apply_ttl(target, s).await?;
+/// What ImportTable does not set: stream, table class, deletion protection (one
+/// UpdateTable), then what any created table gets once ACTIVE (time to live, tags, ...).
+async fn finish_table(aws: &Aws, target: &str, s: &TableSchema) -> Result<SettingsOutcome> {
+    let mut outcome = SettingsOutcome::default();
+    update_table(aws, target, s, &mut outcome).await?;
+    aws.restore_settings(target, s, &mut outcome).await;
+    Ok(outcome)
+}
+
+async fn update_table(
+    aws: &Aws,
+    target: &str,
+    s: &TableSchema,
+    outcome: &mut SettingsOutcome,
+) -> Result<()> {
     let stream = s
         .stream_specification
         .as_ref()
@@ -329,19 +346,14 @@ async fn finish_table(aws: &Aws, target: &str, s: &TableSchema) -> Result<()> {
     if stream.is_none() && class.is_none() && protect.is_none() {
         return Ok(());
     }
+    let names = [
+        stream.map(|_| "stream".to_string()),
+        class.map(|c| format!("table class {c}")),
+        protect.map(|_| "deletion protection".to_string()),
+    ];
     let mut req = aws.dynamodb.update_table().table_name(target);
     if let Some(st) = stream {
-        req = req.stream_specification(
-            ddb::StreamSpecification::builder()
-                .stream_enabled(true)
-                .set_stream_view_type(
-                    st.stream_view_type
-                        .as_deref()
-                        .map(ddb::StreamViewType::from),
-                )
-                .build()
-                .expect("enabled is set"),
-        );
+        req = req.stream_specification(table::sdk_stream(st));
     }
     if let Some(c) = class {
         req = req.table_class(ddb::TableClass::from(c));
@@ -355,5 +367,6 @@ async fn finish_table(aws: &Aws, target: &str, s: &TableSchema) -> Result<()> {
         || req.clone().send(),
     )
     .await?;
+    outcome.restored.extend(names.into_iter().flatten());
     aws.wait_active(target).await
 }

@@ -178,6 +178,11 @@ impl Engine for NativeEngine {
                 "DynamoDB's export service writes gzip files only: drop --compression, or use the local engine".into(),
             ));
         }
+        if plan.storage_class.is_some() {
+            return Err(Error::Invalid(
+                "--storage-class: DynamoDB's export service writes its files as STANDARD; use an S3 lifecycle rule on the run's prefix, or the local engine".into(),
+            ));
+        }
         if let Some(t) = plan.tables.iter().find(|t| t.capacity_spike.is_some()) {
             return Err(Error::Invalid(format!(
                 "table {}: --spike-read-units raises read capacity, which a native export does not use",

@@ -4,6 +4,8 @@
 use aws_sdk_dynamodb::types as ddb;
 use serde::{Deserialize, Serialize};
 
+pub mod settings;
+
 /// One key attribute: its name, its role (HASH or RANGE) and its scalar type (S, N, B).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -110,7 +112,7 @@ pub struct StreamSpecification {
 }
 
 /// Everything ddbx keeps about a table (`table.json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TableSchema {
     /// Table name.
@@ -161,10 +163,17 @@ pub struct TableSchema {
     /// Approximate size in bytes when described.
     #[serde(default)]
     pub table_size_bytes: i64,
+    /// The rest of its settings (tags, point-in-time recovery, encryption, ...).
+    #[serde(flatten)]
+    pub settings: settings::TableSettings,
 }
 
 /// DynamoDB's default table quota, also what the EMR connector assumes for on-demand tables.
 pub const ON_DEMAND_DEFAULT_UNITS: f64 = 40_000.0;
+
+/// The writes a second a new on-demand table takes before it scales (its initial warm
+/// throughput, as DescribeTable reports it), when the table does not say.
+pub const NEW_ON_DEMAND_WRITE_UNITS: f64 = 4_000.0;
 
 impl TableSchema {
     /// Build from DescribeTable's answer (and DescribeTimeToLive's, when known).
@@ -246,7 +255,38 @@ impl TableSchema {
             deletion_protection_enabled: t.deletion_protection_enabled(),
             item_count: t.item_count().unwrap_or(0),
             table_size_bytes: t.table_size_bytes().unwrap_or(0),
+            settings: settings::TableSettings {
+                sse: t
+                    .sse_description()
+                    .filter(|s| s.sse_type() == Some(&ddb::SseType::Kms))
+                    .map(|s| settings::Sse {
+                        sse_type: "KMS".into(),
+                        kms_master_key_arn: s.kms_master_key_arn().map(str::to_string),
+                    }),
+                warm_throughput: t.warm_throughput().and_then(|w| {
+                    let (r, wr) = (w.read_units_per_second(), w.write_units_per_second());
+                    (r.is_some() || wr.is_some()).then_some(settings::WarmThroughput {
+                        read_units_per_second: r,
+                        write_units_per_second: wr,
+                    })
+                }),
+                ..Default::default()
+            },
         }
+    }
+
+    /// The writes a second an on-demand table takes now (its warm throughput, or what a new
+    /// table takes when it does not say); `None` for a provisioned table.
+    pub fn accepted_write_units(&self) -> Option<f64> {
+        self.is_on_demand().then(|| {
+            self.settings
+                .warm_throughput
+                .as_ref()
+                .and_then(|w| w.write_units_per_second)
+                // An endpoint that reports none (0) has not said.
+                .filter(|w| *w > 0)
+                .map_or(NEW_ON_DEMAND_WRITE_UNITS, |w| w as f64)
+        })
     }
 
     /// The table's key: partition key first, then the sort key if any, with their types.
@@ -398,6 +438,19 @@ pub(crate) fn sdk_creation(s: &TableSchema) -> SdkCreation {
     }
 }
 
+/// A stream specification as the SDK takes it (CreateTable, UpdateTable).
+pub(crate) fn sdk_stream(st: &StreamSpecification) -> ddb::StreamSpecification {
+    ddb::StreamSpecification::builder()
+        .stream_enabled(st.stream_enabled)
+        .set_stream_view_type(
+            st.stream_view_type
+                .as_deref()
+                .map(ddb::StreamViewType::from),
+        )
+        .build()
+        .expect("enabled is set")
+}
+
 pub(crate) fn sdk_key_schema(k: &[KeyElement]) -> Vec<aws_sdk_dynamodb::types::KeySchemaElement> {
     k.iter()
         .map(|e| {
@@ -499,7 +552,59 @@ mod tests {
             deletion_protection_enabled: None,
             item_count: 0,
             table_size_bytes: 0,
+            settings: Default::default(),
         }
+    }
+
+    #[test]
+    fn table_json_keeps_every_setting_and_reads_older_files() {
+        let mut s = schema("PROVISIONED");
+        s.settings = settings::TableSettings {
+            tags: Some(vec![settings::Tag {
+                key: "team".into(),
+                value: "ops".into(),
+            }]),
+            point_in_time_recovery_enabled: Some(true),
+            sse: Some(settings::Sse {
+                sse_type: "KMS".into(),
+                kms_master_key_arn: Some("arn:aws:kms:us-east-1:111122223333:key/k".into()),
+            }),
+            warm_throughput: Some(settings::WarmThroughput {
+                read_units_per_second: Some(12000),
+                write_units_per_second: Some(4000),
+            }),
+            auto_scaling: Some(vec![settings::ScalableTarget {
+                index_name: Some("by-g".into()),
+                scalable_dimension: "dynamodb:index:ReadCapacityUnits".into(),
+                min_capacity: 5,
+                max_capacity: 500,
+                policies: vec![settings::ScalingPolicy {
+                    policy_name: "p".into(),
+                    target_value: 70.0,
+                    predefined_metric_type: Some("DynamoDBReadCapacityUtilization".into()),
+                    scale_in_cooldown: Some(60),
+                    scale_out_cooldown: None,
+                    disable_scale_in: None,
+                }],
+            }]),
+            resource_policy: Some("{}".into()),
+            not_recorded: vec!["nothing".into()],
+        };
+        let json = serde_json::to_value(&s).unwrap();
+        // Flat, in DynamoDB's own spelling.
+        assert_eq!(json["Tags"][0]["Key"], "team");
+        assert_eq!(
+            json["SSEDescription"]["KMSMasterKeyArn"],
+            "arn:aws:kms:us-east-1:111122223333:key/k"
+        );
+        assert_eq!(json["PointInTimeRecoveryEnabled"], true);
+        let back: TableSchema = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+        // A table.json of an older ddbx has none of them.
+        let mut old = serde_json::to_value(schema("PROVISIONED")).unwrap();
+        old.as_object_mut().unwrap().remove("Tags");
+        let old: TableSchema = serde_json::from_value(old).unwrap();
+        assert_eq!(old.settings, settings::TableSettings::default());
     }
 
     #[test]

@@ -22,6 +22,8 @@ use object_store::{CredentialProvider, ObjectStore, PutPayload};
 
 use crate::{Error, Result};
 
+mod class;
+
 /// A storage location: a handle and the prefix inside it.
 #[derive(Debug, Clone)]
 pub struct Location {
@@ -127,6 +129,8 @@ pub struct S3Settings {
     pub expected_bucket_owner: Option<String>,
     /// How long one attempt of one request may take (default: object_store's).
     pub request_timeout: Option<Duration>,
+    /// The storage class of every object written (`--storage-class`; default: STANDARD).
+    pub storage_class: Option<String>,
 }
 
 /// Every storage location of a run, opened from URLs: one S3 client per bucket, built once
@@ -163,6 +167,11 @@ impl Storage {
             credentials,
             buckets: Arc::default(),
         }
+    }
+
+    /// The storage class of what is written (`--storage-class`), if given.
+    pub fn storage_class(&self) -> Option<&str> {
+        self.settings.storage_class.as_deref()
     }
 
     /// The account that must own the buckets (`--expected-bucket-owner`), if given.
@@ -232,11 +241,13 @@ impl Storage {
                 .with_allow_http(endpoint.starts_with("http://"))
                 .with_virtual_hosted_style_request(false);
         }
-        let store: Arc<dyn ObjectStore> = Arc::new(
-            builder
-                .build()
-                .map_err(|e| Error::Invalid(format!("{location}: {e}")))?,
-        );
+        let s3 = builder
+            .build()
+            .map_err(|e| Error::Invalid(format!("{location}: {e}")))?;
+        let store: Arc<dyn ObjectStore> = match &s.storage_class {
+            Some(class) => Arc::new(class::WithStorageClass::new(s3, class)),
+            None => Arc::new(s3),
+        };
         buckets.insert(bucket.to_string(), store.clone());
         Ok(store)
     }
@@ -345,9 +356,11 @@ impl CredentialProvider for SdkCredentials {
             }
         }
         let c = self.provider.provide_credentials().await.map_err(|e| {
+            // The whole chain of causes (STS's answer, the profile's problem), not its top.
+            let why = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
             object_store::Error::Generic {
                 store: "S3",
-                source: Box::new(e),
+                source: why.into(),
             }
         })?;
         let cred = Arc::new(AwsCredential {
@@ -357,5 +370,62 @@ impl CredentialProvider for SdkCredentials {
         });
         *self.cached.lock().unwrap() = Some((cred.clone(), c.expiry()));
         Ok(cred)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_credential_types::provider::future::ProvideCredentials as Future;
+    use aws_credential_types::Credentials;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Hands out a new session each call, valid for `lasts`.
+    #[derive(Debug)]
+    struct Sessions {
+        calls: Arc<AtomicU32>,
+        lasts: Duration,
+    }
+
+    impl ProvideCredentials for Sessions {
+        fn provide_credentials<'a>(&'a self) -> Future<'a>
+        where
+            Self: 'a,
+        {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            Future::ready(Ok(Credentials::new(
+                format!("ASIA{n}"),
+                "secret",
+                Some("token".into()),
+                Some(SystemTime::now() + self.lasts),
+                "test",
+            )))
+        }
+    }
+
+    async fn keys_of_three_requests(lasts: Duration) -> (Vec<String>, u32) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let bridge = SdkCredentials::new(SharedCredentialsProvider::new(Sessions {
+            calls: calls.clone(),
+            lasts,
+        }));
+        let mut keys = Vec::new();
+        for _ in 0..3 {
+            keys.push(bridge.get_credential().await.unwrap().key_id.clone());
+        }
+        (keys, calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn s3_renews_a_session_before_it_expires_and_keeps_a_fresh_one() {
+        // An hour-long session serves every request.
+        let (keys, calls) = keys_of_three_requests(Duration::from_secs(3600)).await;
+        assert_eq!((keys, calls), (vec!["ASIA0".to_string(); 3], 1));
+        // One that ends within five minutes is renewed before the next request.
+        let (keys, calls) = keys_of_three_requests(Duration::from_secs(120)).await;
+        assert_eq!(
+            (keys, calls),
+            (vec!["ASIA0".into(), "ASIA1".into(), "ASIA2".into()], 3)
+        );
     }
 }

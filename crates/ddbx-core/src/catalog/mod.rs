@@ -1,0 +1,380 @@
+//! What a base holds: every run of every app ([`list`]), the newest successful one
+//! ([`latest`]), and deleting old ones ([`prune`]).
+//!
+//! A run is found by its path alone (`<region>/<app>/YYYY/MM/DD/HH_MM.SS`), one listing
+//! per folder level, never object by object; what it is comes from its flags, whose
+//! JSON summary says everything [`list`] shows. Its data is never read.
+
+pub mod prune;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::report::RunSummary;
+use crate::run::flags::Job;
+use crate::store::Location;
+use crate::{Error, Result};
+
+/// Listings (and flag reads) in flight at once.
+const PARALLEL: usize = 32;
+
+/// How a run's job stands, from its flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Its RUNNING flag is up (a run in progress, or one that crashed: see the lock).
+    Running,
+    /// Every table succeeded.
+    Success,
+    /// Some table failed.
+    Failed,
+    /// Stopped by Ctrl-C or SIGTERM (a FAILED flag whose tables say "interrupted").
+    Interrupted,
+    /// No flag at all: the run died before its first one, or its flags were removed.
+    Incomplete,
+}
+
+impl Status {
+    /// The word `ddbx list` prints.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Success => "success",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+            Status::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// One job (the export, or an import from it) of a run root, as its flag tells it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobEntry {
+    /// `backup` (the export) or `restore` (an import that kept its state here).
+    pub job: &'static str,
+    /// From the flags.
+    pub status: Status,
+    /// The engine (absent in runs of ddbx before 0.3, and without a flag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// Tables in the run.
+    pub tables: usize,
+    /// Tables that failed.
+    pub tables_failed: usize,
+    /// Items (a lower bound when `itemsUnknown`).
+    pub items: u64,
+    /// Some engine could not count the items.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub items_unknown: bool,
+    /// Item bytes.
+    pub bytes: u64,
+    /// When it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The one instant of a native export.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<DateTime<Utc>>,
+    /// The runs an incremental run continues.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub continues: Vec<String>,
+}
+
+/// One run root.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunEntry {
+    /// When the run started (from its path).
+    pub time: DateTime<Utc>,
+    /// Region of its tables.
+    pub region: String,
+    /// App.
+    pub app: String,
+    /// URL of the run root.
+    pub run_root: String,
+    /// The export.
+    pub backup: JobEntry,
+    /// An import from it that kept its flags in the run root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<JobEntry>,
+}
+
+impl RunEntry {
+    /// Its path relative to the base (`<region>/<app>/YYYY/MM/DD/HH_MM.SS`).
+    pub fn run_dir(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.region,
+            self.app,
+            self.time.format("%Y/%m/%d/%H_%M.%S")
+        )
+    }
+
+    /// Whether its export is an incremental one (it continues another run).
+    pub fn is_incremental(&self) -> bool {
+        !self.backup.continues.is_empty()
+    }
+}
+
+/// Which runs [`list`] looks at.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this app.
+    pub app: Option<String>,
+    /// Only this region.
+    pub region: Option<String>,
+}
+
+impl Filter {
+    /// The runs of `app` (in `region`, when given).
+    pub fn app(app: &str, region: Option<&str>) -> Self {
+        Self {
+            app: Some(app.to_string()),
+            region: region.map(str::to_string),
+        }
+    }
+}
+
+/// Every run under `base`, newest first.
+pub async fn list(base: &Location, filter: &Filter) -> Result<Vec<RunEntry>> {
+    let regions = folders(base, |n| !n.starts_with(['_', '.'])).await?;
+    let regions: Vec<String> = regions
+        .into_iter()
+        .filter(|r| filter.region.as_ref().is_none_or(|f| f == r))
+        .collect();
+    let mut apps = Vec::new();
+    for r in &regions {
+        for a in folders(&base.child(r), |n| !n.starts_with(['_', '.'])).await? {
+            if filter.app.as_ref().is_none_or(|f| *f == a) {
+                apps.push(format!("{r}/{a}"));
+            }
+        }
+    }
+    // Each level of YYYY/MM/DD/HH_MM.SS, listed in parallel.
+    let patterns: [fn(&str) -> bool; 4] = [
+        |n| n.len() == 4 && n.bytes().all(|b| b.is_ascii_digit()),
+        |n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit()),
+        |n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit()),
+        |n| NaiveDateTime::parse_from_str(&format!("2000/01/01/{n}"), "%Y/%m/%d/%H_%M.%S").is_ok(),
+    ];
+    let mut level = apps;
+    for keep in patterns {
+        let found: Vec<Vec<String>> = futures::stream::iter(level.iter().map(|dir| async move {
+            let names = folders(&base.child(dir), keep).await?;
+            Ok::<_, Error>(names.into_iter().map(|n| format!("{dir}/{n}")).collect())
+        }))
+        .buffer_unordered(PARALLEL)
+        .try_collect()
+        .await?;
+        level = found.into_iter().flatten().collect();
+    }
+    let mut runs: Vec<RunEntry> = futures::stream::iter(
+        level
+            .into_iter()
+            .map(|dir| async move { run_entry(base, &dir).await }),
+    )
+    .buffer_unordered(PARALLEL)
+    .try_filter_map(|e| async move { Ok(e) })
+    .try_collect()
+    .await?;
+    runs.sort_by(|a, b| {
+        b.time
+            .cmp(&a.time)
+            .then_with(|| a.run_root.cmp(&b.run_root))
+    });
+    Ok(runs)
+}
+
+/// The names of the folders directly under `dir` that `keep` accepts.
+async fn folders(dir: &Location, keep: impl Fn(&str) -> bool) -> Result<Vec<String>> {
+    let listed = dir
+        .store
+        .list_with_delimiter(Some(&dir.prefix))
+        .await
+        .map_err(|e| Error::store(dir.url(), e))?;
+    let mut names: Vec<String> = listed
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().map(str::to_string))
+        .filter(|n| keep(n))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The run at `dir` (relative to `base`), from the flags directly in its root.
+async fn run_entry(base: &Location, dir: &str) -> Result<Option<RunEntry>> {
+    let parts: Vec<&str> = dir.split('/').collect();
+    let [region, app, y, m, d, hms] = parts[..] else {
+        return Ok(None);
+    };
+    let Ok(time) =
+        NaiveDateTime::parse_from_str(&format!("{y}/{m}/{d}/{hms}"), "%Y/%m/%d/%H_%M.%S")
+    else {
+        return Ok(None);
+    };
+    let root = base.child(dir);
+    let listed = root
+        .store
+        .list_with_delimiter(Some(&root.prefix))
+        .await
+        .map_err(|e| Error::store(root.url(), e))?;
+    let names: Vec<String> = listed
+        .objects
+        .iter()
+        .filter_map(|o| o.location.filename().map(str::to_string))
+        .collect();
+    let backup = job_entry(&root, Job::Backup, &names).await?;
+    let restore = if names.iter().any(|n| n.starts_with("RESTORE_")) {
+        Some(job_entry(&root, Job::Restore, &names).await?)
+    } else {
+        None
+    };
+    Ok(Some(RunEntry {
+        time: time.and_utc(),
+        region: region.to_string(),
+        app: app.to_string(),
+        run_root: root.url(),
+        backup,
+        restore,
+    }))
+}
+
+/// One job's state from its flags: a final flag wins over RUNNING (a run that crashed
+/// between writing the one and removing the other ended).
+async fn job_entry(root: &Location, job: Job, names: &[String]) -> Result<JobEntry> {
+    let has = |flag: String| names.contains(&flag).then_some(flag);
+    let flag = has(job.success())
+        .or_else(|| has(job.failed()))
+        .or_else(|| has(job.running()));
+    let word = match job {
+        Job::Backup => "backup",
+        Job::Restore => "restore",
+    };
+    let mut entry = JobEntry {
+        job: word,
+        status: Status::Incomplete,
+        engine: None,
+        tables: 0,
+        tables_failed: 0,
+        items: 0,
+        items_unknown: false,
+        bytes: 0,
+        ended_at: None,
+        as_of: None,
+        continues: Vec::new(),
+    };
+    let Some(flag) = flag else {
+        return Ok(entry);
+    };
+    let path = root.join(&flag);
+    let summary: Option<RunSummary> = match root.get_optional(&path).await? {
+        // Removed between the listing and now: the run moved on; say what the name says.
+        None => None,
+        Some(body) if body.is_empty() => None,
+        Some(body) => Some(serde_json::from_slice(&body).map_err(|e| Error::Corrupt {
+            file: root.url_of(&path),
+            message: format!("not a ddbx run summary: {e}"),
+        })?),
+    };
+    entry.status = if flag == job.running() {
+        Status::Running
+    } else if flag == job.success() {
+        Status::Success
+    } else {
+        let interrupted = summary.as_ref().is_some_and(|s| {
+            s.table_reports
+                .iter()
+                .any(|t| t.error.as_deref() == Some("interrupted"))
+        });
+        if interrupted {
+            Status::Interrupted
+        } else {
+            Status::Failed
+        }
+    };
+    if let Some(s) = summary {
+        entry.engine = s.engine;
+        entry.tables = s.tables;
+        entry.tables_failed = s.tables_failed;
+        entry.items = s.items;
+        entry.items_unknown = s.items_unknown;
+        entry.bytes = s.bytes;
+        entry.ended_at = s.ended_at;
+        entry.as_of = s.as_of;
+        entry.continues = s.continues;
+    }
+    Ok(entry)
+}
+
+/// What `--from latest` resolved to.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    /// The newest successful export of the app.
+    pub run: RunEntry,
+    /// Set when that run is incremental: replay the app's chains to this instant (its
+    /// export time) with `--from <app folder> --at`.
+    pub replay_at: Option<DateTime<Utc>>,
+    /// The app's folder.
+    pub app_dir: String,
+}
+
+/// Whether a `--from` names the newest successful run (`latest`, `latest-success`).
+pub fn is_latest(from: &str) -> bool {
+    matches!(from, "latest" | "latest-success")
+}
+
+/// The newest successful export of `app` under `base` (in `region`, or the one region
+/// holding the app).
+pub async fn latest(base: &Location, app: &str, region: Option<&str>) -> Result<Latest> {
+    let runs = list(base, &Filter::app(app, region)).await?;
+    let region = one_region(&runs, base, app, region)?;
+    let run = runs
+        .into_iter()
+        .find(|r| r.region == region && r.backup.status == Status::Success)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}/{region}/{app}: no successful export (ddbx list --to {} --app {app} shows the runs)",
+                base.url(),
+                base.url()
+            ))
+        })?;
+    let replay_at = if run.is_incremental() {
+        run.backup.as_of.or(Some(run.time))
+    } else {
+        None
+    };
+    Ok(Latest {
+        app_dir: base.child(&format!("{region}/{app}")).url(),
+        run,
+        replay_at,
+    })
+}
+
+/// The region of an app's runs: the one asked for, or the only one holding it.
+pub fn one_region(
+    runs: &[RunEntry],
+    base: &Location,
+    app: &str,
+    asked: Option<&str>,
+) -> Result<String> {
+    if let Some(r) = asked {
+        return Ok(r.to_string());
+    }
+    let mut regions: Vec<&str> = runs.iter().map(|r| r.region.as_str()).collect();
+    regions.sort();
+    regions.dedup();
+    match regions[..] {
+        [one] => Ok(one.to_string()),
+        [] => Err(Error::Invalid(format!(
+            "{}: no runs of app {app:?} in any region",
+            base.url()
+        ))),
+        _ => Err(Error::Invalid(format!(
+            "{}: app {app:?} has runs in {}; name one with --region",
+            base.url(),
+            regions.join(", ")
+        ))),
+    }
+}

@@ -1,0 +1,411 @@
+//! Deleting an app's old runs, under the app's lock, never one that is still wanted.
+//!
+//! Kept, whatever the retention says: the newest successful run; every run with a RUNNING
+//! flag (an export or an import in progress, or one that crashed and may be resumed);
+//! every run newer than the newest successful one (it may yet be resumed); and every run
+//! whose export a kept incremental run builds on (back to that chain's full export).
+//! Retention keeps the `keep_last` newest successful runs and every run younger than
+//! `keep_days`. The rest go: each run's objects listed and deleted in batches (S3's
+//! DeleteObjects, through `object_store`), then the app's chains forget the links of the
+//! runs that went.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use super::{list, one_region, Filter, RunEntry, Status};
+use crate::format::chain::{self, Chain, LinkKind};
+use crate::run::lock::{LockSettings, RunLock};
+use crate::store::Location;
+use crate::{Error, Result};
+
+/// What to keep.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// The newest successful runs kept (at least 1).
+    pub keep_last: usize,
+    /// Runs younger than this many days are kept too.
+    pub keep_days: Option<u32>,
+    /// Show what would go; delete nothing.
+    pub dry_run: bool,
+    /// Now (injected in tests).
+    pub now: DateTime<Utc>,
+}
+
+/// What happens to one run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// URL of the run root.
+    pub run_root: String,
+    /// When it started.
+    pub time: DateTime<Utc>,
+    /// Its export's status.
+    pub status: Status,
+    /// Deleted (or, in a dry run, would be).
+    pub delete: bool,
+    /// Why it is kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept_because: Vec<String>,
+    /// Its objects (counted for the runs that go).
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// What a prune did (or would do).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneReport {
+    /// The app's folder.
+    pub app_dir: String,
+    /// Nothing was deleted.
+    pub dry_run: bool,
+    /// Every run of the app, newest first.
+    pub runs: Vec<Decision>,
+    /// Objects deleted (or that would be).
+    pub objects: u64,
+    /// Bytes freed (or that would be).
+    pub bytes: u64,
+    /// Chains whose links to deleted runs were dropped.
+    pub chains_updated: Vec<String>,
+}
+
+/// Prune the runs of `app` under `base` (in `region`, or the one region holding it).
+pub async fn prune(
+    base: &Location,
+    app: &str,
+    region: Option<&str>,
+    retention: &Retention,
+    lock: LockSettings,
+) -> Result<PruneReport> {
+    if retention.keep_last == 0 {
+        return Err(Error::Invalid(
+            "--keep-last must be at least 1 (the newest successful run is always kept)".into(),
+        ));
+    }
+    let found = list(base, &Filter::app(app, region)).await?;
+    let region = one_region(&found, base, app, region)?;
+    let app_rel = format!("{region}/{app}");
+    let app_dir = base.child(&app_rel);
+    let owner = format!("prune {}", app_dir.url());
+    let held = RunLock::acquire(base, &format!("{app_rel}/_LOCK"), &owner, lock).await?;
+    let result = prune_locked(base, &app_dir, &region, app, retention).await;
+    let released = held.release().await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+async fn prune_locked(
+    base: &Location,
+    app_dir: &Location,
+    region: &str,
+    app: &str,
+    retention: &Retention,
+) -> Result<PruneReport> {
+    // Listed again under the lock: no export can start or end a run meanwhile.
+    let runs = list(base, &Filter::app(app, Some(region))).await?;
+    let mut chains = Vec::new();
+    for table in chain::chained_tables(app_dir).await? {
+        if let Some(c) = Chain::load(app_dir, &table).await? {
+            chains.push(c);
+        }
+    }
+    let kept = decide(&runs, &chains, retention);
+    let mut decisions = Vec::new();
+    for run in &runs {
+        let reasons = kept.get(&run.run_root).cloned().unwrap_or_default();
+        decisions.push(Decision {
+            run_root: run.run_root.clone(),
+            time: run.time,
+            status: run.backup.status,
+            delete: reasons.is_empty(),
+            kept_because: reasons,
+            objects: 0,
+            bytes: 0,
+        });
+    }
+    for d in decisions.iter_mut().filter(|d| d.delete) {
+        let rel = runs
+            .iter()
+            .find(|r| r.run_root == d.run_root)
+            .expect("decided from runs")
+            .run_dir();
+        let root = base.child(&rel);
+        let (objects, bytes) = delete_run(&root, retention.dry_run).await?;
+        d.objects = objects;
+        d.bytes = bytes;
+    }
+    let gone: BTreeSet<&str> = decisions
+        .iter()
+        .filter(|d| d.delete)
+        .map(|d| d.run_root.as_str())
+        .collect();
+    let mut chains_updated = Vec::new();
+    for mut c in chains {
+        let before = c.links.len();
+        c.links.retain(|l| !gone.contains(l.run.as_str()));
+        if c.links.len() == before {
+            continue;
+        }
+        chains_updated.push(c.table.clone());
+        if retention.dry_run {
+            continue;
+        }
+        if c.links.is_empty() {
+            let dir = chain::chains_dir(app_dir);
+            let path = dir.join(&format!("{}.json", c.table));
+            dir.store
+                .delete(&path)
+                .await
+                .map_err(|e| Error::store(dir.url_of(&path), e))?;
+        } else {
+            c.save(app_dir).await?;
+        }
+    }
+    Ok(PruneReport {
+        app_dir: app_dir.url(),
+        dry_run: retention.dry_run,
+        objects: decisions.iter().map(|d| d.objects).sum(),
+        bytes: decisions.iter().map(|d| d.bytes).sum(),
+        runs: decisions,
+        chains_updated,
+    })
+}
+
+/// Which runs are kept, each with its reasons (runs newest first).
+fn decide(
+    runs: &[RunEntry],
+    chains: &[Chain],
+    retention: &Retention,
+) -> BTreeMap<String, Vec<String>> {
+    let mut kept: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut keep = |run: &str, why: String| kept.entry(run.to_string()).or_default().push(why);
+    let successes: Vec<&RunEntry> = runs
+        .iter()
+        .filter(|r| r.backup.status == Status::Success)
+        .collect();
+    if let Some(newest) = successes.first() {
+        keep(&newest.run_root, "the newest successful run".into());
+        for r in runs.iter().take_while(|r| r.time > newest.time) {
+            keep(
+                &r.run_root,
+                "newer than the newest successful run (it may be resumed)".into(),
+            );
+        }
+    }
+    for r in successes.iter().take(retention.keep_last) {
+        keep(
+            &r.run_root,
+            format!("one of the {} newest successful runs", retention.keep_last),
+        );
+    }
+    if let Some(days) = retention.keep_days {
+        let since = retention.now - Duration::days(i64::from(days));
+        for r in runs.iter().filter(|r| r.time >= since) {
+            keep(&r.run_root, format!("younger than {days} days"));
+        }
+    }
+    for r in runs {
+        if r.backup.status == Status::Running {
+            keep(&r.run_root, "its export is RUNNING (or crashed)".into());
+        }
+        if r.restore
+            .as_ref()
+            .is_some_and(|j| j.status == Status::Running)
+        {
+            keep(
+                &r.run_root,
+                "an import from it is RUNNING (or crashed)".into(),
+            );
+        }
+    }
+    // A kept run's incremental windows need every link back to their chain's full export.
+    loop {
+        let mut added = Vec::new();
+        for c in chains {
+            for (i, link) in c.links.iter().enumerate() {
+                if link.kind != LinkKind::Incremental || !kept.contains_key(&link.run) {
+                    continue;
+                }
+                for earlier in c.links[..i].iter().rev() {
+                    if earlier.run != link.run && !kept.contains_key(&earlier.run) {
+                        added.push((earlier.run.clone(), link.run.clone(), c.table.clone()));
+                    }
+                    if earlier.kind == LinkKind::Full {
+                        break;
+                    }
+                }
+            }
+        }
+        if added.is_empty() {
+            break;
+        }
+        for (run, by, table) in added {
+            let why = format!("table {table} of kept run {by} builds on it");
+            let reasons = kept.entry(run).or_default();
+            if !reasons.contains(&why) {
+                reasons.push(why);
+            }
+        }
+    }
+    kept
+}
+
+/// Delete every object of a run root (in batches), or only count them in a dry run.
+async fn delete_run(root: &Location, dry_run: bool) -> Result<(u64, u64)> {
+    let objects: Vec<object_store::ObjectMeta> = root
+        .store
+        .list(Some(&root.prefix))
+        .try_collect()
+        .await
+        .map_err(|e| Error::store(root.url(), e))?;
+    let count = objects.len() as u64;
+    let bytes = objects.iter().map(|o| o.size).sum();
+    if dry_run || objects.is_empty() {
+        return Ok((count, bytes));
+    }
+    let paths = futures::stream::iter(objects.into_iter().map(|o| Ok(o.location))).boxed();
+    root.store
+        .delete_stream(paths)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| Error::store(root.url(), e))?;
+    remove_empty_folders(root);
+    Ok((count, bytes))
+}
+
+/// A local run leaves empty folders behind its files: remove them, and the date folders
+/// above it that became empty (never the app's folder).
+fn remove_empty_folders(root: &Location) {
+    let Some(dir) = root.root_url.strip_prefix("file://") else {
+        return;
+    };
+    let mut path = std::path::PathBuf::from(dir);
+    path.extend(root.prefix.parts().map(|p| p.as_ref().to_string()));
+    remove_tree_if_empty(&path);
+    for _ in 0..3 {
+        let Some(parent) = path.parent() else { return };
+        path = parent.to_path_buf();
+        if std::fs::remove_dir(&path).is_err() {
+            return;
+        }
+    }
+}
+
+/// Remove `dir` and its subfolders if they hold no file.
+fn remove_tree_if_empty(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree_if_empty(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::JobEntry;
+    use crate::format::chain::Link;
+
+    fn at(day: u32) -> DateTime<Utc> {
+        format!("2026-11-{day:02}T02:00:00Z").parse().unwrap()
+    }
+
+    fn run(day: u32, status: Status) -> RunEntry {
+        RunEntry {
+            time: at(day),
+            region: "r".into(),
+            app: "a".into(),
+            run_root: format!("run{day:02}"),
+            backup: JobEntry {
+                job: "backup",
+                status,
+                engine: None,
+                tables: 1,
+                tables_failed: 0,
+                items: 0,
+                items_unknown: false,
+                bytes: 0,
+                ended_at: None,
+                as_of: None,
+                continues: Vec::new(),
+            },
+            restore: None,
+        }
+    }
+
+    fn link(day: u32, kind: LinkKind) -> Link {
+        Link {
+            kind,
+            run: format!("run{day:02}"),
+            from: None,
+            to: at(day),
+            export: format!("e{day}"),
+            export_arn: String::new(),
+        }
+    }
+
+    fn retention(keep_last: usize, keep_days: Option<u32>) -> Retention {
+        Retention {
+            keep_last,
+            keep_days,
+            dry_run: true,
+            now: at(30),
+        }
+    }
+
+    fn kept(runs: &[RunEntry], chains: &[Chain], r: &Retention) -> Vec<String> {
+        decide(runs, chains, r).into_keys().collect()
+    }
+
+    #[test]
+    fn keeps_the_newest_successes_and_what_they_need() {
+        // Days 1..=30, newest first; day 30 failed, 29 running; a chain: full on day 20,
+        // windows on 21..=29.
+        let mut runs: Vec<RunEntry> = (1..=28).rev().map(|d| run(d, Status::Success)).collect();
+        runs.insert(0, run(29, Status::Running));
+        runs.insert(0, run(30, Status::Failed));
+        let mut links = vec![link(10, LinkKind::Full), link(20, LinkKind::Full)];
+        links.extend((21..=28).map(|d| link(d, LinkKind::Incremental)));
+        let chains = [Chain {
+            table: "t".into(),
+            links,
+        }];
+        let k = kept(&runs, &chains, &retention(3, None));
+        // 30 and 29 are newer than the newest success (28); 26..28 the newest three; the
+        // windows of 26 need 21..25 and the full export of 20; not 10.
+        let want: Vec<String> = (20..=30).map(|d| format!("run{d:02}")).collect();
+        assert_eq!(k, want);
+    }
+
+    #[test]
+    fn keep_days_and_the_newest_success_when_everything_since_failed() {
+        let mut runs: Vec<RunEntry> = (11..=30).rev().map(|d| run(d, Status::Failed)).collect();
+        runs.push(run(5, Status::Success));
+        runs.push(run(4, Status::Success));
+        let k = kept(&runs, &[], &retention(1, Some(2)));
+        // Everything newer than day 5 may be resumed; days 28..30 are young; 4 goes.
+        assert!(k.contains(&"run05".to_string()));
+        assert!(!k.contains(&"run04".to_string()));
+        assert_eq!(k.len(), 21);
+    }
+
+    #[test]
+    fn an_import_running_from_an_old_run_keeps_it() {
+        let mut runs: Vec<RunEntry> = (1..=5).rev().map(|d| run(d, Status::Success)).collect();
+        runs[4].restore = Some(JobEntry {
+            job: "restore",
+            status: Status::Running,
+            ..runs[4].backup.clone()
+        });
+        let k = kept(&runs, &[], &retention(1, None));
+        assert_eq!(k, vec!["run01", "run05"]);
+    }
+}

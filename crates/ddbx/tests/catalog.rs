@@ -1,0 +1,247 @@
+//! Living with backups: `ddbx list`, `--from latest`, `ddbx prune`, over a month of daily
+//! runs (each with its own `--run-time`).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::support::{json_stdout, TestEnv, REGION};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn day(d: u32) -> String {
+    format!("2026-11-{d:02}T03:00:00Z")
+}
+
+fn item(id: &str, day: u32) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_string(), AttributeValue::S(id.into())),
+        ("day".to_string(), AttributeValue::N(day.to_string())),
+    ])
+}
+
+/// The runs `ddbx list --output json` shows, as (time, status) pairs.
+fn listed(env: &TestEnv, base: &str, app: &str) -> Vec<(String, String)> {
+    let o = env.run(&["list", "--to", base, "--app", app, "--output", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    json_stdout(&o)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["time"].as_str().unwrap().to_string(),
+                r["backup"]["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_month_of_daily_runs_is_listed_pruned_and_the_latest_restored() {
+    let env = TestEnv::new("month").await;
+    let t = env.table("t");
+    env.create_table(&t, false, Some((100, 100))).await;
+    let out = env.out();
+    let base = s(&out).to_string();
+    // Thirty days: each day one item changes; day 12 names a table that does not exist
+    // (that run fails).
+    for d in 1..=30 {
+        env.put_items(&t, &[item("changing", d), item(&format!("day{d}"), d)])
+            .await;
+        let mut args = vec![
+            "export",
+            "--app",
+            "shop",
+            "--to",
+            &base,
+            "--run-time",
+            Box::leak(day(d).into_boxed_str()),
+            "--table",
+            &t,
+        ];
+        let gone = format!("{t}_gone");
+        if d == 12 {
+            args.extend(["--table", &gone]);
+        }
+        let o = env.ddbx().args(&args).output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(if d == 12 { 4 } else { 0 }),
+            "day {d}"
+        );
+    }
+    // A run that died before its first flag: only its plan.
+    let dead = out.join(REGION).join("shop/2026/11/30/04_00.00");
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::write(dead.join("export-plan.json"), "{}").unwrap();
+
+    // Newest first, each with its status; text for people names the run roots.
+    let runs = listed(&env, &base, "shop");
+    assert_eq!(runs.len(), 31);
+    assert_eq!(
+        runs[0],
+        ("2026-11-30T04:00:00Z".to_string(), "incomplete".to_string())
+    );
+    assert_eq!(runs[1], (day(30), "success".to_string()));
+    assert_eq!(runs[19], (day(12), "failed".to_string()));
+    let o = env.run(&["list", "--to", &base]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("2026-11-30 03:00:00  shop") && text.contains("local   success"),
+        "{text}"
+    );
+    let o = env.run(&["list", "--to", &base, "--output", "json"]);
+    let first = &json_stdout(&o)[1]["backup"];
+    assert_eq!(
+        (first["engine"].as_str(), first["tables"].as_u64()),
+        (Some("local"), Some(1))
+    );
+    assert_eq!(first["items"], 31, "{first}");
+
+    // --from latest takes the newest success (not the incomplete run), and says so.
+    let o = env.run(&[
+        "import",
+        "--from",
+        "latest",
+        "--to",
+        &base,
+        "--app",
+        "shop",
+        "--table-map",
+        &format!("{t}={t}_restored"),
+        "--create-missing",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains("latest successful run:") && said.contains("2026/11/30/03_00.00"),
+        "{said}"
+    );
+    let restored = env.scan_all(&format!("{t}_restored")).await;
+    assert_eq!(restored.len(), 31);
+    let changing = restored
+        .iter()
+        .find(|i| i["pk"] == AttributeValue::S("changing".into()))
+        .unwrap();
+    assert_eq!(changing["day"], AttributeValue::N("30".into()));
+    let o = env.run(&[
+        "verify", "--from", "latest", "--to", &base, "--app", "shop", "--deep",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    // `latest` without the base is a usage error that says what is missing.
+    let o = env.run(&["verify", "--from", "latest"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--to BASE --app APP"));
+
+    // A run holding the app's lock stops a prune before it deletes anything.
+    let lock = out.join(REGION).join("shop/_LOCK");
+    let now = chrono::Utc::now().to_rfc3339();
+    std::fs::write(
+        &lock,
+        serde_json::json!({"owner": "elsewhere:1", "run": "export elsewhere", "token": "x",
+            "acquiredAt": now, "refreshedAt": now})
+        .to_string(),
+    )
+    .unwrap();
+    let o = env.run(&["prune", "--to", &base, "--app", "shop", "--keep-last", "7"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(listed(&env, &base, "shop").len(), 31);
+    std::fs::remove_file(&lock).unwrap();
+
+    // The dry run says what would go and deletes nothing.
+    let o = env.run(&[
+        "prune",
+        "--to",
+        &base,
+        "--app",
+        "shop",
+        "--keep-last",
+        "7",
+        "--dry-run",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let lines = text.lines();
+    assert_eq!(
+        lines.filter(|l| l.starts_with("would delete")).count(),
+        23,
+        "{text}"
+    );
+    assert!(text.contains("would delete 23 of 31 runs"), "{text}");
+    assert!(
+        text.contains("newer than the newest successful run"),
+        "{text}"
+    );
+    assert_eq!(listed(&env, &base, "shop").len(), 31);
+
+    // The prune: the incomplete run (newer than the newest success) and the 7 newest
+    // successes stay (--keep-days 2 adds nothing: those days are past or already kept);
+    // the rest go, folders and all.
+    let o = env.run(&[
+        "prune",
+        "--to",
+        &base,
+        "--app",
+        "shop",
+        "--keep-last",
+        "7",
+        "--keep-days",
+        "2",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let report = json_stdout(&o);
+    let deleted: Vec<&serde_json::Value> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["delete"] == true)
+        .collect();
+    assert_eq!(deleted.len(), 23);
+    assert!(report["objects"].as_u64().unwrap() >= 23 * 5, "{report}");
+    let runs = listed(&env, &base, "shop");
+    let kept: Vec<String> = runs.iter().map(|r| r.0.clone()).collect();
+    let mut want = vec!["2026-11-30T04:00:00Z".to_string()];
+    want.extend((24..=30).rev().map(day));
+    assert_eq!(kept, want);
+    assert!(!out.join(REGION).join("shop/2026/11/01").exists());
+    assert!(out.join(REGION).join("shop/2026/11/24/03_00.00").is_dir());
+    // What is left still imports.
+    let o = env.run(&["verify", "--from", "latest", "--to", &base, "--app", "shop"]);
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn thousands_of_runs_are_listed_from_their_flags() {
+    let env = TestEnv::new("thousands").await;
+    let out = env.out();
+    // 2,000 run roots (with a data file each that must never be read), made by hand.
+    let summary = |status: &str| {
+        serde_json::json!({"job": "export", "app": "big", "region": REGION, "runRoot": "x",
+            "engine": "local", "status": status, "startedAt": "2026-01-01T00:00:00Z",
+            "tables": 3, "tablesFailed": 0, "items": 7, "bytes": 9, "errors": [],
+            "tableReports": []})
+        .to_string()
+    };
+    for n in 0..2000u32 {
+        let dir = out.join(REGION).join(format!(
+            "big/2026/{:02}/{:02}/{:02}_{:02}.00",
+            1 + n / 200,
+            1 + n / 8 % 25,
+            n % 8,
+            n % 60
+        ));
+        std::fs::create_dir_all(dir.join("t")).unwrap();
+        std::fs::write(dir.join("BACKUP_COMPLETE_SUCCESS"), summary("succeeded")).unwrap();
+        std::fs::write(dir.join("t/data.json.gz"), b"not gzip: never read").unwrap();
+    }
+    let runs = listed(&env, s(&out), "big");
+    assert_eq!(runs.len(), 2000);
+    assert!(runs.iter().all(|r| r.1 == "success"));
+    assert!(runs.windows(2).all(|w| w[0].0 > w[1].0), "newest first");
+}
