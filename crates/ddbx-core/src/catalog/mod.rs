@@ -98,17 +98,15 @@ pub struct RunEntry {
     /// An import from it that kept its flags in the run root.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore: Option<JobEntry>,
+    /// Its path relative to the base, as listed (`<region>/<app>/YYYY/MM/DD/HH_MM.SS`).
+    #[serde(skip)]
+    pub dir: String,
 }
 
 impl RunEntry {
-    /// Its path relative to the base (`<region>/<app>/YYYY/MM/DD/HH_MM.SS`).
-    pub fn run_dir(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            self.region,
-            self.app,
-            self.time.format("%Y/%m/%d/%H_%M.%S")
-        )
+    /// Its path relative to the base, as listed (`<region>/<app>/YYYY/MM/DD/HH_MM.SS`).
+    pub fn run_dir(&self) -> &str {
+        &self.dir
     }
 
     /// Whether its export is an incremental one (it continues another run).
@@ -156,7 +154,16 @@ pub async fn list(base: &Location, filter: &Filter) -> Result<Vec<RunEntry>> {
         |n| n.len() == 4 && n.bytes().all(|b| b.is_ascii_digit()),
         |n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit()),
         |n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit()),
-        |n| NaiveDateTime::parse_from_str(&format!("2000/01/01/{n}"), "%Y/%m/%d/%H_%M.%S").is_ok(),
+        // Exactly HH_MM.SS (chrono alone would take `3_0.0` too, which names another run).
+        |n| {
+            let b = n.as_bytes();
+            b.len() == 8
+                && [0, 1, 3, 4, 6, 7].iter().all(|i| b[*i].is_ascii_digit())
+                && b[2] == b'_'
+                && b[5] == b'.'
+                && NaiveDateTime::parse_from_str(&format!("2000/01/01/{n}"), "%Y/%m/%d/%H_%M.%S")
+                    .is_ok()
+        },
     ];
     let mut level = apps;
     for keep in patterns {
@@ -238,6 +245,7 @@ async fn run_entry(base: &Location, dir: &str) -> Result<Option<RunEntry>> {
         run_root: root.url(),
         backup,
         restore,
+        dir: dir.to_string(),
     }))
 }
 
@@ -325,10 +333,10 @@ pub fn is_latest(from: &str) -> bool {
     matches!(from, "latest" | "latest-success")
 }
 
-/// The newest successful export of `app` under `base` (in `region`, or the one region
-/// holding the app).
+/// The newest successful export of `app` under `base` (in the one region holding the app,
+/// or in `region` when several do).
 pub async fn latest(base: &Location, app: &str, region: Option<&str>) -> Result<Latest> {
-    let runs = list(base, &Filter::app(app, region)).await?;
+    let runs = list(base, &Filter::app(app, None)).await?;
     let region = one_region(&runs, base, app, region)?;
     let run = runs
         .into_iter()
@@ -352,25 +360,25 @@ pub async fn latest(base: &Location, app: &str, region: Option<&str>) -> Result<
     })
 }
 
-/// The region of an app's runs: the one asked for, or the only one holding it.
+/// The region of an app's runs: the only one holding it, or, when several do, the one
+/// asked for (`--region`, which for an import also names the target's region: a run of
+/// another region is still found when the app has runs in one region only).
 pub fn one_region(
     runs: &[RunEntry],
     base: &Location,
     app: &str,
     asked: Option<&str>,
 ) -> Result<String> {
-    if let Some(r) = asked {
-        return Ok(r.to_string());
-    }
     let mut regions: Vec<&str> = runs.iter().map(|r| r.region.as_str()).collect();
     regions.sort();
     regions.dedup();
-    match regions[..] {
-        [one] => Ok(one.to_string()),
-        [] => Err(Error::Invalid(format!(
+    match (&regions[..], asked) {
+        ([one], _) => Ok(one.to_string()),
+        ([], _) => Err(Error::Invalid(format!(
             "{}: no runs of app {app:?} in any region",
             base.url()
         ))),
+        (_, Some(r)) if regions.contains(&r) => Ok(r.to_string()),
         _ => Err(Error::Invalid(format!(
             "{}: app {app:?} has runs in {}; name one with --region",
             base.url(),

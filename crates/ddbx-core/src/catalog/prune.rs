@@ -1,9 +1,10 @@
 //! Deleting an app's old runs, under the app's lock, never one that is still wanted.
 //!
-//! Kept, whatever the retention says: the newest successful run; every run with a RUNNING
-//! flag (an export or an import in progress, or one that crashed and may be resumed);
-//! every run newer than the newest successful one (it may yet be resumed); and every run
-//! whose export a kept incremental run builds on (back to that chain's full export).
+//! Kept, whatever the retention says: every run while none has succeeded yet; the newest
+//! successful run; every run with a RUNNING flag (an export or an import in progress, or
+//! one that crashed and may be resumed); every run newer than the newest successful one
+//! (it may yet be resumed); and every run whose export a kept incremental run builds on
+//! (back to that chain's full export).
 //! Retention keeps the `keep_last` newest successful runs and every run younger than
 //! `keep_days`. The rest go: each run's objects listed and deleted in batches (S3's
 //! DeleteObjects, through `object_store`), then the app's chains forget the links of the
@@ -73,7 +74,8 @@ pub struct PruneReport {
     pub chains_updated: Vec<String>,
 }
 
-/// Prune the runs of `app` under `base` (in `region`, or the one region holding it).
+/// Prune the runs of `app` under `base` (in the one region holding it, or in `region` when
+/// several do).
 pub async fn prune(
     base: &Location,
     app: &str,
@@ -86,6 +88,7 @@ pub async fn prune(
             "--keep-last must be at least 1 (the newest successful run is always kept)".into(),
         ));
     }
+    // Strict about the region (unlike `latest`): a prune never touches another region's runs.
     let found = list(base, &Filter::app(app, region)).await?;
     let region = one_region(&found, base, app, region)?;
     let app_rel = format!("{region}/{app}");
@@ -128,16 +131,31 @@ async fn prune_locked(
             bytes: 0,
         });
     }
+    // A failed delete stops the prune; the runs deleted so far still leave the chains.
+    let mut failed = None;
     for d in decisions.iter_mut().filter(|d| d.delete) {
+        if failed.is_some() {
+            d.delete = false;
+            d.kept_because
+                .push("not reached: an earlier delete failed".into());
+            continue;
+        }
         let rel = runs
             .iter()
             .find(|r| r.run_root == d.run_root)
             .expect("decided from runs")
             .run_dir();
-        let root = base.child(&rel);
-        let (objects, bytes) = delete_run(&root, retention.dry_run).await?;
-        d.objects = objects;
-        d.bytes = bytes;
+        match delete_run(&base.child(rel), retention.dry_run).await {
+            Ok((objects, bytes)) => {
+                d.objects = objects;
+                d.bytes = bytes;
+            }
+            Err(e) => {
+                d.delete = false;
+                d.kept_because.push(format!("its delete failed: {e}"));
+                failed = Some(e);
+            }
+        }
     }
     let gone: BTreeSet<&str> = decisions
         .iter()
@@ -166,6 +184,9 @@ async fn prune_locked(
             c.save(app_dir).await?;
         }
     }
+    if let Some(e) = failed {
+        return Err(e);
+    }
     Ok(PruneReport {
         app_dir: app_dir.url(),
         dry_run: retention.dry_run,
@@ -188,6 +209,14 @@ fn decide(
         .iter()
         .filter(|r| r.backup.status == Status::Success)
         .collect();
+    if successes.is_empty() {
+        for r in runs {
+            keep(
+                &r.run_root,
+                "no run has succeeded yet: none is pruned".into(),
+            );
+        }
+    }
     if let Some(newest) = successes.first() {
         keep(&newest.run_root, "the newest successful run".into());
         for r in runs.iter().take_while(|r| r.time > newest.time) {
@@ -338,6 +367,7 @@ mod tests {
                 continues: Vec::new(),
             },
             restore: None,
+            dir: format!("r/a/{day:02}"),
         }
     }
 
@@ -395,6 +425,33 @@ mod tests {
         assert!(k.contains(&"run05".to_string()));
         assert!(!k.contains(&"run04".to_string()));
         assert_eq!(k.len(), 21);
+    }
+
+    #[test]
+    fn the_region_is_the_only_one_holding_the_app_or_the_one_named() {
+        let base = crate::store::Storage::default().open("/tmp").unwrap();
+        let mut runs = vec![run(1, Status::Success)];
+        // An import into eu-west-1 still finds the app's only region.
+        assert_eq!(
+            crate::catalog::one_region(&runs, &base, "a", Some("eu-west-1")).unwrap(),
+            "r"
+        );
+        runs.push(RunEntry {
+            region: "s".into(),
+            ..run(2, Status::Success)
+        });
+        assert_eq!(
+            crate::catalog::one_region(&runs, &base, "a", Some("s")).unwrap(),
+            "s"
+        );
+        let why = crate::catalog::one_region(&runs, &base, "a", None).unwrap_err();
+        assert!(why.to_string().contains("r, s"), "{why}");
+    }
+
+    #[test]
+    fn nothing_is_pruned_before_a_first_success() {
+        let runs: Vec<RunEntry> = (1..=9).rev().map(|d| run(d, Status::Failed)).collect();
+        assert_eq!(kept(&runs, &[], &retention(1, None)).len(), 9);
     }
 
     #[test]
