@@ -81,6 +81,25 @@ pub struct JobEntry {
     pub continues: Vec<String>,
 }
 
+impl JobEntry {
+    /// A job that left no flag (nothing known of it).
+    pub fn incomplete(job: &'static str) -> Self {
+        Self {
+            job,
+            status: Status::Incomplete,
+            engine: None,
+            tables: 0,
+            tables_failed: 0,
+            items: 0,
+            items_unknown: false,
+            bytes: 0,
+            ended_at: None,
+            as_of: None,
+            continues: Vec::new(),
+        }
+    }
+}
+
 /// One run root.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -260,19 +279,7 @@ async fn job_entry(root: &Location, job: Job, names: &[String]) -> Result<JobEnt
         Job::Backup => "backup",
         Job::Restore => "restore",
     };
-    let mut entry = JobEntry {
-        job: word,
-        status: Status::Incomplete,
-        engine: None,
-        tables: 0,
-        tables_failed: 0,
-        items: 0,
-        items_unknown: false,
-        bytes: 0,
-        ended_at: None,
-        as_of: None,
-        continues: Vec::new(),
-    };
+    let mut entry = JobEntry::incomplete(word);
     let Some(flag) = flag else {
         return Ok(entry);
     };

@@ -354,17 +354,9 @@ mod tests {
             app: "a".into(),
             run_root: format!("run{day:02}"),
             backup: JobEntry {
-                job: "backup",
                 status,
-                engine: None,
                 tables: 1,
-                tables_failed: 0,
-                items: 0,
-                items_unknown: false,
-                bytes: 0,
-                ended_at: None,
-                as_of: None,
-                continues: Vec::new(),
+                ..JobEntry::incomplete("backup")
             },
             restore: None,
             dir: format!("r/a/{day:02}"),
