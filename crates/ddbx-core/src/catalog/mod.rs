@@ -214,11 +214,7 @@ pub async fn list(base: &Location, filter: &Filter) -> Result<Vec<RunEntry>> {
 
 /// The names of the folders directly under `dir` that `keep` accepts.
 async fn folders(dir: &Location, keep: impl Fn(&str) -> bool) -> Result<Vec<String>> {
-    let listed = dir
-        .store
-        .list_with_delimiter(Some(&dir.prefix))
-        .await
-        .map_err(|e| Error::store(dir.url(), e))?;
+    let listed = dir.list_folder().await?;
     let mut names: Vec<String> = listed
         .common_prefixes
         .iter()
@@ -241,11 +237,7 @@ async fn run_entry(base: &Location, dir: &str) -> Result<Option<RunEntry>> {
         return Ok(None);
     };
     let root = base.child(dir);
-    let listed = root
-        .store
-        .list_with_delimiter(Some(&root.prefix))
-        .await
-        .map_err(|e| Error::store(root.url(), e))?;
+    let listed = root.list_folder().await?;
     let names: Vec<String> = listed
         .objects
         .iter()

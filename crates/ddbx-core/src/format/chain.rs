@@ -74,11 +74,7 @@ pub fn app_dir_of_run(run_dir: &Location) -> Location {
 /// The tables that have a chain in an app's folder.
 pub async fn chained_tables(app_dir: &Location) -> Result<Vec<String>> {
     let dir = chains_dir(app_dir);
-    let listed = dir
-        .store
-        .list_with_delimiter(Some(&dir.prefix))
-        .await
-        .map_err(|e| Error::store(dir.url(), e))?;
+    let listed = dir.list_folder().await?;
     let mut tables: Vec<String> = listed
         .objects
         .iter()

@@ -44,11 +44,7 @@ pub fn is_data_file(name: &str) -> bool {
 /// List the data files under `<table_dir>/data/` and write them to `files.json`.
 pub async fn write_listing(table_dir: &Location) -> Result<Listing> {
     let data = table_dir.child(DATA);
-    let listed = data
-        .store
-        .list_with_delimiter(Some(&data.prefix))
-        .await
-        .map_err(|e| Error::store(data.url(), e))?;
+    let listed = data.list_folder().await?;
     let mut files: Vec<ListedFile> = listed
         .objects
         .into_iter()

@@ -6,9 +6,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::format::chain::{Chain, LinkKind};
-use crate::format::source::{open_table, TableSource};
+use crate::format::chain::{self, Chain, LinkKind};
+use crate::format::source::{open_table, Selected, Selection, TableSource};
+use crate::plan::TableFilter;
 use crate::store::{Location, Storage};
+use crate::table::TableSchema;
 use crate::{Error, Result};
 
 /// What rebuilds one table.
@@ -92,4 +94,51 @@ pub async fn replay(
         changes: sources.collect(),
         reached,
     })
+}
+
+/// The tables of an app folder's chains, each replayed to `at`.
+pub(crate) async fn select_chains(
+    storage: &Storage,
+    sel: &Selection,
+    app: &Location,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Selected>> {
+    let filter = TableFilter::new(&sel.tables, &sel.excludes)?;
+    let mut selected = Vec::new();
+    for source_table in chain::chained_tables(app).await? {
+        if !filter.matches(&source_table) {
+            continue;
+        }
+        let target_table = sel
+            .table_map
+            .iter()
+            .find(|(s, _)| *s == source_table)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| source_table.clone());
+        let (table, changes, reached) = match replay(storage, app, &source_table, None, at).await {
+            Ok(r) => (Ok(r.base), r.changes, Some(r.reached)),
+            Err(e) => (Err(e), Vec::new(), None),
+        };
+        let key = table
+            .as_ref()
+            .ok()
+            .and_then(|t| t.schema.as_ref())
+            .map(TableSchema::key);
+        selected.push(Selected {
+            source_table,
+            target_table,
+            step: None,
+            table,
+            key,
+            changes,
+            reached,
+        });
+    }
+    if selected.is_empty() {
+        return Err(Error::Plan(format!(
+            "{}: no chained table selected (after --tables/--exclude)",
+            app.url()
+        )));
+    }
+    Ok(selected)
 }

@@ -71,7 +71,7 @@ pub async fn select(
             return Ok((
                 root.clone(),
                 None,
-                select_chains(storage, sel, &root, at).await?,
+                replay::select_chains(storage, sel, &root, at).await?,
             ));
         }
         if !is_run {
@@ -151,54 +151,6 @@ pub async fn select(
         )));
     }
     Ok((root, source.plan, selected))
-}
-
-/// The tables of an app folder's chains, each replayed to `at`.
-async fn select_chains(
-    storage: &Storage,
-    sel: &Selection,
-    app: &Location,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<Selected>> {
-    let filter = TableFilter::new(&sel.tables, &sel.excludes)?;
-    let mut selected = Vec::new();
-    for source_table in chain::chained_tables(app).await? {
-        if !filter.matches(&source_table) {
-            continue;
-        }
-        let target_table = sel
-            .table_map
-            .iter()
-            .find(|(s, _)| *s == source_table)
-            .map(|(_, d)| d.clone())
-            .unwrap_or_else(|| source_table.clone());
-        let (table, changes, reached) =
-            match replay::replay(storage, app, &source_table, None, at).await {
-                Ok(r) => (Ok(r.base), r.changes, Some(r.reached)),
-                Err(e) => (Err(e), Vec::new(), None),
-            };
-        let key = table
-            .as_ref()
-            .ok()
-            .and_then(|t| t.schema.as_ref())
-            .map(TableSchema::key);
-        selected.push(Selected {
-            source_table,
-            target_table,
-            step: None,
-            table,
-            key,
-            changes,
-            reached,
-        });
-    }
-    if selected.is_empty() {
-        return Err(Error::Plan(format!(
-            "{}: no chained table selected (after --tables/--exclude)",
-            app.url()
-        )));
-    }
-    Ok(selected)
 }
 
 /// One data file to read.
@@ -354,12 +306,8 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
         };
         (dir.clone(), parent_schema)
     } else {
-        let base = dir.join("AWSDynamoDB");
-        let listing = dir
-            .store
-            .list_with_delimiter(Some(&base))
-            .await
-            .map_err(|e| Error::store(dir.url_of(&base), e))?;
+        let base = dir.child("AWSDynamoDB");
+        let listing = base.list_folder().await?;
         let mut ids: Vec<String> = listing
             .common_prefixes
             .iter()
@@ -379,7 +327,7 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
             Some(d) => (d, schema),
             None if !ids.is_empty() => {
                 return Err(Error::Corrupt {
-                    file: dir.url_of(&base),
+                    file: base.url(),
                     message: "no complete export here (no manifest-summary.json): was the export interrupted?".into(),
                 })
             }
@@ -608,11 +556,7 @@ async fn open_connector(
 
 /// Data files of a folder with no manifest (Data Pipeline): every plain file but ddbx's own.
 async fn list_plain_files(dir: &Location) -> Result<Vec<SourceFile>> {
-    let listing = dir
-        .store
-        .list_with_delimiter(Some(&dir.prefix))
-        .await
-        .map_err(|e| Error::store(dir.url(), e))?;
+    let listing = dir.list_folder().await?;
     let mut files: Vec<SourceFile> = listing
         .objects
         .into_iter()

@@ -317,6 +317,14 @@ impl Location {
         }
     }
 
+    /// What lies directly in this location: its objects, and its sub-folders as prefixes.
+    pub async fn list_folder(&self) -> Result<object_store::ListResult> {
+        self.store
+            .list_with_delimiter(Some(&self.prefix))
+            .await
+            .map_err(|e| Error::store(self.url(), e))
+    }
+
     /// Every object under this location.
     pub async fn list_all(&self) -> Result<Vec<Path>> {
         self.store

@@ -191,23 +191,7 @@ impl FakeCloud {
 
     /// Every item of a table.
     pub async fn scan_all(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .scan()
-                .table_name(table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .unwrap();
-            out.extend(page.items().iter().cloned());
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return out,
-            }
-        }
+        super::scan_all(&self.ddb, table).await
     }
 
     /// A bucket of its S3.

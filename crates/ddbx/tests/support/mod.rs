@@ -244,23 +244,7 @@ impl TestEnv {
 
     /// Every item of a table.
     pub async fn scan_all(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .scan()
-                .table_name(table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .unwrap();
-            out.extend(page.items().iter().cloned());
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return out,
-            }
-        }
+        scan_all(&self.ddb, table).await
     }
 
     /// (read units, write units, decreases today) of a provisioned table.
@@ -674,5 +658,25 @@ pub fn wait_for(child: &mut std::process::Child, what: &str, mut ready: impl FnM
             "{what}: not within 30 s"
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Every item of a table, through any client (dynalite's, a fakecloud's).
+pub async fn scan_all(ddb: &Client, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = ddb
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        out.extend(page.items().iter().cloned());
+        match page.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => return out,
+        }
     }
 }

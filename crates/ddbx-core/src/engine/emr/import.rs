@@ -267,11 +267,7 @@ async fn write_set_aside(work: &ImportWork<'_>, i: &Imported<'_>) -> Result<(u64
     let files = |dir: &Location| {
         let dir = dir.clone();
         async move {
-            let listed = dir
-                .store
-                .list_with_delimiter(Some(&dir.prefix))
-                .await
-                .map_err(|e| Error::store(dir.url(), e))?;
+            let listed = dir.list_folder().await?;
             Ok::<_, Error>(
                 listed
                     .objects

@@ -180,11 +180,7 @@ async fn remove_unlisted_data_files(layout: &TableLayout, files: &[DataFile]) ->
         DataFormat::Emr => layout.table_dir.clone(),
         _ => layout.native_dir().child("data"),
     };
-    let listing = dir
-        .store
-        .list_with_delimiter(Some(&dir.prefix))
-        .await
-        .map_err(|e| Error::store(dir.url(), e))?;
+    let listing = dir.list_folder().await?;
     for object in listing.objects {
         let name = object.location.filename().unwrap_or_default();
         let is_data = match layout.format {
