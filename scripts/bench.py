@@ -22,8 +22,12 @@ p.add_argument("--dynein-src", help="a clone of awslabs/dynein outside this repo
 p.add_argument("--runs", type=int, default=3)
 p.add_argument("--out", default="docs/BENCHMARKS.md")
 p.add_argument("--canned-port", type=int, default=18020)
+p.add_argument("--canned-sizes", default="1000000",
+               help="item counts of the ~200-byte tables served by the canned endpoint, comma-separated "
+                    "(add 10000000 for the ten-million-item run: about 15 minutes more)")
 args = p.parse_args()
 sizes = [args.items] if args.items else [int(n) for n in args.sizes.split(",") if n]
+canned_sizes = [int(n) for n in args.canned_sizes.split(",") if n]
 
 target = os.environ["CARGO_TARGET_DIR"]
 ddb = os.environ["DDBX_DYNAMODB_ENDPOINT"]
@@ -200,33 +204,124 @@ def bench_table(label, items, item_bytes):
 
 for label, items, item_bytes in tables:
     bench_table(label, items, item_bytes)
-canned_items = sizes[0]
-canned_label = f"canned endpoint, {canned_items:,} items of ~200 B"
-
-# ddbx's own ceiling: the same items served from memory by a canned endpoint, and the CPU
-# of merely compressing ddbx's output bytes again with the same codec.
+# ddbx's own ceiling: the same items served from memory by a canned endpoint, which also
+# takes BatchWriteItem calls and discards them; compared with the CPU of merely compressing
+# ddbx's output bytes again with the same codec (export) and with the null writer pointed
+# at the same endpoint (import). The endpoint reports 10,000,000 WCU so that the write
+# rate never binds; it counts the puts it takes and a sum of their keys' hashes, so each
+# import is checked to have written every item exactly once.
 canned_url = f"http://127.0.0.1:{args.canned_port}"
-canned = subprocess.Popen(bench[:1] + ["--endpoint-url", canned_url, "canned", "--table", "CANNED", "--items", str(canned_items),
-                                       "--port", str(args.canned_port)], env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
-canned.stderr.readline()  # "canned endpoint on ...": it is listening
-compress = {}
-try:
-    for r in range(args.runs):
-        print(f"canned round {r + 1}/{args.runs}", file=sys.stderr)
-        for codec in ["gzip", "zstd"]:
-            out = os.path.join(work, f"canned{r}{codec}")
-            record(canned_label, f"ddbx export ({codec})",
-                   measure([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "export", "--app", "canned", "--table", "CANNED",
-                            "--to", out, "--read-ratio", "1.0", "--segments", "8", "--workers", "8", "--compression", codec]))
-            files = [os.path.join(dp, f) for dp, _, fn in os.walk(out) for f in fn if "/data" in dp or f.endswith((".gz", ".zst"))]
-            files = [f for f in files if os.path.basename(os.path.dirname(f)) == "data"]
-            secs, raw, packed = subprocess.run(bench[:1] + ["--endpoint-url", canned_url, "compress", "--codec", codec] + files,
-                                               env=env, check=True, capture_output=True, text=True).stdout.split()
-            compress.setdefault(codec, []).append((float(secs), int(raw), int(packed)))
+canned_tables = [(f"canned endpoint, {n:,} items of ~200 B", n, 200) for n in canned_sizes]
+if args.large:
+    canned_tables.append((f"canned endpoint, {args.large:,} items of ~30 KB", args.large, 30_000))
+compress = {}  # label -> codec -> [(seconds, raw bytes, compressed bytes)]
+item_bytes = {}  # label -> the items' total size as DynamoDB counts it
+canned_memory = {}  # label -> {"export": samples, "import": samples}
+
+
+def start_canned(table, items, item_bytes_each, *extra):
+    proc = subprocess.Popen(bench[:1] + ["--endpoint-url", canned_url, "canned", "--table", table, "--items", str(items),
+                                         "--item-bytes", str(item_bytes_each), "--port", str(args.canned_port),
+                                         "--write-units", "10000000"] + list(extra),
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc.stderr.readline()  # "canned endpoint on ...": it is listening
+    return proc
+
+
+def canned_stats():
+    import json
+    import urllib.request
+    req = urllib.request.Request(canned_url, data=b"{}", headers={"x-amz-target": "DdbxBench.Stats"})
+    return json.load(urllib.request.urlopen(req))
+
+
+def checked_import(label, name, cmd, items):
+    """measure() an import into the canned endpoint, then check with its counts that
+    every item was written exactly once."""
+    before = canned_stats()
+    m = measure(cmd)
+    after = canned_stats()
+    puts = after["puts"] - before["puts"]
+    key_sum = (after["key_sum"] - before["key_sum"]) % 2**64
+    if puts != items or key_sum != after["expected_key_sum"]:
+        sys.exit(f"{label}: {name} wrote {puts} puts of {items} items, keys {'match' if key_sum == after['expected_key_sum'] else 'do not match'}")
+    m["unprocessed"] = after["unprocessed"] - before["unprocessed"]
+    record(label, name, m)
+
+
+def bench_canned(label, items, item_bytes_each):
+    table = "CANNED"
+    canned = start_canned(table, items, item_bytes_each)
+    big = items > 1_000_000
+    try:
+        item_bytes[label] = canned_stats()["item_bytes"]
+        run_root = None
+        for r in range(args.runs):
+            print(f"{label}: round {r + 1}/{args.runs}", file=sys.stderr)
+            for codec in ["gzip", "zstd"]:
+                out = os.path.join(work, f"canned{r}{codec}")
+                record(label, f"ddbx export ({codec})",
+                       measure([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "export", "--app", "canned", "--table", table,
+                                "--to", out, "--read-ratio", "1.0", "--segments", "8", "--workers", "8", "--compression", codec]))
+                files = [os.path.join(dp, f) for dp, _, fn in os.walk(out) for f in fn if os.path.basename(dp) == "data"]
+                secs, raw, packed = subprocess.run(bench[:1] + ["--endpoint-url", canned_url, "compress", "--codec", codec] + files,
+                                                   env=env, check=True, capture_output=True, text=True).stdout.split()
+                compress.setdefault(label, {}).setdefault(codec, []).append((float(secs), int(raw), int(packed)))
+                if codec == "gzip" and r == 0:
+                    export_out = out
+                    run_root = next(dp for dp, dn, fn in os.walk(out) if "restore-plan.json" in fn)
+                else:
+                    shutil.rmtree(out)
+            imports = [("ddbx import", [])] + ([] if big else [("ddbx import (--no-validate-first)", ["--no-validate-first"])])
+            for name, extra in imports:
+                shutil.rmtree(os.path.join(run_root, "_import"), ignore_errors=True)
+                checked_import(label, name, [ddbx[0], "--endpoint-url", canned_url, "--no-progress", "import", "--from", run_root,
+                                             "--table-map", f"{table}={table}_in", "--write-ratio", "1.0", "--workers", "8"] + extra,
+                               items)
+            record(label, "null writer (8 writers)", measure(bench[:1] + ["--endpoint-url", canned_url, "null-write", "--table",
+                                                                          f"{table}_in", "--items", str(items), "--item-bytes",
+                                                                          str(item_bytes_each), "--writers", "8"]))
+        if item_bytes_each == 200:
+            out = os.path.join(work, "canned-memory")
+            export_samples = rss_over_time([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "export", "--app", "canned",
+                                            "--table", table, "--to", out, "--read-ratio", "1.0", "--segments", "8", "--workers", "8"])
             shutil.rmtree(out)
-finally:
-    canned.kill()
+            shutil.rmtree(os.path.join(run_root, "_import"), ignore_errors=True)
+            import_samples = rss_over_time([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "import", "--from", run_root,
+                                            "--table-map", f"{table}={table}_in", "--write-ratio", "1.0", "--workers", "8"])
+            canned_memory[label] = {"ddbx export (gzip)": export_samples, "ddbx import": import_samples}
+    finally:
+        canned.kill()
+        canned.wait()
+    shutil.rmtree(export_out, ignore_errors=True)
+
+
+def bench_unprocessed(items=20_000):
+    """Exact retries: an import where the endpoint answers a fifth of every call's requests
+    (rounded down, so that each remainder is taken in the end) as UnprocessedItems, as
+    DynamoDB does when a partition is busy; checked to write each item exactly once."""
+    label = f"canned endpoint, {items:,} items of ~200 B, 20 % of each call left unprocessed"
+    canned = start_canned("CANNED", items, 200, "--unprocessed-share", "0.2")
+    out = os.path.join(work, "unprocessed")
+    try:
+        run([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "export", "--app", "canned", "--table", "CANNED", "--to", out])
+        run_root = next(dp for dp, dn, fn in os.walk(out) if "restore-plan.json" in fn)
+        for r in range(args.runs):
+            print(f"{label}: round {r + 1}/{args.runs}", file=sys.stderr)
+            shutil.rmtree(os.path.join(run_root, "_import"), ignore_errors=True)
+            checked_import(label, "ddbx import", [ddbx[0], "--endpoint-url", canned_url, "--no-progress", "import", "--from",
+                                                  run_root, "--table-map", "CANNED=CANNED_in", "--write-ratio", "1.0",
+                                                  "--workers", "8"], items)
+    finally:
+        canned.kill()
+        canned.wait()
+    shutil.rmtree(out, ignore_errors=True)
+    return label, items
+
+
+for label, items, item_bytes_each in canned_tables:
+    bench_canned(label, items, item_bytes_each)
+unprocessed_table = bench_unprocessed()
 
 # Rate accuracy: a table with 200 provisioned RCU exported at --read-ratio 0.5 must consume
 # 100 RCU/s. The canned endpoint counts the units it charges in 10-second windows.
@@ -257,14 +352,12 @@ def med(label, name, key):
 header = "| tool | wall s | CPU s (user+sys) | peak RSS MB | items/s | CPU µs/item |\n|---|---:|---:|---:|---:|---:|\n"
 table_md = ""
 ratios = {}
-for label, items in [(label, items) for label, items, _ in tables] + [(canned_label, canned_items)]:
+for label, items in [(label, items) for label, items, _ in tables + canned_tables] + [unprocessed_table]:
     res = results[label]
     table_md += f"\n### {label}\n\n" + header
     for name in res:
         wall, cpu, rss = med(label, name, "wall"), med(label, name, "cpu"), med(label, name, "rss_mb")
         table_md += f"| {name} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | {items / wall:,.0f} | {cpu / items * 1e6:.1f} |\n"
-    if label == canned_label:
-        continue
 
     def ratio(what, a, b, key="wall"):
         if a in res and b in res:
@@ -277,24 +370,72 @@ for label, items in [(label, items) for label, items, _ in tables] + [(canned_la
     ratio("dynein export / ddbx export (gzip), CPU per item", "dynein export (jsonl)", "ddbx export (gzip)", "cpu")
     ratio("ddbx import / null writer, wall", "ddbx import", "null writer (8 writers)")
     ratio("dynamodump restore / ddbx import, wall", "dynamodump restore", "ddbx import")
+    ratio("ddbx import / null writer, CPU (target ≤ 1.3)", "ddbx import", "null writer (8 writers)", "cpu")
+    ratio("ddbx import (--no-validate-first) / null writer, CPU", "ddbx import (--no-validate-first)", "null writer (8 writers)", "cpu")
+    for codec in ["gzip", "zstd"]:
+        if label in compress:
+            alone = statistics.median(c[0] for c in compress[label][codec])
+            target = " (target ≤ 1.5)" if codec == "gzip" else ""
+            ratios[f"{label}: ddbx export ({codec}) CPU / compressing its output alone ({alone:.2f} s, "
+                   f"{compress[label][codec][0][1] / 1e6:.1f} MB){target}"] = med(label, f"ddbx export ({codec})", "cpu") / alone
 small, big = tables[0][0], tables[len(sizes) - 1][0]
 if small != big:
     for name in ["ddbx export (gzip)", "ddbx import"]:
         ratios[f"{name}: peak RSS at {big} / at {small} ({med(big, name, 'rss_mb'):.0f} MB / {med(small, name, 'rss_mb'):.0f} MB)"] = \
             med(big, name, "rss_mb") / med(small, name, "rss_mb")
-for codec in ["gzip", "zstd"]:
-    alone = statistics.median(c[0] for c in compress[codec])
-    ratios[f"{canned_label}: ddbx export ({codec}) CPU / compressing its output alone ({alone:.2f} s, "
-           f"{compress[codec][0][1] / 1e6:.1f} MB)"] = med(canned_label, f"ddbx export ({codec})", "cpu") / alone
+canned_small = [(label, n) for label, n, b in canned_tables if b == 200]
+if len(canned_small) > 1:
+    (one, n1), (ten, n10) = canned_small[0], canned_small[-1]
+    for name in ["ddbx export (gzip)", "ddbx export (zstd)", "ddbx import"]:
+        ratios[f"canned endpoint, {name}: wall at {n10:,} items / at {n1:,} (target ≤ {1.05 * n10 / n1:.1f})"] = \
+            med(ten, name, "wall") / med(one, name, "wall")
+        ratios[f"canned endpoint, {name}: peak RSS at {n10:,} items / at {n1:,} ({med(ten, name, 'rss_mb'):.0f} MB / "
+               f"{med(one, name, 'rss_mb'):.0f} MB, target ≤ 1.10)"] = med(ten, name, "rss_mb") / med(one, name, "rss_mb")
+
+# The physical limit: MB of items (as DynamoDB sizes them) that one core carries per second.
+limit_md = "| table | ddbx export (gzip) | ddbx export (zstd) | ddbx import |\n|---|---:|---:|---:|\n"
+per_core = {}
+for label, items, each in canned_tables:
+    mb = item_bytes[label] / 1e6
+    row = {name: mb / med(label, name, "cpu") for name in ["ddbx export (gzip)", "ddbx export (zstd)", "ddbx import"]}
+    per_core[label] = row
+    limit_md += f"| {label} ({mb:,.0f} MB of items) | " + " | ".join(f"{v:,.0f} MB/s" for v in row.values()) + " |\n"
+# 40,000 RCU, eventually consistent: 80,000 reads of 4 KB a second, whatever the item size.
+read_mb = 40_000 * 2 * 4096 / 1e6
+small_row = per_core[canned_small[0][0]]
+big_rows = [per_core[label] for label, _, each in canned_tables if each != 200]
+# Items of at most 1 KB cost 1 WCU each: 40,000 WCU write 40,000 of them a second.
+import_mb_200 = 40_000 * item_bytes[canned_small[0][0]] / canned_small[0][1] / 1e6
+limit_line = (f"One core carries {small_row['ddbx export (gzip)']:,.0f} MB/s of items exported with gzip, "
+              f"{small_row['ddbx export (zstd)']:,.0f} MB/s with zstd and {small_row['ddbx import']:,.0f} MB/s imported (~200-byte items"
+              + (f"; {big_rows[0]['ddbx export (gzip)']:,.0f}, {big_rows[0]['ddbx export (zstd)']:,.0f} and {big_rows[0]['ddbx import']:,.0f} MB/s for ~30 KB items" if big_rows else "")
+              + f"), so a table read at 40,000 RCU ({read_mb:,.0f} MB/s, eventually consistent) needs "
+              f"{read_mb / small_row['ddbx export (gzip)']:.1f} cores with gzip or {read_mb / small_row['ddbx export (zstd)']:.1f} with zstd, "
+              f"and one written at 40,000 WCU ({import_mb_200:.0f} MB/s of ~200-byte items, at most 41 MB/s of 1 KB multiples) needs "
+              f"{import_mb_200 / small_row['ddbx import']:.2f} of a core"
+              + (f" ({41 / big_rows[0]['ddbx import']:.2f} for ~30 KB items)" if big_rows else "") + ".")
 
 marks = [0.5, 1, 2, 4, 8, 16]
 memory_md = ("| ddbx export (gzip) | " + " | ".join(f"RSS at {m} s" for m in marks) + " | peak | run ends at | 95 % of peak reached at |\n|---|"
              + "---:|" * (len(marks) + 3) + "\n")
-for label, samples in memory.items():
+
+
+def memory_row(label, samples):
     peak = max(mb for _, mb in samples)
     at = [next((f"{mb:.0f}" for t, mb in samples if t >= m), "(ended)") for m in marks]
     reached = next(t for t, mb in samples if mb >= 0.95 * peak)
-    memory_md += f"| {label} | " + " | ".join(at) + f" | {peak:.0f} | {samples[-1][0]:.1f} s | {reached:.1f} s |\n"
+    return f"| {label} | " + " | ".join(at) + f" | {peak:.0f} | {samples[-1][0]:.1f} s | {reached:.1f} s |\n"
+
+
+for label, samples in memory.items():
+    memory_md += memory_row(label, samples)
+marks = [1, 2, 4, 8, 16, 32, 64, 128]
+canned_memory_md = ""
+for name in ["ddbx export (gzip)", "ddbx import"]:
+    canned_memory_md += ("\n| " + name + " | " + " | ".join(f"RSS at {m} s" for m in marks)
+                         + " | peak | run ends at | 95 % of peak reached at |\n|---|" + "---:|" * (len(marks) + 3) + "\n")
+    for label, runs in canned_memory.items():
+        canned_memory_md += memory_row(label, runs[name])
 
 ratio_md = "| ratio | value |\n|---|---:|\n" + "".join(f"| {k} | {v:.2f} |\n" for k, v in ratios.items())
 versions = subprocess.run(ddbx[:1] + ["--version"], capture_output=True, text=True).stdout.strip()
@@ -313,16 +454,30 @@ binary, bool, string set, map) and one of items of about 30 KB; dynamodump and d
 the tables of at most {args.compare_max:,} items only (beyond, one of their runs takes
 minutes). Each tool runs as a child process: its CPU is from wait4, its peak RSS from
 GNU time. The emulator shares the machine's 2 cores, so every figure includes its load; the
-null scanner and null writer show its ceiling. The "canned endpoint" table reads items from
-`ddbx-bench canned` (Scan pages served from memory) instead: ddbx's own ceiling, compared
-with the CPU of compressing its output bytes again with ddbx's compressor alone (one
-thread, in memory).
+null scanner and null writer show its ceiling. The "canned endpoint" tables read items from
+`ddbx-bench canned` instead (Scan pages served from memory, BatchWriteItem calls metered and
+discarded; it reports 10,000,000 WCU so that the write rate never binds): ddbx's own
+ceiling. Its exports are compared with the CPU of compressing their output bytes again with
+ddbx's compressor alone (one thread, in memory), its imports with the null writer pointed
+at the same endpoint; every import there is checked, with the endpoint's count of puts and
+sum of key hashes, to have written each item exactly once. "ddbx import" validates every
+file before writing (the default); "20 % of each call left unprocessed" has the endpoint
+answer a fifth of every call's requests (rounded down) as UnprocessedItems: ddbx treats
+that as DynamoDB asking it to slow down (backoff, and a lower rate), so its wall time is
+the backoff's, and the point of it is that every item still lands exactly once.
 {table_md}
 {ratio_md}
-Memory over one more ddbx export (gzip) of each ~200-byte table, sampled every 50 ms from
-`/proc` (MB resident): how soon the peak is reached.
+**The physical limit** (canned endpoint, MB of items as DynamoDB sizes them, per CPU second):
+
+{limit_md}
+{limit_line}
+
+Memory over one more ddbx export (gzip) of each ~200-byte emulator table, sampled every
+50 ms from `/proc` (MB resident): how soon the peak is reached.
 
 {memory_md}
+The same for one more export (gzip) and import of each ~200-byte canned table:
+{canned_memory_md}
 Rate accuracy: a table reporting 200 provisioned RCU ({rate_items:,} items from the canned
 endpoint), exported with `--read-ratio 0.5` (target 100 RCU/s, so 1,000 units per 10-second
 window). Worst deviation over the full windows after the first: {worst:.1f} %.

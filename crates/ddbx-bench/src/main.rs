@@ -2,7 +2,8 @@
 //! every tool is compared with: a null scanner (a minimal parallel Scan that discards its
 //! pages: the emulator's read ceiling) and a null writer (a minimal BatchWriteItem loop:
 //! its write ceiling). They are deliberately bare: no encoding, no files, no rate limit.
-//! Then ddbx's own ceiling: a canned endpoint serving Scan pages from memory, and the cost
+//! Then ddbx's own ceiling: a canned endpoint serving Scan pages from memory and taking
+//! BatchWriteItem calls (the null writer pointed at it is import's baseline), and the cost
 //! of merely compressing an export's bytes.
 
 use std::collections::HashMap;
@@ -49,6 +50,14 @@ enum Cmd {
         #[arg(long, default_value_t = 8)]
         writers: usize,
     },
+    /// Write ITEMS generated items into TABLE, which must exist (for example on a canned
+    /// endpoint): the null writer alone.
+    NullWrite {
+        #[command(flatten)]
+        generated: Generated,
+        #[arg(long, default_value_t = 8)]
+        writers: usize,
+    },
     /// Scan TABLE in SEGMENTS parallel segments and discard the pages.
     NullScan {
         #[arg(long)]
@@ -65,9 +74,16 @@ enum Cmd {
         /// Provisioned read capacity the table reports.
         #[arg(long, default_value_t = 40_000)]
         read_units: i64,
+        /// Provisioned write capacity every table reports.
+        #[arg(long, default_value_t = 40_000)]
+        write_units: i64,
         /// Keep the read units consumed in each 10-second window in this file (JSON).
         #[arg(long)]
         meter: Option<std::path::PathBuf>,
+        /// Answer this share of each BatchWriteItem's requests (rounded down) as
+        /// UnprocessedItems.
+        #[arg(long, default_value_t = 0.0)]
+        unprocessed_share: f64,
     },
     /// Decompress FILES (not timed), then print the seconds ddbx's own compressor takes to
     /// compress their bytes again with CODEC, and the uncompressed and compressed sizes.
@@ -113,7 +129,7 @@ fn item(i: u64, bytes: usize) -> HashMap<String, V> {
     m
 }
 
-async fn load(client: &Client, table: &str, items: u64, bytes: usize, writers: usize) {
+async fn create(client: &Client, table: &str) {
     let _ = client.delete_table().table_name(table).send().await;
     loop {
         if client
@@ -167,6 +183,10 @@ async fn load(client: &Client, table: &str, items: u64, bytes: usize, writers: u
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// The null writer: `writers` bare BatchWriteItem loops, unprocessed items resent.
+async fn write(client: &Client, table: &str, items: u64, bytes: usize, writers: usize) {
     let next = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..writers)
         .map(|_| {
@@ -265,7 +285,20 @@ async fn main() {
                 },
             writers,
         } => {
-            load(&client, &table, items, item_bytes, writers).await;
+            create(&client, &table).await;
+            write(&client, &table, items, item_bytes, writers).await;
+            println!("{items}");
+        }
+        Cmd::NullWrite {
+            generated:
+                Generated {
+                    table,
+                    items,
+                    item_bytes,
+                },
+            writers,
+        } => {
+            write(&client, &table, items, item_bytes, writers).await;
             println!("{items}");
         }
         Cmd::NullScan { table, segments } => {
@@ -280,11 +313,15 @@ async fn main() {
                 },
             port,
             read_units,
+            write_units,
             meter,
+            unprocessed_share,
         } => {
             let mut t = canned::Table::new(&table, items, |i| item(i, item_bytes));
             t.read_units = read_units;
+            t.write_units = write_units;
             t.meter = meter;
+            t.unprocessed_share = unprocessed_share;
             canned::serve(t, port).await;
         }
         Cmd::Compress { codec, files } => {

@@ -15,6 +15,12 @@ mod progress;
 
 use std::process::ExitCode;
 
+/// mimalloc rather than the system allocator: glibc's malloc and free, with threads
+/// waiting on its arena locks, were a fifth of an import's CPU against the canned
+/// endpoint (`scripts/bench`, docs/BENCHMARKS.md, issue 16).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::Parser;
 use ddbx_core::run::stop::StopSignal;
 

@@ -9,6 +9,7 @@ pub mod dynamodb;
 mod error;
 pub mod settings;
 pub mod wire_scan;
+pub mod wire_write;
 
 pub use error::{classify, ErrorClass};
 

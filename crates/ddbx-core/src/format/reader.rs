@@ -12,13 +12,26 @@ use tokio_util::io::StreamReader;
 
 use crate::format::compress::detect;
 use crate::format::source::SourceFile;
-use crate::item::{self, Change, Item, Record};
+use crate::item::json::{write_map, UPPER_KEYS};
+use crate::item::validate::item_size;
+use crate::item::{self, wire, Change, Item, Record};
 use crate::plan::{Compression, DataFormat};
 use crate::store::Location;
 use crate::{Error, Result};
 
 /// The longest line accepted: a 400 KB item of control characters, escaped, is ~2.4 MB.
 const MAX_LINE: usize = 8 * 1024 * 1024;
+
+/// One record read by [`ItemReader::next_wire`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireRecord {
+    /// Its line.
+    pub line: u64,
+    /// A key to delete (replaying a change file), not an item to put.
+    pub delete: bool,
+    /// Its size by DynamoDB's rules.
+    pub size: usize,
+}
 
 /// Reads one data file, item by item.
 pub struct ItemReader {
@@ -155,6 +168,50 @@ impl ItemReader {
 
     /// The next record (an item to put, or for a change file, a delete) and its line.
     pub async fn next_record(&mut self) -> Result<Option<(u64, Record)>> {
+        if !self.next_line().await? {
+            return Ok(None);
+        }
+        let record = self.decode()?;
+        self.items += 1;
+        Ok(Some((self.line_no, record)))
+    }
+
+    /// The next record as DynamoDB's wire JSON, for BatchWriteItem: the item to put (or
+    /// the key to delete) appended to `out`, checked as [`next_record`](Self::next_record)
+    /// checks it. A DynamoDB JSON item goes from the line to `out` in one pass, building
+    /// no item ([`wire::checked_item`], and why); anything else, or a line that reader
+    /// leaves, is decoded and written out.
+    pub async fn next_wire(&mut self, out: &mut Vec<u8>) -> Result<Option<WireRecord>> {
+        if !self.next_line().await? {
+            return Ok(None);
+        }
+        let fast = matches!(self.format, DataFormat::DynamodbJson) && !self.changes;
+        let record = match fast.then(|| wire::checked_item(&self.buf, out)) {
+            Some(Ok(size)) => WireRecord {
+                line: self.line_no,
+                delete: false,
+                size,
+            },
+            _ => {
+                let (delete, map) = match self.decode()? {
+                    Record::Put(item) => (false, item),
+                    Record::Delete(key) => (true, key),
+                };
+                write_map(&map, &UPPER_KEYS, out);
+                WireRecord {
+                    line: self.line_no,
+                    delete,
+                    size: item_size(&map),
+                }
+            }
+        };
+        self.items += 1;
+        Ok(Some(record))
+    }
+
+    /// Reads the next line that is not blank into `buf`: `false` at the end, after
+    /// checking the file's MD5 and item count.
+    async fn next_line(&mut self) -> Result<bool> {
         loop {
             self.buf.clear();
             let n = (&mut self.lines)
@@ -164,7 +221,7 @@ impl ItemReader {
                 .map_err(|e| io_error(&self.url, e))?;
             if n == 0 {
                 self.check_end()?;
-                return Ok(None);
+                return Ok(false);
             }
             self.line_no += 1;
             if self.buf.len() > MAX_LINE {
@@ -176,30 +233,31 @@ impl ItemReader {
             if self.buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let decoded = match (self.format, self.changes) {
-                (DataFormat::DynamodbJson, true) => {
-                    item::dynamodb_json::decode_change(&self.buf).map(Change::into_record)
-                }
-                (DataFormat::Ion, true) => {
-                    item::ion::decode_change(&self.buf).map(Change::into_record)
-                }
-                (DataFormat::DynamodbJson, false) => {
-                    item::dynamodb_json::decode_line(&self.buf).map(Record::Put)
-                }
-                (DataFormat::Ion, false) => item::ion::decode_line(&self.buf).map(Record::Put),
-                (DataFormat::Emr, _) => item::connector::decode_line(&self.buf).map(Record::Put),
-                (DataFormat::DataPipeline, _) => {
-                    item::data_pipeline::decode_line(trim_newline(&self.buf)).map(Record::Put)
-                }
-            };
-            let record = decoded.map_err(|source| Error::Item {
-                file: self.url.clone(),
-                line: self.line_no,
-                source,
-            })?;
-            self.items += 1;
-            return Ok(Some((self.line_no, record)));
+            return Ok(true);
         }
+    }
+
+    /// Decodes the line in `buf`.
+    fn decode(&self) -> Result<Record> {
+        let decoded = match (self.format, self.changes) {
+            (DataFormat::DynamodbJson, true) => {
+                item::dynamodb_json::decode_change(&self.buf).map(Change::into_record)
+            }
+            (DataFormat::Ion, true) => item::ion::decode_change(&self.buf).map(Change::into_record),
+            (DataFormat::DynamodbJson, false) => {
+                item::dynamodb_json::decode_line(&self.buf).map(Record::Put)
+            }
+            (DataFormat::Ion, false) => item::ion::decode_line(&self.buf).map(Record::Put),
+            (DataFormat::Emr, _) => item::connector::decode_line(&self.buf).map(Record::Put),
+            (DataFormat::DataPipeline, _) => {
+                item::data_pipeline::decode_line(trim_newline(&self.buf)).map(Record::Put)
+            }
+        };
+        decoded.map_err(|source| Error::Item {
+            file: self.url.clone(),
+            line: self.line_no,
+            source,
+        })
     }
 
     fn check_end(&self) -> Result<()> {

@@ -14,7 +14,7 @@ pub mod connector;
 pub mod data_pipeline;
 pub mod dynamodb_json;
 pub mod ion;
-mod json;
+pub(crate) mod json;
 pub mod number;
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -27,8 +27,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 
 use super::json::{has_line_separator, read_map, write_str, Path};
-use super::number::number_size;
-use super::Item;
+use super::number::{canonical_number, number_size};
+use super::{Item, MAX_ITEM_BYTES};
 
 /// One Scan page, its items already encoded as native export lines.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -52,7 +52,7 @@ pub struct WirePage {
 impl WirePage {
     /// Reads a Scan answer's body, or says why it leaves the page to the SDK.
     pub fn parse(body: &[u8]) -> Result<WirePage, String> {
-        let mut de = serde_json::Deserializer::from_slice(body);
+        let mut de = serde_json::Deserializer::from_str(utf8(body)?);
         let page = AnswerSeed.deserialize(&mut de).map_err(|e| e.to_string())?;
         de.end().map_err(|e| e.to_string())?;
         Ok(page)
@@ -71,6 +71,75 @@ impl WirePage {
     /// The sum of the items' sizes.
     pub fn item_bytes(&self) -> u64 {
         self.items.iter().map(|&(_, size)| size).sum()
+    }
+}
+
+/// Reads one DynamoDB JSON line (`{"Item":{...}}`, its line end allowed) and appends the
+/// item's attribute map to `out` in the API's wire JSON, names sorted: byte for byte what
+/// [`json::write_map`](super::json::write_map) writes for the item
+/// [`dynamodb_json::decode_line`](super::dynamodb_json::decode_line) reads, and checked as
+/// that checks it ([`validate_item`](super::validate::validate_item)). Returns the item's
+/// size. An import writes what this appends as it is, building no item.
+///
+/// Why: a profile of an import against the canned endpoint (`docs/BENCHMARKS.md`, issue
+/// 16) put more than a third of its CPU in allocating and freeing the JSON tree and the
+/// item maps `decode_line` builds, and in the SDK serialising them again.
+///
+/// `Err` (with nothing appended) for anything `decode_line` might read differently or
+/// refuse: type keys in another letter case, a name given twice, base64 not in canonical
+/// form or any invalid item. The caller then reads the line with `decode_line`, which
+/// takes it or names what is wrong.
+pub fn checked_item(line: &[u8], out: &mut Vec<u8>) -> Result<usize, String> {
+    let start = out.len();
+    let mut de = serde_json::Deserializer::from_str(utf8(line)?);
+    let read = LineSeed(out)
+        .deserialize(&mut de)
+        .and_then(|size| de.end().map(|()| size));
+    match read {
+        Ok(size) if size <= MAX_ITEM_BYTES => Ok(size),
+        Ok(size) => {
+            out.truncate(start);
+            Err(format!("item of {size} bytes"))
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e.to_string())
+        }
+    }
+}
+
+/// The text of a body or line, checked as UTF-8 whole: a `serde_json` reader of a `str`
+/// then checks no string again. (The profile of an export against the canned endpoint
+/// had `from_utf8` on each string at 3.6 % of the CPU, issue 16.)
+fn utf8(bytes: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))
+}
+
+/// `{"Item":{...}}`, only that key.
+struct LineSeed<'o>(&'o mut Vec<u8>);
+
+impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LineSeed<'_> {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("{\"Item\":{...}}")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+        match map.next_key_seed(Text)? {
+            Some(key) if key == "Item" => {}
+            _ => return Err(de::Error::custom("not an Item line")),
+        }
+        let (size, _) = map.next_value_seed(MapSeed(self.0, true))?;
+        if map.next_key_seed(Text)?.is_some() {
+            return Err(de::Error::custom("more than the key Item"));
+        }
+        Ok(size)
     }
 }
 
@@ -172,7 +241,7 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
         loop {
             let start = page.lines.len();
             page.lines.extend_from_slice(b"{\"Item\":");
-            match seq.next_element_seed(MapSeed(&mut page.lines))? {
+            match seq.next_element_seed(MapSeed(&mut page.lines, false))? {
                 Some((size, _)) => {
                     page.lines.extend_from_slice(b"}\n");
                     page.items.push((page.lines.len(), size as u64));
@@ -215,7 +284,7 @@ impl<'de> Visitor<'de> for Text {
 /// An attribute map (an item, or the inside of an `M`), written with its names sorted
 /// as `json::write_map` sorts them. Its value: the sum of names' and values' sizes, and
 /// the number of attributes.
-struct MapSeed<'o>(&'o mut Vec<u8>);
+struct MapSeed<'o>(&'o mut Vec<u8>, bool);
 
 impl<'de> DeserializeSeed<'de> for MapSeed<'_> {
     type Value = (usize, usize);
@@ -230,7 +299,7 @@ impl<'de> Visitor<'de> for MapSeed<'_> {
         f.write_str("an attribute map")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let out = self.0;
+        let MapSeed(out, check) = self;
         let base = out.len();
         // Written as they come; if the names were not in order, written again sorted
         // from the recorded value ranges and moved back over the first attempt.
@@ -246,7 +315,7 @@ impl<'de> Visitor<'de> for MapSeed<'_> {
             text(&name, out);
             out.push(b':');
             let start = out.len();
-            size += name.len() + map.next_value_seed(ValueSeed(out))?;
+            size += name.len() + map.next_value_seed(ValueSeed(out, check))?;
             entries.push((name, start, out.len()));
         }
         out.push(b'}');
@@ -274,7 +343,7 @@ impl<'de> Visitor<'de> for MapSeed<'_> {
 }
 
 /// One type object such as `{"S":"x"}`; its value is the value's size.
-struct ValueSeed<'o>(&'o mut Vec<u8>);
+struct ValueSeed<'o>(&'o mut Vec<u8>, bool);
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
     type Value = usize;
@@ -289,7 +358,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         f.write_str("a type object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
-        let out = self.0;
+        let ValueSeed(out, check) = self;
         let key = map
             .next_key_seed(Text)?
             .ok_or_else(|| de::Error::custom("a type object with no type"))?;
@@ -298,18 +367,27 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         out.extend_from_slice(b"\":");
         let size = match &*key {
             "S" => scalar(Scalar::S, &map.next_value_seed(Text)?, out)?,
-            "N" => scalar(Scalar::N, &map.next_value_seed(Text)?, out)?,
+            "N" => {
+                let n = map.next_value_seed(Text)?;
+                if check {
+                    canonical_number(&n).map_err(de::Error::custom)?;
+                }
+                scalar(Scalar::N, &n, out)?
+            }
             "B" => scalar(Scalar::B, &map.next_value_seed(Text)?, out)?,
-            "SS" => map.next_value_seed(ArraySeed(out, Some(Scalar::S)))?,
-            "NS" => map.next_value_seed(ArraySeed(out, Some(Scalar::N)))?,
-            "BS" => map.next_value_seed(ArraySeed(out, Some(Scalar::B)))?,
+            "SS" => map.next_value_seed(ArraySeed(out, Some(Scalar::S), check))?,
+            "NS" => map.next_value_seed(ArraySeed(out, Some(Scalar::N), check))?,
+            "BS" => map.next_value_seed(ArraySeed(out, Some(Scalar::B), check))?,
             "M" => {
-                let (size, len) = map.next_value_seed(MapSeed(out))?;
+                let (size, len) = map.next_value_seed(MapSeed(out, check))?;
                 3 + size + len
             }
-            "L" => 3 + map.next_value_seed(ArraySeed(out, None))?,
+            "L" => 3 + map.next_value_seed(ArraySeed(out, None, check))?,
             "NULL" | "BOOL" => {
                 let b: bool = map.next_value()?;
+                if check && !b && &*key == "NULL" {
+                    return Err(de::Error::custom("NULL must be true"));
+                }
                 out.extend_from_slice(if b { b"true" } else { b"false" });
                 1
             }
@@ -386,7 +464,7 @@ fn scalar<E: de::Error>(kind: Scalar, s: &Cow<str>, out: &mut Vec<u8>) -> Result
 
 /// An array: a set's members (`Some` of their type), or an `L`'s type objects (`None`).
 /// Its value is the members' total size, plus one per element of an `L`.
-struct ArraySeed<'o>(&'o mut Vec<u8>, Option<Scalar>);
+struct ArraySeed<'o>(&'o mut Vec<u8>, Option<Scalar>, bool);
 
 impl<'de> DeserializeSeed<'de> for ArraySeed<'_> {
     type Value = usize;
@@ -401,8 +479,10 @@ impl<'de> Visitor<'de> for ArraySeed<'_> {
         f.write_str("an array")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-        let ArraySeed(out, kind) = self;
+        let ArraySeed(out, kind, check) = self;
         let mut size = 0;
+        // Checking a set: its members (numbers in canonical form), to find one given twice.
+        let mut members: Vec<Cow<'de, str>> = Vec::new();
         out.push(b'[');
         let mut first = true;
         loop {
@@ -413,10 +493,22 @@ impl<'de> Visitor<'de> for ArraySeed<'_> {
             }
             let element = match kind {
                 Some(kind) => match seq.next_element_seed(Text)? {
-                    Some(s) => Some(scalar(kind, &s, out)?),
+                    Some(s) => {
+                        let size = scalar(kind, &s, out)?;
+                        if check {
+                            members.push(match kind {
+                                Scalar::N => {
+                                    Cow::Owned(canonical_number(&s).map_err(de::Error::custom)?)
+                                }
+                                // Base64 taken only in canonical form: equal text, equal bytes.
+                                Scalar::S | Scalar::B => s,
+                            });
+                        }
+                        Some(size)
+                    }
                     None => None,
                 },
-                None => seq.next_element_seed(ValueSeed(out))?.map(|s| s + 1),
+                None => seq.next_element_seed(ValueSeed(out, check))?.map(|s| s + 1),
             };
             match element {
                 Some(s) => size += s,
@@ -428,6 +520,15 @@ impl<'de> Visitor<'de> for ArraySeed<'_> {
             first = false;
         }
         out.push(b']');
+        if check && kind.is_some() {
+            if first {
+                return Err(de::Error::custom("an empty set"));
+            }
+            members.sort_unstable();
+            if members.windows(2).any(|w| w[0] == w[1]) {
+                return Err(de::Error::custom("a set member given twice"));
+            }
+        }
         Ok(size)
     }
 }
@@ -585,7 +686,122 @@ pub(crate) mod tests {
         }
     }
 
+    /// What `decode_line` makes of a line, written as `checked_item` writes it.
+    fn decoded(line: &[u8]) -> Option<(String, usize)> {
+        let item = crate::item::dynamodb_json::decode_line(line).ok()?;
+        let mut out = Vec::new();
+        crate::item::json::write_map(&item, &crate::item::json::UPPER_KEYS, &mut out);
+        Some((String::from_utf8(out).unwrap(), item_size(&item)))
+    }
+
+    fn checked(line: &[u8]) -> Option<(String, usize)> {
+        let mut out = b"before".to_vec();
+        match checked_item(line, &mut out) {
+            Ok(size) => Some((String::from_utf8(out[6..].to_vec()).unwrap(), size)),
+            Err(_) => {
+                assert_eq!(out, b"before", "nothing appended on refusal");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn checked_items_refuse_what_decode_line_refuses_or_might_read_otherwise() {
+        let big = format!(r#"{{"Item":{{"a":{{"S":"{}"}}}}}}"#, "x".repeat(400 * 1024));
+        for line in [
+            r#"{"Item":{"a":{"SS":[]}}}"#,
+            r#"{"Item":{"a":{"SS":["x","x"]}}}"#,
+            r#"{"Item":{"a":{"SS":["x","x"]}}}"#,
+            r#"{"Item":{"a":{"NS":["1","1.0"]}}}"#,
+            r#"{"Item":{"a":{"BS":["aGk=","aGk="]}}}"#,
+            r#"{"Item":{"a":{"M":{"b":{"L":[{"NS":[]}]}}}}}"#,
+            r#"{"Item":{"a":{"N":"1e400"}}}"#,
+            r#"{"Item":{"a":{"N":"x"}}}"#,
+            r#"{"Item":{"a":{"N":"123456789012345678901234567890123456789"}}}"#,
+            r#"{"Item":{"a":{"NULL":false}}}"#,
+            r#"{"Item":{"a":{"s":"x"}}}"#,
+            r#"{"Item":{"a":{"S":"x"},"a":{"S":"y"}}}"#,
+            r#"{"Item":{"a":{"B":"aGk"}}}"#,
+            r#"{"Item":{"a":{"S":"x"}},"Other":1}"#,
+            r#"{"Other":1,"Item":{"a":{"S":"x"}}}"#,
+            r#"{"Keys":{"a":{"S":"x"}}}"#,
+            r#"{"Item":{"a":{"S":"x"}}} x"#,
+            r#"{"Item":[]}"#,
+            &big,
+        ] {
+            assert_eq!(checked(line.as_bytes()), None, "{line}");
+        }
+        assert_eq!(checked(b"{\"Item\":{\"a\":{\"S\":\"\xff\"}}}"), None);
+        // Every one of those is refused or read otherwise by decode_line too.
+        assert_eq!(decoded(br#"{"Item":{"a":{"NS":["1","1.0"]}}}"#), None);
+        assert!(decoded(br#"{"Item":{"a":{"s":"x"}}}"#).is_some());
+        assert_eq!(
+            checked(b"{\"Item\":{\"b\":{\"N\":\"1.50\"},\"a\":{\"NULL\":true}}}\r\n"),
+            Some((r#"{"a":{"NULL":true},"b":{"N":"1.50"}}"#.to_string(), 5))
+        );
+    }
+
+    /// A type object as a hand-written file might hold it, valid or not.
+    fn loose_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::json;
+        let numbers = prop::sample::select(vec![
+            "1", "1.0", "-0.50", "2", "1e400", "x", "", "1E+2", "100",
+        ]);
+        let base64 = prop::sample::select(vec!["aGk=", "aGk", "AA==", "AAA=", "%%"]);
+        let leaf = prop_oneof![
+            "[ab\u{e9}\u{2028}\"]{0,3}".prop_map(|s| json!({"S": s})),
+            numbers.clone().prop_map(|n| json!({"N": n})),
+            base64.clone().prop_map(|b| json!({"B": b})),
+            prop::collection::vec("[ab]{0,2}", 0..4).prop_map(|m| json!({"SS": m})),
+            prop::collection::vec(numbers, 0..4).prop_map(|m| json!({"NS": m})),
+            prop::collection::vec(base64, 0..4).prop_map(|m| json!({"BS": m})),
+            any::<bool>().prop_map(|b| json!({"NULL": b})),
+            any::<bool>().prop_map(|b| json!({"BOOL": b})),
+            Just(json!({"s": "x"})),
+            Just(json!({"Bool": true})),
+            Just(json!({"S": 1})),
+            Just(json!({})),
+            Just(json!({"S": "x", "N": "1"})),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(|l| json!({"L": l})),
+                prop::collection::hash_map("[abc]", inner, 0..4)
+                    .prop_map(|m| json!({"M": m.into_iter().collect::<serde_json::Map<_, _>>()})),
+            ]
+        })
+    }
+
     proptest! {
+        /// `checked_item` writes what `json::write_map` writes for `decode_line`'s item,
+        /// with its size, for every valid item, in any order of names and escaping.
+        #[test]
+        fn checked_items_are_what_decode_line_reads(
+            item in item(),
+            ascii in any::<bool>(),
+            pretty in any::<bool>(),
+        ) {
+            let line = format!("{{\"Item\":{}}}\n", wire_json(&item, ascii, pretty));
+            let want = decoded(line.as_bytes());
+            prop_assert!(want.is_some());
+            prop_assert_eq!(checked(line.as_bytes()), want);
+        }
+
+        /// On lines that may be wrong: whatever `checked_item` takes, `decode_line` takes
+        /// and reads the same; whatever `decode_line` refuses, `checked_item` refuses.
+        #[test]
+        fn checked_items_take_nothing_decode_line_would_not(
+            attrs in prop::collection::hash_map("[abc]", loose_value(), 0..4),
+        ) {
+            let line = serde_json::to_vec(&serde_json::json!({
+                "Item": attrs.into_iter().collect::<serde_json::Map<_, _>>()
+            })).unwrap();
+            let (got, want) = (checked(&line), decoded(&line));
+            if got.is_some() || want.is_none() {
+                prop_assert_eq!(got, want);
+            }
+        }
+
         /// Against this crate's own encoder and sizes (the SDK comparison is in
         /// `aws::wire_scan`).
         #[test]

@@ -1,13 +1,10 @@
 //! BatchWriteItem with partial retry: at most 25 items and 16 MB a call, paid for with the
 //! capacity DynamoDB reports, and `UnprocessedItems` resent (only they) with jittered
 //! backoff until DynamoDB takes them or the retry budget runs out. Nothing is dropped.
+//! The requests travel as wire JSON ([`aws::wire_write`](crate::aws::wire_write)).
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest};
-
+use crate::aws::wire_write::{self, Requests};
 use crate::aws::Aws;
-use crate::item::Record;
 use crate::rate::RateLimiter;
 use crate::retry::Backoff;
 use crate::{Error, Result};
@@ -22,7 +19,7 @@ pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Debug, Default)]
 pub struct Batch {
     /// The puts and deletes.
-    pub items: Vec<Record>,
+    pub requests: Requests,
     /// Their write units (1 per started KB each).
     pub units: f64,
     /// Their size.
@@ -38,14 +35,19 @@ pub struct Batch {
 impl Batch {
     /// Whether `size` more bytes would not fit.
     pub fn is_full_for(&self, size: usize) -> bool {
-        self.items.len() >= MAX_BATCH_ITEMS || self.bytes + size > MAX_BATCH_BYTES
+        self.requests.len() >= MAX_BATCH_ITEMS || self.bytes + size > MAX_BATCH_BYTES
     }
 
-    /// Add a record of `size` bytes read from `line`.
-    pub fn push(&mut self, item: Record, size: usize, line: u64) {
+    /// Add a record (`map`, an item or with `delete` a key, in wire JSON) of `size` bytes
+    /// read from `line`.
+    pub fn push(&mut self, delete: bool, map: &[u8], size: usize, line: u64) {
         self.units += write_units(size);
         self.bytes += size;
-        self.items.push(item);
+        if delete {
+            self.requests.delete(map);
+        } else {
+            self.requests.put(map);
+        }
         self.last_line = line;
     }
 }
@@ -61,49 +63,22 @@ pub async fn write_batch(
     aws: &Aws,
     limiter: &RateLimiter,
     table: &str,
-    batch: Vec<Record>,
+    batch: Requests,
     units: f64,
 ) -> Result<f64> {
     let total = batch.len();
-    let mut pending: Vec<WriteRequest> = batch
-        .into_iter()
-        .map(|record| match record {
-            Record::Put(item) => WriteRequest::builder()
-                .put_request(
-                    PutRequest::builder()
-                        .set_item(Some(item))
-                        .build()
-                        .expect("item is set"),
-                )
-                .build(),
-            Record::Delete(key) => WriteRequest::builder()
-                .delete_request(
-                    DeleteRequest::builder()
-                        .set_key(Some(key))
-                        .build()
-                        .expect("key is set"),
-                )
-                .build(),
-        })
-        .collect();
+    let mut pending = batch;
     let mut estimate = units;
     let mut consumed_total = 0.0;
     let mut backoff = Backoff::new(aws.retry, aws.clock.now());
     loop {
         limiter.acquire(estimate).await;
         let sent = pending.len();
-        let requests = HashMap::from([(table.to_string(), pending.clone())]);
         let result = aws
             .call(
                 || format!("table {table}: BatchWriteItem of {sent} items"),
                 Some(limiter),
-                || {
-                    aws.dynamodb
-                        .batch_write_item()
-                        .set_request_items(Some(requests.clone()))
-                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                        .send()
-                },
+                || wire_write::send(aws.dynamodb.batch_write_item(), table, &pending),
             )
             .await;
         let out = match result {
@@ -113,10 +88,10 @@ pub async fn write_batch(
                 return Err(not_written(table, pending.len(), total, e.to_string()));
             }
         };
-        let unprocessed: Vec<WriteRequest> = out
+        let unprocessed = out
             .unprocessed_items()
             .and_then(|u| u.get(table))
-            .cloned()
+            .map(|left| Requests::from_sdk(left))
             .unwrap_or_default();
         let share = if sent == 0 {
             0.0

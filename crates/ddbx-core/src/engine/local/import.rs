@@ -11,10 +11,8 @@ use tokio::sync::mpsc;
 use super::batch::{write_batch, Batch};
 use super::tracker::Tracker;
 use crate::engine::interface::{ImportWork, ReadyTable};
-use crate::format::reader::ItemReader;
+use crate::format::reader::{ItemReader, WireRecord};
 use crate::format::source::TableSource;
-use crate::item::validate::item_size;
-use crate::item::Record;
 use crate::plan::ImportStep;
 use crate::progress::TableProgress;
 use crate::rate::RateLimiter;
@@ -104,11 +102,14 @@ pub(super) async fn write_table(
     }
     if !work.no_validate_first {
         // Read everything once, write nothing: a corrupt file fails the table untouched.
+        // (Read as the writing pass reads it, so that it checks what that pass will take.)
+        let mut scratch = Vec::new();
         for f in &src.files {
             let mut r = ItemReader::open(&src.dir, f, src.format)
                 .await?
                 .changes(src.changes);
-            while r.next_record().await?.is_some() {
+            while r.next_wire(&mut scratch).await?.is_some() {
+                scratch.clear();
                 if work.stop.is_stopped() {
                     return Err(Error::Interrupted);
                 }
@@ -118,7 +119,6 @@ pub(super) async fn write_table(
     counters.add(base.items_written, 0, 0.0);
 
     let limiter = Arc::new(units.limiter(aws.clock.clone()));
-    let base_files_done = base.files_done.len();
     let tracker = Arc::new(Mutex::new(Tracker::new(base.clone())));
     let writers = writers.max(1);
     let (tx, rx) = mpsc::channel::<Batch>(writers * 2);
@@ -148,8 +148,9 @@ pub(super) async fn write_table(
                     // Interrupted: this batch is not written; the checkpoint stops before it.
                     return Ok(());
                 }
-                let (n, bytes) = (b.items.len() as u64, b.bytes as u64);
-                let consumed = match write_batch(&aws, &limiter, &target, b.items, b.units).await {
+                let (n, bytes) = (b.requests.len() as u64, b.bytes as u64);
+                let consumed = match write_batch(&aws, &limiter, &target, b.requests, b.units).await
+                {
                     Ok(c) => c,
                     Err(e) => {
                         failed.stop();
@@ -171,15 +172,17 @@ pub(super) async fn write_table(
         let name = name.to_string();
         tokio::spawn(async move {
             let mut last = Instant::now();
-            let mut files_done = base_files_done;
+            let mut files_done = 0;
             while let Some((file, seq)) = ack_rx.recv().await {
                 let pos = {
                     let mut t = tracker.lock().unwrap();
                     t.acked(file, seq);
-                    t.position()
+                    let due =
+                        t.complete_files() > files_done || last.elapsed() >= Duration::from_secs(2);
+                    files_done = t.complete_files();
+                    due.then(|| t.position())
                 };
-                if pos.files_done.len() > files_done || last.elapsed() >= Duration::from_secs(2) {
-                    files_done = pos.files_done.len();
+                if let Some(pos) = pos {
                     if let Err(e) = checkpoints.save(&name, &pos).await {
                         tracing::warn!(error = %e, "could not record the import checkpoint");
                     }
@@ -209,16 +212,16 @@ pub(super) async fn write_table(
                 file: file_idx,
                 ..Batch::default()
             };
-            while let Some((line, item)) = reader.next_record().await? {
+            let mut map = Vec::new();
+            while let Some(record) = reader.next_wire(&mut map).await? {
                 if work.stop.is_stopped() || failed.is_stopped() {
                     return Err(Error::Interrupted);
                 }
+                let WireRecord { line, delete, size } = record;
                 if line <= skip_to {
+                    map.clear();
                     continue;
                 }
-                let size = match &item {
-                    Record::Put(i) | Record::Delete(i) => item_size(i),
-                };
                 if batch.is_full_for(size) {
                     let full = std::mem::replace(
                         &mut batch,
@@ -229,9 +232,10 @@ pub(super) async fn write_table(
                     );
                     send(&tracker, &tx, full).await?;
                 }
-                batch.push(item, size, line);
+                batch.push(delete, &map, size, line);
+                map.clear();
             }
-            if !batch.items.is_empty() {
+            if !batch.requests.is_empty() {
                 send(&tracker, &tx, batch).await?;
             }
             tracker.lock().unwrap().read_to_end(file_idx);
@@ -295,10 +299,11 @@ pub(super) async fn write_table(
 }
 
 async fn send(tracker: &Mutex<Tracker>, tx: &mpsc::Sender<Batch>, mut batch: Batch) -> Result<()> {
-    batch.seq = tracker
-        .lock()
-        .unwrap()
-        .sent(batch.file, batch.last_line, batch.items.len() as u64);
+    batch.seq =
+        tracker
+            .lock()
+            .unwrap()
+            .sent(batch.file, batch.last_line, batch.requests.len() as u64);
     tx.send(batch)
         .await
         .map_err(|_| Error::Invalid("the writers stopped".into()))

@@ -2,26 +2,32 @@
 //! that writers acknowledge in any order. A position never moves backwards, and it only
 //! covers lines whose every earlier line is written too.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 use crate::run::checkpoint::{ImportPosition, PartialFile};
 
+/// One file's batches. Only those from the first unacknowledged one on are kept, and the
+/// written prefix is summed as it grows: what a position needs stays the same size and
+/// costs the same to compute however many batches went before (at ten million items, a
+/// position summed from every batch was a growing share of the import's CPU, issue 16).
 #[derive(Debug, Default)]
 struct FileTrack {
     url: String,
-    /// Last line of each batch, by sequence number.
-    last_lines: Vec<u64>,
-    /// Items of each batch, by sequence number.
-    items: Vec<u64>,
+    /// Last line and items of each batch from `contiguous` on, by sequence number.
+    pending: VecDeque<(u64, u64)>,
+    /// Sequence numbers of acknowledged batches from `contiguous` on.
     acked: BTreeSet<usize>,
     /// Batches 0..contiguous are all acknowledged.
     contiguous: usize,
+    /// Their items, and the last line of the last of them.
+    done_items: u64,
+    done_last_line: Option<u64>,
     read_to_end: bool,
 }
 
 impl FileTrack {
     fn complete(&self) -> bool {
-        self.read_to_end && self.contiguous == self.last_lines.len()
+        self.read_to_end && self.pending.is_empty()
     }
 }
 
@@ -33,6 +39,8 @@ pub struct Tracker {
     base: ImportPosition,
     /// Items acknowledged in this run.
     written_now: u64,
+    /// Files of this run written whole.
+    complete_files: usize,
 }
 
 impl Tracker {
@@ -42,6 +50,7 @@ impl Tracker {
             files: Vec::new(),
             base,
             written_now: 0,
+            complete_files: 0,
         }
     }
 
@@ -57,24 +66,37 @@ impl Tracker {
     /// A batch of `items` items ending at `last_line` was sent; returns its sequence number.
     pub fn sent(&mut self, file: usize, last_line: u64, items: u64) -> usize {
         let f = &mut self.files[file];
-        f.last_lines.push(last_line);
-        f.items.push(items);
-        f.last_lines.len() - 1
+        f.pending.push_back((last_line, items));
+        f.contiguous + f.pending.len() - 1
     }
 
     /// The file was read to its end (every batch of it is sent).
     pub fn read_to_end(&mut self, file: usize) {
-        self.files[file].read_to_end = true;
+        let f = &mut self.files[file];
+        let was = f.complete();
+        f.read_to_end = true;
+        self.complete_files += usize::from(!was && f.complete());
     }
 
     /// A batch was written.
     pub fn acked(&mut self, file: usize, seq: usize) {
         let f = &mut self.files[file];
-        self.written_now += f.items[seq];
+        let was = f.complete();
+        self.written_now += f.pending[seq - f.contiguous].1;
         f.acked.insert(seq);
-        while f.acked.contains(&f.contiguous) {
+        while f.acked.remove(&f.contiguous) {
+            let (last_line, items) = f.pending.pop_front().expect("a sent batch");
+            f.done_items += items;
+            f.done_last_line = Some(last_line);
             f.contiguous += 1;
         }
+        self.complete_files += usize::from(!was && f.complete());
+    }
+
+    /// How many files of this run are written whole: when it grows, a position is worth
+    /// recording.
+    pub fn complete_files(&self) -> usize {
+        self.complete_files
     }
 
     /// Items written, each counted once (earlier runs included).
@@ -93,17 +115,14 @@ impl Tracker {
         let base_partial = self.base.partial.clone();
         for f in &self.files {
             let from_base = base_partial.as_ref().filter(|p| p.file == f.url);
-            let done_items: u64 = f.items[..f.contiguous].iter().sum();
-            pos.items_written += done_items;
+            pos.items_written += f.done_items;
             if f.complete() {
                 pos.files_done.push(f.url.clone());
                 continue;
             }
-            let lines_done = if f.contiguous > 0 {
-                f.last_lines[f.contiguous - 1]
-            } else {
-                from_base.map(|p| p.lines_done).unwrap_or(0)
-            };
+            let lines_done = f
+                .done_last_line
+                .unwrap_or_else(|| from_base.map(|p| p.lines_done).unwrap_or(0));
             pos.partial = (lines_done > 0).then(|| PartialFile {
                 file: f.url.clone(),
                 lines_done,
@@ -157,6 +176,13 @@ mod tests {
         );
         assert_eq!(p.items_written, 85);
         assert_eq!(t.items_written(), 85);
+        assert_eq!(t.complete_files(), 1);
+        t.read_to_end(b);
+        assert_eq!(t.complete_files(), 2);
+        assert_eq!(
+            t.position().files_done,
+            vec!["a".to_string(), "b".to_string()]
+        );
     }
 
     #[test]
