@@ -1,8 +1,10 @@
 //! Any bytes into the four line decoders: no panic, and whatever decodes re-encodes to a
-//! line that decodes to the same item.
+//! line that decodes to the same item. And the import's one-pass reader of DynamoDB JSON
+//! (`wire::checked_item`) against `decode_line`: it takes nothing `decode_line` refuses,
+//! and what it takes it writes as `encode_line` writes `decode_line`'s item, same size.
 #![no_main]
 
-use ddbx_core::item::{connector, data_pipeline, dynamodb_json, ion};
+use ddbx_core::item::{connector, data_pipeline, dynamodb_json, ion, validate, wire};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,4 +29,15 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let _ = data_pipeline::decode_line(data);
+    let mut map = Vec::new();
+    match (wire::checked_item(data, &mut map), dynamodb_json::decode_line(data)) {
+        (Ok(size), Ok(item)) => {
+            let mut line = Vec::new();
+            dynamodb_json::encode_line(&item, &mut line);
+            assert_eq!(line, [&b"{\"Item\":"[..], &map, b"}\n"].concat());
+            assert_eq!(size, validate::item_size(&item));
+        }
+        (Ok(_), Err(e)) => panic!("checked_item took a line decode_line refuses: {e}"),
+        (Err(_), _) => assert!(map.is_empty(), "nothing appended on refusal"),
+    }
 });

@@ -166,8 +166,14 @@ async fn connection(mut conn: TcpStream, table: &Table) -> std::io::Result<()> {
             other => format!(r#"{{"__type":"UnknownOperationException","message":"{other}"}}"#)
                 .into_bytes(),
         };
+        // An error answer is a 400, as DynamoDB sends it.
+        let status = if answer.starts_with(b"{\"__type\"") {
+            "400 Bad Request"
+        } else {
+            "200 OK"
+        };
         let mut reply = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n",
+            "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n",
             answer.len()
         )
         .into_bytes();

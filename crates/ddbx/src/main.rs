@@ -15,9 +15,11 @@ mod progress;
 
 use std::process::ExitCode;
 
-/// mimalloc rather than the system allocator: glibc's malloc and free, with threads
+/// jemalloc rather than the system allocator: glibc's malloc and free, with threads
 /// waiting on its arena locks, were a fifth of an import's CPU against the canned
-/// endpoint (`scripts/bench`, docs/BENCHMARKS.md, issue 16).
+/// endpoint (profiles in docs/BENCHMARKS.md, issue 16; mimalloc, also tried, doubled an
+/// export's memory).
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

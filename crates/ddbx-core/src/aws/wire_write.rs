@@ -62,8 +62,9 @@ impl Requests {
         self.count += 1;
     }
 
-    /// The requests DynamoDB left unprocessed, as it sent them back.
-    pub fn from_sdk(requests: &[WriteRequest]) -> Self {
+    /// The requests DynamoDB left unprocessed, as it sent them back; `Err` for one that
+    /// is neither a put nor a delete (never dropped unsaid).
+    pub fn from_sdk(requests: &[WriteRequest]) -> Result<Self, String> {
         let mut out = Self::default();
         let mut map = Vec::new();
         for r in requests {
@@ -74,9 +75,16 @@ impl Requests {
             } else if let Some(key) = r.delete_request().map(|d| d.key()) {
                 write_map(key, &UPPER_KEYS, &mut map);
                 out.delete(&map);
+            } else {
+                return Err("an unprocessed request that is neither a put nor a delete".into());
             }
         }
-        out
+        Ok(out)
+    }
+
+    /// The length of the requests' JSON.
+    pub fn json_len(&self) -> usize {
+        self.json.len()
     }
 }
 
@@ -253,7 +261,7 @@ mod tests {
             let capture = Capture::new(&[(200, "{}")]);
             let client = client(&capture);
             let sdk = sdk_requests(&puts, &deletes);
-            let wire = Requests::from_sdk(&sdk);
+            let wire = Requests::from_sdk(&sdk).unwrap();
             prop_assert_eq!(wire.len(), puts.len() + deletes.len());
             block_on(async {
                 client
@@ -291,7 +299,7 @@ mod tests {
         wire.put(br#"{"k":{"S":"b"}}"#);
         let out = block_on(send(client.batch_write_item(), "T", &wire)).unwrap();
         let left = out.unprocessed_items().unwrap()["T"].clone();
-        let again = Requests::from_sdk(&left);
+        let again = Requests::from_sdk(&left).unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(
             String::from_utf8(request_body("T", &again).to_vec()).unwrap(),

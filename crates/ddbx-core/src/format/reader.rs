@@ -185,8 +185,10 @@ impl ItemReader {
         if !self.next_line().await? {
             return Ok(None);
         }
-        let fast = matches!(self.format, DataFormat::DynamodbJson) && !self.changes;
-        let record = match fast.then(|| wire::checked_item(&self.buf, out)) {
+        let record = match self
+            .reads_wire()
+            .then(|| wire::checked_item(&self.buf, out))
+        {
             Some(Ok(size)) => WireRecord {
                 line: self.line_no,
                 delete: false,
@@ -207,6 +209,25 @@ impl ItemReader {
         };
         self.items += 1;
         Ok(Some(record))
+    }
+
+    /// Reads and checks the next record as [`next_wire`](Self::next_wire) does, keeping
+    /// nothing (`scratch` is working space): `false` at the end.
+    pub async fn check_next(&mut self, scratch: &mut Vec<u8>) -> Result<bool> {
+        if !self.next_line().await? {
+            return Ok(false);
+        }
+        scratch.clear();
+        if !(self.reads_wire() && wire::checked_item(&self.buf, scratch).is_ok()) {
+            self.decode()?;
+        }
+        self.items += 1;
+        Ok(true)
+    }
+
+    /// Whether a line's item goes to wire JSON in one pass: DynamoDB JSON items.
+    fn reads_wire(&self) -> bool {
+        matches!(self.format, DataFormat::DynamodbJson) && !self.changes
     }
 
     /// Reads the next line that is not blank into `buf`: `false` at the end, after

@@ -403,8 +403,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 
 /// Appends base64 text that is in canonical form (standard alphabet, padded, no stray
 /// bits), so that decoding and encoding it again, as the plain path does, gives it back.
-/// Returns the decoded length. Text with JSON escapes (`\/`) is refused: the SDK decodes
-/// the text as written, escapes included, and fails.
+/// Returns the decoded length. Text with JSON escapes (`\/`) is refused: reading a Scan
+/// answer, the SDK decodes the text as written, escapes included, and fails; reading an
+/// import's line, `decode_line` reads it instead.
 #[allow(clippy::ptr_arg)] // Which variant it is matters: borrowed means no escapes.
 fn base64<E: de::Error>(text: &Cow<str>, out: &mut Vec<u8>) -> Result<usize, E> {
     let Cow::Borrowed(text) = text else {

@@ -11,7 +11,7 @@ use crate::{Error, Result};
 
 /// Items per BatchWriteItem call at most.
 pub const MAX_BATCH_ITEMS: usize = 25;
-/// Bytes per BatchWriteItem call at most.
+/// Bytes per BatchWriteItem call at most: the items' sizes, and the request's JSON.
 pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// Items to write (or, replaying a chain, keys to delete) together, with where they came
@@ -33,9 +33,12 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Whether `size` more bytes would not fit.
-    pub fn is_full_for(&self, size: usize) -> bool {
-        self.requests.len() >= MAX_BATCH_ITEMS || self.bytes + size > MAX_BATCH_BYTES
+    /// Whether a record of `size` bytes, `json` bytes of wire JSON, would not fit (with
+    /// room for the call's own JSON around the requests).
+    pub fn is_full_for(&self, size: usize, json: usize) -> bool {
+        self.requests.len() >= MAX_BATCH_ITEMS
+            || self.bytes + size > MAX_BATCH_BYTES
+            || self.requests.json_len() + json + 64 * 1024 > MAX_BATCH_BYTES
     }
 
     /// Add a record (`map`, an item or with `delete` a key, in wire JSON) of `size` bytes
@@ -88,11 +91,11 @@ pub async fn write_batch(
                 return Err(not_written(table, pending.len(), total, e.to_string()));
             }
         };
-        let unprocessed = out
-            .unprocessed_items()
-            .and_then(|u| u.get(table))
-            .map(|left| Requests::from_sdk(left))
-            .unwrap_or_default();
+        let unprocessed = match out.unprocessed_items().and_then(|u| u.get(table)) {
+            Some(left) => Requests::from_sdk(left)
+                .map_err(|why| not_written(table, left.len(), total, why))?,
+            None => Requests::default(),
+        };
         let share = if sent == 0 {
             0.0
         } else {

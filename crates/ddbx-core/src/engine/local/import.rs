@@ -108,8 +108,7 @@ pub(super) async fn write_table(
             let mut r = ItemReader::open(&src.dir, f, src.format)
                 .await?
                 .changes(src.changes);
-            while r.next_wire(&mut scratch).await?.is_some() {
-                scratch.clear();
+            while r.check_next(&mut scratch).await? {
                 if work.stop.is_stopped() {
                     return Err(Error::Interrupted);
                 }
@@ -165,7 +164,9 @@ pub(super) async fn write_table(
     drop(ack_tx);
 
     // Checkpointer: folds acknowledgements into the position and records it each time a
-    // data file is fully written, and every two seconds in between.
+    // data file is fully written (one further on than the position's first unfinished
+    // file too: that position is then recorded again unchanged), and every two seconds in
+    // between.
     let ckpt_task = {
         let tracker = tracker.clone();
         let checkpoints = checkpoints.clone();
@@ -222,7 +223,7 @@ pub(super) async fn write_table(
                     map.clear();
                     continue;
                 }
-                if batch.is_full_for(size) {
+                if batch.is_full_for(size, map.len()) {
                     let full = std::mem::replace(
                         &mut batch,
                         Batch {
