@@ -185,8 +185,15 @@ async fn create(client: &Client, table: &str) {
     }
 }
 
-/// The null writer: `writers` bare BatchWriteItem loops, unprocessed items resent.
-async fn write(client: &Client, table: &str, items: u64, bytes: usize, writers: usize) {
+/// The null writer: `writers` bare BatchWriteItem loops, unprocessed items resent; prints
+/// the items written.
+async fn write(client: &Client, generated: &Generated, writers: usize) {
+    let Generated {
+        table,
+        items,
+        item_bytes: bytes,
+    } = generated;
+    let (table, items, bytes) = (table.as_str(), *items, *bytes);
     let next = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..writers)
         .map(|_| {
@@ -231,6 +238,7 @@ async fn write(client: &Client, table: &str, items: u64, bytes: usize, writers: 
     for t in tasks {
         t.await.unwrap();
     }
+    println!("{items}");
 }
 
 async fn null_scan(client: &Client, table: &str, segments: i32) -> u64 {
@@ -276,31 +284,11 @@ async fn main() {
         .await;
     let client = Client::new(&conf);
     match cli.command {
-        Cmd::Load {
-            generated:
-                Generated {
-                    table,
-                    items,
-                    item_bytes,
-                },
-            writers,
-        } => {
-            create(&client, &table).await;
-            write(&client, &table, items, item_bytes, writers).await;
-            println!("{items}");
+        Cmd::Load { generated, writers } => {
+            create(&client, &generated.table).await;
+            write(&client, &generated, writers).await;
         }
-        Cmd::NullWrite {
-            generated:
-                Generated {
-                    table,
-                    items,
-                    item_bytes,
-                },
-            writers,
-        } => {
-            write(&client, &table, items, item_bytes, writers).await;
-            println!("{items}");
-        }
+        Cmd::NullWrite { generated, writers } => write(&client, &generated, writers).await,
         Cmd::NullScan { table, segments } => {
             println!("{}", null_scan(&client, &table, segments).await)
         }

@@ -1,0 +1,294 @@
+//! Tests of `item::wire`: its pages and lines against this crate's own encoder and
+//! `decode_line` (the SDK comparison is in `aws::wire_scan`).
+
+use super::*;
+use crate::item::dynamodb_json::encode_line;
+use crate::item::test_support::item;
+use crate::item::validate::item_size;
+use crate::item::AttributeValue;
+use proptest::prelude::*;
+
+fn page(body: &str) -> Result<WirePage, String> {
+    WirePage::parse(body.as_bytes())
+}
+
+#[test]
+fn a_page_with_everything() {
+    let body = r#"{"Count":2,"Items":[{"z":{"N":"1"},"a":{"M":{"y":{"BOOL":true},"b":{"L":[{"S":"\u00e9\/"},{"NULL":true}]}}}},{"k":{"BS":["aGk=","AA=="]}}],"ScannedCount":3,"LastEvaluatedKey":{"k":{"S":"x"}},"ConsumedCapacity":{"TableName":"T","CapacityUnits":1.5},"Other":[1,{"a":null}]}"#;
+    let p = page(body).unwrap();
+    let lines: Vec<_> = p
+        .lines()
+        .map(|(l, _)| String::from_utf8(l.to_vec()).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "{\"Item\":{\"a\":{\"M\":{\"b\":{\"L\":[{\"S\":\"é/\"},{\"NULL\":true}]},\"y\":{\"BOOL\":true}}},\"z\":{\"N\":\"1\"}}}\n",
+            "{\"Item\":{\"k\":{\"BS\":[\"aGk=\",\"AA==\"]}}}\n",
+        ]
+    );
+    assert_eq!(p.count, Some(2));
+    assert_eq!(p.scanned_count, Some(3));
+    assert_eq!(p.consumed_table.as_deref(), Some("T"));
+    assert_eq!(p.consumed_units, Some(1.5));
+    assert_eq!(
+        p.last_evaluated_key.as_ref().unwrap()["k"],
+        AttributeValue::S("x".into())
+    );
+    for (line, size) in p.lines() {
+        let item = crate::item::dynamodb_json::decode_line(line).unwrap();
+        assert_eq!(size, item_size(&item) as u64);
+    }
+    assert_eq!(p.item_bytes(), 21 + 4);
+}
+
+#[test]
+fn empty_and_null_items() {
+    assert_eq!(page(r#"{"Items":[],"Count":0}"#).unwrap().items, vec![]);
+    assert_eq!(page(r#"{"Items":null}"#).unwrap().lines, b"");
+    assert_eq!(page("{}").unwrap(), WirePage::default());
+    assert_eq!(page(r#"{"Items":[{}]}"#).unwrap().lines, b"{\"Item\":{}}\n");
+}
+
+#[test]
+fn refuses_what_it_does_not_reproduce() {
+    for body in [
+        r#"{"Items":[{"a":{"S":"x"},"a":{"S":"y"}}]}"#,
+        r#"{"Items":[{"b":{"S":"x"},"a":{"S":"y"},"b":{"S":"z"}}]}"#,
+        r#"{"Items":[{"a":{"s":"x"}}]}"#,
+        r#"{"Items":[{"a":{"X":"x"}}]}"#,
+        r#"{"Items":[{"a":{}}]}"#,
+        r#"{"Items":[{"a":{"S":"x","N":"1"}}]}"#,
+        r#"{"Items":[{"a":{"S":null}}]}"#,
+        r#"{"Items":[{"a":null}]}"#,
+        r#"{"Items":[null]}"#,
+        r#"{"Items":[{"a":{"L":[null]}}]}"#,
+        r#"{"Items":[{"a":{"SS":["x",null]}}]}"#,
+        r#"{"Items":[{"a":{"B":"aGk"}}]}"#,
+        r#"{"Items":[{"a":{"B":"AM+\/"}}]}"#,
+        r#"{"Items":[{"a":{"B":"aGl="}}]}"#,
+        r#"{"Items":[{"a":{"B":"a-k="}}]}"#,
+        r#"{"Items":[{"a":{"BS":["aGk=","%%"]}}]}"#,
+        r#"{"Items":[{"a":{"N":1}}]}"#,
+        r#"{"Items":[{"a":{"BOOL":"true"}}]}"#,
+        r#"{"Items":[],"Items":[]}"#,
+        r#"{"Items":[]} x"#,
+        r#"{"Items":[{"a":{"S":"\ud800"}}]}"#,
+        r#"{"LastEvaluatedKey":{"k":{"X":"1"}}}"#,
+        r#"{"LastEvaluatedKey":{"k":{"s":"1"}}}"#,
+        r#"{"LastEvaluatedKey":{"k":{"M":{}}}}"#,
+        "[]",
+        "",
+    ] {
+        assert!(page(body).is_err(), "{body}");
+    }
+}
+
+/// An item as DynamoDB might send it: names in the given order, strings escaped
+/// either way.
+pub(crate) fn wire_json(item: &Item, ascii: bool, pretty: bool) -> String {
+    let v = serde_json::Value::Object(
+        item.iter()
+            .map(|(k, v)| (k.clone(), wire_value(v)))
+            .collect(),
+    );
+    let mut out = Vec::new();
+    if pretty {
+        serde_json::to_writer_pretty(&mut out, &v).unwrap();
+    } else {
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, Escaping { ascii });
+        serde::Serialize::serialize(&v, &mut ser).unwrap();
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn wire_value(v: &AttributeValue) -> serde_json::Value {
+    use serde_json::json;
+    let b64 = |b: &aws_smithy_types::Blob| STANDARD.encode(b.as_ref());
+    match v {
+        AttributeValue::S(s) => json!({"S": s}),
+        AttributeValue::N(n) => json!({"N": n}),
+        AttributeValue::B(b) => json!({"B": b64(b)}),
+        AttributeValue::Ss(s) => json!({"SS": s}),
+        AttributeValue::Ns(s) => json!({"NS": s}),
+        AttributeValue::Bs(s) => json!({"BS": s.iter().map(b64).collect::<Vec<_>>()}),
+        AttributeValue::M(m) => json!({"M": serde_json::Value::Object(
+            m.iter().map(|(k, v)| (k.clone(), wire_value(v))).collect()
+        )}),
+        AttributeValue::L(l) => json!({"L": l.iter().map(wire_value).collect::<Vec<_>>()}),
+        AttributeValue::Null(b) => json!({"NULL": b}),
+        AttributeValue::Bool(b) => json!({"BOOL": b}),
+        _ => unreachable!(),
+    }
+}
+
+/// Writes every non-ASCII character as a `\u` escape, as some JSON writers do. (Not
+/// `\/`: the SDK cannot read base64 written so, see `base64`.)
+struct Escaping {
+    ascii: bool,
+}
+
+impl serde_json::ser::Formatter for Escaping {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        if !self.ascii {
+            return w.write_all(fragment.as_bytes());
+        }
+        for c in fragment.chars() {
+            match c {
+                c if c.is_ascii() => w.write_all(&[c as u8])?,
+                c => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        write!(w, "\\u{u:04x}")?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `decode_line` makes of a line, written as `checked_item` writes it.
+fn decoded(line: &[u8]) -> Option<(String, usize)> {
+    let item = crate::item::dynamodb_json::decode_line(line).ok()?;
+    let mut out = Vec::new();
+    crate::item::json::write_map(&item, &crate::item::json::UPPER_KEYS, &mut out);
+    Some((String::from_utf8(out).unwrap(), item_size(&item)))
+}
+
+fn checked(line: &[u8]) -> Option<(String, usize)> {
+    let mut out = b"before".to_vec();
+    match checked_item(line, &mut out) {
+        Ok(size) => Some((String::from_utf8(out[6..].to_vec()).unwrap(), size)),
+        Err(_) => {
+            assert_eq!(out, b"before", "nothing appended on refusal");
+            None
+        }
+    }
+}
+
+#[test]
+fn checked_items_refuse_what_decode_line_refuses_or_might_read_otherwise() {
+    let big = format!(r#"{{"Item":{{"a":{{"S":"{}"}}}}}}"#, "x".repeat(400 * 1024));
+    for line in [
+        r#"{"Item":{"a":{"SS":[]}}}"#,
+        r#"{"Item":{"a":{"SS":["x","x"]}}}"#,
+        r#"{"Item":{"a":{"SS":["x","x"]}}}"#,
+        r#"{"Item":{"a":{"NS":["1","1.0"]}}}"#,
+        r#"{"Item":{"a":{"BS":["aGk=","aGk="]}}}"#,
+        r#"{"Item":{"a":{"M":{"b":{"L":[{"NS":[]}]}}}}}"#,
+        r#"{"Item":{"a":{"N":"1e400"}}}"#,
+        r#"{"Item":{"a":{"N":"x"}}}"#,
+        r#"{"Item":{"a":{"N":"123456789012345678901234567890123456789"}}}"#,
+        r#"{"Item":{"a":{"NULL":false}}}"#,
+        r#"{"Item":{"a":{"s":"x"}}}"#,
+        r#"{"Item":{"a":{"S":"x"},"a":{"S":"y"}}}"#,
+        r#"{"Item":{"a":{"B":"aGk"}}}"#,
+        r#"{"Item":{"a":{"S":"x"}},"Other":1}"#,
+        r#"{"Other":1,"Item":{"a":{"S":"x"}}}"#,
+        r#"{"Keys":{"a":{"S":"x"}}}"#,
+        r#"{"Item":{"a":{"S":"x"}}} x"#,
+        r#"{"Item":[]}"#,
+        &big,
+    ] {
+        assert_eq!(checked(line.as_bytes()), None, "{line}");
+    }
+    assert_eq!(checked(b"{\"Item\":{\"a\":{\"S\":\"\xff\"}}}"), None);
+    // Every one of those is refused or read otherwise by decode_line too.
+    assert_eq!(decoded(br#"{"Item":{"a":{"NS":["1","1.0"]}}}"#), None);
+    assert!(decoded(br#"{"Item":{"a":{"s":"x"}}}"#).is_some());
+    assert_eq!(
+        checked(b"{\"Item\":{\"b\":{\"N\":\"1.50\"},\"a\":{\"NULL\":true}}}\r\n"),
+        Some((r#"{"a":{"NULL":true},"b":{"N":"1.50"}}"#.to_string(), 5))
+    );
+}
+
+/// A type object as a hand-written file might hold it, valid or not.
+fn loose_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::json;
+    let numbers = prop::sample::select(vec![
+        "1", "1.0", "-0.50", "2", "1e400", "x", "", "1E+2", "100",
+    ]);
+    let base64 = prop::sample::select(vec!["aGk=", "aGk", "AA==", "AAA=", "%%"]);
+    let leaf = prop_oneof![
+        "[ab\u{e9}\u{2028}\"]{0,3}".prop_map(|s| json!({"S": s})),
+        numbers.clone().prop_map(|n| json!({"N": n})),
+        base64.clone().prop_map(|b| json!({"B": b})),
+        prop::collection::vec("[ab]{0,2}", 0..4).prop_map(|m| json!({"SS": m})),
+        prop::collection::vec(numbers, 0..4).prop_map(|m| json!({"NS": m})),
+        prop::collection::vec(base64, 0..4).prop_map(|m| json!({"BS": m})),
+        any::<bool>().prop_map(|b| json!({"NULL": b})),
+        any::<bool>().prop_map(|b| json!({"BOOL": b})),
+        Just(json!({"s": "x"})),
+        Just(json!({"Bool": true})),
+        Just(json!({"S": 1})),
+        Just(json!({})),
+        Just(json!({"S": "x", "N": "1"})),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(|l| json!({"L": l})),
+            prop::collection::hash_map("[abc]", inner, 0..4)
+                .prop_map(|m| json!({"M": m.into_iter().collect::<serde_json::Map<_, _>>()})),
+        ]
+    })
+}
+
+proptest! {
+    /// `checked_item` writes what `json::write_map` writes for `decode_line`'s item,
+    /// with its size, for every valid item, in any order of names and escaping.
+    #[test]
+    fn checked_items_are_what_decode_line_reads(
+        item in item(),
+        ascii in any::<bool>(),
+        pretty in any::<bool>(),
+    ) {
+        let line = format!("{{\"Item\":{}}}\n", wire_json(&item, ascii, pretty));
+        let want = decoded(line.as_bytes());
+        prop_assert!(want.is_some());
+        prop_assert_eq!(checked(line.as_bytes()), want);
+    }
+
+    /// On lines that may be wrong: whatever `checked_item` takes, `decode_line` takes
+    /// and reads the same; whatever `decode_line` refuses, `checked_item` refuses.
+    #[test]
+    fn checked_items_take_nothing_decode_line_would_not(
+        attrs in prop::collection::hash_map("[abc]", loose_value(), 0..4),
+    ) {
+        let line = serde_json::to_vec(&serde_json::json!({
+            "Item": attrs.into_iter().collect::<serde_json::Map<_, _>>()
+        })).unwrap();
+        let (got, want) = (checked(&line), decoded(&line));
+        if got.is_some() || want.is_none() {
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    /// Against this crate's own encoder and sizes (the SDK comparison is in
+    /// `aws::wire_scan`).
+    #[test]
+    fn lines_and_sizes_match_the_plain_encoder(
+        items in prop::collection::vec(item(), 0..4),
+        ascii in any::<bool>(),
+        pretty in any::<bool>(),
+    ) {
+        let body = format!(
+            "{{\"Items\":[{}],\"Count\":{}}}",
+            items.iter().map(|i| wire_json(i, ascii, pretty)).collect::<Vec<_>>().join(","),
+            items.len()
+        );
+        let p = WirePage::parse(body.as_bytes()).unwrap();
+        let mut want = Vec::new();
+        for i in &items {
+            encode_line(i, &mut want);
+        }
+        prop_assert_eq!(String::from_utf8(p.lines.clone()).unwrap(), String::from_utf8(want).unwrap());
+        let sizes: Vec<u64> = p.items.iter().map(|&(_, s)| s).collect();
+        let want: Vec<u64> = items.iter().map(|i| item_size(i) as u64).collect();
+        prop_assert_eq!(sizes, want);
+    }
+}
