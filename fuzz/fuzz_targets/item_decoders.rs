@@ -2,8 +2,11 @@
 //! line that decodes to the same item. And the import's one-pass reader of DynamoDB JSON
 //! (`wire::checked_item`) against `decode_line`: it takes nothing `decode_line` refuses,
 //! and what it takes it writes as `encode_line` writes `decode_line`'s item, same size.
+//! And the export's reader of Scan answers: whatever its fast path (`item::wire_scanner`)
+//! reads, the `serde_json` reader reads the same, and what that refuses is refused.
 #![no_main]
 
+use ddbx_core::item::wire::WirePage;
 use ddbx_core::item::{connector, data_pipeline, dynamodb_json, ion, validate, wire};
 use libfuzzer_sys::fuzz_target;
 
@@ -40,4 +43,5 @@ fuzz_target!(|data: &[u8]| {
         (Ok(_), Err(e)) => panic!("checked_item took a line decode_line refuses: {e}"),
         (Err(_), _) => assert!(map.is_empty(), "nothing appended on refusal"),
     }
+    assert_eq!(WirePage::parse(data), WirePage::parse_with_serde(data));
 });

@@ -20,6 +20,7 @@ pub mod number;
 pub(crate) mod test_support;
 pub mod validate;
 pub mod wire;
+mod wire_scanner;
 
 use std::collections::HashMap;
 

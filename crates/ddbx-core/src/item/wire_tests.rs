@@ -292,3 +292,141 @@ proptest! {
         prop_assert_eq!(sizes, want);
     }
 }
+
+/// What `wire_scanner` makes of a body, next to what the `serde_json` reader makes of it:
+/// whatever the scanner reads, the `serde_json` reader reads the same.
+fn scanned(body: &[u8]) -> Option<WirePage> {
+    let fast = super::super::wire_scanner::parse(body);
+    if let Some(fast) = &fast {
+        assert_eq!(
+            Ok(fast),
+            WirePage::parse_with_serde(body).as_ref(),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    fast
+}
+
+#[test]
+fn wire_scanner_reads_what_serde_reads() {
+    let deep = format!(
+        r#"{{"Items":[{{"a":{}{{"S":"x"}}{}}}]}}"#,
+        r#"{"L":["#.repeat(32),
+        "]}".repeat(32)
+    );
+    for body in [
+        r#"{"Count":2,"Items":[{"z":{"N":"1"},"a":{"M":{"y":{"BOOL":true},"b":{"L":[{"S":"\u00e9\/"},{"NULL":true}]}}}},{"k":{"BS":["aGk=","AA=="]}}],"ScannedCount":3,"LastEvaluatedKey":{"k":{"S":"x"}},"ConsumedCapacity":{"TableName":"T","CapacityUnits":1.5}}"#,
+        r#"{"Items":[{"q":{"S":"say \"hi\"\\\n\t\u0000\ud83d\ude00 \u2028"},"p\u00e9":{"N":"\u0031"}}]}"#,
+        "{\"Items\":[{\"s\":{\"S\":\"raw \u{2028} \u{85} \u{2029} é\"}}]}",
+        " { \"Items\" : [ { \"a\" : { \"SS\" : [ \"x\" , \"y\" ] } } ] , \"Count\" : 1 } ",
+        r#"{"Items":[{"b":{"S":"1"},"a":{"S":"2"},"c":{"M":{"z":{"N":"1"},"y":{"NS":["1","2"]}}}}]}"#,
+        r#"{"Items":[],"Count":0,"ScannedCount":0}"#,
+        r#"{"Items":null,"ConsumedCapacity":null,"LastEvaluatedKey":null}"#,
+        r#"{"LastEvaluatedKey":{"k":{"S":"a,}]\"b"},"n":{"N":"1"}},"Items":[{}]}"#,
+        &deep,
+    ] {
+        assert!(scanned(body.as_bytes()).is_some(), "{body}");
+    }
+}
+
+#[test]
+fn wire_scanner_leaves_the_unusual_to_serde() {
+    let deep = format!(
+        r#"{{"Items":[{{"a":{}{{"S":"x"}}{}}}]}}"#,
+        r#"{"M":{"b":"#.repeat(60),
+        "}}".repeat(60)
+    );
+    for body in [
+        // serde_json reads these, the scanner does not.
+        r#"{"Items":[{"a":{"\u0053":"x"}}]}"#,
+        r#"{"Items":[],"Other":1}"#,
+        &deep,
+        // Neither reads these.
+        r#"{"Items":[{"a":{"S":"x"},"a":{"S":"y"}}]}"#,
+        r#"{"Items":[{"b":{"S":"x"},"a":{"S":"y"},"b":{"S":"z"}}]}"#,
+        r#"{"Items":[{"a":{"S":"\ud800"}}]}"#,
+        r#"{"Items":[{"a":{"S":"\udc00"}}]}"#,
+        r#"{"Items":[{"a":{"S":"\ud800\u0041"}}]}"#,
+        r#"{"Items":[{"a":{"S":"\x"}}]}"#,
+        "{\"Items\":[{\"a\":{\"S\":\"\u{1}\"}}]}",
+        r#"{"Items":[{"a":{"B":"AM+\/"}}]}"#,
+        r#"{"Items":[{"a":{"B":"aGl="}}]}"#,
+        r#"{"Items":[{"a":{"BOOL":tru}}]}"#,
+        r#"{"Items":[{"a":{"S":"x","N":"1"}}]}"#,
+        r#"{"Items":[{"a":{}}]}"#,
+        r#"{"Items":[null]}"#,
+        r#"{"Items":[{"a":{"S":"x"}},]}"#,
+        r#"{"Items":[],}"#,
+        r#"{"Count":1,"Count":2}"#,
+        r#"{"Count":}"#,
+        r#"{"Count":1 2}"#,
+        r#"{"Items":[]} x"#,
+        r#"{"Items":[{"a":{"S":"x"}}]"#,
+        r#"{"LastEvaluatedKey":{"k":{"M":{}}}}"#,
+    ] {
+        assert!(scanned(body.as_bytes()).is_none(), "{body}");
+    }
+    assert!(WirePage::parse_with_serde(br#"{"Items":[{"a":{"\u0053":"x"}}]}"#).is_ok());
+    assert!(WirePage::parse_with_serde(br#"{"Items":[],"Other":1}"#).is_ok());
+    assert_eq!(scanned(b"{\"Items\":[{\"a\":{\"S\":\"\xff\"}}]}"), None);
+}
+
+/// A generated page, as DynamoDB might write it.
+fn page_body(items: &[Item], next: Option<&Item>, ascii: bool, pretty: bool) -> String {
+    let mut body = format!(
+        "{{\"Items\":[{}],\"Count\":{}",
+        items
+            .iter()
+            .map(|i| wire_json(i, ascii, pretty))
+            .collect::<Vec<_>>()
+            .join(","),
+        items.len()
+    );
+    if let Some(k) = next {
+        body.push_str(&format!(
+            ",\"LastEvaluatedKey\":{}",
+            wire_json(k, ascii, pretty)
+        ));
+    }
+    body.push_str(",\"ConsumedCapacity\":{\"TableName\":\"T\",\"CapacityUnits\":2.5}}");
+    body
+}
+
+proptest! {
+    /// On every generated page, in any order of names and escaping, the scanner reads it,
+    /// and reads what the `serde_json` reader reads.
+    #[test]
+    fn wire_scanner_reads_every_page_as_serde_does(
+        items in prop::collection::vec(item(), 0..4),
+        next in prop::option::of(item()),
+        ascii in any::<bool>(),
+        pretty in any::<bool>(),
+    ) {
+        let next = next.map(|k| k.into_iter().filter(|(_, v)| {
+            matches!(v, AttributeValue::S(_) | AttributeValue::N(_) | AttributeValue::B(_))
+        }).collect());
+        let body = page_body(&items, next.as_ref(), ascii, pretty);
+        prop_assert!(scanned(body.as_bytes()).is_some(), "{}", body);
+    }
+
+    /// On pages with a byte taken out, put in or changed: whatever the scanner reads, the
+    /// `serde_json` reader reads the same (checked in `scanned`).
+    #[test]
+    fn wire_scanner_reads_nothing_serde_reads_otherwise(
+        items in prop::collection::vec(item(), 1..3),
+        ascii in any::<bool>(),
+        at in any::<prop::sample::Index>(),
+        byte in prop::sample::select(b"\"\\{}[],: 0u\x01ntfSNB".to_vec()),
+        how in 0..3u8,
+    ) {
+        let mut body = page_body(&items, None, ascii, false).into_bytes();
+        let at = at.index(body.len());
+        match how {
+            0 => { body.remove(at); }
+            1 => body.insert(at, byte),
+            _ => body[at] = byte,
+        }
+        scanned(&body);
+    }
+}
