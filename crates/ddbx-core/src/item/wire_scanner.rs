@@ -13,10 +13,10 @@
 //! (lines, sizes, count, key to continue from, capacity), or `None`, and then that reader
 //! reads the answer as before. `None` covers everything unusual: a member other than the
 //! five, a type key with an escape or that the reader does not know, base64 with an
-//! escape, an invalid surrogate escape, nesting deeper than DynamoDB's 32 levels, and
-//! anything that is not JSON. The tests in `item::wire_tests` hold it to that reader on
-//! generated pages, on mutated ones and on the odd answers (`wire_scanner_*`), and the
-//! fuzz target `item_decoders` on any bytes.
+//! escape, an invalid surrogate escape, nesting deeper than 40 levels (DynamoDB allows
+//! 32), and anything that is not JSON. The tests in `item::wire_tests` hold it to that
+//! reader on generated pages, on mutated ones and on the odd answers (`wire_scanner_*`),
+//! and the fuzz target `item_decoders` on any bytes.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
