@@ -158,7 +158,7 @@ pub(crate) mod tests {
     use crate::item::dynamodb_json::encode_line;
     use crate::item::test_support::{bytes, item, number_text, text};
     use crate::item::validate::item_size;
-    use crate::item::wire::tests::wire_json;
+    use crate::item::wire::tests::page_body;
     use crate::item::AttributeValue;
     use crate::item::Item;
     use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -283,19 +283,8 @@ pub(crate) mod tests {
             pretty in any::<bool>(),
             units in prop::option::of(0u32..10_000),
         ) {
-            let mut body = format!(
-                "{{\"Items\":[{}],\"Count\":{},\"ScannedCount\":{}",
-                items.iter().map(|i| wire_json(i, ascii, pretty)).collect::<Vec<_>>().join(","),
-                items.len(),
-                items.len(),
-            );
-            if let Some(k) = &next {
-                body.push_str(&format!(",\"LastEvaluatedKey\":{}", wire_json(k, ascii, pretty)));
-            }
-            if let Some(u) = units {
-                body.push_str(&format!(",\"ConsumedCapacity\":{{\"TableName\":\"T\",\"CapacityUnits\":{}}}", f64::from(u) / 2.0));
-            }
-            body.push('}');
+            let units = units.map(|u| f64::from(u) / 2.0);
+            let body = page_body(&items, next.as_ref(), units, ascii, pretty);
             let (plain, _) = scan(200, &body, false);
             let (wire, taken) = scan(200, &body, true);
             prop_assert!(plain.is_some());

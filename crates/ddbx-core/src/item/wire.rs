@@ -428,16 +428,25 @@ fn base64<E: de::Error>(text: &Cow<str>, out: &mut Vec<u8>) -> Result<usize, E> 
     let Cow::Borrowed(text) = text else {
         return Err(E::custom("base64 with JSON escapes"));
     };
+    let len = base64_len(text).map_err(|e| E::custom(format!("base64: {e}")))?;
+    quoted(text, out);
+    Ok(len)
+}
+
+/// The length of what base64 text decodes to, if it is in canonical form.
+pub(super) fn base64_len(text: &str) -> Result<usize, base64::DecodeError> {
     thread_local!(static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) });
-    let len = SCRATCH.with_borrow_mut(|scratch| {
+    SCRATCH.with_borrow_mut(|scratch| {
         scratch.clear();
         STANDARD.decode_vec(text, scratch).map(|()| scratch.len())
-    });
-    let len = len.map_err(|e| E::custom(format!("base64: {e}")))?;
+    })
+}
+
+/// Appends `s` between quotes as it is: text that needs no escape.
+pub(super) fn quoted(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
-    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(s.as_bytes());
     out.push(b'"');
-    Ok(len)
 }
 
 /// Appends a string as `json::write_str` would. A string borrowed from the answer had no
@@ -447,18 +456,14 @@ fn base64<E: de::Error>(text: &Cow<str>, out: &mut Vec<u8>) -> Result<usize, E> 
 #[allow(clippy::ptr_arg)] // Which variant it is matters: borrowed means no escapes.
 fn text(s: &Cow<str>, out: &mut Vec<u8>) {
     match s {
-        Cow::Borrowed(s) if !has_line_separator(s) => {
-            out.push(b'"');
-            out.extend_from_slice(s.as_bytes());
-            out.push(b'"');
-        }
+        Cow::Borrowed(s) if !has_line_separator(s) => quoted(s, out),
         _ => write_str(s, out),
     }
 }
 
 /// The types whose values are one string.
 #[derive(Clone, Copy)]
-enum Scalar {
+pub(super) enum Scalar {
     S,
     N,
     B,

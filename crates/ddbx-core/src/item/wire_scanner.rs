@@ -18,12 +18,9 @@
 //! reader on generated pages, on mutated ones and on the odd answers (`wire_scanner_*`),
 //! and the fuzz target `item_decoders` on any bytes.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-
 use super::json::{has_line_separator, write_str};
 use super::number::number_size;
-use super::wire::{key_to_continue, Consumed, WirePage};
+use super::wire::{base64_len, key_to_continue, quoted, Consumed, Scalar, WirePage};
 
 /// Nesting this reader takes (DynamoDB allows 32 levels of documents).
 const MAX_DEPTH: usize = 40;
@@ -37,7 +34,6 @@ pub(super) fn parse(body: &[u8]) -> Option<WirePage> {
         b: body,
         i: 0,
         names: Vec::new(),
-        scratch: Vec::new(),
     };
     let page = r.answer()?;
     r.ws();
@@ -74,8 +70,6 @@ struct Reader<'b> {
     i: usize,
     /// The attributes of every map being read, innermost last (one allocation per page).
     names: Vec<Entry<'b>>,
-    /// Base64 decoded to check it.
-    scratch: Vec<u8>,
 }
 
 /// Bit 7 of each byte of a word (little-endian) that is zero. A byte above a zero one may
@@ -443,12 +437,9 @@ impl<'b> Reader<'b> {
             Scalar::B => {
                 // Base64 is taken only as written, in canonical form (see `item::wire`).
                 let Str::Raw(s, _) = s else { return None };
-                self.scratch.clear();
-                STANDARD.decode_vec(s, &mut self.scratch).ok()?;
-                out.push(b'"');
-                out.extend_from_slice(s.as_bytes());
-                out.push(b'"');
-                self.scratch.len()
+                let len = base64_len(s).ok()?;
+                quoted(s, out);
+                len
             }
         })
     }
@@ -481,23 +472,11 @@ impl<'b> Reader<'b> {
     }
 }
 
-/// The types whose values are one string.
-#[derive(Clone, Copy)]
-enum Scalar {
-    S,
-    N,
-    B,
-}
-
 /// Appends a string as `json::write_str` would: as it was written when it had no escape
 /// and no line separator (JSON allows no raw quote, backslash or control character).
 fn text(s: &Str, out: &mut Vec<u8>) {
     match s {
-        Str::Raw(s, wide) if !(*wide && has_line_separator(s)) => {
-            out.push(b'"');
-            out.extend_from_slice(s.as_bytes());
-            out.push(b'"');
-        }
+        Str::Raw(s, wide) if !(*wide && has_line_separator(s)) => quoted(s, out),
         s => write_str(s.as_str(), out),
     }
 }

@@ -372,16 +372,24 @@ fn wire_scanner_leaves_the_unusual_to_serde() {
     assert_eq!(scanned(b"{\"Items\":[{\"a\":{\"S\":\"\xff\"}}]}"), None);
 }
 
-/// A generated page, as DynamoDB might write it.
-fn page_body(items: &[Item], next: Option<&Item>, ascii: bool, pretty: bool) -> String {
+/// A Scan answer as DynamoDB might write it, with the given items, key to continue from
+/// and consumed capacity.
+pub(crate) fn page_body(
+    items: &[Item],
+    next: Option<&Item>,
+    units: Option<f64>,
+    ascii: bool,
+    pretty: bool,
+) -> String {
     let mut body = format!(
-        "{{\"Items\":[{}],\"Count\":{}",
+        "{{\"Items\":[{}],\"Count\":{},\"ScannedCount\":{}",
         items
             .iter()
             .map(|i| wire_json(i, ascii, pretty))
             .collect::<Vec<_>>()
             .join(","),
-        items.len()
+        items.len(),
+        items.len(),
     );
     if let Some(k) = next {
         body.push_str(&format!(
@@ -389,7 +397,12 @@ fn page_body(items: &[Item], next: Option<&Item>, ascii: bool, pretty: bool) -> 
             wire_json(k, ascii, pretty)
         ));
     }
-    body.push_str(",\"ConsumedCapacity\":{\"TableName\":\"T\",\"CapacityUnits\":2.5}}");
+    if let Some(u) = units {
+        body.push_str(&format!(
+            ",\"ConsumedCapacity\":{{\"TableName\":\"T\",\"CapacityUnits\":{u}}}"
+        ));
+    }
+    body.push('}');
     body
 }
 
@@ -406,7 +419,7 @@ proptest! {
         let next = next.map(|k| k.into_iter().filter(|(_, v)| {
             matches!(v, AttributeValue::S(_) | AttributeValue::N(_) | AttributeValue::B(_))
         }).collect());
-        let body = page_body(&items, next.as_ref(), ascii, pretty);
+        let body = page_body(&items, next.as_ref(), Some(2.5), ascii, pretty);
         prop_assert!(scanned(body.as_bytes()).is_some(), "{}", body);
     }
 
@@ -420,7 +433,7 @@ proptest! {
         byte in prop::sample::select(b"\"\\{}[],: 0u\x01ntfSNB".to_vec()),
         how in 0..3u8,
     ) {
-        let mut body = page_body(&items, None, ascii, false).into_bytes();
+        let mut body = page_body(&items, None, Some(2.5), ascii, false).into_bytes();
         let at = at.index(body.len());
         match how {
             0 => { body.remove(at); }
