@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod aws;
+pub mod bounds;
 pub mod capacity;
 pub mod catalog;
 pub mod clock;
@@ -23,5 +24,6 @@ pub mod retry;
 pub mod run;
 pub mod store;
 pub mod table;
+pub mod text;
 pub mod verify;
 pub use error::{Error, Result};

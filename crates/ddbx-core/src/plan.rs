@@ -457,12 +457,12 @@ impl RestorePlan {
             for name in [&step.source_table, &step.target_table] {
                 validate_table_name(name).map_err(|e| Error::Invalid(format!("{origin}: {e}")))?;
             }
-            if !(step.write_ratio > 0.0 && step.write_ratio <= 1.5) {
-                return Err(Error::Invalid(format!(
-                    "{origin}: table {}: writeRatio {} is out of range (0 < ratio <= 1.5)",
-                    step.source_table, step.write_ratio
-                )));
-            }
+            crate::bounds::RATIO.check(step.write_ratio).map_err(|e| {
+                Error::Invalid(format!(
+                    "{origin}: table {}: writeRatio: {e}",
+                    step.source_table
+                ))
+            })?;
             if step.path.split('/').any(|s| s == ".." || s == ".") || step.path.starts_with('/') {
                 return Err(Error::Invalid(format!(
                     "{origin}: table {}: path {:?} must stay inside the run",

@@ -7,6 +7,9 @@
 //! window longer than a few requests the consumed rate equals the target. At most one
 //! second of unused capacity is saved up, so an idle spell is not followed by a burst.
 //!
+//! A limiter made [`until_stopped`](RateLimiter::until_stopped) ends every wait as soon as
+//! the run is asked to stop: however large the debt, a stopped run never waits on it.
+//!
 //! The limiter is told about throttling ([`RateLimiter::throttled`]) and halves its rate,
 //! then climbs back to the target as requests succeed. It never catches errors itself.
 //!
@@ -22,6 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
+use crate::run::stop::StopSignal;
+use crate::{Error, Result};
 
 /// How many seconds of unused capacity may be saved up.
 const BURST_SECONDS: f64 = 1.0;
@@ -41,6 +46,8 @@ pub const RAMP_HOLD: Duration = Duration::from_secs(5);
 pub struct RateLimiter {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
+    /// Ends every wait when raised.
+    stop: StopSignal,
 }
 
 #[derive(Debug)]
@@ -71,6 +78,7 @@ impl RateLimiter {
         let last = clock.now();
         Self {
             clock,
+            stop: StopSignal::default(),
             state: Mutex::new(State {
                 target,
                 rate: target,
@@ -100,6 +108,12 @@ impl RateLimiter {
         limiter
     }
 
+    /// This limiter, ending its waits (with [`Error::Interrupted`]) once `stop` is raised.
+    pub fn until_stopped(mut self, stop: &StopSignal) -> Self {
+        self.stop = stop.clone();
+        self
+    }
+
     /// The target rate in units per second.
     pub fn target(&self) -> f64 {
         self.state.lock().unwrap().target
@@ -115,15 +129,19 @@ impl RateLimiter {
         self.state.lock().unwrap().consumed
     }
 
-    /// Wait until the balance is not in debt, then reserve `estimate` units.
-    pub async fn acquire(&self, estimate: f64) {
+    /// Wait until the balance is not in debt, then reserve `estimate` units; or
+    /// [`Error::Interrupted`] as soon as the run is stopped (nothing is reserved then).
+    pub async fn acquire(&self, estimate: f64) -> Result<()> {
         loop {
+            if self.stop.is_stopped() {
+                return Err(Error::Interrupted);
+            }
             let wait = {
                 let mut s = self.state.lock().unwrap();
                 s.refill(self.clock.now());
                 if s.balance >= 0.0 {
                     s.balance -= estimate.max(0.0);
-                    return;
+                    return Ok(());
                 }
                 if let Some(r) = s.ramp.as_mut() {
                     r.binding = true;
@@ -131,14 +149,26 @@ impl RateLimiter {
                 // At least a microsecond: a debt of a rounding error must still move time.
                 Duration::from_secs_f64((-s.balance / s.rate).clamp(1e-6, 60.0))
             };
-            self.clock.sleep(wait).await;
+            tokio::select! {
+                _ = self.clock.sleep(wait) => {}
+                _ = self.stop.stopped() => return Err(Error::Interrupted),
+            }
+        }
+    }
+
+    /// Wait `d` on the limiter's clock (a backoff before resending what DynamoDB left
+    /// unprocessed), or [`Error::Interrupted`] as soon as the run stops.
+    pub async fn pause(&self, d: Duration) -> Result<()> {
+        tokio::select! {
+            _ = self.clock.sleep(d) => Ok(()),
+            _ = self.stop.stopped() => Err(Error::Interrupted),
         }
     }
 
     /// Wait until every unit consumed so far is paid for, so that a job that ends right
-    /// after a large request has still not gone faster than its rate.
-    pub async fn drain(&self) {
-        self.acquire(0.0).await;
+    /// after a large request has still not gone faster than its rate (or the run stops).
+    pub async fn drain(&self) -> Result<()> {
+        self.acquire(0.0).await
     }
 
     /// Replace a reservation of `estimate` units by what the request really cost.
@@ -201,7 +231,7 @@ mod tests {
     async fn run(limiter: &RateLimiter, clock: &ManualClock, requests: usize, cost: f64) -> f64 {
         let start = clock.now();
         for _ in 0..requests {
-            limiter.acquire(cost).await;
+            limiter.acquire(cost).await.unwrap();
             limiter.settle(cost, cost);
         }
         clock.now().duration_since(start).as_secs_f64()
@@ -223,13 +253,46 @@ mod tests {
         let limiter = RateLimiter::new(50.0, Arc::new(clock.clone()));
         let start = clock.now();
         for _ in 0..100 {
-            limiter.acquire(1.0).await; // guesses 1 unit
+            limiter.acquire(1.0).await.unwrap(); // guesses 1 unit
             limiter.settle(1.0, 25.0); // but each costs 25
         }
-        limiter.acquire(0.0).await;
+        limiter.acquire(0.0).await.unwrap();
         let secs = clock.now().duration_since(start).as_secs_f64();
         // 2,500 units at 50/s.
         assert!((secs - 50.0).abs() < 0.6, "took {secs}");
+    }
+
+    /// A clock whose sleeps never end: only a stop can end a wait.
+    #[derive(Debug)]
+    struct Frozen(Instant);
+
+    impl Clock for Frozen {
+        fn now(&self) -> Instant {
+            self.0
+        }
+        fn sleep(&self, _: Duration) -> futures::future::BoxFuture<'static, ()> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_a_wait_on_any_debt() {
+        let stop = StopSignal::default();
+        let limiter = RateLimiter::new(1.0, Arc::new(Frozen(Instant::now()))).until_stopped(&stop);
+        limiter.acquire(0.0).await.unwrap();
+        // A batch of 400 KB items at one unit a second: hours of debt.
+        limiter.settle(0.0, 10_000.0);
+        let waiting = tokio::spawn(async move { limiter.acquire(1.0).await });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        stop.stop();
+        assert!(matches!(waiting.await.unwrap(), Err(Error::Interrupted)));
+        // Once stopped, nothing is reserved any more, even without debt.
+        let limiter = RateLimiter::new(1.0, Arc::new(Frozen(Instant::now()))).until_stopped(&stop);
+        assert!(matches!(
+            limiter.acquire(0.0).await,
+            Err(Error::Interrupted)
+        ));
     }
 
     #[tokio::test]
@@ -237,9 +300,9 @@ mod tests {
         let clock = ManualClock::default();
         let limiter = RateLimiter::new(10.0, Arc::new(clock.clone()));
         let start = clock.now();
-        limiter.acquire(1.0).await;
+        limiter.acquire(1.0).await.unwrap();
         limiter.settle(1.0, 70.0); // one big page
-        limiter.drain().await;
+        limiter.drain().await.unwrap();
         let secs = clock.now().duration_since(start).as_secs_f64();
         assert!((secs - 7.0).abs() < 0.05, "took {secs}");
     }
@@ -270,7 +333,7 @@ mod tests {
         let mut window = std::collections::VecDeque::new();
         let mut in_window = 0.0;
         loop {
-            limiter.acquire(cost).await;
+            limiter.acquire(cost).await.unwrap();
             let t = clock.now().duration_since(start).as_secs_f64();
             if t >= seconds {
                 return (throttles, written);
@@ -322,7 +385,7 @@ mod tests {
         let ramp = RateLimiter::ramping(100.0, 1000.0, Arc::new(clock.clone()));
         // Idle for a minute: nobody waited, so no climb.
         clock.advance(Duration::from_secs(60));
-        ramp.acquire(0.0).await;
+        ramp.acquire(0.0).await.unwrap();
         assert_eq!(ramp.current_rate(), 100.0);
         // Busy for 10 s: 5 % a second.
         run(&ramp, &clock, 1500, 1.0).await;

@@ -99,6 +99,9 @@ pub async fn run(
     settings: &VerifySettings,
     progress: &RunProgress,
 ) -> Result<VerifyReport> {
+    crate::bounds::RATIO.check(settings.read_ratio)?;
+    crate::bounds::UNITS.check_opt(settings.max_read_units)?;
+    settings.engine.validate()?;
     let (root, plan, selected) = source::select(&aws.storage, &settings.source).await?;
     let layout = RunLayout {
         region: aws.region.clone(),
@@ -369,7 +372,7 @@ async fn verify_table(
     let job = Arc::new(ScanJob {
         aws: aws.clone(),
         table: target.to_string(),
-        limiter: RateLimiter::new(units, aws.clock.clone()),
+        limiter: RateLimiter::new(units, aws.clock.clone()).until_stopped(&settings.stop),
         segments,
         concurrency: settings.engine.workers.max(1) as u32,
         avg_item_bytes: (described.item_count > 0)
@@ -403,7 +406,7 @@ async fn verify_table(
         h.await
             .map_err(|e| Error::Invalid(format!("a scan task died: {e}")))??;
     }
-    job.limiter.drain().await;
+    job.limiter.drain().await?;
     let table_items = counters.items.load(Ordering::Relaxed);
     let mut v = Verdict {
         source_table: String::new(),

@@ -2,6 +2,7 @@
 //! command's module.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ddbx_core::bounds;
 
 /// Back up and restore fleets of DynamoDB tables to S3 or a local folder.
 #[derive(Debug, Parser)]
@@ -139,7 +140,7 @@ pub struct Global {
     )]
     pub external_id: Option<String>,
     /// Seconds one attempt of one AWS request may take before it is abandoned and retried (default: 60 for DynamoDB, 30 for S3).
-    #[arg(long, global = true, value_name = "SECONDS", value_parser = positive_seconds, help_heading = "AWS (every command)")]
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = seconds, help_heading = "AWS (every command)")]
     pub request_timeout: Option<f64>,
     /// Final summary as text or JSON (on stdout).
     #[arg(long, global = true, value_enum, default_value_t = Output::Text, help_heading = "Output (every command)")]
@@ -235,7 +236,7 @@ pub struct PruneArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_last: u32,
     /// Keep every run younger than D days as well.
-    #[arg(long, value_name = "D")]
+    #[arg(long, value_name = "D", value_parser = keep_days)]
     pub keep_days: Option<u32>,
     /// Show what would be deleted; delete nothing.
     #[arg(long)]
@@ -321,6 +322,7 @@ pub struct EngineArgs {
         long,
         default_value_t = 5.0,
         value_name = "SECONDS",
+        value_parser = seconds,
         help_heading = "Native engine"
     )]
     pub poll_seconds: f64,
@@ -377,10 +379,10 @@ pub struct SourceArgs {
     #[arg(long, value_enum, help_heading = "Source")]
     pub format: Option<SourceFormatArg>,
     /// Tables worked on at once.
-    #[arg(long, default_value_t = 4, help_heading = "Concurrency")]
+    #[arg(long, default_value_t = 4, value_parser = parallel_tables, help_heading = "Concurrency")]
     pub parallel_tables: usize,
     /// Workers per table (writers for import; shared scan workers for verify).
-    #[arg(long, default_value_t = 8, help_heading = "Concurrency")]
+    #[arg(long, default_value_t = 8, value_parser = workers, help_heading = "Concurrency")]
     pub workers: usize,
 }
 
@@ -391,10 +393,10 @@ pub struct ImportArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Fraction of each target's write capacity (default: the restore plan's, else 0.8).
-    #[arg(long, help_heading = "Rate")]
+    #[arg(long, value_name = "RATIO", value_parser = ratio, help_heading = "Rate")]
     pub write_ratio: Option<f64>,
     /// Write units per second per table, overriding ratios.
-    #[arg(long, value_name = "UNITS", help_heading = "Rate")]
+    #[arg(long, value_name = "UNITS", value_parser = units, help_heading = "Rate")]
     pub max_write_units: Option<f64>,
     /// Raise each provisioned target's write capacity to UNITS for its import, and put it back after (tables that auto-scale get their minimum raised).
     #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(i64).range(1..), help_heading = "Rate")]
@@ -435,10 +437,10 @@ pub struct VerifyArgs {
     #[arg(long, help_heading = "Run")]
     pub deep: bool,
     /// Fraction of each table's read capacity for the scan.
-    #[arg(long, default_value_t = 0.5, help_heading = "Rate")]
+    #[arg(long, default_value_t = 0.5, value_name = "RATIO", value_parser = ratio, help_heading = "Rate")]
     pub read_ratio: f64,
     /// Read units per second per table, overriding --read-ratio.
-    #[arg(long, value_name = "UNITS", help_heading = "Rate")]
+    #[arg(long, value_name = "UNITS", value_parser = units, help_heading = "Rate")]
     pub max_read_units: Option<f64>,
 }
 
@@ -504,28 +506,28 @@ pub struct ExportArgs {
     #[arg(long, value_enum, help_heading = "Destination")]
     pub compression: Option<CompressionArg>,
     /// Items per data file at most [default: 1,000,000; 100,000 for --format emr, as the connector].
-    #[arg(long, help_heading = "Destination")]
+    #[arg(long, value_parser = file_items, help_heading = "Destination")]
     pub file_items: Option<u64>,
     /// Uncompressed bytes per data file at most [default: 1 GiB].
-    #[arg(long, help_heading = "Destination")]
+    #[arg(long, value_parser = file_bytes, help_heading = "Destination")]
     pub file_bytes: Option<u64>,
     /// Fraction of each table's read capacity to use (on-demand: of MaxReadRequestUnits, else 40,000) [default: 0.5].
-    #[arg(long, value_name = "RATIO", help_heading = "Rate")]
+    #[arg(long, value_name = "RATIO", value_parser = ratio, help_heading = "Rate")]
     pub read_ratio: Option<f64>,
     /// Read units per second per table, overriding --read-ratio.
-    #[arg(long, value_name = "UNITS", help_heading = "Rate")]
+    #[arg(long, value_name = "UNITS", value_parser = units, help_heading = "Rate")]
     pub max_read_units: Option<f64>,
-    /// Scan segments per table (default: from the table's size and target rate).
-    #[arg(long, help_heading = "Rate")]
+    /// Scan segments per table, 1 to 1,000,000 (default: from the table's size and target rate).
+    #[arg(long, value_parser = segments, help_heading = "Rate")]
     pub segments: Option<u32>,
     /// Raise each provisioned table's read capacity to UNITS for its export, and put it back after (tables that auto-scale get their minimum raised).
     #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(i64).range(1..), help_heading = "Rate")]
     pub spike_read_units: Option<i64>,
     /// Tables exported at once.
-    #[arg(long, default_value_t = 4, help_heading = "Concurrency")]
+    #[arg(long, default_value_t = 4, value_parser = parallel_tables, help_heading = "Concurrency")]
     pub parallel_tables: usize,
     /// Scan workers shared by all tables.
-    #[arg(long, default_value_t = 8, help_heading = "Concurrency")]
+    #[arg(long, default_value_t = 8, value_parser = workers, help_heading = "Concurrency")]
     pub workers: usize,
     /// Where the work runs.
     #[command(flatten)]
@@ -559,16 +561,41 @@ pub struct ExportArgs {
     /// Take over the app's lock if its owner stopped refreshing it long ago.
     #[arg(long, help_heading = "Run")]
     pub break_stale_lock: bool,
-    /// Minutes without refresh after which a lock is stale.
-    #[arg(long, default_value_t = 15, help_heading = "Run")]
+    /// Minutes without refresh after which a lock is stale (at least 2: a live run refreshes its lock every minute).
+    #[arg(long, default_value_t = 15, value_parser = stale_lock_minutes, help_heading = "Run")]
     pub stale_lock_minutes: u64,
 }
 
-fn positive_seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("{s:?} is not a positive number of seconds")),
-    }
+// Value parsers: every numeric flag's range is the library's (`ddbx_core::bounds`).
+fn ratio(s: &str) -> Result<f64, String> {
+    bounds::RATIO.parse(s)
+}
+fn units(s: &str) -> Result<f64, String> {
+    bounds::UNITS.parse(s)
+}
+fn segments(s: &str) -> Result<u32, String> {
+    bounds::SEGMENTS.parse(s)
+}
+fn workers(s: &str) -> Result<usize, String> {
+    bounds::WORKERS.parse(s)
+}
+fn parallel_tables(s: &str) -> Result<usize, String> {
+    bounds::PARALLEL_TABLES.parse(s)
+}
+fn file_items(s: &str) -> Result<u64, String> {
+    bounds::FILE_ITEMS.parse(s)
+}
+fn file_bytes(s: &str) -> Result<u64, String> {
+    bounds::FILE_BYTES.parse(s)
+}
+fn stale_lock_minutes(s: &str) -> Result<u64, String> {
+    bounds::STALE_LOCK_MINUTES.parse(s)
+}
+fn seconds(s: &str) -> Result<f64, String> {
+    bounds::SECONDS.parse(s)
+}
+fn keep_days(s: &str) -> Result<u32, String> {
+    bounds::KEEP_DAYS.parse(s)
 }
 
 /// A time on the command line: RFC 3339 (`2026-12-01T10:00:00Z`).

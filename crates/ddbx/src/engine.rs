@@ -30,12 +30,6 @@ pub fn choice(a: &EngineArgs, local: LocalEngine, to: Option<&str>) -> Result<En
     match a.engine {
         EngineArg::Local => return Ok(EngineChoice::Local(local)),
         EngineArg::Native => {
-            if !(a.poll_seconds > 0.0 && a.poll_seconds <= 3600.0) {
-                return Err(Error::Invalid(format!(
-                    "--poll-seconds {} is out of range (0 < seconds <= 3600)",
-                    a.poll_seconds
-                )));
-            }
             return Ok(EngineChoice::Native(NativeEngine {
                 max_jobs: usize::from(a.max_jobs),
                 poll: Poll {

@@ -15,8 +15,8 @@ use crate::{exit_code, output, progress};
 
 fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_core::Error> {
     let local = LocalEngine {
-        parallel_tables: a.parallel_tables.max(1),
-        workers: a.workers.max(1),
+        parallel_tables: a.parallel_tables,
+        workers: a.workers,
     };
     let mut engine = crate::engine::choice(&a.engine, local, a.to.as_deref())?;
     match &mut engine {

@@ -46,8 +46,8 @@ fn selection(
 
 fn local(s: &SourceArgs) -> LocalEngine {
     LocalEngine {
-        parallel_tables: s.parallel_tables.max(1),
-        workers: s.workers.max(1),
+        parallel_tables: s.parallel_tables,
+        workers: s.workers,
     }
 }
 
@@ -109,12 +109,6 @@ pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
 
 /// Run `ddbx verify` and return the exit code.
 pub async fn verify(g: &Global, a: VerifyArgs, stop: StopSignal) -> u8 {
-    if !(a.read_ratio > 0.0 && a.read_ratio <= 1.5) {
-        return output::fail(&ddbx_core::Error::Invalid(format!(
-            "--read-ratio {} is out of range (0 < ratio <= 1.5)",
-            a.read_ratio
-        )));
-    }
     let ready = async {
         let aws = load_aws(g).await?;
         let from = resolve_from(&aws, g, &a.source).await?;

@@ -43,7 +43,20 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A command line clap refuses is a usage error (exit 1, as the README says), never
+    // clap's own 2, which means "another run holds the lock" here; --help and --version
+    // exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if cli.global.verbose {
             "ddbx=debug,ddbx_core=debug"
@@ -99,20 +112,30 @@ pub fn exit_code(outcome: Result<&ddbx_core::report::RunSummary, &ddbx_core::Err
     }
 }
 
-/// The first Ctrl-C or SIGTERM stops the run cleanly (checkpoints, flags, lock); a second
-/// one ends the process at once.
+/// The first Ctrl-C, SIGTERM, SIGHUP (a dropped SSH session) or SIGQUIT stops the run
+/// cleanly (checkpoints, flags, lock); a second one ends the process at once.
 async fn watch_signals(stop: StopSignal) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
+    use tokio::signal::unix::{signal, SignalKind};
+    let watch = |kind: SignalKind, name: &str| match signal(kind) {
+        Ok(s) => Some(s),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM");
-            return;
+            tracing::warn!(error = %e, "cannot watch {name}");
+            None
         }
+    };
+    let (Some(mut term), Some(mut hup), Some(mut quit)) = (
+        watch(SignalKind::terminate(), "SIGTERM"),
+        watch(SignalKind::hangup(), "SIGHUP"),
+        watch(SignalKind::quit(), "SIGQUIT"),
+    ) else {
+        return;
     };
     for n in 0.. {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
+            _ = hup.recv() => {}
+            _ = quit.recv() => {}
         }
         if n == 0 {
             tracing::warn!("stopping: finishing the work in hand, writing checkpoints and flags (again to abort at once)");

@@ -3,7 +3,11 @@
 //! run's lifecycle (`run::lifecycle`) and the jobs (`export`, `import`) know engines only
 //! through [`Engine`].
 
+use std::sync::Arc;
+
 use crate::aws::Aws;
+use crate::item::key::KeySchema;
+use crate::progress::TableProgress;
 use crate::capacity::Spike;
 use crate::format::source::TableSource;
 use crate::format::writer::RollLimits;
@@ -65,6 +69,15 @@ pub trait Engine: Send + Sync {
     /// ImportTable): targets must then not exist, and the import does not create them.
     fn creates_targets(&self) -> bool {
         false
+    }
+
+    /// Read a table's export once before its target is created or written, writing
+    /// nothing, so that a bad file fails the table without a trace (not even a new empty
+    /// table). Engines whose service reads the files itself (EMR, ImportTable) check
+    /// nothing here.
+    async fn check_source(&self, check: SourceCheck<'_>) -> Result<SourceChecked> {
+        let _ = check;
+        Ok(SourceChecked::default())
     }
 
     /// Export the planned tables into the run root. A table's failure is in its report;
@@ -135,6 +148,40 @@ pub struct ImportTable {
     pub ready: std::result::Result<ReadyTable, String>,
 }
 
+/// One table's export to check before its target is touched ([`Engine::check_source`]).
+#[derive(Debug)]
+pub struct SourceCheck<'a> {
+    /// Where the import keeps its checkpoints.
+    pub state: &'a Location,
+    /// The target table's name.
+    pub target: &'a str,
+    /// The target as it is now, when it exists.
+    pub existing: Option<&'a TableSchema>,
+    /// The export.
+    pub source: &'a TableSource,
+    /// Replaying a chain: the windows applied over it.
+    pub changes: &'a [TableSource],
+    /// The key every item must carry (the export's, else the existing target's).
+    pub key: Option<&'a Arc<KeySchema>>,
+    /// Continuing an earlier import from its checkpoints.
+    pub resume: bool,
+    /// Raised to stop.
+    pub stop: &'a StopSignal,
+    /// The table's counters.
+    pub progress: &'a Arc<TableProgress>,
+}
+
+/// What checking a table's export found.
+#[derive(Debug, Clone, Default)]
+pub struct SourceChecked {
+    /// Every file was read and every record checked (the writing pass need not again).
+    pub validated: bool,
+    /// Items whose key an earlier item of the export has (the table keeps the last).
+    pub duplicate_keys: u64,
+    /// Past how many items keys were not compared any more (memory stays bounded).
+    pub duplicates_checked_up_to: Option<u64>,
+}
+
 /// A table whose export reads and whose target exists with the export's key.
 #[derive(Debug)]
 pub struct ReadyTable {
@@ -146,6 +193,12 @@ pub struct ReadyTable {
     pub spike: Option<Spike>,
     /// Replaying a chain: the incremental windows applied over `source`, in order.
     pub changes: Vec<TableSource>,
+    /// The key every item must carry (the target's).
+    pub key: Option<Arc<KeySchema>>,
+    /// The target was created by this import (no earlier checkpoint can be its).
+    pub created: bool,
+    /// What checking the export found ([`Engine::check_source`]).
+    pub checked: SourceChecked,
 }
 
 impl ImportTable {

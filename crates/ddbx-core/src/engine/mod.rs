@@ -12,7 +12,9 @@ pub mod interface;
 pub mod local;
 pub mod native;
 
-pub use interface::{Engine, ExportWork, ImportTable, ImportWork, ReadyTable};
+pub use interface::{
+    Engine, ExportWork, ImportTable, ImportWork, ReadyTable, SourceCheck, SourceChecked,
+};
 
 use emr::EmrRun;
 use local::LocalEngine;
@@ -36,6 +38,14 @@ impl Default for EngineChoice {
 }
 
 impl EngineChoice {
+    /// Check the engine's numeric settings against their ranges (`crate::bounds`).
+    pub fn validate(&self) -> crate::Result<()> {
+        match self {
+            Self::Local(e) => e.validate(),
+            Self::Emr(_) | Self::Native(_) => Ok(()),
+        }
+    }
+
     /// The engine.
     pub fn engine(&self) -> &dyn Engine {
         match self {

@@ -10,6 +10,7 @@ pub mod select;
 use chrono::{DateTime, Utc};
 
 use crate::aws::Aws;
+use crate::bounds;
 use crate::engine::{EngineChoice, ExportWork};
 use crate::format::writer::RollLimits;
 use crate::plan::{Compression, DataFormat, ExportPlan, PlanSelection, RunLayout};
@@ -95,10 +96,22 @@ impl ExportSettings {
             default.max_items
         };
         RollLimits {
-            max_items: self.file_items.unwrap_or(items).max(1),
-            max_bytes: self.file_bytes.unwrap_or(default.max_bytes).max(1),
+            max_items: self.file_items.unwrap_or(items),
+            max_bytes: self.file_bytes.unwrap_or(default.max_bytes),
             ..default
         }
+    }
+
+    /// Check every numeric setting against its range (`crate::bounds`): nothing that would
+    /// hang the run (a rate of 0) or empty it (no scan segment).
+    pub fn validate(&self) -> Result<()> {
+        bounds::RATIO.check_opt(self.read_ratio)?;
+        bounds::UNITS.check_opt(self.max_read_units)?;
+        bounds::SEGMENTS.check_opt(self.segments)?;
+        bounds::FILE_ITEMS.check_opt(self.file_items)?;
+        bounds::FILE_BYTES.check_opt(self.file_bytes)?;
+        self.lock.validate()?;
+        self.engine.validate()
     }
 
     /// What selected the tables, as the plan records it.
@@ -141,6 +154,7 @@ pub async fn run(
     settings: &ExportSettings,
     progress: &RunProgress,
 ) -> Result<ExportReport> {
+    settings.validate()?;
     let engine = settings.engine.engine();
     let Prepared {
         base,

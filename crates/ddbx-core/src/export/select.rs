@@ -31,12 +31,6 @@ pub async fn select_tables(
     started: DateTime<Utc>,
 ) -> Result<Selection> {
     validate_app_name(&settings.app)?;
-    let ratio = settings.read_ratio();
-    if !(ratio > 0.0 && ratio <= 1.5) {
-        return Err(Error::Invalid(format!(
-            "--read-ratio {ratio} is out of range (0 < ratio <= 1.5)"
-        )));
-    }
     let base = aws.storage.open(&settings.to)?;
     let mut filter = TableFilter::new(&settings.tables, &settings.excludes)?
         .with_names(&settings.table_names)?;

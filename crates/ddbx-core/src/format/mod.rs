@@ -130,7 +130,7 @@ impl TableLayout {
         self.format == DataFormat::DynamodbJson
     }
 
-    /// Whether every segment must leave a data file, even an empty one (AWS does).
+    /// Whether an export with no item still leaves a data file, an empty one (AWS does).
     pub fn writes_empty_files(&self) -> bool {
         self.format.is_native()
     }

@@ -1,5 +1,11 @@
 //! Reading a data file as a stream of items: never whole in memory, decompressed on the
-//! fly, every line decoded and validated, and the stored bytes' MD5 checked at the end.
+//! fly, every line decoded and validated (against the target's key too, when given), and
+//! the stored bytes' MD5 checked at the end.
+//!
+//! What a file inflates to is bounded by what it holds: reading stops at the first item
+//! past its manifest's count, at a line longer than [`MAX_LINE`] or padded past
+//! [`MAX_LINE_PER_ITEM_BYTE`] times its item, and past [`MAX_BLANK_BYTES`] of blank lines,
+//! so a small compressed file cannot make ddbx read terabytes.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +19,7 @@ use tokio_util::io::StreamReader;
 use crate::format::compress::detect;
 use crate::format::source::SourceFile;
 use crate::item::json::{write_map, UPPER_KEYS};
+use crate::item::key::KeySchema;
 use crate::item::validate::item_size;
 use crate::item::{self, wire, Change, Item, Record};
 use crate::plan::{Compression, DataFormat};
@@ -21,6 +28,14 @@ use crate::{Error, Result};
 
 /// The longest line accepted: a 400 KB item of control characters, escaped, is ~2.4 MB.
 const MAX_LINE: usize = 8 * 1024 * 1024;
+
+/// The most bytes of a line per byte of its item (and [`LINE_SLACK`] more): a `NULL` or
+/// an empty map, spelt out, is about ten times its size; more is padding.
+const MAX_LINE_PER_ITEM_BYTE: usize = 16;
+/// Bytes every line may have beyond [`MAX_LINE_PER_ITEM_BYTE`] times its item.
+const LINE_SLACK: usize = 4096;
+/// The most bytes of blank lines a data file may hold (writers leave none, or a last one).
+const MAX_BLANK_BYTES: u64 = 1024 * 1024;
 
 /// One record read by [`ItemReader::next_wire`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +58,11 @@ pub struct ItemReader {
     expected_items: Option<u64>,
     line_no: u64,
     items: u64,
+    blank_bytes: u64,
     buf: Vec<u8>,
     changes: bool,
+    key: Option<Arc<KeySchema>>,
+    last_key: Option<u64>,
 }
 
 impl std::fmt::Debug for ItemReader {
@@ -135,9 +153,19 @@ impl ItemReader {
             expected_items: file.items,
             line_no: 0,
             items: 0,
+            blank_bytes: 0,
             buf: Vec::with_capacity(4096),
             changes: false,
+            key: None,
+            last_key: None,
         }
+    }
+
+    /// Check every item against `key` (its attributes present, typed, within limits), and
+    /// every delete of a change file to be exactly a key.
+    pub fn with_key(mut self, key: Option<Arc<KeySchema>>) -> Self {
+        self.key = key;
+        self
     }
 
     /// The file's URL.
@@ -172,6 +200,7 @@ impl ItemReader {
             return Ok(None);
         }
         let record = self.decode()?;
+        self.check_record(&record)?;
         self.items += 1;
         Ok(Some((self.line_no, record)))
     }
@@ -185,9 +214,10 @@ impl ItemReader {
         if !self.next_line().await? {
             return Ok(None);
         }
+        let key = self.key.as_deref();
         let record = match self
             .reads_wire()
-            .then(|| wire::checked_item(&self.buf, out))
+            .then(|| wire::checked_item(&self.buf, out, key))
         {
             Some(Ok(size)) => WireRecord {
                 line: self.line_no,
@@ -195,7 +225,9 @@ impl ItemReader {
                 size,
             },
             _ => {
-                let (delete, map) = match self.decode()? {
+                let record = self.decode()?;
+                self.check_record(&record)?;
+                let (delete, map) = match record {
                     Record::Put(item) => (false, item),
                     Record::Delete(key) => (true, key),
                 };
@@ -207,22 +239,83 @@ impl ItemReader {
                 }
             }
         };
+        self.check_padding(record.size)?;
         self.items += 1;
         Ok(Some(record))
     }
 
     /// Reads and checks the next record as [`next_wire`](Self::next_wire) does, keeping
-    /// nothing (`scratch` is working space): `false` at the end.
+    /// nothing but, given a key, the digest of the record's key
+    /// ([`last_key`](Self::last_key)); `scratch` is working space. `false` at the end.
     pub async fn check_next(&mut self, scratch: &mut Vec<u8>) -> Result<bool> {
         if !self.next_line().await? {
             return Ok(false);
         }
         scratch.clear();
-        if !(self.reads_wire() && wire::checked_item(&self.buf, scratch).is_ok()) {
-            self.decode()?;
-        }
+        let fast = match (self.reads_wire(), self.key.as_deref()) {
+            (false, _) => None,
+            (true, Some(key)) => wire::checked_keyed_item(&self.buf, scratch, key)
+                .ok()
+                .map(|(size, digest)| (size, Some(digest))),
+            (true, None) => wire::checked_item(&self.buf, scratch, None)
+                .ok()
+                .map(|size| (size, None)),
+        };
+        let size = match fast {
+            Some((size, digest)) => {
+                self.last_key = digest;
+                size
+            }
+            None => {
+                let record = self.decode()?;
+                self.check_record(&record)?;
+                let (Record::Put(m) | Record::Delete(m)) = &record;
+                self.last_key = self.key.as_deref().and_then(|k| k.item_digest(m));
+                item_size(m)
+            }
+        };
+        self.check_padding(size)?;
         self.items += 1;
         Ok(true)
+    }
+
+    /// The digest of the key of the record [`check_next`](Self::check_next) read last
+    /// (given a key).
+    pub fn last_key(&self) -> Option<u64> {
+        self.last_key
+    }
+
+    /// A record against the key, when one is given: an item carries it, a delete is it.
+    fn check_record(&self, record: &Record) -> Result<()> {
+        let Some(key) = self.key.as_deref() else {
+            return Ok(());
+        };
+        match record {
+            Record::Put(item) => key.check_item(item),
+            Record::Delete(k) => key.check_key(k),
+        }
+        .map_err(|source| Error::Item {
+            file: self.url.clone(),
+            line: self.line_no,
+            source,
+        })
+    }
+
+    /// A line no longer than its item justifies (see [`MAX_LINE_PER_ITEM_BYTE`]).
+    fn check_padding(&self, item_bytes: usize) -> Result<()> {
+        let allowed = item_bytes
+            .saturating_mul(MAX_LINE_PER_ITEM_BYTE)
+            .saturating_add(LINE_SLACK);
+        if self.buf.len() > allowed {
+            return Err(Error::Corrupt {
+                file: format!("{}, line {}", self.url, self.line_no),
+                message: format!(
+                    "a line of {} bytes for an item of {item_bytes}: padded far past what any writer writes",
+                    self.buf.len()
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Whether a line's item goes to wire JSON in one pass: DynamoDB JSON items.
@@ -252,7 +345,24 @@ impl ItemReader {
                 });
             }
             if self.buf.iter().all(u8::is_ascii_whitespace) {
+                self.blank_bytes += n as u64;
+                if self.blank_bytes > MAX_BLANK_BYTES {
+                    return Err(Error::Corrupt {
+                        file: format!("{}, line {}", self.url, self.line_no),
+                        message: format!(
+                            "more than {MAX_BLANK_BYTES} bytes of blank lines: not a data file"
+                        ),
+                    });
+                }
                 continue;
+            }
+            if let Some(expected) = self.expected_items.filter(|e| self.items >= *e) {
+                return Err(Error::Corrupt {
+                    file: format!("{}, line {}", self.url, self.line_no),
+                    message: format!(
+                        "more items than the {expected} its manifest lists (reading stopped here)"
+                    ),
+                });
             }
             return Ok(true);
         }

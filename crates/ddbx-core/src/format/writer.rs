@@ -166,10 +166,14 @@ impl DataFileWriter {
         &self.done
     }
 
-    /// Close the open file and return every file written. A layout that wants one
-    /// file per segment gets an empty one if no item came.
-    pub async fn finish(mut self) -> Result<Vec<DataFile>> {
-        if self.current.is_none() && self.done.is_empty() && self.layout.writes_empty_files() {
+    /// Close the open file and return every file written. With `leave_empty`, a layout
+    /// that wants a data file even for no items gets an empty one if no item came.
+    pub async fn finish(mut self, leave_empty: bool) -> Result<Vec<DataFile>> {
+        if leave_empty
+            && self.current.is_none()
+            && self.done.is_empty()
+            && self.layout.writes_empty_files()
+        {
             self.current = Some(OpenFile::new(&self.layout));
         }
         self.close().await?;

@@ -9,9 +9,12 @@ pub mod target;
 use chrono::Utc;
 
 use crate::aws::Aws;
+use crate::bounds;
 use crate::capacity::{self, Spike};
 use crate::engine::local::for_each_limited;
-use crate::engine::{Engine, EngineChoice, ImportTable, ImportWork, ReadyTable};
+use crate::engine::{
+    Engine, EngineChoice, ImportTable, ImportWork, ReadyTable, SourceCheck, SourceChecked,
+};
 use crate::format::source::{self, Selection, TableSource};
 use crate::plan::{ImportStep, RunLayout, DEFAULT_WRITE_RATIO};
 use crate::progress::RunProgress;
@@ -21,6 +24,7 @@ use crate::run::lifecycle::{LockSpec, Outcome, Run};
 use crate::run::lock::LockSettings;
 use crate::run::stop::StopSignal;
 use crate::table::settings::SettingsOutcome;
+use crate::store::Location;
 use crate::table::{KeyAttribute, TableSchema};
 use crate::{Error, Result};
 use target::Create;
@@ -59,6 +63,15 @@ pub struct ImportSettings {
     pub state_to: Option<String>,
 }
 
+impl ImportSettings {
+    /// Check every numeric setting against its range (`crate::bounds`).
+    pub fn validate(&self) -> Result<()> {
+        bounds::RATIO.check_opt(self.write_ratio)?;
+        bounds::UNITS.check_opt(self.max_write_units)?;
+        self.engine.validate()
+    }
+}
+
 /// What an import produced.
 #[derive(Debug, Clone)]
 pub struct ImportReport {
@@ -84,13 +97,7 @@ pub async fn run(
     settings: &ImportSettings,
     progress: &RunProgress,
 ) -> Result<ImportReport> {
-    if let Some(r) = settings.write_ratio {
-        if !(r > 0.0 && r <= 1.5) {
-            return Err(Error::Invalid(format!(
-                "--write-ratio {r} is out of range (0 < ratio <= 1.5)"
-            )));
-        }
-    }
+    settings.validate()?;
     let (root, plan, selected) = source::select(&aws.storage, &settings.source).await?;
     let planned: Vec<Planned> = selected
         .into_iter()
@@ -174,8 +181,10 @@ pub async fn run(
         .collect();
     let work = async {
         let created = std::sync::Mutex::new(Vec::new());
-        let tables =
-            for_each_limited(planned, 8, |p| ready(aws, settings, engine, p, &created)).await;
+        let tables = for_each_limited(planned, 8, |p| {
+            ready(aws, settings, &state, engine, p, &created, progress)
+        })
+        .await;
         let mut reports = engine
             .import_tables(ImportWork {
                 aws,
@@ -219,14 +228,18 @@ pub async fn run(
     Ok(ImportReport { steps, summary })
 }
 
-/// A table made ready to write: its export readable (by this engine), its target there
-/// with the export's key (or created), its capacity spike planned; else why not.
+/// A table made ready to write: its export readable (by this engine) and checked (every
+/// record, against the key, by the local engine), its target there with the export's key
+/// (or created, only once the export is known good), its capacity spike planned; else why
+/// not.
 async fn ready(
     aws: &Aws,
     settings: &ImportSettings,
+    state: &Location,
     engine: &dyn Engine,
     p: Planned,
     created: &std::sync::Mutex<Vec<(String, SettingsOutcome)>>,
+    progress: &RunProgress,
 ) -> ImportTable {
     let step = p.step;
     let ready = async {
@@ -251,32 +264,76 @@ async fn ready(
             (true, false) => Create::WithSettings,
             (true, true) => Create::Bare,
         };
-        let target = if engine.creates_targets() {
-            target::absent(aws, &step.target_table, source.schema.as_ref()).await
-        } else {
-            target::ensure_table(
-                aws,
-                &step.target_table,
-                source.schema.as_ref(),
-                p.key.as_deref(),
-                create,
-            )
-            .await
-            .map(|(target, outcome)| {
-                if let Some(o) = outcome {
-                    let mut created = created.lock().expect("not poisoned");
-                    created.push((step.target_table.clone(), o));
-                }
-                target
-            })
+        let name = step.target_table.as_str();
+        if engine.creates_targets() {
+            let target = target::absent(aws, name, source.schema.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
+            let spike = write_spike(aws, settings, &target)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(ReadyTable {
+                key: None,
+                created: false,
+                checked: SourceChecked::default(),
+                spike,
+                target,
+                source,
+                changes: p.changes,
+            });
         }
+        let existing = target::describe(aws, name).await.map_err(|e| e.to_string())?;
+        target::precheck(name, existing.as_ref(), p.key.as_deref(), create)
+            .map_err(|e| e.to_string())?;
+        // Every item must carry the export's key (which the target has), else the target's.
+        let key = p
+            .key
+            .as_deref()
+            .map(crate::table::key_check)
+            .or_else(|| existing.as_ref().map(TableSchema::key_check))
+            .filter(|k| !k.parts.is_empty())
+            .map(std::sync::Arc::new);
+        let checked = if settings.no_validate_first {
+            SourceChecked::default()
+        } else {
+            engine
+                .check_source(SourceCheck {
+                    state,
+                    target: name,
+                    existing: existing.as_ref(),
+                    source: &source,
+                    changes: &p.changes,
+                    key: key.as_ref(),
+                    resume: settings.resume,
+                    stop: &settings.stop,
+                    progress: &progress.table(name),
+                })
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let ensured = target::ensure_table(
+            aws,
+            name,
+            existing,
+            source.schema.as_ref(),
+            p.key.as_deref(),
+            create,
+        )
+        .await
         .map_err(|e| e.to_string())?;
-        let spike = write_spike(aws, settings, &target)
+        if let Some(o) = ensured.settings {
+            let mut created = created.lock().expect("not poisoned");
+            created.push((step.target_table.clone(), o));
+        }
+        let spike = write_spike(aws, settings, &ensured.table)
             .await
             .map_err(|e| e.to_string())?;
         Ok(ReadyTable {
+            key: key.or_else(|| Some(std::sync::Arc::new(ensured.table.key_check()))),
+            created: ensured.created,
+            checked,
             source,
-            target,
+            target: ensured.table,
             spike,
             changes: p.changes,
         })

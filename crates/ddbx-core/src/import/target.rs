@@ -49,23 +49,60 @@ pub fn key_difference(
     })
 }
 
-/// Make sure `target` exists with the export's key, creating it from `source` as `create`
-/// says. Returns the target's description, and for a table it created what became of the
-/// settings.
+/// The table named `target` as it is now, or `None` when there is none.
+pub async fn describe(aws: &Aws, target: &str) -> Result<Option<TableSchema>> {
+    match aws.describe_table(target).await {
+        Ok(t) => Ok(Some(t)),
+        Err(Error::Aws {
+            code: Some(code), ..
+        }) if code == "ResourceNotFoundException" => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the target, as it is now (`existing`), can take the export before anything is
+/// read: its key is the export's, or it is missing and may be created.
+pub fn precheck(
+    target: &str,
+    existing: Option<&TableSchema>,
+    expected_key: Option<&[KeyAttribute]>,
+    create: Create,
+) -> Result<()> {
+    match (existing, expected_key) {
+        (Some(t), Some(expected)) => match key_difference(target, expected, &t.key()) {
+            Some(diff) => Err(Error::Invalid(diff)),
+            None => Ok(()),
+        },
+        (Some(_), None) => Ok(()),
+        (None, _) if create == Create::No => Err(Error::Invalid(format!(
+            "table {target} does not exist (create it with the export's key schema, or pass --create-missing)"
+        ))),
+        (None, _) => Ok(()),
+    }
+}
+
+/// A target ready to write.
+#[derive(Debug)]
+pub struct Ensured {
+    /// Its description (after creation, for a table this import created).
+    pub table: TableSchema,
+    /// Whether this import created it.
+    pub created: bool,
+    /// For a table created with its settings, what became of them.
+    pub settings: Option<SettingsOutcome>,
+}
+
+/// Make sure `target` exists with the export's key: `existing` (as [`describe`] found
+/// it), or created from `source` as `create` says.
 pub async fn ensure_table(
     aws: &Aws,
     target: &str,
+    existing: Option<TableSchema>,
     source: Option<&TableSchema>,
     expected_key: Option<&[KeyAttribute]>,
     create: Create,
-) -> Result<(TableSchema, Option<SettingsOutcome>)> {
-    let existing = match aws.describe_table(target).await {
-        Ok(t) => Some(t),
-        Err(Error::Aws {
-            code: Some(code), ..
-        }) if code == "ResourceNotFoundException" => None,
-        Err(e) => return Err(e),
-    };
+) -> Result<Ensured> {
+    let created = existing.is_none();
     let (described, outcome) = match existing {
         Some(t) => (t, None),
         None if create != Create::No => {
@@ -91,7 +128,11 @@ pub async fn ensure_table(
     } else {
         tracing::warn!(table = %target, "the export records no key schema: the table's key cannot be checked");
     }
-    Ok((described, outcome))
+    Ok(Ensured {
+        table: described,
+        created,
+        settings: outcome,
+    })
 }
 
 /// A target that an engine creates itself (the native engine's ImportTable): it must not
@@ -117,6 +158,7 @@ pub async fn absent(aws: &Aws, target: &str, source: Option<&TableSchema>) -> Re
         table_name: target.to_string(),
         table_arn: None,
         table_id: None,
+        creation_date_time: None,
         ..s.clone()
     })
 }

@@ -114,12 +114,27 @@ pub fn decode_change(line: &[u8]) -> Result<Change, ItemError> {
     })
 }
 
+/// Containers (structs, lists, s-expressions) a line may nest before ion-rs reads it: the
+/// line's struct, its `Item`, then DynamoDB's 32 levels, with room to spare. ion-rs and
+/// the reader below recurse once per level, and a line of 16 KB can nest 4,000 deep:
+/// enough to overflow the stack, which aborts the process.
+const MAX_ION_NESTING: usize = 64;
+
 /// The one unannotated struct a line holds (`what` names the expected shape).
 fn top_struct(line: &[u8], what: &str) -> Result<Element, ItemError> {
+    // AWS's Ion exports are text, one value a line; binary Ion holds newlines anywhere.
+    if line.starts_with(&[0xE0, 0x01, 0x00, 0xEA]) {
+        return Err(ItemError::Ion(
+            "binary Ion: an Ion export is text, one value a line".into(),
+        ));
+    }
     // Ion text is UTF-8; ion-rs 1.2 panics on a string that is not (found by the fuzz
-    // target `item_decoders`), so the line is checked first. Binary Ion is left to it.
-    if !line.starts_with(&[0xE0, 0x01, 0x00, 0xEA]) {
-        std::str::from_utf8(line).map_err(|e| ItemError::Ion(format!("not UTF-8: {e}")))?;
+    // target `item_decoders`), so the line is checked first.
+    std::str::from_utf8(line).map_err(|e| ItemError::Ion(format!("not UTF-8: {e}")))?;
+    if text_nesting(line) > MAX_ION_NESTING {
+        return Err(ItemError::Shape(format!(
+            "nested deeper than {MAX_ION_NESTING} levels (DynamoDB allows 32)"
+        )));
     }
     let values = Element::read_all(line).map_err(|e| ItemError::Ion(first_line(&e)))?;
     let mut values = values.into_iter();
@@ -149,9 +164,72 @@ fn image(v: &Element, field: &str) -> Result<Item, ItemError> {
     }
 }
 
-/// The first line of an ion-rs error (its later lines quote the input at length).
+/// The first line of an ion-rs error (its later lines quote the input at length), with
+/// the Rust debug text ion-rs leaves in some said in words.
 fn first_line(e: &ion_rs::IonError) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_string()
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    if first.contains("ParseIntError") {
+        return "a number whose exponent is too large to read (DynamoDB's numbers are from 1E-130 to 9.99E+125)".into();
+    }
+    first.to_string()
+}
+
+/// The deepest nesting of containers in Ion text, counted without parsing it: `{`, `[`
+/// and `(` open one, outside strings, symbols in quotes, comments and lobs (`{{...}}`).
+/// What it cannot tell apart it counts, so it never says less than the real depth.
+fn text_nesting(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    // Skip past the end of a quoted run opened by `quote` at `i` (escapes honoured).
+    let skip_quoted = |i: usize, quote: &[u8]| -> usize {
+        let mut j = i + quote.len();
+        while j < text.len() {
+            if text[j] == b'\\' {
+                j += 2;
+            } else if text[j..].starts_with(quote) {
+                return j + quote.len();
+            } else {
+                j += 1;
+            }
+        }
+        text.len()
+    };
+    while i < text.len() {
+        match text[i] {
+            b'"' => i = skip_quoted(i, b"\""),
+            b'\'' if text[i..].starts_with(b"\'\'\'") => i = skip_quoted(i, b"\'\'\'"),
+            b'\'' => i = skip_quoted(i, b"\'"),
+            b'/' if text.get(i + 1) == Some(&b'/') => {
+                i = memchr::memchr(b'\n', &text[i..]).map_or(text.len(), |n| i + n + 1);
+            }
+            b'/' if text.get(i + 1) == Some(&b'*') => {
+                i = memchr::memmem::find(&text[i + 2..], b"*/").map_or(text.len(), |n| i + n + 4);
+            }
+            b'{' if text.get(i + 1) == Some(&b'{') => {
+                // A blob or a clob: base64, or one string, up to `}}`.
+                let mut j = i + 2;
+                while j < text.len() && !text[j..].starts_with(b"}}") {
+                    j = match text[j] {
+                        b'"' => skip_quoted(j, b"\""),
+                        b'\'' if text[j..].starts_with(b"\'\'\'") => skip_quoted(j, b"\'\'\'"),
+                        _ => j + 1,
+                    };
+                }
+                i = j + 2;
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                i += 1;
+            }
+            b'}' | b']' | b')' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    deepest
 }
 
 /// What an Ion value is, for messages.
@@ -468,6 +546,53 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let nested = |n: usize| {
+            format!(
+                "{{Item:{{id:1.,d:{}1.{}}}}}",
+                "{a:".repeat(n),
+                "}".repeat(n)
+            )
+        };
+        // DynamoDB's limit, from the item's own attributes: 31 maps taken, 32 refused.
+        assert!(decode_line(nested(31).as_bytes()).is_ok());
+        assert!(matches!(err(&nested(32)), ItemError::TooDeep { .. }));
+        // Far deeper (the probe's 4,000 levels in 16 KB): refused before ion-rs recurses.
+        for n in [100, 4_000, 100_000] {
+            let e = err(&nested(n));
+            assert!(
+                e.to_string().contains("nested deeper than 64 levels"),
+                "{n}: {e}"
+            );
+        }
+        let lists = format!(
+            "{{Item:{{id:1.,d:{}{}}}}}",
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        assert!(err(&lists).to_string().contains("nested deeper"));
+        // Brackets inside strings, symbols, comments and lobs are not nesting.
+        let quiet = format!(
+            "{{Item:{{id:1.,s:\"{}\",q:'{}',b:{{{{aGk=}}}},c:{{{{\"{}\"}}}} /* {} */}}}} // {}",
+            "{[(".repeat(100),
+            "[".repeat(100),
+            "}}{{".repeat(50),
+            "[".repeat(100),
+            "(".repeat(100)
+        );
+        assert_eq!(text_nesting(quiet.as_bytes()), 2);
+        assert!(
+            err("\u{E0}\u{1}\u{0}\u{EA}")
+                .to_string()
+                .contains("binary Ion")
+                || decode_line(&[0xE0, 0x01, 0x00, 0xEA])
+                    .unwrap_err()
+                    .to_string()
+                    .contains("binary Ion")
+        );
+    }
+
+    #[test]
     fn documented_example() {
         let text = r#"$ion_1_0 {Item:{Authors:$dynamodb_SS::["Author1","Author2"],Dimensions:"8.5 x 11.0 x 1.5",ISBN:"333-3333333333",Id:103.,InPublication:false,PageCount:6d2,Price:2d3,ProductCategory:"Book",Title:"Book 103 Title"}}"#;
         let item = decode_line(text.as_bytes()).unwrap();
@@ -572,7 +697,10 @@ mod tests {
             ),
             ("null".to_string(), s("keyword name")),
             ("$10".to_string(), s("looks like a symbol id")),
-            ("".to_string(), s("empty name")),
+            (
+                "m".to_string(),
+                AttributeValue::M(HashMap::from([("".to_string(), s("empty name"))])),
+            ),
             ("a.b-c d".to_string(), AttributeValue::Bool(true)),
         ]);
         let text = line(&item);

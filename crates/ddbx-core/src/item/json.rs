@@ -9,6 +9,7 @@ use aws_smithy_types::Blob;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::{AttributeValue, Item, ItemError};
@@ -273,9 +274,82 @@ pub(crate) fn write_map(m: &HashMap<String, AttributeValue>, keys: &TypeKeys, ou
     out.push(b'}');
 }
 
-/// Parses one line of JSON (surrounding whitespace, such as the line end, allowed).
+/// Parses one line of JSON (surrounding whitespace, such as the line end, allowed),
+/// refusing an object that names a key twice: serde_json would keep the last one, and an
+/// item whose attribute is given twice must not lose one silently (the Ion reader refuses
+/// the same). A byte order mark is named as such.
 pub(crate) fn parse(line: &[u8]) -> Result<Value, ItemError> {
-    serde_json::from_slice(line).map_err(|e| ItemError::Json(e.to_string()))
+    if line.starts_with(b"\xEF\xBB\xBF") {
+        return Err(ItemError::Json(
+            "the line starts with a byte order mark (U+FEFF), which JSON does not allow".into(),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let v = StrictValue
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| ItemError::Json(e.to_string()))?;
+    Ok(v)
+}
+
+/// A JSON value, read as serde_json reads one, but an object with a key given twice is an
+/// error.
+struct StrictValue;
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(StrictValue)? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(StrictValue)?;
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format!(
+                    "the key {} is given twice",
+                    crate::text::quote(&key)
+                )));
+            }
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// A DynamoDB type, whatever the letter case of its key.
@@ -456,6 +530,21 @@ mod tests {
             read_value(&v, &Path::Root),
             Err(ItemError::UnknownType { .. })
         ));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_depth() {
+        for line in [
+            &br#"{"Item":{"id":{"S":"x"},"a":{"S":"x"},"a":{"S":"y"}}}"#[..],
+            br#"{"Item":{"m":{"M":{"b":{"N":"1"},"b":{"N":"2"}}}}}"#,
+            br#"{"Item":{"id":{"S":"x"}},"Item":{"id":{"S":"y"}}}"#,
+        ] {
+            let e = parse(line).unwrap_err().to_string();
+            assert!(e.contains("is given twice"), "{e}");
+        }
+        assert!(parse(br#"{"a":[1,2.5,null,true,"x",{"b":{}}]}"#).is_ok());
+        let bom = parse(b"\xEF\xBB\xBF{}").unwrap_err().to_string();
+        assert!(bom.contains("byte order mark"), "{bom}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod data_pipeline;
 pub mod dynamodb_json;
 pub mod ion;
 pub(crate) mod json;
+pub mod key;
 pub mod number;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -81,20 +82,32 @@ pub(crate) fn check_change_keys(keys: &Item, new_image: Option<&Item>) -> Result
 /// DynamoDB's maximum item size, names included (400 KB).
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
-/// What is wrong with one line or value. The caller adds the file and line number.
+/// The most maps and lists DynamoDB nests in one attribute: it allows 32 levels, counting
+/// the top-level attribute as level 1 (an attribute wrapped in 31 maps is taken, 32 are
+/// refused, as real DynamoDB answers).
+pub const MAX_NESTED_CONTAINERS: usize = 31;
+
+/// The longest attribute name DynamoDB takes (under 64 KB), in bytes; the shortest is 1.
+pub const MAX_NAME_BYTES: usize = 65_535;
+
+use crate::text::Quoted;
+
+/// What is wrong with one line or value. The caller adds the file and line number. Data
+/// values (and attribute paths, which hold names) are cut to about a hundred characters
+/// when shown (`crate::text`).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ItemError {
     /// The text is not JSON.
-    #[error("not valid JSON: {0}")]
+    #[error("not valid JSON: {}", crate::text::cut(.0))]
     Json(String),
     /// The text is not Ion.
-    #[error("not valid Ion: {0}")]
+    #[error("not valid Ion: {}", crate::text::cut(.0))]
     Ion(String),
     /// Valid JSON (or Ion), but not the shape of an item line.
-    #[error("not an item: {0}")]
+    #[error("not an item: {}", crate::text::cut(.0))]
     Shape(String),
     /// A type key DynamoDB does not have.
-    #[error("attribute {attribute:?}: unknown type key {key:?}")]
+    #[error("attribute {}: unknown type key {}", Quoted(.attribute), Quoted(.key))]
     UnknownType {
         /// Path of the attribute (`a.b[2]`).
         attribute: String,
@@ -102,7 +115,7 @@ pub enum ItemError {
         key: String,
     },
     /// A value that does not fit its type (bad base64, non-string number, ...).
-    #[error("attribute {attribute:?}: {message}")]
+    #[error("attribute {}: {}", Quoted(.attribute), crate::text::cut(.message))]
     BadValue {
         /// Path of the attribute.
         attribute: String,
@@ -110,7 +123,7 @@ pub enum ItemError {
         message: String,
     },
     /// A number DynamoDB would refuse (over 38 digits, out of range, not a number).
-    #[error("attribute {attribute:?}: invalid number {value:?}: {message}")]
+    #[error("attribute {}: invalid number {}: {}", Quoted(.attribute), Quoted(.value), crate::text::cut(.message))]
     BadNumber {
         /// Path of the attribute.
         attribute: String,
@@ -120,13 +133,13 @@ pub enum ItemError {
         message: String,
     },
     /// SS, NS or BS with no members (DynamoDB has no empty sets).
-    #[error("attribute {attribute:?}: empty set")]
+    #[error("attribute {}: empty set", Quoted(.attribute))]
     EmptySet {
         /// Path of the attribute.
         attribute: String,
     },
     /// A set with the same member twice.
-    #[error("attribute {attribute:?}: duplicate set member")]
+    #[error("attribute {}: duplicate set member", Quoted(.attribute))]
     DuplicateSetMember {
         /// Path of the attribute.
         attribute: String,
@@ -136,5 +149,34 @@ pub enum ItemError {
     TooLarge {
         /// The item's size by DynamoDB's rules.
         size: usize,
+    },
+    /// Maps and lists nested deeper than DynamoDB allows.
+    #[error("attribute {}: nested deeper than DynamoDB's 32 levels", Quoted(.attribute))]
+    TooDeep {
+        /// Path of the attribute where the limit is passed.
+        attribute: String,
+    },
+    /// An attribute name DynamoDB refuses: empty, or 64 KB or longer.
+    #[error("attribute {}: a name of {size} bytes (DynamoDB takes 1 to {MAX_NAME_BYTES})", Quoted(.attribute))]
+    BadName {
+        /// Path of the attribute.
+        attribute: String,
+        /// The name's length in bytes.
+        size: usize,
+    },
+    /// The same attribute name twice in one map.
+    #[error("attribute {}: given twice", Quoted(.attribute))]
+    DuplicateName {
+        /// Path of the attribute.
+        attribute: String,
+    },
+    /// A key attribute that the table's key refuses (missing, of another type, empty,
+    /// too long).
+    #[error("key attribute {} {}", Quoted(.attribute), .message)]
+    BadKey {
+        /// The key attribute.
+        attribute: String,
+        /// What is wrong.
+        message: String,
     },
 }

@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use super::json::Path;
 use super::number::{canonical_number, number_size};
-use super::{AttributeValue, Item, ItemError, MAX_ITEM_BYTES};
+use super::{
+    AttributeValue, Item, ItemError, MAX_ITEM_BYTES, MAX_NAME_BYTES, MAX_NESTED_CONTAINERS,
+};
 
 /// The item's size by DynamoDB's rules: for every attribute, the UTF-8 length of its
 /// name plus the size of its value, where
@@ -43,11 +45,14 @@ fn value_size(v: &AttributeValue) -> usize {
 
 /// Checks what DynamoDB would check: every number valid ([`canonical_number`]), no
 /// empty set, no set holding the same member twice (numbers compared by value), no
-/// `NULL` other than `true`, and [`item_size`] at most [`MAX_ITEM_BYTES`].
+/// `NULL` other than `true`, attribute names of at most [`MAX_NAME_BYTES`] bytes (and
+/// at least one for the item's own), no
+/// attribute nested in more than [`MAX_NESTED_CONTAINERS`] maps and lists, and
+/// [`item_size`] at most [`MAX_ITEM_BYTES`].
 ///
 /// Every reader calls this on every item; writers do not.
 pub fn validate_item(item: &Item) -> Result<(), ItemError> {
-    check_map(item, &Path::Root)?;
+    check_map(item, &Path::Root, 0)?;
     let size = item_size(item);
     if size > MAX_ITEM_BYTES {
         return Err(ItemError::TooLarge { size });
@@ -55,9 +60,41 @@ pub fn validate_item(item: &Item) -> Result<(), ItemError> {
     Ok(())
 }
 
-fn check_map(m: &HashMap<String, AttributeValue>, path: &Path) -> Result<(), ItemError> {
-    m.iter()
-        .try_for_each(|(name, v)| check_value(v, &Path::Name(path, name)))
+/// A map's attributes, `depth` maps and lists deep (0: the item's own).
+fn check_map(
+    m: &HashMap<String, AttributeValue>,
+    path: &Path,
+    depth: usize,
+) -> Result<(), ItemError> {
+    m.iter().try_for_each(|(name, v)| {
+        let at = Path::Name(path, name);
+        check_name(name, depth == 0, &at)?;
+        check_value(v, &at, depth)
+    })
+}
+
+/// An attribute name DynamoDB takes: at most [`MAX_NAME_BYTES`] bytes, and for the
+/// item's own attributes (`top`) at least one. (A name inside a map may be empty: its
+/// documented rule is for attribute names, and a restore must never refuse what a table
+/// may hold.)
+pub(crate) fn check_name(name: &str, top: bool, path: &Path) -> Result<(), ItemError> {
+    if (top && name.is_empty()) || name.len() > MAX_NAME_BYTES {
+        return Err(ItemError::BadName {
+            attribute: path.render(),
+            size: name.len(),
+        });
+    }
+    Ok(())
+}
+
+/// The depth of a map's or list's members, if DynamoDB takes it.
+pub(crate) fn deeper(depth: usize, path: &Path) -> Result<usize, ItemError> {
+    if depth >= MAX_NESTED_CONTAINERS {
+        return Err(ItemError::TooDeep {
+            attribute: path.render(),
+        });
+    }
+    Ok(depth + 1)
 }
 
 fn check_number(n: &str, path: &Path) -> Result<String, ItemError> {
@@ -88,7 +125,7 @@ fn check_set<T: Eq + std::hash::Hash>(
     Ok(())
 }
 
-fn check_value(v: &AttributeValue, path: &Path) -> Result<(), ItemError> {
+fn check_value(v: &AttributeValue, path: &Path, depth: usize) -> Result<(), ItemError> {
     match v {
         AttributeValue::N(n) => check_number(n, path).map(drop),
         AttributeValue::Ns(ns) => {
@@ -101,11 +138,13 @@ fn check_value(v: &AttributeValue, path: &Path) -> Result<(), ItemError> {
         }
         AttributeValue::Ss(ss) => check_set(ss.iter(), path),
         AttributeValue::Bs(bs) => check_set(bs.iter().map(|b| b.as_ref()), path),
-        AttributeValue::M(m) => check_map(m, path),
-        AttributeValue::L(l) => l
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, e)| check_value(e, &Path::Index(path, i))),
+        AttributeValue::M(m) => check_map(m, path, deeper(depth, path)?),
+        AttributeValue::L(l) => {
+            let inner = deeper(depth, path)?;
+            l.iter()
+                .enumerate()
+                .try_for_each(|(i, e)| check_value(e, &Path::Index(path, i), inner))
+        }
         AttributeValue::Null(true) => Ok(()),
         AttributeValue::Null(false) => Err(path.bad("NULL must be true")),
         AttributeValue::S(_) | AttributeValue::B(_) | AttributeValue::Bool(_) => Ok(()),
@@ -259,6 +298,59 @@ mod tests {
         assert!(matches!(
             validate_item(&one("x", AttributeValue::Null(false))),
             Err(ItemError::BadValue { attribute, .. }) if attribute == "x"
+        ));
+    }
+
+    /// An attribute `a` wrapped in `maps` maps, or `lists` lists.
+    fn nested(maps: usize, lists: usize) -> Item {
+        let mut v = s("leaf");
+        for _ in 0..maps {
+            v = AttributeValue::M(one("a", v));
+        }
+        for _ in 0..lists {
+            v = AttributeValue::L(vec![v]);
+        }
+        one("a", v)
+    }
+
+    #[test]
+    fn nesting_stops_where_dynamodb_stops() {
+        // Real DynamoDB takes an attribute wrapped in 31 maps and refuses 32 (32 levels,
+        // the top-level attribute counted as the first).
+        assert_eq!(validate_item(&nested(31, 0)), Ok(()));
+        assert_eq!(validate_item(&nested(20, 11)), Ok(()));
+        for (maps, lists) in [(32, 0), (0, 32), (16, 16), (200, 0)] {
+            assert!(
+                matches!(
+                    validate_item(&nested(maps, lists)),
+                    Err(ItemError::TooDeep { .. })
+                ),
+                "{maps} maps, {lists} lists"
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_one_byte_to_64_kb() {
+        assert_eq!(validate_item(&one(&"n".repeat(65_535), s("x"))), Ok(()));
+        for name in [String::new(), "n".repeat(70_000)] {
+            let e = validate_item(&one(&name, s("x"))).unwrap_err();
+            assert_eq!(
+                e,
+                ItemError::BadName {
+                    attribute: name.clone(),
+                    size: name.len()
+                }
+            );
+            // The message never copies a long name whole.
+            assert!(e.to_string().len() < 200, "{e}");
+        }
+        let inner = one("a", AttributeValue::M(one("", s("x"))));
+        assert_eq!(validate_item(&inner), Ok(()));
+        let long = one("a", AttributeValue::M(one(&"n".repeat(65_536), s("x"))));
+        assert!(matches!(
+            validate_item(&long),
+            Err(ItemError::BadName { size: 65_536, .. })
         ));
     }
 

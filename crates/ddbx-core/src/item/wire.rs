@@ -22,7 +22,7 @@
 //! [`item_size`]: super::validate::item_size
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
@@ -31,8 +31,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 
 use super::json::{has_line_separator, read_map, write_str, Path};
+use super::key::{KeyDigest, KeySchema};
 use super::number::{canonical_number, number_size};
-use super::{Item, MAX_ITEM_BYTES};
+use super::{Item, MAX_ITEM_BYTES, MAX_NAME_BYTES, MAX_NESTED_CONTAINERS};
 
 /// One Scan page, its items already encoded as native export lines.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -100,12 +101,48 @@ impl WirePage {
 ///
 /// `Err` (with nothing appended) for anything `decode_line` might read differently or
 /// refuse: type keys in another letter case, a name given twice, base64 not in canonical
-/// form or any invalid item. The caller then reads the line with `decode_line`, which
-/// takes it or names what is wrong.
-pub fn checked_item(line: &[u8], out: &mut Vec<u8>) -> Result<usize, String> {
+/// form, any invalid item, or (given `key`) an item that does not carry that key. The
+/// caller then reads the line with `decode_line`, which takes it or names what is wrong.
+pub fn checked_item(
+    line: &[u8],
+    out: &mut Vec<u8>,
+    key: Option<&KeySchema>,
+) -> Result<usize, String> {
+    let watch = key.map(KeyWatch::new);
+    check_line(line, out, watch.as_ref())
+}
+
+/// [`checked_item`] of an item that must carry `key`, with the digest of its key
+/// ([`KeySchema::item_digest`] of the item `decode_line` reads).
+pub fn checked_keyed_item(
+    line: &[u8],
+    out: &mut Vec<u8>,
+    key: &KeySchema,
+) -> Result<(usize, u64), String> {
+    let watch = KeyWatch::new(key);
+    let size = check_line(line, out, Some(&watch))?;
+    Ok((size, watch.digest.get().finish()))
+}
+
+/// The key an item must carry, and the digest of its key as the item is read.
+struct KeyWatch<'k> {
+    schema: &'k KeySchema,
+    digest: Cell<KeyDigest>,
+}
+
+impl<'k> KeyWatch<'k> {
+    fn new(schema: &'k KeySchema) -> Self {
+        Self {
+            schema,
+            digest: Cell::default(),
+        }
+    }
+}
+
+fn check_line(line: &[u8], out: &mut Vec<u8>, key: Option<&KeyWatch>) -> Result<usize, String> {
     let start = out.len();
     let mut de = serde_json::Deserializer::from_str(utf8(line)?);
-    let read = LineSeed(out)
+    let read = LineSeed(out, key)
         .deserialize(&mut de)
         .and_then(|size| de.end().map(|()| size));
     match read {
@@ -128,17 +165,17 @@ fn utf8(bytes: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))
 }
 
-/// `{"Item":{...}}`, only that key.
-struct LineSeed<'o>(&'o mut Vec<u8>);
+/// `{"Item":{...}}`, only that key; the item checked against the key, when given.
+struct LineSeed<'o, 'k>(&'o mut Vec<u8>, Option<&'k KeyWatch<'k>>);
 
-impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
+impl<'de> DeserializeSeed<'de> for LineSeed<'_, '_> {
     type Value = usize;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for LineSeed<'_> {
+impl<'de> Visitor<'de> for LineSeed<'_, '_> {
     type Value = usize;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("{\"Item\":{...}}")
@@ -148,7 +185,7 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
             Some(key) if key == "Item" => {}
             _ => return Err(de::Error::custom("not an Item line")),
         }
-        let (size, _) = map.next_value_seed(MapSeed(self.0, true))?;
+        let (size, _) = map.next_value_seed(MapSeed(self.0, Check::item(), self.1))?;
         if map.next_key_seed(Text)?.is_some() {
             return Err(de::Error::custom("more than the key Item"));
         }
@@ -258,7 +295,7 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
         loop {
             let start = page.lines.len();
             page.lines.extend_from_slice(b"{\"Item\":");
-            match seq.next_element_seed(MapSeed(&mut page.lines, false))? {
+            match seq.next_element_seed(MapSeed(&mut page.lines, Check::Off, None))? {
                 Some((size, _)) => {
                     page.lines.extend_from_slice(b"}\n");
                     page.items.push((page.lines.len(), size as u64));
@@ -301,22 +338,64 @@ impl<'de> Visitor<'de> for Text {
 /// An attribute map (an item, or the inside of an `M`), written with its names sorted
 /// as `json::write_map` sorts them. Its value: the sum of names' and values' sizes, and
 /// the number of attributes.
-struct MapSeed<'o>(&'o mut Vec<u8>, bool);
+struct MapSeed<'o, 'k>(&'o mut Vec<u8>, Check, Option<&'k KeyWatch<'k>>);
 
-impl<'de> DeserializeSeed<'de> for MapSeed<'_> {
+/// What the seeds check, as `validate_item` checks an item: nothing (a Scan answer, which
+/// DynamoDB checked), or everything, for values nested in this many maps and lists.
+#[derive(Clone, Copy)]
+enum Check {
+    Off,
+    At(usize),
+}
+
+impl Check {
+    /// The checks of an item's own attributes.
+    fn item() -> Self {
+        Check::At(0)
+    }
+
+    fn on(self) -> bool {
+        matches!(self, Check::At(_))
+    }
+
+    /// The item's own attributes (whose names may not be empty).
+    fn top(self) -> bool {
+        matches!(self, Check::At(0))
+    }
+
+    /// The checks of a map's or list's members: one level deeper, if DynamoDB takes it.
+    fn deeper<E: de::Error>(self) -> Result<Self, E> {
+        match self {
+            Check::Off => Ok(Check::Off),
+            Check::At(d) if d >= MAX_NESTED_CONTAINERS => {
+                Err(E::custom("nested deeper than DynamoDB's 32 levels"))
+            }
+            Check::At(d) => Ok(Check::At(d + 1)),
+        }
+    }
+}
+
+/// The type key of a value written as `{"S":...}`.
+fn type_key(value: &[u8]) -> &str {
+    let inner = value.get(2..).unwrap_or_default();
+    let end = inner.iter().position(|b| *b == b'"').unwrap_or(0);
+    std::str::from_utf8(&inner[..end]).unwrap_or_default()
+}
+
+impl<'de> DeserializeSeed<'de> for MapSeed<'_, '_> {
     type Value = (usize, usize);
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for MapSeed<'_> {
+impl<'de> Visitor<'de> for MapSeed<'_, '_> {
     type Value = (usize, usize);
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an attribute map")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let MapSeed(out, check) = self;
+        let MapSeed(out, check, key) = self;
         let base = out.len();
         // Written as they come; if the names were not in order, written again sorted
         // from the recorded value ranges and moved back over the first attempt.
@@ -329,11 +408,30 @@ impl<'de> Visitor<'de> for MapSeed<'_> {
                 out.push(b',');
                 in_order &= *last < name;
             }
+            if check.on() && ((name.is_empty() && check.top()) || name.len() > MAX_NAME_BYTES) {
+                return Err(de::Error::custom("an attribute name DynamoDB refuses"));
+            }
             text(&name, out);
             out.push(b':');
             let start = out.len();
-            size += name.len() + map.next_value_seed(ValueSeed(out, check))?;
+            let value = map.next_value_seed(ValueSeed(out, check))?;
+            if let Some(k) = key {
+                k.schema
+                    .check_attribute(&name, type_key(&out[start..]), value)
+                    .map_err(de::Error::custom)?;
+                if let Some(position) = k.schema.position(&name) {
+                    let mut digest = k.digest.get();
+                    digest.add(position, &out[start..]);
+                    k.digest.set(digest);
+                }
+            }
+            size += name.len() + value;
             entries.push((name, start, out.len()));
+        }
+        if let Some(k) = key {
+            k.schema
+                .check_present(|n| entries.iter().any(|e| e.0 == n))
+                .map_err(de::Error::custom)?;
         }
         out.push(b'}');
         if !in_order {
@@ -360,7 +458,7 @@ impl<'de> Visitor<'de> for MapSeed<'_> {
 }
 
 /// One type object such as `{"S":"x"}`; its value is the value's size.
-struct ValueSeed<'o>(&'o mut Vec<u8>, bool);
+struct ValueSeed<'o>(&'o mut Vec<u8>, Check);
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
     type Value = usize;
@@ -386,7 +484,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             "S" => scalar(Scalar::S, &map.next_value_seed(Text)?, out)?,
             "N" => {
                 let n = map.next_value_seed(Text)?;
-                if check {
+                if check.on() {
                     canonical_number(&n).map_err(de::Error::custom)?;
                 }
                 scalar(Scalar::N, &n, out)?
@@ -396,13 +494,13 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             "NS" => map.next_value_seed(ArraySeed(out, Some(Scalar::N), check))?,
             "BS" => map.next_value_seed(ArraySeed(out, Some(Scalar::B), check))?,
             "M" => {
-                let (size, len) = map.next_value_seed(MapSeed(out, check))?;
+                let (size, len) = map.next_value_seed(MapSeed(out, check.deeper()?, None))?;
                 3 + size + len
             }
-            "L" => 3 + map.next_value_seed(ArraySeed(out, None, check))?,
+            "L" => 3 + map.next_value_seed(ArraySeed(out, None, check.deeper()?))?,
             "NULL" | "BOOL" => {
                 let b: bool = map.next_value()?;
-                if check && !b && &*key == "NULL" {
+                if check.on() && !b && &*key == "NULL" {
                     return Err(de::Error::custom("NULL must be true"));
                 }
                 out.extend_from_slice(if b { b"true" } else { b"false" });
@@ -487,7 +585,7 @@ fn scalar<E: de::Error>(kind: Scalar, s: &Cow<str>, out: &mut Vec<u8>) -> Result
 
 /// An array: a set's members (`Some` of their type), or an `L`'s type objects (`None`).
 /// Its value is the members' total size, plus one per element of an `L`.
-struct ArraySeed<'o>(&'o mut Vec<u8>, Option<Scalar>, bool);
+struct ArraySeed<'o>(&'o mut Vec<u8>, Option<Scalar>, Check);
 
 impl<'de> DeserializeSeed<'de> for ArraySeed<'_> {
     type Value = usize;
@@ -518,7 +616,7 @@ impl<'de> Visitor<'de> for ArraySeed<'_> {
                 Some(kind) => match seq.next_element_seed(Text)? {
                     Some(s) => {
                         let size = scalar(kind, &s, out)?;
-                        if check {
+                        if check.on() {
                             members.push(match kind {
                                 Scalar::N => {
                                     Cow::Owned(canonical_number(&s).map_err(de::Error::custom)?)
@@ -543,7 +641,7 @@ impl<'de> Visitor<'de> for ArraySeed<'_> {
             first = false;
         }
         out.push(b']');
-        if check && kind.is_some() {
+        if check.on() && kind.is_some() {
             if first {
                 return Err(de::Error::custom("an empty set"));
             }

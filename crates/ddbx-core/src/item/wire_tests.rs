@@ -162,7 +162,7 @@ fn decoded(line: &[u8]) -> Option<(String, usize)> {
 
 fn checked(line: &[u8]) -> Option<(String, usize)> {
     let mut out = b"before".to_vec();
-    match checked_item(line, &mut out) {
+    match checked_item(line, &mut out, None) {
         Ok(size) => Some((String::from_utf8(out[6..].to_vec()).unwrap(), size)),
         Err(_) => {
             assert_eq!(out, b"before", "nothing appended on refusal");
@@ -174,7 +174,19 @@ fn checked(line: &[u8]) -> Option<(String, usize)> {
 #[test]
 fn checked_items_refuse_what_decode_line_refuses_or_might_read_otherwise() {
     let big = format!(r#"{{"Item":{{"a":{{"S":"{}"}}}}}}"#, "x".repeat(400 * 1024));
+    let nested = |n: usize| {
+        format!(
+            r#"{{"Item":{{"a":{}{{"S":"x"}}{}}}}}"#,
+            r#"{"M":{"b":"#.repeat(n),
+            "}}".repeat(n)
+        )
+    };
+    let (deep, deepest) = (nested(32), nested(31));
+    let long_name = format!(r#"{{"Item":{{"{}":{{"S":"x"}}}}}}"#, "n".repeat(70_000));
     for line in [
+        &deep,
+        &long_name,
+        r#"{"Item":{"":{"S":"x"}}}"#,
         r#"{"Item":{"a":{"SS":[]}}}"#,
         r#"{"Item":{"a":{"SS":["x","x"]}}}"#,
         r#"{"Item":{"a":{"SS":["x","x"]}}}"#,
@@ -198,6 +210,9 @@ fn checked_items_refuse_what_decode_line_refuses_or_might_read_otherwise() {
         assert_eq!(checked(line.as_bytes()), None, "{line}");
     }
     assert_eq!(checked(b"{\"Item\":{\"a\":{\"S\":\"\xff\"}}}"), None);
+    assert!(checked(deepest.as_bytes()).is_some(), "31 maps are taken");
+    assert!(decoded(deepest.as_bytes()).is_some());
+    assert_eq!(decoded(deep.as_bytes()), None);
     // Every one of those is refused or read otherwise by decode_line too.
     assert_eq!(decoded(br#"{"Item":{"a":{"NS":["1","1.0"]}}}"#), None);
     assert!(decoded(br#"{"Item":{"a":{"s":"x"}}}"#).is_some());
@@ -205,6 +220,50 @@ fn checked_items_refuse_what_decode_line_refuses_or_might_read_otherwise() {
         checked(b"{\"Item\":{\"b\":{\"N\":\"1.50\"},\"a\":{\"NULL\":true}}}\r\n"),
         Some((r#"{"a":{"NULL":true},"b":{"N":"1.50"}}"#.to_string(), 5))
     );
+}
+
+#[test]
+fn checked_items_carry_the_key_they_are_given() {
+    use crate::item::key::{KeyPart, KeySchema, KeyType};
+    let key = KeySchema {
+        parts: vec![KeyPart {
+            name: "id".into(),
+            ty: KeyType::N,
+            partition: true,
+        }],
+    };
+    let check = |line: &str| {
+        let mut out = Vec::new();
+        checked_item(line.as_bytes(), &mut out, Some(&key)).inspect_err(|_| assert!(out.is_empty()))
+    };
+    assert_eq!(check(r#"{"Item":{"id":{"N":"1"},"a":{"S":"x"}}}"#), Ok(6));
+    // The key's digest is the one the item read otherwise has (numbers by value).
+    for line in [
+        r#"{"Item":{"a":{"S":"x"},"id":{"N":"1.0"}}}"#,
+        r#"{"Item":{"id":{"N":"1"}}}"#,
+    ] {
+        let item = crate::item::dynamodb_json::decode_line(line.as_bytes()).unwrap();
+        let (_, digest) = checked_keyed_item(line.as_bytes(), &mut Vec::new(), &key).unwrap();
+        assert_eq!(Some(digest), key.item_digest(&item), "{line}");
+        assert_eq!(
+            key.item_digest(&item),
+            key.item_digest(&crate::item::test_support::one("id", AttributeValue::N("1".into())))
+        );
+    }
+    for (line, why) in [
+        (
+            r#"{"Item":{"id":{"S":"1"}}}"#,
+            "is S, but the table's partition key is N",
+        ),
+        (r#"{"Item":{"a":{"S":"1"}}}"#, "\"id\" is missing"),
+        (
+            r#"{"Item":{"a":{"M":{"id":{"N":"1"}}}}}"#,
+            "\"id\" is missing",
+        ),
+    ] {
+        let e = check(line).unwrap_err();
+        assert!(e.contains(why), "{line}: {e}");
+    }
 }
 
 /// A type object as a hand-written file might hold it, valid or not.
@@ -239,6 +298,32 @@ fn loose_value() -> impl Strategy<Value = serde_json::Value> {
 }
 
 proptest! {
+    /// Read from the wire or decoded, an item's key has one digest, in any spelling.
+    #[test]
+    fn key_digests_are_the_same_both_ways(
+        mut item in item(),
+        id in crate::item::test_support::number_text(),
+        sk in crate::item::test_support::text(6),
+        ascii in any::<bool>(),
+        pretty in any::<bool>(),
+    ) {
+        use crate::item::key::{KeyPart, KeySchema, KeyType};
+        item.insert("id".into(), AttributeValue::N(id));
+        item.insert("sk".into(), AttributeValue::S(sk));
+        let key = KeySchema {
+            parts: vec![
+                KeyPart { name: "id".into(), ty: KeyType::N, partition: true },
+                KeyPart { name: "sk".into(), ty: KeyType::S, partition: false },
+            ],
+        };
+        let line = format!("{{\"Item\":{}}}\n", wire_json(&item, ascii, pretty));
+        let decoded = crate::item::dynamodb_json::decode_line(line.as_bytes()).unwrap();
+        if key.check_item(&decoded).is_ok() {
+            let (_, digest) = checked_keyed_item(line.as_bytes(), &mut Vec::new(), &key).unwrap();
+            prop_assert_eq!(Some(digest), key.item_digest(&decoded));
+        }
+    }
+
     /// `checked_item` writes what `json::write_map` writes for `decode_line`'s item,
     /// with its size, for every valid item, in any order of names and escaping.
     #[test]

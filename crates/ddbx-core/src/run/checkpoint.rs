@@ -75,6 +75,10 @@ pub struct ImportPosition {
     pub items_written: u64,
     /// Whether the whole table is done.
     pub complete: bool,
+    /// The table written into (a checkpoint of another table of the same name, dropped and
+    /// created again since, is not this import's: it is ignored, and said so).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub target: Option<crate::table::TableIdentity>,
 }
 
 /// A file written up to a line.

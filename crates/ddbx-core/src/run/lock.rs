@@ -40,6 +40,15 @@ impl Default for LockSettings {
     }
 }
 
+impl LockSettings {
+    /// Check the stale period against its range (`crate::bounds`): a lock stale sooner
+    /// than its owner refreshes it would be taken from a live run.
+    pub fn validate(&self) -> Result<()> {
+        crate::bounds::STALE_LOCK_MINUTES.check(self.stale_after.as_secs() / 60)?;
+        Ok(())
+    }
+}
+
 /// What the lock object holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

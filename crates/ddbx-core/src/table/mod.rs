@@ -127,6 +127,9 @@ pub struct TableSchema {
     /// Table id.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub table_id: Option<String>,
+    /// When the table was created (from DescribeTable; not kept in `table.json`).
+    #[serde(skip)]
+    pub creation_date_time: Option<chrono::DateTime<chrono::Utc>>,
     /// Primary key.
     pub key_schema: Vec<KeyElement>,
     /// Types of the key attributes (table and indexes).
@@ -168,6 +171,38 @@ pub struct TableSchema {
     pub settings: settings::TableSettings,
 }
 
+/// Which table a name stood for when something was recorded about it: a table dropped and
+/// created again under its name has another id and creation time (its ARN is the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableIdentity {
+    /// `TableId`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub table_id: Option<String>,
+    /// `TableArn`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub table_arn: Option<String>,
+    /// `CreationDateTime`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl TableIdentity {
+    /// Whether this and `other` are known to be one table: their ids, else their ARNs
+    /// and creation times, are given and equal.
+    pub fn same_table(&self, other: &TableIdentity) -> bool {
+        match (&self.table_id, &other.table_id) {
+            (Some(a), Some(b)) => a == b && self.created_at == other.created_at,
+            _ => {
+                self.table_arn.is_some()
+                    && self.created_at.is_some()
+                    && self.table_arn == other.table_arn
+                    && self.created_at == other.created_at
+            }
+        }
+    }
+}
+
 /// DynamoDB's default table quota, also what the EMR connector assumes for on-demand tables.
 pub const ON_DEMAND_DEFAULT_UNITS: f64 = 40_000.0;
 
@@ -176,6 +211,20 @@ pub const ON_DEMAND_DEFAULT_UNITS: f64 = 40_000.0;
 pub const NEW_ON_DEMAND_WRITE_UNITS: f64 = 4_000.0;
 
 impl TableSchema {
+    /// Which table this description is of (see [`TableIdentity`]).
+    pub fn identity(&self) -> TableIdentity {
+        TableIdentity {
+            table_id: self.table_id.clone(),
+            table_arn: self.table_arn.clone(),
+            created_at: self.creation_date_time,
+        }
+    }
+
+    /// The key its items must carry, as the item layer checks it.
+    pub fn key_check(&self) -> crate::item::key::KeySchema {
+        key_check(&self.key())
+    }
+
     /// Build from DescribeTable's answer (and DescribeTimeToLive's, when known).
     pub fn from_description(
         t: &ddb::TableDescription,
@@ -195,6 +244,9 @@ impl TableSchema {
                 .unwrap_or(0),
             table_arn: t.table_arn().map(str::to_string),
             table_id: t.table_id().map(str::to_string),
+            creation_date_time: t.creation_date_time().and_then(|d| {
+                chrono::DateTime::from_timestamp(d.secs(), d.subsec_nanos())
+            }),
             key_schema: t.key_schema().iter().map(key_element).collect(),
             attribute_definitions: t
                 .attribute_definitions()
@@ -508,6 +560,24 @@ pub(crate) fn sdk_attribute_definitions(
         .collect()
 }
 
+/// A key as the item layer checks it (attributes of another type than S, N or B, which
+/// DynamoDB does not have, are left out).
+pub fn key_check(key: &[KeyAttribute]) -> crate::item::key::KeySchema {
+    use crate::item::key::{KeyPart, KeySchema, KeyType};
+    KeySchema {
+        parts: key
+            .iter()
+            .filter_map(|k| {
+                Some(KeyPart {
+                    name: k.attribute_name.clone(),
+                    ty: KeyType::parse(&k.attribute_type)?,
+                    partition: k.key_type == "HASH",
+                })
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,6 +588,7 @@ mod tests {
             decreases_today: 0,
             table_arn: None,
             table_id: None,
+            creation_date_time: None,
             key_schema: vec![
                 KeyElement {
                     attribute_name: "sk".into(),

@@ -331,6 +331,9 @@ async fn write_set_aside(work: &ImportWork<'_>, i: &Imported<'_>) -> Result<(u64
             target: i.ready.target.clone(),
             spike: None,
             changes: Vec::new(),
+            key: i.ready.key.clone(),
+            created: false,
+            checked: Default::default(),
         }),
     };
     let progress = crate::progress::RunProgress::default();

@@ -75,7 +75,9 @@ pub async fn write_batch(
     let mut consumed_total = 0.0;
     let mut backoff = Backoff::new(aws.retry, aws.clock.now());
     loop {
-        limiter.acquire(estimate).await;
+        // A stop ends the wait (the limiter's, or a backoff's): the batch is then not
+        // written, and the checkpoint stops before it.
+        limiter.acquire(estimate).await?;
         let sent = pending.len();
         let result = aws
             .call(
@@ -120,7 +122,7 @@ pub async fn write_batch(
         match backoff.next_delay(aws.clock.now()) {
             Some(d) => {
                 tracing::debug!(%table, unprocessed = pending.len(), delay_ms = d.as_millis() as u64, "resending unprocessed items");
-                aws.clock.sleep(d).await;
+                limiter.pause(d).await?;
             }
             None => {
                 return Err(not_written(

@@ -80,9 +80,11 @@ pub struct CheckpointedSink {
 }
 
 impl CheckpointedSink {
-    /// Store the last file and record the segment as done; returns every file.
+    /// Store the last file and record the segment as done; returns every file. Only the
+    /// first segment leaves an empty file (when the layout wants one, so that an empty table
+    /// has one): a million segments of a small table do not make a million files.
     pub async fn finish(self) -> Result<Vec<DataFile>> {
-        let files = self.writer.finish().await?;
+        let files = self.writer.finish(self.segment == 0).await?;
         let pos = SegmentPosition {
             files: files.clone(),
             next_key: None,

@@ -63,6 +63,9 @@ pub(super) async fn export_table(
             planned.segments,
         ),
     };
+    // No segment would read nothing and call it a backup: refused here too, whatever
+    // checked the settings (a hand-edited checkpoint says 0).
+    crate::bounds::SEGMENTS.check(segments)?;
     let layout = Arc::new(layout);
     let mut position = TablePosition {
         export_id: layout.export_id.clone(),
@@ -82,7 +85,8 @@ pub(super) async fn export_table(
     let job = Arc::new(ScanJob {
         aws: aws.clone(),
         table: schema.table_name.clone(),
-        limiter: RateLimiter::new(planned.target_read_units, aws.clock.clone()),
+        limiter: RateLimiter::new(planned.target_read_units, aws.clock.clone())
+            .until_stopped(work.stop),
         segments,
         concurrency: workers.max(1) as u32,
         avg_item_bytes: (schema.item_count > 0)
@@ -131,9 +135,13 @@ pub(super) async fn export_table(
     }
     let mut files: Vec<DataFile> = Vec::new();
     let mut first_error: Option<Error> = None;
+    let mut scanned = 0u32;
     for h in handles {
         match h.await {
-            Ok(Ok(f)) => files.extend(f),
+            Ok(Ok(f)) => {
+                scanned += 1;
+                files.extend(f);
+            }
             Ok(Err(e)) => {
                 // Segments stopped because another failed say "interrupted": keep the cause.
                 if first_error
@@ -152,7 +160,14 @@ pub(super) async fn export_table(
     if let Some(e) = first_error {
         return Err(e);
     }
-    job.limiter.drain().await;
+    // The table is exported only if every segment it planned was read to its end.
+    if scanned != segments {
+        return Err(Error::Invalid(format!(
+            "table {}: {scanned} of {segments} scan segments were read to their end",
+            schema.table_name
+        )));
+    }
+    job.limiter.drain().await?;
     if prior.is_some() {
         remove_unlisted_data_files(&layout, &files).await?;
     }

@@ -1,16 +1,19 @@
-//! The local engine's import of one table: every data file read once to validate it (so
-//! a bad file means no write at all), then streamed in batches to a pool of writers at the
-//! chosen write rate, with a checkpoint so that `--resume` continues where a run stopped.
+//! The local engine's import of one table: its export checked once (`check`, before the
+//! target was touched), then streamed in batches to a pool of writers at the chosen write
+//! rate, with a checkpoint so that `--resume` continues where a run stopped, but only into
+//! the very table the checkpoint was written for.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::batch::{write_batch, Batch};
+use super::check::{check_source, checkpoint_name};
 use super::tracker::Tracker;
-use crate::engine::interface::{ImportWork, ReadyTable};
+use crate::engine::interface::{ImportWork, ReadyTable, SourceCheck};
 use crate::format::reader::{ItemReader, WireRecord};
 use crate::format::source::TableSource;
 use crate::plan::ImportStep;
@@ -29,7 +32,7 @@ pub(super) struct Rate {
 }
 
 impl Rate {
-    fn limiter(self, clock: Arc<dyn crate::clock::Clock>) -> RateLimiter {
+    fn limiter(self, clock: Arc<dyn crate::clock::Clock>, stop: &StopSignal) -> RateLimiter {
         match self.start {
             Some(start) if start < self.units => {
                 tracing::info!(start, target = self.units, "on-demand target: the write rate starts at what the table takes now and climbs as it scales");
@@ -37,164 +40,210 @@ impl Rate {
             }
             _ => RateLimiter::new(self.units, clock),
         }
+        .until_stopped(stop)
     }
 }
 
-/// Write one table: its export, then (replaying a chain) each window's changes in order,
-/// each from its own checkpoint. Returns the records written, earlier runs included.
-pub(super) async fn write_chain(
-    work: &ImportWork<'_>,
-    step: &ImportStep,
-    ready: &ReadyTable,
-    counters: &Arc<TableProgress>,
-    units: Rate,
-    writers: usize,
-) -> Result<u64> {
-    let mut written = write_table(
-        work,
-        step,
-        &ready.source,
-        counters,
-        units,
-        writers,
-        "checkpoint.json",
-    )
-    .await?;
-    let window_step = ImportStep {
-        expected_items: None,
-        ..step.clone()
-    };
-    for (n, window) in ready.changes.iter().enumerate() {
-        let name = format!("checkpoint-window-{:03}.json", n + 1);
-        written += write_table(work, &window_step, window, counters, units, writers, &name).await?;
-    }
-    Ok(written)
+/// What writing one table did.
+#[derive(Debug, Default)]
+pub(super) struct Written {
+    /// Records written, each counted once, earlier runs included.
+    pub items: u64,
+    /// What the table's report should say (a checkpoint not used, and why).
+    pub notes: Vec<String>,
 }
 
-/// Write one export's items (or changes) at `units` WCU/s, from its checkpoint `name`
-/// (under the import's state) when resuming. Returns the records written, each counted
-/// once, earlier runs included.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn write_table(
-    work: &ImportWork<'_>,
-    step: &ImportStep,
-    src: &TableSource,
-    counters: &Arc<TableProgress>,
-    units: Rate,
-    writers: usize,
-    name: &str,
-) -> Result<u64> {
-    let aws = work.aws;
-    let target = step.target_table.as_str();
-    let checkpoints = Checkpoints::new(work.state, "_import", target);
-    let base: ImportPosition = if work.resume {
-        checkpoints.load(name).await?.unwrap_or_default()
-    } else {
-        ImportPosition::default()
-    };
-    if base.complete {
-        tracing::info!(table = %target, "already imported by an earlier run");
-        counters.add(base.items_written, 0, 0.0);
-        return Ok(base.items_written);
+/// One table's writing: its export, then each window of a chain.
+pub(super) struct TableWrite<'a> {
+    pub work: &'a ImportWork<'a>,
+    pub step: &'a ImportStep,
+    pub ready: &'a ReadyTable,
+    pub counters: &'a Arc<TableProgress>,
+    pub units: Rate,
+    pub writers: usize,
+}
+
+impl TableWrite<'_> {
+    fn target(&self) -> &str {
+        &self.step.target_table
     }
-    if let Some(n) = step.expected_items.or(src.expected_items) {
-        counters.expected_items.store(n, Ordering::Relaxed);
+
+    fn checkpoints(&self) -> Checkpoints {
+        Checkpoints::new(self.work.state, "_import", self.target())
     }
-    if !work.no_validate_first {
-        // Read everything once, write nothing: a corrupt file fails the table untouched.
-        // (Read as the writing pass reads it, so that it checks what that pass will take.)
-        let mut scratch = Vec::new();
-        for f in &src.files {
-            let mut r = ItemReader::open(&src.dir, f, src.format)
-                .await?
-                .changes(src.changes);
-            while r.check_next(&mut scratch).await? {
-                if work.stop.is_stopped() {
-                    return Err(Error::Interrupted);
-                }
+
+    /// Write the table: its export, then (replaying a chain) each window's changes in
+    /// order, each from its own checkpoint.
+    pub(super) async fn write_chain(&self) -> Result<Written> {
+        let (work, ready) = (self.work, self.ready);
+        if !ready.checked.validated && !work.no_validate_first {
+            // Not checked before the target was made ready (items another engine set aside).
+            check_source(SourceCheck {
+                state: work.state,
+                target: self.target(),
+                existing: Some(&ready.target),
+                source: &ready.source,
+                changes: &ready.changes,
+                key: ready.key.as_ref(),
+                resume: false,
+                stop: work.stop,
+                progress: self.counters,
+            })
+            .await?;
+        }
+        let mut written = Written::default();
+        let window_step = ImportStep {
+            expected_items: None,
+            ..self.step.clone()
+        };
+        let parts = std::iter::once((&ready.source, self.step))
+            .chain(ready.changes.iter().map(|w| (w, &window_step)));
+        for (n, (src, step)) in parts.enumerate() {
+            let name = checkpoint_name(n);
+            let base = self.start_from(&name, &mut written.notes).await?;
+            written.items += if base.complete {
+                tracing::info!(table = %self.target(), "already imported by an earlier run");
+                self.counters.add(base.items_written, 0, 0.0);
+                base.items_written
+            } else {
+                self.write_part(step, src, &name, base).await?
+            };
+        }
+        Ok(written)
+    }
+
+    /// Where the part whose checkpoint is `name` starts: its checkpoint, with `--resume`,
+    /// when it was written for this very table; else the beginning, said in `notes` when
+    /// an earlier import's checkpoint is not used.
+    async fn start_from(&self, name: &str, notes: &mut Vec<String>) -> Result<ImportPosition> {
+        let checkpoints = self.checkpoints();
+        let here = self.ready.target.identity();
+        let fresh = ImportPosition {
+            target: Some(here.clone()),
+            ..ImportPosition::default()
+        };
+        let Some(earlier) = checkpoints.load::<ImportPosition>(name).await? else {
+            return Ok(fresh);
+        };
+        let ours = earlier.target.as_ref().is_some_and(|t| t.same_table(&here));
+        let url = checkpoints.url();
+        let why = match (self.work.resume, ours) {
+            (false, true) if !earlier.complete && earlier.items_written > 0 => format!(
+                "an earlier import into this table stopped after {} items (checkpoint in {url}); this one started from the beginning (pass --resume to continue one)",
+                earlier.items_written
+            ),
+            (false, _) => return Ok(fresh),
+            (true, true) => return Ok(ImportPosition {
+                target: Some(here),
+                ..earlier
+            }),
+            (true, false) if self.ready.created => format!(
+                "the checkpoint in {url} ({} items) is of an earlier import into another table of this name: this import created the table, so it started from the beginning",
+                earlier.items_written
+            ),
+            (true, false) if earlier.target.is_none() => format!(
+                "the checkpoint in {url} does not record the table it was written for (an older ddbx): started from the beginning"
+            ),
+            (true, false) => format!(
+                "the checkpoint in {url} ({} items) was written for another table of this name (dropped and created again since): started from the beginning",
+                earlier.items_written
+            ),
+        };
+        tracing::warn!(table = %self.target(), "{why}");
+        notes.push(why);
+        Ok(fresh)
+    }
+
+    /// Write one export's items (or changes) at the table's rate, from `base`, recording
+    /// checkpoint `name` under the import's state. Returns the records written, each
+    /// counted once, earlier runs included.
+    async fn write_part(
+        &self,
+        step: &ImportStep,
+        src: &TableSource,
+        name: &str,
+        base: ImportPosition,
+    ) -> Result<u64> {
+        let work = self.work;
+        if let Some(n) = step.expected_items.or(src.expected_items) {
+            self.counters.expected_items.store(n, Ordering::Relaxed);
+        }
+        self.counters.add(base.items_written, 0, 0.0);
+        let limiter = Arc::new(self.units.limiter(work.aws.clock.clone(), work.stop));
+        let tracker = Arc::new(Mutex::new(Tracker::new(base.clone())));
+        let writers = self.writers.max(1);
+        let (tx, rx) = mpsc::channel::<Batch>(writers * 2);
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel::<(usize, usize)>();
+        // Raised by a writer that failed, so that the reader stops sending more.
+        let failed = StopSignal::default();
+        let handles = self.spawn_writers(writers, rx, ack_tx, &limiter, &failed);
+        let checkpointer = spawn_checkpointer(&tracker, self.checkpoints(), name, ack_rx);
+        let read_result = self.read_into(src, &base, &tracker, &tx, &failed).await;
+        drop(tx);
+        let mut write_error = None;
+        for h in handles {
+            let result = h
+                .await
+                .unwrap_or_else(|e| Err(Error::Invalid(format!("a writer task died: {e}"))));
+            if let Err(e) = result {
+                write_error.get_or_insert(e);
             }
         }
+        let _ = checkpointer.await;
+        // (A stop ends the wait; the outcome below says interrupted.)
+        let _ = limiter.drain().await;
+        let pos = tracker.lock().unwrap().position();
+        self.finish(step, src, name, pos, read_result, write_error)
+            .await
     }
-    counters.add(base.items_written, 0, 0.0);
 
-    let limiter = Arc::new(units.limiter(aws.clock.clone()));
-    let tracker = Arc::new(Mutex::new(Tracker::new(base.clone())));
-    let writers = writers.max(1);
-    let (tx, rx) = mpsc::channel::<Batch>(writers * 2);
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(usize, usize)>();
-    // Raised by a writer that failed, so that the reader stops sending more.
-    let failed = StopSignal::default();
-
-    // Writers: take batches, write them, acknowledge them.
-    let mut handles = Vec::new();
-    for _ in 0..writers {
-        let rx = rx.clone();
-        let ack = ack_tx.clone();
-        let aws = aws.clone();
-        let limiter = limiter.clone();
-        let counters = counters.clone();
-        let target = target.to_string();
-        let stop = work.stop.clone();
-        let failed = failed.clone();
-        handles.push(tokio::spawn(async move {
-            loop {
-                let next = rx.lock().await.recv().await;
-                let Some(b) = next else {
-                    return Ok::<(), Error>(());
-                };
-                if stop.is_stopped() {
-                    // Interrupted: this batch is not written; the checkpoint stops before it.
-                    return Ok(());
-                }
-                let (n, bytes) = (b.requests.len() as u64, b.bytes as u64);
-                let consumed = match write_batch(&aws, &limiter, &target, b.requests, b.units).await
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        failed.stop();
-                        return Err(e);
+    /// Writers: take batches, write them, acknowledge them.
+    fn spawn_writers(
+        &self,
+        writers: usize,
+        rx: mpsc::Receiver<Batch>,
+        ack: mpsc::UnboundedSender<(usize, usize)>,
+        limiter: &Arc<RateLimiter>,
+        failed: &StopSignal,
+    ) -> Vec<JoinHandle<Result<()>>> {
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        (0..writers)
+            .map(|_| {
+                let (rx, ack, limiter, failed) =
+                    (rx.clone(), ack.clone(), limiter.clone(), failed.clone());
+                let (aws, counters) = (self.work.aws.clone(), self.counters.clone());
+                let (target, stop) = (self.target().to_string(), self.work.stop.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let next = rx.lock().await.recv().await;
+                        let Some(b) = next else {
+                            return Ok(());
+                        };
+                        if stop.is_stopped() {
+                            // Interrupted: this batch is not written; the checkpoint stops before it.
+                            return Ok(());
+                        }
+                        let (n, bytes) = (b.requests.len() as u64, b.bytes as u64);
+                        let written =
+                            write_batch(&aws, &limiter, &target, b.requests, b.units).await;
+                        let consumed = written.inspect_err(|_| failed.stop())?;
+                        counters.add(n, bytes, consumed);
+                        let _ = ack.send((b.file, b.seq));
                     }
-                };
-                counters.add(n, bytes, consumed);
-                let _ = ack.send((b.file, b.seq));
-            }
-        }));
+                })
+            })
+            .collect()
     }
-    drop(ack_tx);
 
-    // Checkpointer: folds acknowledgements into the position and records it each time a
-    // data file is fully written (one further on than the position's first unfinished
-    // file too: that position is then recorded again unchanged), and every two seconds in
-    // between.
-    let ckpt_task = {
-        let tracker = tracker.clone();
-        let checkpoints = checkpoints.clone();
-        let name = name.to_string();
-        tokio::spawn(async move {
-            let mut last = Instant::now();
-            let mut files_done = 0;
-            while let Some((file, seq)) = ack_rx.recv().await {
-                let pos = {
-                    let mut t = tracker.lock().unwrap();
-                    t.acked(file, seq);
-                    let due =
-                        t.complete_files() > files_done || last.elapsed() >= Duration::from_secs(2);
-                    files_done = t.complete_files();
-                    due.then(|| t.position())
-                };
-                if let Some(pos) = pos {
-                    if let Err(e) = checkpoints.save(&name, &pos).await {
-                        tracing::warn!(error = %e, "could not record the import checkpoint");
-                    }
-                    last = Instant::now();
-                }
-            }
-        })
-    };
-
-    // Reader: files in order, skipping what an earlier run finished.
-    let read_result = async {
+    /// Reader: files in order, skipping what an earlier run finished, into batches.
+    async fn read_into(
+        &self,
+        src: &TableSource,
+        base: &ImportPosition,
+        tracker: &Mutex<Tracker>,
+        tx: &mpsc::Sender<Batch>,
+        failed: &StopSignal,
+    ) -> Result<()> {
         for f in &src.files {
             if base.files_done.contains(&f.url) {
                 continue;
@@ -208,14 +257,16 @@ pub(super) async fn write_table(
             let file_idx = tracker.lock().unwrap().open_file(&f.url);
             let mut reader = ItemReader::open(&src.dir, f, src.format)
                 .await?
-                .changes(src.changes);
-            let mut batch = Batch {
+                .changes(src.changes)
+                .with_key(self.ready.key.clone());
+            let new_batch = || Batch {
                 file: file_idx,
                 ..Batch::default()
             };
+            let mut batch = new_batch();
             let mut map = Vec::new();
             while let Some(record) = reader.next_wire(&mut map).await? {
-                if work.stop.is_stopped() || failed.is_stopped() {
+                if self.work.stop.is_stopped() || failed.is_stopped() {
                     return Err(Error::Interrupted);
                 }
                 let WireRecord { line, delete, size } = record;
@@ -224,79 +275,98 @@ pub(super) async fn write_table(
                     continue;
                 }
                 if batch.is_full_for(size, map.len()) {
-                    let full = std::mem::replace(
-                        &mut batch,
-                        Batch {
-                            file: file_idx,
-                            ..Batch::default()
-                        },
-                    );
-                    send(&tracker, &tx, full).await?;
+                    send(tracker, tx, std::mem::replace(&mut batch, new_batch())).await?;
                 }
                 batch.push(delete, &map, size, line);
                 map.clear();
             }
             if !batch.requests.is_empty() {
-                send(&tracker, &tx, batch).await?;
+                send(tracker, tx, batch).await?;
             }
             tracker.lock().unwrap().read_to_end(file_idx);
         }
-        Ok::<(), Error>(())
+        Ok(())
     }
-    .await;
-    drop(tx);
-    let mut write_error = None;
-    for h in handles {
-        match h.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                write_error.get_or_insert(e);
+
+    /// The part's outcome from what the reader and the writers did; its checkpoint
+    /// recorded either way.
+    async fn finish(
+        &self,
+        step: &ImportStep,
+        src: &TableSource,
+        name: &str,
+        mut pos: ImportPosition,
+        read_result: Result<()>,
+        write_error: Option<Error>,
+    ) -> Result<u64> {
+        let target = self.target();
+        let checkpoints = self.checkpoints();
+        // Complete only when every file is recorded as written: writers that saw a stop
+        // leave batches unwritten even though the reader sent them all.
+        let all_written = src.files.iter().all(|f| pos.files_done.contains(&f.url));
+        let stopped = self.work.stop.is_stopped();
+        let outcome = match (read_result, write_error) {
+            // A writer's error is the cause; the reader then only stopped.
+            (_, Some(e)) => Err(e),
+            (Err(_), None) if stopped => Err(Error::Interrupted),
+            (Err(e), None) => Err(e),
+            (Ok(()), None) if !all_written => Err(if stopped {
+                Error::Interrupted
+            } else {
+                Error::Invalid(format!("table {target}: some batches were not written"))
+            }),
+            (Ok(()), None) => {
+                pos.complete = true;
+                Ok(pos.items_written)
             }
-            Err(e) => {
-                write_error.get_or_insert(Error::Invalid(format!("a writer task died: {e}")));
-            }
+        };
+        checkpoints.save(name, &pos).await?;
+        match outcome {
+            Ok(n) => match step.expected_items {
+                Some(expected) if expected != n => Err(Error::Invalid(format!(
+                    "table {target}: wrote {n} items but the export holds {expected}"
+                ))),
+                _ => Ok(n),
+            },
+            Err(e) => Err(Error::Invalid(format!(
+                "{e} ({} items written, each once; rerun with --resume to continue from {})",
+                pos.items_written,
+                checkpoints.url()
+            ))),
         }
     }
-    let _ = ckpt_task.await;
-    limiter.drain().await;
-    let mut pos = tracker.lock().unwrap().position();
-    // Complete only when every file is recorded as written: writers that saw a stop leave
-    // batches unwritten even though the reader sent them all.
-    let all_written = src.files.iter().all(|f| pos.files_done.contains(&f.url));
-    let stopped = work.stop.is_stopped();
-    let outcome = match (read_result, write_error) {
-        // A writer's error is the cause; the reader then only stopped.
-        (_, Some(e)) => Err(e),
-        (Err(_), None) if stopped => Err(Error::Interrupted),
-        (Err(e), None) => Err(e),
-        (Ok(()), None) if !all_written => Err(if stopped {
-            Error::Interrupted
-        } else {
-            Error::Invalid(format!("table {target}: some batches were not written"))
-        }),
-        (Ok(()), None) => {
-            pos.complete = true;
-            Ok(pos.items_written)
-        }
-    };
-    checkpoints.save(name, &pos).await?;
-    match outcome {
-        Ok(n) => {
-            if let Some(expected) = step.expected_items {
-                if expected != n {
-                    return Err(Error::Invalid(format!(
-                        "table {target}: wrote {n} items but the export holds {expected}"
-                    )));
+}
+
+/// Checkpointer: folds acknowledgements into the position and records it each time a data
+/// file is fully written (one further on than the position's first unfinished file too:
+/// that position is then recorded again unchanged), and every two seconds in between.
+fn spawn_checkpointer(
+    tracker: &Arc<Mutex<Tracker>>,
+    checkpoints: Checkpoints,
+    name: &str,
+    mut acks: mpsc::UnboundedReceiver<(usize, usize)>,
+) -> JoinHandle<()> {
+    let tracker = tracker.clone();
+    let name = name.to_string();
+    tokio::spawn(async move {
+        let mut last = Instant::now();
+        let mut files_done = 0;
+        while let Some((file, seq)) = acks.recv().await {
+            let pos = {
+                let mut t = tracker.lock().unwrap();
+                t.acked(file, seq);
+                let due = t.complete_files() > files_done || last.elapsed() >= Duration::from_secs(2);
+                files_done = t.complete_files();
+                due.then(|| t.position())
+            };
+            if let Some(pos) = pos {
+                if let Err(e) = checkpoints.save(&name, &pos).await {
+                    tracing::warn!(error = %e, "could not record the import checkpoint");
                 }
+                last = Instant::now();
             }
-            Ok(n)
         }
-        Err(e) => Err(Error::Invalid(format!(
-            "{e} ({} items written, each once; rerun with --resume to continue from {})",
-            pos.items_written,
-            checkpoints.url()
-        ))),
-    }
+    })
 }
 
 async fn send(tracker: &Mutex<Tracker>, tx: &mpsc::Sender<Batch>, mut batch: Batch) -> Result<()> {

@@ -4,6 +4,7 @@
 //! ([`import`], [`batch`]), each with its checkpoints ([`checkpoint`], [`tracker`]).
 
 pub mod batch;
+mod check;
 pub mod checkpoint;
 mod export;
 mod import;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::capacity;
-use crate::engine::interface::{Engine, ExportWork, ImportWork};
+use crate::engine::interface::{Engine, ExportWork, ImportWork, SourceCheck, SourceChecked};
 use crate::plan::DataFormat;
 use crate::progress::{Phase, TableProgress};
 use crate::report::{TableReport, TableStatus};
@@ -42,6 +43,15 @@ impl Default for LocalEngine {
     }
 }
 
+impl LocalEngine {
+    /// Check the limits against their ranges (`crate::bounds`).
+    pub fn validate(&self) -> Result<()> {
+        crate::bounds::PARALLEL_TABLES.check(self.parallel_tables)?;
+        crate::bounds::WORKERS.check(self.workers)?;
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl Engine for LocalEngine {
     fn name(&self) -> &'static str {
@@ -58,6 +68,10 @@ impl Engine for LocalEngine {
 
     fn replays_changes(&self) -> bool {
         true
+    }
+
+    async fn check_source(&self, check: SourceCheck<'_>) -> Result<SourceChecked> {
+        check::check_source(check).await
     }
 
     async fn export_tables(&self, work: ExportWork<'_>) -> Result<Vec<TableReport>> {
@@ -115,34 +129,43 @@ impl Engine for LocalEngine {
             |(table, counters)| async move {
                 let started = Instant::now();
                 counters.set_phase(Phase::Running);
+                let mut notes = Vec::new();
                 let result = match &table.ready {
-                    Ok(ready) => capacity::during(
-                        work.aws,
-                        work.state,
-                        ready.spike.as_ref(),
-                        import::write_chain(
+                    Ok(ready) => {
+                        notes.extend(duplicate_note(&ready.checked));
+                        let write = import::TableWrite {
                             work,
-                            &table.step,
+                            step: &table.step,
                             ready,
-                            &counters,
-                            import::Rate {
+                            counters: &counters,
+                            units: import::Rate {
                                 units: table.write_units(work.max_write_units),
                                 start: table.write_start().filter(|_| work.ramp),
                             },
-                            self.workers,
-                        ),
-                    )
-                    .await
-                    .map(|items| {
-                        (
-                            table.step.files as u64,
-                            items,
-                            counters.bytes.load(Ordering::Relaxed),
+                            writers: self.workers,
+                        };
+                        capacity::during(
+                            work.aws,
+                            work.state,
+                            ready.spike.as_ref(),
+                            write.write_chain(),
                         )
-                    }),
+                        .await
+                        .map(|written| {
+                            notes.extend(written.notes);
+                            (
+                                table.step.files as u64,
+                                written.items,
+                                counters.bytes.load(Ordering::Relaxed),
+                            )
+                        })
+                    }
                     Err(e) => Err(crate::Error::Invalid(e.clone())),
                 };
                 let mut r = report(&table.step.target_table, &counters, started, result);
+                if !notes.is_empty() {
+                    r.note = Some(notes.join("; "));
+                }
                 // A failed import reports what it did write, and its files.
                 r.files = table.step.files as u64;
                 if r.status == TableStatus::Failed {
@@ -154,6 +177,20 @@ impl Engine for LocalEngine {
         )
         .await)
     }
+}
+
+/// What the report says of keys an export holds twice (which a real export never does).
+fn duplicate_note(checked: &SourceChecked) -> Option<String> {
+    let checked_up_to = checked
+        .duplicates_checked_up_to
+        .map(|n| format!(" (keys compared for the first {n} items only)"))
+        .unwrap_or_default();
+    (checked.duplicate_keys > 0).then(|| {
+        format!(
+            "{} items have the key of an earlier item of the export: the table keeps the last of each, so it holds that many fewer items than were written{checked_up_to}",
+            checked.duplicate_keys
+        )
+    })
 }
 
 /// A table's report from its result (files, items, bytes), and its progress phase.

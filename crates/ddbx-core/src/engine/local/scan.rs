@@ -266,10 +266,8 @@ impl PageReader<'_> {
         if job.cancelled.load(Ordering::Relaxed) || job.stop.is_stopped() {
             return Err(Error::Interrupted);
         }
-        tokio::select! {
-            _ = limiter.acquire(estimate) => {}
-            _ = job.stop.stopped() => return Err(Error::Interrupted),
-        }
+        // (The limiter ends its wait when the run stops.)
+        limiter.acquire(estimate).await?;
         let output = job
             .aws
             .call(

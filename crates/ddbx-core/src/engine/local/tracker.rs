@@ -111,6 +111,7 @@ impl Tracker {
             partial: None,
             items_written: self.base.items_written,
             complete: false,
+            target: self.base.target.clone(),
         };
         let base_partial = self.base.partial.clone();
         for f in &self.files {
@@ -195,6 +196,7 @@ mod tests {
             }),
             items_written: 100,
             complete: false,
+            target: None,
         };
         let mut t = Tracker::new(base.clone());
         assert_eq!(t.position(), base, "no progress yet: same position");
