@@ -487,14 +487,9 @@ pub async fn unrestored(run_dir: &Location) -> Result<Vec<Spike>> {
     let mut out = Vec::new();
     while let Some(meta) = listing.next().await {
         let meta = meta.map_err(|e| Error::store(dir.url(), e))?;
-        let bytes = dir
-            .store
-            .get(&meta.location)
-            .await
-            .map_err(|e| Error::store(dir.url_of(&meta.location), e))?
-            .bytes()
-            .await
-            .map_err(|e| Error::store(dir.url_of(&meta.location), e))?;
+        let Some(bytes) = dir.get_optional(&meta.location).await? else {
+            continue;
+        };
         let spike: Spike = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
             file: dir.url_of(&meta.location),
             message: format!("not a capacity record: {e}"),

@@ -119,10 +119,30 @@ impl TableFilter {
 
     /// Whether `name` is selected.
     pub fn matches(&self, name: &str) -> bool {
-        let chosen = (self.patterns.is_empty() && self.names.is_empty())
+        self.chosen(name) && !self.excluded_name(name)
+    }
+
+    fn chosen(&self, name: &str) -> bool {
+        (self.patterns.is_empty() && self.names.is_empty())
             || self.patterns.iter().any(|p| p.matches(name))
-            || self.names.iter().any(|n| n == name);
-        chosen && !self.excludes.iter().any(|p| p.matches(name))
+            || self.names.iter().any(|n| n == name)
+    }
+
+    fn excluded_name(&self, name: &str) -> bool {
+        self.excludes.iter().any(|p| p.matches(name))
+    }
+
+    /// The names among `listed` (and those named exactly) that the patterns take but an
+    /// exclude leaves out, sorted.
+    pub fn excluded<'a>(&'a self, listed: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        listed
+            .into_iter()
+            .chain(self.names.iter().map(String::as_str))
+            .filter(|n| self.chosen(n) && self.excluded_name(n))
+            .map(str::to_string)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 
     /// The selected names, sorted.
@@ -147,7 +167,8 @@ pub fn validate_table_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{name:?} is not a DynamoDB table name (3-255 characters of A-Z a-z 0-9 _ - .)"
+            "{} is not a DynamoDB table name (3-255 characters of A-Z a-z 0-9 _ - .)",
+            crate::text::quote(name)
         ))
     }
 }
@@ -165,7 +186,8 @@ pub fn validate_app_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Invalid(format!(
-            "app name {name:?}: use 1-128 characters of A-Z a-z 0-9 _ - . (it becomes a folder name)"
+            "app name {}: use 1-128 characters of A-Z a-z 0-9 _ - . (it becomes a folder name)",
+            crate::text::quote(name)
         )))
     }
 }
@@ -379,6 +401,10 @@ pub struct PlanSelection {
     /// Another excludes file.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub exclude_file: Option<String>,
+    /// Tables the patterns took that an exclude (a flag, `<to>/excludes` or the excludes
+    /// file) left out, so that the run says why they are missing.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub excluded: Vec<String>,
 }
 
 /// What one table's import will do (a step of the import's plan; what `import --dry-run`
@@ -465,8 +491,9 @@ impl RestorePlan {
             })?;
             if step.path.split('/').any(|s| s == ".." || s == ".") || step.path.starts_with('/') {
                 return Err(Error::Invalid(format!(
-                    "{origin}: table {}: path {:?} must stay inside the run",
-                    step.source_table, step.path
+                    "{origin}: table {}: path {} must stay inside the run",
+                    step.source_table,
+                    crate::text::quote(&step.path)
                 )));
             }
         }

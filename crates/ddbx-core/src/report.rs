@@ -135,6 +135,13 @@ pub struct RunSummary {
     /// Where an import kept its flags and checkpoints, when not in the run root.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub state_root: Option<String>,
+    /// Tables the selection's patterns took but an exclude (a flag, or an excludes file)
+    /// left out.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub excluded: Vec<String>,
+    /// What the run should be known for beside its tables (an import of a failed export).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub warnings: Vec<String>,
     /// One line per failed table.
     pub errors: Vec<String>,
     /// Per table.
@@ -183,15 +190,17 @@ impl RunSummary {
             ended_at: ended,
             tables: tables.len(),
             tables_failed: failed.len(),
-            items: tables.iter().map(|t| t.items).sum(),
+            items: tables.iter().fold(0u64, |a, t| a.saturating_add(t.items)),
             items_unknown: tables.iter().any(|t| t.items_unknown),
-            bytes: tables.iter().map(|t| t.bytes).sum(),
+            bytes: tables.iter().fold(0u64, |a, t| a.saturating_add(t.bytes)),
             as_of: {
                 let mut instants = tables.iter().filter_map(|t| t.as_of);
                 let first = instants.next();
                 first.filter(|f| instants.all(|t| t == *f))
             },
             state_root: None,
+            excluded: Vec::new(),
+            warnings: Vec::new(),
             errors: failed
                 .iter()
                 .map(|t| format!("{}: {}", t.table, t.error.as_deref().unwrap_or("failed")))

@@ -108,11 +108,15 @@ pub async fn run(
         app: plan.map(|p| p.app).unwrap_or_default(),
         started: chrono::Utc::now(),
     };
-    let summarize =
-        |reports, ended| RunSummary::for_job("verify", &layout, root.url(), reports, ended);
+    let warnings: Vec<String> = source::export_warning(&root).await?.into_iter().collect();
+    let summarize = |reports, ended| RunSummary {
+        warnings: warnings.clone(),
+        ..RunSummary::for_job("verify", &layout, root.url(), reports, ended)
+    };
     let run = Run {
         flags: None,
         root: &root,
+        lease: None,
         lock: None,
         fresh: false,
         summarize: &summarize,
@@ -215,7 +219,10 @@ async fn verify_tables(
 }
 
 /// Exported items by key digest: (item digest, key as text).
-type ExportIndex = HashMap<[u8; 16], ([u8; 16], String)>;
+/// The export's items by the digest of their key: the digest of each item, nothing more
+/// (about 40 bytes an item, whatever its key's size). The keys of missing items are found
+/// again, by reading the export once more, only when some are missing.
+type ExportIndex = HashMap<[u8; 16], [u8; 16]>;
 
 struct Compare {
     names: Vec<String>,
@@ -236,11 +243,11 @@ impl PageSink for Compare {
         for item in items {
             let kd = key_digest(item, &names);
             match expected.remove(&kd) {
-                Some((d, key_text)) => {
+                Some(d) => {
                     if d != item_digest(item) {
                         diff.0 += 1;
                         if diff.2.len() < EXAMPLES * 2 {
-                            diff.2.push(format!("differs: {key_text}"));
+                            diff.2.push(format!("differs: {}", key_text(item, &names)));
                         }
                     }
                 }
@@ -277,6 +284,35 @@ fn key_text(item: &Item, names: &[&str]) -> String {
     let mut out = Vec::new();
     dynamodb_json::encode_line(&key, &mut out);
     String::from_utf8_lossy(&out).trim().to_string()
+}
+
+/// The keys of a few of the `missing` items (by key digest), read again from the export
+/// (its items, and its windows' puts).
+async fn missing_keys(
+    export: Export<'_>,
+    missing: &ExportIndex,
+    names: &[&str],
+) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for src in std::iter::once(export.base).chain(export.changes) {
+        for f in &src.files {
+            let mut r = ItemReader::open(&src.dir, f, src.format)
+                .await?
+                .changes(src.changes);
+            while let Some((_, record)) = r.next_record().await? {
+                if let Record::Put(item) = record {
+                    let text = key_text(&item, names);
+                    if missing.contains_key(&key_digest(&item, names)) && !found.contains(&text) {
+                        found.push(text);
+                        if found.len() == EXAMPLES {
+                            return Ok(found);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// What a table is compared with: an export, and (replaying a chain) the windows over it.
@@ -318,7 +354,7 @@ async fn verify_table(
                     let d = item_digest(&item);
                     digest.add(d);
                     let kd = key_digest(&item, &name_refs);
-                    if index.insert(kd, (d, key_text(&item, &name_refs))).is_some() {
+                    if index.insert(kd, d).is_some() {
                         return Err(Error::Item {
                             file: r.url().to_string(),
                             line,
@@ -340,7 +376,7 @@ async fn verify_table(
                     match record {
                         Record::Put(item) => {
                             let kd = key_digest(&item, &name_refs);
-                            index.insert(kd, (item_digest(&item), key_text(&item, &name_refs)));
+                            index.insert(kd, item_digest(&item));
                         }
                         Record::Delete(keys) => {
                             index.remove(&key_digest(&keys, &name_refs));
@@ -352,7 +388,7 @@ async fn verify_table(
         if replay {
             export_items = index.len() as u64;
             digest = crate::item::canonical::SetDigest::default();
-            for (d, _) in index.values() {
+            for d in index.values() {
                 digest.add(*d);
             }
         }
@@ -422,14 +458,12 @@ async fn verify_table(
         error: None,
     };
     if settings.deep {
-        let missing = expected.lock().unwrap();
+        let missing = std::mem::take(&mut *expected.lock().unwrap());
         let (diff, extra, mut examples) = differing.lock().unwrap().clone();
-        examples.extend(
-            missing
-                .values()
-                .take(EXAMPLES)
-                .map(|(_, k)| format!("missing: {k}")),
-        );
+        if !missing.is_empty() {
+            let keys = missing_keys(export, &missing, &name_refs).await?;
+            examples.extend(keys.into_iter().map(|k| format!("missing: {k}")));
+        }
         v.export_digest = Some(digest.to_hex());
         v.differing = Some(diff);
         v.missing = Some(missing.len() as u64);

@@ -499,6 +499,9 @@ pub struct ExportArgs {
     /// The run's time, which names its folder (RFC 3339, e.g. the schedule's 2026-11-24T03:00:00Z; default: now).
     #[arg(long, value_name = "TIME", help_heading = "Destination")]
     pub run_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Take a --run-time more than a day after now (refused otherwise: a mistyped year would make that run the newest for years).
+    #[arg(long, requires = "run_time", help_heading = "Destination")]
+    pub allow_future_run_time: bool,
     /// Data format [default: dynamodb-json].
     #[arg(long, value_enum, help_heading = "Destination")]
     pub format: Option<FormatArg>,

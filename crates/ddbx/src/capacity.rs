@@ -12,7 +12,7 @@ pub async fn restore(g: &Global, from: &str) -> u8 {
         Ok(aws) => aws,
         Err(e) => return output::fail(&e),
     };
-    let run = match aws.storage.open(from) {
+    let run = match aws.storage.open_existing(from) {
         Ok(run) => run,
         Err(e) => return output::fail(&e),
     };

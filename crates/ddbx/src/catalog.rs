@@ -13,7 +13,7 @@ use crate::{exit, output};
 pub async fn list(g: &Global, a: ListArgs) -> u8 {
     let found = async {
         let aws = load_aws(g).await?;
-        let base = aws.storage.open(&a.to)?;
+        let base = aws.storage.open_existing(&a.to)?;
         let filter = catalog::Filter {
             app: a.app.clone(),
             region: g.region.clone(),
@@ -62,6 +62,9 @@ pub async fn list(g: &Global, a: ListArgs) -> u8 {
             for c in &job.continues {
                 println!("{:<20} continues {c}", "");
             }
+            if let Some(p) = &job.problem {
+                println!("{:<20} {p}", "");
+            }
         }
     }
     exit::OK
@@ -71,7 +74,7 @@ pub async fn list(g: &Global, a: ListArgs) -> u8 {
 pub async fn prune(g: &Global, a: PruneArgs) -> u8 {
     let done = async {
         let aws = load_aws(g).await?;
-        let base = aws.storage.open(&a.to)?;
+        let base = aws.storage.open_existing(&a.to)?;
         let retention = prune::Retention {
             keep_last: a.keep_last as usize,
             keep_days: a.keep_days,
@@ -88,12 +91,17 @@ pub async fn prune(g: &Global, a: PruneArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return output::fail(&e),
     };
+    let code = if report.errors.is_empty() {
+        exit::OK
+    } else {
+        exit::TABLES_FAILED
+    };
     if g.output == Output::Json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("reports serialize")
         );
-        return exit::OK;
+        return code;
     }
     let verb = if report.dry_run {
         "would delete"
@@ -130,7 +138,10 @@ pub async fn prune(g: &Global, a: PruneArgs) -> u8 {
         report.objects,
         human_bytes(report.bytes)
     );
-    exit::OK
+    for e in &report.errors {
+        println!("error: {e}");
+    }
+    code
 }
 
 /// `--from` as given, or for `latest` the newest successful run (for an incremental one,
@@ -160,7 +171,7 @@ pub async fn resolve_from(
             "--from latest takes the newest run as it is; for a point in time use --from <app folder> --at TIME".into(),
         ));
     }
-    let base = aws.storage.open(to)?;
+    let base = aws.storage.open_existing(to)?;
     let latest = catalog::latest(&base, app, g.region.as_deref()).await?;
     let RunEntry { run_root, time, .. } = &latest.run;
     match latest.replay_at {

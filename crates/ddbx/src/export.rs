@@ -74,6 +74,7 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
         stop,
         resume: a.resume.clone(),
         run_time: a.run_time,
+        allow_future_run_time: a.allow_future_run_time,
         spike_read_units: a.spike_read_units,
     })
 }

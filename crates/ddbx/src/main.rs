@@ -57,13 +57,20 @@ fn main() -> ExitCode {
             });
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if cli.global.verbose {
             "ddbx=debug,ddbx_core=debug"
         } else {
             "ddbx=info,ddbx_core=info"
         })
     });
+    // At trace level the SDK logs every request and answer whole: Scan pages and
+    // BatchWriteItem bodies, which are customer data. Kept out unless asked for.
+    if std::env::var_os("DDBX_TRACE_BODIES").is_none() {
+        if let Ok(d) = "aws_smithy_runtime::client::orchestrator=debug".parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(progress::LogWriter)

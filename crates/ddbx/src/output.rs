@@ -68,6 +68,15 @@ pub fn summary(out: Output, s: &RunSummary) {
             println!("note: {}: {note}", t.table);
         }
     }
+    if !s.excluded.is_empty() {
+        println!(
+            "excluded (by --exclude or an excludes file): {}",
+            s.excluded.join(", ")
+        );
+    }
+    for w in &s.warnings {
+        println!("warning: {w}");
+    }
     for e in &s.errors {
         println!("error: {e}");
     }

@@ -183,12 +183,13 @@ async fn export_writes_the_native_layout_flags_and_plans() {
         let got = read_native_table(&out, &dir);
         assert_eq!(digests(&got), digests(expected), "items of {name}");
     }
-    // Three segments each leave at least one file, even for the empty table.
+    // The empty table leaves one (empty) data file, as AWS does, however many segments
+    // it was read in: a million segments of a small table never make a million files.
     let empty_files = files_under(&run.join(&c).join("AWSDynamoDB"))
         .into_iter()
         .filter(|p| p.to_string_lossy().contains("/data/"))
         .count();
-    assert_eq!(empty_files, 3);
+    assert_eq!(empty_files, 1);
 }
 
 #[tokio::test]

@@ -8,23 +8,31 @@
 pub mod prune;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::report::RunSummary;
 use crate::run::flags::Job;
+use crate::run::lock::{Held, LockBody, LockSettings};
 use crate::store::Location;
 use crate::{Error, Result};
 
 /// Listings (and flag reads) in flight at once.
-const PARALLEL: usize = 32;
+const PARALLEL: usize = 16;
+
+/// The most bytes a status flag holds (a summary of thousands of tables is a few MB); a
+/// larger one is not read, and its run is `unknown`.
+const MAX_FLAG_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How a run's job stands, from its flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// Its RUNNING flag is up (a run in progress, or one that crashed: see the lock).
+    /// Its RUNNING flag is up and its run holds the app's lock: in progress.
     Running,
+    /// Its RUNNING flag is up but no live run holds the app's lock for it: the run was
+    /// killed (or its host died); `export --resume` continues it.
+    Crashed,
     /// Every table succeeded.
     Success,
     /// Some table failed.
@@ -33,6 +41,9 @@ pub enum Status {
     Interrupted,
     /// No flag at all: the run died before its first one, or its flags were removed.
     Incomplete,
+    /// Its flags or its folder cannot be read (a flag that is not a ddbx summary, a key
+    /// the store cannot name): see `problem`.
+    Unknown,
 }
 
 impl Status {
@@ -40,10 +51,12 @@ impl Status {
     pub fn word(self) -> &'static str {
         match self {
             Status::Running => "running",
+            Status::Crashed => "crashed",
             Status::Success => "success",
             Status::Failed => "failed",
             Status::Interrupted => "interrupted",
             Status::Incomplete => "incomplete",
+            Status::Unknown => "unknown",
         }
     }
 }
@@ -79,6 +92,9 @@ pub struct JobEntry {
     /// The runs an incremental run continues.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub continues: Vec<String>,
+    /// Why its status is `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 impl JobEntry {
@@ -96,7 +112,22 @@ impl JobEntry {
             ended_at: None,
             as_of: None,
             continues: Vec::new(),
+            problem: None,
         }
+    }
+
+    /// A job whose flags could not be read, and why.
+    pub fn unknown(job: &'static str, problem: String) -> Self {
+        Self {
+            status: Status::Unknown,
+            problem: Some(problem),
+            ..Self::incomplete(job)
+        }
+    }
+
+    /// Whether its RUNNING flag is up (in progress or crashed).
+    pub fn is_running(&self) -> bool {
+        matches!(self.status, Status::Running | Status::Crashed)
     }
 }
 
@@ -153,7 +184,9 @@ impl Filter {
     }
 }
 
-/// Every run under `base`, newest first.
+/// Every run under `base`, newest first. A folder that cannot be listed (a key the store
+/// cannot name in it) is left out, said in the log; a run whose flags cannot be read is
+/// `unknown`: one bad object never fails the whole listing.
 pub async fn list(base: &Location, filter: &Filter) -> Result<Vec<RunEntry>> {
     let regions = folders(base, |n| !n.starts_with(['_', '.'])).await?;
     let regions: Vec<String> = regions
@@ -162,7 +195,10 @@ pub async fn list(base: &Location, filter: &Filter) -> Result<Vec<RunEntry>> {
         .collect();
     let mut apps = Vec::new();
     for r in &regions {
-        for a in folders(&base.child(r), |n| !n.starts_with(['_', '.'])).await? {
+        for a in readable(
+            &base.child(r),
+            folders(&base.child(r), |n| !n.starts_with(['_', '.'])).await,
+        ) {
             if filter.app.as_ref().is_none_or(|f| *f == a) {
                 apps.push(format!("{r}/{a}"));
             }
@@ -187,29 +223,68 @@ pub async fn list(base: &Location, filter: &Filter) -> Result<Vec<RunEntry>> {
     let mut level = apps;
     for keep in patterns {
         let found: Vec<Vec<String>> = futures::stream::iter(level.iter().map(|dir| async move {
-            let names = folders(&base.child(dir), keep).await?;
-            Ok::<_, Error>(names.into_iter().map(|n| format!("{dir}/{n}")).collect())
+            let names = readable(&base.child(dir), folders(&base.child(dir), keep).await);
+            names.into_iter().map(|n| format!("{dir}/{n}")).collect()
         }))
         .buffer_unordered(PARALLEL)
-        .try_collect()
-        .await?;
+        .collect()
+        .await;
         level = found.into_iter().flatten().collect();
     }
+    let locks = app_locks(base, &level).await;
+    let locks = &locks;
     let mut runs: Vec<RunEntry> = futures::stream::iter(
         level
             .into_iter()
-            .map(|dir| async move { run_entry(base, &dir).await }),
+            .map(|dir| async move { run_entry(base, &dir, locks).await }),
     )
     .buffer_unordered(PARALLEL)
-    .try_filter_map(|e| async move { Ok(e) })
-    .try_collect()
-    .await?;
+    .filter_map(|e| async move { e })
+    .collect()
+    .await;
     runs.sort_by(|a, b| {
         b.time
             .cmp(&a.time)
             .then_with(|| a.run_root.cmp(&b.run_root))
     });
     Ok(runs)
+}
+
+/// The folders a listing found, or none (said) when it failed.
+fn readable(dir: &Location, listed: Result<Vec<String>>) -> Vec<String> {
+    listed.unwrap_or_else(|e| {
+        tracing::warn!(folder = %dir.url(), error = %e, "left out: this folder cannot be listed");
+        Vec::new()
+    })
+}
+
+/// The lock of each app holding one of `runs` (`<region>/<app>/...`), as `run` names its
+/// holder (`export <run root>`), when a live run holds it.
+async fn app_locks(base: &Location, runs: &[String]) -> std::collections::HashMap<String, String> {
+    let mut apps: Vec<String> = runs
+        .iter()
+        .filter_map(|r| {
+            let mut parts = r.splitn(3, '/');
+            Some(format!("{}/{}", parts.next()?, parts.next()?))
+        })
+        .collect();
+    apps.sort();
+    apps.dedup();
+    let mut locks = std::collections::HashMap::new();
+    for app in apps {
+        let path = base.join(&format!("{app}/_LOCK"));
+        let body = match base.get_capped(&path, 64 * 1024).await {
+            Ok(Some(b)) => serde_json::from_slice::<LockBody>(&b).map_err(|e| e.to_string()),
+            Ok(None) => continue,
+            Err(e) => Err(e.to_string()),
+        };
+        if Held::of(&body, LockSettings::default().stale_after).is_live() {
+            if let Ok(b) = body {
+                locks.insert(app, b.run);
+            }
+        }
+    }
+    locks
 }
 
 /// The names of the folders directly under `dir` that `keep` accepts.
@@ -225,31 +300,42 @@ async fn folders(dir: &Location, keep: impl Fn(&str) -> bool) -> Result<Vec<Stri
     Ok(names)
 }
 
-/// The run at `dir` (relative to `base`), from the flags directly in its root.
-async fn run_entry(base: &Location, dir: &str) -> Result<Option<RunEntry>> {
+/// The run at `dir` (relative to `base`), from the flags directly in its root; `locks`
+/// says which runs hold their app's lock (a RUNNING one that does not has crashed).
+pub(crate) async fn run_entry(
+    base: &Location,
+    dir: &str,
+    locks: &std::collections::HashMap<String, String>,
+) -> Option<RunEntry> {
     let parts: Vec<&str> = dir.split('/').collect();
     let [region, app, y, m, d, hms] = parts[..] else {
-        return Ok(None);
+        return None;
     };
-    let Ok(time) =
-        NaiveDateTime::parse_from_str(&format!("{y}/{m}/{d}/{hms}"), "%Y/%m/%d/%H_%M.%S")
-    else {
-        return Ok(None);
-    };
+    let time =
+        NaiveDateTime::parse_from_str(&format!("{y}/{m}/{d}/{hms}"), "%Y/%m/%d/%H_%M.%S").ok()?;
     let root = base.child(dir);
-    let listed = root.list_folder().await?;
-    let names: Vec<String> = listed
-        .objects
-        .iter()
-        .filter_map(|o| o.location.filename().map(str::to_string))
-        .collect();
-    let backup = job_entry(&root, Job::Backup, &names).await?;
-    let restore = if names.iter().any(|n| n.starts_with("RESTORE_")) {
-        Some(job_entry(&root, Job::Restore, &names).await?)
-    } else {
-        None
+    let (backup, restore) = match root.list_folder().await {
+        Ok(listed) => {
+            let names: Vec<String> = listed
+                .objects
+                .iter()
+                .filter_map(|o| o.location.filename().map(str::to_string))
+                .collect();
+            let mut backup = job_entry(&root, Job::Backup, &names).await;
+            let holder = locks.get(&format!("{region}/{app}"));
+            if backup.status == Status::Running && !holder.is_some_and(|r| r.ends_with(dir)) {
+                backup.status = Status::Crashed;
+            }
+            let restore = if names.iter().any(|n| n.starts_with("RESTORE_")) {
+                Some(job_entry(&root, Job::Restore, &names).await)
+            } else {
+                None
+            };
+            (backup, restore)
+        }
+        Err(e) => (JobEntry::unknown("backup", e.to_string()), None),
     };
-    Ok(Some(RunEntry {
+    Some(RunEntry {
         time: time.and_utc(),
         region: region.to_string(),
         app: app.to_string(),
@@ -257,12 +343,13 @@ async fn run_entry(base: &Location, dir: &str) -> Result<Option<RunEntry>> {
         backup,
         restore,
         dir: dir.to_string(),
-    }))
+    })
 }
 
 /// One job's state from its flags: a final flag wins over RUNNING (a run that crashed
-/// between writing the one and removing the other ended).
-async fn job_entry(root: &Location, job: Job, names: &[String]) -> Result<JobEntry> {
+/// between writing the one and removing the other ended). A flag that cannot be read is an
+/// `unknown` job.
+async fn job_entry(root: &Location, job: Job, names: &[String]) -> JobEntry {
     let has = |flag: String| names.contains(&flag).then_some(flag);
     let flag = has(job.success())
         .or_else(|| has(job.failed()))
@@ -273,17 +360,23 @@ async fn job_entry(root: &Location, job: Job, names: &[String]) -> Result<JobEnt
     };
     let mut entry = JobEntry::incomplete(word);
     let Some(flag) = flag else {
-        return Ok(entry);
+        return entry;
     };
     let path = root.join(&flag);
-    let summary: Option<RunSummary> = match root.get_optional(&path).await? {
+    let summary: Option<RunSummary> = match root.get_capped(&path, MAX_FLAG_BYTES).await {
         // Removed between the listing and now: the run moved on; say what the name says.
-        None => None,
-        Some(body) if body.is_empty() => None,
-        Some(body) => Some(serde_json::from_slice(&body).map_err(|e| Error::Corrupt {
-            file: root.url_of(&path),
-            message: format!("not a ddbx run summary: {e}"),
-        })?),
+        Ok(None) => None,
+        Ok(Some(body)) if body.is_empty() => None,
+        Ok(Some(body)) => match serde_json::from_slice(&body) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                return JobEntry::unknown(
+                    word,
+                    format!("{}: not a ddbx run summary: {e}", root.url_of(&path)),
+                )
+            }
+        },
+        Err(e) => return JobEntry::unknown(word, e.to_string()),
     };
     entry.status = if flag == job.running() {
         Status::Running
@@ -312,7 +405,7 @@ async fn job_entry(root: &Location, job: Job, names: &[String]) -> Result<JobEnt
         entry.as_of = s.as_of;
         entry.continues = s.continues;
     }
-    Ok(entry)
+    entry
 }
 
 /// What `--from latest` resolved to.

@@ -16,9 +16,9 @@ use chrono::{DateTime, Duration, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::{list, one_region, Filter, RunEntry, Status};
+use super::{list, one_region, run_entry, Filter, RunEntry, Status};
 use crate::format::chain::{self, Chain, LinkKind};
-use crate::run::lock::{LockSettings, RunLock};
+use crate::run::lock::{live_leases, LockSettings, RunLock};
 use crate::store::Location;
 use crate::{Error, Result};
 
@@ -72,10 +72,16 @@ pub struct PruneReport {
     pub bytes: u64,
     /// Chains whose links to deleted runs were dropped.
     pub chains_updated: Vec<String>,
+    /// What failed (the prune stopped at the first failed delete; the runs before it are
+    /// gone, as `runs` says).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 /// Prune the runs of `app` under `base` (in the one region holding it, or in `region` when
-/// several do).
+/// several do). A run that cannot be deleted safely (it holds a symbolic link, a key the
+/// store cannot name, or changed since it was listed) is kept, with why; a delete that
+/// fails stops the prune, and the report still says what went (its `errors`).
 pub async fn prune(
     base: &Location,
     app: &str,
@@ -94,107 +100,195 @@ pub async fn prune(
     let app_rel = format!("{region}/{app}");
     let app_dir = base.child(&app_rel);
     let owner = format!("prune {}", app_dir.url());
+    let stale_after = lock.stale_after;
     let held = RunLock::acquire(base, &format!("{app_rel}/_LOCK"), &owner, lock).await?;
-    let result = prune_locked(base, &app_dir, &region, app, retention).await;
+    let pruning = Pruning {
+        base,
+        app_dir: &app_dir,
+        region: &region,
+        app,
+        retention,
+        stale_after,
+    };
+    let result = pruning.locked().await;
     let released = held.release().await;
     let report = result?;
     released?;
     Ok(report)
 }
 
-async fn prune_locked(
-    base: &Location,
-    app_dir: &Location,
-    region: &str,
-    app: &str,
-    retention: &Retention,
-) -> Result<PruneReport> {
-    // Listed again under the lock: no export can start or end a run meanwhile.
-    let runs = list(base, &Filter::app(app, Some(region))).await?;
-    let mut chains = Vec::new();
-    for table in chain::chained_tables(app_dir).await? {
-        if let Some(c) = Chain::load(app_dir, &table).await? {
-            chains.push(c);
+/// One prune of one app, under its lock.
+struct Pruning<'a> {
+    base: &'a Location,
+    app_dir: &'a Location,
+    region: &'a str,
+    app: &'a str,
+    retention: &'a Retention,
+    stale_after: std::time::Duration,
+}
+
+impl Pruning<'_> {
+    async fn locked(&self) -> Result<PruneReport> {
+        // Listed again under the lock: no export can start or end a run meanwhile.
+        let runs = list(self.base, &Filter::app(self.app, Some(self.region))).await?;
+        let mut chains = Vec::new();
+        for table in chain::chained_tables(self.app_dir).await? {
+            if let Some(c) = Chain::load(self.app_dir, &table).await? {
+                chains.push(c);
+            }
         }
-    }
-    let kept = decide(&runs, &chains, retention);
-    let mut decisions = Vec::new();
-    for run in &runs {
-        let reasons = kept.get(&run.run_root).cloned().unwrap_or_default();
-        decisions.push(Decision {
-            run_root: run.run_root.clone(),
-            time: run.time,
-            status: run.backup.status,
-            delete: reasons.is_empty(),
-            kept_because: reasons,
-            objects: 0,
-            bytes: 0,
-        });
-    }
-    // A failed delete stops the prune; the runs deleted so far still leave the chains.
-    let mut failed = None;
-    for d in decisions.iter_mut().filter(|d| d.delete) {
-        if failed.is_some() {
-            d.delete = false;
-            d.kept_because
-                .push("not reached: an earlier delete failed".into());
-            continue;
+        let mut kept = decide(&runs, &chains, self.retention);
+        for (run, why) in self.leased(&runs).await? {
+            kept.entry(run).or_default().push(why);
         }
-        let rel = runs
+        let mut decisions: Vec<Decision> = runs
             .iter()
-            .find(|r| r.run_root == d.run_root)
-            .expect("decided from runs")
-            .run_dir();
-        match delete_run(&base.child(rel), retention.dry_run).await {
-            Ok((objects, bytes)) => {
-                d.objects = objects;
-                d.bytes = bytes;
-            }
-            Err(e) => {
+            .map(|run| {
+                let reasons = kept.get(&run.run_root).cloned().unwrap_or_default();
+                Decision {
+                    run_root: run.run_root.clone(),
+                    time: run.time,
+                    status: run.backup.status,
+                    delete: reasons.is_empty(),
+                    kept_because: reasons,
+                    objects: 0,
+                    bytes: 0,
+                }
+            })
+            .collect();
+        let mut errors = Vec::new();
+        for d in decisions.iter_mut().filter(|d| d.delete) {
+            let run = runs
+                .iter()
+                .find(|r| r.run_root == d.run_root)
+                .expect("decided from runs");
+            let why_not = if errors.is_empty() {
+                self.still_to_delete(run).await?
+            } else {
+                Some("not reached: an earlier delete failed".to_string())
+            };
+            if let Some(why) = why_not {
                 d.delete = false;
-                d.kept_because.push(format!("its delete failed: {e}"));
-                failed = Some(e);
+                d.kept_because.push(why);
+                continue;
+            }
+            match delete_run(
+                &self.base.child(run.run_dir()),
+                self.app_dir,
+                self.retention.dry_run,
+            )
+            .await
+            {
+                Ok(Deleted::Gone { objects, bytes }) => {
+                    d.objects = objects;
+                    d.bytes = bytes;
+                }
+                Ok(Deleted::Kept(why)) => {
+                    d.delete = false;
+                    d.kept_because.push(why);
+                }
+                Err(e) => {
+                    d.delete = false;
+                    d.kept_because.push(format!("its delete failed: {e}"));
+                    errors.push(format!("{}: {e}", d.run_root));
+                }
             }
         }
+        let chains_updated = self.forget(chains, &decisions, &mut errors).await;
+        Ok(PruneReport {
+            app_dir: self.app_dir.url(),
+            dry_run: self.retention.dry_run,
+            objects: decisions.iter().map(|d| d.objects).sum(),
+            bytes: decisions.iter().map(|d| d.bytes).sum(),
+            runs: decisions,
+            chains_updated,
+            errors,
+        })
     }
-    let gone: BTreeSet<&str> = decisions
-        .iter()
-        .filter(|d| d.delete)
-        .map(|d| d.run_root.as_str())
-        .collect();
-    let mut chains_updated = Vec::new();
-    for mut c in chains {
-        let before = c.links.len();
-        c.links.retain(|l| !gone.contains(l.run.as_str()));
-        if c.links.len() == before {
-            continue;
+
+    /// The runs that live imports read (their leases), each with why it is kept.
+    async fn leased(&self, runs: &[RunEntry]) -> Result<Vec<(String, String)>> {
+        let leases = live_leases(self.app_dir, self.stale_after).await?;
+        let mut kept = Vec::new();
+        for lease in &leases {
+            let reads = lease.reads.clone().unwrap_or_default();
+            let why = format!(
+                "an import from it is running ({}, {}, last refreshed {})",
+                lease.run, lease.owner, lease.refreshed_at
+            );
+            for r in runs {
+                // A replay reads the app's folder: every run of its chains, so every run.
+                if r.run_root == reads || reads == self.app_dir.url() {
+                    kept.push((r.run_root.clone(), why.clone()));
+                }
+            }
         }
-        chains_updated.push(c.table.clone());
-        if retention.dry_run {
-            continue;
+        Ok(kept)
+    }
+
+    /// Just before a run goes: its flags read again, and the leases; why it must stay now,
+    /// if it must (an import started reading it, a run resumed it, a flag changed).
+    async fn still_to_delete(&self, run: &RunEntry) -> Result<Option<String>> {
+        if let Some((_, why)) = self.leased(std::slice::from_ref(run)).await?.pop() {
+            return Ok(Some(why));
         }
-        if c.links.is_empty() {
-            let dir = chain::chains_dir(app_dir);
-            let path = dir.join(&format!("{}.json", c.table));
-            dir.store
-                .delete(&path)
-                .await
-                .map_err(|e| Error::store(dir.url_of(&path), e))?;
+        let Some(now) = run_entry(self.base, run.run_dir(), &Default::default()).await else {
+            return Ok(Some("it can no longer be listed".into()));
+        };
+        let restoring = now.restore.as_ref().is_some_and(|j| j.is_running());
+        let changed = now.backup.status != run.backup.status
+            && !(now.backup.is_running() && run.backup.is_running());
+        Ok(if restoring {
+            Some("an import from it started (RESTORE_RUNNING)".into())
+        } else if changed {
+            Some(format!(
+                "its export changed since it was listed ({} now)",
+                now.backup.status.word()
+            ))
         } else {
-            c.save(app_dir).await?;
+            None
+        })
+    }
+
+    /// The app's chains forget the links of the runs that went.
+    async fn forget(
+        &self,
+        chains: Vec<Chain>,
+        decisions: &[Decision],
+        errors: &mut Vec<String>,
+    ) -> Vec<String> {
+        let gone: BTreeSet<&str> = decisions
+            .iter()
+            .filter(|d| d.delete)
+            .map(|d| d.run_root.as_str())
+            .collect();
+        let mut updated = Vec::new();
+        for mut c in chains {
+            let before = c.links.len();
+            c.links.retain(|l| !gone.contains(l.run.as_str()));
+            if c.links.len() == before {
+                continue;
+            }
+            updated.push(c.table.clone());
+            if self.retention.dry_run {
+                continue;
+            }
+            let saved = if c.links.is_empty() {
+                let dir = chain::chains_dir(self.app_dir);
+                let path = dir.join(&format!("{}.json", c.table));
+                dir.store
+                    .delete(&path)
+                    .await
+                    .map_err(|e| Error::store(dir.url_of(&path), e))
+            } else {
+                c.save(self.app_dir).await
+            };
+            if let Err(e) = saved {
+                errors.push(format!("chain of {}: {e}", c.table));
+            }
         }
+        updated
     }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    Ok(PruneReport {
-        app_dir: app_dir.url(),
-        dry_run: retention.dry_run,
-        objects: decisions.iter().map(|d| d.objects).sum(),
-        bytes: decisions.iter().map(|d| d.bytes).sum(),
-        runs: decisions,
-        chains_updated,
-    })
 }
 
 /// Which runs are kept, each with its reasons (runs newest first).
@@ -239,13 +333,22 @@ fn decide(
         }
     }
     for r in runs {
-        if r.backup.status == Status::Running {
-            keep(&r.run_root, "its export is RUNNING (or crashed)".into());
+        match r.backup.status {
+            Status::Running => keep(&r.run_root, "its export is RUNNING".into()),
+            Status::Crashed => keep(
+                &r.run_root,
+                "its export crashed (RUNNING, no live lock): export --resume continues it".into(),
+            ),
+            Status::Unknown => keep(
+                &r.run_root,
+                format!(
+                    "its flags cannot be read ({})",
+                    r.backup.problem.as_deref().unwrap_or("unknown")
+                ),
+            ),
+            _ => {}
         }
-        if r.restore
-            .as_ref()
-            .is_some_and(|j| j.status == Status::Running)
-        {
+        if r.restore.as_ref().is_some_and(|j| j.is_running()) {
             keep(
                 &r.run_root,
                 "an import from it is RUNNING (or crashed)".into(),
@@ -284,18 +387,50 @@ fn decide(
     kept
 }
 
-/// Delete every object of a run root (in batches), or only count them in a dry run.
-async fn delete_run(root: &Location, dry_run: bool) -> Result<(u64, u64)> {
-    let objects: Vec<object_store::ObjectMeta> = root
-        .store
-        .list(Some(&root.prefix))
-        .try_collect()
-        .await
-        .map_err(|e| Error::store(root.url(), e))?;
+/// What became of a run prune meant to delete.
+enum Deleted {
+    /// Its objects went (or, in a dry run, would).
+    Gone { objects: u64, bytes: u64 },
+    /// It could not be deleted safely, and why.
+    Kept(String),
+}
+
+/// Delete every object of a run root (in batches), or only count them in a dry run: only
+/// objects it listed, each under the app's folder, never through a symbolic link (a local
+/// run holding one, or anything but files and folders, is kept whole); a run that cannot
+/// be listed whole is kept whole.
+async fn delete_run(root: &Location, app_dir: &Location, dry_run: bool) -> Result<Deleted> {
+    if let Some(odd) = local_oddity(root) {
+        return Ok(Deleted::Kept(format!(
+            "it holds {odd}: delete it by hand (ddbx never follows links, nor deletes through them)"
+        )));
+    }
+    let listed: std::result::Result<Vec<object_store::ObjectMeta>, _> =
+        root.store.list(Some(&root.prefix)).try_collect().await;
+    let objects = match listed {
+        Ok(o) => o,
+        Err(e) => {
+            return Ok(Deleted::Kept(format!(
+                "it cannot be listed whole ({e}): delete it by hand"
+            )))
+        }
+    };
+    let outside = objects.iter().find(|o| {
+        !o.location.prefix_matches(&app_dir.prefix) || !o.location.prefix_matches(&root.prefix)
+    });
+    if let Some(o) = outside {
+        return Ok(Deleted::Kept(format!(
+            "its listing holds {}, outside it: nothing of it deleted",
+            root.url_of(&o.location)
+        )));
+    }
     let count = objects.len() as u64;
     let bytes = objects.iter().map(|o| o.size).sum();
     if dry_run || objects.is_empty() {
-        return Ok((count, bytes));
+        return Ok(Deleted::Gone {
+            objects: count,
+            bytes,
+        });
     }
     let paths = futures::stream::iter(objects.into_iter().map(|o| Ok(o.location))).boxed();
     root.store
@@ -304,7 +439,35 @@ async fn delete_run(root: &Location, dry_run: bool) -> Result<(u64, u64)> {
         .await
         .map_err(|e| Error::store(root.url(), e))?;
     remove_empty_folders(root);
-    Ok((count, bytes))
+    Ok(Deleted::Gone {
+        objects: count,
+        bytes,
+    })
+}
+
+/// In a local run, the first entry that is neither a file nor a folder (a symbolic link,
+/// even a broken one, which listings do not show; a socket; a device), if any.
+fn local_oddity(root: &Location) -> Option<String> {
+    let dir = root.root_url.strip_prefix("file://")?;
+    let mut path = std::path::PathBuf::from(dir);
+    path.extend(root.prefix.parts().map(|p| p.as_ref().to_string()));
+    let mut todo = vec![path];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(e.path()),
+                Ok(t) if t.is_file() => {}
+                Ok(t) if t.is_symlink() => {
+                    return Some(format!("a symbolic link, {}", e.path().display()))
+                }
+                _ => return Some(format!("{}, which is not a file", e.path().display())),
+            }
+        }
+    }
+    None
 }
 
 /// A local run leaves empty folders behind its files: remove them, and the date folders

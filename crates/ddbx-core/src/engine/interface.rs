@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use crate::aws::Aws;
-use crate::item::key::KeySchema;
-use crate::progress::TableProgress;
 use crate::capacity::Spike;
 use crate::format::source::TableSource;
 use crate::format::writer::RollLimits;
+use crate::item::key::KeySchema;
 use crate::plan::{DataFormat, ExportPlan, ImportStep, PlannedTable};
 use crate::progress::RunProgress;
+use crate::progress::TableProgress;
 use crate::report::TableReport;
 use crate::run::stop::StopSignal;
 use crate::store::Location;

@@ -66,6 +66,9 @@ pub struct ExportSettings {
     pub resume: Option<String>,
     /// The run's time, which names its folder (default: now).
     pub run_time: Option<DateTime<Utc>>,
+    /// Take a run time more than a day ahead of now (else refused: a typo of the year
+    /// would make that run the newest for years, for `latest` and `prune`).
+    pub allow_future_run_time: bool,
     /// Raise each provisioned table's read capacity to this for its export.
     pub spike_read_units: Option<i64>,
     /// Record each table's resource policy in `table.json` (GetResourcePolicy).
@@ -121,6 +124,7 @@ impl ExportSettings {
             table_names: self.table_names.clone(),
             excludes: self.excludes.clone(),
             exclude_file: self.exclude_file.clone(),
+            excluded: Vec::new(),
         }
     }
 }
@@ -169,6 +173,11 @@ pub async fn run(
     };
     let summarize = |reports, ended| RunSummary {
         engine: Some(plan.engine.clone()),
+        excluded: plan
+            .selection
+            .as_ref()
+            .map(|s| s.excluded.clone())
+            .unwrap_or_default(),
         ..RunSummary::for_job("export", &layout, run_dir.url(), reports, ended)
     };
     let planned: Vec<TableReport> = plan
@@ -186,6 +195,7 @@ pub async fn run(
     let run = Run {
         flags: Some(Job::Backup),
         root: &run_dir,
+        lease: None,
         lock: Some(LockSpec {
             base: &base,
             path: layout.lock_path(),

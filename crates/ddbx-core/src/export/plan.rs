@@ -9,8 +9,8 @@ use crate::engine::Engine;
 use crate::export::select::select_tables;
 use crate::export::{ExportSettings, Prepared};
 use crate::plan::{
-    default_segments, table_folder, ExportPlan, PlannedTable, RestorePlan, RestoreStep, RunLayout,
-    DEFAULT_WRITE_RATIO,
+    default_segments, table_folder, ExportPlan, PlanSelection, PlannedTable, RestorePlan,
+    RestoreStep, RunLayout, DEFAULT_WRITE_RATIO,
 };
 use crate::report::{TableReport, TableStatus};
 use crate::table::TableSchema;
@@ -23,7 +23,13 @@ pub(super) async fn prepare(
     engine: &dyn Engine,
 ) -> Result<Prepared> {
     let format = engine.export_format(settings.format)?;
-    let started = settings.run_time.unwrap_or_else(Utc::now);
+    let now = Utc::now();
+    let started = settings.run_time.unwrap_or(now);
+    if started > now + chrono::Duration::days(1) && !settings.allow_future_run_time {
+        return Err(crate::Error::Invalid(format!(
+            "run time {started} is more than a day after now ({now}): a typo? Runs are ranked by their time, so that run would be the newest (for --from latest, and what prune keeps) until then; pass --allow-future-run-time if it is meant"
+        )));
+    }
     let selection = select_tables(aws, settings, started).await?;
     let run_dir = selection.base.child(&selection.layout.run_dir());
     let mut plan = ExportPlan {
@@ -36,7 +42,10 @@ pub(super) async fn prepare(
         compression: settings.compression(),
         read_ratio: settings.read_ratio(),
         engine: engine.name().into(),
-        selection: Some(settings.selection()),
+        selection: Some(PlanSelection {
+            excluded: selection.excluded.clone(),
+            ..settings.selection()
+        }),
         note: engine.plan_note(),
         storage_class: aws.storage.storage_class().map(str::to_string),
         tables: Vec::new(),

@@ -18,7 +18,7 @@ pub(super) async fn prepare(
     engine: &dyn Engine,
     run_root: &str,
 ) -> Result<Prepared> {
-    let run_dir = aws.storage.open(run_root)?;
+    let run_dir = aws.storage.open_existing(run_root)?;
     let plan_path = run_dir.join("export-plan.json");
     let bytes = run_dir.get_optional(&plan_path).await?.ok_or_else(|| {
         Error::Invalid(format!(
@@ -71,10 +71,10 @@ pub(super) async fn prepare(
                 "{run_root}: its plan says the run lives at <base>/{rel}: give that path"
             ))
         })?;
-    let base = aws.storage.open(base_str)?;
+    let base = aws.storage.open_existing(base_str)?;
     let given_base = match settings.to.as_str() {
         "" => None,
-        to => Some(aws.storage.open(to)?.url()),
+        to => Some(aws.storage.open_existing(to)?.url()),
     };
     check(
         settings,

@@ -22,6 +22,8 @@ pub struct Selection {
     /// The selected tables, described, sorted by name; a table that could not be
     /// described carries its error.
     pub tables: Vec<(String, Result<TableSchema>)>,
+    /// Tables the patterns took that an exclude left out.
+    pub excluded: Vec<String>,
 }
 
 /// Check the settings, then list and filter the region's tables and describe each.
@@ -36,16 +38,8 @@ pub async fn select_tables(
         .with_names(&settings.table_names)?;
     // The seed's `<base>/excludes`, when present.
     let default_excludes = base.join("excludes");
-    match base.store.get(&default_excludes).await {
-        Ok(r) => {
-            let bytes = r
-                .bytes()
-                .await
-                .map_err(|e| Error::store(base.url_of(&default_excludes), e))?;
-            filter.exclude_file(&base.url_of(&default_excludes), &bytes)?;
-        }
-        Err(object_store::Error::NotFound { .. }) => {}
-        Err(e) => return Err(Error::store(base.url_of(&default_excludes), e)),
+    if let Some(bytes) = base.get_optional(&default_excludes).await? {
+        filter.exclude_file(&base.url_of(&default_excludes), &bytes)?;
     }
     if let Some(file) = &settings.exclude_file {
         let bytes = read_anywhere(aws, file).await?;
@@ -61,6 +55,10 @@ pub async fn select_tables(
         None
     };
     let names = filter.select_with_names(listed.iter().flatten().map(String::as_str));
+    let excluded = filter.excluded(listed.iter().flatten().map(String::as_str));
+    if !excluded.is_empty() {
+        tracing::info!(tables = %excluded.join(", "), "excluded (by --exclude or an excludes file)");
+    }
     if names.is_empty() {
         return Err(Error::Plan(match &listed {
             Some(all) => format!(
@@ -85,6 +83,7 @@ pub async fn select_tables(
         },
         base,
         tables: described,
+        excluded,
     })
 }
 
@@ -94,15 +93,19 @@ pub async fn read_anywhere(aws: &Aws, path_or_url: &str) -> Result<Bytes> {
         let (dir, name) = path_or_url
             .rsplit_once('/')
             .ok_or_else(|| Error::Invalid(format!("{path_or_url}: not a file URL")))?;
-        let loc = aws.storage.open(dir)?;
-        let path = loc.join(name);
-        let got = loc
-            .store
-            .get(&path)
-            .await
-            .map_err(|e| Error::store(path_or_url, e))?;
-        got.bytes().await.map_err(|e| Error::store(path_or_url, e))
+        let loc = aws.storage.open_existing(dir)?;
+        loc.get_optional(&loc.join(name))
+            .await?
+            .ok_or_else(|| Error::Invalid(format!("{path_or_url}: no such file")))
     } else {
+        let len = std::fs::metadata(path_or_url)
+            .map_err(|e| Error::Invalid(format!("{path_or_url}: {e}")))?
+            .len();
+        if len > crate::store::MAX_CONTROL_BYTES {
+            return Err(Error::Invalid(format!(
+                "{path_or_url}: {len} bytes: not an excludes file"
+            )));
+        }
         std::fs::read(path_or_url)
             .map(Bytes::from)
             .map_err(|e| Error::Invalid(format!("{path_or_url}: {e}")))

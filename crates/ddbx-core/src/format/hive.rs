@@ -80,7 +80,20 @@ pub async fn read_listing(table_dir: &Location) -> Result<Option<Listing>> {
             }) {
                 return Err(Error::Corrupt {
                     file: table_dir.url_of(&path),
-                    message: format!("path {:?} must stay inside the table's folder", bad.path),
+                    message: format!(
+                        "path {} must stay inside the table's folder",
+                        crate::text::quote(&bad.path)
+                    ),
+                });
+            }
+            let mut seen = std::collections::HashSet::new();
+            if let Some(twice) = listing.files.iter().find(|f| !seen.insert(&f.path)) {
+                return Err(Error::Corrupt {
+                    file: table_dir.url_of(&path),
+                    message: format!(
+                        "lists the data file {} twice",
+                        crate::text::quote(&twice.path)
+                    ),
                 });
             }
             Ok(Some(listing))

@@ -68,7 +68,7 @@ pub async fn replay(
     let links = chain.replay_to(at).map_err(Error::Plan)?;
     let mut sources = Vec::new();
     for l in &links {
-        let source = open_table(storage.open(&l.export)?, None).await?;
+        let source = open_table(storage.open_existing(&l.export)?, None).await?;
         let want_changes = l.kind == LinkKind::Incremental;
         if source.changes != want_changes {
             return Err(Error::Corrupt {

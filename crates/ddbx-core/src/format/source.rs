@@ -64,7 +64,7 @@ pub async fn select(
             validate_table_name(n).map_err(|e| Error::Invalid(format!("--table-map: {e}")))?;
         }
     }
-    let root = storage.open(&sel.from)?;
+    let root = storage.open_existing(&sel.from)?;
     if let Some(at) = sel.at {
         let is_run = root.exists("restore-plan.json").await?;
         if !is_run && !chain::chained_tables(&root).await?.is_empty() {
@@ -150,6 +150,15 @@ pub async fn select(
             root.url()
         )));
     }
+    // Two tables into one target would each overwrite the other's items.
+    let mut targets: Vec<&str> = selected.iter().map(|s| s.target_table.as_str()).collect();
+    targets.sort_unstable();
+    if let Some(w) = targets.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::Invalid(format!(
+            "two tables of the export would be written into {} (check --table-map and the restore plan's targets)",
+            w[0]
+        )));
+    }
     Ok((root, source.plan, selected))
 }
 
@@ -219,12 +228,34 @@ pub async fn open(root: Location, force: Option<DataFormat>) -> Result<Source> {
             tables,
         });
     }
-    let table = open_table(root.clone(), force).await?;
+    let table = match open_table(root.clone(), force).await {
+        Ok(t) => t,
+        // A ddbx run whose export has not ended has no restore plan yet.
+        Err(_) if root.exists("BACKUP_RUNNING").await? => {
+            return Err(Error::Invalid(format!(
+                "{}: its export is still RUNNING (or was killed: `ddbx export --resume {}` finishes it); import it once it has ended",
+                root.url(),
+                root.url()
+            )))
+        }
+        Err(e) => return Err(e),
+    };
     Ok(Source {
         root,
         plan: None,
         tables: vec![(None, Ok(table))],
     })
+}
+
+/// What an import or a verify of the run at `root` should warn of: an export that failed
+/// (its restore plan holds only the tables that succeeded).
+pub async fn export_warning(root: &Location) -> Result<Option<String>> {
+    Ok(root.exists("BACKUP_COMPLETE_FAILED").await?.then(|| {
+        format!(
+            "the export of {} failed (BACKUP_COMPLETE_FAILED): its restore plan holds only the tables it exported; the others are not here",
+            root.url()
+        )
+    }))
 }
 
 /// Open one table's folder (or an `AWSDynamoDB/<id>` folder).
@@ -390,9 +421,18 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
         .as_ref()
         .and_then(|s| s["exportType"].as_str())
         .is_some_and(|t| t.eq_ignore_ascii_case("INCREMENTAL_EXPORT"));
+    // Counts that do not add up in 64 bits are not an export's.
+    let expected_items = files
+        .iter()
+        .filter_map(|f| f.items)
+        .try_fold(0u64, u64::checked_add)
+        .ok_or_else(|| Error::Corrupt {
+            file: manifest_url.clone(),
+            message: "its item counts add up to more than 2^64".into(),
+        })?;
     Ok(Some(TableSource {
         table: schema.as_ref().map(|s| s.table_name.clone()).or(from_arn),
-        expected_items: Some(files.iter().filter_map(|f| f.items).sum()),
+        expected_items: Some(expected_items),
         dir: id_dir,
         format,
         files,
@@ -412,9 +452,9 @@ async fn check_manifest_checksum(dir: &Location, manifest: &str, bytes: &[u8]) -
                 return Err(Error::Corrupt {
                     file: dir.url_of(&dir.join(manifest)),
                     message: format!(
-                        "does not match its checksum {} ({:?})",
+                        "does not match its checksum {} ({})",
                         dir.url_of(&path),
-                        String::from_utf8_lossy(&checksum).trim()
+                        crate::text::quote(String::from_utf8_lossy(&checksum).trim())
                     ),
                 });
             }
@@ -446,6 +486,7 @@ pub fn parse_manifest_files(
         message: "not UTF-8 text".into(),
     })?;
     let mut entries = Vec::new();
+    let mut seen: std::collections::HashMap<(String, bool), usize> = Default::default();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -461,10 +502,23 @@ pub fn parse_manifest_files(
             .filter(|n| !n.is_empty() && *n != "." && *n != "..")
             .ok_or_else(|| Error::Corrupt {
                 file: at(),
-                message: format!("bad dataFileS3Key {:?}", entry.data_file_s3_key),
+                message: format!(
+                    "bad dataFileS3Key {}",
+                    crate::text::quote(&entry.data_file_s3_key)
+                ),
             })?
             .to_string();
         let shared = parts.next() == Some("data") && parts.next() == Some("AWSDynamoDB");
+        // One file listed twice would be imported twice (and its items counted twice).
+        if let Some(first) = seen.insert((name.clone(), shared), n + 1) {
+            return Err(Error::Corrupt {
+                file: at(),
+                message: format!(
+                    "lists the data file {} again (first on line {first})",
+                    crate::text::quote(&name)
+                ),
+            });
+        }
         entries.push((entry, DataFileName { name, shared }));
     }
     Ok(entries)
@@ -520,6 +574,7 @@ async fn open_connector(
     };
     let entries = parse_connector_manifest(&url, &bytes)?;
     let mut files = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for e in entries {
         // Entries are absolute URLs from where the export was written; the files sit
         // beside the manifest, so resolve them here (the export may have been moved).
@@ -530,8 +585,14 @@ async fn open_connector(
             .filter(|n| !n.is_empty() && *n != "." && *n != "..")
             .ok_or_else(|| Error::Corrupt {
                 file: url.clone(),
-                message: format!("bad entry {:?}", e.url),
+                message: format!("bad entry {}", crate::text::quote(&e.url)),
             })?;
+        if !seen.insert(name.to_string()) {
+            return Err(Error::Corrupt {
+                file: url.clone(),
+                message: format!("lists the data file {} twice", crate::text::quote(name)),
+            });
+        }
         let local = dir.join(name);
         if !e.mandatory && !dir.exists(name).await? {
             continue;

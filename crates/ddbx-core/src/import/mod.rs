@@ -20,11 +20,11 @@ use crate::plan::{ImportStep, RunLayout, DEFAULT_WRITE_RATIO};
 use crate::progress::RunProgress;
 use crate::report::{RunSummary, TableReport};
 use crate::run::flags::Job;
-use crate::run::lifecycle::{LockSpec, Outcome, Run};
+use crate::run::lifecycle::{LeaseSpec, LockSpec, Outcome, Run};
 use crate::run::lock::LockSettings;
 use crate::run::stop::StopSignal;
-use crate::table::settings::SettingsOutcome;
 use crate::store::Location;
+use crate::table::settings::SettingsOutcome;
 use crate::table::{KeyAttribute, TableSchema};
 use crate::{Error, Result};
 use target::Create;
@@ -140,6 +140,11 @@ pub async fn run(
         })
         .collect();
     let is_run = plan.is_some();
+    let warnings: Vec<String> = if is_run {
+        source::export_warning(&root).await?.into_iter().collect()
+    } else {
+        Vec::new()
+    };
     let layout = RunLayout {
         region: aws.region.clone(),
         app: plan.map(|p| p.app).unwrap_or_default(),
@@ -154,6 +159,7 @@ pub async fn run(
         let mut summary = RunSummary::for_job("import", &layout, root.url(), reports, ended);
         summary.state_root = (state.url() != root.url()).then(|| state.url());
         summary.engine = Some(settings.engine.engine().name().to_string());
+        summary.warnings = warnings.clone();
         summary
     };
     let owner = format!("import into {} from {}", aws.region, root.url());
@@ -161,6 +167,7 @@ pub async fn run(
         flags: Some(Job::Restore),
         root: &state,
         // One import of a source at a time (a killed one's lock is taken over).
+        lease: lease(&root, is_run, &settings.source, &settings.stop),
         lock: Some(LockSpec {
             base: &state,
             path: "_import/_LOCK".into(),
@@ -226,6 +233,28 @@ pub async fn run(
         .execute(Vec::new(), Vec::new(), async { Ok(()) }, work)
         .await?;
     Ok(ImportReport { steps, summary })
+}
+
+/// The app's lock held shared while a ddbx run (or, replaying, the app's folder) is read,
+/// so that no prune deletes it meanwhile.
+fn lease<'a>(
+    root: &Location,
+    is_run: bool,
+    source: &Selection,
+    stop: &'a StopSignal,
+) -> Option<LeaseSpec<'a>> {
+    let app_dir = if is_run {
+        crate::format::chain::app_dir_of_run(root)
+    } else if source.at.is_some() {
+        root.clone()
+    } else {
+        return None;
+    };
+    Some(LeaseSpec {
+        app_dir,
+        reads: root.url(),
+        stop,
+    })
 }
 
 /// A table made ready to write: its export readable (by this engine) and checked (every

@@ -102,14 +102,7 @@ async fn claim(state: &Location, source: &str) -> Result<()> {
         Err(object_store::Error::AlreadyExists { .. }) => {}
         Err(e) => return Err(Error::store(state.url_of(&path), e)),
     }
-    let got = state
-        .store
-        .get(&path)
-        .await
-        .map_err(|e| Error::store(state.url_of(&path), e))?
-        .bytes()
-        .await
-        .map_err(|e| Error::store(state.url_of(&path), e))?;
+    let got = state.get_optional(&path).await?.unwrap_or_default();
     match serde_json::from_slice::<SourceRecord>(&got) {
         Ok(r) if r.source == source => Ok(()),
         Ok(r) => Err(Error::Invalid(format!(

@@ -288,7 +288,19 @@ pub(crate) fn parse(line: &[u8]) -> Result<Value, ItemError> {
     let v = StrictValue
         .deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v))
-        .map_err(|e| ItemError::Json(e.to_string()))?;
+        .map_err(|e| {
+            let text = e.to_string();
+            // serde_json's words for a `\u` escape of half a character.
+            ItemError::Json(
+                if text.contains("hex escape") || text.contains("surrogate") {
+                    format!(
+                        "a \\u escape that is not a whole character (a lone surrogate?): {text}"
+                    )
+                } else {
+                    text
+                },
+            )
+        })?;
     Ok(v)
 }
 

@@ -174,10 +174,15 @@ impl KeyDigest {
     /// Add the value of key attribute `position`, as wire JSON.
     pub fn add(&mut self, position: usize, wire: &[u8]) {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        match wire.strip_prefix(br#"{"N":""#).and_then(|r| r.strip_suffix(br#""}"#)) {
+        match wire
+            .strip_prefix(br#"{"N":""#)
+            .and_then(|r| r.strip_suffix(br#""}"#))
+        {
             Some(n) => {
                 let text = std::str::from_utf8(n).unwrap_or_default();
-                canonical_number(text).unwrap_or_else(|_| text.to_string()).hash(&mut h);
+                canonical_number(text)
+                    .unwrap_or_else(|_| text.to_string())
+                    .hash(&mut h);
             }
             None => wire.hash(&mut h),
         }
@@ -307,7 +312,10 @@ mod tests {
         assert_eq!(d(&key("10", "a")), d(&key("1E1", "a")));
         assert_ne!(d(&key("1", "a")), d(&key("1", "b")));
         assert_ne!(d(&key("1", "a")), d(&key("2", "a")));
-        assert_eq!(k.item_digest(&one("id", AttributeValue::N("1".into()))), None);
+        assert_eq!(
+            k.item_digest(&one("id", AttributeValue::N("1".into()))),
+            None
+        );
     }
 
     #[test]

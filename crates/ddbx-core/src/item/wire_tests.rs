@@ -247,7 +247,10 @@ fn checked_items_carry_the_key_they_are_given() {
         assert_eq!(Some(digest), key.item_digest(&item), "{line}");
         assert_eq!(
             key.item_digest(&item),
-            key.item_digest(&crate::item::test_support::one("id", AttributeValue::N("1".into())))
+            key.item_digest(&crate::item::test_support::one(
+                "id",
+                AttributeValue::N("1".into())
+            ))
         );
     }
     for (line, why) in [

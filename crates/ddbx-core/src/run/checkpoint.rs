@@ -34,18 +34,14 @@ impl Checkpoints {
     pub async fn load<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
         let path = self.dir.join(name);
         let url = self.dir.url_of(&path);
-        match self.dir.store.get(&path).await {
-            Ok(r) => {
-                let bytes = r.bytes().await.map_err(|e| Error::store(&url, e))?;
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| Error::Corrupt {
-                        file: url,
-                        message: format!("not a ddbx checkpoint: {e}"),
-                    })
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(Error::store(url, e)),
+        match self.dir.get_optional(&path).await? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Corrupt {
+                    file: url,
+                    message: format!("not a ddbx checkpoint: {e}"),
+                }),
+            None => Ok(None),
         }
     }
 

@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 
 use crate::report::{RunSummary, TableReport};
 use crate::run::flags::{Flags, Job};
-use crate::run::lock::{LockSettings, RunLock};
+use crate::run::lock::{LockSettings, RunLock, SharedLock};
+use crate::run::stop::StopSignal;
 use crate::store::Location;
 use crate::{Error, Result};
 
@@ -33,6 +34,17 @@ pub struct LockSpec<'a> {
     pub settings: LockSettings,
 }
 
+/// The app's lock held shared: an import's lease on the run (or app folder) it reads.
+#[derive(Debug, Clone)]
+pub struct LeaseSpec<'a> {
+    /// The app's folder (`<base>/<region>/<app>`).
+    pub app_dir: Location,
+    /// What the import reads (a run root, or the app folder for a replay).
+    pub reads: String,
+    /// Ends a wait for a prune.
+    pub stop: &'a StopSignal,
+}
+
 /// A run about to start.
 pub struct Run<'a> {
     /// The flags it raises (`BACKUP_*`, `RESTORE_*`); none for a verify.
@@ -41,6 +53,8 @@ pub struct Run<'a> {
     pub root: &'a Location,
     /// The lock to hold, if any.
     pub lock: Option<LockSpec<'a>>,
+    /// The app's lock to hold shared, if any (taken before `lock`).
+    pub lease: Option<LeaseSpec<'a>>,
     /// Refuse a root that already holds anything (a new export's run root).
     pub fresh: bool,
     /// Makes the summary of the table reports (`None`: still running).
@@ -69,18 +83,57 @@ impl Run<'_> {
         check: impl std::future::Future<Output = Result<()>>,
         work: impl std::future::Future<Output = Result<Outcome<T>>>,
     ) -> Result<(RunSummary, T)> {
-        let lock = match &self.lock {
-            Some(l) => Some(RunLock::acquire(l.base, &l.path, &l.owner, l.settings.clone()).await?),
+        let lease = match &self.lease {
+            Some(l) => self.lease(l).await?,
             None => None,
+        };
+        let lock = match &self.lock {
+            Some(l) => RunLock::acquire(l.base, &l.path, &l.owner, l.settings.clone())
+                .await
+                .map(Some),
+            None => Ok(None),
+        };
+        let lock = match lock {
+            Ok(lock) => lock,
+            Err(e) => {
+                if let Some(l) = lease {
+                    let _ = l.release().await;
+                }
+                return Err(e);
+            }
         };
         let result = self.locked(tables, plan_files, check, work).await;
         let released = match lock {
             Some(l) => l.release().await,
             None => Ok(()),
         };
+        if let Some(l) = lease {
+            if let Err(e) = l.release().await {
+                tracing::warn!(error = %e, "could not give back the lease on the app's runs");
+            }
+        }
         let done = result?;
         released?;
         Ok(done)
+    }
+
+    /// Take the app's lock shared; a place this run may not write (a bucket it may only
+    /// read) gets none, said so.
+    async fn lease(&self, l: &LeaseSpec<'_>) -> Result<Option<SharedLock>> {
+        let owner = self.lock.as_ref().map_or("a run", |l| l.owner.as_str());
+        let settings = self
+            .lock
+            .as_ref()
+            .map(|l| l.settings.clone())
+            .unwrap_or_default();
+        match SharedLock::acquire(&l.app_dir, owner, &l.reads, &settings, l.stop).await {
+            Ok(lease) => Ok(Some(lease)),
+            Err(Error::Store { path, source }) => {
+                tracing::warn!(lease = %path, error = %source, "could not hold the app's lock shared (a folder this run may not write?): a prune of the app may delete this run meanwhile");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn locked<T>(

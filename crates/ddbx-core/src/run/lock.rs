@@ -1,19 +1,35 @@
 //! One run per app at a time: a lock object at `<base>/<region>/<app>/_LOCK`, created
 //! atomically (create-if-absent), refreshed while its run lives, and taken over only when
-//! its owner stopped refreshing it long ago and the user asked for that.
+//! its owner is gone (a process of this host that no longer runs), it stopped refreshing
+//! it long ago, or it cannot be read, and the user asked for that (or a run resumes
+//! itself).
+//!
+//! Imports that read a run of the app hold it shared instead ([`SharedLock`]): a lease
+//! under `<base>/<region>/<app>/_LEASES/`, refreshed alike, which `ddbx prune` reads
+//! before deleting anything (it keeps the run a live lease names), while an import that
+//! finds a prune holding the lock waits for it to end before it reads.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::run::stop::StopSignal;
 use crate::store::Location;
 use crate::{Error, Result};
+
+/// How far ahead of this host's clock a lock may have been refreshed before it is taken
+/// for clock skew rather than a live owner's.
+const SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// Where the leases of the imports reading an app's runs are, under the app's folder.
+pub const LEASES: &str = "_LEASES";
 
 /// How the lock behaves.
 #[derive(Debug, Clone)]
@@ -22,7 +38,8 @@ pub struct LockSettings {
     pub refresh_every: Duration,
     /// A lock not refreshed for this long is stale.
     pub stale_after: Duration,
-    /// Take over a stale lock.
+    /// Take over a stale lock (one not refreshed for `stale_after`, whose owner on this
+    /// host is gone, that cannot be read, or refreshed in the future).
     pub break_stale: bool,
     /// A resumed run: take over a lock held for this same run (`LockBody::run`) when it is
     /// stale or its owner process, on this host, is gone.
@@ -49,13 +66,13 @@ impl LockSettings {
     }
 }
 
-/// What the lock object holds.
+/// What the lock object (and a lease) holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LockBody {
     /// `host:pid` of the owner.
     pub owner: String,
-    /// What the owner is doing (`export`, `import`) and where.
+    /// What the owner is doing (`export`, `import`, `prune`) and where.
     pub run: String,
     /// A random token telling this owner from any other.
     pub token: String,
@@ -63,6 +80,60 @@ pub struct LockBody {
     pub acquired_at: DateTime<Utc>,
     /// When the owner last rewrote it.
     pub refreshed_at: DateTime<Utc>,
+    /// For a lease: the run (or app folder, for a replay of its chains) the import reads.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reads: Option<String>,
+}
+
+/// Why a lock found held may (or may not) be taken over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// Its owner refreshes it.
+    Live,
+    /// Not refreshed for this many minutes.
+    Stale(i64),
+    /// Its owner was a process of this host that no longer runs.
+    OwnerGone,
+    /// Refreshed later than this host's clock says is now (clock skew between hosts).
+    Future,
+    /// It is not a ddbx lock (empty, truncated, a folder...).
+    Unreadable(String),
+}
+
+impl Held {
+    /// How a lock (body, or why it could not be read) stands.
+    pub fn of(body: &std::result::Result<LockBody, String>, stale_after: Duration) -> Self {
+        let held = match body {
+            Ok(b) => b,
+            Err(why) => return Held::Unreadable(why.clone()),
+        };
+        if owner_is_gone(&held.owner) {
+            return Held::OwnerGone;
+        }
+        let age = Utc::now().signed_duration_since(held.refreshed_at);
+        match age.to_std() {
+            Ok(a) if a > stale_after => Held::Stale(age.num_minutes()),
+            Ok(_) => Held::Live,
+            Err(_) if (-age).to_std().is_ok_and(|ahead| ahead > SKEW) => Held::Future,
+            Err(_) => Held::Live,
+        }
+    }
+
+    /// Whether it is still its owner's.
+    pub fn is_live(&self) -> bool {
+        *self == Held::Live
+    }
+
+    /// What to do about it, for the message of a run that found it held.
+    fn hint(&self) -> String {
+        match self {
+            Held::Live => "wait for that run to finish".into(),
+            Held::Stale(minutes) => format!("it has not been refreshed for {minutes} minutes (its owner died?); pass --break-stale-lock to take it over"),
+            Held::OwnerGone => "its owner process (on this host) is gone: continue its run with --resume RUN_ROOT, or pass --break-stale-lock to take the lock over".into(),
+            Held::Future => "it was refreshed later than this host's clock says is now (clock skew between hosts?); pass --break-stale-lock to take it over".into(),
+            Held::Unreadable(why) => format!("it is not a ddbx lock ({why}); pass --break-stale-lock to replace it"),
+        }
+    }
 }
 
 /// A held lock; refreshed in the background until [`RunLock::release`].
@@ -85,14 +156,7 @@ impl RunLock {
     ) -> Result<Self> {
         let path = base.join(rel);
         let url = base.url_of(&path);
-        let now = Utc::now();
-        let body = LockBody {
-            owner: format!("{}:{}", hostname(), std::process::id()),
-            run: run.to_string(),
-            token: uuid::Uuid::new_v4().to_string(),
-            acquired_at: now,
-            refreshed_at: now,
-        };
+        let body = LockBody::new(run, None);
         let mut tried_breaking = false;
         loop {
             let put = base
@@ -102,16 +166,14 @@ impl RunLock {
             match put {
                 Ok(_) => break,
                 Err(object_store::Error::AlreadyExists { .. }) => {
-                    let held = read(base, &path).await?;
-                    let age = Utc::now().signed_duration_since(held.refreshed_at);
-                    let stale = age
-                        .to_std()
-                        .map(|a| a > settings.stale_after)
-                        .unwrap_or(false);
-                    let ours = settings.takeover_run.as_deref() == Some(held.run.as_str())
-                        && (stale || owner_is_gone(&held.owner));
-                    if (ours || (stale && settings.break_stale)) && !tried_breaking {
-                        tracing::warn!(lock = %url, owner = %held.owner, refreshed_at = %held.refreshed_at, "taking over a stale lock");
+                    let held = read(base, &path).await;
+                    let state = Held::of(&held, settings.stale_after);
+                    let ours = held.as_ref().is_ok_and(|h| {
+                        settings.takeover_run.as_deref() == Some(h.run.as_str())
+                            && matches!(state, Held::Stale(_) | Held::OwnerGone)
+                    });
+                    if (ours || (!state.is_live() && settings.break_stale)) && !tried_breaking {
+                        tracing::warn!(lock = %url, state = ?state, "taking over a lock its owner no longer holds");
                         match base.store.delete(&path).await {
                             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                             Err(e) => return Err(Error::store(&url, e)),
@@ -119,19 +181,26 @@ impl RunLock {
                         tried_breaking = true;
                         continue;
                     }
-                    let hint = if stale {
-                        format!("it has not been refreshed for {} minutes; pass --break-stale-lock to take it over", age.num_minutes())
-                    } else {
-                        "wait for that run to finish".to_string()
+                    let who = match &held {
+                        Ok(h) => format!(
+                            ": {} ({}), since {}, last refreshed {}",
+                            h.owner, h.run, h.acquired_at, h.refreshed_at
+                        ),
+                        Err(_) => String::new(),
                     };
                     return Err(Error::Locked(format!(
-                        "another run of this app holds the lock {url}: {} ({}), since {}, last refreshed {}; {hint}",
-                        held.owner, held.run, held.acquired_at, held.refreshed_at
+                        "another run of this app holds the lock {url}{who}; {}",
+                        state.hint()
                     )));
                 }
                 Err(e) => return Err(Error::store(&url, e)),
             }
         }
+        Ok(Self::keep(base, path, body, settings.refresh_every))
+    }
+
+    /// Refresh the lock (or lease) at `path`, written as `body`, until released.
+    fn keep(base: &Location, path: Path, body: LockBody, every: Duration) -> Self {
         let (stop, mut stopped) = watch::channel(false);
         let refresher = {
             let location = base.clone();
@@ -140,7 +209,7 @@ impl RunLock {
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
-                        _ = tokio::time::sleep(settings.refresh_every) => {}
+                        _ = tokio::time::sleep(every) => {}
                         _ = stopped.changed() => return,
                     }
                     match read(&location, &path).await {
@@ -159,13 +228,13 @@ impl RunLock {
                 }
             })
         };
-        Ok(Self {
+        Self {
             location: base.clone(),
             path,
             token: body.token,
             stop,
             refresher,
-        })
+        }
     }
 
     /// Stop refreshing and remove the lock (if it is still ours).
@@ -189,26 +258,121 @@ impl RunLock {
     }
 }
 
+/// An app's lock held shared: an import's lease naming the run it reads, so that no
+/// prune deletes that run meanwhile.
+#[derive(Debug)]
+pub struct SharedLock(RunLock);
+
+impl SharedLock {
+    /// Take a lease under `app_dir` for an import (`run`, for messages) reading `reads`
+    /// (a run root, or the app folder itself for a replay of its chains). A prune holding
+    /// the app's lock is waited for (it may be deleting `reads`); `stop` ends the wait.
+    pub async fn acquire(
+        app_dir: &Location,
+        run: &str,
+        reads: &str,
+        settings: &LockSettings,
+        stop: &StopSignal,
+    ) -> Result<Self> {
+        let body = LockBody::new(run, Some(reads.to_string()));
+        let path = app_dir.join(&format!("{LEASES}/{}.json", body.token));
+        app_dir
+            .store
+            .put_opts(&path, payload(&body), PutOptions::from(PutMode::Create))
+            .await
+            .map_err(|e| Error::store(app_dir.url_of(&path), e))?;
+        let lease = Self(RunLock::keep(app_dir, path, body, settings.refresh_every));
+        // Written first, read second (as prune takes the lock first and reads the leases
+        // second): of two that start together, at least one sees the other.
+        let lock = app_dir.join("_LOCK");
+        loop {
+            let held = match app_dir.get_optional(&lock).await {
+                Ok(Some(b)) => serde_json::from_slice::<LockBody>(&b).map_err(|e| e.to_string()),
+                Ok(None) => break,
+                Err(e) => Err(e.to_string()),
+            };
+            let pruning = held.as_ref().is_ok_and(|h| h.run.starts_with("prune "));
+            if !pruning || !Held::of(&held, settings.stale_after).is_live() {
+                break;
+            }
+            tracing::info!(lock = %app_dir.url_of(&lock), "a prune of this app is running: waiting for it to end before reading");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = stop.stopped() => {
+                    let _ = lease.release().await;
+                    return Err(Error::Interrupted);
+                }
+            }
+        }
+        Ok(lease)
+    }
+
+    /// Give the lease back.
+    pub async fn release(self) -> Result<()> {
+        self.0.release().await
+    }
+}
+
+/// The leases under `app_dir` that their owners still hold, with what each reads.
+pub async fn live_leases(app_dir: &Location, stale_after: Duration) -> Result<Vec<LockBody>> {
+    let dir = app_dir.child(LEASES);
+    let listed: Vec<object_store::ObjectMeta> = dir
+        .store
+        .list(Some(&dir.prefix))
+        .try_collect()
+        .await
+        .map_err(|e| Error::store(dir.url(), e))?;
+    let mut live = Vec::new();
+    for meta in listed {
+        let body = read(&dir, &meta.location).await;
+        match (Held::of(&body, stale_after), body) {
+            (Held::Live, Ok(b)) => live.push(b),
+            // A lease that cannot be read is one until it is as old as a stale one.
+            (Held::Unreadable(_), _)
+                if Utc::now().signed_duration_since(meta.last_modified)
+                    < chrono::Duration::from_std(stale_after).unwrap_or_default() =>
+            {
+                live.push(LockBody {
+                    reads: Some(app_dir.url()),
+                    ..LockBody::new(
+                        &format!("an unreadable lease {}", dir.url_of(&meta.location)),
+                        None,
+                    )
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(live)
+}
+
+impl LockBody {
+    fn new(run: &str, reads: Option<String>) -> Self {
+        let now = Utc::now();
+        Self {
+            owner: format!("{}:{}", hostname(), std::process::id()),
+            run: run.to_string(),
+            token: uuid::Uuid::new_v4().to_string(),
+            acquired_at: now,
+            refreshed_at: now,
+            reads,
+        }
+    }
+}
+
 fn payload(body: &LockBody) -> PutPayload {
     PutPayload::from(Bytes::from(
         serde_json::to_vec_pretty(body).expect("lock serializes"),
     ))
 }
 
-async fn read(base: &Location, path: &Path) -> Result<LockBody> {
-    let url = base.url_of(path);
-    let bytes = base
-        .store
-        .get(path)
-        .await
-        .map_err(|e| Error::store(&url, e))?
-        .bytes()
-        .await
-        .map_err(|e| Error::store(&url, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-        file: url,
-        message: format!("not a ddbx lock: {e}"),
-    })
+/// The lock at `path`, or why it is not one.
+async fn read(base: &Location, path: &Path) -> std::result::Result<LockBody, String> {
+    match base.get_capped(path, 64 * 1024).await {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| format!("{e}")),
+        Ok(None) => Err("it is gone".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Whether `host:pid` names a process of this host that no longer runs.
@@ -231,4 +395,75 @@ fn hostname() -> String {
         })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown-host".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(owner: &str, refreshed: DateTime<Utc>) -> std::result::Result<LockBody, String> {
+        Ok(LockBody {
+            owner: owner.into(),
+            run: "export x".into(),
+            token: "t".into(),
+            acquired_at: refreshed,
+            refreshed_at: refreshed,
+            reads: None,
+        })
+    }
+
+    #[test]
+    fn a_lock_is_live_only_while_its_owner_can_be_refreshing_it() {
+        let fifteen = Duration::from_secs(15 * 60);
+        let now = Utc::now();
+        let here = format!("{}:{}", hostname(), std::process::id());
+        let elsewhere = "another-host:1";
+        assert_eq!(Held::of(&body(&here, now), fifteen), Held::Live);
+        assert_eq!(
+            Held::of(
+                &body(elsewhere, now - chrono::Duration::minutes(3)),
+                fifteen
+            ),
+            Held::Live
+        );
+        assert_eq!(
+            Held::of(
+                &body(elsewhere, now - chrono::Duration::minutes(20)),
+                fifteen
+            ),
+            Held::Stale(20)
+        );
+        // A process of this host that is gone (pid 0 is never a process's).
+        let gone = format!("{}:0", hostname());
+        assert!(!std::path::Path::new("/proc/0").exists());
+        assert_eq!(Held::of(&body(&gone, now), fifteen), Held::OwnerGone);
+        assert_eq!(
+            Held::of(
+                &body(elsewhere, now + chrono::Duration::minutes(30)),
+                fifteen
+            ),
+            Held::Future
+        );
+        // A minute ahead is clock skew a live owner may have.
+        assert_eq!(
+            Held::of(
+                &body(elsewhere, now + chrono::Duration::minutes(1)),
+                fifteen
+            ),
+            Held::Live
+        );
+        assert!(matches!(
+            Held::of(&Err("EOF while parsing".into()), fifteen),
+            Held::Unreadable(_)
+        ));
+        for state in [
+            Held::OwnerGone,
+            Held::Stale(20),
+            Held::Future,
+            Held::Unreadable("x".into()),
+        ] {
+            assert!(state.hint().contains("--break-stale-lock"), "{state:?}");
+        }
+        assert!(Held::OwnerGone.hint().contains("--resume"));
+    }
 }

@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use http::{HeaderMap, HeaderValue};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsCredential};
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::ClientOptions;
 use object_store::{CredentialProvider, ObjectStore, PutPayload};
@@ -23,6 +22,12 @@ use object_store::{CredentialProvider, ObjectStore, PutPayload};
 use crate::{Error, Result};
 
 mod class;
+pub mod local;
+
+/// The most bytes a control file (a plan, a manifest, a flag, a lock, a checkpoint,
+/// `table.json`) may hold: they are read whole, and a padded one must not take the
+/// memory of the machine (a restore plan of 10,000 tables is about 3 MB).
+pub const MAX_CONTROL_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A storage location: a handle and the prefix inside it.
 #[derive(Debug, Clone)]
@@ -179,14 +184,33 @@ impl Storage {
         self.settings.expected_bucket_owner.as_deref()
     }
 
-    /// Open a location given as a local path, a `file://` URL or an `s3://` URL.
-    ///
-    /// A local folder is created if missing.
+    /// Open a location given as a local path, a `file://` URL or an `s3://` URL, to
+    /// write into: a local folder is created if missing.
     pub fn open(&self, location: &str) -> Result<Location> {
+        self.open_as(location, true)
+    }
+
+    /// Open a location to read from (an export, a base to list): a local folder that does
+    /// not exist is an error, never created.
+    pub fn open_existing(&self, location: &str) -> Result<Location> {
+        self.open_as(location, false)
+    }
+
+    fn open_as(&self, location: &str, create: bool) -> Result<Location> {
         if let Some(rest) = location.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(Error::Invalid(format!("{location}: no bucket name")));
+            }
+            let inner = prefix.strip_suffix('/').unwrap_or(prefix);
+            if !inner.is_empty()
+                && inner
+                    .split('/')
+                    .any(|s| s.is_empty() || s == "." || s == "..")
+            {
+                return Err(Error::Invalid(format!(
+                    "{location}: a prefix with an empty, `.` or `..` part names another place than it seems; write it without"
+                )));
             }
             return Ok(Location {
                 store: self.bucket(bucket, location)?,
@@ -196,7 +220,7 @@ impl Storage {
                 encryption: self.settings.encryption.clone(),
             });
         }
-        open_folder(location)
+        open_folder(location, create)
     }
 
     /// The shared client of one bucket, built on first use.
@@ -253,8 +277,8 @@ impl Storage {
     }
 }
 
-/// Open a local folder (a path or a `file://` URL), creating it if missing.
-fn open_folder(location: &str) -> Result<Location> {
+/// Open a local folder (a path or a `file://` URL), creating it if missing when asked.
+fn open_folder(location: &str, create: bool) -> Result<Location> {
     let folder = match location.strip_prefix("file://") {
         Some(p) => PathBuf::from(p),
         None if location.contains("://") => {
@@ -264,12 +288,20 @@ fn open_folder(location: &str) -> Result<Location> {
         }
         None => PathBuf::from(location),
     };
-    std::fs::create_dir_all(&folder)
-        .map_err(|e| Error::Invalid(format!("{}: cannot create folder: {e}", folder.display())))?;
+    if create {
+        std::fs::create_dir_all(&folder).map_err(|e| {
+            Error::Invalid(format!("{}: cannot create folder: {e}", folder.display()))
+        })?;
+    } else if !folder.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{}: no such folder",
+            folder.display()
+        )));
+    }
     let folder = folder
         .canonicalize()
         .map_err(|e| Error::Invalid(format!("{}: {e}", folder.display())))?;
-    let store = LocalFileSystem::new_with_prefix(&folder)
+    let store = local::NoLinks::new(folder.clone())
         .map_err(|e| Error::Invalid(format!("{}: {e}", folder.display())))?;
     Ok(Location {
         store: Arc::new(store),
@@ -294,17 +326,34 @@ impl Location {
         Ok(())
     }
 
-    /// Read a small object whole, or `None` if it is not there.
+    /// Read a control file whole (at most [`MAX_CONTROL_BYTES`]), or `None` if it is not
+    /// there.
     pub async fn get_optional(&self, path: &Path) -> Result<Option<Bytes>> {
-        match self.store.get(path).await {
-            Ok(r) => Ok(Some(
-                r.bytes()
-                    .await
-                    .map_err(|e| Error::store(self.url_of(path), e))?,
-            )),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(Error::store(self.url_of(path), e)),
+        self.get_capped(path, MAX_CONTROL_BYTES).await
+    }
+
+    /// Read a small object whole, or `None` if it is not there; one of more than `max`
+    /// bytes is refused before its body is read.
+    pub async fn get_capped(&self, path: &Path, max: u64) -> Result<Option<Bytes>> {
+        let got = match self.store.get(path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(Error::store(self.url_of(path), e)),
+        };
+        if got.meta.size > max {
+            return Err(Error::Corrupt {
+                file: self.url_of(path),
+                message: format!(
+                    "{} bytes: more than any file of its kind holds ({max} at most), not read",
+                    got.meta.size
+                ),
+            });
         }
+        Ok(Some(
+            got.bytes()
+                .await
+                .map_err(|e| Error::store(self.url_of(path), e))?,
+        ))
     }
 
     /// Whether `rel` exists.

@@ -244,9 +244,9 @@ impl TableSchema {
                 .unwrap_or(0),
             table_arn: t.table_arn().map(str::to_string),
             table_id: t.table_id().map(str::to_string),
-            creation_date_time: t.creation_date_time().and_then(|d| {
-                chrono::DateTime::from_timestamp(d.secs(), d.subsec_nanos())
-            }),
+            creation_date_time: t
+                .creation_date_time()
+                .and_then(|d| chrono::DateTime::from_timestamp(d.secs(), d.subsec_nanos())),
             key_schema: t.key_schema().iter().map(key_element).collect(),
             attribute_definitions: t
                 .attribute_definitions()

@@ -355,7 +355,8 @@ fn spawn_checkpointer(
             let pos = {
                 let mut t = tracker.lock().unwrap();
                 t.acked(file, seq);
-                let due = t.complete_files() > files_done || last.elapsed() >= Duration::from_secs(2);
+                let due =
+                    t.complete_files() > files_done || last.elapsed() >= Duration::from_secs(2);
                 files_done = t.complete_files();
                 due.then(|| t.position())
             };

@@ -1,0 +1,265 @@
+//! Local folders that never follow a symbolic link below their root.
+//!
+//! `object_store`'s `LocalFileSystem` follows links: a data file linked to a file outside
+//! the run is read as data, an `_import` folder linked elsewhere is written through, and
+//! deleting through a linked folder deletes what it points at (its own documentation says
+//! so), which let `ddbx prune` empty a folder outside the base. Here every path is checked
+//! one component at a time from the root (which may itself be a link: an operator's choice
+//! of disk) and refused when one is a link; listings leave linked entries out, saying so,
+//! and a recursive listing fails on one, so that what lists a run to delete it never
+//! deletes through one.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+};
+
+/// A local folder whose paths never go through a symbolic link.
+#[derive(Debug)]
+pub struct NoLinks {
+    inner: LocalFileSystem,
+    root: PathBuf,
+}
+
+impl NoLinks {
+    /// The folder `root` (canonical: the links above it are resolved once, here).
+    pub fn new(root: PathBuf) -> Result<Self> {
+        Ok(Self {
+            inner: LocalFileSystem::new_with_prefix(&root)?,
+            root,
+        })
+    }
+
+    /// The first component of `location` (from the root) that is a symbolic link.
+    pub fn link_in(&self, location: &Path) -> Option<PathBuf> {
+        link_in(&self.root, location)
+    }
+
+    fn check(&self, location: &Path) -> Result<()> {
+        match self.link_in(location) {
+            None => Ok(()),
+            Some(link) => Err(refused(location, &link)),
+        }
+    }
+}
+
+/// The first component of `location` under `root` that is a symbolic link.
+fn link_in(root: &std::path::Path, location: &Path) -> Option<PathBuf> {
+    let mut path = root.to_path_buf();
+    for part in location.parts() {
+        path.push(part.as_ref());
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => return Some(path),
+            Ok(_) => {}
+            // Nothing there (yet): nothing below can be a link either.
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+fn refused(location: &Path, link: &std::path::Path) -> object_store::Error {
+    object_store::Error::PermissionDenied {
+        path: location.to_string(),
+        source: format!(
+            "{} is a symbolic link: ddbx does not follow links inside a base or a run",
+            link.display()
+        )
+        .into(),
+    }
+}
+
+impl std::fmt::Display for NoLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (no links followed)", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for NoLinks {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.check(location)?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.check(location)?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.check(location)?;
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn delete(&self, location: &Path) -> Result<()> {
+        self.check(location)?;
+        self.inner.delete(location).await
+    }
+
+    fn delete_stream<'a>(
+        &'a self,
+        locations: BoxStream<'a, Result<Path>>,
+    ) -> BoxStream<'a, Result<Path>> {
+        locations
+            .then(move |l| async move {
+                let l = l?;
+                self.delete(&l).await.map(|()| l)
+            })
+            .boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        let root = self.root.clone();
+        if let Some(link) = prefix.and_then(|p| link_in(&root, p)) {
+            let p = prefix.cloned().unwrap_or_default();
+            return futures::stream::once(async move { Err(refused(&p, &link)) }).boxed();
+        }
+        self.inner
+            .list(prefix)
+            .map(move |entry| {
+                let entry = entry?;
+                match link_in(&root, &entry.location) {
+                    None => Ok(entry),
+                    Some(link) => Err(refused(&entry.location, &link)),
+                }
+            })
+            .boxed()
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        let root = self.root.clone();
+        self.inner
+            .list_with_offset(prefix, offset)
+            .map(move |entry| {
+                let entry = entry?;
+                match link_in(&root, &entry.location) {
+                    None => Ok(entry),
+                    Some(link) => Err(refused(&entry.location, &link)),
+                }
+            })
+            .boxed()
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        if let Some(p) = prefix {
+            self.check(p)?;
+        }
+        let mut listed = self.inner.list_with_delimiter(prefix).await?;
+        let root = &self.root;
+        let keep = |p: &Path| match link_in(root, p) {
+            None => true,
+            Some(link) => {
+                tracing::warn!(link = %link.display(), "left out: a symbolic link (ddbx does not follow links inside a base)");
+                false
+            }
+        };
+        listed.objects.retain(|o| keep(&o.location));
+        listed.common_prefixes.retain(keep);
+        Ok(listed)
+    }
+
+    async fn copy(&self, from: &Path, to: &Path) -> Result<()> {
+        self.check(from)?;
+        self.check(to)?;
+        self.inner.copy(from, to).await
+    }
+
+    async fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        self.check(from)?;
+        self.check(to)?;
+        self.inner.rename(from, to).await
+    }
+
+    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> Result<()> {
+        self.check(from)?;
+        self.check(to)?;
+        self.inner.copy_if_not_exists(from, to).await
+    }
+
+    async fn rename_if_not_exists(&self, from: &Path, to: &Path) -> Result<()> {
+        self.check(from)?;
+        self.check(to)?;
+        self.inner.rename_if_not_exists(from, to).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+    use std::os::unix::fs::symlink;
+
+    #[tokio::test]
+    async fn nothing_is_read_written_listed_or_deleted_through_a_link() {
+        let (base, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::write(outside.path().join("precious.txt"), "precious").unwrap();
+        let run = base.path().join("run");
+        std::fs::create_dir_all(run.join("data")).unwrap();
+        std::fs::write(run.join("data/a.json"), "a").unwrap();
+        symlink(outside.path(), run.join("linkdir")).unwrap();
+        symlink(outside.path().join("precious.txt"), run.join("data/b.json")).unwrap();
+        let store = NoLinks::new(base.path().canonicalize().unwrap()).unwrap();
+        let p = |s: &str| Path::from(s);
+        // Reads and writes through a link are refused, naming it.
+        let e = store.get(&p("run/linkdir/precious.txt")).await.unwrap_err();
+        assert!(e.to_string().contains("linkdir is a symbolic link"), "{e}");
+        assert!(store.get(&p("run/data/b.json")).await.is_err());
+        assert!(store
+            .put(&p("run/linkdir/new.txt"), PutPayload::from("x"))
+            .await
+            .is_err());
+        assert!(!outside.path().join("new.txt").exists());
+        assert_eq!(
+            store
+                .get(&p("run/data/a.json"))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap(),
+            "a"
+        );
+        // A recursive listing fails on the links rather than walking through them...
+        let listed: Vec<Result<ObjectMeta>> = store.list(Some(&p("run"))).collect().await;
+        assert!(listed.iter().any(|r| r.is_err()));
+        assert!(store
+            .list(Some(&p("run")))
+            .try_collect::<Vec<_>>()
+            .await
+            .is_err());
+        // ...and a folder listing leaves them out.
+        let level = store.list_with_delimiter(Some(&p("run"))).await.unwrap();
+        assert_eq!(level.common_prefixes, vec![p("run/data")]);
+        // Deleting through a link deletes nothing outside.
+        assert!(store.delete(&p("run/linkdir/precious.txt")).await.is_err());
+        let paths =
+            futures::stream::iter([Ok(p("run/data/b.json")), Ok(p("run/data/a.json"))]).boxed();
+        let deleted: Vec<Result<Path>> = store.delete_stream(paths).collect().await;
+        assert!(deleted[0].is_err() && deleted[1].is_ok());
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("precious.txt")).unwrap(),
+            "precious"
+        );
+    }
+}
