@@ -346,8 +346,12 @@ async fn verify_table(
     let mut digest = crate::item::canonical::SetDigest::default();
     let needs_reading = settings.deep || replay || src.expected_items.is_none();
     if needs_reading {
+        // Every item must carry the key, as an import checks it.
+        let key_check = Some(Arc::new(crate::table::key_check(&key)));
         for f in &src.files {
-            let mut r = ItemReader::open(&src.dir, f, src.format).await?;
+            let mut r = ItemReader::open(&src.dir, f, src.format)
+                .await?
+                .with_key(key_check.clone());
             while let Some((line, item)) = r.next().await? {
                 export_items += 1;
                 if settings.deep || replay {

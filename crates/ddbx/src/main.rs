@@ -66,7 +66,8 @@ fn main() -> ExitCode {
     });
     // At trace level the SDK logs every request and answer whole: Scan pages and
     // BatchWriteItem bodies, which are customer data. Kept out unless asked for.
-    if std::env::var_os("DDBX_TRACE_BODIES").is_none() {
+    let tracing_all = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("trace"));
+    if tracing_all && std::env::var_os("DDBX_TRACE_BODIES").is_none() {
         if let Ok(d) = "aws_smithy_runtime::client::orchestrator=debug".parse() {
             filter = filter.add_directive(d);
         }

@@ -11,6 +11,7 @@ mod emr_faults;
 mod export;
 mod faults;
 mod formats;
+mod hostile;
 mod import;
 mod native;
 mod settings;

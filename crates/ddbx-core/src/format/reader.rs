@@ -201,6 +201,8 @@ impl ItemReader {
         }
         let record = self.decode()?;
         self.check_record(&record)?;
+        let (Record::Put(m) | Record::Delete(m)) = &record;
+        self.check_padding(item_size(m))?;
         self.items += 1;
         Ok(Some((self.line_no, record)))
     }

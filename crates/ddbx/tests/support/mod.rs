@@ -8,6 +8,7 @@ pub mod emr_service;
 pub mod fakecloud;
 pub mod fault_proxy;
 pub mod items;
+pub mod runstore;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
