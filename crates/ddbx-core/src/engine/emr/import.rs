@@ -6,8 +6,8 @@ use object_store::PutPayload;
 
 use super::steps::Step;
 use super::{
-    cluster_plans, connector_capacity, hive, put_text, report, run_steps, steps, write_steps_files,
-    EmrRun,
+    cluster_plans, connector_capacity, defined_names, hive, put_text, report, run_steps, steps,
+    write_steps_files, EmrRun,
 };
 use crate::aws::Aws;
 use crate::engine::interface::{Engine, ImportTable, ImportWork, ReadyTable};
@@ -67,6 +67,13 @@ pub(super) async fn import_tables(emr: &EmrRun, work: ImportWork<'_>) -> Result<
     let mut steps = Vec::new();
     let mut imported = Vec::new();
     let script = if emr.hive() {
+        // Before anything starts: a state location ADD FILE cannot name fails every table.
+        hive::hive_cli_path(
+            "the import's state (where the import script goes)",
+            &state
+                .child(&format!("_emr/{}", hive::IMPORT_SCRIPT_NAME))
+                .url(),
+        )?;
         Some(
             put_text(
                 state,
@@ -182,12 +189,7 @@ async fn hive_import_step(
     let q = hive::import_hql(&hive::HiveImport {
         target,
         region: &aws.region,
-        key_names: ready
-            .target
-            .key()
-            .into_iter()
-            .map(|k| k.attribute_name)
-            .collect(),
+        key_names: defined_names(&ready.target),
         write_units: units as u64,
         format: ready.source.format,
         location: &location,

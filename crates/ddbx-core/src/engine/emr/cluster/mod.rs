@@ -269,8 +269,26 @@ struct ClusterEnd {
 
 enum Watched {
     Finished(Vec<StepOutcome>),
+    /// Ended before running a step, for a reason that may pass (capacity, bootstrap).
     NeverStarted(String),
+    /// EMR refused to launch it (VALIDATION_ERROR): another cluster would be refused too.
+    Refused(String),
     Interrupted(Vec<StepOutcome>),
+}
+
+/// What to check when EMR refuses to launch a cluster: under `AmazonEMRServicePolicy_v2`
+/// the network it launches into must carry the policy's tag.
+fn refused_hint(config: &EmrConfig) -> String {
+    let tag = super::MANAGED_POLICY_TAG;
+    let network = if config.ec2.subnet_id.is_none() && config.ec2.subnet_ids.is_empty() {
+        format!("no ec2.subnet_id is set, so EMR launches into a subnet of the default VPC, which must then carry the tag {tag}=true: tag it, or set ec2.subnet_id to a subnet that carries it")
+    } else {
+        format!("the subnets and security groups in [ec2] must carry the tag {tag}=true")
+    };
+    format!(
+        "check the roles ({} and {}), the instance types and, with AmazonEMRServicePolicy_v2 (EMR_DefaultRole_V2): {network}",
+        config.service_role, config.instance_profile
+    )
 }
 
 async fn run_cluster(ctx: &Ctx<'_>, plan: &ClusterPlan) -> ClusterEnd {
@@ -364,6 +382,18 @@ async fn run_cluster(ctx: &Ctx<'_>, plan: &ClusterPlan) -> ClusterEnd {
                     outcomes: early,
                     live: Some(id),
                 };
+            }
+            Watched::Refused(why) => {
+                tracing::error!(cluster = %plan.name, id = %id, reason = %why, "EMR refused to launch the cluster");
+                let mut end = failed_all(format!(
+                    "EMR refused to launch cluster {} ({id}): it {why}; {}",
+                    plan.name,
+                    refused_hint(config)
+                ));
+                end.outcomes
+                    .retain(|o| steps.iter().any(|s| s.table() == o.table));
+                end.outcomes.extend(early);
+                return end;
             }
             Watched::NeverStarted(why) => {
                 tracing::warn!(cluster = %plan.name, id = %id, attempt, reason = %why, "the cluster ended before running a step");
