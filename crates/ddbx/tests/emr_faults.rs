@@ -390,5 +390,9 @@ async fn steps_run_as_many_at_once_as_step_concurrency_allows() {
     let c = &emr.service.clusters()[0];
     assert_eq!(c.request["StepConcurrencyLevel"], 2);
     assert_eq!(c.steps.len(), 4);
-    assert_eq!(c.peak_active, 2, "two steps handed over at a time");
+    assert_eq!(c.peak_running, 2, "two steps run at a time");
+    assert_eq!(
+        c.peak_active, 3,
+        "two steps running and one queued behind them"
+    );
 }
