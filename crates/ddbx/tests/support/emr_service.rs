@@ -318,7 +318,9 @@ fn python3_of(label: &str) -> (u32, u32) {
 }
 
 fn secs(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64()
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 /// What RunJobFlow refuses, as EMR's API reference says.
@@ -328,7 +330,10 @@ fn refuse_request(body: &Value) -> Option<String> {
         return Some(format!("Specified release label {label} is not valid."));
     }
     for t in body["Tags"].as_array().into_iter().flatten() {
-        let (k, v) = (t["Key"].as_str().unwrap_or(""), t["Value"].as_str().unwrap_or(""));
+        let (k, v) = (
+            t["Key"].as_str().unwrap_or(""),
+            t["Value"].as_str().unwrap_or(""),
+        );
         if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
             return Some(format!("1 validation error detected: Value at 'tags.member.value' failed to satisfy constraint: Member must have length less than or equal to 256 (tag {k})"));
         }
@@ -621,7 +626,11 @@ async fn lifecycle(st: Arc<Mutex<State>>, env: StepEnv, id: String, fate: Fate) 
         with(&st, &id, |c| {
             c.state = "TERMINATED_WITH_ERRORS".into();
             c.reason = if launch_fails {
-                let what = if tagged { "the subnet and security groups" } else { "the cluster" };
+                let what = if tagged {
+                    "the subnet and security groups"
+                } else {
+                    "the cluster"
+                };
                 ("VALIDATION_ERROR".into(), format!("The EMR service role is not authorized to perform ec2:RunInstances: {what} must be tagged for-use-with-amazon-emr-managed-policies=true (AmazonEMRServicePolicy_v2)"))
             } else {
                 ("BOOTSTRAP_FAILURE".into(), "On the master instance (i-0123), bootstrap action 1 returned a non-zero return code".into())
@@ -683,7 +692,11 @@ async fn lifecycle(st: Arc<Mutex<State>>, env: StepEnv, id: String, fate: Fate) 
                     "INSTANCE_FAILURE".into(),
                     "injected: the core instance group was lost".into(),
                 );
-                for s in c.steps.iter_mut().filter(|s| s.state == "PENDING" || s.state == "RUNNING") {
+                for s in c
+                    .steps
+                    .iter_mut()
+                    .filter(|s| s.state == "PENDING" || s.state == "RUNNING")
+                {
                     s.state = "CANCELLED".into();
                 }
             });
@@ -708,7 +721,9 @@ async fn lifecycle(st: Arc<Mutex<State>>, env: StepEnv, id: String, fate: Fate) 
             label.clone(),
             apps.clone(),
         );
-        tasks.spawn(async move { run_and_end(&st, &env, &id, i, step, &script, &label, &apps).await });
+        tasks.spawn(
+            async move { run_and_end(&st, &env, &id, i, step, &script, &label, &apps).await },
+        );
     }
     while let Some(Ok(failed)) = tasks.join_next().await {
         any_failed |= failed;
@@ -750,7 +765,8 @@ async fn run_and_end(
     let result = if failing {
         Err("injected: Error: java.lang.RuntimeException: the task failed 4 times".to_string())
     } else {
-        let (env, step, label, apps) = (env.clone(), step.clone(), label.to_string(), apps.to_vec());
+        let (env, step, label, apps) =
+            (env.clone(), step.clone(), label.to_string(), apps.to_vec());
         tokio::task::spawn_blocking(move || run_step(&env, &label, &apps, &step))
             .await
             .unwrap()

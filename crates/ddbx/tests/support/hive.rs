@@ -45,7 +45,10 @@ pub trait Io {
 /// The `hive.*` settings this Hive knows (HiveConf), with their types: any other `hive.*`
 /// key is refused.
 const HIVE_KEYS: &[(&str, Kind)] = &[
-    ("hive.execution.engine", Kind::OneOf(&["mr", "tez", "spark"])),
+    (
+        "hive.execution.engine",
+        Kind::OneOf(&["mr", "tez", "spark"]),
+    ),
     ("hive.merge.mapfiles", Kind::Bool),
     ("hive.merge.mapredfiles", Kind::Bool),
     ("hive.stats.autogather", Kind::Bool),
@@ -199,12 +202,16 @@ impl<'a> Session<'a> {
                 .map(|(_, t)| *t)
                 .ok_or_else(|| format!("Query returned non-zero code: 1, cause: hive configuration {key} does not exists."))?;
             let ok = match kind {
-                Kind::Bool => value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"),
+                Kind::Bool => {
+                    value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false")
+                }
                 Kind::Text => true,
                 Kind::OneOf(v) => v.iter().any(|x| x.eq_ignore_ascii_case(value)),
             };
             if !ok {
-                return Err(format!("'SET {key}={value}' FAILED in validation : {kind:?} expected."));
+                return Err(format!(
+                    "'SET {key}={value}' FAILED in validation : {kind:?} expected."
+                ));
             }
         }
         check_connector_key(key)?;
@@ -217,17 +224,24 @@ impl<'a> Session<'a> {
     fn add(&mut self, command: &str) -> Result<(), String> {
         let tokens: Vec<&str> = command.split_whitespace().collect();
         let kind = tokens.first().map(|t| t.to_uppercase()).unwrap_or_default();
-        if tokens.len() < 2 || !matches!(kind.as_str(), "FILE" | "FILES" | "JAR" | "JARS" | "ARCHIVE" | "ARCHIVES") {
+        if tokens.len() < 2
+            || !matches!(
+                kind.as_str(),
+                "FILE" | "FILES" | "JAR" | "JARS" | "ARCHIVE" | "ARCHIVES"
+            )
+        {
             return Err("Usage: add [FILE|JAR|ARCHIVE] <value> [<value>]*".into());
         }
         for path in &tokens[1..] {
             let key = java_uri_path(path)?;
-            let body = self
-                .io
-                .get(&key)
-                .ok_or_else(|| format!("java.io.FileNotFoundException: File does not exist: {path}"))?;
+            let body = self.io.get(&key).ok_or_else(|| {
+                format!("java.io.FileNotFoundException: File does not exist: {path}")
+            })?;
             let name = key.rsplit('/').next().unwrap_or("").to_string();
-            let dir = self.io.scratch().join(format!("hive-{}", uuid::Uuid::new_v4()));
+            let dir = self
+                .io
+                .scratch()
+                .join(format!("hive-{}", uuid::Uuid::new_v4()));
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join(&name), body).unwrap();
             self.files.insert(name.clone(), dir.join(name));
@@ -240,7 +254,10 @@ impl<'a> Session<'a> {
         let mut p = Parser { t: &tokens, at: 0 };
         let stmt = p.statement()?;
         if p.at != tokens.len() {
-            return Err(format!("ParseException: extraneous input {:?} in {cmd:?}", tokens[p.at]));
+            return Err(format!(
+                "ParseException: extraneous input {:?} in {cmd:?}",
+                tokens[p.at]
+            ));
         }
         match stmt {
             Stmt::Create(name, table) => self.create(name, table),
@@ -274,7 +291,9 @@ fn java_uri_path(path: &str) -> Result<String, String> {
             return bad(i, "path");
         }
         if c == '%' && !path[i + 1..].chars().take(2).all(|h| h.is_ascii_hexdigit()) {
-            return Err(format!("java.net.URISyntaxException: Malformed escape pair at index {i}: {path}"));
+            return Err(format!(
+                "java.net.URISyntaxException: Malformed escape pair at index {i}: {path}"
+            ));
         }
     }
     if !path.starts_with("s3://") {
@@ -285,7 +304,9 @@ fn java_uri_path(path: &str) -> Result<String, String> {
 
 fn check_connector_key(key: &str) -> Result<(), String> {
     if key.starts_with("dynamodb.") && !CONNECTOR_KEYS.contains(&key) {
-        return Err(format!("{key}: not a property the connector reads (it would be ignored)"));
+        return Err(format!(
+            "{key}: not a property the connector reads (it would be ignored)"
+        ));
     }
     Ok(())
 }
@@ -338,7 +359,10 @@ fn lex(text: &str) -> Result<Vec<Tok>, String> {
             }
             out.push(Tok::Word(chars[start..i].iter().collect()));
         } else if c == '`' {
-            let end = chars[i + 1..].iter().position(|&d| d == '`').ok_or("ParseException: `")?;
+            let end = chars[i + 1..]
+                .iter()
+                .position(|&d| d == '`')
+                .ok_or("ParseException: `")?;
             out.push(Tok::Word(chars[i + 1..i + 1 + end].iter().collect()));
             i += end + 2;
         } else if "(),=<>.*;".contains(c) {
@@ -354,7 +378,9 @@ fn lex(text: &str) -> Result<Vec<Tok>, String> {
             out.push(Tok::Sym("!=".into()));
             i += 2;
         } else {
-            return Err(format!("ParseException: character {c:?} not supported here"));
+            return Err(format!(
+                "ParseException: character {c:?} not supported here"
+            ));
         }
     }
     Ok(out)
@@ -414,19 +440,35 @@ struct RowFormat {
 
 impl RowFormat {
     fn text() -> Self {
-        Self { field: '\u{1}', items: '\u{2}', keys: '\u{3}', null: "\\N".into() }
+        Self {
+            field: '\u{1}',
+            items: '\u{2}',
+            keys: '\u{3}',
+            null: "\\N".into(),
+        }
     }
 
     /// A TRANSFORM's default: tab-separated (`hive.script.serde`, LazySimpleSerDe).
     fn script() -> Self {
-        Self { field: '\t', ..Self::text() }
+        Self {
+            field: '\t',
+            ..Self::text()
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 enum Table {
-    Dynamo { table: String, column: String, properties: HashMap<String, String> },
-    Text { location: String, columns: Vec<(String, Type)>, format: RowFormat },
+    Dynamo {
+        table: String,
+        column: String,
+        properties: HashMap<String, String>,
+    },
+    Text {
+        location: String,
+        columns: Vec<(String, Type)>,
+        format: RowFormat,
+    },
 }
 
 enum Stmt {
@@ -492,7 +534,10 @@ impl Parser<'_> {
     fn kws(&mut self, kws: &str) -> Result<(), String> {
         for kw in kws.split(' ') {
             if !self.eat_kw(kw) {
-                return Err(format!("ParseException: expected {kw} near {:?}", self.t.get(self.at)));
+                return Err(format!(
+                    "ParseException: expected {kw} near {:?}",
+                    self.t.get(self.at)
+                ));
             }
         }
         Ok(())
@@ -506,7 +551,10 @@ impl Parser<'_> {
         if self.sym(s) {
             Ok(())
         } else {
-            Err(format!("ParseException: expected {s:?} near {:?}", self.t.get(self.at)))
+            Err(format!(
+                "ParseException: expected {s:?} near {:?}",
+                self.t.get(self.at)
+            ))
         }
     }
     fn ident(&mut self) -> Result<String, String> {
@@ -524,7 +572,9 @@ impl Parser<'_> {
                 self.at += 1;
                 Ok(s.clone())
             }
-            other => Err(format!("ParseException: expected a string literal near {other:?}")),
+            other => Err(format!(
+                "ParseException: expected a string literal near {other:?}"
+            )),
         }
     }
 
@@ -579,11 +629,19 @@ impl Parser<'_> {
             Target::Directory(self.string()?)
         };
         self.kws("SELECT")?;
-        Ok(Insert { target, select: self.expr()?, filter: None })
+        Ok(Insert {
+            target,
+            select: self.expr()?,
+            filter: None,
+        })
     }
 
     fn filter(&mut self) -> Result<Option<Expr>, String> {
-        Ok(if self.eat_kw("WHERE") { Some(self.expr()?) } else { None })
+        Ok(if self.eat_kw("WHERE") {
+            Some(self.expr()?)
+        } else {
+            None
+        })
     }
 
     fn create(&mut self) -> Result<Table, String> {
@@ -601,7 +659,11 @@ impl Parser<'_> {
                 }
             }
         }
-        let location = if self.eat_kw("LOCATION") { Some(self.string()?) } else { None };
+        let location = if self.eat_kw("LOCATION") {
+            Some(self.string()?)
+        } else {
+            None
+        };
         let mut properties = HashMap::new();
         if self.eat_kw("TBLPROPERTIES") {
             self.expect("(")?;
@@ -618,9 +680,16 @@ impl Parser<'_> {
         match handler {
             Some(h) if h == HANDLER => {
                 let [(column, Type::Map)] = &columns[..] else {
-                    return Err("MetaException: this stand-in maps one item column (MAP<STRING,STRING>)".into());
+                    return Err(
+                        "MetaException: this stand-in maps one item column (MAP<STRING,STRING>)"
+                            .into(),
+                    );
                 };
-                Ok(Table::Dynamo { table: String::new(), column: column.clone(), properties })
+                Ok(Table::Dynamo {
+                    table: String::new(),
+                    column: column.clone(),
+                    properties,
+                })
             }
             Some(h) => Err(format!("SemanticException: Cannot find class '{h}'")),
             None => Ok(Table::Text {
@@ -646,7 +715,9 @@ impl Parser<'_> {
             } else if self.eat_kw("STRING") {
                 Type::String
             } else {
-                return Err(format!("this stand-in knows STRING and MAP<STRING,STRING> columns only ({name})"));
+                return Err(format!(
+                    "this stand-in knows STRING and MAP<STRING,STRING> columns only ({name})"
+                ));
             };
             cols.push((name, ty));
             if !self.sym(",") {
@@ -676,7 +747,10 @@ impl Parser<'_> {
             // LazySerDeParameters.getByte: a number is a byte's value, else the first char.
             match s.parse::<u8>() {
                 Ok(b) => Ok(char::from(b)),
-                Err(_) => s.chars().next().ok_or_else(|| "an empty delimiter".to_string()),
+                Err(_) => s
+                    .chars()
+                    .next()
+                    .ok_or_else(|| "an empty delimiter".to_string()),
             }
         };
         if self.eat_kw("FIELDS") {
@@ -697,7 +771,10 @@ impl Parser<'_> {
         if self.eat_kw("LINES") {
             self.kws("TERMINATED BY")?;
             if self.string()? != "\n" {
-                return Err("SemanticException: LINES TERMINATED BY only supports newline '\\n' right now".into());
+                return Err(
+                    "SemanticException: LINES TERMINATED BY only supports newline '\\n' right now"
+                        .into(),
+                );
             }
         }
         if self.eat_kw("NULL") {
@@ -725,7 +802,15 @@ impl Parser<'_> {
         self.kws("FROM")?;
         let from = self.ident()?;
         let filter = self.filter()?;
-        Ok(Transform { inputs, in_format, command, outputs, out_format, from, filter })
+        Ok(Transform {
+            inputs,
+            in_format,
+            command,
+            outputs,
+            out_format,
+            from,
+            filter,
+        })
     }
 
     fn expr(&mut self) -> Result<Expr, String> {
@@ -753,7 +838,8 @@ impl Parser<'_> {
         if self.eat_kw("RLIKE") || self.eat_kw("REGEXP") {
             return Ok(Expr::Rlike(Box::new(left), Box::new(self.primary()?)));
         }
-        let negated = self.peek_kw("NOT") && matches!(self.t.get(self.at + 1), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("IN"));
+        let negated = self.peek_kw("NOT")
+            && matches!(self.t.get(self.at + 1), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("IN"));
         if negated {
             self.at += 1;
         }
@@ -800,7 +886,9 @@ impl Parser<'_> {
                 }
                 Ok(Expr::Call(name, args))
             }
-            other => Err(format!("ParseException: cannot recognize input near {other:?}")),
+            other => Err(format!(
+                "ParseException: cannot recognize input near {other:?}"
+            )),
         }
     }
 }
@@ -833,26 +921,35 @@ fn eval(e: &Expr, row: &Row) -> Result<V, String> {
     Ok(match e {
         Expr::Str(s) => V::Str(s.clone()),
         Expr::Int(i) => V::Int(*i),
-        Expr::Column(c) => row
-            .get(c)
-            .cloned()
-            .ok_or_else(|| format!("SemanticException [Error 10004]: Invalid table alias or column reference '{c}'"))?,
+        Expr::Column(c) => row.get(c).cloned().ok_or_else(|| {
+            format!(
+                "SemanticException [Error 10004]: Invalid table alias or column reference '{c}'"
+            )
+        })?,
         Expr::Not(x) => match eval(x, row)? {
             V::Bool(b) => V::Bool(!b),
             _ => V::Null,
         },
-        Expr::And(a, b) => V::Bool(eval(a, row)? == V::Bool(true) && eval(b, row)? == V::Bool(true)),
+        Expr::And(a, b) => {
+            V::Bool(eval(a, row)? == V::Bool(true) && eval(b, row)? == V::Bool(true))
+        }
         Expr::Or(a, b) => V::Bool(eval(a, row)? == V::Bool(true) || eval(b, row)? == V::Bool(true)),
         Expr::Eq(a, b) => match (text(eval(a, row)?), text(eval(b, row)?)) {
             (Some(x), Some(y)) => V::Bool(x == y),
             _ => V::Null,
         },
         Expr::Rlike(a, b) => match (text(eval(a, row)?), text(eval(b, row)?)) {
-            (Some(s), Some(p)) => V::Bool(regex::Regex::new(&p).map_err(|e| e.to_string())?.is_match(&s)),
+            (Some(s), Some(p)) => V::Bool(
+                regex::Regex::new(&p)
+                    .map_err(|e| e.to_string())?
+                    .is_match(&s),
+            ),
             _ => V::Null,
         },
         Expr::In(a, list) => {
-            let Some(x) = text(eval(a, row)?) else { return Ok(V::Null) };
+            let Some(x) = text(eval(a, row)?) else {
+                return Ok(V::Null);
+            };
             let mut found = false;
             for l in list {
                 found |= text(eval(l, row)?).as_deref() == Some(x.as_str());
@@ -860,7 +957,10 @@ fn eval(e: &Expr, row: &Row) -> Result<V, String> {
             V::Bool(found)
         }
         Expr::Call(f, args) => {
-            let args: Vec<V> = args.iter().map(|a| eval(a, row)).collect::<Result<_, _>>()?;
+            let args: Vec<V> = args
+                .iter()
+                .map(|a| eval(a, row))
+                .collect::<Result<_, _>>()?;
             call(f, args)?
         }
     })
@@ -872,7 +972,9 @@ fn call(f: &str, args: Vec<V>) -> Result<V, String> {
         if args.len() == n {
             Ok(())
         } else {
-            Err(format!("SemanticException [Error 10015]: Line 1: {f} takes {n} arguments"))
+            Err(format!(
+                "SemanticException [Error 10015]: Line 1: {f} takes {n} arguments"
+            ))
         }
     };
     Ok(match f {
@@ -885,7 +987,9 @@ fn call(f: &str, args: Vec<V>) -> Result<V, String> {
             }
         }
         "concat_ws" => {
-            let V::Str(sep) = args.first().cloned().unwrap_or(V::Null) else { return Ok(V::Null) };
+            let V::Str(sep) = args.first().cloned().unwrap_or(V::Null) else {
+                return Ok(V::Null);
+            };
             let mut parts = Vec::new();
             for a in &args[1..] {
                 match a {
@@ -902,7 +1006,9 @@ fn call(f: &str, args: Vec<V>) -> Result<V, String> {
         "encode" => {
             arity(2)?;
             match (&args[0], &args[1]) {
-                (V::Str(s), V::Str(cs)) if cs.eq_ignore_ascii_case("UTF-8") => V::Bytes(s.as_bytes().to_vec()),
+                (V::Str(s), V::Str(cs)) if cs.eq_ignore_ascii_case("UTF-8") => {
+                    V::Bytes(s.as_bytes().to_vec())
+                }
                 (V::Null, _) => V::Null,
                 other => return Err(format!("encode: {other:?}")),
             }
@@ -930,7 +1036,11 @@ fn call(f: &str, args: Vec<V>) -> Result<V, String> {
                 _ => V::Null,
             }
         }
-        other => return Err(format!("SemanticException [Error 10011]: Invalid function {other}")),
+        other => {
+            return Err(format!(
+                "SemanticException [Error 10011]: Invalid function {other}"
+            ))
+        }
     })
 }
 
@@ -942,7 +1052,11 @@ fn serialize(v: &V, f: &RowFormat) -> String {
         V::Int(i) => i.to_string(),
         V::Bool(b) => b.to_string(),
         V::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-        V::Array(xs) => xs.iter().map(|x| serialize(x, f)).collect::<Vec<_>>().join(&f.items.to_string()),
+        V::Array(xs) => xs
+            .iter()
+            .map(|x| serialize(x, f))
+            .collect::<Vec<_>>()
+            .join(&f.items.to_string()),
         V::Map(m) => m
             .iter()
             .map(|(k, v)| format!("{k}{}{}", f.keys, v.as_deref().unwrap_or(&f.null)))
@@ -981,7 +1095,12 @@ fn text_row(line: &str, columns: &[(String, Type)], f: &RowFormat) -> Row {
     let mut fields = line.split(f.field);
     columns
         .iter()
-        .map(|(name, ty)| (name.clone(), fields.next().map_or(V::Null, |t| deserialize(t, ty, f))))
+        .map(|(name, ty)| {
+            (
+                name.clone(),
+                fields.next().map_or(V::Null, |t| deserialize(t, ty, f)),
+            )
+        })
         .collect()
 }
 
@@ -1004,7 +1123,9 @@ fn url_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => out.push(b as char),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             b => out.push_str(&format!("%{b:02X}")),
         }
@@ -1017,7 +1138,9 @@ fn url_encode(s: &str) -> String {
 impl Session<'_> {
     fn create(&mut self, name: String, table: Table) -> Result<(), String> {
         let table = match table {
-            Table::Dynamo { column, properties, .. } => {
+            Table::Dynamo {
+                column, properties, ..
+            } => {
                 for k in properties.keys() {
                     check_connector_key(k)?;
                 }
@@ -1027,10 +1150,19 @@ impl Session<'_> {
                     .ok_or("MetaException: dynamodb.table.name is required")?;
                 // DynamoDBStorageHandler.checkTableSchemaType: the item column may not be
                 // named as any attribute the table defines.
-                if self.io.attribute_names(&target)?.iter().any(|a| a.eq_ignore_ascii_case(&column)) {
+                if self
+                    .io
+                    .attribute_names(&target)?
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&column))
+                {
                     return Err(format!("MetaException: Column name {column} cannot be the same as an attribute of {target}"));
                 }
-                Table::Dynamo { table: target, column, properties }
+                Table::Dynamo {
+                    table: target,
+                    column,
+                    properties,
+                }
             }
             t => t,
         };
@@ -1045,12 +1177,22 @@ impl Session<'_> {
     }
 
     fn gzip_output(&self) -> Result<bool, String> {
-        if self.settings.get("hive.exec.compress.output").map(String::as_str) != Some("true") {
+        if self
+            .settings
+            .get("hive.exec.compress.output")
+            .map(String::as_str)
+            != Some("true")
+        {
             return Ok(false);
         }
-        match self.settings.get("mapreduce.output.fileoutputformat.compress.codec") {
+        match self
+            .settings
+            .get("mapreduce.output.fileoutputformat.compress.codec")
+        {
             Some(c) if c == "org.apache.hadoop.io.compress.GzipCodec" => Ok(true),
-            other => Err(format!("this stand-in compresses with GzipCodec only, not {other:?}")),
+            other => Err(format!(
+                "this stand-in compresses with GzipCodec only, not {other:?}"
+            )),
         }
     }
 
@@ -1058,9 +1200,15 @@ impl Session<'_> {
     fn source_rows(&self, cmd: &str, from: &Source) -> Result<Vec<Vec<Row>>, String> {
         match from {
             Source::Table(name) => match self.table(name)?.clone() {
-                Table::Dynamo { table, column, properties } => {
+                Table::Dynamo {
+                    table,
+                    column,
+                    properties,
+                } => {
                     if !properties.contains_key("dynamodb.throughput.read") {
-                        return Err("this stand-in expects the read rate in the table's properties".into());
+                        return Err(
+                            "this stand-in expects the read rate in the table's properties".into(),
+                        );
                     }
                     let segments: i32 = self
                         .settings
@@ -1072,12 +1220,18 @@ impl Session<'_> {
                             let items = self.io.scan(&table, seg, segments)?;
                             Ok(items
                                 .iter()
-                                .map(|i| Row::from([(column.clone(), V::Map(connector::item_map(i)))]))
+                                .map(|i| {
+                                    Row::from([(column.clone(), V::Map(connector::item_map(i)))])
+                                })
                                 .collect())
                         })
                         .collect()
                 }
-                Table::Text { location, columns, format } => self.text_rows(&location, &columns, &format),
+                Table::Text {
+                    location,
+                    columns,
+                    format,
+                } => self.text_rows(&location, &columns, &format),
             },
             Source::Transform(t) => self.transform(cmd, t).map(|rows| vec![rows]),
         }
@@ -1085,22 +1239,38 @@ impl Session<'_> {
 
     /// A text table's rows, by file: hidden files skipped, a sub-folder refused (Hive's
     /// FileInputFormat), `.gz` decompressed, lines ended by `\n`, `\r` or `\r\n`.
-    fn text_rows(&self, location: &str, columns: &[(String, Type)], f: &RowFormat) -> Result<Vec<Vec<Row>>, String> {
+    fn text_rows(
+        &self,
+        location: &str,
+        columns: &[(String, Type)],
+        f: &RowFormat,
+    ) -> Result<Vec<Vec<Row>>, String> {
         let folder = format!("{}/", location.trim_end_matches('/'));
         let mut out = Vec::new();
         for url in self.io.list(&folder) {
             let rel = &url[folder.len()..];
-            if rel.split('/').any(|p| p.starts_with('_') || p.starts_with('.')) {
+            if rel
+                .split('/')
+                .any(|p| p.starts_with('_') || p.starts_with('.'))
+            {
                 continue;
             }
             if let Some((dir, _)) = rel.split_once('/') {
                 return Err(format!("java.io.IOException: Not a file: {folder}{dir}"));
             }
             let body = self.io.get(&url).ok_or_else(|| format!("{url}: gone"))?;
-            let body = if url.ends_with(".gz") { gunzip(&url, &body)? } else { body };
+            let body = if url.ends_with(".gz") {
+                gunzip(&url, &body)?
+            } else {
+                body
+            };
             let text = String::from_utf8(body).map_err(|e| format!("{url}: {e}"))?;
             let mut rows = Vec::new();
-            for line in text.split('\n').flat_map(|l| l.split('\r')).filter(|l| !l.is_empty()) {
+            for line in text
+                .split('\n')
+                .flat_map(|l| l.split('\r'))
+                .filter(|l| !l.is_empty())
+            {
                 let mut row = text_row(line, columns, f);
                 row.insert("input__file__name".into(), V::Str(url.clone()));
                 rows.push(row);
@@ -1129,23 +1299,33 @@ impl Session<'_> {
                 chosen.push(task);
             }
             match &insert.target {
-                Target::Table(name) => match self.table(name)?.clone() {
-                    Table::Dynamo { table, properties, .. } => {
-                        if !properties.contains_key("dynamodb.throughput.write") {
-                            return Err("this stand-in expects the write rate in the table's properties".into());
+                Target::Table(name) => {
+                    match self.table(name)?.clone() {
+                        Table::Dynamo {
+                            table, properties, ..
+                        } => {
+                            if !properties.contains_key("dynamodb.throughput.write") {
+                                return Err("this stand-in expects the write rate in the table's properties".into());
+                            }
+                            let mut items = Vec::new();
+                            for v in chosen.into_iter().flatten() {
+                                // DynamoDBSerDe: the item column to AttributeValues (a typeless
+                                // value fails the task, an empty map is refused).
+                                let V::Map(m) = v else {
+                                    return Err("Hive data cannot be null.".into());
+                                };
+                                items.push(connector::from_entries(&m)?);
+                            }
+                            self.io.write(&table, items)?;
                         }
-                        let mut items = Vec::new();
-                        for v in chosen.into_iter().flatten() {
-                            // DynamoDBSerDe: the item column to AttributeValues (a typeless
-                            // value fails the task, an empty map is refused).
-                            let V::Map(m) = v else { return Err("Hive data cannot be null.".into()) };
-                            items.push(connector::from_entries(&m)?);
-                        }
-                        self.io.write(&table, items)?;
+                        Table::Text {
+                            location, format, ..
+                        } => self.write_text(&location, &chosen, &format, gzip_out),
                     }
-                    Table::Text { location, format, .. } => self.write_text(&location, &chosen, &format, gzip_out),
-                },
-                Target::Directory(dir) => self.write_text(dir, &chosen, &RowFormat::text(), gzip_out),
+                }
+                Target::Directory(dir) => {
+                    self.write_text(dir, &chosen, &RowFormat::text(), gzip_out)
+                }
             }
         }
         Ok(())
@@ -1155,15 +1335,24 @@ impl Session<'_> {
     /// when the task chose nothing).
     fn write_text(&self, location: &str, tasks: &[Vec<V>], f: &RowFormat, gzip_out: bool) {
         self.io.delete_under(location);
-        for (n, rows) in tasks.iter().enumerate().chain(tasks.is_empty().then_some((0, &Vec::new()))) {
+        for (n, rows) in tasks
+            .iter()
+            .enumerate()
+            .chain(tasks.is_empty().then_some((0, &Vec::new())))
+        {
             let mut text = String::new();
             for v in rows {
                 text.push_str(&serialize(v, f));
                 text.push('\n');
             }
             let name = format!("{n:06}_0{}", if gzip_out { ".gz" } else { "" });
-            let body = if gzip_out { gzip(text.as_bytes()) } else { text.into_bytes() };
-            self.io.put(&format!("{}/{name}", location.trim_end_matches('/')), &body);
+            let body = if gzip_out {
+                gzip(text.as_bytes())
+            } else {
+                text.into_bytes()
+            };
+            self.io
+                .put(&format!("{}/{name}", location.trim_end_matches('/')), &body);
         }
     }
 
@@ -1172,16 +1361,31 @@ impl Session<'_> {
     fn transform(&self, cmd: &str, t: &Transform) -> Result<Vec<Row>, String> {
         let args: Vec<&str> = t.command.split_whitespace().collect();
         if args.first() != Some(&"python3") {
-            return Err(format!("this stand-in runs python3 scripts only: {:?}", t.command));
+            return Err(format!(
+                "this stand-in runs python3 scripts only: {:?}",
+                t.command
+            ));
         }
         let script = args.get(1).and_then(|s| self.files.get(*s)).ok_or_else(|| {
             format!("[Error 20003]: An error occurred when trying to close the Operator running your custom script. (python3: can't open file {:?}: [Errno 2] No such file or directory; ADD FILE it)", args.get(1))
         })?;
-        let Table::Text { location, columns, format } = self.table(&t.from)?.clone() else {
-            return Err(format!("this stand-in transforms text tables only ({})", t.from));
+        let Table::Text {
+            location,
+            columns,
+            format,
+        } = self.table(&t.from)?.clone()
+        else {
+            return Err(format!(
+                "this stand-in transforms text tables only ({})",
+                t.from
+            ));
         };
         let mut input = String::new();
-        for row in self.text_rows(&location, &columns, &format)?.into_iter().flatten() {
+        for row in self
+            .text_rows(&location, &columns, &format)?
+            .into_iter()
+            .flatten()
+        {
             if let Some(f) = &t.filter {
                 if eval(f, &row)? != V::Bool(true) {
                     continue;
@@ -1217,15 +1421,25 @@ impl Session<'_> {
             .get("hive.script.operator.env.blacklist")
             .cloned()
             .unwrap_or_else(|| ENV_BLACKLIST.into());
-        let truncate = conf.get("hive.script.operator.truncate.env").map(String::as_str) == Some("true");
+        let truncate = conf
+            .get("hive.script.operator.truncate.env")
+            .map(String::as_str)
+            == Some("true");
         let mut env = Vec::new();
         let mut total = 0;
         for (k, v) in &conf {
             if blacklist.split(',').any(|b| b == k) {
                 continue;
             }
-            let name: String = k.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-            let value: String = if truncate && v.chars().count() > 20 * 1024 { v.chars().take(20 * 1024).collect() } else { v.clone() };
+            let name: String = k
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let value: String = if truncate && v.chars().count() > 20 * 1024 {
+                v.chars().take(20 * 1024).collect()
+            } else {
+                v.clone()
+            };
             let size = name.len() + value.len() + 2;
             total += size + 8;
             if size > MAX_ARG_STRLEN || total > ARG_MAX {
@@ -1239,7 +1453,13 @@ impl Session<'_> {
     /// This machine's Python, as the release's runs in a YARN container: no locale; before
     /// 3.7 its stdio is then ASCII (strict before 3.5, surrogateescape after) unless
     /// PYTHONIOENCODING says otherwise.
-    fn run_python(&self, script: &PathBuf, args: &[&str], env: Vec<(String, String)>, input: String) -> Result<Vec<u8>, String> {
+    fn run_python(
+        &self,
+        script: &PathBuf,
+        args: &[&str],
+        env: Vec<(String, String)>,
+        input: String,
+    ) -> Result<Vec<u8>, String> {
         let mut c = std::process::Command::new("python3");
         c.arg(script).args(args).env_clear();
         if let Ok(path) = std::env::var("PATH") {
@@ -1248,9 +1468,15 @@ impl Session<'_> {
         let set_encoding = env.iter().any(|(k, _)| k == "PYTHONIOENCODING");
         c.envs(env);
         if self.python < (3, 7) {
-            c.env("LC_ALL", "C").env("PYTHONCOERCECLOCALE", "0").env("PYTHONUTF8", "0");
+            c.env("LC_ALL", "C")
+                .env("PYTHONCOERCECLOCALE", "0")
+                .env("PYTHONUTF8", "0");
             if !set_encoding {
-                let handler = if self.python < (3, 5) { "strict" } else { "surrogateescape" };
+                let handler = if self.python < (3, 5) {
+                    "strict"
+                } else {
+                    "surrogateescape"
+                };
                 c.env("PYTHONIOENCODING", format!("ascii:{handler}"));
             }
         }
@@ -1285,13 +1511,23 @@ mod tests {
     #[test]
     fn the_cli_splits_commands_as_hive_does() {
         let cmds = commands("-- a comment; not a command\nSET a=1;\nADD FILE s3://b/x.py;\nCREATE X ('a;b', \"c;'d\", 'e\\';f');");
-        assert_eq!(cmds, ["SET a=1", "ADD FILE s3://b/x.py", "CREATE X ('a;b', \"c;'d\", 'e\\';f')"]);
+        assert_eq!(
+            cmds,
+            [
+                "SET a=1",
+                "ADD FILE s3://b/x.py",
+                "CREATE X ('a;b', \"c;'d\", 'e\\';f')"
+            ]
+        );
     }
 
     #[test]
     fn add_file_refuses_a_quoted_path_as_java_net_uri_does() {
         let e = java_uri_path("'s3://b/state/_emr/ddbx_import.py'").unwrap_err();
-        assert!(e.contains("Illegal character in scheme name at index 0"), "{e}");
+        assert!(
+            e.contains("Illegal character in scheme name at index 0"),
+            "{e}"
+        );
         assert!(java_uri_path("s3://b/a b").is_err());
         assert!(java_uri_path("s3://b/a%zz").is_err());
         assert_eq!(java_uri_path("s3://b/x.py").unwrap(), "s3://b/x.py");
@@ -1309,14 +1545,26 @@ mod tests {
     fn the_environment_is_refused_past_linuxs_limit_unless_truncated() {
         struct NoIo;
         impl Io for NoIo {
-            fn get(&self, _: &str) -> Option<Vec<u8>> { None }
+            fn get(&self, _: &str) -> Option<Vec<u8>> {
+                None
+            }
             fn put(&self, _: &str, _: &[u8]) {}
-            fn list(&self, _: &str) -> Vec<String> { Vec::new() }
+            fn list(&self, _: &str) -> Vec<String> {
+                Vec::new()
+            }
             fn delete_under(&self, _: &str) {}
-            fn attribute_names(&self, _: &str) -> Result<Vec<String>, String> { Ok(Vec::new()) }
-            fn scan(&self, _: &str, _: i32, _: i32) -> Result<Vec<Item>, String> { Ok(Vec::new()) }
-            fn write(&self, _: &str, _: Vec<Item>) -> Result<(), String> { Ok(()) }
-            fn scratch(&self) -> PathBuf { PathBuf::new() }
+            fn attribute_names(&self, _: &str) -> Result<Vec<String>, String> {
+                Ok(Vec::new())
+            }
+            fn scan(&self, _: &str, _: i32, _: i32) -> Result<Vec<Item>, String> {
+                Ok(Vec::new())
+            }
+            fn write(&self, _: &str, _: Vec<Item>) -> Result<(), String> {
+                Ok(())
+            }
+            fn scratch(&self) -> PathBuf {
+                PathBuf::new()
+            }
         }
         let mut s = Session::new(&NoIo, (3, 9));
         let long = format!("FROM x IN ({})", vec!["'000000_0.gz'"; 8_000].join(", "));
@@ -1324,7 +1572,9 @@ mod tests {
         assert!(e.contains("Argument list too long"), "{e}");
         s.set("hive.script.operator.truncate.env=true").unwrap();
         assert!(s.script_env(&long).is_ok());
-        let e = s.set("hive.script.operator.truncate.envs=true").unwrap_err();
+        let e = s
+            .set("hive.script.operator.truncate.envs=true")
+            .unwrap_err();
         assert!(e.contains("does not exists"), "{e}");
         assert!(s.set("hive.exec.compress.output=yes").is_err());
         assert!(s.set("dynamodb.throughput.reads=1").is_err());
