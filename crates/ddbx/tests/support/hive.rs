@@ -793,12 +793,12 @@ impl Parser<'_> {
             inputs.push(self.expr()?);
         }
         self.expect(")")?;
-        let in_format = self.row_format()?.map_or_else(RowFormat::script, |f| f);
+        let in_format = self.row_format()?.unwrap_or_else(RowFormat::script);
         self.kws("USING")?;
         let command = self.string()?;
         self.kws("AS")?;
         let outputs = self.columns()?;
-        let out_format = self.row_format()?.map_or_else(RowFormat::script, |f| f);
+        let out_format = self.row_format()?.unwrap_or_else(RowFormat::script);
         self.kws("FROM")?;
         let from = self.ident()?;
         let filter = self.filter()?;

@@ -9,7 +9,7 @@ use super::{
 use crate::engine::interface::ExportWork;
 use crate::format::source::parse_connector_manifest;
 use crate::format::{connector, hive as hive_layout};
-use crate::plan::{table_folder, Compression, DataFormat, DEFAULT_WRITE_RATIO};
+use crate::plan::{table_folder, Compression, DataFormat, PlannedTable, DEFAULT_WRITE_RATIO};
 use crate::report::TableReport;
 use crate::store::Location;
 use crate::table::TableSchema;
@@ -29,75 +29,7 @@ pub(super) async fn export_tables(emr: &EmrRun, work: &ExportWork<'_>) -> Result
         .await?;
     }
     for (schema, planned) in schemas.iter().zip(&plan.tables) {
-        let table = &schema.table_name;
-        let folder = run_dir.child(&table_folder(table));
-        let keys = defined_names(schema);
-        let (export, import) = if emr.hive() {
-            let q = hive::export_hql(&hive::HiveExport {
-                table,
-                region: &aws.region,
-                key_names: keys.clone(),
-                read_units: planned.target_read_units as u64,
-                segments: work.segments,
-                compression: plan.compression,
-                location: &folder.child(hive_layout::DATA).url(),
-                odd_names: &odd_names(run_dir, table).url(),
-            })?;
-            let url = put_text(run_dir, &format!("_emr/export-{table}.q"), &q).await?;
-            // What restores it (informational, as the seed's importSteps: `ddbx import`
-            // plans its own from restore-plan.json).
-            let iq = hive::import_hql(&hive::HiveImport {
-                target: table,
-                region: &aws.region,
-                key_names: keys,
-                write_units: (connector_capacity(schema, None, false) * DEFAULT_WRITE_RATIO).floor()
-                    as u64,
-                format: DataFormat::DataPipeline,
-                location: &folder.child(hive_layout::DATA).url(),
-                files: None,
-                set_aside: &run_dir.child(&format!("_import/{table}/set-aside")).url(),
-                unreadable: &run_dir.child(&format!("_import/{table}/unreadable")).url(),
-                script: &run_dir
-                    .child(&format!("_emr/{}", hive::IMPORT_SCRIPT_NAME))
-                    .url(),
-                null_key: emr.null_key(),
-            })?;
-            let iurl = put_text(run_dir, &format!("_emr/import-{table}.q"), &iq).await?;
-            (
-                steps::hive_step(steps::EXPORT_PREFIX, table, &url),
-                steps::hive_step(steps::IMPORT_PREFIX, table, &iurl),
-            )
-        } else {
-            let capacity = connector_capacity(schema, planned.capacity_spike.as_ref(), true);
-            let mut hadoop = vec![
-                "-Dmapreduce.map.speculative=false".to_string(),
-                "-Dmapreduce.reduce.speculative=false".to_string(),
-            ];
-            if plan.compression == Compression::Gzip {
-                hadoop.push("-Dmapreduce.output.fileoutputformat.compress=true".into());
-                hadoop.push(
-                    "-Dmapreduce.output.fileoutputformat.compress.codec=org.apache.hadoop.io.compress.GzipCodec".into(),
-                );
-            }
-            (
-                steps::tools_export_step(
-                    &emr.config,
-                    &aws.region,
-                    table,
-                    &folder.url(),
-                    planned.target_read_units / capacity,
-                    work.segments,
-                    &hadoop,
-                ),
-                steps::tools_import_step(
-                    &emr.config,
-                    &aws.region,
-                    table,
-                    &folder.url(),
-                    DEFAULT_WRITE_RATIO,
-                ),
-            )
-        };
+        let (export, import) = table_steps(emr, work, schema, planned).await?;
         exports.push((export, schema.table_size_bytes.max(0) as u64));
         imports.push(import);
     }
@@ -150,6 +82,88 @@ pub(super) async fn export_tables(emr: &EmrRun, work: &ExportWork<'_>) -> Result
         reports.push(finish(work, &o.table, result, seconds));
     }
     Ok(reports)
+}
+
+/// One table's export step, and the step that would restore it (informational, as the
+/// seed's importSteps: `ddbx import` plans its own from restore-plan.json); for Hive, their
+/// HiveQL written under `_emr/`.
+async fn table_steps(
+    emr: &EmrRun,
+    work: &ExportWork<'_>,
+    schema: &TableSchema,
+    planned: &PlannedTable,
+) -> Result<(Step, Step)> {
+    let (aws, run_dir, plan) = (work.aws, work.run_dir, work.plan);
+    let table = &schema.table_name;
+    let folder = run_dir.child(&table_folder(table));
+    let keys = defined_names(schema);
+    let steps = if emr.hive() {
+        let q = hive::export_hql(&hive::HiveExport {
+            table,
+            region: &aws.region,
+            key_names: keys.clone(),
+            read_units: planned.target_read_units as u64,
+            segments: work.segments,
+            compression: plan.compression,
+            location: &folder.child(hive_layout::DATA).url(),
+            odd_names: &odd_names(run_dir, table).url(),
+        })?;
+        let url = put_text(run_dir, &format!("_emr/export-{table}.q"), &q).await?;
+        // What restores it (informational, as the seed's importSteps: `ddbx import`
+        // plans its own from restore-plan.json).
+        let iq = hive::import_hql(&hive::HiveImport {
+            target: table,
+            region: &aws.region,
+            key_names: keys,
+            write_units: (connector_capacity(schema, None, false) * DEFAULT_WRITE_RATIO).floor()
+                as u64,
+            format: DataFormat::DataPipeline,
+            location: &folder.child(hive_layout::DATA).url(),
+            files: None,
+            set_aside: &run_dir.child(&format!("_import/{table}/set-aside")).url(),
+            unreadable: &run_dir.child(&format!("_import/{table}/unreadable")).url(),
+            script: &run_dir
+                .child(&format!("_emr/{}", hive::IMPORT_SCRIPT_NAME))
+                .url(),
+            null_key: emr.null_key(),
+        })?;
+        let iurl = put_text(run_dir, &format!("_emr/import-{table}.q"), &iq).await?;
+        (
+            steps::hive_step(steps::EXPORT_PREFIX, table, &url),
+            steps::hive_step(steps::IMPORT_PREFIX, table, &iurl),
+        )
+    } else {
+        let capacity = connector_capacity(schema, planned.capacity_spike.as_ref(), true);
+        let mut hadoop = vec![
+            "-Dmapreduce.map.speculative=false".to_string(),
+            "-Dmapreduce.reduce.speculative=false".to_string(),
+        ];
+        if plan.compression == Compression::Gzip {
+            hadoop.push("-Dmapreduce.output.fileoutputformat.compress=true".into());
+            hadoop.push(
+                "-Dmapreduce.output.fileoutputformat.compress.codec=org.apache.hadoop.io.compress.GzipCodec".into(),
+            );
+        }
+        (
+            steps::tools_export_step(
+                &emr.config,
+                &aws.region,
+                table,
+                &folder.url(),
+                planned.target_read_units / capacity,
+                work.segments,
+                &hadoop,
+            ),
+            steps::tools_import_step(
+                &emr.config,
+                &aws.region,
+                table,
+                &folder.url(),
+                DEFAULT_WRITE_RATIO,
+            ),
+        )
+    };
+    Ok(steps)
 }
 
 /// Where a table's Hive step lists the items it left out (names the text cannot hold).

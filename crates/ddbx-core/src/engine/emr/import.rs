@@ -66,25 +66,7 @@ pub(super) async fn import_tables(emr: &EmrRun, work: ImportWork<'_>) -> Result<
     let mut reports = Vec::new();
     let mut steps = Vec::new();
     let mut imported = Vec::new();
-    let script = if emr.hive() {
-        // Before anything starts: a state location ADD FILE cannot name fails every table.
-        hive::hive_cli_path(
-            "the import's state (where the import script goes)",
-            &state
-                .child(&format!("_emr/{}", hive::IMPORT_SCRIPT_NAME))
-                .url(),
-        )?;
-        Some(
-            put_text(
-                state,
-                &format!("_emr/{}", hive::IMPORT_SCRIPT_NAME),
-                hive::IMPORT_SCRIPT,
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
+    let script = upload_script(emr, state).await?;
     for table in &work.tables {
         let target = &table.step.target_table;
         let ready = match &table.ready {
@@ -169,6 +151,20 @@ pub(super) async fn import_tables(emr: &EmrRun, work: ImportWork<'_>) -> Result<
         ));
     }
     Ok(reports)
+}
+
+/// The TRANSFORM script of Hive steps, under the state's `_emr/` (refused, before anything
+/// starts, when ADD FILE could not name it there); none for tools steps.
+async fn upload_script(emr: &EmrRun, state: &Location) -> Result<Option<String>> {
+    if !emr.hive() {
+        return Ok(None);
+    }
+    let rel = format!("_emr/{}", hive::IMPORT_SCRIPT_NAME);
+    hive::hive_cli_path(
+        "the import's state (where the import script goes)",
+        &state.child(&rel).url(),
+    )?;
+    Ok(Some(put_text(state, &rel, hive::IMPORT_SCRIPT).await?))
 }
 
 /// A Hive import step for one table: its HiveQL (reading only the export's data files,
