@@ -851,8 +851,8 @@ properties = { "mapreduce.map.speculative" = "false" }
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    crate::support::wait_for(&mut child, "the cluster watched", || {
-        proxy.stats.count("elasticmapreduce:ListSteps") >= 1
+    crate::support::wait_for(&mut child, "a step handed to the cluster", || {
+        proxy.stats.count("elasticmapreduce:AddJobFlowSteps") >= 1
     });
     crate::support::sigterm(&child);
     let o = child.wait_with_output().unwrap();
