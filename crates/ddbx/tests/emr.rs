@@ -851,8 +851,8 @@ properties = { "mapreduce.map.speculative" = "false" }
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    crate::support::wait_for(&mut child, "the cluster watched", || {
-        proxy.stats.count("elasticmapreduce:ListSteps") >= 1
+    crate::support::wait_for(&mut child, "a step handed to the cluster", || {
+        proxy.stats.count("elasticmapreduce:AddJobFlowSteps") >= 1
     });
     crate::support::sigterm(&child);
     let o = child.wait_with_output().unwrap();
@@ -909,5 +909,298 @@ properties = { "mapreduce.map.speculative" = "false" }
             .unwrap()
             .ends_with(&format!("/_emr/export-{t}.q")),
         "{args}"
+    );
+}
+
+/// The run root of the only export under `prefix` (`s3://bucket/<key>`).
+fn root_under(emr: &Emr, prefix: &str) -> String {
+    let key = emr
+        .env
+        .s3_keys(&emr.bucket, prefix)
+        .into_iter()
+        .find_map(|k| k.strip_suffix("/export-plan.json").map(str::to_string))
+        .expect("an export plan");
+    format!("s3://{}/{key}", emr.bucket)
+}
+
+/// An import of an export of thousands of data files: its query names every file, and
+/// Hive copies the query into the TRANSFORM script's environment, past Linux's limit for
+/// one string unless truncated (which the import asks for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_of_thousands_of_data_files_starts_its_script() {
+    let emr = Emr::new("emrmany", Script::default()).await;
+    let t = emr.env.table("t");
+    emr.env.create_table(&t, false, None).await;
+    let written: Vec<_> = (0..3_500)
+        .map(|i| items::connector_writable(i, false))
+        .collect();
+    emr.env.put_items(&t, &written).await;
+    let base = format!("s3://{}/many", emr.bucket);
+    let o = emr.env.run(&[
+        "export",
+        "--app",
+        "many",
+        "--tables",
+        &t,
+        "--to",
+        &base,
+        "--format",
+        "dynamodb-json",
+        "--file-items",
+        "1",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let root = json_stdout(&o)["runRoot"].as_str().unwrap().to_string();
+    let map = format!("{t}={t}_copy");
+    let o = emr.ddbx(&[
+        "import",
+        "--from",
+        &root,
+        "--table-map",
+        &map,
+        "--create-missing",
+        "--cluster-name",
+        "many",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        digests(&emr.env.scan_all(&format!("{t}_copy")).await),
+        digests(&written)
+    );
+    let hql = &emr.service.clusters()[0].steps[0].hql.clone().unwrap();
+    assert!(
+        hql.len() > 128 * 1024,
+        "the query names 3,500 files: {} bytes",
+        hql.len()
+    );
+    assert!(hql.contains("SET hive.script.operator.truncate.env=true;"));
+}
+
+/// Attribute names the Hive text cannot hold (a line end, \x02, \x03) fail the table's EMR
+/// export, naming the attribute, rather than leave a backup that cannot be read; an EMR
+/// import of a local export keeps them, and an attribute Hive would read as NULL (`\N`),
+/// by writing those items with ddbx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_attribute_names_never_make_a_backup_that_cannot_be_restored() {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let emr = Emr::new("emroddnames", Script::default()).await;
+    let odd = emr.env.table("odd");
+    emr.env.create_table(&odd, false, None).await;
+    let mut written: Vec<_> = (0..6)
+        .map(|i| items::connector_writable(i, false))
+        .collect();
+    written[1].insert("line\nend".into(), A::S("x".into()));
+    written[2].insert("\\N".into(), A::S("read as NULL by Hive".into()));
+    written[3].insert("sep\u{2}arator".into(), A::N("1".into()));
+    emr.env.put_items(&odd, &written).await;
+    let plain = emr.env.table("plain");
+    emr.env.create_table(&plain, false, None).await;
+    emr.env.put_items(&plain, &written[4..]).await;
+
+    let o = emr.export(&["--cluster-name", "odd"]);
+    assert_eq!(o.status.code(), Some(4));
+    let summary = json_stdout(&o);
+    let why = table_error(&summary, &odd);
+    assert!(
+        why.contains("2 items") && why.contains("line end") && why.contains("--engine local"),
+        "{why}"
+    );
+    assert!(
+        why.contains("line\\nend") || why.contains("sep\\u{2}arator"),
+        "names the attribute: {why}"
+    );
+    assert_eq!(table_report(&summary, &plain)["status"], "succeeded");
+
+    let base = format!("s3://{}/local", emr.bucket);
+    let o = emr.env.run(&[
+        "export",
+        "--app",
+        "odd",
+        "--tables",
+        &odd,
+        "--to",
+        &base,
+        "--format",
+        "dynamodb-json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let root = root_under(&emr, "local/");
+    let map = format!("{odd}={odd}_back");
+    let o = emr.ddbx(&[
+        "import",
+        "--from",
+        &root,
+        "--table-map",
+        &map,
+        "--create-missing",
+        "--cluster-name",
+        "odd-back",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        digests(&emr.env.scan_all(&format!("{odd}_back")).await),
+        digests(&written),
+        "every item, its odd names too"
+    );
+}
+
+/// An index keyed on the item column's usual name, and a base location long enough that
+/// the run's URL is over EMR's 256 characters for a tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_key_named_like_the_item_column_and_a_long_base_location() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let emr = Emr::new("emrindex", Script::default()).await;
+    let t = emr.env.table("indexed");
+    let def = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(KeyType::Hash)
+            .build()
+            .unwrap()
+    };
+    emr.env
+        .ddb
+        .create_table()
+        .table_name(&t)
+        .attribute_definitions(def("pk"))
+        .attribute_definitions(def("ddbx_item"))
+        .key_schema(key("pk"))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by_item")
+                .key_schema(key("ddbx_item"))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    emr.env.wait_active(&t).await;
+    let written: Vec<_> = (0..5)
+        .map(|i| {
+            let mut m = items::connector_writable(i, false);
+            m.insert(
+                "ddbx_item".into(),
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("g{i}")),
+            );
+            m
+        })
+        .collect();
+    emr.env.put_items(&t, &written).await;
+    let long = "deep/".repeat(60);
+    let to = format!("s3://{}/{long}b", emr.bucket);
+    let o = emr.ddbx(&[
+        "export",
+        "--app",
+        "app",
+        "--tables",
+        &t,
+        "--to",
+        &to,
+        "--cluster-name",
+        "index",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let tags = emr.service.clusters()[0].request["Tags"].clone();
+    let run = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["Key"] == "ddbx:run")
+        .unwrap()["Value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(run.chars().count(), 256, "{run}");
+    let root = root_under(&emr, &format!("{long}b/"));
+    assert!(root.ends_with(&run[3..]), "{root} {run}");
+    let hql = emr.service.clusters()[0].steps[0].hql.clone().unwrap();
+    assert!(hql.contains("(ddbx_item_2 MAP<STRING,STRING>)"), "{hql}");
+    let map = format!("{t}={t}_back");
+    let o = emr.ddbx(&[
+        "import",
+        "--from",
+        &root,
+        "--table-map",
+        &map,
+        "--create-missing",
+        "--cluster-name",
+        "index-back",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        digests(&emr.env.scan_all(&format!("{t}_back")).await),
+        digests(&written)
+    );
+}
+
+/// emr-5.19's python3 is 3.4, whose stdio is ASCII in a YARN container's C locale: the
+/// import script reads and writes UTF-8 itself, so non-ASCII names and values pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_releases_python_imports_non_ascii_data() {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let emr = Emr::new("emrpython", Script::default()).await;
+    std::fs::write(
+        &emr.config,
+        format!("{FAST}release_label = \"emr-5.19.0\"\n"),
+    )
+    .unwrap();
+    let t = emr.env.table("t");
+    emr.env.create_table(&t, false, None).await;
+    let written: Vec<_> = (0..8)
+        .map(|i| {
+            std::collections::HashMap::from([
+                ("pk".to_string(), A::S(format!("clé-{i}-✓"))),
+                (
+                    "naïve ünïcödé".to_string(),
+                    A::S("日本語 \u{2028} é".into()),
+                ),
+                ("n".to_string(), A::N(format!("{i}.5"))),
+            ])
+        })
+        .collect();
+    emr.env.put_items(&t, &written).await;
+    let o = emr.export(&["--cluster-name", "old"]);
+    assert_eq!(o.status.code(), Some(0));
+    let from = format!(
+        "s3://{}/{}",
+        emr.bucket,
+        emr.run_prefix().trim_end_matches('/')
+    );
+    let map = format!("{t}={t}_back");
+    let o = emr.ddbx(&[
+        "import",
+        "--from",
+        &from,
+        "--table-map",
+        &map,
+        "--create-missing",
+        "--cluster-name",
+        "old-back",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        digests(&emr.env.scan_all(&format!("{t}_back")).await),
+        digests(&written)
     );
 }

@@ -133,6 +133,31 @@ pub fn from_hive_map(text: &str) -> Result<HashMap<String, AttributeValue>, Stri
     Ok(item)
 }
 
+/// Hive's item column of an item (`HiveDynamoDBItemType.buildHiveData`): each attribute's
+/// name and its JSON.
+pub fn item_map(item: &HashMap<String, AttributeValue>) -> Vec<(String, Option<String>)> {
+    item.iter()
+        .map(|(k, v)| (k.clone(), Some(serialize(v).to_string())))
+        .collect()
+}
+
+/// Hive's item column written back (`HiveDynamoDBItemType.parseDynamoDBData`): an empty
+/// or NULL map is refused, each value deserialized.
+pub fn from_entries(
+    map: &[(String, Option<String>)],
+) -> Result<HashMap<String, AttributeValue>, String> {
+    if map.is_empty() {
+        return Err("Hive data cannot be null.".into());
+    }
+    let mut item = HashMap::new();
+    for (k, v) in map {
+        let v = v.as_deref().ok_or("Null map value is not supported")?;
+        let v: Value = serde_json::from_str(v).map_err(|e| e.to_string())?;
+        item.insert(k.clone(), deserialize(&v)?);
+    }
+    Ok(item)
+}
+
 /// A connector tools line (`DynamoDBItemWritable.writeStream`): the item as one JSON object.
 pub fn tools_line(item: &HashMap<String, AttributeValue>) -> String {
     let m: Map<String, Value> = item

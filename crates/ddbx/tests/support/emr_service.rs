@@ -6,19 +6,27 @@
 //! cluster under the managed service policy without its tag cannot launch), and its
 //! clusters follow EMR's states with scriptable failures.
 //!
+//! It also refuses release labels EMR does not publish, tags longer than EMR takes, and
+//! (under the v2 managed policy) a network without the policy's tag, which ends the
+//! cluster with VALIDATION_ERROR as EMR does. Its steps start one after the other as soon
+//! as the previous ends (or as many at once as StepConcurrencyLevel says), each with its
+//! creation, start and end times in ListSteps' Timeline, and last at least as long as the
+//! script says (a Hive step on EMR takes tens of seconds whatever the table).
+//!
 //! Its steps run for real against the emulators, with code of their own (none of ddbx's):
 //! a Hive step (`command-runner.jar hive-script ... -f s3://....q`) needs the cluster's
-//! Hive, and its HiveQL is read statement by statement (SETs, external tables over the
-//! DynamoDB storage handler or text in S3, INSERT OVERWRITE, TRANSFORM with a script added
-//! with ADD FILE and run by this machine's Python, multi-inserts into directories); a
-//! connector tools step (`CUSTOM_JAR`) must name the tools' classes and a jar that can run
-//! on the release. Items go through `support::connector`, the connector's codec: an empty
-//! list or map fails the write as the connector fails it.
+//! Hive, and its script is read as Hive reads it (`support::hive`: the CLI's processors,
+//! HiveQL's tokens and grammar, TRANSFORM with its row formats and environment, run by this
+//! machine's Python as the release's `python3` runs in a YARN container); a connector
+//! tools step (`CUSTOM_JAR`) must name the tools' classes and a jar that can run on the
+//! release. Items go through `support::connector`, the connector's codec: an empty list or
+//! map fails the write as the connector fails it.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use serde_json::{json, Value};
@@ -27,6 +35,7 @@ use tokio::net::TcpListener;
 
 use super::connector;
 use super::fault_proxy::read_message;
+use super::hive;
 
 /// What the service does to the clusters it is asked for.
 #[derive(Debug, Clone, Default)]
@@ -54,6 +63,14 @@ pub struct Script {
     pub v1_service_policy: bool,
     /// The first N ListSteps calls of a terminated cluster fail (500).
     pub fail_list_steps_when_terminated: u32,
+    /// The subnet and security groups carry no managed-policy tag: under the v2 policy the
+    /// launch fails (VALIDATION_ERROR).
+    pub untagged_network: bool,
+    /// Each step lasts at least this many seconds (a Hive step's start-up and job).
+    pub step_seconds: f64,
+    /// A step ends only once ListSteps has shown it running this many times (how long it
+    /// takes, counted in the caller's looks: deterministic ordering tests).
+    pub step_polls: u32,
 }
 
 /// A cluster as the service keeps it.
@@ -83,6 +100,12 @@ pub struct StepRecord {
     pub failure: Option<String>,
     /// The HiveQL it ran, when a Hive step.
     pub hql: Option<String>,
+    /// When it was added, started and ended.
+    pub created: SystemTime,
+    pub started: Option<SystemTime>,
+    pub ended: Option<SystemTime>,
+    /// ListSteps answers that showed it running.
+    pub seen_running: u32,
 }
 
 #[derive(Default)]
@@ -255,13 +278,66 @@ fn step_records(steps: &[Value], cluster: usize, first: usize) -> Vec<StepRecord
             state: "PENDING".into(),
             failure: None,
             hql: None,
+            created: SystemTime::now(),
+            started: None,
+            ended: None,
+            seen_running: 0,
         })
         .collect()
+}
+
+/// The release labels EMR publishes (the Release Guide's application-version tables).
+fn published(label: &str) -> bool {
+    const V5: &str = "36.2 36.1 36.0 35.0 34.0 33.1 33.0 32.1 32.0 31.1 31.0 30.2 30.1 30.0 29.0 28.1 28.0 27.1 27.0 26.0 25.0 24.1 24.0 23.1 23.0 22.0 21.2 21.1 21.0 20.1 20.0 19.1 19.0 18.1 18.0 17.2 17.1 17.0 16.1 16.0 15.1 15.0 14.2 14.1 14.0 13.1 13.0 12.3 12.2 12.1 12.0 11.4 11.3 11.2 11.1 11.0 10.1 10.0 9.1 9.0 8.3 8.2 8.1 8.0 7.1 7.0 6.1 6.0 5.4 5.3 5.2 5.1 5.0 4.1 4.0 3.2 3.1 3.0 2.3 2.2 2.1 2.0 1.1 1.0 0.3 0.2 0.1 0.0";
+    const V6: &str = "15.0 14.0 13.0 12.0 11.1 11.0 10.1 10.0 9.1 9.0 8.1 8.0 7.0 6.0 5.0 4.0 3.1 3.0 2.1 2.0 1.1 1.0 0.1 0.0";
+    const V7: &str = "13.0 12.0 11.0 10.0 9.0 8.0 7.0 6.0 5.0 4.0 3.0 2.0 1.0 0.0";
+    const V4: &str = "9.6 9.5 9.4 9.3 9.2 9.1 9.0 8.5 8.4 8.3 8.2 8.1 8.0 7.4 7.3 7.2 7.1 7.0 6.1 6.0 5.0 4.0 3.0 2.0 1.0 0.0";
+    let Some((major, rest)) = label.strip_prefix("emr-").and_then(|r| r.split_once('.')) else {
+        return false;
+    };
+    let list = match major {
+        "4" => V4,
+        "5" => V5,
+        "6" => V6,
+        "7" => V7,
+        _ => return false,
+    };
+    list.split(' ').any(|v| v == rest)
+}
+
+/// The release's `python3` (AWS: 3.4 on emr-4.6 to 5.19, 3.6 on 5.20 to 5.29, 3.7 with
+/// Amazon Linux 2 on 5.30 and 6.x, 3.9 on 7.x).
+fn python3_of(label: &str) -> (u32, u32) {
+    match release(label) {
+        (7.., _) => (3, 9),
+        (6, _) => (3, 7),
+        (5, m) if m >= 30 => (3, 7),
+        (5, m) if m >= 20 => (3, 6),
+        _ => (3, 4),
+    }
+}
+
+fn secs(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 /// What RunJobFlow refuses, as EMR's API reference says.
 fn refuse_request(body: &Value) -> Option<String> {
     let label = body["ReleaseLabel"].as_str().unwrap_or("");
+    if !published(label) {
+        return Some(format!("Specified release label {label} is not valid."));
+    }
+    for t in body["Tags"].as_array().into_iter().flatten() {
+        let (k, v) = (
+            t["Key"].as_str().unwrap_or(""),
+            t["Value"].as_str().unwrap_or(""),
+        );
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return Some(format!("1 validation error detected: Value at 'tags.member.value' failed to satisfy constraint: Member must have length less than or equal to 256 (tag {k})"));
+        }
+    }
     let steps = body["Steps"].as_array().map_or(0, Vec::len);
     if steps > 256 {
         return Some("A maximum of 256 steps are allowed in each job flow.".into());
@@ -446,12 +522,25 @@ fn handle(
                     json!({"__type": "InternalServerException", "Message": "injected"}),
                 );
             }
+            if let Some(c) = s.clusters.iter_mut().find(|c| c.id == id) {
+                for st in c.steps.iter_mut().filter(|st| st.state == "RUNNING") {
+                    st.seen_running += 1;
+                }
+            }
             match s.clusters.iter().find(|c| c.id == id) {
                 // EMR lists the newest step first.
                 Some(c) => (
                     "200 OK",
                     json!({"Steps": c.steps.iter().rev().map(|st| {
                         let mut status = json!({"State": st.state});
+                        let mut timeline = json!({"CreationDateTime": secs(st.created)});
+                        if let Some(t) = st.started {
+                            timeline["StartDateTime"] = json!(secs(t));
+                        }
+                        if let Some(t) = st.ended {
+                            timeline["EndDateTime"] = json!(secs(t));
+                        }
+                        status["Timeline"] = timeline;
                         if let Some(f) = &st.failure {
                             status["FailureDetails"] = json!({"Reason": "Step failed", "Message": f, "LogFile": format!("s3://logs/{}/steps/{}/stderr.gz", c.id, st.id)});
                         }
@@ -513,9 +602,9 @@ fn terminated(st: &Mutex<State>, id: &str) -> bool {
 /// The service's own clock: how long its clusters wait between looks at their steps.
 const TICK: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// A cluster's life: STARTING, BOOTSTRAPPING, RUNNING (its steps, one after the other;
-/// WAITING between them when it is kept alive), TERMINATING, then TERMINATED or
-/// TERMINATED_WITH_ERRORS.
+/// A cluster's life: STARTING, BOOTSTRAPPING, RUNNING (its steps in order, as many at once
+/// as its StepConcurrencyLevel, the next started as soon as one ends; WAITING when it has
+/// none and is kept alive), TERMINATING, then TERMINATED or TERMINATED_WITH_ERRORS.
 async fn lifecycle(st: Arc<Mutex<State>>, env: StepEnv, id: String, fate: Fate) {
     tokio::task::yield_now().await;
     if fate.stuck {
@@ -532,12 +621,17 @@ async fn lifecycle(st: Arc<Mutex<State>>, env: StepEnv, id: String, fate: Fate) 
         request["Tags"].as_array().into_iter().flatten().any(|t| {
             t["Key"] == "for-use-with-amazon-emr-managed-policies" && t["Value"] == "true"
         });
-    let launch_fails = !script.v1_service_policy && !tagged;
+    let launch_fails = !script.v1_service_policy && (!tagged || script.untagged_network);
     if fate.bootstrap_fails || launch_fails {
         with(&st, &id, |c| {
             c.state = "TERMINATED_WITH_ERRORS".into();
             c.reason = if launch_fails {
-                ("VALIDATION_ERROR".into(), "The EMR service role is not authorized to perform ec2:RunInstances: resources must be tagged for-use-with-amazon-emr-managed-policies=true (AmazonEMRServicePolicy_v2)".into())
+                let what = if tagged {
+                    "the subnet and security groups"
+                } else {
+                    "the cluster"
+                };
+                ("VALIDATION_ERROR".into(), format!("The EMR service role is not authorized to perform ec2:RunInstances: {what} must be tagged for-use-with-amazon-emr-managed-policies=true (AmazonEMRServicePolicy_v2)"))
             } else {
                 ("BOOTSTRAP_FAILURE".into(), "On the master instance (i-0123), bootstrap action 1 returned a non-zero return code".into())
             };
@@ -556,29 +650,40 @@ async fn lifecycle(st: Arc<Mutex<State>>, env: StepEnv, id: String, fate: Fate) 
         .filter_map(|a| a["Name"].as_str().map(str::to_string))
         .collect();
     with(&st, &id, |c| c.state = "RUNNING".into());
+    let level = request["StepConcurrencyLevel"].as_u64().unwrap_or(1).max(1) as usize;
     let mut any_failed = false;
     let mut ran = 0;
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
         if terminated(&st, &id) {
             return;
         }
-        let next = with(&st, &id, |c| {
-            c.steps
+        while let Some(Ok(failed)) = tasks.try_join_next() {
+            any_failed |= failed;
+        }
+        let (next, running) = with(&st, &id, |c| {
+            let running = c.steps.iter().filter(|s| s.state == "RUNNING").count();
+            let next = c
+                .steps
                 .iter()
                 .position(|s| s.state == "PENDING")
-                .map(|i| (i, c.steps[i].clone()))
+                .map(|i| (i, c.steps[i].clone()));
+            (next, running)
         });
-        let Some((i, step)) = next else {
-            if keep_alive {
+        let idle = running == 0 && next.is_none();
+        let Some((i, step)) = next.filter(|_| running < level) else {
+            if idle {
+                if !keep_alive {
+                    break;
+                }
                 with(&st, &id, |c| {
                     if c.state == "RUNNING" {
                         c.state = "WAITING".into();
                     }
                 });
-                tokio::time::sleep(TICK).await;
-                continue;
             }
-            break;
+            tokio::time::sleep(TICK).await;
+            continue;
         };
         if script.die_after_steps == Some(ran) {
             with(&st, &id, |c| {
@@ -587,7 +692,11 @@ async fn lifecycle(st: Arc<Mutex<State>>, env: StepEnv, id: String, fate: Fate) 
                     "INSTANCE_FAILURE".into(),
                     "injected: the core instance group was lost".into(),
                 );
-                for s in c.steps.iter_mut().filter(|s| s.state == "PENDING") {
+                for s in c
+                    .steps
+                    .iter_mut()
+                    .filter(|s| s.state == "PENDING" || s.state == "RUNNING")
+                {
                     s.state = "CANCELLED".into();
                 }
             });
@@ -596,39 +705,28 @@ async fn lifecycle(st: Arc<Mutex<State>>, env: StepEnv, id: String, fate: Fate) 
         with(&st, &id, |c| {
             c.state = "RUNNING".into();
             c.steps[i].state = "RUNNING".into();
+            c.steps[i].started = Some(SystemTime::now());
             let running = c.steps.iter().filter(|s| s.state == "RUNNING").count();
             c.peak_running = c.peak_running.max(running);
         });
-        if script.hang {
-            return; // until TerminateJobFlows
-        }
-        let failing = script
-            .fail_steps_of
-            .iter()
-            .any(|end| step.name.ends_with(end.as_str()));
-        let result = if failing {
-            Err("injected: Error: java.lang.RuntimeException: the task failed 4 times".to_string())
-        } else {
-            let (env, step, label, apps) = (env.clone(), step.clone(), label.clone(), apps.clone());
-            tokio::task::spawn_blocking(move || run_step(&env, &label, &apps, &step))
-                .await
-                .unwrap()
-        };
         ran += 1;
-        any_failed |= result.is_err();
-        with(&st, &id, |c| {
-            let s = &mut c.steps[i];
-            match result {
-                Ok(hql) => {
-                    s.state = "COMPLETED".into();
-                    s.hql = hql;
-                }
-                Err(e) => {
-                    s.state = "FAILED".into();
-                    s.failure = Some(e);
-                }
-            }
-        });
+        if script.hang {
+            continue; // until TerminateJobFlows
+        }
+        let (st, env, id, script, label, apps) = (
+            st.clone(),
+            env.clone(),
+            id.clone(),
+            script.clone(),
+            label.clone(),
+            apps.clone(),
+        );
+        tasks.spawn(
+            async move { run_and_end(&st, &env, &id, i, step, &script, &label, &apps).await },
+        );
+    }
+    while let Some(Ok(failed)) = tasks.join_next().await {
+        any_failed |= failed;
     }
     with(&st, &id, |c| c.state = "TERMINATING".into());
     tokio::task::yield_now().await;
@@ -644,6 +742,62 @@ async fn lifecycle(st: Arc<Mutex<State>>, env: StepEnv, id: String, fate: Fate) 
             .into(),
         );
     });
+}
+
+/// One step: carried out, then held until it has lasted as long as the script says; its
+/// end recorded unless the cluster cancelled it meanwhile. True when it failed.
+#[allow(clippy::too_many_arguments)]
+async fn run_and_end(
+    st: &Mutex<State>,
+    env: &StepEnv,
+    id: &str,
+    i: usize,
+    step: StepRecord,
+    script: &Script,
+    label: &str,
+    apps: &[String],
+) -> bool {
+    let started = std::time::Instant::now();
+    let failing = script
+        .fail_steps_of
+        .iter()
+        .any(|end| step.name.ends_with(end.as_str()));
+    let result = if failing {
+        Err("injected: Error: java.lang.RuntimeException: the task failed 4 times".to_string())
+    } else {
+        let (env, step, label, apps) =
+            (env.clone(), step.clone(), label.to_string(), apps.to_vec());
+        tokio::task::spawn_blocking(move || run_step(&env, &label, &apps, &step))
+            .await
+            .unwrap()
+    };
+    let least = std::time::Duration::from_secs_f64(script.step_seconds);
+    loop {
+        let polls = with(st, id, |c| c.steps[i].seen_running);
+        if terminated(st, id) || (started.elapsed() >= least && polls >= script.step_polls) {
+            break;
+        }
+        tokio::time::sleep(TICK).await;
+    }
+    let failed = result.is_err();
+    with(st, id, |c| {
+        let s = &mut c.steps[i];
+        if s.state != "RUNNING" {
+            return;
+        }
+        s.ended = Some(SystemTime::now());
+        match result {
+            Ok(hql) => {
+                s.state = "COMPLETED".into();
+                s.hql = hql;
+            }
+            Err(e) => {
+                s.state = "FAILED".into();
+                s.failure = Some(e);
+            }
+        }
+    });
+    failed
 }
 
 /// Carry out one step; returns the HiveQL it ran, for a Hive step.
@@ -679,7 +833,7 @@ fn run_step(
             .ok_or("hive-script: no -f SCRIPT")?;
         let text = s3_get(&env.s3, script).ok_or_else(|| format!("{script}: No such file"))?;
         let text = String::from_utf8(text).map_err(|e| e.to_string())?;
-        run_hql(&ctx, &text)?;
+        hive::Session::new(&ctx, python3_of(label)).run_script(&text)?;
         return Ok(Some(text));
     }
     let class = step.args.first().map(String::as_str).unwrap_or("");
@@ -735,16 +889,17 @@ fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
 type Item = HashMap<String, AttributeValue>;
 
 impl StepCtx<'_> {
-    fn key_names(&self, table: &str) -> Result<Vec<String>, String> {
+    /// The table's AttributeDefinitions (its keys and its indexes' keys).
+    fn attribute_names(&self, table: &str) -> Result<Vec<String>, String> {
         let d = self
             .rt
             .block_on(self.ddb.describe_table().table_name(table).send())
             .map_err(|e| format!("ResourceNotFoundException: {table}: {e}"))?;
         Ok(d.table()
             .map(|t| {
-                t.key_schema()
+                t.attribute_definitions()
                     .iter()
-                    .map(|k| k.attribute_name().to_string())
+                    .map(|a| a.attribute_name().to_string())
                     .collect()
             })
             .unwrap_or_default())
@@ -812,396 +967,33 @@ impl StepCtx<'_> {
     }
 }
 
-// ---- HiveQL ----
+// ---- Hive (support::hive) over the emulators ----
 
-/// A Hive table of a step's script.
-#[derive(Debug, Clone)]
-enum HiveTable {
-    /// Over the DynamoDB storage handler.
-    Dynamo {
-        table: String,
-        column: String,
-        properties: HashMap<String, String>,
-    },
-    /// Text files in S3.
-    Text { location: String, column: String },
-}
-
-/// Split a script into statements at `;` outside quotes, comments dropped.
-fn statements(text: &str) -> Vec<String> {
-    let text: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in text.chars() {
-        match c {
-            '\'' => {
-                quoted = !quoted;
-                cur.push(c);
-            }
-            ';' if !quoted => {
-                if !cur.trim().is_empty() {
-                    out.push(cur.trim().to_string());
-                }
-                cur.clear();
-            }
-            c => cur.push(c),
-        }
+impl hive::Io for StepCtx<'_> {
+    fn get(&self, url: &str) -> Option<Vec<u8>> {
+        s3_get(&self.env.s3, url)
     }
-    if !cur.trim().is_empty() {
-        out.push(cur.trim().to_string());
+    fn put(&self, url: &str, body: &[u8]) {
+        s3_put(&self.env.s3, url, body)
     }
-    out
-}
-
-/// The single-quoted strings of a text, in order.
-fn quoted_strings(text: &str) -> Vec<String> {
-    text.split('\'')
-        .enumerate()
-        .filter(|(i, _)| i % 2 == 1)
-        .map(|(_, s)| s.to_string())
-        .collect()
-}
-
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace().map(str::to_string).collect()
-}
-
-/// The column of `CREATE EXTERNAL TABLE name (col TYPE)`.
-fn column(stmt: &str) -> Result<(String, String), String> {
-    let open = stmt.find('(').ok_or("ParseException: no column list")?;
-    let close = stmt[open..]
-        .find(')')
-        .ok_or("ParseException: no column list")?
-        + open;
-    let inner = stmt[open + 1..close].trim();
-    let (name, ty) = inner.split_once(' ').ok_or("ParseException: column")?;
-    Ok((name.to_string(), ty.trim().to_uppercase()))
-}
-
-fn run_hql(ctx: &StepCtx<'_>, text: &str) -> Result<(), String> {
-    let mut settings: HashMap<String, String> = HashMap::new();
-    let mut files: HashMap<String, PathBuf> = HashMap::new();
-    let mut tables: HashMap<String, HiveTable> = HashMap::new();
-    for stmt in statements(text) {
-        let upper = stmt.to_uppercase();
-        let w = words(&stmt);
-        if upper.starts_with("SET ") {
-            let (k, v) = stmt[4..]
-                .split_once('=')
-                .ok_or_else(|| format!("ParseException: {stmt}"))?;
-            settings.insert(k.trim().to_string(), v.trim().to_string());
-        } else if upper.starts_with("ADD FILE ") {
-            let url = quoted_strings(&stmt)
-                .first()
-                .cloned()
-                .ok_or("ParseException: ADD FILE")?;
-            let body = s3_get(&ctx.env.s3, &url).ok_or_else(|| format!("{url}: No such file"))?;
-            let name = url.rsplit('/').next().unwrap().to_string();
-            let dir = ctx
-                .env
-                .scratch
-                .join(format!("hive-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let path = dir.join(&name);
-            std::fs::write(&path, body).unwrap();
-            files.insert(name, path);
-        } else if upper.starts_with("CREATE EXTERNAL TABLE ") {
-            let name = w[3].split('(').next().unwrap().to_string();
-            let (col, ty) = column(&stmt)?;
-            if upper.contains("STORED BY") {
-                let q = quoted_strings(&stmt);
-                if q.first().map(String::as_str)
-                    != Some("org.apache.hadoop.hive.dynamodb.DynamoDBStorageHandler")
-                {
-                    return Err(format!(
-                        "SemanticException: storage handler {:?}",
-                        q.first()
-                    ));
-                }
-                let properties: HashMap<String, String> = q[1..]
-                    .chunks(2)
-                    .map(|p| (p[0].clone(), p.get(1).cloned().unwrap_or_default()))
-                    .collect();
-                let table = properties
-                    .get("dynamodb.table.name")
-                    .cloned()
-                    .ok_or("MetaException: dynamodb.table.name is required")?;
-                if ty != "MAP<STRING,STRING>" {
-                    return Err(format!(
-                        "MetaException: column type {ty} (this stand-in maps an item column only)"
-                    ));
-                }
-                // HiveDynamoDBItemType: the item column may not be named as a key attribute.
-                if ctx
-                    .key_names(&table)?
-                    .iter()
-                    .any(|k| k.eq_ignore_ascii_case(&col))
-                {
-                    return Err(format!("MetaException: Column name {col} cannot be the same as a key attribute of {table}"));
-                }
-                tables.insert(
-                    name,
-                    HiveTable::Dynamo {
-                        table,
-                        column: col,
-                        properties,
-                    },
-                );
-            } else {
-                let location = quoted_strings(&stmt)
-                    .into_iter()
-                    .find(|q| q.starts_with("s3://"))
-                    .ok_or("SemanticException: no LOCATION")?;
-                if upper.contains("MAP<STRING,STRING>")
-                    && !(stmt.contains("COLLECTION ITEMS TERMINATED BY '\\002'")
-                        && stmt.contains("MAP KEYS TERMINATED BY '\\003'"))
-                {
-                    return Err(
-                        "this stand-in reads and writes Hive's default \\002/\\003 map text only"
-                            .into(),
-                    );
-                }
-                tables.insert(
-                    name,
-                    HiveTable::Text {
-                        location,
-                        column: col,
-                    },
-                );
-            }
-        } else if upper.starts_with("INSERT OVERWRITE TABLE ") {
-            // INSERT OVERWRITE TABLE out SELECT col FROM in
-            let (out, input) = (&w[3], &w[w.len() - 1]);
-            let (Some(o), Some(i)) = (tables.get(out), tables.get(input)) else {
-                return Err(format!("SemanticException: unknown table in {stmt}"));
-            };
-            match (i, o) {
-                (
-                    HiveTable::Dynamo {
-                        table, properties, ..
-                    },
-                    HiveTable::Text { location, .. },
-                ) => hive_export(ctx, &settings, table, properties, location)?,
-                (HiveTable::Text { location, .. }, HiveTable::Dynamo { table, .. }) => {
-                    let mut items = Vec::new();
-                    for (_, line) in text_lines(ctx, location, None)? {
-                        items.push(connector::from_hive_map(&line)?);
-                    }
-                    ctx.write(table, items)?;
-                }
-                _ => return Err(format!("this stand-in does not run {stmt}")),
-            }
-        } else if upper.starts_with("FROM (") && upper.contains("TRANSFORM") {
-            hive_transform_import(ctx, &tables, &files, &stmt)?;
-        } else if upper.starts_with("DROP TABLE ") {
-            tables.remove(&w[2]);
-        } else {
-            return Err(format!(
-                "ParseException: this stand-in does not know {stmt:?}"
-            ));
-        }
+    fn list(&self, folder: &str) -> Vec<String> {
+        s3_list(&self.env.s3, folder)
     }
-    Ok(())
-}
-
-/// INSERT OVERWRITE TABLE <text in S3> SELECT item FROM <DynamoDB>: one file a map task
-/// (`dynamodb.scan.segments`, else one), gzip when the session says so.
-fn hive_export(
-    ctx: &StepCtx<'_>,
-    settings: &HashMap<String, String>,
-    table: &str,
-    properties: &HashMap<String, String>,
-    location: &str,
-) -> Result<(), String> {
-    if !properties.contains_key("dynamodb.throughput.read") {
-        return Err("this stand-in expects the rate in the table's properties".into());
+    fn delete_under(&self, folder: &str) {
+        s3_delete_under(&self.env.s3, folder)
     }
-    let segments: i32 = settings
-        .get("dynamodb.scan.segments")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let gzip = settings
-        .get("hive.exec.compress.output")
-        .map(String::as_str)
-        == Some("true")
-        && settings
-            .get("mapreduce.output.fileoutputformat.compress.codec")
-            .is_some_and(|c| c.ends_with("GzipCodec"));
-    s3_delete_under(&ctx.env.s3, location);
-    for seg in 0..segments {
-        let items = ctx.scan(table, seg, segments)?;
-        let mut text = String::new();
-        for item in &items {
-            text.push_str(&connector::hive_line(item));
-            text.push('\n');
-        }
-        let name = format!("{seg:06}_0{}", if gzip { ".gz" } else { "" });
-        let body = if gzip {
-            gzip_bytes(text.as_bytes())
-        } else {
-            text.into_bytes()
-        };
-        s3_put(
-            &ctx.env.s3,
-            &format!("{}/{name}", location.trim_end_matches('/')),
-            &body,
-        );
+    fn attribute_names(&self, table: &str) -> Result<Vec<String>, String> {
+        StepCtx::attribute_names(self, table)
     }
-    Ok(())
-}
-
-/// The lines of a text table's files (hidden files skipped; only `only`, when given).
-fn text_lines(
-    ctx: &StepCtx<'_>,
-    location: &str,
-    only: Option<&[String]>,
-) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    for url in s3_list(&ctx.env.s3, location) {
-        let name = url.rsplit('/').next().unwrap().to_string();
-        if name.starts_with('_') || name.starts_with('.') {
-            continue;
-        }
-        if only.is_some_and(|o| !o.contains(&name)) {
-            continue;
-        }
-        let body = s3_get(&ctx.env.s3, &url).unwrap();
-        let text = if name.ends_with(".gz") {
-            let mut s = String::new();
-            flate2::read::MultiGzDecoder::new(&body[..])
-                .read_to_string(&mut s)
-                .map_err(|e| format!("{url}: {e}"))?;
-            s
-        } else {
-            String::from_utf8(body).map_err(|e| format!("{url}: {e}"))?
-        };
-        // Hadoop's LineReader: \n, \r or \r\n end a line.
-        for line in text.split('\n').flat_map(|l| l.split('\r')) {
-            if !line.is_empty() {
-                out.push((name.clone(), line.to_string()));
-            }
-        }
+    fn scan(&self, table: &str, segment: i32, total: i32) -> Result<Vec<Item>, String> {
+        StepCtx::scan(self, table, segment, total)
     }
-    Ok(out)
-}
-
-/// `FROM (SELECT TRANSFORM (line) ... USING 'cmd' AS (...) FROM src [WHERE file IN (...)])
-/// x INSERT OVERWRITE TABLE dst SELECT col WHERE kind = 'item' INSERT OVERWRITE DIRECTORY
-/// 'd' SELECT raw WHERE kind = 'k' ...`: the script run over the source's lines, its rows
-/// routed by kind.
-fn hive_transform_import(
-    ctx: &StepCtx<'_>,
-    tables: &HashMap<String, HiveTable>,
-    files: &HashMap<String, PathBuf>,
-    stmt: &str,
-) -> Result<(), String> {
-    let using = stmt
-        .find("USING '")
-        .ok_or("ParseException: TRANSFORM without USING")?
-        + 7;
-    let cmd: Vec<&str> = stmt[using..]
-        .split('\'')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    if cmd.first() != Some(&"python3") {
-        return Err(format!("this stand-in runs python3 scripts only: {cmd:?}"));
+    fn write(&self, table: &str, items: Vec<Item>) -> Result<(), String> {
+        StepCtx::write(self, table, items)
     }
-    let script = files
-        .get(cmd[1])
-        .ok_or_else(|| format!("{}: not a file added to the session (ADD FILE)", cmd[1]))?;
-    let inner_end = stmt.find(") lines").ok_or("ParseException: subquery")?;
-    let inner = &stmt[..inner_end];
-    let src_at = inner.rfind("FROM ").ok_or("ParseException: FROM")?;
-    let src_name = inner[src_at + 5..].split_whitespace().next().unwrap();
-    let Some(HiveTable::Text { location, .. }) = tables.get(src_name) else {
-        return Err(format!("SemanticException: {src_name} is not a text table"));
-    };
-    let only: Option<Vec<String>> = inner
-        .find("INPUT__FILE__NAME")
-        .map(|at| quoted_strings(&inner[at..]).into_iter().skip(1).collect());
-    let lines = text_lines(ctx, location, only.as_deref())?;
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .args(&cmd[2..])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    // Fed from a thread of its own, as Hive's operator does: the script writes while it
-    // reads, and a pipe holds only so much.
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        for (_, l) in &lines {
-            stdin.write_all(l.as_bytes())?;
-            stdin.write_all(b"\n")?;
-        }
-        Ok::<_, std::io::Error>(())
-    });
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    feeder
-        .join()
-        .unwrap()
-        .map_err(|e| format!("feeding the script: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("[Error 20003]: An error occurred when trying to close the Operator running your custom script ({})", out.status));
+    fn scratch(&self) -> PathBuf {
+        self.env.scratch.clone()
     }
-    let rows: Vec<(String, String, String)> = String::from_utf8(out.stdout)
-        .map_err(|e| e.to_string())?
-        .lines()
-        .map(|l| {
-            let mut f = l.splitn(3, '\u{1}');
-            (
-                f.next().unwrap_or("").to_string(),
-                f.next().unwrap_or("").to_string(),
-                f.next().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    let after = &stmt[inner_end..];
-    for insert in after.split("INSERT OVERWRITE ").skip(1) {
-        let kind = quoted_strings(insert)
-            .last()
-            .cloned()
-            .ok_or("ParseException: WHERE kind")?;
-        let equal = insert.contains(&format!("kind = '{kind}'"));
-        let chosen = rows.iter().filter(|r| (r.0 == kind) == equal);
-        if let Some(rest) = insert.strip_prefix("TABLE ") {
-            let dst = rest.split_whitespace().next().unwrap();
-            let Some(HiveTable::Dynamo { table, .. }) = tables.get(dst) else {
-                return Err(format!("SemanticException: {dst} is not a DynamoDB table"));
-            };
-            let mut items = Vec::new();
-            for r in chosen {
-                // DynamoDBSerDe: the item column to AttributeValues, then BatchWriteItem
-                // (a typeless value is refused, and the task with it).
-                items.push(connector::from_hive_map(&r.1)?);
-            }
-            ctx.write(table, items)?;
-        } else if insert.starts_with("DIRECTORY ") {
-            let dir = quoted_strings(insert).first().cloned().unwrap();
-            s3_delete_under(&ctx.env.s3, &dir);
-            let mut text = String::new();
-            for r in chosen {
-                text.push_str(&r.2);
-                text.push('\n');
-            }
-            s3_put(
-                &ctx.env.s3,
-                &format!("{}/000000_0", dir.trim_end_matches('/')),
-                text.as_bytes(),
-            );
-        } else {
-            return Err(format!("ParseException: INSERT OVERWRITE {insert}"));
-        }
-    }
-    Ok(())
 }
 
 // ---- the connector's tools ----

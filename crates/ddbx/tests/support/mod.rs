@@ -7,6 +7,7 @@ pub mod connector;
 pub mod emr_service;
 pub mod fakecloud;
 pub mod fault_proxy;
+pub mod hive;
 pub mod items;
 pub mod runstore;
 

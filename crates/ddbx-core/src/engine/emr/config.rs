@@ -47,6 +47,10 @@ pub struct EmrConfig {
     pub retry_delay_seconds: f64,
     /// Seconds between two polls of a running cluster.
     pub poll_seconds: f64,
+    /// Seconds between two polls while a step may be about to end (it has run as long as
+    /// the shortest step of its cluster), so that the next table's step is queued and the
+    /// cluster terminated without waiting a whole `poll_seconds`.
+    pub fast_poll_seconds: f64,
     /// Network and access of the instances.
     pub ec2: Ec2,
     /// Instance groups (ignored when `instance_fleets` is set).
@@ -58,6 +62,9 @@ pub struct EmrConfig {
     /// Hadoop configurations (`mapred-site`, ...).
     pub configurations: Vec<Configuration>,
 }
+
+/// AWS's default name for the EMR service role under `AmazonEMRServicePolicy_v2`.
+pub const V2_SERVICE_ROLE: &str = "EMR_DefaultRole_V2";
 
 /// How tables are exported and imported on the cluster.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +176,7 @@ impl Default for EmrConfig {
             create_attempts: 5,
             retry_delay_seconds: 60.0,
             poll_seconds: 30.0,
+            fast_poll_seconds: 5.0,
             ec2: Ec2::default(),
             instance_groups: vec![
                 InstanceGroup {
@@ -247,10 +255,28 @@ impl EmrConfig {
             return Err("create_attempts must be at least 1".into());
         }
         if !(self.poll_seconds > 0.0
+            && self.fast_poll_seconds > 0.0
             && self.retry_delay_seconds >= 0.0
             && self.start_timeout_seconds > 0.0)
         {
-            return Err("poll_seconds and start_timeout_seconds must be positive and retry_delay_seconds not negative".into());
+            return Err("poll_seconds, fast_poll_seconds and start_timeout_seconds must be positive and retry_delay_seconds not negative".into());
+        }
+        if let Some((k, v)) = self
+            .tags
+            .iter()
+            .find(|(k, v)| k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256)
+        {
+            return Err(format!(
+                "tag {k:?} = {v:?}: EMR takes tag keys of 1 to 128 characters and values of at most 256"
+            ));
+        }
+        if self.service_role == V2_SERVICE_ROLE
+            && self.ec2.subnet_id.is_none()
+            && self.ec2.subnet_ids.is_empty()
+        {
+            return Err(format!(
+                "service_role {V2_SERVICE_ROLE} (AmazonEMRServicePolicy_v2) launches instances only into subnets tagged for-use-with-amazon-emr-managed-policies=true, and without ec2.subnet_id EMR picks a subnet of the default VPC, which nobody tagged: tag a subnet (and the security groups you name) so and set ec2.subnet_id (or subnet_ids with instance fleets)"
+            ));
         }
         if !(1..=256).contains(&self.step_concurrency) {
             return Err(format!(
@@ -374,10 +400,13 @@ pub const EXAMPLE: &str = r#"# ddbx EMR engine settings (ddbx export|import --en
 # Every key is optional; what is shown is the default unless marked "example".
 
 release_label = "emr-7.5.0"
-service_role = "EMR_DefaultRole"          # the role EMR itself acts as (see iam/README.md: with
-                                          # AmazonEMRServicePolicy_v2, ddbx tags the cluster
-                                          # for-use-with-amazon-emr-managed-policies=true; tag its
-                                          # subnets and security groups so too)
+service_role = "EMR_DefaultRole"          # the role EMR itself acts as (see iam/README.md). Under
+                                          # AmazonEMRServicePolicy_v2 (AWS's role EMR_DefaultRole_V2)
+                                          # EMR launches only into a subnet and security groups
+                                          # tagged for-use-with-amazon-emr-managed-policies=true:
+                                          # ddbx tags the cluster; tag the subnet and groups yourself
+                                          # and name the subnet in [ec2] (without one, EMR picks an
+                                          # untagged subnet of the default VPC and the launch fails)
 instance_profile = "EMR_EC2_DefaultRole"  # the instances' role: see iam/emr-cluster-policy.json
 # security_configuration = "dynamodb-backups"   # example: an EMR security configuration
 # log_uri = "s3://my-bucket/emr-logs/"          # default: <run root>/emr-logs/
@@ -399,9 +428,10 @@ import_class = "org.apache.hadoop.dynamodb.tools.DynamoDBImport"
 create_attempts = 5           # a cluster that fails to start (capacity, spot, bootstrap) is tried again
 retry_delay_seconds = 60
 poll_seconds = 30
+fast_poll_seconds = 5         # polls while a step may be ending, so the next one is queued at once
 
 [ec2]
-# subnet_id = "subnet-0123456789abcdef0"        # example (instance groups)
+# subnet_id = "subnet-0123456789abcdef0"        # example (instance groups); tagged as above under v2
 # subnet_ids = ["subnet-0123", "subnet-4567"]   # example (instance fleets)
 # key_name = "ops"                               # example: SSH key pair
 # master_security_group = "sg-0123"             # example
@@ -522,6 +552,12 @@ mod tests {
             ("release_label = \"emr-5.20.0\"\nstep_concurrency = 2", "emr-5.28.0"),
             ("release_label = \"7.5.0\"", "emr-X.Y.Z"),
             ("step_mode = \"tools\"", "connector_jar"),
+            ("fast_poll_seconds = 0", "fast_poll_seconds"),
+            (
+                "service_role = \"EMR_DefaultRole_V2\"",
+                "for-use-with-amazon-emr-managed-policies=true",
+            ),
+            ("[tags]\nteam = \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"", "at most 256"),
             (
                 "step_mode = \"tools\"\nconnector_jar = \"s3://dynamodb-emr-{region}/emr-ddb-storage-handler/2.1.0/emr-ddb-2.1.0.jar\"",
                 "belong to emr-4.x",
@@ -542,6 +578,11 @@ mod tests {
             let err = EmrConfig::parse(text).unwrap_err();
             assert!(err.contains(why), "{text}: {err}");
         }
+        // The v2 role with a subnet named (tagged, as its policy needs).
+        assert!(EmrConfig::parse(
+            "service_role = \"EMR_DefaultRole_V2\"\n[ec2]\nsubnet_id = \"subnet-1\""
+        )
+        .is_ok());
         // The legacy jar on the release it was made for.
         assert!(EmrConfig::parse(
             "release_label = \"emr-4.7.0\"\nstep_mode = \"tools\"\nconnector_jar = \"s3://dynamodb-emr-{region}/emr-ddb-storage-handler/2.1.0/emr-ddb-2.1.0.jar\""

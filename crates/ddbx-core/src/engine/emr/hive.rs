@@ -37,8 +37,20 @@ SET hive.stats.autogather=false;
 SET hive.stats.column.autogather=false;
 ";
 
-/// The item column's name: `ddbx_item`, unless the table has a key of that name (any
-/// case), which the storage handler refuses beside an item column.
+/// `SET`s of an import step besides [`COMMON`]: Hive copies every setting of the job, the
+/// query's own text among them (`hive.query.string`, URL-encoded), into the TRANSFORM
+/// script's environment, and Linux refuses to start a process with one environment string
+/// over 128 KiB (`error=7, Argument list too long`): an import of thousands of data files
+/// names them all in its query. Truncated to 20 KB each, the variables always fit
+/// (`ScriptOperator.safeEnvVarValue`; the script reads none of them).
+const IMPORT_SETTINGS: &str = "SET hive.script.operator.truncate.env=true;
+SET hive.exec.compress.output=false;
+";
+
+/// The item column's name: `ddbx_item`, unless the table defines an attribute of that name
+/// (any case: a key of the table or of an index), which the storage handler refuses beside
+/// an item column (`DynamoDBStorageHandler.checkTableSchemaType` loops over the table's
+/// `AttributeDefinitions`).
 pub fn item_column(key_names: &[String]) -> String {
     let mut col = "ddbx_item".to_string();
     let mut n = 1;
@@ -67,6 +79,20 @@ fn quoted(what: &str, text: &str) -> Result<String> {
     Ok(format!("'{text}'"))
 }
 
+/// A location as the Hive CLI's `ADD FILE` takes it: unquoted (the CLI splits the command
+/// on whitespace and hands each word, quotes included, to `java.net.URI`), so refused when
+/// it holds anything but letters, digits and `-_.~/:=+,@` (a quote, a space, `%`, `$`, `#`,
+/// `?` or a non-ASCII letter would change or break what the cluster reads).
+pub fn hive_cli_path(what: &str, url: &str) -> Result<String> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.~/:=+,@".contains(c);
+    if !url.starts_with("s3://") || !url.chars().all(plain) {
+        return Err(Error::Invalid(format!(
+            "{what} {url:?}: Hive's ADD FILE takes an S3 location of letters, digits and -_.~/:=+,@ only (it cannot be quoted); choose a location without the others"
+        )));
+    }
+    Ok(url.to_string())
+}
+
 /// A folder's S3 location, ending with `/`.
 fn folder(url: &str) -> String {
     format!("{}/", url.trim_end_matches('/'))
@@ -79,7 +105,8 @@ pub struct HiveExport<'a> {
     pub table: &'a str,
     /// Its region.
     pub region: &'a str,
-    /// Its key attributes (the item column must not be named as one).
+    /// The attributes it defines (its keys and its indexes' keys): the item column must
+    /// not be named as one.
     pub key_names: Vec<String>,
     /// Read units per second for the whole table.
     pub read_units: u64,
@@ -89,9 +116,22 @@ pub struct HiveExport<'a> {
     pub compression: Compression,
     /// The folder the data files go to (`s3://.../<table>/data`).
     pub location: &'a str,
+    /// Where the step lists the items it leaves out (`s3://.../_emr/names-<table>`): one
+    /// line per item whose attribute names hold a line end, `\x02` or `\x03`, which the
+    /// Data Pipeline text cannot hold (base64 of its names joined by `\x01`).
+    pub odd_names: &'a str,
 }
 
-/// The HiveQL of one table's export.
+/// Items whose attribute names the Data Pipeline text cannot hold: a line end (Hive's
+/// reader also ends a line at a bare CR) or one of the map's separators. The connector
+/// writes names raw (`HiveDynamoDBItemType.buildHiveData`), so such a line would break.
+fn odd_names_test(col: &str) -> String {
+    format!("concat_ws('', map_keys({col})) RLIKE '[\\n\\r\\002\\003]'")
+}
+
+/// The HiveQL of one table's export: the items into the data folder, in one scan with
+/// those whose names the text cannot hold listed apart (ddbx then fails the table, naming
+/// them, rather than keep a backup that cannot be read back).
 pub fn export_hql(e: &HiveExport<'_>) -> Result<String> {
     let col = item_column(&e.key_names);
     let (input, output) = (hive_name("in", e.table), hive_name("out", e.table));
@@ -111,6 +151,7 @@ pub fn export_hql(e: &HiveExport<'_>) -> Result<String> {
     if let Some(n) = e.segments {
         q.push_str(&format!("SET dynamodb.scan.segments={n};\n"));
     }
+    let odd = odd_names_test(&col);
     q.push_str(&format!(
         "CREATE EXTERNAL TABLE {input} ({col} MAP<STRING,STRING>)
   STORED BY '{HANDLER}'
@@ -120,7 +161,9 @@ CREATE EXTERNAL TABLE {output} ({col} MAP<STRING,STRING>)
   ROW FORMAT DELIMITED COLLECTION ITEMS TERMINATED BY '\\002' MAP KEYS TERMINATED BY '\\003'
   LINES TERMINATED BY '\\n' STORED AS TEXTFILE
   LOCATION {};
-INSERT OVERWRITE TABLE {output} SELECT {col} FROM {input};
+FROM {input}
+INSERT OVERWRITE TABLE {output} SELECT {col} WHERE NOT ({odd})
+INSERT OVERWRITE DIRECTORY {} SELECT base64(encode(concat_ws('\\001', map_keys({col})), 'UTF-8')) WHERE {odd};
 DROP TABLE {input};
 DROP TABLE {output};
 ",
@@ -128,6 +171,7 @@ DROP TABLE {output};
         quoted("region", e.region)?,
         e.read_units.max(1),
         quoted("location", &folder(e.location))?,
+        quoted("location", &folder(e.odd_names))?,
     ));
     Ok(q)
 }
@@ -139,7 +183,7 @@ pub struct HiveImport<'a> {
     pub target: &'a str,
     /// Its region.
     pub region: &'a str,
-    /// Its key attributes.
+    /// The attributes it defines (its keys and its indexes' keys).
     pub key_names: Vec<String>,
     /// Write units per second for the whole table.
     pub write_units: u64,
@@ -200,7 +244,7 @@ pub fn import_hql(i: &HiveImport<'_>) -> Result<String> {
         i.location, i.target
     );
     q.push_str(COMMON);
-    q.push_str("SET hive.exec.compress.output=false;\n");
+    q.push_str(IMPORT_SETTINGS);
     q.push_str(&format!(
         "ADD FILE {script};
 CREATE EXTERNAL TABLE {src} (line STRING)
@@ -225,7 +269,7 @@ INSERT OVERWRITE DIRECTORY {unreadable} SELECT raw WHERE kind = 'bad';
 DROP TABLE {src};
 DROP TABLE {dst};
 ",
-        script = quoted("script", i.script)?,
+        script = hive_cli_path("the import script's location", i.script)?,
         location = quoted("location", &folder(i.location))?,
         target = quoted("table", i.target)?,
         region = quoted("region", i.region)?,
@@ -245,12 +289,16 @@ DROP TABLE {dst};
 /// table, naming it). Fields are joined by `\x01`.
 pub const IMPORT_SCRIPT: &str = r#"#!/usr/bin/env python3
 # ddbx: one export line in (argv[1] says its format), one row out for Hive's TRANSFORM.
-import json, sys
+# Python 3.4 or later; stdin and stdout are read and written as UTF-8 whatever the YARN
+# container's locale (before 3.7, Python's stdio is ASCII in the C locale).
+import io, json, sys
 
 fmt, null_key = sys.argv[1], sys.argv[2]
 KEYS = {"s": "s", "n": "n", "b": "b", "ss": "sS", "ns": "nS", "bs": "bS",
         "m": "m", "l": "l", "null": null_key, "nullvalue": null_key, "bool": "bOOL"}
 BAD_NAME = ("\x01", "\x02", "\x03", "\n", "\r")
+# Hive reads a map key spelt \N as NULL and drops it.
+NULL_TEXT = "\\N"
 
 def convert(v):
     # One typed value, its type key in the connector's spelling; None: not writable by it.
@@ -294,8 +342,10 @@ def item_of(line):
         item[name] = json.loads(value)
     return item
 
-out = sys.stdout
-for raw in sys.stdin:
+text = dict(encoding="utf-8", errors="surrogateescape", newline="\n")
+lines = io.TextIOWrapper(sys.stdin.buffer, **text)
+out = io.TextIOWrapper(sys.stdout.buffer, **text)
+for raw in lines:
     line = raw.rstrip("\n").rstrip("\r")
     if not line.strip():
         continue
@@ -307,16 +357,15 @@ for raw in sys.stdin:
         aside = False
         for name, value in item.items():
             c = convert(value)
-            if c is None or any(b in name for b in BAD_NAME):
+            if c is None or name == NULL_TEXT or any(b in name for b in BAD_NAME):
                 aside = True
                 break
             attrs.append(name + "\x03" + json.dumps(c, ensure_ascii=False, separators=(",", ":")))
-        if aside:
-            out.write("aside\x01\x01" + line + "\n")
-        else:
-            out.write("item\x01" + "\x02".join(attrs) + "\x01\n")
+        row = ("aside\x01\x01" + line) if aside else ("item\x01" + "\x02".join(attrs) + "\x01")
+        out.write(row + "\n")
     except Exception:
         out.write("bad\x01\x01" + line + "\n")
+out.flush()
 "#;
 
 #[cfg(test)]
@@ -332,6 +381,8 @@ mod tests {
             segments: None,
             compression: Compression::Gzip,
             location: "s3://b/ddb/us-east-1/billing/2026/11/24/03_00.00/BILLING.orders-2/data",
+            odd_names:
+                "s3://b/ddb/us-east-1/billing/2026/11/24/03_00.00/_emr/names-BILLING.orders-2",
         }
     }
 
@@ -348,7 +399,10 @@ mod tests {
             "(ddbx_item MAP<STRING,STRING>)",
             "COLLECTION ITEMS TERMINATED BY '\\002' MAP KEYS TERMINATED BY '\\003'",
             "LOCATION 's3://b/ddb/us-east-1/billing/2026/11/24/03_00.00/BILLING.orders-2/data/';",
+            "FROM ddbx_in_",
             "INSERT OVERWRITE TABLE ddbx_out_",
+            "SELECT ddbx_item WHERE NOT (concat_ws('', map_keys(ddbx_item)) RLIKE '[\\n\\r\\002\\003]')",
+            "INSERT OVERWRITE DIRECTORY 's3://b/ddb/us-east-1/billing/2026/11/24/03_00.00/_emr/names-BILLING.orders-2/' SELECT base64(encode(concat_ws('\\001', map_keys(ddbx_item)), 'UTF-8'))",
         ] {
             assert!(q.contains(want), "{want} in\n{q}");
         }
@@ -407,7 +461,8 @@ mod tests {
         })
         .unwrap();
         for want in [
-            "ADD FILE 's3://b/state/_emr/ddbx_import.py';",
+            "\nADD FILE s3://b/state/_emr/ddbx_import.py;\n",
+            "SET hive.script.operator.truncate.env=true;",
             "USING 'python3 ddbx_import.py dynamodb-json nULL'",
             "IN ('aaaa.json.gz', 'bbbb.json.gz')",
             "'dynamodb.throughput.write'='800', 'dynamodb.throughput.write.percent'='1.0'",
@@ -426,9 +481,16 @@ mod tests {
         std::fs::write(&script, IMPORT_SCRIPT).unwrap();
         let run = |format: &str, input: &str| -> Vec<Vec<String>> {
             use std::io::Write;
+            // As in a YARN container: no locale, and stdio as Python before 3.7 has it in
+            // the C locale (ASCII, strict).
             let mut child = std::process::Command::new("python3")
                 .arg(&script)
                 .args([format, "nULL"])
+                .env_remove("LANG")
+                .env("LC_ALL", "C")
+                .env("PYTHONCOERCECLOCALE", "0")
+                .env("PYTHONUTF8", "0")
+                .env("PYTHONIOENCODING", "ascii:strict")
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .spawn()
@@ -484,5 +546,39 @@ mod tests {
             "{\"id\":{\"s\":\"z\"},\"bad\\nname\":{\"s\":\"v\"}}\n",
         );
         assert_eq!(rows[0][0], "aside", "a name the text format cannot hold");
+        // Non-ASCII names and values pass as UTF-8 whatever the locale; a name Hive would
+        // read as NULL (\N) goes aside.
+        let rows = run(
+            "connector",
+            "{\"id\":{\"s\":\"z\u{e9}\"},\"\u{fc}nic\u{f6}de \u{2713}\":{\"n\":\"1\"}}\n{\"id\":{\"s\":\"n\"},\"\\\\N\":{\"s\":\"v\"}}\n",
+        );
+        assert_eq!(rows[0][0], "item");
+        assert!(
+            rows[0][1].contains("\u{fc}nic\u{f6}de \u{2713}\u{3}{\"n\":\"1\"}"),
+            "{:?}",
+            rows[0]
+        );
+        assert!(rows[0][1].contains("id\u{3}{\"s\":\"z\u{e9}\"}"));
+        assert_eq!(rows[1][0], "aside", "{:?}", rows[1]);
+    }
+
+    #[test]
+    fn add_file_takes_its_location_unquoted_and_refuses_one_that_would_need_quotes() {
+        assert_eq!(
+            hive_cli_path("script", "s3://b/state/_emr/ddbx_import.py").unwrap(),
+            "s3://b/state/_emr/ddbx_import.py"
+        );
+        for bad in [
+            "s3://b/my state/_emr/ddbx_import.py",
+            "s3://b/it's/_emr/ddbx_import.py",
+            "s3://b/a%20b/x.py",
+            "s3://b/${env}/x.py",
+            "s3://b/a#b/x.py",
+            "s3://b/caf\u{e9}/x.py",
+            "/local/x.py",
+        ] {
+            let e = hive_cli_path("script", bad).unwrap_err().to_string();
+            assert!(e.contains("ADD FILE"), "{bad}: {e}");
+        }
     }
 }

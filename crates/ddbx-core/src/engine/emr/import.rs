@@ -6,8 +6,8 @@ use object_store::PutPayload;
 
 use super::steps::Step;
 use super::{
-    cluster_plans, connector_capacity, hive, put_text, report, run_steps, steps, write_steps_files,
-    EmrRun,
+    cluster_plans, connector_capacity, defined_names, hive, put_text, report, run_steps, steps,
+    write_steps_files, EmrRun,
 };
 use crate::aws::Aws;
 use crate::engine::interface::{Engine, ImportTable, ImportWork, ReadyTable};
@@ -66,18 +66,7 @@ pub(super) async fn import_tables(emr: &EmrRun, work: ImportWork<'_>) -> Result<
     let mut reports = Vec::new();
     let mut steps = Vec::new();
     let mut imported = Vec::new();
-    let script = if emr.hive() {
-        Some(
-            put_text(
-                state,
-                &format!("_emr/{}", hive::IMPORT_SCRIPT_NAME),
-                hive::IMPORT_SCRIPT,
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
+    let script = upload_script(emr, state).await?;
     for table in &work.tables {
         let target = &table.step.target_table;
         let ready = match &table.ready {
@@ -164,6 +153,20 @@ pub(super) async fn import_tables(emr: &EmrRun, work: ImportWork<'_>) -> Result<
     Ok(reports)
 }
 
+/// The TRANSFORM script of Hive steps, under the state's `_emr/` (refused, before anything
+/// starts, when ADD FILE could not name it there); none for tools steps.
+async fn upload_script(emr: &EmrRun, state: &Location) -> Result<Option<String>> {
+    if !emr.hive() {
+        return Ok(None);
+    }
+    let rel = format!("_emr/{}", hive::IMPORT_SCRIPT_NAME);
+    hive::hive_cli_path(
+        "the import's state (where the import script goes)",
+        &state.child(&rel).url(),
+    )?;
+    Ok(Some(put_text(state, &rel, hive::IMPORT_SCRIPT).await?))
+}
+
 /// A Hive import step for one table: its HiveQL (reading only the export's data files,
 /// at `units` write units a second) under the state's `_emr/`, and where it sets items
 /// aside.
@@ -182,12 +185,7 @@ async fn hive_import_step(
     let q = hive::import_hql(&hive::HiveImport {
         target,
         region: &aws.region,
-        key_names: ready
-            .target
-            .key()
-            .into_iter()
-            .map(|k| k.attribute_name)
-            .collect(),
+        key_names: defined_names(&ready.target),
         write_units: units as u64,
         format: ready.source.format,
         location: &location,

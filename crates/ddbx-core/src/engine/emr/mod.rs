@@ -54,6 +54,34 @@ pub struct EmrRun {
 /// The tag AWS's managed policy `AmazonEMRServicePolicy_v2` requires on a cluster.
 pub const MANAGED_POLICY_TAG: &str = "for-use-with-amazon-emr-managed-policies";
 
+/// EMR's limit on a tag's value.
+pub const MAX_TAG_VALUE: usize = 256;
+
+/// A tag value within EMR's 256 characters: a longer one keeps its end (a run's date and
+/// time), marked as cut.
+fn tag_value(value: &str) -> String {
+    if value.chars().count() <= MAX_TAG_VALUE {
+        return value.to_string();
+    }
+    let keep: String = {
+        let tail: Vec<char> = value.chars().rev().take(MAX_TAG_VALUE - 3).collect();
+        tail.into_iter().rev().collect()
+    };
+    format!("...{keep}")
+}
+
+/// The names a table defines (its keys, its indexes' keys): the storage handler refuses an
+/// item column named as any of them.
+fn defined_names(schema: &TableSchema) -> Vec<String> {
+    let mut names: Vec<String> = schema.key().into_iter().map(|k| k.attribute_name).collect();
+    for a in &schema.attribute_definitions {
+        if !names.contains(&a.attribute_name) {
+            names.push(a.attribute_name.clone());
+        }
+    }
+    names
+}
+
 impl EmrRun {
     /// How many clusters `tables` tables get: as asked, or more when the release takes
     /// every step at creation and one cluster would exceed EMR's 256 steps.
@@ -123,7 +151,7 @@ impl EmrRun {
             }),
             tags: BTreeMap::from([
                 ("ddbx:app".to_string(), app.to_string()),
-                ("ddbx:run".to_string(), run_dir.url()),
+                ("ddbx:run".to_string(), tag_value(&run_dir.url())),
                 (MANAGED_POLICY_TAG.to_string(), "true".to_string()),
             ]),
             applications,
@@ -296,12 +324,14 @@ impl Engine for EmrRun {
     fn adjust_plan(&self, planned: &mut PlannedTable, schema: &TableSchema, segments: Option<u32>) {
         // The connector takes whole units per second (it floors what it is given).
         planned.target_read_units = planned.target_read_units.floor().max(1.0);
-        // Unless --segments is given, the connector splits the scan itself: a segment per
-        // GiB of the table or per 100 units of the rate.
+        // Unless --segments is given, the connector splits the scan itself, in whole
+        // numbers as it counts them (`AbstractDynamoDBInputFormat.getNumSegments`): a
+        // segment per whole GiB of the table or per whole 100 units of the rate, the larger,
+        // at least 1 and at most 1,000,000.
         if segments.is_none() {
-            let by_size = (schema.table_size_bytes.max(0) as f64 / (1u64 << 30) as f64).ceil();
-            let by_rate = (planned.target_read_units / 100.0).ceil();
-            planned.segments = by_size.max(by_rate).clamp(1.0, 1_000_000.0) as u32;
+            let by_size = schema.table_size_bytes.max(0) as u64 / (1u64 << 30);
+            let by_rate = planned.target_read_units as u64 / 100;
+            planned.segments = by_size.max(by_rate).clamp(1, 1_000_000) as u32;
         }
     }
 
@@ -315,6 +345,14 @@ impl Engine for EmrRun {
             return Err(Error::Invalid(
                 "--storage-class: the cluster writes the data through EMRFS as STANDARD; use an S3 lifecycle rule on the run's prefix, or the local engine".into(),
             ));
+        }
+        if self.hive() {
+            // The run root is where an EMR import of this run keeps its script by default:
+            // refused now if Hive's ADD FILE could not name it.
+            hive::hive_cli_path(
+                "the run root",
+                &format!("{}/_emr/{}", plan.run_root, hive::IMPORT_SCRIPT_NAME),
+            )?;
         }
         self.refuse_active_clusters(aws, plan.tables.len()).await
     }
@@ -418,6 +456,64 @@ mod tests {
             run("emr-5.29.0", 1).cluster_names(600),
             vec!["backup_01", "backup_02", "backup_03"]
         );
+    }
+
+    #[test]
+    fn a_tag_value_stays_within_emrs_limit_and_keeps_the_runs_date() {
+        let short = "s3://b/ddb/us-east-1/app/2026/11/24/03_00.00";
+        assert_eq!(tag_value(short), short);
+        let long = format!(
+            "s3://b/{}/us-east-1/app/2026/11/24/03_00.00",
+            "p".repeat(300)
+        );
+        let v = tag_value(&long);
+        assert_eq!(v.chars().count(), MAX_TAG_VALUE);
+        assert!(
+            v.starts_with("...") && v.ends_with("/2026/11/24/03_00.00"),
+            "{v}"
+        );
+        let wide = "\u{e9}".repeat(300);
+        assert_eq!(tag_value(&wide).chars().count(), MAX_TAG_VALUE);
+    }
+
+    #[test]
+    fn the_plan_counts_segments_as_the_connector_does() {
+        let segments = |units: f64, bytes: i64| {
+            let schema: TableSchema = serde_json::from_value(serde_json::json!({
+                "TableName": "t", "KeySchema": [], "AttributeDefinitions": [],
+                "BillingMode": "PAY_PER_REQUEST", "TableSizeBytes": bytes
+            }))
+            .unwrap();
+            let mut p: PlannedTable = serde_json::from_value(serde_json::json!({
+                "table": "t", "keySchema": [], "billingMode": "PAY_PER_REQUEST", "sizeBytes": bytes,
+                "itemCountEstimate": 0, "targetReadUnits": units, "segments": 0, "destination": ""
+            }))
+            .unwrap();
+            run("emr-7.5.0", 1).adjust_plan(&mut p, &schema, None);
+            p.segments
+        };
+        // Integer division: 250 units scan in 2 segments, not 3; 99 in 1.
+        assert_eq!(segments(250.0, 0), 2);
+        assert_eq!(segments(99.9, 0), 1);
+        assert_eq!(segments(1.0, (3 << 30) - 1), 2);
+        assert_eq!(segments(1.0, 3 << 30), 3);
+        assert_eq!(segments(40_000.0, 0), 400);
+    }
+
+    #[test]
+    fn the_item_column_avoids_the_names_of_index_keys_too() {
+        let schema: TableSchema = serde_json::from_value(serde_json::json!({
+            "TableName": "t",
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "ddbx_item", "AttributeType": "S"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(defined_names(&schema), vec!["pk", "ddbx_item"]);
+        assert_eq!(hive::item_column(&defined_names(&schema)), "ddbx_item_2");
     }
 
     #[test]

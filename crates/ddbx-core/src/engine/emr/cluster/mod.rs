@@ -269,21 +269,31 @@ struct ClusterEnd {
 
 enum Watched {
     Finished(Vec<StepOutcome>),
+    /// Ended before running a step, for a reason that may pass (capacity, bootstrap).
     NeverStarted(String),
+    /// EMR refused to launch it (VALIDATION_ERROR): another cluster would be refused too.
+    Refused(String),
     Interrupted(Vec<StepOutcome>),
 }
 
-async fn run_cluster(ctx: &Ctx<'_>, plan: &ClusterPlan) -> ClusterEnd {
-    let config = ctx.config;
-    let failed_all = |why: String| ClusterEnd {
-        outcomes: plan
-            .steps
-            .iter()
-            .map(|s| outcome(s.table(), Some(why.clone()), None))
-            .collect(),
-        live: None,
+/// What to check when EMR refuses to launch a cluster: under `AmazonEMRServicePolicy_v2`
+/// the network it launches into must carry the policy's tag.
+fn refused_hint(config: &EmrConfig) -> String {
+    let tag = super::MANAGED_POLICY_TAG;
+    let network = if config.ec2.subnet_id.is_none() && config.ec2.subnet_ids.is_empty() {
+        format!("no ec2.subnet_id is set, so EMR launches into a subnet of the default VPC, which must then carry the tag {tag}=true: tag it, or set ec2.subnet_id to a subnet that carries it")
+    } else {
+        format!("the subnets and security groups in [ec2] must carry the tag {tag}=true")
     };
-    // Without waves, every table is raised before its cluster starts.
+    format!(
+        "check the roles ({} and {}), the instance types and, with AmazonEMRServicePolicy_v2 (EMR_DefaultRole_V2): {network}",
+        config.service_role, config.instance_profile
+    )
+}
+
+/// Without waves, every table is raised before its cluster starts: the steps that may run,
+/// and the outcomes of those whose raise was refused.
+async fn raise_all<'p>(ctx: &Ctx<'_>, plan: &'p ClusterPlan) -> (Vec<&'p Step>, Vec<StepOutcome>) {
     let mut refused = HashMap::new();
     if !ctx.waves {
         for s in &plan.steps {
@@ -292,33 +302,39 @@ async fn run_cluster(ctx: &Ctx<'_>, plan: &ClusterPlan) -> ClusterEnd {
             }
         }
     }
-    let steps: Vec<&Step> = plan
+    let steps = plan
         .steps
         .iter()
         .filter(|s| !refused.contains_key(s.table()))
         .collect();
-    let mut early: Vec<StepOutcome> = refused
+    let early = refused
         .into_iter()
         .map(|(t, e)| outcome(&t, Some(e), None))
         .collect();
+    (steps, early)
+}
+
+/// Every one of `steps` ended, never run, with one reason, after the outcomes in `early`.
+fn all_ended(steps: &[&Step], why: &str, mut early: Vec<StepOutcome>) -> ClusterEnd {
+    early.extend(
+        steps
+            .iter()
+            .map(|s| outcome(s.table(), Some(why.to_string()), None)),
+    );
+    ClusterEnd {
+        outcomes: early,
+        live: None,
+    }
+}
+
+async fn run_cluster(ctx: &Ctx<'_>, plan: &ClusterPlan) -> ClusterEnd {
+    let config = ctx.config;
+    let (steps, mut early) = raise_all(ctx, plan).await;
     if steps.is_empty() {
-        return ClusterEnd {
-            outcomes: early,
-            live: None,
-        };
+        return all_ended(&steps, "", early);
     }
     // Stopped before a cluster ran: its steps never ran anywhere.
-    let interrupted = |mut early: Vec<StepOutcome>| {
-        early.extend(
-            steps
-                .iter()
-                .map(|s| outcome(s.table(), Some("interrupted".into()), None)),
-        );
-        ClusterEnd {
-            outcomes: early,
-            live: None,
-        }
-    };
+    let interrupted = |early| all_ended(&steps, "interrupted", early);
     let mut reasons = Vec::new();
     for attempt in 1..=config.create_attempts {
         if ctx.stop.is_stopped() {
@@ -337,10 +353,8 @@ async fn run_cluster(ctx: &Ctx<'_>, plan: &ClusterPlan) -> ClusterEnd {
                     }
                 ) {
                     // EMR refused the request itself: another attempt would be refused too.
-                    let mut end =
-                        failed_all(format!("EMR refused to create cluster {}: {e}", plan.name));
-                    end.outcomes.extend(early);
-                    return end;
+                    let why = format!("EMR refused to create cluster {}: {e}", plan.name);
+                    return all_ended(&steps, &why, early);
                 }
                 if attempt < config.create_attempts && !pause(ctx, config.retry_delay_seconds).await
                 {
@@ -365,6 +379,15 @@ async fn run_cluster(ctx: &Ctx<'_>, plan: &ClusterPlan) -> ClusterEnd {
                     live: Some(id),
                 };
             }
+            Watched::Refused(why) => {
+                tracing::error!(cluster = %plan.name, id = %id, reason = %why, "EMR refused to launch the cluster");
+                let why = format!(
+                    "EMR refused to launch cluster {} ({id}): it {why}; {}",
+                    plan.name,
+                    refused_hint(config)
+                );
+                return all_ended(&steps, &why, early);
+            }
             Watched::NeverStarted(why) => {
                 tracing::warn!(cluster = %plan.name, id = %id, attempt, reason = %why, "the cluster ended before running a step");
                 reasons.push(format!("attempt {attempt}: cluster {id} {why}"));
@@ -374,16 +397,13 @@ async fn run_cluster(ctx: &Ctx<'_>, plan: &ClusterPlan) -> ClusterEnd {
             return interrupted(early);
         }
     }
-    let mut end = failed_all(format!(
+    let why = format!(
         "EMR cluster {} never ran its steps after {} attempts: {}",
         plan.name,
         config.create_attempts,
         reasons.join("; ")
-    ));
-    end.outcomes
-        .retain(|o| steps.iter().any(|s| s.table() == o.table));
-    end.outcomes.extend(early);
-    end
+    );
+    all_ended(&steps, &why, early)
 }
 
 fn outcome(table: &str, error: Option<String>, cluster_id: Option<&str>) -> StepOutcome {
