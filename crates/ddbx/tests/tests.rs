@@ -6,6 +6,7 @@ mod support;
 mod accounts;
 mod capacity;
 mod catalog;
+mod edges;
 mod emr;
 mod emr_faults;
 mod export;

@@ -63,12 +63,7 @@ pub fn chains_dir(app_dir: &Location) -> Location {
 /// The app's folder of a run root (`<base>/<region>/<app>`, four levels above
 /// `YYYY/MM/DD/HH_MM.SS`).
 pub fn app_dir_of_run(run_dir: &Location) -> Location {
-    let parts: Vec<_> = run_dir.prefix.parts().collect();
-    let keep = parts.len().saturating_sub(4);
-    Location {
-        prefix: object_store::path::Path::from_iter(parts[..keep].iter().cloned()),
-        ..run_dir.clone()
-    }
+    run_dir.up(4)
 }
 
 /// The tables that have a chain in an app's folder.

@@ -110,6 +110,38 @@ impl Location {
     pub fn url(&self) -> String {
         self.url_of(&self.prefix)
     }
+
+    /// The folder `levels` above this one, in the same store, or (a local folder opened
+    /// below where it must go) a local folder opened there: a run root given as a path is
+    /// its store's root, and its app's folder is above it.
+    pub fn up(&self, levels: usize) -> Location {
+        let parts: Vec<_> = self.prefix.parts().collect();
+        if parts.len() >= levels || !self.root_url.starts_with("file://") {
+            let keep = parts.len().saturating_sub(levels);
+            return Location {
+                prefix: Path::from_iter(parts[..keep].iter().cloned()),
+                ..self.clone()
+            };
+        }
+        let mut root = PathBuf::from(self.root_url.trim_start_matches("file://"));
+        for _ in parts.len()..levels {
+            root.pop();
+        }
+        match local::NoLinks::new(root.clone()) {
+            Ok(store) => Location {
+                store: Arc::new(store),
+                prefix: Path::default(),
+                root_url: format!("file://{}", root.display()),
+                bucket: None,
+                encryption: None,
+            },
+            // (The folder above a run that exists exists: this cannot fail.)
+            Err(_) => Location {
+                prefix: Path::default(),
+                ..self.clone()
+            },
+        }
+    }
 }
 
 /// Join a relative, slash-separated path onto `base`, refusing `.` and `..` segments.

@@ -50,6 +50,11 @@ pub struct Faults {
     /// `bucket/prefix` that these credentials may only read: any other request under it
     /// is refused 403 AccessDenied, as S3 refuses it under a read-only policy.
     pub s3_read_only: Option<&'static str>,
+    /// A batch delete (DeleteObjects) naming a key that starts with this deletes nothing:
+    /// S3 answers each key with an AccessDenied error inside its 200 answer, as under a
+    /// policy denying s3:DeleteObject there (a prune deletes one run per batch, so this
+    /// denies one run).
+    pub s3_deny_delete_under: Option<&'static str>,
     /// DescribeExport always answers IN_PROGRESS (an export that takes its time), without
     /// asking the service.
     pub exports_in_progress: bool,
@@ -565,6 +570,32 @@ async fn serve(
                             continue;
                         }
                         Some(_) => {}
+                    }
+                }
+                if let Some(denied) = faults.s3_deny_delete_under {
+                    if request_line.starts_with("POST ") && request_line.contains("?delete") {
+                        let body = String::from_utf8_lossy(&req.body).to_string();
+                        let keys: Vec<String> = body
+                            .split("<Key>")
+                            .skip(1)
+                            .filter_map(|k| k.split("</Key>").next().map(str::to_string))
+                            .collect();
+                        if keys.iter().any(|k| k.starts_with(denied)) {
+                            stats.s3_refused_writes.fetch_add(1, Ordering::SeqCst);
+                            let mut xml = String::from(
+                                r#"<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#,
+                            );
+                            for k in &keys {
+                                xml.push_str(&format!("<Error><Key>{k}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"));
+                            }
+                            xml.push_str("</DeleteResult>");
+                            conn.write_all(&with_body(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n",
+                                xml.as_bytes(),
+                            ))
+                            .await?;
+                            continue;
+                        }
                     }
                 }
                 if let Some(prefix) = faults.s3_read_only {
