@@ -14,6 +14,7 @@
 mod export;
 mod import;
 pub mod job;
+pub mod quota;
 
 use std::time::Duration;
 
@@ -26,6 +27,10 @@ use crate::plan::{Compression, DataFormat, ExportPlan, PlannedTable};
 use crate::report::TableReport;
 use crate::table::TableSchema;
 use crate::{Error, Result};
+
+/// How long a job refused for the account's quota waits in line, unless told: DynamoDB's
+/// jobs hold their quota for minutes to hours.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(6 * 3600);
 
 /// The native engine's settings.
 #[derive(Debug, Clone)]
@@ -44,6 +49,9 @@ pub struct NativeEngine {
     pub poll: job::Poll,
     /// How long to wait for every table's restorable window to reach a common instant.
     pub instant_wait: Duration,
+    /// How long a job refused for the account's quota (LimitExceededException) waits in
+    /// line at most.
+    pub max_wait: Duration,
 }
 
 impl Default for NativeEngine {
@@ -59,6 +67,7 @@ impl Default for NativeEngine {
                 max: Duration::from_secs(60),
             },
             instant_wait: Duration::from_secs(15 * 60),
+            max_wait: DEFAULT_MAX_WAIT,
         }
     }
 }
