@@ -62,7 +62,8 @@ pub trait Engine: Send + Sync {
     }
 
     /// Whether this engine creates each import's target itself (the native engine's
-    /// ImportTable): targets must then not exist, and the import does not create them.
+    /// ImportTable): the import then does not create them, and the engine is given what
+    /// to create (`import::target::to_create`), with the ARN of a table that exists.
     fn creates_targets(&self) -> bool {
         false
     }

@@ -252,7 +252,7 @@ async fn ready(
             (true, true) => Create::Bare,
         };
         let target = if engine.creates_targets() {
-            target::absent(aws, &step.target_table, source.schema.as_ref()).await
+            target::to_create(aws, &step.target_table, source.schema.as_ref()).await
         } else {
             target::ensure_table(
                 aws,
