@@ -100,7 +100,13 @@ pub(super) async fn write_table(
     if let Some(n) = step.expected_items.or(src.expected_items) {
         counters.expected_items.store(n, Ordering::Relaxed);
     }
-    if !work.no_validate_first {
+    // A window is read once first in any case: a key with two records in it is written
+    // once, as its later write left it (format::replay::superseded).
+    let superseded = match src.changes {
+        true => crate::format::replay::superseded(src).await?,
+        false => Default::default(),
+    };
+    if !work.no_validate_first && !src.changes {
         // Read everything once, write nothing: a corrupt file fails the table untouched.
         // (Read as the writing pass reads it, so that it checks what that pass will take.)
         let mut scratch = Vec::new();
@@ -195,7 +201,7 @@ pub(super) async fn write_table(
 
     // Reader: files in order, skipping what an earlier run finished.
     let read_result = async {
-        for f in &src.files {
+        for (i, f) in src.files.iter().enumerate() {
             if base.files_done.contains(&f.url) {
                 continue;
             }
@@ -219,7 +225,7 @@ pub(super) async fn write_table(
                     return Err(Error::Interrupted);
                 }
                 let WireRecord { line, delete, size } = record;
-                if line <= skip_to {
+                if line <= skip_to || superseded.skips(i, line) {
                     map.clear();
                     continue;
                 }
