@@ -36,6 +36,12 @@ pub trait Engine: Send + Sync {
         None
     }
 
+    /// The settings of this engine that shape a run, recorded in its plan
+    /// (`engineSettings`) for a resumed run to keep.
+    fn plan_settings(&self) -> Option<serde_json::Value> {
+        None
+    }
+
     /// Whether `export --resume` can continue a run this engine made.
     fn resumes_exports(&self) -> bool {
         false
