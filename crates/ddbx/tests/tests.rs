@@ -13,4 +13,5 @@ mod faults;
 mod formats;
 mod import;
 mod native;
+mod native_aws;
 mod settings;

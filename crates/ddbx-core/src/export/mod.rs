@@ -152,7 +152,10 @@ pub async fn run(
                 .resumed(p.plan.engine_settings.as_ref(), &plan_url)?;
             (p, Some(engine))
         }
-        None => (plan::prepare(aws, settings, settings.engine.engine()).await?, None),
+        None => (
+            plan::prepare(aws, settings, settings.engine.engine()).await?,
+            None,
+        ),
     };
     let engine = resumed.as_ref().unwrap_or(&settings.engine).engine();
     let Prepared {

@@ -235,10 +235,7 @@ pub fn next(
 /// `[last, instant)` in windows of one length, each at most 24 hours (a minute short of
 /// it, so that boundaries rounded up to whole seconds never take one past it); each
 /// boundary is placed from `last`, not from the window before, so rounding never adds up.
-pub fn windows(
-    last: DateTime<Utc>,
-    instant: DateTime<Utc>,
-) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+pub fn windows(last: DateTime<Utc>, instant: DateTime<Utc>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     let span = (instant - last).num_milliseconds().max(0) as u64;
     let longest = (MAX_WINDOW - Duration::minutes(1)).num_milliseconds() as u64;
     let n = span.div_ceil(longest).max(1);

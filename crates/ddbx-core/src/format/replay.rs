@@ -207,7 +207,12 @@ pub async fn superseded(window: &TableSource) -> Result<Superseded> {
             if !twice.contains(&d) {
                 continue;
             }
-            let here = (change.write_micros, i, line, format!("{}, line {line}", f.url));
+            let here = (
+                change.write_micros,
+                i,
+                line,
+                format!("{}, line {line}", f.url),
+            );
             let Some(before) = last.remove(&d) else {
                 last.insert(d, here);
                 continue;
@@ -221,7 +226,11 @@ pub async fn superseded(window: &TableSource) -> Result<Superseded> {
                     ),
                 });
             };
-            let (winner, loser) = if b >= a { (here, before) } else { (before, here) };
+            let (winner, loser) = if b >= a {
+                (here, before)
+            } else {
+                (before, here)
+            };
             out.lines.insert((loser.1, loser.2));
             last.insert(d, winner);
         }
@@ -296,7 +305,10 @@ mod tests {
 
         // One record per key (what AWS says it writes): nothing is passed over.
         let dir = tempfile::tempdir().unwrap();
-        let w = window(dir.path(), &[vec![change("a", 1, None), change("b", 1, None)]]);
+        let w = window(
+            dir.path(),
+            &[vec![change("a", 1, None), change("b", 1, None)]],
+        );
         assert!(superseded(&w).await.unwrap().is_empty());
 
         // Two records of a key with no time to order them: refused, naming both.

@@ -205,7 +205,10 @@ async fn run_instant(
             file: state.url_of(&state.join("native.json")),
             message: format!("not the run's instant: {e}"),
         })?;
-        if let Some(t) = engine.export_time.filter(|t| to_second(*t) != r.export_time) {
+        if let Some(t) = engine
+            .export_time
+            .filter(|t| to_second(*t) != r.export_time)
+        {
             return Err(Error::Invalid(format!(
                 "--export-time {t} contradicts the run being resumed: it exports as of {} ({})",
                 r.export_time,
@@ -267,7 +270,9 @@ async fn common_instant(
             }
         }
         let wait_for = match (latest, earliest) {
-            _ if !unready.is_empty() && !out_of_time => Some("a latest restorable time".to_string()),
+            _ if !unready.is_empty() && !out_of_time => {
+                Some("a latest restorable time".to_string())
+            }
             (None, _) => None,
             (Some((l, _)), Some((e, of))) if to_second(l) < e => {
                 if out_of_time {
@@ -277,7 +282,9 @@ async fn common_instant(
                         latest.map_or("?", |(_, t)| t)
                     )));
                 }
-                Some(format!("{of} to restore from {e} (the tables restore to {l})"))
+                Some(format!(
+                    "{of} to restore from {e} (the tables restore to {l})"
+                ))
             }
             (Some((l, _)), _) => return Ok((to_second(l), unready)),
         };
@@ -476,8 +483,8 @@ impl Exports<'_> {
             let (from, to) = windows[n];
             let spec = JobSpec::new(&run_dir.url(), self.table, self.arn, from, to);
             let name = format!("native-{:02}.json", n + 1);
-            let started = job::start(jobs, &spec, self.target, self.records, &name, self.counters)
-                .await?;
+            let started =
+                job::start(jobs, &spec, self.target, self.records, &name, self.counters).await?;
             self.running.store(true, Ordering::SeqCst);
             let ended = job::wait(jobs, &started.spec, &started.arn, self.counters).await?;
             self.running.store(false, Ordering::SeqCst);

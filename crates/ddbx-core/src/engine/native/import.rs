@@ -159,10 +159,7 @@ pub(super) async fn import_tables(
             let counters = work.progress.table(&target);
             let started = work.aws.clock.now();
             let result = match &t.ready {
-                Ok(ready) => run
-                    .import_table(t, ready)
-                    .await
-                    .map_err(|e| e.to_string()),
+                Ok(ready) => run.import_table(t, ready).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.clone()),
             };
             let seconds = work.aws.clock.now().duration_since(started).as_secs_f64();
@@ -219,7 +216,10 @@ impl Imports<'_> {
         let records = work.state.child(&format!("_import/{target}"));
         let (arn, encryption) = match &s.table_arn {
             Some(existing) => self.take_up(target, existing, &records).await?,
-            None => self.start(target, s, &ready.source, &records, &counters).await?,
+            None => {
+                self.start(target, s, &ready.source, &records, &counters)
+                    .await?
+            }
         };
         let desc = wait(&self.jobs, target, &arn, &counters).await;
         self.jobs.quota.job_ended();
@@ -347,8 +347,10 @@ impl Imports<'_> {
         };
         loop {
             records.put_json(RECORD, &record).await?;
-            let req = request(aws, source, &prefix, &record.client_token)?
-                .table_creation_parameters(creation_parameters(target, s, sse.map(|_| key.as_deref())));
+            let req =
+                request(aws, source, &prefix, &record.client_token)?.table_creation_parameters(
+                    creation_parameters(target, s, sse.map(|_| key.as_deref())),
+                );
             let quick = Aws {
                 retry: Quota::start_policy(aws),
                 ..aws.clone()
@@ -379,7 +381,9 @@ impl Imports<'_> {
                 Err(e) => return Err(e),
             };
             match (sse, &key) {
-                (Some(_), Some(k)) => encryption.restored.push(format!("encryption (KMS key {k})")),
+                (Some(_), Some(k)) => encryption
+                    .restored
+                    .push(format!("encryption (KMS key {k})")),
                 (Some(e), None) if e.kms_master_key_arn.is_none() => encryption
                     .restored
                     .push("encryption (KMS key aws/dynamodb)".into()),
@@ -607,7 +611,10 @@ async fn finish_table(
     update_table(aws, target, s, &now, outcome).await?;
     let ttl_set = now.time_to_live.as_ref().is_some_and(|t| {
         t.time_to_live_status.starts_with("ENABL")
-            && t.attribute_name == s.time_to_live.as_ref().and_then(|w| w.attribute_name.clone())
+            && t.attribute_name
+                == s.time_to_live
+                    .as_ref()
+                    .and_then(|w| w.attribute_name.clone())
     });
     let rest = TableSchema {
         time_to_live: s.time_to_live.clone().filter(|_| !ttl_set),
@@ -639,17 +646,15 @@ async fn update_table(
             .filter(|st| st.stream_enabled)
             .cloned()
     };
-    let class = |t: &TableSchema| {
-        t.table_class
-            .clone()
-            .filter(|c| c != "STANDARD")
-    };
+    let class = |t: &TableSchema| t.table_class.clone().filter(|c| c != "STANDARD");
     let (stream, has_stream) = (enabled(s), enabled(now).is_some());
     let (wanted_class, has_class) = (class(s), class(now));
     let protect = s.deletion_protection_enabled == Some(true);
     let has_protect = now.deletion_protection_enabled == Some(true);
     let set_stream = stream.as_ref().filter(|_| !has_stream);
-    let set_class = wanted_class.as_deref().filter(|c| has_class.as_deref() != Some(*c));
+    let set_class = wanted_class
+        .as_deref()
+        .filter(|c| has_class.as_deref() != Some(*c));
     let set_protect = protect && !has_protect;
     let names = [
         stream.as_ref().map(|_| "stream".to_string()),

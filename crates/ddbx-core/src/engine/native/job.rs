@@ -205,7 +205,10 @@ pub async fn start(
                 Some(why) => {
                     tracing::warn!(table = %spec.table, arn = %r.export_arn, %why, "the export of an earlier attempt ended without an export: starting it again");
                     earlier = r.earlier;
-                    earlier.push(format!("attempt {} ({}): {why}", r.spec.attempt, r.export_arn));
+                    earlier.push(format!(
+                        "attempt {} ({}): {why}",
+                        r.spec.attempt, r.export_arn
+                    ));
                     spec = r.spec.next_attempt();
                 }
             }
@@ -264,9 +267,9 @@ async fn ended(aws: &Aws, r: &JobRecord) -> Result<Option<String>> {
         )
         .await
     {
-        Ok(out) => Ok(out.export_description().and_then(|d| {
-            (d.export_status() == Some(&ExportStatus::Failed)).then(|| failure(d))
-        })),
+        Ok(out) => Ok(out
+            .export_description()
+            .and_then(|d| (d.export_status() == Some(&ExportStatus::Failed)).then(|| failure(d)))),
         Err(Error::Aws {
             code: Some(c),
             message,
@@ -340,30 +343,37 @@ pub async fn wait(
     counters: &TableProgress,
 ) -> Result<Result<ExportDescription>> {
     let aws = jobs.aws;
-    poll_until(aws, jobs.engine.poll, jobs.stop, counters, "export", || async {
-        let out = aws
-            .call(
-                || format!("table {}: DescribeExport {arn}", spec.table),
-                None,
-                || aws.dynamodb.describe_export().export_arn(arn).send(),
-            )
-            .await?;
-        let desc = out.export_description().cloned().ok_or_else(|| {
-            Error::Invalid(format!(
-                "table {}: DescribeExport returned nothing",
-                spec.table
-            ))
-        })?;
-        Ok(match desc.export_status() {
-            Some(ExportStatus::Completed) => Polled::Done(Ok(desc)),
-            Some(ExportStatus::Failed) => Polled::Done(Err(Error::Invalid(format!(
-                "table {}: the export {arn} {}",
-                spec.table,
-                failure(&desc)
-            )))),
-            other => Polled::Pending(other.map_or("?", |s| s.as_str()).to_string()),
-        })
-    })
+    poll_until(
+        aws,
+        jobs.engine.poll,
+        jobs.stop,
+        counters,
+        "export",
+        || async {
+            let out = aws
+                .call(
+                    || format!("table {}: DescribeExport {arn}", spec.table),
+                    None,
+                    || aws.dynamodb.describe_export().export_arn(arn).send(),
+                )
+                .await?;
+            let desc = out.export_description().cloned().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "table {}: DescribeExport returned nothing",
+                    spec.table
+                ))
+            })?;
+            Ok(match desc.export_status() {
+                Some(ExportStatus::Completed) => Polled::Done(Ok(desc)),
+                Some(ExportStatus::Failed) => Polled::Done(Err(Error::Invalid(format!(
+                    "table {}: the export {arn} {}",
+                    spec.table,
+                    failure(&desc)
+                )))),
+                other => Polled::Pending(other.map_or("?", |s| s.as_str()).to_string()),
+            })
+        },
+    )
     .await
 }
 
@@ -786,7 +796,10 @@ mod tests {
         let again = start(&jobs, &s, &target, &records, "native-01.json", &counters)
             .await
             .unwrap();
-        assert_eq!((again.arn.as_str(), again.spec.attempt), ("arn:export/3", 3));
+        assert_eq!(
+            (again.arn.as_str(), again.spec.attempt),
+            ("arn:export/3", 3)
+        );
         assert_eq!(again.earlier.len(), 2, "{:?}", again.earlier);
         let r: JobRecord = serde_json::from_slice(
             &records
@@ -905,6 +918,9 @@ mod tests {
         let desc = ExportDescription::builder()
             .export_time(at("2026-12-01T09:59:59Z"))
             .build();
-        assert_eq!(exported(&full, &desc).1, full.to - chrono::Duration::seconds(1));
+        assert_eq!(
+            exported(&full, &desc).1,
+            full.to - chrono::Duration::seconds(1)
+        );
     }
 }

@@ -97,17 +97,21 @@ impl NativeEngine {
         let Some(recorded) = recorded else {
             return Ok(self.clone());
         };
-        let r: RunSettings = serde_json::from_value(recorded.clone()).map_err(|e| Error::Corrupt {
-            file: plan_url.to_string(),
-            message: format!("engineSettings are not the native engine's: {e}"),
-        })?;
+        let r: RunSettings =
+            serde_json::from_value(recorded.clone()).map_err(|e| Error::Corrupt {
+                file: plan_url.to_string(),
+                message: format!("engineSettings are not the native engine's: {e}"),
+            })?;
         let refuse = |flag: &str, planned: &str| {
             Err(Error::Invalid(format!(
                 "{flag} contradicts the run being resumed: its plan ({plan_url}) has {planned}; drop the flag or start a new run"
             )))
         };
         if self.incremental && !r.incremental {
-            return refuse("--incremental", "a full export of every table (no --incremental)");
+            return refuse(
+                "--incremental",
+                "a full export of every table (no --incremental)",
+            );
         }
         if self.enable_pitr && !r.enable_pitr {
             return refuse(
@@ -311,13 +315,21 @@ mod tests {
             incremental: true,
             ..NativeEngine::default()
         };
-        assert!(again.resumed(Some(&planned(true, false)), "PLAN").unwrap().incremental);
+        assert!(
+            again
+                .resumed(Some(&planned(true, false)), "PLAN")
+                .unwrap()
+                .incremental
+        );
         // A flag the run did not have: refused, naming the plan.
         let err = again
             .resumed(Some(&planned(false, false)), "PLAN")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("--incremental") && err.contains("PLAN"), "{err}");
+        assert!(
+            err.contains("--incremental") && err.contains("PLAN"),
+            "{err}"
+        );
         let pitr = NativeEngine {
             enable_pitr: true,
             ..NativeEngine::default()

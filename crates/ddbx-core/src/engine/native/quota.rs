@@ -163,26 +163,39 @@ mod tests {
         let counters = TableProgress::new("T");
         // Refused for longer than the SDK's retries would last (300 s), then taken.
         let got = q
-            .start(&aws, &StopSignal::default(), &counters, "import", || async {
-                match calls.fetch_add(1, Ordering::SeqCst) {
-                    0..=20 => Err(limit()),
-                    _ => Ok("arn"),
-                }
-            })
+            .start(
+                &aws,
+                &StopSignal::default(),
+                &counters,
+                "import",
+                || async {
+                    match calls.fetch_add(1, Ordering::SeqCst) {
+                        0..=20 => Err(limit()),
+                        _ => Ok("arn"),
+                    }
+                },
+            )
             .await
             .unwrap();
         assert_eq!(got, "arn");
         let slept: Duration = clock.sleeps().iter().sum();
         assert!(slept > Duration::from_secs(600), "{slept:?}");
         assert!(clock.sleeps().iter().all(|d| *d <= Duration::from_secs(60)));
-        assert!(counters.state().unwrap().contains("waiting for the account's quota"));
+        assert!(counters
+            .state()
+            .unwrap()
+            .contains("waiting for the account's quota"));
 
         // Past --max-wait it fails, saying so; other errors are not waited for.
         let q = quota(Duration::from_secs(120));
         let err = q
-            .start(&aws, &StopSignal::default(), &counters, "export", || async {
-                Err::<(), _>(limit())
-            })
+            .start(
+                &aws,
+                &StopSignal::default(),
+                &counters,
+                "export",
+                || async { Err::<(), _>(limit()) },
+            )
             .await
             .unwrap_err()
             .to_string();
@@ -192,10 +205,16 @@ mod tests {
         );
         let n = AtomicU32::new(0);
         let err = q
-            .start(&aws, &StopSignal::default(), &counters, "export", || async {
-                n.fetch_add(1, Ordering::SeqCst);
-                Err::<(), _>(Error::Invalid("no".into()))
-            })
+            .start(
+                &aws,
+                &StopSignal::default(),
+                &counters,
+                "export",
+                || async {
+                    n.fetch_add(1, Ordering::SeqCst);
+                    Err::<(), _>(Error::Invalid("no".into()))
+                },
+            )
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), "no");
