@@ -476,6 +476,13 @@ async fn a_killed_native_import_is_taken_up_checked_and_given_its_settings() {
         .update_table()
         .table_name(&t)
         .deletion_protection_enabled(true)
+        .stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewImage)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -584,6 +591,7 @@ async fn a_killed_native_import_is_taken_up_checked_and_given_its_settings() {
     );
     let restored = table_report(&s, &tn)["settings"]["restored"].to_string();
     for setting in [
+        "stream",
         "time to live (expires)",
         "deletion protection",
         "tags (1)",
@@ -599,6 +607,13 @@ async fn a_killed_native_import_is_taken_up_checked_and_given_its_settings() {
             .await
             .unwrap();
     assert_eq!(d.table().unwrap().deletion_protection_enabled(), Some(true));
+    assert_eq!(
+        d.table()
+            .unwrap()
+            .stream_specification()
+            .map(|s| s.stream_enabled()),
+        Some(true)
+    );
     let ttl =
         n.fc.ddb
             .describe_time_to_live()
@@ -688,6 +703,18 @@ async fn import_table_keeps_the_tables_kms_key_or_says_it_could_not() {
     )
     .await;
     let maps: Vec<String> = tables.iter().map(|(t, _)| format!("{t}={t}_n")).collect();
+    // DynamoDB runs 50 imports at once per account at most.
+    let o = n.ddbx(&[
+        "import",
+        "--engine",
+        "native",
+        "--from",
+        &root,
+        "--max-jobs",
+        "51",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("50 imports at once"));
     let o = n.ddbx_via(
         &shape.url,
         &[

@@ -94,6 +94,14 @@ pub(super) async fn export_tables(
             Err(e) => failed(work, &schema.table_name, e.to_string()),
         };
         r.seconds = aws.clock.now().duration_since(started).as_secs_f64();
+        if spike.is_some() && engine.incremental && r.status == TableStatus::Succeeded {
+            // Turning recovery off resets the table's window: its chain cannot go on.
+            let said = "point-in-time recovery is turned off again after this export (--enable-pitr), so the next incremental run exports this table in full: turn it on for good to chain its exports";
+            r.note = Some(match r.note.take() {
+                Some(n) => format!("{n}; {said}"),
+                None => said.to_string(),
+            });
+        }
         put_back(
             aws,
             run_dir,
@@ -528,5 +536,70 @@ impl Exports<'_> {
             n += 1;
         }
         Ok(links)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::canned::Canned;
+    use crate::clock::ManualClock;
+
+    fn backups(earliest: f64, latest: Option<f64>) -> (u16, String) {
+        let latest = latest.map_or(String::new(), |l| {
+            format!(r#","LatestRestorableDateTime":{l}"#)
+        });
+        (
+            200,
+            format!(
+                r#"{{"ContinuousBackupsDescription":{{"ContinuousBackupsStatus":"ENABLED","PointInTimeRecoveryDescription":{{"PointInTimeRecoveryStatus":"ENABLED","EarliestRestorableDateTime":{earliest}{latest}}}}}}}"#
+            ),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_table_without_a_latest_restorable_time_is_waited_for_then_left_out() {
+        let tables = ["A".to_string(), "B".to_string()];
+        // B says no latest time at first, then does: the run waits for it.
+        let canned = Canned::start(vec![
+            backups(1_000.0, Some(2_000.5)),
+            backups(1_000.0, None),
+            backups(1_000.0, Some(2_010.5)),
+            backups(1_000.0, Some(2_005.0)),
+        ])
+        .await;
+        let clock = ManualClock::default();
+        let aws = Aws::for_tests(&canned.url, clock.clone());
+        let stop = crate::run::stop::StopSignal::default();
+        let engine = NativeEngine::default();
+        let (instant, unready) = common_instant(&engine, &aws, &tables, &stop).await.unwrap();
+        assert_eq!(
+            instant.timestamp(),
+            2_005,
+            "the earliest latest, to the second"
+        );
+        assert!(unready.is_empty());
+        assert_eq!(clock.sleeps().len(), 1);
+
+        // Still none after the wait: B is left out, saying why; A is exported as of its own.
+        let canned = Canned::start(vec![
+            backups(1_000.0, Some(2_000.5)),
+            backups(1_000.0, None),
+        ])
+        .await;
+        let aws = Aws::for_tests(&canned.url, ManualClock::default());
+        let engine = NativeEngine {
+            instant_wait: std::time::Duration::ZERO,
+            ..NativeEngine::default()
+        };
+        let (instant, unready) = common_instant(&engine, &aws, &tables, &stop).await.unwrap();
+        assert_eq!(instant.timestamp(), 2_000);
+        assert_eq!(unready.len(), 1);
+        assert_eq!(unready[0].0, "B");
+        assert!(
+            unready[0].1.contains("no latest restorable time"),
+            "{}",
+            unready[0].1
+        );
     }
 }

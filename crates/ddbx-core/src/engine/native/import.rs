@@ -442,23 +442,26 @@ async fn measure(source: &TableSource, region: &str) -> Result<u64> {
             .await
             .map_err(|e| Error::store(folder.url(), e))?
     };
-    if listed.len() > quota::MAX_IMPORT_OBJECTS {
+    let bytes: u64 = listed.iter().map(|o| o.size).sum();
+    fits(&folder.url(), listed.len(), bytes, region)?;
+    Ok(bytes)
+}
+
+/// Whether ImportTable can take `objects` objects of `bytes` bytes in `region` at all.
+fn fits(url: &str, objects: usize, bytes: u64, region: &str) -> Result<()> {
+    if objects > quota::MAX_IMPORT_OBJECTS {
         return Err(Error::Invalid(format!(
-            "{}: {} objects, and ImportTable reads {} at most (every object under the folder): import it with the local engine",
-            folder.url(),
-            listed.len(),
+            "{url}: {objects} objects, and ImportTable reads {} at most (every object under the folder): import it with the local engine",
             quota::MAX_IMPORT_OBJECTS
         )));
     }
-    let bytes: u64 = listed.iter().map(|o| o.size).sum();
     let most = quota::import_bytes_quota(region);
     if bytes > most {
         return Err(Error::Invalid(format!(
-            "{}: {bytes} bytes, more than the {most} bytes of source DynamoDB imports at once in {region}: import it with the local engine",
-            folder.url()
+            "{url}: {bytes} bytes, more than the {most} bytes of source DynamoDB imports at once in {region}: import it with the local engine"
         )));
     }
-    Ok(bytes)
+    Ok(())
 }
 
 type ImportRequest = aws_sdk_dynamodb::operation::import_table::builders::ImportTableFluentBuilder;
@@ -682,4 +685,89 @@ async fn update_table(
     }
     outcome.restored.extend(names.into_iter().flatten());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> TableSchema {
+        serde_json::from_value(serde_json::json!({
+            "TableName": "orders",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "g", "AttributeType": "S"}
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+            "GlobalSecondaryIndexes": [{
+                "IndexName": "by_g",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+                "OnDemandThroughput": {"MaxReadRequestUnits": 100, "MaxWriteRequestUnits": 50}
+            }],
+            "Settings": {"SSEDescription": {"SSEType": "KMS", "KMSMasterKeyArn": "arn:aws:kms:us-east-1:1:key/k"}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn import_table_creates_the_tables_encryption_and_its_indexes_maximums() {
+        let s = schema();
+        let with_key = creation_parameters("copy", &s, Some(Some("arn:aws:kms:us-east-1:1:key/k")));
+        let sse = with_key.sse_specification().unwrap();
+        assert_eq!(sse.sse_type(), Some(&ddb::SseType::Kms));
+        assert_eq!(
+            sse.kms_master_key_id(),
+            Some("arn:aws:kms:us-east-1:1:key/k")
+        );
+        let gsi = &with_key.global_secondary_indexes()[0];
+        let od = gsi.on_demand_throughput().unwrap();
+        assert_eq!(
+            (od.max_read_request_units(), od.max_write_request_units()),
+            (Some(100), Some(50))
+        );
+        // The fallback: the AWS managed key; and none asked, none sent.
+        let managed = creation_parameters("copy", &s, Some(None));
+        assert_eq!(
+            managed.sse_specification().unwrap().kms_master_key_id(),
+            None
+        );
+        assert!(creation_parameters("copy", &s, None)
+            .sse_specification()
+            .is_none());
+    }
+
+    #[test]
+    fn tokens_end_with_the_attempt_and_records_of_old_versions_are_the_first() {
+        let state = crate::store::Storage::default().open("/tmp/state").unwrap();
+        let one = token(&state, "t", "p/data", 1);
+        let two = token(&state, "t", "p/data", 2);
+        assert!(one.ends_with("-1") && two.ends_with("-2"), "{one} {two}");
+        assert_eq!(one.trim_end_matches("-1"), two.trim_end_matches("-2"));
+        assert_ne!(one, token(&state, "u", "p/data", 1));
+        assert!(two.len() <= 64);
+        let old: ImportRecord =
+            serde_json::from_str(r#"{"importArn":"arn:i","clientToken":"ddbx-ab"}"#).unwrap();
+        assert_eq!((old.attempt, old.import_arn.as_deref()), (1, Some("arn:i")));
+    }
+
+    #[test]
+    fn an_import_the_quotas_can_never_take_is_refused_before_the_call() {
+        fits("s3://b/x", 50_000, 1, "eu-central-1").unwrap();
+        let err = fits("s3://b/x", 50_001, 1, "us-east-1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("50001 objects") && err.contains("local engine"),
+            "{err}"
+        );
+        fits("s3://b/x", 1, 2_000_000_000_000, "us-east-1").unwrap();
+        let err = fits("s3://b/x", 1, 2_000_000_000_000, "eu-central-1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("eu-central-1"), "{err}");
+        assert_eq!(mib(0), 1);
+        assert_eq!(mib((1 << 20) + 1), 2);
+    }
 }
