@@ -82,7 +82,9 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
 
 /// Run `ddbx export` and return the exit code.
 pub async fn run(g: &Global, mut a: ExportArgs, stop: StopSignal) -> u8 {
-    // `--resume RUN` without `--engine`: the engine that made the run.
+    // `--resume RUN` without `--engine`: the engine that made the run, when it resumes its
+    // runs (the native engine; the local one is the default; an EMR run is refused as
+    // such by the resume itself).
     let mut loaded = None;
     if let (Some(root), None) = (&a.resume, a.engine.engine) {
         let found = match load_aws(g).await {
@@ -91,7 +93,9 @@ pub async fn run(g: &Global, mut a: ExportArgs, stop: StopSignal) -> u8 {
         };
         match found {
             Ok((aws, name)) => {
-                a.engine.engine = EngineArg::from_str(&name, true).ok();
+                a.engine.engine = EngineArg::from_str(&name, true)
+                    .ok()
+                    .filter(|e| *e == EngineArg::Native);
                 loaded = Some(aws);
             }
             Err(e) => return output::fail(&e),

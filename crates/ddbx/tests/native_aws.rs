@@ -37,6 +37,33 @@ fn spawn(n: &Native, via: &str, args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// `ddbx export --resume RUN` alone (no --engine, no other flag) through `shape`.
+fn resume(n: &Native, shape: &AwsShape, root: &str) -> std::process::Output {
+    n.ddbx_via(
+        &shape.url,
+        &[
+            "export",
+            "--resume",
+            root,
+            "--poll-seconds",
+            "0.05",
+            "--output",
+            "json",
+        ],
+    )
+}
+
+async fn table_arn(n: &Native, table: &str) -> String {
+    let d =
+        n.fc.ddb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap();
+    d.table().unwrap().table_arn().unwrap().to_string()
+}
+
 fn kill(mut child: Child) {
     child.kill().unwrap();
     child.wait().unwrap();
@@ -228,18 +255,7 @@ async fn a_resumed_native_run_keeps_what_an_earlier_attempt_exported_and_its_eng
     );
 
     shape.knobs().hold.clear();
-    let o = n.ddbx_via(
-        &shape.url,
-        &[
-            "export",
-            "--resume",
-            &root,
-            "--poll-seconds",
-            "0.05",
-            "--output",
-            "json",
-        ],
-    );
+    let o = resume(&n, &shape, &root);
     assert_eq!(o.status.code(), Some(0));
     let s = json_stdout(&o);
     assert_eq!(s["engine"], "native");
@@ -374,18 +390,7 @@ async fn native_jobs_wait_for_quotas_keep_their_tokens_and_retry_failures_with_t
     }
     // The same token with other parameters is refused, as AWS refuses it.
     let token = shape.tokens("ExportTableToPointInTime", &b)[0].clone();
-    let arn =
-        n.fc.ddb
-            .describe_table()
-            .table_name(&b)
-            .send()
-            .await
-            .unwrap()
-            .table()
-            .unwrap()
-            .table_arn()
-            .unwrap()
-            .to_string();
+    let arn = table_arn(&n, &b).await;
     let conf = aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
@@ -410,18 +415,7 @@ async fn native_jobs_wait_for_quotas_keep_their_tokens_and_retry_failures_with_t
 
     // Resumed: the FAILED export is started again, with the next token.
     let root = Native::root(&o);
-    let o = n.ddbx_via(
-        &shape.url,
-        &[
-            "export",
-            "--resume",
-            &root,
-            "--poll-seconds",
-            "0.05",
-            "--output",
-            "json",
-        ],
-    );
+    let o = resume(&n, &shape, &root);
     assert_eq!(o.status.code(), Some(0));
     let s = json_stdout(&o);
     assert_eq!(table_report(&s, &a)["items"], 10);
@@ -486,18 +480,7 @@ async fn a_killed_native_import_is_taken_up_checked_and_given_its_settings() {
         .send()
         .await
         .unwrap();
-    let arn =
-        n.fc.ddb
-            .describe_table()
-            .table_name(&t)
-            .send()
-            .await
-            .unwrap()
-            .table()
-            .unwrap()
-            .table_arn()
-            .unwrap()
-            .to_string();
+    let arn = table_arn(&n, &t).await;
     n.fc.ddb
         .tag_resource()
         .resource_arn(&arn)

@@ -44,7 +44,7 @@ pub(super) async fn prepare(
     let plan = load_plan(aws, run_root).await?;
     if plan.engine != engine.name() {
         return Err(Error::Invalid(format!(
-            "{}: this run was made by the {} engine: resume it with --engine {} (or without --engine), not --engine {}",
+            "{}: this run was made by the {} engine: resume it with --engine {} (not {})",
             run_dir.url(),
             plan.engine,
             plan.engine,

@@ -629,17 +629,57 @@ mod tests {
         }
     }
 
-    /// An engine polling every 2 s, and its run's line for the quota.
-    fn engine_and_quota() -> (NativeEngine, Quota) {
-        let engine = NativeEngine {
-            poll: Poll {
-                first: Duration::from_secs(2),
-                max: Duration::from_secs(60),
-            },
-            ..NativeEngine::default()
-        };
-        let quota = Quota::new(engine.max_wait, engine.poll);
-        (engine, quota)
+    /// What a test's jobs share: clients aimed at canned answers, an engine polling every
+    /// 2 s, its line for the quota, and records in a temporary folder.
+    struct Fixture {
+        aws: Aws,
+        engine: NativeEngine,
+        quota: Quota,
+        stop: StopSignal,
+        records: Location,
+        target_dir: Location,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new(url: &str, clock: ManualClock) -> Self {
+            let engine = NativeEngine {
+                poll: Poll {
+                    first: Duration::from_secs(2),
+                    max: Duration::from_secs(60),
+                },
+                ..NativeEngine::default()
+            };
+            let dir = tempfile::tempdir().unwrap();
+            Self {
+                aws: Aws::for_tests(url, clock),
+                quota: Quota::new(engine.max_wait, engine.poll),
+                engine,
+                stop: StopSignal::default(),
+                records: crate::store::Storage::default()
+                    .open(dir.path().to_str().unwrap())
+                    .unwrap(),
+                target_dir: folder(dir.path()),
+                _dir: dir,
+            }
+        }
+
+        fn jobs(&self) -> Jobs<'_> {
+            Jobs {
+                aws: &self.aws,
+                engine: &self.engine,
+                stop: &self.stop,
+                quota: &self.quota,
+            }
+        }
+
+        fn target(&self, format: DataFormat, bucket_owner: Option<&'static str>) -> Target<'_> {
+            Target {
+                folder: &self.target_dir,
+                format,
+                bucket_owner,
+            }
+        }
     }
 
     #[test]
@@ -685,28 +725,12 @@ mod tests {
             (200, r#"{"ExportDescription":{"ExportArn":"arn:export/1","ExportStatus":"IN_PROGRESS"}}"#.into()),
         ])
         .await;
-        let aws = Aws::for_tests(&canned.url, ManualClock::default());
-        let (engine, quota) = engine_and_quota();
-        let stop = StopSignal::default();
-        let jobs = Jobs {
-            aws: &aws,
-            engine: &engine,
-            stop: &stop,
-            quota: &quota,
-        };
+        let f = Fixture::new(&canned.url, ManualClock::default());
+        let (jobs, records) = (f.jobs(), &f.records);
+        let target = f.target(DataFormat::DynamodbJson, Some("111122223333"));
         let counters = TableProgress::new("T");
-        let dir = tempfile::tempdir().unwrap();
-        let records = crate::store::Storage::default()
-            .open(dir.path().to_str().unwrap())
-            .unwrap();
-        let target_dir = folder(dir.path());
-        let target = Target {
-            folder: &target_dir,
-            format: DataFormat::DynamodbJson,
-            bucket_owner: Some("111122223333"),
-        };
         let s = spec(None);
-        let started = start(&jobs, &s, &target, &records, "native-01.json", &counters)
+        let started = start(&jobs, &s, &target, records, "native-01.json", &counters)
             .await
             .unwrap();
         assert_eq!(started.arn, "arn:export/1");
@@ -719,7 +743,7 @@ mod tests {
             assert_eq!(body["ExportType"], "FULL_EXPORT");
         }
         // Resumed: the recorded export is polled, not started again.
-        let again = start(&jobs, &s, &target, &records, "native-01.json", &counters)
+        let again = start(&jobs, &s, &target, records, "native-01.json", &counters)
             .await
             .unwrap();
         assert_eq!(again.arn, "arn:export/1");
@@ -730,7 +754,7 @@ mod tests {
         );
         // An incremental window asks for its window, NEW_IMAGE.
         let w = spec(Some(s.to - chrono::Duration::minutes(30)));
-        let _ = start(&jobs, &w, &target, &records, "native-02.json", &counters).await;
+        let _ = start(&jobs, &w, &target, records, "native-02.json", &counters).await;
         let (_, body) = canned.requests.lock().unwrap().last().cloned().unwrap();
         assert_eq!(body["ExportType"], "INCREMENTAL_EXPORT");
         assert_eq!(
@@ -749,20 +773,9 @@ mod tests {
             (200, r#"{"ExportDescription":{"ExportArn":"arn:export/3","ExportStatus":"IN_PROGRESS"}}"#.into()),
         ])
         .await;
-        let aws = Aws::for_tests(&canned.url, ManualClock::default());
-        let (engine, quota) = engine_and_quota();
-        let stop = StopSignal::default();
-        let jobs = Jobs {
-            aws: &aws,
-            engine: &engine,
-            stop: &stop,
-            quota: &quota,
-        };
+        let f = Fixture::new(&canned.url, ManualClock::default());
+        let (jobs, records) = (f.jobs(), &f.records);
         let counters = TableProgress::new("T");
-        let dir = tempfile::tempdir().unwrap();
-        let records = crate::store::Storage::default()
-            .open(dir.path().to_str().unwrap())
-            .unwrap();
         let s = spec(None);
         records
             .put_json(
@@ -775,13 +788,8 @@ mod tests {
             )
             .await
             .unwrap();
-        let target_dir = folder(dir.path());
-        let target = Target {
-            folder: &target_dir,
-            format: DataFormat::DynamodbJson,
-            bucket_owner: None,
-        };
-        let started = start(&jobs, &s, &target, &records, "native-01.json", &counters)
+        let target = f.target(DataFormat::DynamodbJson, None);
+        let started = start(&jobs, &s, &target, records, "native-01.json", &counters)
             .await
             .unwrap();
         assert_eq!(started.arn, "arn:export/2");
@@ -793,7 +801,7 @@ mod tests {
         assert_ne!(started.spec.client_token, s.client_token);
         // The record now names the second attempt; one DynamoDB no longer knows is started
         // again too.
-        let again = start(&jobs, &s, &target, &records, "native-01.json", &counters)
+        let again = start(&jobs, &s, &target, records, "native-01.json", &counters)
             .await
             .unwrap();
         assert_eq!(
@@ -820,27 +828,11 @@ mod tests {
             r#"{"__type":"com.amazonaws.dynamodb.v20120810#PointInTimeRecoveryUnavailableException","message":"Point in time recovery is not enabled for table 'T'"}"#.into(),
         )])
         .await;
-        let aws = Aws::for_tests(&canned.url, ManualClock::default());
-        let (engine, quota) = engine_and_quota();
-        let stop = StopSignal::default();
-        let jobs = Jobs {
-            aws: &aws,
-            engine: &engine,
-            stop: &stop,
-            quota: &quota,
-        };
+        let f = Fixture::new(&canned.url, ManualClock::default());
+        let (jobs, records) = (f.jobs(), &f.records);
+        let target = f.target(DataFormat::Ion, None);
         let counters = TableProgress::new("T");
-        let dir = tempfile::tempdir().unwrap();
-        let records = crate::store::Storage::default()
-            .open(dir.path().to_str().unwrap())
-            .unwrap();
-        let target_dir = folder(dir.path());
-        let target = Target {
-            folder: &target_dir,
-            format: DataFormat::Ion,
-            bucket_owner: None,
-        };
-        let err = start(&jobs, &spec(None), &target, &records, "n.json", &counters)
+        let err = start(&jobs, &spec(None), &target, records, "n.json", &counters)
             .await
             .unwrap_err()
             .to_string();
@@ -866,10 +858,9 @@ mod tests {
         ])
         .await;
         let clock = ManualClock::default();
-        let aws = Aws::for_tests(&canned.url, clock.clone());
-        let jobs = Jobs { aws: &aws, ..jobs };
+        let f = Fixture::new(&canned.url, clock.clone());
         let counters = TableProgress::new("T");
-        let err = wait(&jobs, &spec(None), "a", &counters)
+        let err = wait(&f.jobs(), &spec(None), "a", &counters)
             .await
             .expect("it ended")
             .unwrap_err()
