@@ -632,6 +632,54 @@ async fn a_killed_native_import_is_taken_up_checked_and_given_its_settings() {
         "{tokens:?}"
     );
     assert_eq!(digests(&n.fc.scan_all(&un).await), digests(&u_items));
+
+    // An import that FAILS leaves its table: --resume says so (it is that import's),
+    // and once the table is deleted imports it again, as the next attempt.
+    n.fc.ddb
+        .delete_table()
+        .table_name(&un)
+        .send()
+        .await
+        .unwrap();
+    shape.knobs().fail_imports.insert(un.clone(), 1);
+    let run = |extra: &[&str]| {
+        let args = import(&[&["--tables", u.as_str()], extra].concat());
+        n.ddbx_via(
+            &shape.url,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(4));
+    let why = table_error(&json_stdout(&o), &un);
+    assert!(why.contains("FAILED: S3AccessDenied"), "{why}");
+    let o = run(&["--resume"]);
+    assert_eq!(o.status.code(), Some(4));
+    let why = table_error(&json_stdout(&o), &un);
+    assert!(
+        why.contains("FAILED") && why.contains("once the table is deleted"),
+        "{why}"
+    );
+    assert_eq!(
+        shape.forwarded("ImportTable", &un),
+        3,
+        "taken up, not started again"
+    );
+    n.fc.ddb
+        .delete_table()
+        .table_name(&un)
+        .send()
+        .await
+        .unwrap();
+    let o = run(&["--resume"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(shape.forwarded("ImportTable", &un), 4);
+    assert!(shape
+        .tokens("ImportTable", &un)
+        .last()
+        .unwrap()
+        .ends_with("-4"));
+    assert_eq!(digests(&n.fc.scan_all(&un).await), digests(&u_items));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,6 +55,9 @@ pub struct Knobs {
     pub restorable_lag_seconds: f64,
     /// The next export of each of these tables FAILS (S3AccessDenied), this many times.
     pub fail_exports: HashMap<String, u32>,
+    /// The next import into each of these tables FAILS, this many times (the table it
+    /// made is left, as an import that failed part-way leaves it).
+    pub fail_imports: HashMap<String, u32>,
     /// Data files an export's items are spread over (an empty one is added).
     pub data_files: usize,
     /// An incremental export gets, in its last data file, an older record (another image,
@@ -79,6 +82,7 @@ impl Default for Knobs {
             max_imports: 50,
             restorable_lag_seconds: 300.0,
             fail_exports: HashMap::new(),
+            fail_imports: HashMap::new(),
             data_files: 3,
             duplicate_in_window: false,
             refuse_kms_key: None,
@@ -340,6 +344,17 @@ fn seen_token(s: &State, token: &str, params: &Value, conflict: &str, what: &str
     })
 }
 
+/// Whether a job of `table` is one of those asked to fail (counted down).
+fn take_one(counts: &mut HashMap<String, u32>, table: &str) -> bool {
+    match counts.get_mut(table) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
+    }
+}
+
 fn params_of(body: &Value) -> Value {
     let mut p = body.clone();
     if let Some(o) = p.as_object_mut() {
@@ -405,16 +420,7 @@ async fn start_export(s: &State, head: &str, body: &Value) -> std::io::Result<Re
         h.contains(" 200 "),
         out["ExportDescription"]["ExportArn"].as_str(),
     ) {
-        let fails = {
-            let mut k = s.knobs.lock().unwrap();
-            match k.fail_exports.get_mut(&table) {
-                Some(n) if *n > 0 => {
-                    *n -= 1;
-                    true
-                }
-                _ => false,
-            }
-        };
+        let fails = take_one(&mut s.knobs.lock().unwrap().fail_exports, &table);
         s.forwarded_starts
             .lock()
             .unwrap()
@@ -476,6 +482,7 @@ async fn start_import(s: &State, head: &str, body: &Value) -> std::io::Result<Re
         h.contains(" 200 "),
         out["ImportTableDescription"]["ImportArn"].as_str(),
     ) {
+        let fails = take_one(&mut s.knobs.lock().unwrap().fail_imports, &table);
         s.forwarded_starts
             .lock()
             .unwrap()
@@ -489,7 +496,7 @@ async fn start_import(s: &State, head: &str, body: &Value) -> std::io::Result<Re
                 started: out["ImportTableDescription"].clone(),
                 polls: 0,
                 ended: false,
-                fails: false,
+                fails,
                 items: None,
             },
         );
