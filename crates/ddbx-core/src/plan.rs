@@ -382,6 +382,10 @@ pub struct ExportPlan {
     /// What the engine does that the plan's fields do not say (native: one instant).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub note: Option<String>,
+    /// The engine's own settings that shape the run (native: `incremental`,
+    /// `enablePitr`), which a resumed run keeps.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub engine_settings: Option<serde_json::Value>,
     /// The tables, sorted by name.
     pub tables: Vec<PlannedTable>,
 }

@@ -332,6 +332,12 @@ async fn verify_table(
     counters: Arc<crate::progress::TableProgress>,
 ) -> Result<Verdict> {
     let src = export.base;
+    if src.changes {
+        return Err(Error::Invalid(format!(
+            "{}: an incremental export holds changes, not the table: verify its chain with --until TIME (from the run of its full export) or --at TIME (from the app's folder)",
+            src.dir.url()
+        )));
+    }
     let replay = !export.changes.is_empty();
     let described = aws.describe_table(target).await?;
     let key = key
@@ -372,11 +378,15 @@ async fn verify_table(
         }
         // The chain's windows, in order, over the export: the table as of the replay's time.
         for window in export.changes {
-            for f in &window.files {
+            let superseded = crate::format::replay::superseded(window).await?;
+            for (i, f) in window.files.iter().enumerate() {
                 let mut r = ItemReader::open(&window.dir, f, window.format)
                     .await?
                     .changes(true);
-                while let Some((_, record)) = r.next_record().await? {
+                while let Some((line, record)) = r.next_record().await? {
+                    if superseded.skips(i, line) {
+                        continue;
+                    }
                     match record {
                         Record::Put(item) => {
                             let kd = key_digest(&item, &name_refs);

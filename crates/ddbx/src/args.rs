@@ -296,9 +296,9 @@ pub enum OnInterruptArg {
 /// The engine flags of export and import.
 #[derive(Debug, Args)]
 pub struct EngineArgs {
-    /// Where the work runs.
-    #[arg(long, value_enum, default_value_t = EngineArg::Local, help_heading = "Engine")]
-    pub engine: EngineArg,
+    /// Where the work runs [default: local; with export --resume: the run's engine].
+    #[arg(long, value_enum, help_heading = "Engine")]
+    pub engine: Option<EngineArg>,
     /// The EMR cluster's name (--engine emr); with --clusters N: NAME_01 ... NAME_NN.
     #[arg(long, value_name = "NAME", help_heading = "EMR engine")]
     pub cluster_name: Option<String>,
@@ -314,9 +314,12 @@ pub struct EngineArgs {
     /// On Ctrl-C or SIGTERM with --engine emr: ask, terminate the clusters, or leave them running.
     #[arg(long, value_enum, default_value_t = OnInterruptArg::Ask, help_heading = "EMR engine")]
     pub on_interrupt: OnInterruptArg,
-    /// Exports (or imports) DynamoDB runs at once, all tables together (--engine native).
+    /// Exports (or imports: at most 50, DynamoDB's quota) DynamoDB runs at once, all tables together (--engine native).
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u16).range(1..=300), help_heading = "Native engine")]
     pub max_jobs: u16,
+    /// How long an export or import that DynamoDB refuses for the account's quota (LimitExceededException) waits in line for one to end: 90s, 30m, 6h (--engine native).
+    #[arg(long, default_value = "6h", value_name = "DURATION", value_parser = parse_wait, help_heading = "Native engine")]
+    pub max_wait: std::time::Duration,
     /// Seconds before the first poll of an export or import (growing by half to 60).
     #[arg(
         long,
@@ -599,6 +602,26 @@ fn seconds(s: &str) -> Result<f64, String> {
 }
 fn keep_days(s: &str) -> Result<u32, String> {
     bounds::KEEP_DAYS.parse(s)
+}
+
+/// A wait on the command line: a number of seconds, or with a unit (`90s`, `30m`, `6h`,
+/// `2d`).
+pub fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let scale = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return Err(format!("{s:?}: a wait such as 90s, 30m, 6h or 2d")),
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n >= 0.0 && n.is_finite() => Ok(std::time::Duration::from_secs_f64(n * scale)),
+        _ => Err(format!("{s:?}: a wait such as 90s, 30m, 6h or 2d")),
+    }
 }
 
 /// A time on the command line: RFC 3339 (`2026-12-01T10:00:00Z`).

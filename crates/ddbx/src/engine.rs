@@ -17,7 +17,8 @@ use crate::exit;
 /// The run's engine from its flags: the local engine with `local`'s limits, or EMR with
 /// its settings. `to` is the run's location (EMR needs S3).
 pub fn choice(a: &EngineArgs, local: LocalEngine, to: Option<&str>) -> Result<EngineChoice, Error> {
-    if a.engine != EngineArg::Emr
+    let engine = a.engine.unwrap_or(EngineArg::Local);
+    if engine != EngineArg::Emr
         && (a.cluster_name.is_some()
             || a.emr_config.is_some()
             || a.clusters > 1
@@ -27,7 +28,7 @@ pub fn choice(a: &EngineArgs, local: LocalEngine, to: Option<&str>) -> Result<En
             "--cluster-name, --clusters, --emr-config and --emr-set need --engine emr".into(),
         ));
     }
-    match a.engine {
+    match engine {
         EngineArg::Local => return Ok(EngineChoice::Local(local)),
         EngineArg::Native => {
             return Ok(EngineChoice::Native(NativeEngine {
@@ -36,6 +37,7 @@ pub fn choice(a: &EngineArgs, local: LocalEngine, to: Option<&str>) -> Result<En
                     first: Duration::from_secs_f64(a.poll_seconds),
                     max: Duration::from_secs_f64(a.poll_seconds.max(60.0)),
                 },
+                max_wait: a.max_wait,
                 ..NativeEngine::default()
             }));
         }

@@ -9,7 +9,9 @@ use ddbx_core::progress::RunProgress;
 use ddbx_core::run::lock::LockSettings;
 use ddbx_core::run::stop::StopSignal;
 
-use crate::args::{CompressionArg, ExportArgs, FormatArg, Global};
+use clap::ValueEnum;
+
+use crate::args::{CompressionArg, EngineArg, ExportArgs, FormatArg, Global};
 use crate::connect::load_aws;
 use crate::{exit_code, output, progress};
 
@@ -80,14 +82,36 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
 }
 
 /// Run `ddbx export` and return the exit code.
-pub async fn run(g: &Global, a: ExportArgs, stop: StopSignal) -> u8 {
+pub async fn run(g: &Global, mut a: ExportArgs, stop: StopSignal) -> u8 {
+    // `--resume RUN` without `--engine`: the engine that made the run, when it resumes its
+    // runs (the native engine; the local one is the default; an EMR run is refused as
+    // such by the resume itself).
+    let mut loaded = None;
+    if let (Some(root), None) = (&a.resume, a.engine.engine) {
+        let found = match load_aws(g).await {
+            Ok(aws) => export::engine_of(&aws, root).await.map(|e| (aws, e)),
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok((aws, name)) => {
+                a.engine.engine = EngineArg::from_str(&name, true)
+                    .ok()
+                    .filter(|e| *e == EngineArg::Native);
+                loaded = Some(aws);
+            }
+            Err(e) => return output::fail(&e),
+        }
+    }
     let settings = match settings(&a, stop) {
         Ok(s) => s,
         Err(e) => return output::fail(&e),
     };
-    let aws = match load_aws(g).await {
-        Ok(aws) => aws,
-        Err(e) => return output::fail(&e),
+    let aws = match loaded {
+        Some(aws) => aws,
+        None => match load_aws(g).await {
+            Ok(aws) => aws,
+            Err(e) => return output::fail(&e),
+        },
     };
     let runs = RunProgress::default();
     let renderer = progress::start(runs.clone(), !g.no_progress, "read");

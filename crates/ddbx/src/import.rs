@@ -57,6 +57,15 @@ fn settings(
     stop: StopSignal,
 ) -> Result<ImportSettings, ddbx_core::Error> {
     let engine = crate::engine::choice(&a.engine, local(&a.source), Some(&from.0))?;
+    if let EngineChoice::Native(n) = &engine {
+        if n.max_jobs > ddbx_core::engine::native::quota::MAX_IMPORT_JOBS {
+            return Err(ddbx_core::Error::Invalid(format!(
+                "--max-jobs {}: DynamoDB runs {} imports at once per account at most",
+                n.max_jobs,
+                ddbx_core::engine::native::quota::MAX_IMPORT_JOBS
+            )));
+        }
+    }
     if matches!(engine, EngineChoice::Emr(_)) && a.resume {
         return Err(ddbx_core::Error::Invalid(
             "--resume continues local-engine imports; rerun an EMR import".into(),

@@ -48,9 +48,14 @@ impl Native {
 
     /// `ddbx` with DynamoDB and S3 both fakecloud's.
     pub fn ddbx(&self, args: &[&str]) -> std::process::Output {
+        self.ddbx_via(&self.fc.url, args)
+    }
+
+    /// `ddbx` with DynamoDB at `dynamodb` (a proxy in front of fakecloud), S3 fakecloud's.
+    pub fn ddbx_via(&self, dynamodb: &str, args: &[&str]) -> std::process::Output {
         let o = self
             .env
-            .ddbx_with(&self.fc.url, &self.fc.url)
+            .ddbx_with(dynamodb, &self.fc.url)
             .args(args)
             .output()
             .unwrap();
@@ -66,6 +71,28 @@ impl Native {
     /// `ddbx export --engine native` of every table of this test, the run named by
     /// fakecloud's clock (runs a test makes minutes apart on it are seconds apart here).
     pub fn export(&self, extra: &[&str]) -> std::process::Output {
+        self.export_via(&self.fc.url, extra)
+    }
+
+    /// [`Native::export`] with DynamoDB at `dynamodb`.
+    pub fn export_via(&self, dynamodb: &str, extra: &[&str]) -> std::process::Output {
+        let args = self.export_args(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.ddbx_via(dynamodb, &args)
+    }
+
+    /// [`Native::export`] started with DynamoDB at `dynamodb`, left running.
+    pub fn spawn_export(&self, dynamodb: &str, extra: &[&str]) -> std::process::Child {
+        self.env
+            .ddbx_with(dynamodb, &self.fc.url)
+            .args(self.export_args(extra))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    fn export_args(&self, extra: &[&str]) -> Vec<String> {
         let to = format!("s3://{}/b", self.bucket);
         let tables = format!("{}*", self.env.prefix);
         let run_time = self
@@ -90,7 +117,7 @@ impl Native {
             &run_time,
         ];
         args.extend(extra);
-        self.ddbx(&args)
+        args.into_iter().map(str::to_string).collect()
     }
 
     /// A table of `kind`, with point-in-time recovery on when `pitr`.
@@ -193,7 +220,7 @@ impl Native {
     }
 }
 
-fn key(pk: &str, sk: Option<&str>) -> HashMap<String, AttributeValue> {
+pub(crate) fn key(pk: &str, sk: Option<&str>) -> HashMap<String, AttributeValue> {
     let mut k = HashMap::from([("pk".to_string(), AttributeValue::S(pk.into()))]);
     if let Some(sk) = sk {
         k.insert("sk".into(), AttributeValue::N(sk.into()));
@@ -365,9 +392,9 @@ async fn a_fleet_is_exported_at_one_instant_without_pitr_only_where_asked() {
 }
 
 /// A model of a table: its items by key text.
-type Model = std::collections::BTreeMap<String, items::Item>;
+pub(crate) type Model = std::collections::BTreeMap<String, items::Item>;
 
-fn key_text(item: &items::Item) -> String {
+pub(crate) fn key_text(item: &items::Item) -> String {
     let pk = match &item["pk"] {
         AttributeValue::S(s) => s.clone(),
         _ => unreachable!(),
@@ -378,17 +405,17 @@ fn key_text(item: &items::Item) -> String {
     }
 }
 
-fn model_of(items: &[items::Item]) -> Model {
+pub(crate) fn model_of(items: &[items::Item]) -> Model {
     items.iter().map(|i| (key_text(i), i.clone())).collect()
 }
 
-fn values(m: &Model) -> Vec<items::Item> {
+pub(crate) fn values(m: &Model) -> Vec<items::Item> {
     m.values().cloned().collect()
 }
 
 /// Changes to a table and its model: `[updated, deleted, added]` item numbers (items
 /// rewritten, removed, new), each write stamped by fakecloud's clock.
-async fn change(
+pub(crate) async fn change(
     n: &Native,
     table: &str,
     kind: Kind,
@@ -425,7 +452,7 @@ async fn change(
     }
 }
 
-fn instant_of(n: &Native, root: &str) -> chrono::DateTime<chrono::Utc> {
+pub(crate) fn instant_of(n: &Native, root: &str) -> chrono::DateTime<chrono::Utc> {
     let v: serde_json::Value = serde_json::from_slice(&n.fc.object(
         &n.env,
         &n.bucket,

@@ -15,4 +15,5 @@ mod formats;
 mod hostile;
 mod import;
 mod native;
+mod native_aws;
 mod settings;

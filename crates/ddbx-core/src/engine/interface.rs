@@ -40,6 +40,12 @@ pub trait Engine: Send + Sync {
         None
     }
 
+    /// The settings of this engine that shape a run, recorded in its plan
+    /// (`engineSettings`) for a resumed run to keep.
+    fn plan_settings(&self) -> Option<serde_json::Value> {
+        None
+    }
+
     /// Whether `export --resume` can continue a run this engine made.
     fn resumes_exports(&self) -> bool {
         false
@@ -66,7 +72,8 @@ pub trait Engine: Send + Sync {
     }
 
     /// Whether this engine creates each import's target itself (the native engine's
-    /// ImportTable): targets must then not exist, and the import does not create them.
+    /// ImportTable): the import then does not create them, and the engine is given what
+    /// to create (`import::target::to_create`), with the ARN of a table that exists.
     fn creates_targets(&self) -> bool {
         false
     }

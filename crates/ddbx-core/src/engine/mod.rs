@@ -54,4 +54,18 @@ impl EngineChoice {
             Self::Native(e) => e,
         }
     }
+
+    /// The engine that continues a run whose plan recorded `recorded` of its engine's
+    /// settings: those settings kept, a setting given that contradicts them refused
+    /// (`plan_url` names the plan).
+    pub fn resumed(
+        &self,
+        recorded: Option<&serde_json::Value>,
+        plan_url: &str,
+    ) -> crate::Result<EngineChoice> {
+        Ok(match self {
+            Self::Native(e) => Self::Native(e.resumed(recorded, plan_url)?),
+            other => other.clone(),
+        })
+    }
 }

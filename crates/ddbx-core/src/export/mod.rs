@@ -7,6 +7,8 @@ mod plan;
 mod resume;
 pub mod select;
 
+pub use resume::engine_of;
+
 use chrono::{DateTime, Utc};
 
 use crate::aws::Aws;
@@ -159,7 +161,21 @@ pub async fn run(
     progress: &RunProgress,
 ) -> Result<ExportReport> {
     settings.validate()?;
-    let engine = settings.engine.engine();
+    let (prepared, resumed) = match &settings.resume {
+        Some(run_root) => {
+            let p = resume::prepare(aws, settings, settings.engine.engine(), run_root).await?;
+            let plan_url = p.run_dir.url_of(&p.run_dir.join("export-plan.json"));
+            let engine = settings
+                .engine
+                .resumed(p.plan.engine_settings.as_ref(), &plan_url)?;
+            (p, Some(engine))
+        }
+        None => (
+            plan::prepare(aws, settings, settings.engine.engine()).await?,
+            None,
+        ),
+    };
+    let engine = resumed.as_ref().unwrap_or(&settings.engine).engine();
     let Prepared {
         base,
         layout,
@@ -167,10 +183,7 @@ pub async fn run(
         plan,
         schemas,
         failed_early,
-    } = match &settings.resume {
-        Some(run_root) => resume::prepare(aws, settings, engine, run_root).await?,
-        None => plan::prepare(aws, settings, engine).await?,
-    };
+    } = prepared;
     let summarize = |reports, ended| RunSummary {
         engine: Some(plan.engine.clone()),
         excluded: plan

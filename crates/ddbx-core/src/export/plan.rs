@@ -47,6 +47,7 @@ pub(super) async fn prepare(
             ..settings.selection()
         }),
         note: engine.plan_note(),
+        engine_settings: engine.plan_settings(),
         storage_class: aws.storage.storage_class().map(str::to_string),
         tables: Vec::new(),
     };

@@ -10,6 +10,27 @@ use crate::plan::{table_folder, ExportPlan, RunLayout, TableFilter};
 use crate::report::TableReport;
 use crate::{Error, Result};
 
+/// The engine that made the run at `run_root` (its plan's), for `export --resume` without
+/// `--engine`.
+pub async fn engine_of(aws: &Aws, run_root: &str) -> Result<String> {
+    Ok(load_plan(aws, run_root).await?.engine)
+}
+
+async fn load_plan(aws: &Aws, run_root: &str) -> Result<ExportPlan> {
+    let run_dir = aws.storage.open(run_root)?;
+    let plan_path = run_dir.join("export-plan.json");
+    let bytes = run_dir.get_optional(&plan_path).await?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: no export-plan.json here: --resume takes the root of a ddbx export run",
+            run_dir.url()
+        ))
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        file: run_dir.url_of(&plan_path),
+        message: format!("not an export plan: {e}"),
+    })
+}
+
 /// Load the run at `run_root` to continue it: its plan (against which `settings` are
 /// checked), its base and layout, and each table's description (from its `table.json`).
 pub(super) async fn prepare(
@@ -20,16 +41,7 @@ pub(super) async fn prepare(
 ) -> Result<Prepared> {
     let run_dir = aws.storage.open_existing(run_root)?;
     let plan_path = run_dir.join("export-plan.json");
-    let bytes = run_dir.get_optional(&plan_path).await?.ok_or_else(|| {
-        Error::Invalid(format!(
-            "{}: no export-plan.json here: --resume takes the root of a ddbx export run",
-            run_dir.url()
-        ))
-    })?;
-    let plan: ExportPlan = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-        file: run_dir.url_of(&plan_path),
-        message: format!("not an export plan: {e}"),
-    })?;
+    let plan = load_plan(aws, run_root).await?;
     if plan.engine != engine.name() {
         return Err(Error::Invalid(format!(
             "{}: this run was made by the {} engine: resume it with --engine {} (not {})",
@@ -292,6 +304,7 @@ mod tests {
             read_ratio: 0.45,
             engine: "local".into(),
             note: None,
+            engine_settings: None,
             selection: Some(PlanSelection {
                 tables: vec!["BILLING_".into()],
                 excludes: vec!["BILLING_tmp".into()],

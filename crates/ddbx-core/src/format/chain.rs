@@ -123,15 +123,21 @@ impl Chain {
             .sort_by_key(|l| (l.to, l.kind == LinkKind::Incremental));
     }
 
-    /// What rebuilds the table as of `at`: the last full export at or before `at`, then
-    /// every window after it that ends at or before `at`, in order. The instant reached is
-    /// the last link's `to` (a window is applied whole or not at all).
+    /// What rebuilds the table as of `at`: a full export at or before `at`, then every
+    /// window after it that ends at or before `at`, in order. The instant reached is the
+    /// last link's `to` (a window is applied whole or not at all).
+    ///
+    /// A window that ends at or before the table's point is passed over; one that starts
+    /// before it and ends after (it overlaps the full export) is applied, since the items
+    /// it leaves get their state at its end; one that starts after it is a gap, refused.
+    /// The latest full export from which the windows follow on exactly is taken; when
+    /// every one needs an overlap, the latest.
     pub fn replay_to(&self, at: DateTime<Utc>) -> std::result::Result<Vec<&Link>, String> {
-        let Some(base) = self
-            .links
-            .iter()
-            .rposition(|l| l.kind == LinkKind::Full && l.to <= at)
-        else {
+        let bases: Vec<usize> = (0..self.links.len())
+            .rev()
+            .filter(|&i| self.links[i].kind == LinkKind::Full && self.links[i].to <= at)
+            .collect();
+        let Some(&latest) = bases.first() else {
             return Err(format!(
                 "table {}: no full export at or before {at} in its chain (its first point is {})",
                 self.table,
@@ -140,23 +146,43 @@ impl Chain {
                     .map_or("none".to_string(), |l| l.to.to_string())
             ));
         };
+        for &base in &bases {
+            if let Ok((links, false)) = self.replay_from(base, at) {
+                return Ok(links);
+            }
+        }
+        let (links, _) = self.replay_from(latest, at)?;
+        tracing::warn!(table = %self.table, base = %self.links[latest].to, "a window of the replay starts before the full export it is applied over");
+        Ok(links)
+    }
+
+    /// The links from the full export at `base` up to `at`, and whether a window overlaps.
+    fn replay_from(
+        &self,
+        base: usize,
+        at: DateTime<Utc>,
+    ) -> std::result::Result<(Vec<&Link>, bool), String> {
         let mut out = vec![&self.links[base]];
         let mut reached = self.links[base].to;
+        let mut overlaps = false;
         for l in &self.links[base + 1..] {
-            if l.kind != LinkKind::Incremental || l.to > at {
+            if l.kind != LinkKind::Incremental || l.to > at || l.to <= reached {
                 continue;
             }
-            if l.from != Some(reached) {
-                return Err(format!(
-                    "table {}: the chain has a gap: a window starts at {} but the table is at {reached}",
-                    self.table,
-                    l.from.map_or("?".to_string(), |f| f.to_string())
-                ));
+            match l.from {
+                Some(from) if from <= reached => overlaps |= from < reached,
+                _ => {
+                    return Err(format!(
+                        "table {}: the chain has a gap: a window starts at {} but the table is at {reached}",
+                        self.table,
+                        l.from.map_or("?".to_string(), |f| f.to_string())
+                    ))
+                }
             }
             reached = l.to;
             out.push(l);
         }
-        Ok(out)
+        Ok((out, overlaps))
     }
 }
 
@@ -198,24 +224,33 @@ pub fn next(
             humantime(span)
         ));
     }
-    let n = (span.num_milliseconds().max(0) as u64)
-        .div_ceil(MAX_WINDOW.num_milliseconds() as u64)
-        .max(1) as i64;
-    let step = Duration::milliseconds(span.num_milliseconds() / n);
+    Next::Windows(windows(last, instant))
+}
+
+/// `[last, instant)` in windows of one length, each at most 24 hours (a minute short of
+/// it, so that boundaries rounded up to whole seconds never take one past it); each
+/// boundary is placed from `last`, not from the window before, so rounding never adds up.
+pub fn windows(last: DateTime<Utc>, instant: DateTime<Utc>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let span = (instant - last).num_milliseconds().max(0) as u64;
+    let longest = (MAX_WINDOW - Duration::minutes(1)).num_milliseconds() as u64;
+    let n = span.div_ceil(longest).max(1);
+    let boundary = |i: u64| {
+        let exact = last + Duration::milliseconds((span * i / n) as i64);
+        let down = exact.duration_trunc(Duration::seconds(1)).unwrap_or(exact);
+        if down == exact {
+            exact
+        } else {
+            down + Duration::seconds(1)
+        }
+    };
     let mut windows = Vec::new();
     let mut from = last;
-    for i in 0..n {
-        let to = if i == n - 1 {
-            instant
-        } else {
-            (from + step)
-                .duration_trunc(Duration::seconds(1))
-                .unwrap_or(from + step)
-        };
+    for i in 1..=n {
+        let to = if i == n { instant } else { boundary(i) };
         windows.push((from, to));
         from = to;
     }
-    Next::Windows(windows)
+    windows
 }
 
 fn humantime(d: Duration) -> String {
@@ -346,21 +381,110 @@ mod tests {
         assert_eq!(c.last_point(), Some(t("2026-12-01T10:20:00Z")));
     }
 
+    #[test]
+    fn an_overlapping_window_is_applied_a_passed_one_skipped_and_an_exact_base_preferred() {
+        let w = |from: &str, to: &str| link(LinkKind::Incremental, Some(from), to);
+        // A full export taken (with an older --export-time) inside a window.
+        let c = chain(vec![
+            link(LinkKind::Full, None, "2026-12-01T10:00:00Z"),
+            w("2026-12-01T10:00:00Z", "2026-12-01T10:20:00Z"),
+            link(LinkKind::Full, None, "2026-12-01T10:30:00Z"),
+            w("2026-12-01T10:20:00Z", "2026-12-01T10:40:00Z"),
+        ]);
+        let tos = |c: &Chain, at: &str| -> Vec<DateTime<Utc>> {
+            c.replay_to(t(at)).unwrap().iter().map(|l| l.to).collect()
+        };
+        // The first full export and both windows follow on exactly: taken over the later one.
+        assert_eq!(
+            tos(&c, "2026-12-01T11:00:00Z"),
+            vec![
+                t("2026-12-01T10:00:00Z"),
+                t("2026-12-01T10:20:00Z"),
+                t("2026-12-01T10:40:00Z")
+            ]
+        );
+        // Only the later full export: the window over it is applied, the one before skipped.
+        let only = chain(c.links[2..].to_vec());
+        assert_eq!(
+            tos(&only, "2026-12-01T11:00:00Z"),
+            vec![t("2026-12-01T10:30:00Z"), t("2026-12-01T10:40:00Z")]
+        );
+        // A window ending at the full export's instant is passed over.
+        let same = chain(vec![
+            w("2026-12-01T09:40:00Z", "2026-12-01T10:00:00Z"),
+            link(LinkKind::Full, None, "2026-12-01T10:00:00Z"),
+            w("2026-12-01T10:00:00Z", "2026-12-01T10:20:00Z"),
+        ]);
+        assert_eq!(
+            tos(&same, "2026-12-01T11:00:00Z"),
+            vec![t("2026-12-01T10:00:00Z"), t("2026-12-01T10:20:00Z")]
+        );
+        // A gap is still a gap.
+        let gap = chain(vec![
+            link(LinkKind::Full, None, "2026-12-01T10:30:00Z"),
+            w("2026-12-01T10:40:00Z", "2026-12-01T11:00:00Z"),
+        ]);
+        assert!(gap
+            .replay_to(t("2026-12-01T11:00:00Z"))
+            .unwrap_err()
+            .contains("gap"));
+    }
+
+    #[test]
+    fn spans_just_under_whole_days_stay_within_a_day() {
+        // The audit's cases: whole-second spans of n days less a second, and ms points.
+        let last = t("2026-12-01T10:00:00Z");
+        for days in 1..=6 {
+            for less in [1, 0] {
+                for ms in [0, 1, 999] {
+                    let from = last + Duration::milliseconds(ms);
+                    let instant = last + Duration::days(days) - Duration::seconds(less);
+                    check_windows(from, instant).unwrap();
+                }
+            }
+        }
+    }
+
+    fn check_windows(
+        last: DateTime<Utc>,
+        instant: DateTime<Utc>,
+    ) -> std::result::Result<(), TestCaseError> {
+        let c = Chain {
+            table: "T".into(),
+            links: vec![Link {
+                to: last,
+                ..link(LinkKind::Full, None, "2026-12-01T10:00:00Z")
+            }],
+        };
+        let Next::Windows(w) = next(Some(&c), None, instant) else {
+            panic!()
+        };
+        prop_assert_eq!(w[0].0, last);
+        prop_assert_eq!(w.last().unwrap().1, instant);
+        for pair in w.windows(2) {
+            prop_assert_eq!(pair[0].1, pair[1].0);
+            prop_assert_eq!(pair[0].1.timestamp_subsec_nanos(), 0, "whole seconds");
+        }
+        for (a, b) in &w {
+            prop_assert!(
+                *b - *a >= MIN_WINDOW && *b - *a <= MAX_WINDOW,
+                "{} to {}: {}",
+                a,
+                b,
+                *b - *a
+            );
+        }
+        Ok(())
+    }
+
     proptest! {
         #[test]
-        fn windows_cover_the_span_exactly_within_aws_limits(minutes in 15i64..(60 * 24 * 10)) {
-            let last = t("2026-12-01T10:00:00Z");
-            let c = chain(vec![link(LinkKind::Full, None, "2026-12-01T10:00:00Z")]);
-            let instant = last + Duration::minutes(minutes);
-            let Next::Windows(w) = next(Some(&c), None, instant) else { panic!() };
-            prop_assert_eq!(w[0].0, last);
-            prop_assert_eq!(w.last().unwrap().1, instant);
-            for pair in w.windows(2) {
-                prop_assert_eq!(pair[0].1, pair[1].0);
-            }
-            for (a, b) in &w {
-                prop_assert!(*b - *a >= MIN_WINDOW && *b - *a <= MAX_WINDOW, "{a} {b}");
-            }
+        fn windows_cover_the_span_exactly_within_aws_limits(
+            start_ms in 0i64..86_400_000,
+            span_ms in MIN_WINDOW.num_milliseconds()..Duration::days(30).num_milliseconds(),
+        ) {
+            let last = t("2026-12-01T10:00:00Z") + Duration::milliseconds(start_ms);
+            check_windows(last, last + Duration::milliseconds(span_ms))?;
         }
     }
 }

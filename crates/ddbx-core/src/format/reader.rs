@@ -207,6 +207,31 @@ impl ItemReader {
         Ok(Some((self.line_no, record)))
     }
 
+    /// The next change of a change file (an incremental export's), with its line: the
+    /// item's keys, what the window left of it (none: deleted), and when it was written.
+    pub async fn next_change(&mut self) -> Result<Option<(u64, Change)>> {
+        if !self.next_line().await? {
+            return Ok(None);
+        }
+        let change = match self.format {
+            DataFormat::DynamodbJson => item::dynamodb_json::decode_change(&self.buf),
+            DataFormat::Ion => item::ion::decode_change(&self.buf),
+            other => {
+                return Err(Error::Corrupt {
+                    file: self.url.clone(),
+                    message: format!("a {} file holds no changes", other.name()),
+                })
+            }
+        }
+        .map_err(|source| Error::Item {
+            file: self.url.clone(),
+            line: self.line_no,
+            source,
+        })?;
+        self.items += 1;
+        Ok(Some((self.line_no, change)))
+    }
+
     /// The next record as DynamoDB's wire JSON, for BatchWriteItem: the item to put (or
     /// the key to delete) appended to `out`, checked as [`next_record`](Self::next_record)
     /// checks it. A DynamoDB JSON item goes from the line to `out` in one pass, building

@@ -2,12 +2,17 @@
 //! chain starts from (the one of a named run, or the last at or before the time), then
 //! every incremental window after it that ends at or before the time, in order. A window
 //! is applied whole or not at all, so the table reaches the last window's end, which the
-//! replay says.
+//! replay says. Within a window, the last write of a key is what it leaves
+//! ([`superseded`]).
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
 use crate::format::chain::{self, Chain, LinkKind};
+use crate::format::reader::ItemReader;
 use crate::format::source::{open_table, Selected, Selection, TableSource};
+use crate::item::canonical::item_digest;
 use crate::plan::TableFilter;
 use crate::store::{Location, Storage};
 use crate::table::TableSchema;
@@ -141,4 +146,183 @@ pub(crate) async fn select_chains(
         )));
     }
     Ok(selected)
+}
+
+/// The records of a window that a later write of the same key replaces, by file (its
+/// index in the window's files) and line. DynamoDB is said to write one record per key in
+/// a window (compacted, its final state); should two come (across the files of two
+/// partitions, say), the one with the later `WriteTimestampMicros` is what the window
+/// leaves, as it is in the table, and the other is passed over.
+#[derive(Debug, Clone, Default)]
+pub struct Superseded {
+    lines: HashSet<(usize, u64)>,
+}
+
+impl Superseded {
+    /// Whether the record at `line` of the window's file `file` is replaced.
+    pub fn skips(&self, file: usize, line: u64) -> bool {
+        self.lines.contains(&(file, line))
+    }
+
+    /// How many records are replaced.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+}
+
+/// Read `window` (a change export) once, every record decoded (so a bad line fails it
+/// before anything is written), and find the records a later write of their key replaces.
+/// Memory: 16 bytes a record; a second read only when some key comes twice.
+pub async fn superseded(window: &TableSource) -> Result<Superseded> {
+    let mut seen: HashSet<[u8; 16]> = HashSet::new();
+    let mut twice: HashSet<[u8; 16]> = HashSet::new();
+    for f in &window.files {
+        let mut r = ItemReader::open(&window.dir, f, window.format)
+            .await?
+            .changes(true);
+        while let Some((_, change)) = r.next_change().await? {
+            let d = item_digest(&change.keys);
+            if !seen.insert(d) {
+                twice.insert(d);
+            }
+        }
+    }
+    let mut out = Superseded::default();
+    if twice.is_empty() {
+        return Ok(out);
+    }
+    // The last write of each such key: (its time, file, line, where, for errors).
+    let mut last: HashMap<[u8; 16], (Option<u64>, usize, u64, String)> = HashMap::new();
+    for (i, f) in window.files.iter().enumerate() {
+        let mut r = ItemReader::open(&window.dir, f, window.format)
+            .await?
+            .changes(true);
+        while let Some((line, change)) = r.next_change().await? {
+            let d = item_digest(&change.keys);
+            if !twice.contains(&d) {
+                continue;
+            }
+            let here = (
+                change.write_micros,
+                i,
+                line,
+                format!("{}, line {line}", f.url),
+            );
+            let Some(before) = last.remove(&d) else {
+                last.insert(d, here);
+                continue;
+            };
+            let (Some(a), Some(b)) = (before.0, here.0) else {
+                return Err(Error::Corrupt {
+                    file: here.3,
+                    message: format!(
+                        "the same key as {} in one incremental window, and no Metadata.WriteTimestampMicros to say which is the later",
+                        before.3
+                    ),
+                });
+            };
+            let (winner, loser) = if b >= a {
+                (here, before)
+            } else {
+                (before, here)
+            };
+            out.lines.insert((loser.1, loser.2));
+            last.insert(d, winner);
+        }
+    }
+    tracing::warn!(window = %window.dir.url(), replaced = out.len(), "keys with more than one record in one incremental window: the later write of each is applied");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::source::SourceFile;
+    use crate::plan::DataFormat;
+
+    fn change(pk: &str, v: u32, micros: Option<u64>) -> String {
+        let meta = micros.map_or(String::new(), |m| {
+            format!(r#""Metadata":{{"WriteTimestampMicros":{{"N":"{m}"}}}},"#)
+        });
+        format!(
+            r#"{{{meta}"Keys":{{"pk":{{"S":"{pk}"}}}},"NewImage":{{"pk":{{"S":"{pk}"}},"v":{{"N":"{v}"}}}}}}"#
+        )
+    }
+
+    /// A window of these files (each a list of lines), in a temporary folder.
+    fn window(dir: &std::path::Path, files: &[Vec<String>]) -> TableSource {
+        let loc = Storage::default().open(dir.to_str().unwrap()).unwrap();
+        let mut sources = Vec::new();
+        for (i, lines) in files.iter().enumerate() {
+            let name = format!("f{i}.json");
+            std::fs::write(dir.join(&name), lines.join("\n") + "\n").unwrap();
+            let path = loc.join(&name);
+            sources.push(SourceFile {
+                url: loc.url_of(&path),
+                path,
+                md5: None,
+                items: None,
+            });
+        }
+        TableSource {
+            dir: loc,
+            table: Some("T".into()),
+            format: DataFormat::DynamodbJson,
+            files: sources,
+            schema: None,
+            expected_items: None,
+            changes: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn of_two_records_of_one_key_in_a_window_the_later_write_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // The key "a" twice, its later write in the first file (the order files come in
+        // is not the order of the writes); "b" three times in one file.
+        let w = window(
+            dir.path(),
+            &[
+                vec![change("a", 2, Some(200)), change("c", 1, Some(5))],
+                vec![
+                    change("b", 1, Some(10)),
+                    change("a", 1, Some(100)),
+                    change("b", 3, Some(30)),
+                    change("b", 2, Some(20)),
+                ],
+            ],
+        );
+        let s = superseded(&w).await.unwrap();
+        assert_eq!(s.len(), 3);
+        assert!(s.skips(1, 2), "a's earlier write");
+        assert!(s.skips(1, 1) && s.skips(1, 4), "b's two earlier writes");
+        assert!(!s.skips(0, 1) && !s.skips(1, 3) && !s.skips(0, 2));
+
+        // One record per key (what AWS says it writes): nothing is passed over.
+        let dir = tempfile::tempdir().unwrap();
+        let w = window(
+            dir.path(),
+            &[vec![change("a", 1, None), change("b", 1, None)]],
+        );
+        assert!(superseded(&w).await.unwrap().is_empty());
+
+        // Two records of a key with no time to order them: refused, naming both.
+        let dir = tempfile::tempdir().unwrap();
+        let w = window(
+            dir.path(),
+            &[vec![change("a", 1, None)], vec![change("a", 2, Some(3))]],
+        );
+        let err = superseded(&w).await.unwrap_err().to_string();
+        assert!(
+            err.contains("f0.json, line 1")
+                && err.contains("f1.json, line 1")
+                && err.contains("WriteTimestampMicros"),
+            "{err}"
+        );
+    }
 }

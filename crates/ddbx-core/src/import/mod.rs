@@ -295,7 +295,7 @@ async fn ready(
         };
         let name = step.target_table.as_str();
         if engine.creates_targets() {
-            let target = target::absent(aws, name, source.schema.as_ref())
+            let target = target::to_create(aws, name, source.schema.as_ref())
                 .await
                 .map_err(|e| e.to_string())?;
             let spike = write_spike(aws, settings, &target)

@@ -135,20 +135,22 @@ pub async fn ensure_table(
     })
 }
 
-/// A target that an engine creates itself (the native engine's ImportTable): it must not
-/// exist, and the export's `table.json` says what to create (renamed to `target`).
-pub async fn absent(aws: &Aws, target: &str, source: Option<&TableSchema>) -> Result<TableSchema> {
-    match aws.describe_table(target).await {
-        Ok(_) => {
-            return Err(Error::Invalid(format!(
-                "table {target} exists: --engine native creates new tables only (DynamoDB's ImportTable); import into an existing table with the local engine"
-            )))
-        }
+/// A target that an engine creates itself (the native engine's ImportTable): what the
+/// export's `table.json` says to create (renamed to `target`). When a table of that name
+/// exists already, its ARN is in the returned `table_arn` (else none): the engine decides
+/// (the native engine takes up the import it started, or refuses).
+pub async fn to_create(
+    aws: &Aws,
+    target: &str,
+    source: Option<&TableSchema>,
+) -> Result<TableSchema> {
+    let existing = match aws.describe_raw(target).await {
+        Ok(t) => Some(t.table_arn().unwrap_or_default().to_string()),
         Err(Error::Aws {
             code: Some(code), ..
-        }) if code == "ResourceNotFoundException" => {}
+        }) if code == "ResourceNotFoundException" => None,
         Err(e) => return Err(e),
-    }
+    };
     let s = source.ok_or_else(|| {
         Error::Invalid(format!(
             "the export has no table.json, which ImportTable needs (key schema, indexes, billing) to create {target}"
@@ -156,7 +158,7 @@ pub async fn absent(aws: &Aws, target: &str, source: Option<&TableSchema>) -> Re
     })?;
     Ok(TableSchema {
         table_name: target.to_string(),
-        table_arn: None,
+        table_arn: existing,
         table_id: None,
         creation_date_time: None,
         ..s.clone()

@@ -437,7 +437,7 @@ fn projection(p: Option<&ddb::Projection>) -> Projection {
 
 /// What CreateTable and ImportTable's TableCreationParameters share, from a table.json:
 /// its billing, its capacity (provisioned) or maximums (on demand), and its GSIs (with
-/// their own capacity, else the table's).
+/// their own capacity, else the table's, or their own on-demand maximums).
 pub(crate) struct SdkCreation {
     pub billing: aws_sdk_dynamodb::types::BillingMode,
     pub provisioned: Option<aws_sdk_dynamodb::types::ProvisionedThroughput>,
@@ -463,6 +463,16 @@ pub(crate) fn sdk_creation(s: &TableSchema) -> SdkCreation {
                 .set_key_schema(Some(sdk_key_schema(&g.key_schema)))
                 .projection(sdk_projection(g))
                 .set_provisioned_throughput(t.as_ref().map(sdk_throughput))
+                .set_on_demand_throughput(
+                    g.on_demand_throughput
+                        .as_ref()
+                        .filter(|o| {
+                            !provisioned
+                                && (o.max_read_request_units.is_some()
+                                    || o.max_write_request_units.is_some())
+                        })
+                        .map(sdk_on_demand),
+                )
                 .build()
                 .expect("index fields are set")
         })

@@ -309,13 +309,13 @@ pub async fn read_message(
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// A message with a new body: its length is set again and its CRC32 (which DynamoDB's
 /// clients check) dropped.
-fn with_body(head: &str, body: &[u8]) -> Vec<u8> {
+pub fn with_body(head: &str, body: &[u8]) -> Vec<u8> {
     let mut out = String::new();
     for (i, line) in head.lines().enumerate() {
         let lower = line.to_ascii_lowercase();
@@ -384,14 +384,14 @@ fn draw(state: &Mutex<u64>) -> f64 {
 }
 
 /// A DynamoDB error answer.
-fn ddb_error(status: &str, code: &str, message: &str) -> Vec<u8> {
+pub fn ddb_error(status: &str, code: &str, message: &str) -> Vec<u8> {
     response(
         status,
         &format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"{message}"}}"#),
     )
 }
 
-fn response(status: &str, body: &str) -> Vec<u8> {
+pub fn response(status: &str, body: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
@@ -399,7 +399,7 @@ fn response(status: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn forward(upstream: &str, req: &[u8]) -> std::io::Result<Vec<u8>> {
+pub async fn forward(upstream: &str, req: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut up = TcpStream::connect(upstream).await?;
     up.write_all(req).await?;
     let head_only = req.starts_with(b"HEAD ");

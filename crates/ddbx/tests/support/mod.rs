@@ -3,6 +3,7 @@
 //! binary, and sample items of every DynamoDB type.
 #![allow(dead_code)]
 
+pub mod aws_shape;
 pub mod connector;
 pub mod emr_service;
 pub mod fakecloud;

@@ -169,6 +169,12 @@ impl TableWrite<'_> {
             self.counters.expected_items.store(n, Ordering::Relaxed);
         }
         self.counters.add(base.items_written, 0, 0.0);
+        // A window is read once first in any case: a key with two records in it is written
+        // once, as its later write left it (format::replay::superseded).
+        let superseded = match src.changes {
+            true => crate::format::replay::superseded(src).await?,
+            false => Default::default(),
+        };
         let limiter = Arc::new(self.units.limiter(work.aws.clock.clone(), work.stop));
         let tracker = Arc::new(Mutex::new(Tracker::new(base.clone())));
         let writers = self.writers.max(1);
@@ -178,7 +184,9 @@ impl TableWrite<'_> {
         let failed = StopSignal::default();
         let handles = self.spawn_writers(writers, rx, ack_tx, &limiter, &failed);
         let checkpointer = spawn_checkpointer(&tracker, self.checkpoints(), name, ack_rx);
-        let read_result = self.read_into(src, &base, &tracker, &tx, &failed).await;
+        let read_result = self
+            .read_into(src, &base, &superseded, &tracker, &tx, &failed)
+            .await;
         drop(tx);
         let mut write_error = None;
         for h in handles {
@@ -240,11 +248,12 @@ impl TableWrite<'_> {
         &self,
         src: &TableSource,
         base: &ImportPosition,
+        superseded: &crate::format::replay::Superseded,
         tracker: &Mutex<Tracker>,
         tx: &mpsc::Sender<Batch>,
         failed: &StopSignal,
     ) -> Result<()> {
-        for f in &src.files {
+        for (i, f) in src.files.iter().enumerate() {
             if base.files_done.contains(&f.url) {
                 continue;
             }
@@ -270,7 +279,7 @@ impl TableWrite<'_> {
                     return Err(Error::Interrupted);
                 }
                 let WireRecord { line, delete, size } = record;
-                if line <= skip_to {
+                if line <= skip_to || superseded.skips(i, line) {
                     map.clear();
                     continue;
                 }

@@ -1,21 +1,24 @@
-//! One ExportTableToPointInTime: started once (a ClientToken derived from the run, the
-//! table and the window, so a retried or resumed request never starts a second export),
-//! its ARN recorded in the run before it is polled (so `--resume` polls it rather than
-//! start another), polled with backoff, and its result checked, not trusted: the manifests
-//! read back and every data file they list found with the manifest's ETag (its MD5 read
-//! in full with `--deep`).
+//! One ExportTableToPointInTime: started once per attempt (a ClientToken derived from the
+//! run, the table and the window, ending with the attempt's number, so a retried or
+//! resumed request never starts a second export), its ARN recorded in the run before it is
+//! polled (so `--resume` polls it rather than start another; one that FAILED is started
+//! again as the next attempt, with the next token), polled with backoff, and its result
+//! checked, not trusted: the manifests read back and every data file they list found with
+//! the manifest's ETag (its MD5 read in full with `--deep`), and the instants DynamoDB
+//! says it exported kept.
 
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    ExportFormat, ExportStatus, ExportType, ExportViewType, IncrementalExportSpecification,
-    S3SseAlgorithm,
+    ExportDescription, ExportFormat, ExportStatus, ExportType, ExportViewType,
+    IncrementalExportSpecification, S3SseAlgorithm,
 };
 use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use super::{to_smithy, NativeEngine};
+use super::quota::Quota;
+use super::{from_smithy, to_smithy, NativeEngine};
 use crate::aws::Aws;
 use crate::format::native::ManifestFile;
 use crate::format::reader::ItemReader;
@@ -39,8 +42,15 @@ pub struct JobSpec {
     pub from: Option<DateTime<Utc>>,
     /// The export time, or the window's end.
     pub to: DateTime<Utc>,
-    /// The idempotency token.
+    /// Which start of this export it is, from 1 (records of ddbx before 0.4 have none: 1).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// The idempotency token, ending with `-<attempt>`.
     pub client_token: String,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 /// The record of a started export (`_export/<table>/native-NN.json`).
@@ -52,6 +62,9 @@ pub struct JobRecord {
     pub spec: JobSpec,
     /// The export's ARN.
     pub export_arn: String,
+    /// The attempts before this one that ended without an export, each with why.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub earlier: Vec<String>,
 }
 
 /// A completed export, checked.
@@ -67,10 +80,15 @@ pub struct Done {
     pub billed_bytes: u64,
     /// Data files.
     pub files: u64,
+    /// The window's start DynamoDB says it exported (incremental).
+    pub from: Option<DateTime<Utc>>,
+    /// The instant (or window's end) DynamoDB says it exported.
+    pub to: DateTime<Utc>,
 }
 
 impl JobSpec {
-    /// A spec whose token is derived from the run, the table and the window.
+    /// The first attempt's spec, whose token is derived from the run, the table and the
+    /// window.
     pub fn new(
         run_root: &str,
         table: &str,
@@ -85,8 +103,28 @@ impl JobSpec {
             table_arn: table_arn.to_string(),
             from,
             to,
-            client_token: format!("ddbx-{}", hex::encode(h.finalize())),
+            attempt: 1,
+            client_token: format!("ddbx-{}-1", hex::encode(h.finalize())),
         }
+    }
+
+    /// The same export asked again: the next attempt, with the next token.
+    pub fn next_attempt(&self) -> Self {
+        let base = self
+            .client_token
+            .strip_suffix(&format!("-{}", self.attempt))
+            .unwrap_or(&self.client_token);
+        Self {
+            attempt: self.attempt + 1,
+            client_token: format!("{base}-{}", self.attempt + 1),
+            ..self.clone()
+        }
+    }
+
+    /// Whether `other` asks for the same export (whatever the attempt).
+    pub fn same_export(&self, other: &JobSpec) -> bool {
+        (&self.table, &self.table_arn, self.from, self.to)
+            == (&other.table, &other.table_arn, other.from, other.to)
     }
 }
 
@@ -110,25 +148,150 @@ pub struct Poll {
     pub max: Duration,
 }
 
-/// Start the export (or, with `record` from an earlier attempt, take it up), recording its
-/// ARN in `records` at `name` before polling.
+/// What every job of a run shares: its clients, its settings, its stop and its line for
+/// the account's quota.
+#[derive(Debug, Clone, Copy)]
+pub struct Jobs<'a> {
+    /// The run's clients.
+    pub aws: &'a Aws,
+    /// The engine's settings.
+    pub engine: &'a NativeEngine,
+    /// Raised to stop.
+    pub stop: &'a StopSignal,
+    /// Where a start refused for the quota waits.
+    pub quota: &'a Quota,
+}
+
+/// An export started (or taken up).
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// Its ARN.
+    pub arn: String,
+    /// What it was asked, its attempt's token included.
+    pub spec: JobSpec,
+    /// Earlier attempts that ended without an export, each with why.
+    pub earlier: Vec<String>,
+}
+
+/// Start the export (or take up the one an earlier attempt of the run recorded in
+/// `records` at `name`, unless it ended without an export: it is then started again, as
+/// the next attempt), recording its ARN before polling.
 pub async fn start(
-    aws: &Aws,
+    jobs: &Jobs<'_>,
     spec: &JobSpec,
     target: &Target<'_>,
     records: &Location,
     name: &str,
-) -> Result<String> {
+    counters: &TableProgress,
+) -> Result<Started> {
+    let aws = jobs.aws;
+    let mut spec = spec.clone();
+    let mut earlier = Vec::new();
     if let Some(b) = records.get_optional(&records.join(name)).await? {
         let r: JobRecord = serde_json::from_slice(&b).map_err(|e| Error::Corrupt {
             file: records.url_of(&records.join(name)),
             message: format!("not an export record: {e}"),
         })?;
-        if r.spec == *spec {
-            tracing::info!(table = %spec.table, arn = %r.export_arn, "taking up the export an earlier attempt started");
-            return Ok(r.export_arn);
+        if r.spec.same_export(&spec) {
+            match ended(aws, &r).await? {
+                None => {
+                    tracing::info!(table = %spec.table, arn = %r.export_arn, "taking up the export an earlier attempt started");
+                    return Ok(Started {
+                        arn: r.export_arn,
+                        spec: r.spec,
+                        earlier: r.earlier,
+                    });
+                }
+                Some(why) => {
+                    tracing::warn!(table = %spec.table, arn = %r.export_arn, %why, "the export of an earlier attempt ended without an export: starting it again");
+                    earlier = r.earlier;
+                    earlier.push(format!(
+                        "attempt {} ({}): {why}",
+                        r.spec.attempt, r.export_arn
+                    ));
+                    spec = r.spec.next_attempt();
+                }
+            }
         }
     }
+    let req = request(aws, &spec, target)?;
+    let policy = Quota::start_policy(aws);
+    let quick = Aws {
+        retry: policy,
+        ..aws.clone()
+    };
+    // The token makes a repeated call the same export, so transient failures are retried.
+    let out = jobs
+        .quota
+        .start(aws, jobs.stop, counters, "export", || {
+            quick.call(
+                || format!("table {}: ExportTableToPointInTime", spec.table),
+                None,
+                || req.clone().send(),
+            )
+        })
+        .await?;
+    let arn = out
+        .export_description()
+        .and_then(|d| d.export_arn())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "table {}: ExportTableToPointInTime returned no ARN",
+                spec.table
+            ))
+        })?
+        .to_string();
+    records
+        .put_json(
+            name,
+            &JobRecord {
+                spec: spec.clone(),
+                export_arn: arn.clone(),
+                earlier: earlier.clone(),
+            },
+        )
+        .await?;
+    tracing::info!(table = %spec.table, %arn, from = ?spec.from, to = %spec.to, attempt = spec.attempt, "export started");
+    Ok(Started { arn, spec, earlier })
+}
+
+/// Whether a recorded export ended without an export (FAILED, or unknown to DynamoDB),
+/// and why; `None` while it runs or once it COMPLETED.
+async fn ended(aws: &Aws, r: &JobRecord) -> Result<Option<String>> {
+    let arn = &r.export_arn;
+    match aws
+        .call(
+            || format!("table {}: DescribeExport {arn}", r.spec.table),
+            None,
+            || aws.dynamodb.describe_export().export_arn(arn).send(),
+        )
+        .await
+    {
+        Ok(out) => Ok(out
+            .export_description()
+            .and_then(|d| (d.export_status() == Some(&ExportStatus::Failed)).then(|| failure(d)))),
+        Err(Error::Aws {
+            code: Some(c),
+            message,
+            ..
+        }) if c == "ExportNotFoundException" => Ok(Some(format!("{c}: {message}"))),
+        Err(e) => Err(e),
+    }
+}
+
+fn failure(d: &ExportDescription) -> String {
+    format!(
+        "FAILED: {}: {}",
+        d.failure_code().unwrap_or("no code"),
+        d.failure_message().unwrap_or("no message")
+    )
+}
+
+type ExportRequest =
+    aws_sdk_dynamodb::operation::export_table_to_point_in_time::builders::ExportTableToPointInTimeFluentBuilder;
+
+/// The ExportTableToPointInTime call of `spec`.
+fn request(aws: &Aws, spec: &JobSpec, target: &Target<'_>) -> Result<ExportRequest> {
     let bucket = target
         .folder
         .bucket
@@ -168,75 +331,62 @@ pub async fn start(
                     .build(),
             ),
     };
-    // The token makes a repeated call the same export, so transient failures are retried.
-    let out = aws
-        .call(
-            || format!("table {}: ExportTableToPointInTime", spec.table),
-            None,
-            || req.clone().send(),
-        )
-        .await?;
-    let arn = out
-        .export_description()
-        .and_then(|d| d.export_arn())
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "table {}: ExportTableToPointInTime returned no ARN",
-                spec.table
-            ))
-        })?
-        .to_string();
-    records
-        .put_json(
-            name,
-            &JobRecord {
-                spec: spec.clone(),
-                export_arn: arn.clone(),
-            },
-        )
-        .await?;
-    tracing::info!(table = %spec.table, %arn, from = ?spec.from, to = %spec.to, "export started");
-    Ok(arn)
+    Ok(req)
 }
 
-/// Poll the export until it ends; then check what it wrote.
-pub async fn finish(
-    aws: &Aws,
+/// Poll the export until it ends. The outer error is a failure to learn how it is (it
+/// may still run); the inner one, an export that ended FAILED.
+pub async fn wait(
+    jobs: &Jobs<'_>,
     spec: &JobSpec,
     arn: &str,
+    counters: &TableProgress,
+) -> Result<Result<ExportDescription>> {
+    let aws = jobs.aws;
+    poll_until(
+        aws,
+        jobs.engine.poll,
+        jobs.stop,
+        counters,
+        "export",
+        || async {
+            let out = aws
+                .call(
+                    || format!("table {}: DescribeExport {arn}", spec.table),
+                    None,
+                    || aws.dynamodb.describe_export().export_arn(arn).send(),
+                )
+                .await?;
+            let desc = out.export_description().cloned().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "table {}: DescribeExport returned nothing",
+                    spec.table
+                ))
+            })?;
+            Ok(match desc.export_status() {
+                Some(ExportStatus::Completed) => Polled::Done(Ok(desc)),
+                Some(ExportStatus::Failed) => Polled::Done(Err(Error::Invalid(format!(
+                    "table {}: the export {arn} {}",
+                    spec.table,
+                    failure(&desc)
+                )))),
+                other => Polled::Pending(other.map_or("?", |s| s.as_str()).to_string()),
+            })
+        },
+    )
+    .await
+}
+
+/// A COMPLETED export checked: its manifests read back, every data file found, and the
+/// instants it was made for.
+pub async fn check(
+    jobs: &Jobs<'_>,
+    spec: &JobSpec,
+    desc: &ExportDescription,
     target: &Target<'_>,
-    engine: &NativeEngine,
-    stop: &StopSignal,
     counters: &TableProgress,
 ) -> Result<Done> {
-    let desc = poll_until(aws, engine.poll, stop, counters, "export", || async {
-        let out = aws
-            .call(
-                || format!("table {}: DescribeExport {arn}", spec.table),
-                None,
-                || aws.dynamodb.describe_export().export_arn(arn).send(),
-            )
-            .await?;
-        let desc = out.export_description().cloned().ok_or_else(|| {
-            Error::Invalid(format!(
-                "table {}: DescribeExport returned nothing",
-                spec.table
-            ))
-        })?;
-        Ok(match desc.export_status() {
-            Some(ExportStatus::Completed) => Polled::Done(desc),
-            Some(ExportStatus::Failed) => {
-                return Err(Error::Invalid(format!(
-                    "table {}: the export {arn} FAILED: {}: {}",
-                    spec.table,
-                    desc.failure_code().unwrap_or("no code"),
-                    desc.failure_message().unwrap_or("no message")
-                )))
-            }
-            other => Polled::Pending(other.map_or("?", |s| s.as_str()).to_string()),
-        })
-    })
-    .await?;
+    let arn = desc.export_arn().unwrap_or_default();
     counters.set_state("checking the export".to_string());
     let summary_key = desc.export_manifest().ok_or_else(|| {
         Error::Invalid(format!(
@@ -244,16 +394,49 @@ pub async fn finish(
             spec.table
         ))
     })?;
-    check(
-        aws,
+    let mut done = check_manifests(
+        jobs.aws,
         spec,
         arn,
         target,
         summary_key,
-        engine.deep_check,
+        jobs.engine.deep_check,
         desc.billed_size_bytes(),
     )
-    .await
+    .await?;
+    if let Some(n) = desc.item_count().filter(|n| *n as u64 != done.items) {
+        return Err(Error::Invalid(format!(
+            "table {}: DescribeExport says the export {arn} holds {n} items, its manifests {}",
+            spec.table, done.items
+        )));
+    }
+    (done.from, done.to) = exported(spec, desc);
+    if (done.from, done.to) != (spec.from, spec.to) {
+        tracing::warn!(table = %spec.table, %arn, asked_from = ?spec.from, asked_to = %spec.to, from = ?done.from, to = %done.to, "DynamoDB exported other instants than were asked: the chain keeps DynamoDB's");
+    }
+    Ok(done)
+}
+
+/// The window (incremental) or instant (full) DynamoDB says it exported; what was asked
+/// where it does not say.
+fn exported(spec: &JobSpec, desc: &ExportDescription) -> (Option<DateTime<Utc>>, DateTime<Utc>) {
+    let incremental = desc.incremental_export_specification();
+    match spec.from {
+        None => (
+            None,
+            desc.export_time().and_then(from_smithy).unwrap_or(spec.to),
+        ),
+        Some(asked) => (
+            incremental
+                .and_then(|i| i.export_from_time())
+                .and_then(from_smithy)
+                .or(Some(asked)),
+            incremental
+                .and_then(|i| i.export_to_time())
+                .and_then(from_smithy)
+                .unwrap_or(spec.to),
+        ),
+    }
 }
 
 /// What one look at a job says.
@@ -301,7 +484,7 @@ where
 }
 
 /// Read the export's manifests back and find every data file they list.
-async fn check(
+async fn check_manifests(
     aws: &Aws,
     spec: &JobSpec,
     arn: &str,
@@ -370,6 +553,8 @@ async fn check(
         items,
         billed_bytes: billed.unwrap_or(0).max(0) as u64,
         files: entries.len() as u64,
+        from: spec.from,
+        to: spec.to,
     })
 }
 
@@ -444,19 +629,90 @@ mod tests {
         }
     }
 
+    /// What a test's jobs share: clients aimed at canned answers, an engine polling every
+    /// 2 s, its line for the quota, and records in a temporary folder.
+    struct Fixture {
+        aws: Aws,
+        engine: NativeEngine,
+        quota: Quota,
+        stop: StopSignal,
+        records: Location,
+        target_dir: Location,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new(url: &str, clock: ManualClock) -> Self {
+            let engine = NativeEngine {
+                poll: Poll {
+                    first: Duration::from_secs(2),
+                    max: Duration::from_secs(60),
+                },
+                ..NativeEngine::default()
+            };
+            let dir = tempfile::tempdir().unwrap();
+            Self {
+                aws: Aws::for_tests(url, clock),
+                quota: Quota::new(engine.max_wait, engine.poll),
+                engine,
+                stop: StopSignal::default(),
+                records: crate::store::Storage::default()
+                    .open(dir.path().to_str().unwrap())
+                    .unwrap(),
+                target_dir: folder(dir.path()),
+                _dir: dir,
+            }
+        }
+
+        fn jobs(&self) -> Jobs<'_> {
+            Jobs {
+                aws: &self.aws,
+                engine: &self.engine,
+                stop: &self.stop,
+                quota: &self.quota,
+            }
+        }
+
+        fn target(&self, format: DataFormat, bucket_owner: Option<&'static str>) -> Target<'_> {
+            Target {
+                folder: &self.target_dir,
+                format,
+                bucket_owner,
+            }
+        }
+    }
+
     #[test]
-    fn tokens_follow_the_run_the_table_and_the_window() {
+    fn tokens_follow_the_run_the_table_the_window_and_the_attempt() {
         let a = spec(None);
         assert_eq!(
             a.client_token,
             spec(None).client_token,
             "the same on every attempt"
         );
+        assert!(a.client_token.ends_with("-1"), "{}", a.client_token);
         let w = spec(Some(a.to - chrono::Duration::hours(1)));
         assert_ne!(a.client_token, w.client_token);
         let other = JobSpec::new("s3://b/run2", "T", &a.table_arn, None, a.to);
         assert_ne!(a.client_token, other.client_token);
-        assert!(a.client_token.len() <= 64);
+        let second = a.next_attempt();
+        assert_eq!(second.attempt, 2);
+        assert!(second.client_token.ends_with("-2"));
+        assert_eq!(
+            second.client_token.trim_end_matches("-2"),
+            a.client_token.trim_end_matches("-1")
+        );
+        assert!(second.same_export(&a) && !w.same_export(&a));
+        assert_eq!(second.next_attempt().next_attempt().attempt, 4);
+        assert!(second.next_attempt().client_token.len() <= 64);
+        // A record of ddbx before attempts were numbered is attempt 1.
+        let old: JobRecord = serde_json::from_value(serde_json::json!({
+            "table": "T", "tableArn": "a", "to": "2026-12-01T10:00:00Z",
+            "clientToken": "ddbx-0123", "exportArn": "arn"
+        }))
+        .unwrap();
+        assert_eq!(old.spec.attempt, 1);
+        assert_eq!(old.spec.next_attempt().client_token, "ddbx-0123-2");
     }
 
     #[tokio::test]
@@ -465,24 +721,19 @@ mod tests {
             (500, r#"{"__type":"InternalServerError","message":"injected"}"#.into()),
             (400, r#"{"__type":"com.amazonaws.dynamodb.v20120810#LimitExceededException","message":"too many exports"}"#.into()),
             (200, r#"{"ExportDescription":{"ExportArn":"arn:export/1","ExportStatus":"IN_PROGRESS"}}"#.into()),
+            // Resumed: the record's export is looked at, and runs.
+            (200, r#"{"ExportDescription":{"ExportArn":"arn:export/1","ExportStatus":"IN_PROGRESS"}}"#.into()),
         ])
         .await;
-        let aws = Aws::for_tests(&canned.url, ManualClock::default());
-        let dir = tempfile::tempdir().unwrap();
-        let records = crate::store::Storage::default()
-            .open(dir.path().to_str().unwrap())
-            .unwrap();
-        let target_dir = folder(dir.path());
-        let target = Target {
-            folder: &target_dir,
-            format: DataFormat::DynamodbJson,
-            bucket_owner: Some("111122223333"),
-        };
+        let f = Fixture::new(&canned.url, ManualClock::default());
+        let (jobs, records) = (f.jobs(), &f.records);
+        let target = f.target(DataFormat::DynamodbJson, Some("111122223333"));
+        let counters = TableProgress::new("T");
         let s = spec(None);
-        let arn = start(&aws, &s, &target, &records, "native-01.json")
+        let started = start(&jobs, &s, &target, records, "native-01.json", &counters)
             .await
             .unwrap();
-        assert_eq!(arn, "arn:export/1");
+        assert_eq!(started.arn, "arn:export/1");
         let reqs = canned.requests.lock().unwrap().clone();
         assert_eq!(reqs.len(), 3, "retried through a 500 and a limit");
         for (op, body) in &reqs {
@@ -492,14 +743,18 @@ mod tests {
             assert_eq!(body["ExportType"], "FULL_EXPORT");
         }
         // Resumed: the recorded export is polled, not started again.
-        let again = start(&aws, &s, &target, &records, "native-01.json")
+        let again = start(&jobs, &s, &target, records, "native-01.json", &counters)
             .await
             .unwrap();
-        assert_eq!(again, "arn:export/1");
-        assert_eq!(canned.ops().len(), 3);
+        assert_eq!(again.arn, "arn:export/1");
+        assert_eq!(
+            canned.ops()[3..],
+            ["DescribeExport"],
+            "looked at, not started"
+        );
         // An incremental window asks for its window, NEW_IMAGE.
         let w = spec(Some(s.to - chrono::Duration::minutes(30)));
-        let _ = start(&aws, &w, &target, &records, "native-02.json").await;
+        let _ = start(&jobs, &w, &target, records, "native-02.json", &counters).await;
         let (_, body) = canned.requests.lock().unwrap().last().cloned().unwrap();
         assert_eq!(body["ExportType"], "INCREMENTAL_EXPORT");
         assert_eq!(
@@ -510,6 +765,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_recorded_export_that_failed_is_started_again_with_the_next_token() {
+        let canned = Canned::start(vec![
+            (200, r#"{"ExportDescription":{"ExportArn":"arn:export/1","ExportStatus":"FAILED","FailureCode":"S3AccessDenied","FailureMessage":"Access Denied"}}"#.into()),
+            (200, r#"{"ExportDescription":{"ExportArn":"arn:export/2","ExportStatus":"IN_PROGRESS"}}"#.into()),
+            (400, r#"{"__type":"com.amazonaws.dynamodb.v20120810#ExportNotFoundException","message":"gone"}"#.into()),
+            (200, r#"{"ExportDescription":{"ExportArn":"arn:export/3","ExportStatus":"IN_PROGRESS"}}"#.into()),
+        ])
+        .await;
+        let f = Fixture::new(&canned.url, ManualClock::default());
+        let (jobs, records) = (f.jobs(), &f.records);
+        let counters = TableProgress::new("T");
+        let s = spec(None);
+        records
+            .put_json(
+                "native-01.json",
+                &JobRecord {
+                    spec: s.clone(),
+                    export_arn: "arn:export/1".into(),
+                    earlier: Vec::new(),
+                },
+            )
+            .await
+            .unwrap();
+        let target = f.target(DataFormat::DynamodbJson, None);
+        let started = start(&jobs, &s, &target, records, "native-01.json", &counters)
+            .await
+            .unwrap();
+        assert_eq!(started.arn, "arn:export/2");
+        assert_eq!(started.spec.attempt, 2);
+        assert!(started.earlier[0].contains("attempt 1 (arn:export/1): FAILED: S3AccessDenied"));
+        let reqs = canned.requests.lock().unwrap().clone();
+        assert_eq!(reqs[1].0, "ExportTableToPointInTime");
+        assert_eq!(reqs[1].1["ClientToken"], started.spec.client_token.as_str());
+        assert_ne!(started.spec.client_token, s.client_token);
+        // The record now names the second attempt; one DynamoDB no longer knows is started
+        // again too.
+        let again = start(&jobs, &s, &target, records, "native-01.json", &counters)
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.arn.as_str(), again.spec.attempt),
+            ("arn:export/3", 3)
+        );
+        assert_eq!(again.earlier.len(), 2, "{:?}", again.earlier);
+        let r: JobRecord = serde_json::from_slice(
+            &records
+                .get_optional(&records.join("native-01.json"))
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!((r.export_arn.as_str(), r.spec.attempt), ("arn:export/3", 3));
+    }
+
+    #[tokio::test]
     async fn refusals_of_the_call_and_failed_exports_fail_with_aws_words() {
         // AWS refuses a table without point-in-time recovery at the call (fakecloud does not).
         let canned = Canned::start(vec![(
@@ -517,18 +828,11 @@ mod tests {
             r#"{"__type":"com.amazonaws.dynamodb.v20120810#PointInTimeRecoveryUnavailableException","message":"Point in time recovery is not enabled for table 'T'"}"#.into(),
         )])
         .await;
-        let aws = Aws::for_tests(&canned.url, ManualClock::default());
-        let dir = tempfile::tempdir().unwrap();
-        let records = crate::store::Storage::default()
-            .open(dir.path().to_str().unwrap())
-            .unwrap();
-        let target_dir = folder(dir.path());
-        let target = Target {
-            folder: &target_dir,
-            format: DataFormat::Ion,
-            bucket_owner: None,
-        };
-        let err = start(&aws, &spec(None), &target, &records, "n.json")
+        let f = Fixture::new(&canned.url, ManualClock::default());
+        let (jobs, records) = (f.jobs(), &f.records);
+        let target = f.target(DataFormat::Ion, None);
+        let counters = TableProgress::new("T");
+        let err = start(&jobs, &spec(None), &target, records, "n.json", &counters)
             .await
             .unwrap_err()
             .to_string();
@@ -554,27 +858,13 @@ mod tests {
         ])
         .await;
         let clock = ManualClock::default();
-        let aws = Aws::for_tests(&canned.url, clock.clone());
-        let engine = NativeEngine {
-            poll: Poll {
-                first: std::time::Duration::from_secs(2),
-                max: std::time::Duration::from_secs(60),
-            },
-            ..NativeEngine::default()
-        };
+        let f = Fixture::new(&canned.url, clock.clone());
         let counters = TableProgress::new("T");
-        let err = finish(
-            &aws,
-            &spec(None),
-            "a",
-            &target,
-            &engine,
-            &StopSignal::default(),
-            &counters,
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+        let err = wait(&f.jobs(), &spec(None), "a", &counters)
+            .await
+            .expect("it ended")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("FAILED: S3NoSuchBucket: The bucket does not exist"),
             "{err}"
@@ -582,12 +872,46 @@ mod tests {
         assert_eq!(canned.ops(), vec!["DescribeExport"; 3]);
         assert_eq!(
             clock.sleeps(),
-            vec![
-                std::time::Duration::from_secs(2),
-                std::time::Duration::from_secs(3)
-            ],
+            vec![Duration::from_secs(2), Duration::from_secs(3)],
             "the wait grows by half"
         );
         assert!(counters.state().unwrap().contains("IN_PROGRESS"));
+    }
+
+    #[test]
+    fn the_instants_dynamodb_says_it_exported_are_kept() {
+        let s = spec(Some(
+            DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        ));
+        let at = |t: &str| {
+            let t = DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+            aws_smithy_types::DateTime::from_millis(t.timestamp_millis())
+        };
+        let desc = ExportDescription::builder()
+            .incremental_export_specification(
+                IncrementalExportSpecification::builder()
+                    .export_from_time(at("2026-12-01T09:00:00.250Z"))
+                    .export_to_time(at("2026-12-01T10:00:00.250Z"))
+                    .build(),
+            )
+            .build();
+        let (from, to) = exported(&s, &desc);
+        assert_eq!(from.unwrap().timestamp_subsec_millis(), 250);
+        assert_eq!(to.timestamp_subsec_millis(), 250);
+        // Not said: what was asked.
+        assert_eq!(
+            exported(&s, &ExportDescription::builder().build()),
+            (s.from, s.to)
+        );
+        let full = spec(None);
+        let desc = ExportDescription::builder()
+            .export_time(at("2026-12-01T09:59:59Z"))
+            .build();
+        assert_eq!(
+            exported(&full, &desc).1,
+            full.to - chrono::Duration::seconds(1)
+        );
     }
 }

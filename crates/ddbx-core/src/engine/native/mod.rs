@@ -14,10 +14,12 @@
 mod export;
 mod import;
 pub mod job;
+pub mod quota;
 
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::aws::Aws;
 use crate::engine::interface::{Engine, ExportWork, ImportWork};
@@ -26,6 +28,10 @@ use crate::plan::{Compression, DataFormat, ExportPlan, PlannedTable};
 use crate::report::TableReport;
 use crate::table::TableSchema;
 use crate::{Error, Result};
+
+/// How long a job refused for the account's quota waits in line, unless told: DynamoDB's
+/// jobs hold their quota for minutes to hours.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(6 * 3600);
 
 /// The native engine's settings.
 #[derive(Debug, Clone)]
@@ -44,6 +50,9 @@ pub struct NativeEngine {
     pub poll: job::Poll,
     /// How long to wait for every table's restorable window to reach a common instant.
     pub instant_wait: Duration,
+    /// How long a job refused for the account's quota (LimitExceededException) waits in
+    /// line at most.
+    pub max_wait: Duration,
 }
 
 impl Default for NativeEngine {
@@ -59,7 +68,62 @@ impl Default for NativeEngine {
                 max: Duration::from_secs(60),
             },
             instant_wait: Duration::from_secs(15 * 60),
+            max_wait: DEFAULT_MAX_WAIT,
         }
+    }
+}
+
+/// What a native run's plan records of its engine's settings (`engineSettings`): what a
+/// resumed run keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSettings {
+    /// `--incremental`.
+    pub incremental: bool,
+    /// `--enable-pitr`.
+    pub enable_pitr: bool,
+}
+
+impl NativeEngine {
+    /// This engine continuing a run whose plan recorded `recorded`: the run's
+    /// `--incremental` and `--enable-pitr` kept; one given that the run did not have is
+    /// refused, naming the plan (`plan_url`). A plan from before they were recorded: the
+    /// flags as given.
+    pub fn resumed(
+        &self,
+        recorded: Option<&serde_json::Value>,
+        plan_url: &str,
+    ) -> Result<NativeEngine> {
+        let Some(recorded) = recorded else {
+            return Ok(self.clone());
+        };
+        let r: RunSettings =
+            serde_json::from_value(recorded.clone()).map_err(|e| Error::Corrupt {
+                file: plan_url.to_string(),
+                message: format!("engineSettings are not the native engine's: {e}"),
+            })?;
+        let refuse = |flag: &str, planned: &str| {
+            Err(Error::Invalid(format!(
+                "{flag} contradicts the run being resumed: its plan ({plan_url}) has {planned}; drop the flag or start a new run"
+            )))
+        };
+        if self.incremental && !r.incremental {
+            return refuse(
+                "--incremental",
+                "a full export of every table (no --incremental)",
+            );
+        }
+        if self.enable_pitr && !r.enable_pitr {
+            return refuse(
+                "--enable-pitr",
+                "no --enable-pitr (tables without point-in-time recovery fail)",
+            );
+        }
+        Ok(NativeEngine {
+            incremental: r.incremental,
+            enable_pitr: r.enable_pitr,
+            ..self.clone()
+        })
     }
 }
 
@@ -166,6 +230,16 @@ impl Engine for NativeEngine {
         true
     }
 
+    fn plan_settings(&self) -> Option<serde_json::Value> {
+        Some(
+            serde_json::to_value(RunSettings {
+                incremental: self.incremental,
+                enable_pitr: self.enable_pitr,
+            })
+            .expect("settings serialize"),
+        )
+    }
+
     async fn check_export(&self, _aws: &Aws, plan: &ExportPlan) -> Result<()> {
         if !plan.run_root.starts_with("s3://") {
             return Err(Error::Invalid(format!(
@@ -206,5 +280,62 @@ impl Engine for NativeEngine {
 
     async fn import_tables(&self, work: ImportWork<'_>) -> Result<Vec<TableReport>> {
         import::import_tables(self, work).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_run_keeps_its_settings_and_refuses_contradicting_flags() {
+        let planned = |incremental, enable_pitr| {
+            NativeEngine {
+                incremental,
+                enable_pitr,
+                ..NativeEngine::default()
+            }
+            .plan_settings()
+            .unwrap()
+        };
+        assert_eq!(
+            planned(true, false),
+            serde_json::json!({"incremental": true, "enablePitr": false})
+        );
+        // `export --resume RUN` alone: the run's settings.
+        let given = NativeEngine {
+            max_jobs: 7,
+            ..NativeEngine::default()
+        };
+        let e = given.resumed(Some(&planned(true, true)), "PLAN").unwrap();
+        assert!(e.incremental && e.enable_pitr);
+        assert_eq!(e.max_jobs, 7, "what does not shape the run is as given");
+        // The same flags again: accepted.
+        let again = NativeEngine {
+            incremental: true,
+            ..NativeEngine::default()
+        };
+        assert!(
+            again
+                .resumed(Some(&planned(true, false)), "PLAN")
+                .unwrap()
+                .incremental
+        );
+        // A flag the run did not have: refused, naming the plan.
+        let err = again
+            .resumed(Some(&planned(false, false)), "PLAN")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--incremental") && err.contains("PLAN"),
+            "{err}"
+        );
+        let pitr = NativeEngine {
+            enable_pitr: true,
+            ..NativeEngine::default()
+        };
+        assert!(pitr.resumed(Some(&planned(true, false)), "PLAN").is_err());
+        // A plan from before the settings were recorded: the flags as given.
+        assert!(again.resumed(None, "PLAN").unwrap().incremental);
     }
 }
