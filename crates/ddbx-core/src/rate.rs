@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
-use crate::run::stop::StopSignal;
+use crate::stop::StopSignal;
 use crate::{Error, Result};
 
 /// How many seconds of unused capacity may be saved up.

@@ -25,7 +25,7 @@ use crate::progress::{Phase, RunProgress};
 use crate::rate::RateLimiter;
 use crate::report::{RunSummary, TableReport, TableStatus};
 use crate::run::lifecycle::{Outcome, Run};
-use crate::run::stop::StopSignal;
+use crate::stop::StopSignal;
 use crate::table::KeyAttribute;
 use crate::{Error, Result};
 

@@ -7,7 +7,7 @@ use ddbx_core::export::{self, ExportSettings};
 use ddbx_core::plan::{Compression, DataFormat};
 use ddbx_core::progress::RunProgress;
 use ddbx_core::run::lock::LockSettings;
-use ddbx_core::run::stop::StopSignal;
+use ddbx_core::stop::StopSignal;
 
 use clap::ValueEnum;
 

@@ -6,7 +6,7 @@ use ddbx_core::format::source::Selection;
 use ddbx_core::import::{self, ImportSettings};
 use ddbx_core::plan::DataFormat;
 use ddbx_core::progress::RunProgress;
-use ddbx_core::run::stop::StopSignal;
+use ddbx_core::stop::StopSignal;
 use ddbx_core::verify::{self, VerifySettings};
 
 use crate::args::{Global, ImportArgs, SourceArgs, SourceFormatArg, VerifyArgs};

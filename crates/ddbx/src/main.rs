@@ -24,7 +24,7 @@ use std::process::ExitCode;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use clap::Parser;
-use ddbx_core::run::stop::StopSignal;
+use ddbx_core::stop::StopSignal;
 
 use args::{Cli, Command};
 

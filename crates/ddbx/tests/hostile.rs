@@ -614,3 +614,109 @@ fn the_cases_cover_every_probe_finding_about_files() {
     let unique: HashSet<&str> = names.iter().copied().collect();
     assert_eq!(unique.len(), names.len(), "case names are unique");
 }
+
+/// The careless settings of the probe: refused before anything starts, whatever the engine.
+const CARELESS: &[&[&str]] = &[
+    &["--segments", "0"],
+    &["--max-read-units", "0"],
+    &["--read-ratio", "NaN"],
+    &["--stale-lock-minutes", "0"],
+    &["--run-time", "2062-11-30T03:00:00Z"],
+];
+
+/// On the EMR stand-in: no cluster is created for a careless setting, nor for an import
+/// whose manifest lists a file twice (the table fails before any step).
+#[tokio::test(flavor = "multi_thread")]
+async fn careless_settings_and_bad_manifests_start_no_emr_cluster() {
+    let emr = crate::emr::Emr::new("hemr", crate::support::emr_service::Script::default()).await;
+    let env = &emr.env;
+    let t = env.table(SRC);
+    env.create_table(&t, false, Some((10, 10))).await;
+    env.put_items(
+        &t,
+        &(0..5).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
+    )
+    .await;
+    let to = format!("s3://{}/ddb", emr.bucket);
+    for extra in CARELESS {
+        let mut args = vec!["export", "--app", "a", "--tables", &env.prefix, "--to", &to];
+        args.extend_from_slice(&["--cluster-name", "careless"]);
+        args.extend_from_slice(extra);
+        assert_eq!(emr.ddbx(&args).status.code(), Some(1), "{extra:?}");
+    }
+    assert_eq!(
+        emr.service.create_calls(),
+        0,
+        "no cluster for a refused command"
+    );
+    // A run exported by the local engine, its manifest then listing one file twice.
+    let o = env.run(&[
+        "export",
+        "--app",
+        "m",
+        "--tables",
+        &env.prefix,
+        "--to",
+        &to,
+        "--run-time",
+        "2026-11-24T03:00:00Z",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let store = Store::s3(&env.emulators.s3, &emr.bucket);
+    let run = "ddb/us-east-1/m/2026/11/24/03_00.00";
+    let e = Export::of(&store, run, &t);
+    let mut m = e.manifest();
+    m.push(m[0].clone());
+    e.set_manifest(&m);
+    let target = env.table("c");
+    let o = emr.ddbx(&[
+        "import",
+        "--from",
+        &store.url(run),
+        "--table-map",
+        &format!("{t}={target}"),
+        "--create-missing",
+        "--cluster-name",
+        "badmanifest",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(said(&o).contains("lists the data file"), "{}", said(&o));
+    assert_eq!(
+        emr.service.create_calls(),
+        0,
+        "no cluster for a table that failed first"
+    );
+    assert!(!env.table_exists(&target).await);
+}
+
+/// On fakecloud: no export is started for a careless setting.
+#[tokio::test(flavor = "multi_thread")]
+async fn careless_settings_start_no_native_export() {
+    let n = crate::native::Native::new("hnat").await;
+    let _ = n.table("t", crate::native::Kind::OnDemand, true).await;
+    let to = format!("s3://{}/b", n.bucket);
+    let prefix = format!("{}*", n.env.prefix);
+    let mut careless: Vec<&[&str]> = CARELESS.to_vec();
+    careless.push(&["--poll-seconds", "0"]);
+    careless.push(&["--max-jobs", "0"]);
+    for extra in careless {
+        let mut args = vec![
+            "export", "--engine", "native", "--app", "a", "--tables", &prefix, "--to", &to,
+        ];
+        args.extend_from_slice(extra);
+        assert_eq!(n.ddbx(&args).status.code(), Some(1), "{extra:?}");
+    }
+    let exports = n.fc.ddb.list_exports().send().await.unwrap();
+    assert!(
+        exports.export_summaries().is_empty(),
+        "no export was started"
+    );
+    assert!(
+        n.fc.keys(&n.env, &n.bucket, "").is_empty(),
+        "nothing was written"
+    );
+}

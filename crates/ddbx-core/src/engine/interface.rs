@@ -14,7 +14,7 @@ use crate::plan::{DataFormat, ExportPlan, ImportStep, PlannedTable};
 use crate::progress::RunProgress;
 use crate::progress::TableProgress;
 use crate::report::TableReport;
-use crate::run::stop::StopSignal;
+use crate::stop::StopSignal;
 use crate::store::Location;
 use crate::table::TableSchema;
 use crate::Result;

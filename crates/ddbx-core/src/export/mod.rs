@@ -21,7 +21,7 @@ use crate::report::{RunSummary, TableReport};
 use crate::run::flags::Job;
 use crate::run::lifecycle::{document, LockSpec, Outcome, Run};
 use crate::run::lock::LockSettings;
-use crate::run::stop::StopSignal;
+use crate::stop::StopSignal;
 use crate::store::Location;
 use crate::table::TableSchema;
 use crate::Result;

@@ -17,7 +17,7 @@ pub async fn engine_of(aws: &Aws, run_root: &str) -> Result<String> {
 }
 
 async fn load_plan(aws: &Aws, run_root: &str) -> Result<ExportPlan> {
-    let run_dir = aws.storage.open(run_root)?;
+    let run_dir = aws.storage.open_existing(run_root)?;
     let plan_path = run_dir.join("export-plan.json");
     let bytes = run_dir.get_optional(&plan_path).await?.ok_or_else(|| {
         Error::Invalid(format!(

@@ -68,37 +68,41 @@ pub async fn read_listing(table_dir: &Location) -> Result<Option<Listing>> {
     let path = table_dir.join(LISTING);
     match table_dir.get_optional(&path).await? {
         None => Ok(None),
-        Some(bytes) => {
-            let listing: Listing = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-                file: table_dir.url_of(&path),
-                message: format!("not a ddbx listing of data files: {e}"),
-            })?;
-            if let Some(bad) = listing.files.iter().find(|f| {
-                f.path
-                    .split('/')
-                    .any(|p| p.is_empty() || p == "." || p == "..")
-            }) {
-                return Err(Error::Corrupt {
-                    file: table_dir.url_of(&path),
-                    message: format!(
-                        "path {} must stay inside the table's folder",
-                        crate::text::quote(&bad.path)
-                    ),
-                });
-            }
-            let mut seen = std::collections::HashSet::new();
-            if let Some(twice) = listing.files.iter().find(|f| !seen.insert(&f.path)) {
-                return Err(Error::Corrupt {
-                    file: table_dir.url_of(&path),
-                    message: format!(
-                        "lists the data file {} twice",
-                        crate::text::quote(&twice.path)
-                    ),
-                });
-            }
-            Ok(Some(listing))
-        }
+        Some(bytes) => parse_listing(&table_dir.url_of(&path), &bytes).map(Some),
     }
+}
+
+/// Parse and check a `files.json` (paths inside the table's folder, each once), naming
+/// `origin` in errors.
+pub fn parse_listing(origin: &str, bytes: &[u8]) -> Result<Listing> {
+    let listing: Listing = serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+        file: origin.to_string(),
+        message: format!("not a ddbx listing of data files: {e}"),
+    })?;
+    if let Some(bad) = listing.files.iter().find(|f| {
+        f.path
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+    }) {
+        return Err(Error::Corrupt {
+            file: origin.to_string(),
+            message: format!(
+                "path {} must stay inside the table's folder",
+                crate::text::quote(&bad.path)
+            ),
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = listing.files.iter().find(|f| !seen.insert(&f.path)) {
+        return Err(Error::Corrupt {
+            file: origin.to_string(),
+            message: format!(
+                "lists the data file {} twice",
+                crate::text::quote(&twice.path)
+            ),
+        });
+    }
+    Ok(listing)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::report::{RunSummary, TableReport};
 use crate::run::flags::Job;
 use crate::run::lifecycle::{LeaseSpec, LockSpec, Outcome, Run};
 use crate::run::lock::LockSettings;
-use crate::run::stop::StopSignal;
+use crate::stop::StopSignal;
 use crate::store::Location;
 use crate::table::settings::SettingsOutcome;
 use crate::table::{KeyAttribute, TableSchema};

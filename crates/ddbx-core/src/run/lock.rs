@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::run::stop::StopSignal;
+use crate::stop::StopSignal;
 use crate::store::Location;
 use crate::{Error, Result};
 

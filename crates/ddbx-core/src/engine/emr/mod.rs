@@ -260,7 +260,7 @@ async fn run_steps(
     records: &Location,
     app: &str,
     spikes: HashMap<String, Spike>,
-    stop: &crate::run::stop::StopSignal,
+    stop: &crate::stop::StopSignal,
     progress: &crate::progress::RunProgress,
 ) -> Result<(Vec<cluster::StepOutcome>, f64)> {
     let hooks = SpikeHooks {

@@ -20,7 +20,7 @@ use crate::plan::ImportStep;
 use crate::progress::TableProgress;
 use crate::rate::RateLimiter;
 use crate::run::checkpoint::{Checkpoints, ImportPosition};
-use crate::run::stop::StopSignal;
+use crate::stop::StopSignal;
 use crate::{Error, Result};
 
 /// The write rate of one table: `units` a second, reached from `start` when that is lower

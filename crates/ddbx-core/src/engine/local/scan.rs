@@ -17,7 +17,7 @@ use crate::item::wire::WirePage;
 use crate::item::Item;
 use crate::progress::TableProgress;
 use crate::rate::RateLimiter;
-use crate::run::stop::StopSignal;
+use crate::stop::StopSignal;
 use crate::{Error, Result};
 
 /// Pages larger than this many items are never asked for (DynamoDB caps pages at 1 MB anyway).

@@ -205,7 +205,7 @@ async fn run_instant(
     aws: &Aws,
     run_dir: &Location,
     tables: &[String],
-    stop: &crate::run::stop::StopSignal,
+    stop: &crate::stop::StopSignal,
 ) -> Result<(DateTime<Utc>, Vec<(String, String)>)> {
     let state = run_dir.child("_export");
     if let Some(b) = state.get_optional(&state.join("native.json")).await? {
@@ -252,7 +252,7 @@ async fn common_instant(
     engine: &NativeEngine,
     aws: &Aws,
     tables: &[String],
-    stop: &crate::run::stop::StopSignal,
+    stop: &crate::stop::StopSignal,
 ) -> Result<(DateTime<Utc>, Vec<(String, String)>)> {
     let started = aws.clock.now();
     loop {
@@ -570,7 +570,7 @@ mod tests {
         .await;
         let clock = ManualClock::default();
         let aws = Aws::for_tests(&canned.url, clock.clone());
-        let stop = crate::run::stop::StopSignal::default();
+        let stop = crate::stop::StopSignal::default();
         let engine = NativeEngine::default();
         let (instant, unready) = common_instant(&engine, &aws, &tables, &stop).await.unwrap();
         assert_eq!(

@@ -25,7 +25,7 @@ use crate::format::reader::ItemReader;
 use crate::format::source::{parse_manifest_files, SourceFile};
 use crate::plan::DataFormat;
 use crate::progress::TableProgress;
-use crate::run::stop::StopSignal;
+use crate::stop::StopSignal;
 use crate::store::{Encryption, Location};
 use crate::{Error, Result};
 

@@ -14,7 +14,7 @@ use super::job::Poll;
 use crate::aws::Aws;
 use crate::progress::TableProgress;
 use crate::retry::RetryPolicy;
-use crate::run::stop::StopSignal;
+use crate::stop::StopSignal;
 use crate::{Error, Result};
 
 /// Imports an account runs at once, at most (the ImportTable quota).

@@ -24,7 +24,7 @@ use super::config::{Configuration, EmrConfig};
 use super::steps::Step;
 use crate::aws::{Aws, ErrorClass};
 use crate::progress::RunProgress;
-use crate::run::stop::StopSignal;
+use crate::stop::StopSignal;
 use crate::{Error, Result};
 use request::request;
 use watch::watch;
