@@ -4,10 +4,10 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ddbx_core::engine::emr::{config::EXAMPLE, EmrConfig, EmrRun, OnInterrupt};
+use ddbx_core::engine::emr::{config::EXAMPLE, EmrConfig, EmrEngine, OnInterrupt};
 use ddbx_core::engine::local::LocalEngine;
-use ddbx_core::engine::native::job::Poll;
 use ddbx_core::engine::native::NativeEngine;
+use ddbx_core::engine::native::Poll;
 use ddbx_core::engine::EngineChoice;
 use ddbx_core::Error;
 
@@ -60,7 +60,7 @@ pub fn choice(a: &EngineArgs, local: LocalEngine, to: Option<&str>) -> Result<En
         // Nobody to ask (cron): a cluster left behind would go on loading the tables.
         OnInterruptArg::Ask => OnInterrupt::Terminate,
     };
-    Ok(EngineChoice::Emr(Box::new(EmrRun {
+    Ok(EngineChoice::Emr(Box::new(EmrEngine {
         config,
         cluster_name,
         clusters: a.clusters as usize,

@@ -1,4 +1,4 @@
-//! The probe's findings about how the default engine is run (`research/probe.md`, F1-F4,
+//! The probe's findings about how the default engine is run (`docs/research/probe.md`, F1-F4,
 //! F10, F11, F15-F18, F20), each reproduced as the probe ran it: a careless flag, a
 //! concurrent command, a killed process, a link, a typo, against dynalite and moto.
 
@@ -253,10 +253,7 @@ async fn f11_a_stop_ends_a_wait_on_the_write_rate() {
     let o = env.run(&["list", "--to", s(base), "--output", "json"]);
     assert_eq!(o.status.code(), Some(0));
     let listed = json_stdout(&o);
-    assert_eq!(
-        listed[0]["restore"]["status"], "interrupted",
-        "{listed:#}"
-    );
+    assert_eq!(listed[0]["restore"]["status"], "interrupted", "{listed:#}");
     let o = env.run(&[
         "import",
         "--from",
