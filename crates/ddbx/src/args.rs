@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ddbx_core::bounds;
+use ddbx_core::plan::{Compression, DataFormat};
 
 /// Back up and restore fleets of DynamoDB tables to S3 or a local folder.
 #[derive(Debug, Parser)]
@@ -174,14 +175,26 @@ impl EngineArgs {
     /// another engine than the run's is refused, never ignored.
     pub fn given(&self) -> Vec<(&'static str, EngineArg)> {
         let flags = [
-            ("--cluster-name", EngineArg::Emr, self.cluster_name.is_some()),
+            (
+                "--cluster-name",
+                EngineArg::Emr,
+                self.cluster_name.is_some(),
+            ),
             ("--clusters", EngineArg::Emr, self.clusters.is_some()),
             ("--emr-config", EngineArg::Emr, self.emr_config.is_some()),
             ("--emr-set", EngineArg::Emr, !self.emr_set.is_empty()),
-            ("--on-interrupt", EngineArg::Emr, self.on_interrupt.is_some()),
+            (
+                "--on-interrupt",
+                EngineArg::Emr,
+                self.on_interrupt.is_some(),
+            ),
             ("--max-jobs", EngineArg::Native, self.max_jobs.is_some()),
             ("--max-wait", EngineArg::Native, self.max_wait.is_some()),
-            ("--poll-seconds", EngineArg::Native, self.poll_seconds.is_some()),
+            (
+                "--poll-seconds",
+                EngineArg::Native,
+                self.poll_seconds.is_some(),
+            ),
         ];
         flags
             .into_iter()
@@ -358,19 +371,6 @@ pub struct EngineArgs {
     pub poll_seconds: Option<f64>,
 }
 
-/// Formats an import or verify can read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SourceFormatArg {
-    /// AWS "Export to S3" DynamoDB JSON.
-    DynamodbJson,
-    /// AWS "Export to S3" in Amazon Ion.
-    Ion,
-    /// The emr-dynamodb-connector layout.
-    Emr,
-    /// Old AWS Data Pipeline exports (no manifest).
-    DataPipeline,
-}
-
 /// Which tables of an export, and where they go (import and verify).
 #[derive(Debug, Args)]
 pub struct SourceArgs {
@@ -407,7 +407,7 @@ pub struct SourceArgs {
     pub target_table: Option<String>,
     /// The export's format (default: detected).
     #[arg(long, value_enum, help_heading = "Source")]
-    pub format: Option<SourceFormatArg>,
+    pub format: Option<DataFormat>,
     /// Tables worked on at once.
     #[arg(long, default_value_t = 4, value_parser = parallel_tables, help_heading = "Concurrency")]
     pub parallel_tables: usize,
@@ -474,7 +474,17 @@ pub struct VerifyArgs {
     pub max_read_units: Option<f64>,
 }
 
-/// Data formats on the command line.
+impl From<FormatArg> for DataFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::DynamodbJson => DataFormat::DynamodbJson,
+            FormatArg::Ion => DataFormat::Ion,
+            FormatArg::Emr => DataFormat::Emr,
+        }
+    }
+}
+
+/// The data formats an export writes (an import also reads `data-pipeline`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
     /// AWS "Export to S3" DynamoDB JSON (AWSDynamoDB/<id>/ with manifests).
@@ -483,17 +493,6 @@ pub enum FormatArg {
     Ion,
     /// The emr-dynamodb-connector layout (manifest v3), as the seed's EMR steps wrote.
     Emr,
-}
-
-/// Compression on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CompressionArg {
-    /// gzip.
-    Gzip,
-    /// zstd.
-    Zstd,
-    /// none.
-    None,
 }
 
 /// `ddbx export`.
@@ -537,7 +536,7 @@ pub struct ExportArgs {
     pub format: Option<FormatArg>,
     /// Compression of data files [default: gzip].
     #[arg(long, value_enum, help_heading = "Destination")]
-    pub compression: Option<CompressionArg>,
+    pub compression: Option<Compression>,
     /// Items per data file at most [default: 1,000,000; 100,000 for --format emr, as the connector].
     #[arg(long, value_parser = file_items, help_heading = "Destination")]
     pub file_items: Option<u64>,
