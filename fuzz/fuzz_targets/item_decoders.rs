@@ -6,8 +6,8 @@
 //! reads, the `serde_json` reader reads the same, and what that refuses is refused.
 #![no_main]
 
-use ddbx_core::wire::WirePage;
-use ddbx_core::item::{connector, data_pipeline, dynamodb_json, ion, validate, wire};
+use ddbx_core::wire::{self, WirePage};
+use ddbx_core::item::{connector, data_pipeline, dynamodb_json, ion, validate};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = data_pipeline::decode_line(data);
     let mut map = Vec::new();
-    match (wire::checked_item(data, &mut map), dynamodb_json::decode_line(data)) {
+    match (wire::checked_item(data, &mut map, None), dynamodb_json::decode_line(data)) {
         (Ok(size), Ok(item)) => {
             let mut line = Vec::new();
             dynamodb_json::encode_line(&item, &mut line);
