@@ -5,9 +5,9 @@
 #[cfg(test)]
 pub(crate) mod canned;
 pub mod credentials;
-pub mod dynamodb;
+pub(crate) mod dynamodb;
 mod error;
-pub mod settings;
+pub(crate) mod settings;
 
 pub use error::{classify, ErrorClass};
 

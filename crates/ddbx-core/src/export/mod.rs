@@ -5,7 +5,7 @@
 
 mod plan;
 mod resume;
-pub mod select;
+pub(crate) mod select;
 
 pub use resume::engine_of;
 

@@ -10,16 +10,16 @@
 //!
 //! Item encoding lives in [`crate::item`]; this module adds files around it.
 
-pub mod chain;
+pub(crate) mod chain;
 pub mod compress;
-pub mod connector;
-pub mod hive;
-pub mod native;
-pub mod reader;
-pub mod replay;
-pub mod select;
+pub(crate) mod connector;
+pub(crate) mod hive;
+pub(crate) mod native;
+pub(crate) mod reader;
+pub(crate) mod replay;
+pub(crate) mod select;
 pub mod source;
-pub mod writer;
+pub(crate) mod writer;
 
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};

@@ -169,6 +169,7 @@ impl Superseded {
         self.lines.len()
     }
 
+    #[cfg(test)]
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()

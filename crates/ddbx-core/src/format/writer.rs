@@ -79,12 +79,8 @@ impl std::fmt::Debug for OpenFile {
 }
 
 impl DataFileWriter {
-    /// A writer for files of `layout`.
-    pub fn new(layout: Arc<TableLayout>, limits: RollLimits) -> Self {
-        Self::resume(layout, limits, Vec::new())
-    }
-
-    /// A writer that carries on after `done`, files an earlier run completed.
+    /// A writer for files of `layout` that carries on after `done`, files an earlier run
+    /// completed (none for a new table).
     pub fn resume(layout: Arc<TableLayout>, mut limits: RollLimits, done: Vec<DataFile>) -> Self {
         if layout.table_dir.bucket.is_none() {
             limits.part_bytes = limits.part_bytes.min(LOCAL_PART_BYTES);

@@ -3,8 +3,8 @@
 //! run's lifecycle (`run::lifecycle`), check (or create) each target ([`target`]) and hand
 //! the tables to the engine, which writes them exactly.
 
-pub mod state;
-pub mod target;
+pub(crate) mod state;
+pub(crate) mod target;
 
 use chrono::Utc;
 

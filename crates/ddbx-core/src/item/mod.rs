@@ -15,8 +15,8 @@ pub mod data_pipeline;
 pub mod dynamodb_json;
 pub mod ion;
 pub(crate) mod json;
-pub mod key;
-pub mod number;
+pub(crate) mod key;
+pub(crate) mod number;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod validate;

@@ -4,6 +4,6 @@
 //! checkpoints a run resumes from are `crate::checkpoint`: both sit below the engines that
 //! use them.)
 
-pub mod lifecycle;
+pub(crate) mod lifecycle;
 pub mod lock;
-pub mod status;
+pub(crate) mod status;

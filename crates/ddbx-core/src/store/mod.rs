@@ -22,7 +22,7 @@ use object_store::{CredentialProvider, ObjectStore, PutPayload};
 use crate::{Error, Result};
 
 mod class;
-pub mod local;
+pub(crate) mod local;
 
 /// The most bytes a control file (a plan, a manifest, a flag, a lock, a checkpoint,
 /// `table.json`) may hold: they are read whole, and a padded one must not take the

@@ -26,10 +26,10 @@
 //! bytes to [`WirePage::parse`]) and [`write`] (BatchWriteItem calls whose requests are
 //! already wire JSON).
 
-pub mod page;
-pub mod scan;
+pub(crate) mod page;
+pub(crate) mod scan;
 pub(crate) mod scanner;
-pub mod write;
+pub(crate) mod write;
 
 pub use page::{checked_item, checked_keyed_item, Declined, WirePage};
 

@@ -8,12 +8,12 @@
 //! step, the items the connector cannot write (empty lists or maps), which the step sets
 //! aside.
 
-pub mod cluster;
+pub(crate) mod cluster;
 pub mod config;
 mod export;
-pub mod hive;
+pub(crate) mod hive;
 mod import;
-pub mod steps;
+pub(crate) mod steps;
 
 pub use cluster::OnInterrupt;
 pub use config::{EmrConfig, StepMode};

@@ -3,14 +3,14 @@
 //! tables"): an export's Scan segments ([`scan`], [`export`]), an import's batch writers
 //! ([`import`], [`batch`]), each with its checkpoints ([`checkpoint`], [`tracker`]).
 
-pub mod batch;
+pub(crate) mod batch;
 mod check;
 mod export;
 mod import;
-pub mod pool;
-pub mod positions;
-pub mod scan;
-pub mod tracker;
+pub(crate) mod pool;
+pub(crate) mod positions;
+pub(crate) mod scan;
+pub(crate) mod tracker;
 
 pub use pool::WorkerPool;
 

@@ -99,6 +99,7 @@ impl Tracker {
         self.complete_files
     }
 
+    #[cfg(test)]
     /// Items written, each counted once (earlier runs included).
     pub fn items_written(&self) -> u64 {
         self.base.items_written + self.written_now

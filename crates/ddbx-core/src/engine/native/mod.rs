@@ -13,7 +13,7 @@
 
 mod export;
 mod import;
-pub mod job;
+pub(crate) mod job;
 pub mod quota;
 
 use std::time::Duration;
