@@ -38,8 +38,10 @@ pub struct TableReport {
     pub bytes: u64,
     /// Data files written (or read).
     pub files: u64,
-    /// Capacity units consumed.
-    pub read_units: f64,
+    /// Capacity units consumed: read units by an export or a verify, write units by an
+    /// import (`readUnits` in summaries written before it was named for both).
+    #[serde(alias = "readUnits")]
+    pub units: f64,
     /// Seconds spent.
     pub seconds: f64,
     /// Items are not known (an engine that could not count them): `items` is then 0 and
@@ -73,7 +75,7 @@ impl TableReport {
             items: 0,
             bytes: 0,
             files: 0,
-            read_units: 0.0,
+            units: 0.0,
             seconds: 0.0,
             items_unknown: false,
             note: None,

@@ -57,7 +57,7 @@ pub fn summary(out: Output, s: &RunSummary) {
             status,
             t.items,
             t.bytes,
-            units(t.read_units),
+            units(t.units),
             t.seconds
         );
     }

@@ -592,7 +592,7 @@ async fn the_read_rate_stays_at_the_target() {
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(o.status.code(), Some(0));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let units = summary["tableReports"][0]["readUnits"].as_f64().unwrap();
+    let units = summary["tableReports"][0]["units"].as_f64().unwrap();
     assert!(units > 300.0, "consumed {units}");
     // The target is 40 units/s: the whole run may not go faster than 10% over it (one
     // second of saved-up capacity allowed), and the limiter should not crawl either.

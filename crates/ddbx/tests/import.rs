@@ -788,7 +788,7 @@ async fn the_write_rate_stays_at_the_target() {
     ]);
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(o.status.code(), Some(0));
-    let units = json_stdout(&o)["tableReports"][0]["readUnits"]
+    let units = json_stdout(&o)["tableReports"][0]["units"]
         .as_f64()
         .unwrap();
     assert_eq!(units, 900.0, "units from BatchWriteItem's ConsumedCapacity");

@@ -251,7 +251,7 @@ async fn a_fleet_is_exported_at_one_instant_without_pitr_only_where_asked() {
     assert_eq!(table_report(&summary, &prov)["items"], 40);
     assert_eq!(table_report(&summary, &od)["items"], 30);
     assert_eq!(
-        table_report(&summary, &prov)["readUnits"],
+        table_report(&summary, &prov)["units"],
         0.0,
         "no read capacity"
     );

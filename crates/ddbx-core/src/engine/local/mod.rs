@@ -217,7 +217,7 @@ fn report(
                 items,
                 bytes,
                 files,
-                read_units: counters.units(),
+                units: counters.units(),
                 seconds,
                 ..TableReport::planned(table)
             }
@@ -226,7 +226,7 @@ fn report(
             counters.fail(&e.to_string());
             TableReport {
                 seconds,
-                read_units: counters.units(),
+                units: counters.units(),
                 ..TableReport::of_error(table, &e)
             }
         }
