@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::TestEnv;
+use crate::TestEnv;
 
 /// A running fakecloud.
 pub struct FakeCloud {
@@ -93,7 +93,7 @@ impl FakeCloud {
         );
         let conf = aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new(super::REGION))
+            .region(aws_sdk_dynamodb::config::Region::new(crate::REGION))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
                 "test", "test", None, None, "tests",
             ))
@@ -191,7 +191,7 @@ impl FakeCloud {
 
     /// Every item of a table.
     pub async fn scan_all(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
-        super::scan_all(&self.ddb, table).await
+        crate::scan_all(&self.ddb, table).await
     }
 
     /// A bucket of its S3.

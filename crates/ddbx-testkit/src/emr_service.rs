@@ -33,9 +33,9 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
-use super::connector;
-use super::fault_proxy::read_message;
-use super::hive;
+use crate::connector;
+use crate::fault_proxy::read_message;
+use crate::hive;
 
 /// What the service does to the clusters it is asked for.
 #[derive(Debug, Clone, Default)]
