@@ -229,14 +229,79 @@ impl Ddbx {
         outcome
     }
 
-    /// Start it and leave it running (its output discarded), for a test that stops or
-    /// kills it.
-    pub fn spawn(mut self) -> Child {
-        self.cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+    /// Start it and leave it running, for a test that stops or kills it; its output goes
+    /// to temporary files that [`Running::wait`] reads.
+    pub fn spawn(mut self) -> Running {
+        let stdout = tempfile::NamedTempFile::new().expect("a file for stdout");
+        let stderr = tempfile::NamedTempFile::new().expect("a file for stderr");
+        let child = self
+            .cmd
+            .stdin(Stdio::null())
+            .stdout(stdout.reopen().expect("stdout"))
+            .stderr(stderr.reopen().expect("stderr"))
             .spawn()
-            .expect("start ddbx")
+            .expect("start ddbx");
+        Running {
+            child,
+            command: self.shown(),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// A `ddbx` left running.
+pub struct Running {
+    child: Child,
+    command: String,
+    stdout: tempfile::NamedTempFile,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl Running {
+    /// Poll until `ready()` holds while it still runs ([`crate::wait_for`]): a test waits
+    /// for an observable state of the process, never for a time.
+    #[track_caller]
+    pub fn wait_for(&mut self, what: &str, ready: impl FnMut() -> bool) {
+        crate::wait_for(&mut self.child, what, ready)
+    }
+
+    /// SIGTERM, as cron's timeout or an operator sends it (the run stops cleanly).
+    pub fn sigterm(&self) {
+        crate::sigterm(&self.child)
+    }
+
+    /// SIGKILL (no flag, no checkpoint, no cleanup), and wait for it to end.
+    pub fn kill(mut self) -> Outcome {
+        let _ = self.child.kill();
+        self.wait()
+    }
+
+    /// Wait for it to end.
+    pub fn wait(mut self) -> Outcome {
+        let status = self.child.wait().expect("wait for ddbx");
+        let read = |f: &tempfile::NamedTempFile| std::fs::read(f.path()).unwrap_or_default();
+        let outcome = Outcome {
+            exit: Exit::of(status),
+            command: self.command.clone(),
+            output: Output {
+                status,
+                stdout: read(&self.stdout),
+                stderr: read(&self.stderr),
+            },
+        };
+        eprintln!("{outcome:?}");
+        outcome
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A test that fails while it runs leaves no ddbx behind.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -149,107 +149,18 @@ impl TestEnv {
 
     /// Create a table with a string partition key `pk` and optional number sort key `sk`.
     pub async fn create_table(&self, name: &str, sort_key: bool, provisioned: Option<(i64, i64)>) {
-        let mut req = self
-            .ddb
-            .create_table()
-            .table_name(name)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            );
-        if sort_key {
-            req = req
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name("sk")
-                        .attribute_type(ScalarAttributeType::N)
-                        .build()
-                        .unwrap(),
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name("sk")
-                        .key_type(KeyType::Range)
-                        .build()
-                        .unwrap(),
-                );
-        }
-        req = match provisioned {
-            Some((r, w)) => req
-                .billing_mode(BillingMode::Provisioned)
-                .provisioned_throughput(
-                    ProvisionedThroughput::builder()
-                        .read_capacity_units(r)
-                        .write_capacity_units(w)
-                        .build()
-                        .unwrap(),
-                ),
-            None => req.billing_mode(BillingMode::PayPerRequest),
-        };
-        req.send().await.unwrap();
-        self.wait_active(name).await;
+        create_table(&self.ddb, name, sort_key, provisioned).await
     }
 
     /// Wait for a table to be ACTIVE (the emulator takes ~50 ms).
     pub async fn wait_active(&self, name: &str) {
-        for _ in 0..400 {
-            let d = self
-                .ddb
-                .describe_table()
-                .table_name(name)
-                .send()
-                .await
-                .unwrap();
-            if d.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE") {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        panic!("table {name} never became ACTIVE");
+        wait_active(&self.ddb, name).await
     }
 
     /// Write items with BatchWriteItem (the emulator never leaves items unprocessed,
     /// but resend them anyway).
     pub async fn put_items(&self, table: &str, items: &[HashMap<String, AttributeValue>]) {
-        for chunk in items.chunks(25) {
-            let mut reqs: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|i| {
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(i.clone()))
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                })
-                .collect();
-            while !reqs.is_empty() {
-                let out = self
-                    .ddb
-                    .batch_write_item()
-                    .request_items(table, reqs)
-                    .send()
-                    .await
-                    .unwrap();
-                reqs = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(table))
-                    .cloned()
-                    .unwrap_or_default();
-            }
-        }
+        put_items(&self.ddb, table, items).await
     }
 
     /// Every item of a table.
@@ -713,6 +624,113 @@ pub async fn scan_all(ddb: &Client, table: &str) -> Vec<HashMap<String, Attribut
         match page.last_evaluated_key() {
             Some(k) if !k.is_empty() => start = Some(k.clone()),
             _ => return out,
+        }
+    }
+}
+
+/// Create a table with a string partition key `pk` and optional number sort key `sk`.
+pub async fn create_table(
+ddb: &Client,
+name: &str,
+sort_key: bool,
+provisioned: Option<(i64, i64)>,
+) {
+    let mut req = ddb
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        );
+    if sort_key {
+        req = req
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("sk")
+                    .attribute_type(ScalarAttributeType::N)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("sk")
+                    .key_type(KeyType::Range)
+                    .build()
+                    .unwrap(),
+            );
+    }
+    req = match provisioned {
+        Some((r, w)) => req
+            .billing_mode(BillingMode::Provisioned)
+            .provisioned_throughput(
+                ProvisionedThroughput::builder()
+                    .read_capacity_units(r)
+                    .write_capacity_units(w)
+                    .build()
+                    .unwrap(),
+            ),
+        None => req.billing_mode(BillingMode::PayPerRequest),
+    };
+    req.send().await.unwrap();
+    wait_active(ddb, name).await;
+}
+
+/// Wait for a table to be ACTIVE (the emulator takes ~50 ms).
+pub async fn wait_active(ddb: &Client, name: &str) {
+    for _ in 0..400 {
+        let d = ddb
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .unwrap();
+        if d.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("table {name} never became ACTIVE");
+}
+
+/// Write items with BatchWriteItem (the emulator never leaves items unprocessed,
+/// but resend them anyway).
+pub async fn put_items(ddb: &Client, table: &str, items: &[HashMap<String, AttributeValue>]) {
+    for chunk in items.chunks(25) {
+        let mut reqs: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|i| {
+                WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
+                            .set_item(Some(i.clone()))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            })
+            .collect();
+        while !reqs.is_empty() {
+            let out = ddb
+                .batch_write_item()
+                .request_items(table, reqs)
+                .send()
+                .await
+                .unwrap();
+            reqs = out
+                .unprocessed_items()
+                .and_then(|u| u.get(table))
+                .cloned()
+                .unwrap_or_default();
         }
     }
 }
