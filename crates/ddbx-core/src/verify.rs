@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::aws::Aws;
 use crate::engine::local::scan::{scan_segment, PageSink, ScanJob, ScanKey};
@@ -50,7 +50,7 @@ pub struct VerifySettings {
 }
 
 /// The verdict for one table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Verdict {
     /// The exported table.

@@ -21,6 +21,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 use ddbx_core::report::{RunSummary, TableReport, TableStatus};
+use ddbx_core::verify::Verdict;
 use serde::Deserialize;
 
 /// How `ddbx` ended: its exit codes, by the names the README gives them.
@@ -357,6 +358,12 @@ impl Outcome {
     /// Its `--output json` summary (export, import, verify), as the library's type.
     #[track_caller]
     pub fn summary(&self) -> RunSummary {
+        self.read()
+    }
+
+    /// Its `--output json` verdicts (`ddbx verify`), one per table.
+    #[track_caller]
+    pub fn verdicts(&self) -> Vec<Verdict> {
         self.read()
     }
 

@@ -181,7 +181,9 @@ impl EngineUnderTest {
         let cmd = cmd.flag("--engine", self.engine.name());
         match &self.world {
             World::Local { .. } => cmd,
-            World::Emr(e) => cmd.flag("--emr-config", &e.config),
+            World::Emr(e) => cmd
+                .flag("--emr-config", &e.config)
+                .flag("--cluster-name", "conformance"),
             World::Native(_) => cmd.flag("--poll-seconds", "0.05"),
         }
     }
@@ -345,6 +347,16 @@ impl EngineUnderTest {
     /// The scenario's tables made so far.
     pub fn tables_made(&self) -> Vec<String> {
         self.made.lock().unwrap().clone()
+    }
+
+    /// Delete a table.
+    pub async fn drop_table(&self, table: &str) {
+        self.ddb()
+            .delete_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("delete {table}: {e:?}"));
     }
 
     /// Write items into a table.
