@@ -222,7 +222,6 @@ fn report(
         }
         Err(e) => {
             counters.fail(&e.to_string());
-            tracing::error!(%table, error = %e, "table failed");
             TableReport {
                 seconds,
                 read_units: counters.units(),

@@ -173,7 +173,6 @@ pub(super) async fn import_tables(
                     // (A table that was not made ready carries its own error.)
                     let e = e.as_ref().or(t.ready.as_ref().err()).expect("an error");
                     counters.fail(&e.to_string());
-                    tracing::error!(table = %target, error = %e, "table failed");
                     TableReport {
                         seconds,
                         ..TableReport::of_error(&target, e)
