@@ -630,10 +630,10 @@ pub async fn scan_all(ddb: &Client, table: &str) -> Vec<HashMap<String, Attribut
 
 /// Create a table with a string partition key `pk` and optional number sort key `sk`.
 pub async fn create_table(
-ddb: &Client,
-name: &str,
-sort_key: bool,
-provisioned: Option<(i64, i64)>,
+    ddb: &Client,
+    name: &str,
+    sort_key: bool,
+    provisioned: Option<(i64, i64)>,
 ) {
     let mut req = ddb
         .create_table()
@@ -688,12 +688,7 @@ provisioned: Option<(i64, i64)>,
 /// Wait for a table to be ACTIVE (the emulator takes ~50 ms).
 pub async fn wait_active(ddb: &Client, name: &str) {
     for _ in 0..400 {
-        let d = ddb
-            .describe_table()
-            .table_name(name)
-            .send()
-            .await
-            .unwrap();
+        let d = ddb.describe_table().table_name(name).send().await.unwrap();
         if d.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE") {
             return;
         }

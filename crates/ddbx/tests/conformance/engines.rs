@@ -288,7 +288,9 @@ impl EngineUnderTest {
                 )
                 .await;
                 let tables = self.tables_made().len();
-                let mut running = self.export_with(self.ddbx_via(&slow.url, None), app).spawn();
+                let mut running = self
+                    .export_with(self.ddbx_via(&slow.url, None), app)
+                    .spawn();
                 running.wait_for("every table's export polled", || {
                     slow.stats.count("dynamodb:DescribeExport") >= tables
                 });
