@@ -125,6 +125,12 @@ impl Ddbx {
         self
     }
 
+    /// An environment variable the process does not get.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
     /// `export`.
     pub fn export(self) -> Self {
         self.arg("export")
@@ -198,6 +204,16 @@ impl Ddbx {
     /// `--keep-last N`.
     pub fn keep_last(self, n: usize) -> Self {
         self.flag("--keep-last", n.to_string())
+    }
+
+    /// `--keep-days D`.
+    pub fn keep_days(self, days: u32) -> Self {
+        self.flag("--keep-days", days.to_string())
+    }
+
+    /// `--dry-run`.
+    pub fn dry_run(self) -> Self {
+        self.arg("--dry-run")
     }
 
     /// `--run-time TIME` (RFC 3339, to the second).
@@ -429,6 +445,8 @@ impl SummaryExt for RunSummary {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListedRun {
+    /// When the run started (from its path).
+    pub time: chrono::DateTime<chrono::Utc>,
     /// The run root's URL.
     pub run_root: String,
     /// The app.
