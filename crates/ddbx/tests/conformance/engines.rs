@@ -103,9 +103,12 @@ impl EngineUnderTest {
         }
     }
 
-    /// Say that a scenario is skipped on this engine, and why.
+    /// Say that a scenario is skipped on this engine, and why: straight to stderr, past
+    /// the test harness's capture, so that every run of the suite shows it.
     pub fn skip(&self, scenario: &str, why: &str) {
-        eprintln!(
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIP conformance::{}::{scenario}: {why}",
             self.engine.name()
         );
