@@ -261,12 +261,12 @@ impl RunLayout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum DataFormat {
-    /// AWS's native "Export to S3" DynamoDB JSON (FORMATS.md §1).
+    /// AWS's native "Export to S3" DynamoDB JSON (docs/FORMATS.md §1).
     #[default]
     DynamodbJson,
-    /// AWS's native "Export to S3" layout with Amazon Ion lines (FORMATS.md §1.1).
+    /// AWS's native "Export to S3" layout with Amazon Ion lines (docs/FORMATS.md §1.1).
     Ion,
-    /// The emr-dynamodb-connector's layout (FORMATS.md §2).
+    /// The emr-dynamodb-connector's layout (docs/FORMATS.md §2).
     Emr,
     /// Old AWS Data Pipeline exports (read only).
     DataPipeline,

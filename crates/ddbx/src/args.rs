@@ -169,6 +169,39 @@ pub enum StorageClassArg {
     GlacierIr,
 }
 
+impl EngineArgs {
+    /// The engine-specific flags given, each with the engine it belongs to: a flag of
+    /// another engine than the run's is refused, never ignored.
+    pub fn given(&self) -> Vec<(&'static str, EngineArg)> {
+        let flags = [
+            ("--cluster-name", EngineArg::Emr, self.cluster_name.is_some()),
+            ("--clusters", EngineArg::Emr, self.clusters.is_some()),
+            ("--emr-config", EngineArg::Emr, self.emr_config.is_some()),
+            ("--emr-set", EngineArg::Emr, !self.emr_set.is_empty()),
+            ("--on-interrupt", EngineArg::Emr, self.on_interrupt.is_some()),
+            ("--max-jobs", EngineArg::Native, self.max_jobs.is_some()),
+            ("--max-wait", EngineArg::Native, self.max_wait.is_some()),
+            ("--poll-seconds", EngineArg::Native, self.poll_seconds.is_some()),
+        ];
+        flags
+            .into_iter()
+            .filter(|(_, _, given)| *given)
+            .map(|(flag, engine, _)| (flag, engine))
+            .collect()
+    }
+}
+
+impl EngineArg {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Emr => "emr",
+            Self::Native => "native",
+        }
+    }
+}
+
 impl StorageClassArg {
     /// The name S3 knows it by.
     pub fn name(self) -> &'static str {
@@ -302,33 +335,27 @@ pub struct EngineArgs {
     /// The EMR cluster's name (--engine emr); with --clusters N: NAME_01 ... NAME_NN.
     #[arg(long, value_name = "NAME", help_heading = "EMR engine")]
     pub cluster_name: Option<String>,
-    /// EMR clusters to split the tables over, balanced by table size.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=99), help_heading = "EMR engine")]
-    pub clusters: u16,
+    /// EMR clusters to split the tables over, balanced by table size [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=99), help_heading = "EMR engine")]
+    pub clusters: Option<u16>,
     /// EMR cluster settings, TOML (`ddbx emr init` writes a commented example).
     #[arg(long, value_name = "PATH", help_heading = "EMR engine")]
     pub emr_config: Option<std::path::PathBuf>,
     /// Override one EMR setting: KEY=VALUE with the config file's keys (release_label=emr-7.6.0, ec2.subnet_id=subnet-1, tags.team=ops). Repeatable.
     #[arg(long, value_name = "KEY=VALUE", help_heading = "EMR engine")]
     pub emr_set: Vec<String>,
-    /// On Ctrl-C or SIGTERM with --engine emr: ask, terminate the clusters, or leave them running.
-    #[arg(long, value_enum, default_value_t = OnInterruptArg::Ask, help_heading = "EMR engine")]
-    pub on_interrupt: OnInterruptArg,
-    /// Exports (or imports: at most 50, DynamoDB's quota) DynamoDB runs at once, all tables together (--engine native).
-    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u16).range(1..=300), help_heading = "Native engine")]
-    pub max_jobs: u16,
-    /// How long an export or import that DynamoDB refuses for the account's quota (LimitExceededException) waits in line for one to end: 90s, 30m, 6h (--engine native).
-    #[arg(long, default_value = "6h", value_name = "DURATION", value_parser = parse_wait, help_heading = "Native engine")]
-    pub max_wait: std::time::Duration,
-    /// Seconds before the first poll of an export or import (growing by half to 60).
-    #[arg(
-        long,
-        default_value_t = 5.0,
-        value_name = "SECONDS",
-        value_parser = seconds,
-        help_heading = "Native engine"
-    )]
-    pub poll_seconds: f64,
+    /// On Ctrl-C or SIGTERM with --engine emr: ask, terminate the clusters, or leave them running [default: ask].
+    #[arg(long, value_enum, help_heading = "EMR engine")]
+    pub on_interrupt: Option<OnInterruptArg>,
+    /// Exports (or imports: at most 50, DynamoDB's quota) DynamoDB runs at once, all tables together (--engine native) [default: 25].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=300), help_heading = "Native engine")]
+    pub max_jobs: Option<u16>,
+    /// How long an export or import that DynamoDB refuses for the account's quota (LimitExceededException) waits in line for one to end: 90s, 30m, 6h (--engine native) [default: 6h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait, help_heading = "Native engine")]
+    pub max_wait: Option<std::time::Duration>,
+    /// Seconds before the first poll of an export or import, growing by half to 60 (--engine native) [default: 5].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, help_heading = "Native engine")]
+    pub poll_seconds: Option<f64>,
 }
 
 /// Formats an import or verify can read.
