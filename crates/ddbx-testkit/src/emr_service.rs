@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -933,19 +933,7 @@ impl StepCtx<'_> {
     /// BatchWriteItem, 25 at a time, unprocessed items resent.
     fn write(&self, table: &str, items: Vec<Item>) -> Result<(), String> {
         for chunk in items.chunks(25) {
-            let mut reqs: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|i| {
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(i.clone()))
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                })
-                .collect();
+            let mut reqs = crate::items::put_requests(chunk);
             while !reqs.is_empty() {
                 let out = self
                     .rt

@@ -156,19 +156,7 @@ impl FakeCloud {
     /// Put items (one call each: fakecloud stamps each write with its clock).
     pub async fn put(&self, table: &str, items: &[HashMap<String, AttributeValue>]) {
         for chunk in items.chunks(25) {
-            let reqs = chunk
-                .iter()
-                .map(|i| {
-                    aws_sdk_dynamodb::types::WriteRequest::builder()
-                        .put_request(
-                            aws_sdk_dynamodb::types::PutRequest::builder()
-                                .set_item(Some(i.clone()))
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                })
-                .collect();
+            let reqs = crate::items::put_requests(chunk);
             self.ddb
                 .batch_write_item()
                 .request_items(table, reqs)

@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ProvisionedThroughput, PutRequest, ScalarAttributeType, WriteRequest,
+    ProvisionedThroughput, ScalarAttributeType,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -701,19 +701,7 @@ pub async fn wait_active(ddb: &Client, name: &str) {
 /// but resend them anyway).
 pub async fn put_items(ddb: &Client, table: &str, items: &[HashMap<String, AttributeValue>]) {
     for chunk in items.chunks(25) {
-        let mut reqs: Vec<WriteRequest> = chunk
-            .iter()
-            .map(|i| {
-                WriteRequest::builder()
-                    .put_request(
-                        PutRequest::builder()
-                            .set_item(Some(i.clone()))
-                            .build()
-                            .unwrap(),
-                    )
-                    .build()
-            })
-            .collect();
+        let mut reqs = items::put_requests(chunk);
         while !reqs.is_empty() {
             let out = ddb
                 .batch_write_item()

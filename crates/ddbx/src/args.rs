@@ -174,14 +174,26 @@ impl EngineArgs {
     /// another engine than the run's is refused, never ignored.
     pub fn given(&self) -> Vec<(&'static str, EngineArg)> {
         let flags = [
-            ("--cluster-name", EngineArg::Emr, self.cluster_name.is_some()),
+            (
+                "--cluster-name",
+                EngineArg::Emr,
+                self.cluster_name.is_some(),
+            ),
             ("--clusters", EngineArg::Emr, self.clusters.is_some()),
             ("--emr-config", EngineArg::Emr, self.emr_config.is_some()),
             ("--emr-set", EngineArg::Emr, !self.emr_set.is_empty()),
-            ("--on-interrupt", EngineArg::Emr, self.on_interrupt.is_some()),
+            (
+                "--on-interrupt",
+                EngineArg::Emr,
+                self.on_interrupt.is_some(),
+            ),
             ("--max-jobs", EngineArg::Native, self.max_jobs.is_some()),
             ("--max-wait", EngineArg::Native, self.max_wait.is_some()),
-            ("--poll-seconds", EngineArg::Native, self.poll_seconds.is_some()),
+            (
+                "--poll-seconds",
+                EngineArg::Native,
+                self.poll_seconds.is_some(),
+            ),
         ];
         flags
             .into_iter()
