@@ -283,6 +283,17 @@ impl Running {
         crate::wait_for(&mut self.child, what, ready)
     }
 
+    /// [`wait_for`](Self::wait_for) with another limit.
+    #[track_caller]
+    pub fn wait_within(
+        &mut self,
+        what: &str,
+        within: std::time::Duration,
+        ready: impl FnMut() -> bool,
+    ) {
+        crate::wait_within(&mut self.child, what, within, ready)
+    }
+
     /// SIGTERM, as cron's timeout or an operator sends it (the run stops cleanly).
     pub fn sigterm(&self) {
         crate::sigterm(&self.child)

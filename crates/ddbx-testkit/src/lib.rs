@@ -593,8 +593,19 @@ pub fn digests(items: &[HashMap<String, AttributeValue>]) -> Vec<[u8; 16]> {
 
 /// Poll (every 10 ms, for at most 30 s) until `ready()` holds while `child` still runs:
 /// a test waits for an observable state of the process under test, never for a time.
-pub fn wait_for(child: &mut std::process::Child, what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+pub fn wait_for(child: &mut std::process::Child, what: &str, ready: impl FnMut() -> bool) {
+    wait_within(child, what, std::time::Duration::from_secs(30), ready)
+}
+
+/// [`wait_for`] with another limit (a state that takes clusters or tables to set up comes
+/// later on a loaded machine).
+pub fn wait_within(
+    child: &mut std::process::Child,
+    what: &str,
+    within: std::time::Duration,
+    mut ready: impl FnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + within;
     while !ready() {
         assert!(
             child.try_wait().unwrap().is_none(),
@@ -602,7 +613,7 @@ pub fn wait_for(child: &mut std::process::Child, what: &str, mut ready: impl FnM
         );
         assert!(
             std::time::Instant::now() < deadline,
-            "{what}: not within 30 s"
+            "{what}: not within {within:?}"
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }

@@ -14,6 +14,10 @@ use crate::support::emr_service::{EmrService, Script, StepEnv};
 use crate::support::fault_proxy::{FaultProxy, Faults};
 use crate::support::{items, TestEnv};
 
+/// How long an export may take to have work in hand (a cluster started, a first file
+/// stored) on a loaded machine: a limit, never a wait.
+const MID_RUN: std::time::Duration = std::time::Duration::from_secs(180);
+
 /// An engine of ddbx.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -246,7 +250,7 @@ impl EngineUnderTest {
                     .flag("--max-read-units", "25")
                     .flag("--file-items", "20");
                 let mut running = cmd.spawn();
-                running.wait_for("a data file stored", || {
+                running.wait_within("a data file stored", MID_RUN, || {
                     env.s3_keys(bucket, "b/")
                         .iter()
                         .any(|k| k.contains("/data/"))
@@ -272,7 +276,7 @@ impl EngineUnderTest {
                     app,
                 );
                 let mut running = cmd.spawn();
-                running.wait_for("a step running", || {
+                running.wait_within("a step running", MID_RUN, || {
                     hanging
                         .clusters()
                         .iter()
@@ -294,7 +298,7 @@ impl EngineUnderTest {
                 let mut running = self
                     .export_with(self.ddbx_via(&slow.url, None), app)
                     .spawn();
-                running.wait_for("every table's export polled", || {
+                running.wait_within("every table's export polled", MID_RUN, || {
                     slow.stats.count("dynamodb:DescribeExport") >= tables
                 });
                 (running, Box::new(slow))
