@@ -6,14 +6,15 @@ use std::path::Path;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::support::{json_stdout, TestEnv, REGION};
+use crate::support::command::Exit;
+use crate::support::{TestEnv, REGION};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn day(d: u32) -> String {
-    format!("2026-11-{d:02}T03:00:00Z")
+fn day(d: u32) -> chrono::DateTime<chrono::Utc> {
+    format!("2026-11-{d:02}T03:00:00Z").parse().unwrap()
 }
 
 fn item(id: &str, day: u32) -> HashMap<String, AttributeValue> {
@@ -24,19 +25,17 @@ fn item(id: &str, day: u32) -> HashMap<String, AttributeValue> {
 }
 
 /// The runs `ddbx list --output json` shows, as (time, status) pairs.
-fn listed(env: &TestEnv, base: &str, app: &str) -> Vec<(String, String)> {
-    let o = env.run(&["list", "--to", base, "--app", app, "--output", "json"]);
-    assert_eq!(o.status.code(), Some(0));
-    json_stdout(&o)
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["time"].as_str().unwrap().to_string(),
-                r["backup"]["status"].as_str().unwrap().to_string(),
-            )
-        })
+fn listed(env: &TestEnv, base: &str, app: &str) -> Vec<(chrono::DateTime<chrono::Utc>, String)> {
+    env.cmd()
+        .list()
+        .to(base)
+        .app(app)
+        .json()
+        .run()
+        .expect(Exit::Ok)
+        .listed()
+        .into_iter()
+        .map(|r| (r.time, r.backup.status))
         .collect()
 }
 
@@ -52,27 +51,21 @@ async fn a_month_of_daily_runs_is_listed_pruned_and_the_latest_restored() {
     for d in 1..=30 {
         env.put_items(&t, &[item("changing", d), item(&format!("day{d}"), d)])
             .await;
-        let mut args = vec![
-            "export",
-            "--app",
-            "shop",
-            "--to",
-            &base,
-            "--run-time",
-            Box::leak(day(d).into_boxed_str()),
-            "--table",
-            &t,
-        ];
-        let gone = format!("{t}_gone");
+        let export = env
+            .cmd()
+            .export()
+            .app("shop")
+            .to(&base)
+            .run_time(day(d))
+            .table(&t);
         if d == 12 {
-            args.extend(["--table", &gone]);
+            export
+                .table(&format!("{t}_gone"))
+                .run()
+                .expect(Exit::TablesFailed);
+        } else {
+            export.run().expect(Exit::Ok);
         }
-        let o = env.ddbx().args(&args).output().unwrap();
-        assert_eq!(
-            o.status.code(),
-            Some(if d == 12 { 4 } else { 0 }),
-            "day {d}"
-        );
     }
     // A run that died before its first flag: only its plan.
     let dead = out.join(REGION).join("shop/2026/11/30/04_00.00");
@@ -82,41 +75,33 @@ async fn a_month_of_daily_runs_is_listed_pruned_and_the_latest_restored() {
     // Newest first, each with its status; text for people names the run roots.
     let runs = listed(&env, &base, "shop");
     assert_eq!(runs.len(), 31);
-    assert_eq!(
-        runs[0],
-        ("2026-11-30T04:00:00Z".to_string(), "incomplete".to_string())
-    );
+    let died: chrono::DateTime<chrono::Utc> = "2026-11-30T04:00:00Z".parse().unwrap();
+    assert_eq!(runs[0], (died, "incomplete".to_string()));
     assert_eq!(runs[1], (day(30), "success".to_string()));
     assert_eq!(runs[19], (day(12), "failed".to_string()));
-    let o = env.run(&["list", "--to", &base]);
-    let text = String::from_utf8_lossy(&o.stdout);
+    let o = env.cmd().list().to(&base).run().expect(Exit::Ok);
+    let text = String::from_utf8_lossy(&o.output.stdout);
     assert!(
         text.contains("2026-11-30 03:00:00  shop") && text.contains("local   success"),
         "{text}"
     );
-    let o = env.run(&["list", "--to", &base, "--output", "json"]);
-    let first = &json_stdout(&o)[1]["backup"];
-    assert_eq!(
-        (first["engine"].as_str(), first["tables"].as_u64()),
-        (Some("local"), Some(1))
-    );
-    assert_eq!(first["items"], 31, "{first}");
+    let all = env.cmd().list().to(&base).json().run().expect(Exit::Ok);
+    let first = &all.listed()[1].backup;
+    assert_eq!((first.engine.as_deref(), first.tables), (Some("local"), 1));
+    assert_eq!(first.items, 31, "{first:?}");
 
     // --from latest takes the newest success (not the incomplete run), and says so.
-    let o = env.run(&[
-        "import",
-        "--from",
-        "latest",
-        "--to",
-        &base,
-        "--app",
-        "shop",
-        "--table-map",
-        &format!("{t}={t}_restored"),
-        "--create-missing",
-    ]);
-    assert_eq!(o.status.code(), Some(0));
-    let said = String::from_utf8_lossy(&o.stderr);
+    let o = env
+        .cmd()
+        .import()
+        .from("latest")
+        .to(&base)
+        .app("shop")
+        .table_map(&t, &format!("{t}_restored"))
+        .create_missing()
+        .run()
+        .expect(Exit::Ok);
+    let said = o.stderr();
     assert!(
         said.contains("latest successful run:") && said.contains("2026/11/30/03_00.00"),
         "{said}"
@@ -128,14 +113,17 @@ async fn a_month_of_daily_runs_is_listed_pruned_and_the_latest_restored() {
         .find(|i| i["pk"] == AttributeValue::S("changing".into()))
         .unwrap();
     assert_eq!(changing["day"], AttributeValue::N("30".into()));
-    let o = env.run(&[
-        "verify", "--from", "latest", "--to", &base, "--app", "shop", "--deep",
-    ]);
-    assert_eq!(o.status.code(), Some(0));
+    env.cmd()
+        .verify()
+        .from("latest")
+        .to(&base)
+        .app("shop")
+        .deep()
+        .run()
+        .expect(Exit::Ok);
     // `latest` without the base is a usage error that says what is missing.
-    let o = env.run(&["verify", "--from", "latest"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--to BASE --app APP"));
+    let o = env.cmd().verify().from("latest").run().expect(Exit::Usage);
+    assert!(o.stderr().contains("--to BASE --app APP"));
 
     // A run holding the app's lock stops a prune before it deletes anything.
     let lock = out.join(REGION).join("shop/_LOCK");
@@ -147,24 +135,14 @@ async fn a_month_of_daily_runs_is_listed_pruned_and_the_latest_restored() {
         .to_string(),
     )
     .unwrap();
-    let o = env.run(&["prune", "--to", &base, "--app", "shop", "--keep-last", "7"]);
-    assert_eq!(o.status.code(), Some(2));
+    let prune = || env.cmd().prune().to(&base).app("shop").keep_last(7);
+    prune().run().expect(Exit::Locked);
     assert_eq!(listed(&env, &base, "shop").len(), 31);
     std::fs::remove_file(&lock).unwrap();
 
     // The dry run says what would go and deletes nothing.
-    let o = env.run(&[
-        "prune",
-        "--to",
-        &base,
-        "--app",
-        "shop",
-        "--keep-last",
-        "7",
-        "--dry-run",
-    ]);
-    assert_eq!(o.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let o = prune().dry_run().run().expect(Exit::Ok);
+    let text = String::from_utf8_lossy(&o.output.stdout).to_string();
     let lines = text.lines();
     assert_eq!(
         lines.filter(|l| l.starts_with("would delete")).count(),
@@ -181,39 +159,25 @@ async fn a_month_of_daily_runs_is_listed_pruned_and_the_latest_restored() {
     // The prune: the incomplete run (newer than the newest success) and the 7 newest
     // successes stay (--keep-days 2 adds nothing: those days are past or already kept);
     // the rest go, folders and all.
-    let o = env.run(&[
-        "prune",
-        "--to",
-        &base,
-        "--app",
-        "shop",
-        "--keep-last",
-        "7",
-        "--keep-days",
-        "2",
-        "--output",
-        "json",
-    ]);
-    assert_eq!(o.status.code(), Some(0));
-    let report = json_stdout(&o);
-    let deleted: Vec<&serde_json::Value> = report["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["delete"] == true)
-        .collect();
-    assert_eq!(deleted.len(), 23);
-    assert!(report["objects"].as_u64().unwrap() >= 23 * 5, "{report}");
+    let report = prune().keep_days(2).json().run().expect(Exit::Ok).pruned();
+    assert!(!report.dry_run);
+    assert_eq!(report.deleted().len(), 23);
+    assert!(report.objects >= 23 * 5, "{report:?}");
     let runs = listed(&env, &base, "shop");
-    let kept: Vec<String> = runs.iter().map(|r| r.0.clone()).collect();
-    let mut want = vec!["2026-11-30T04:00:00Z".to_string()];
+    let kept: Vec<_> = runs.iter().map(|r| r.0).collect();
+    let mut want = vec![died];
     want.extend((24..=30).rev().map(day));
     assert_eq!(kept, want);
     assert!(!out.join(REGION).join("shop/2026/11/01").exists());
     assert!(out.join(REGION).join("shop/2026/11/24/03_00.00").is_dir());
     // What is left still imports.
-    let o = env.run(&["verify", "--from", "latest", "--to", &base, "--app", "shop"]);
-    assert_eq!(o.status.code(), Some(0));
+    env.cmd()
+        .verify()
+        .from("latest")
+        .to(&base)
+        .app("shop")
+        .run()
+        .expect(Exit::Ok);
 }
 
 #[tokio::test]

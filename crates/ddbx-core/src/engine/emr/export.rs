@@ -76,11 +76,9 @@ pub(super) async fn export_tables(
             .iter()
             .find(|s| s.table_name == o.table)
             .expect("a step per planned table");
-        let result = match o.error {
+        let result = match o.failure() {
             Some(e) => Err(e),
-            None => complete_table(emr, run_dir, schema)
-                .await
-                .map_err(|e| e.to_string()),
+            None => complete_table(emr, run_dir, schema).await,
         };
         reports.push(finish(work, &o.table, result, seconds));
     }
@@ -251,12 +249,7 @@ async fn complete_table(emr: &EmrEngine, run_dir: &Location, schema: &TableSchem
 
 /// One table's end on EMR: its progress phase, the log, and its report. Items are not
 /// counted on the cluster: the report says they are unknown.
-fn finish(
-    work: &ExportWork<'_>,
-    table: &str,
-    result: std::result::Result<u64, String>,
-    seconds: f64,
-) -> TableReport {
+fn finish(work: &ExportWork<'_>, table: &str, result: Result<u64>, seconds: f64) -> TableReport {
     report(
         work.progress,
         table,

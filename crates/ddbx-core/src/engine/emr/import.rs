@@ -6,8 +6,8 @@ use object_store::PutPayload;
 
 use super::steps::Step;
 use super::{
-    cluster_plans, connector_capacity, defined_names, hive, put_text, report, run_steps, steps,
-    write_steps_files, EmrEngine,
+    cluster_plans, connector_capacity, defined_names, failed, hive, put_text, report, run_steps,
+    steps, write_steps_files, EmrEngine,
 };
 use crate::aws::Aws;
 use crate::engine::interface::{Engine, ImportTable, ImportWork, ReadyTable};
@@ -73,7 +73,7 @@ pub(super) async fn import_tables(
         let ready = match &table.ready {
             Ok(r) => r,
             Err(e) => {
-                reports.push(report(work.progress, target, Err(e.to_string()), 0.0));
+                reports.push(failed(work.progress, target, e, 0.0));
                 continue;
             }
         };
@@ -96,7 +96,7 @@ pub(super) async fn import_tables(
         };
         match prepared {
             Ok(step) => steps.push((step, ready.source.files.len() as u64)),
-            Err(e) => reports.push(report(work.progress, target, Err(e.to_string()), 0.0)),
+            Err(e) => reports.push(failed(work.progress, target, &e, 0.0)),
         }
     }
     if steps.is_empty() {
@@ -130,13 +130,13 @@ pub(super) async fn import_tables(
     .await?;
     for o in outcomes {
         let result = match (
-            o.error,
+            o.failure(),
             imported
                 .iter()
                 .find(|i| i.table.step.target_table == o.table),
         ) {
             (Some(e), _) => Err(e),
-            (None, Some(i)) => write_set_aside(&work, i).await.map_err(|e| e.to_string()),
+            (None, Some(i)) => write_set_aside(&work, i).await,
             (None, None) => Ok((0, None)),
         };
         let files = work

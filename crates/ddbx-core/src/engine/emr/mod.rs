@@ -395,7 +395,7 @@ impl Engine for EmrEngine {
 fn report(
     progress: &crate::progress::RunProgress,
     table: &str,
-    result: std::result::Result<(u64, Option<String>), String>,
+    result: Result<(u64, Option<String>)>,
     seconds: f64,
 ) -> TableReport {
     let counters = progress.table(table);
@@ -411,15 +411,22 @@ fn report(
                 ..TableReport::planned(table)
             }
         }
-        Err(e) => {
-            counters.fail(&e);
-            tracing::error!(%table, error = %e, "table failed");
-            TableReport {
-                seconds,
-                items_unknown: true,
-                ..TableReport::failed(table, e)
-            }
-        }
+        Err(e) => failed(progress, table, &e, seconds),
+    }
+}
+
+/// The report of a table that did not end well: failed, or interrupted.
+fn failed(
+    progress: &crate::progress::RunProgress,
+    table: &str,
+    error: &crate::Error,
+    seconds: f64,
+) -> TableReport {
+    progress.table(table).fail(&error.to_string());
+    TableReport {
+        seconds,
+        items_unknown: true,
+        ..TableReport::of_error(table, error)
     }
 }
 

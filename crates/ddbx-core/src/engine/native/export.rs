@@ -59,7 +59,7 @@ pub(super) async fn export_tables(
         Ok(t) => t,
         Err(e) => {
             for (schema, spike) in &ready {
-                let mut r = failed(work, &schema.table_name, e.to_string());
+                let mut r = failed(work, &schema.table_name, &e);
                 put_back(aws, run_dir, spike.as_ref(), false, &mut r).await;
                 reports.push(r);
             }
@@ -70,7 +70,7 @@ pub(super) async fn export_tables(
     for (schema, spike) in ready {
         match unready.iter().find(|(t, _)| *t == schema.table_name) {
             Some((table, why)) => {
-                let mut r = failed(work, table, why.clone());
+                let mut r = failed(work, table, &Error::Failed(why.clone()));
                 put_back(aws, run_dir, spike.as_ref(), false, &mut r).await;
                 reports.push(r);
             }
@@ -91,7 +91,7 @@ pub(super) async fn export_tables(
         let running = AtomicBool::new(false);
         let mut r = match export_table(jobs, work, schema, instant, &running).await {
             Ok(r) => r,
-            Err(e) => failed(work, &schema.table_name, e.to_string()),
+            Err(e) => failed(work, &schema.table_name, &e),
         };
         r.seconds = aws.clock.now().duration_since(started).as_secs_f64();
         if spike.is_some() && engine.incremental && r.status == TableStatus::Succeeded {
@@ -143,15 +143,15 @@ async fn check_pitr<'w>(
                 let spike = Spike::pitr(table);
                 match capacity::apply_or_undo(aws, run_dir, &spike).await {
                     Ok(()) => ready.push((schema, Some(spike))),
-                    Err(e) => reports.push(failed(work, table, format!("turning point-in-time recovery on: {e}"))),
+                    Err(e) => reports.push(failed(work, table, &Error::Failed(format!("turning point-in-time recovery on: {e}")))),
                 }
             }
             Ok(_) => reports.push(failed(
                 work,
                 table,
-                format!("point-in-time recovery is off for table {table}, and DynamoDB exports only tables that have it: turn it on, or pass --enable-pitr (on for the export, off after)"),
+                &Error::Failed(format!("point-in-time recovery is off for table {table}, and DynamoDB exports only tables that have it: turn it on, or pass --enable-pitr (on for the export, off after)")),
             )),
-            Err(e) => reports.push(failed(work, table, e.to_string())),
+            Err(e) => reports.push(failed(work, table, &e)),
         }
     }
     Ok((ready, reports))
@@ -190,10 +190,11 @@ async fn put_back(
     }
 }
 
-fn failed(work: &ExportWork<'_>, table: &str, error: String) -> TableReport {
-    work.progress.table(table).fail(&error);
-    tracing::error!(%table, %error, "table failed");
-    TableReport::failed(table, error)
+/// The report of a table that did not end well: interrupted when it was stopped, else
+/// failed.
+fn failed(work: &ExportWork<'_>, table: &str, error: &Error) -> TableReport {
+    work.progress.table(table).fail(&error.to_string());
+    TableReport::of_error(table, error)
 }
 
 /// The run's instant: recorded by an earlier attempt, or `--export-time` (to the second),

@@ -97,6 +97,27 @@ pub struct StepOutcome {
     pub cluster_id: Option<String>,
     /// Its cluster was left running when ddbx was interrupted (its step may still run).
     pub left_running: bool,
+    /// It did not end because ddbx was stopped (Ctrl-C, SIGTERM): interrupted, not failed.
+    pub interrupted: bool,
+}
+
+impl StepOutcome {
+    /// How it ended, if not well: interrupted (with what else is known of it), or failed.
+    pub fn failure(&self) -> Option<crate::Error> {
+        let error = self.error.as_deref()?;
+        Some(if !self.interrupted {
+            crate::Error::Failed(error.to_string())
+        } else {
+            match error
+                .strip_prefix("interrupted")
+                .map(|r| r.trim_start_matches("; "))
+            {
+                Some("") => crate::Error::Interrupted,
+                Some(more) => crate::Error::Interrupted.noted(more),
+                None => crate::Error::Interrupted.noted(error),
+            }
+        })
+    }
 }
 
 const ACTIVE: [emr::ClusterState; 4] = [
@@ -330,7 +351,13 @@ async fn run_cluster(ctx: &Ctx<'_>, plan: &ClusterPlan) -> ClusterEnd {
         return all_ended(&steps, "", early);
     }
     // Stopped before a cluster ran: its steps never ran anywhere.
-    let interrupted = |early| all_ended(&steps, "interrupted", early);
+    let interrupted = |mut early: Vec<StepOutcome>| {
+        early.extend(steps.iter().map(|s| stopped(s.table(), None)));
+        ClusterEnd {
+            outcomes: early,
+            live: None,
+        }
+    };
     let mut reasons = Vec::new();
     for attempt in 1..=config.create_attempts {
         if ctx.stop.is_stopped() {
@@ -408,6 +435,15 @@ fn outcome(table: &str, error: Option<String>, cluster_id: Option<&str>) -> Step
         error,
         cluster_id: cluster_id.map(str::to_string),
         left_running: false,
+        interrupted: false,
+    }
+}
+
+/// A step that did not end because ddbx was stopped.
+fn stopped(table: &str, cluster_id: Option<&str>) -> StepOutcome {
+    StepOutcome {
+        interrupted: true,
+        ..outcome(table, Some("interrupted".into()), cluster_id)
     }
 }
 

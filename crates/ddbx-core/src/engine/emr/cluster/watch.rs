@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_emr::types as emr;
 
 use super::request::step_config;
-use super::{append, outcome, pause, terminate_clusters, ClusterPlan, Ctx, StepOutcome, Watched};
+use super::{
+    append, outcome, pause, stopped, terminate_clusters, ClusterPlan, Ctx, StepOutcome, Watched,
+};
 use crate::aws::Aws;
 use crate::engine::emr::steps::Step;
 use crate::progress::Phase;
@@ -560,15 +562,11 @@ impl<'c> Watch<'c, '_> {
     /// asked), the others never ran anywhere.
     fn interrupted(&mut self) -> Watched {
         let id = self.id;
-        let interrupted = |s: &Step| outcome(s.table(), Some("interrupted".into()), Some(id));
+        let interrupted = |s: &Step| stopped(s.table(), Some(id));
         let mut outcomes = std::mem::take(&mut self.outcomes);
         outcomes.extend(self.running.drain(..).map(|r| interrupted(r.step)));
         // Not handed over yet: nothing runs for them, whatever becomes of the cluster.
-        outcomes.extend(
-            self.queued
-                .drain(..)
-                .map(|s| outcome(s.table(), Some("interrupted".into()), None)),
-        );
+        outcomes.extend(self.queued.drain(..).map(|s| stopped(s.table(), None)));
         if !self.ctx.waves {
             for s in self.steps {
                 if !outcomes.iter().any(|o| o.table == s.table()) {

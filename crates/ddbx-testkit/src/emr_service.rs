@@ -28,14 +28,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
-use super::connector;
-use super::fault_proxy::read_message;
-use super::hive;
+use crate::connector;
+use crate::fault_proxy::read_message;
+use crate::hive;
 
 /// What the service does to the clusters it is asked for.
 #[derive(Debug, Clone, Default)]
@@ -933,19 +933,7 @@ impl StepCtx<'_> {
     /// BatchWriteItem, 25 at a time, unprocessed items resent.
     fn write(&self, table: &str, items: Vec<Item>) -> Result<(), String> {
         for chunk in items.chunks(25) {
-            let mut reqs: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|i| {
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(i.clone()))
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                })
-                .collect();
+            let mut reqs = crate::items::put_requests(chunk);
             while !reqs.is_empty() {
                 let out = self
                     .rt
@@ -1151,4 +1139,66 @@ fn gzip_bytes(b: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(b).unwrap();
     e.finish().unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault_proxy::post_json;
+
+    async fn service(script: Script) -> (EmrService, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let env = StepEnv {
+            dynamodb: "http://127.0.0.1:9".into(),
+            s3: "http://127.0.0.1:9".into(),
+            scratch: dir.path().to_path_buf(),
+        };
+        (EmrService::start(script, env).await, dir)
+    }
+
+    fn cluster(release: &str) -> Value {
+        json!({
+            "Name": "backup",
+            "ReleaseLabel": release,
+            "Applications": [{"Name": "Hadoop"}, {"Name": "Hive"}],
+            "Instances": {"KeepJobFlowAliveWhenNoSteps": true},
+            "ServiceRole": "EMR_DefaultRole",
+            "JobFlowRole": "EMR_EC2_DefaultRole",
+            "Tags": [{"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}],
+        })
+    }
+
+    #[tokio::test]
+    async fn creates_are_throttled_as_scripted_and_unpublished_releases_refused() {
+        let (emr, _dir) = service(Script {
+            refuse_creates: 1,
+            ..Script::default()
+        })
+        .await;
+        let run = "ElasticMapReduce.RunJobFlow";
+        let (head, body) = post_json(&emr.url, run, &cluster("emr-7.5.0")).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+        assert_eq!(body["__type"], "ThrottlingException");
+        let (_, body) = post_json(&emr.url, run, &cluster("emr-7.99.0")).await;
+        assert_eq!(body["__type"], "ValidationException", "{body}");
+        assert!(body["Message"].as_str().unwrap().contains("emr-7.99.0"));
+        assert!(emr.clusters().is_empty(), "nothing created yet");
+        let (head, body) = post_json(&emr.url, run, &cluster("emr-7.5.0")).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head} {body}");
+        let id = body["JobFlowId"].as_str().unwrap().to_string();
+        assert_eq!(emr.create_calls(), 3);
+        let made = emr.clusters();
+        assert_eq!(made.len(), 1);
+        assert_eq!(
+            (made[0].id.as_str(), made[0].name.as_str()),
+            (id.as_str(), "backup")
+        );
+        // It is described, and terminated when asked.
+        let ask = json!({"ClusterId": id});
+        let (_, body) = post_json(&emr.url, "ElasticMapReduce.DescribeCluster", &ask).await;
+        assert_eq!(body["Cluster"]["Id"], id.as_str(), "{body}");
+        let ids = json!({"JobFlowIds": [id]});
+        post_json(&emr.url, "ElasticMapReduce.TerminateJobFlows", &ids).await;
+        assert_eq!(emr.terminate_calls(), vec![vec![id]]);
+    }
 }

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::connector;
+use crate::connector;
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::TestEnv;
+use crate::TestEnv;
 
 /// A running fakecloud.
 pub struct FakeCloud {
@@ -93,7 +93,7 @@ impl FakeCloud {
         );
         let conf = aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new(super::REGION))
+            .region(aws_sdk_dynamodb::config::Region::new(crate::REGION))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
                 "test", "test", None, None, "tests",
             ))
@@ -156,19 +156,7 @@ impl FakeCloud {
     /// Put items (one call each: fakecloud stamps each write with its clock).
     pub async fn put(&self, table: &str, items: &[HashMap<String, AttributeValue>]) {
         for chunk in items.chunks(25) {
-            let reqs = chunk
-                .iter()
-                .map(|i| {
-                    aws_sdk_dynamodb::types::WriteRequest::builder()
-                        .put_request(
-                            aws_sdk_dynamodb::types::PutRequest::builder()
-                                .set_item(Some(i.clone()))
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                })
-                .collect();
+            let reqs = crate::items::put_requests(chunk);
             self.ddb
                 .batch_write_item()
                 .request_items(table, reqs)
@@ -191,7 +179,7 @@ impl FakeCloud {
 
     /// Every item of a table.
     pub async fn scan_all(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
-        super::scan_all(&self.ddb, table).await
+        crate::scan_all(&self.ddb, table).await
     }
 
     /// A bucket of its S3.

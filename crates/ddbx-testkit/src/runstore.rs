@@ -105,7 +105,7 @@ impl Store {
     /// Every object under `prefix` (relative, ending in `/`), relative to the base, sorted.
     pub fn list(&self, prefix: &str) -> Vec<String> {
         let mut keys: Vec<String> = match self {
-            Store::Local(p) => super::files_under(&p.join(prefix))
+            Store::Local(p) => crate::files_under(&p.join(prefix))
                 .into_iter()
                 .map(|f| f.strip_prefix(p).unwrap().to_string_lossy().to_string())
                 .collect(),

@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::fault_proxy::{ddb_error, find, forward, read_message, response, with_body};
+use crate::fault_proxy::{ddb_error, find, forward, read_message, response, with_body};
 
 /// What the stand-in does; a test may change it while it runs ([`AwsShape::knobs`]).
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue as V;
+use aws_sdk_dynamodb::types::{AttributeValue as V, PutRequest, WriteRequest};
 
 pub type Item = HashMap<String, V>;
 
@@ -112,4 +112,21 @@ pub fn connector_writable(i: usize, sort_key: bool) -> Item {
         ]),
     );
     m
+}
+
+/// A BatchWriteItem request putting each of `items`.
+pub fn put_requests(items: &[Item]) -> Vec<WriteRequest> {
+    items
+        .iter()
+        .map(|i| {
+            WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(i.clone()))
+                        .build()
+                        .expect("an item"),
+                )
+                .build()
+        })
+        .collect()
 }

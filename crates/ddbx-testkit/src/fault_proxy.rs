@@ -760,3 +760,114 @@ async fn partial(upstream: &str, req: &Request, stats: &Stats) -> std::io::Resul
     let body = serde_json::to_vec(&out).unwrap();
     Ok(with_body(&head, &body))
 }
+
+/// One AWS JSON-protocol call (`X-Amz-Target: TARGET`, `body` as JSON) to `url`, over a
+/// connection of its own: the answer's head and its body as JSON (`null` when not JSON).
+pub async fn post_json(
+    url: &str,
+    target: &str,
+    body: &serde_json::Value,
+) -> (String, serde_json::Value) {
+    let addr = url.trim_start_matches("http://");
+    let mut conn = TcpStream::connect(addr).await.expect("connect");
+    let text = body.to_string();
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: {addr}\r\nx-amz-target: {target}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{text}",
+        text.len()
+    );
+    conn.write_all(request.as_bytes()).await.expect("send");
+    let mut buf = Vec::new();
+    let answer = read_message(&mut conn, &mut buf)
+        .await
+        .expect("read")
+        .expect("an answer");
+    let json = serde_json::from_slice(&answer.body).unwrap_or(serde_json::Value::Null);
+    (answer.head, json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An upstream that answers every request `200 {"upstream":true}`.
+    async fn upstream() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    while let Ok(Some(_)) = read_message(&mut conn, &mut buf).await {
+                        let body = r#"{"upstream":true}"#;
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if conn.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn every_nth_batch_write_is_throttled_and_the_rest_forwarded_and_counted() {
+        let proxy = FaultProxy::start(
+            &upstream().await,
+            Faults {
+                throttle_every: 2,
+                ..Faults::default()
+            },
+        )
+        .await;
+        let batch = serde_json::json!({"RequestItems": {"t": []}});
+        let target = "DynamoDB_20120810.BatchWriteItem";
+        let mut throttled = 0;
+        for _ in 0..4 {
+            let (head, body) = post_json(&proxy.url, target, &batch).await;
+            if head.starts_with("HTTP/1.1 400") {
+                assert!(
+                    body["__type"]
+                        .as_str()
+                        .unwrap()
+                        .ends_with("ProvisionedThroughputExceededException"),
+                    "{body}"
+                );
+                throttled += 1;
+            } else {
+                assert_eq!(body["upstream"], true, "{head}");
+            }
+        }
+        assert_eq!(throttled, 2, "every second call");
+        assert_eq!(Stats::get(&proxy.stats.throttled), 2);
+        assert_eq!(proxy.stats.count("dynamodb:BatchWriteItem"), 4);
+        // Another operation passes untouched.
+        let (head, body) = post_json(&proxy.url, "DynamoDB_20120810.DescribeTable", &batch).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body["upstream"], true);
+    }
+
+    #[tokio::test]
+    async fn exports_stay_in_progress_while_the_proxy_says_so() {
+        let proxy = FaultProxy::start(
+            &upstream().await,
+            Faults {
+                exports_in_progress: true,
+                ..Faults::default()
+            },
+        )
+        .await;
+        let ask = serde_json::json!({"ExportArn": "arn:aws:dynamodb:us-east-1:1:table/t/export/1"});
+        for _ in 0..3 {
+            let (_, body) = post_json(&proxy.url, "DynamoDB_20120810.DescribeExport", &ask).await;
+            assert_eq!(
+                body["ExportDescription"]["ExportStatus"], "IN_PROGRESS",
+                "{body}"
+            );
+        }
+        assert_eq!(proxy.stats.count("dynamodb:DescribeExport"), 3);
+    }
+}
