@@ -59,26 +59,11 @@ pub async fn select(
     storage: &Storage,
     sel: &Selection,
 ) -> Result<(Location, Option<RestorePlan>, Vec<Selected>)> {
-    for (s, d) in &sel.table_map {
-        for n in [s, d] {
-            validate_table_name(n).map_err(|e| Error::Usage(format!("--table-map: {e}")))?;
-        }
-    }
+    check_table_map(&sel.table_map)?;
     let root = storage.open_existing(&sel.from)?;
     if let Some(at) = sel.at {
-        let is_run = root.exists("restore-plan.json").await?;
-        if !is_run && !chain::chained_tables(&root).await?.is_empty() {
-            return Ok((
-                root.clone(),
-                None,
-                replay::select_chains(storage, sel, &root, at).await?,
-            ));
-        }
-        if !is_run {
-            return Err(Error::Usage(format!(
-                "{}: --until/--at replay chains of native exports: pass a run holding a full native export, or the app's folder (<base>/<region>/<app>) holding _chains/",
-                root.url()
-            )));
+        if let Some(chains) = select_app_chains(storage, sel, &root, at).await? {
+            return Ok((root, None, chains));
         }
     }
     let mut source = open(root.clone(), sel.format).await?;
@@ -91,39 +76,12 @@ pub async fn select(
     let filter = TableFilter::new(&sel.tables, &sel.excludes)?;
     let mut selected = Vec::new();
     for (step, table) in std::mem::take(&mut source.tables) {
-        let source_table = step
-            .as_ref()
-            .map(|s| s.source_table.clone())
-            .or_else(|| table.as_ref().ok().and_then(|t| t.table.clone()))
-            .or_else(|| sel.target_table.clone())
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "{}: the export does not name its table; pass --target-table",
-                    root.url()
-                ))
-            })?;
+        let source_table = source_table_of(sel, &root, step.as_ref(), &table)?;
         if !filter.matches(&source_table) {
             continue;
         }
-        let target_table = sel
-            .table_map
-            .iter()
-            .find(|(s, _)| *s == source_table)
-            .map(|(_, d)| d.clone())
-            .or_else(|| sel.target_table.clone())
-            .or_else(|| step.as_ref().map(|s| s.target_table.clone()))
-            .unwrap_or_else(|| source_table.clone());
-        let key = step
-            .as_ref()
-            .map(|s| s.key_schema.clone())
-            .filter(|k| !k.is_empty())
-            .or_else(|| {
-                table
-                    .as_ref()
-                    .ok()
-                    .and_then(|t| t.schema.as_ref())
-                    .map(TableSchema::key)
-            });
+        let target_table = target_of(sel, &source_table, step.as_ref());
+        let key = key_of(step.as_ref(), &table);
         let (table, changes, reached) = match sel.at {
             None => (table, Vec::new(), None),
             Some(at) => {
@@ -150,7 +108,87 @@ pub async fn select(
             root.url()
         )));
     }
-    // Two tables into one target would each overwrite the other's items.
+    check_distinct_targets(&selected)?;
+    Ok((root, source.plan, selected))
+}
+
+/// Every name of a table map is a table name.
+fn check_table_map(table_map: &[(String, String)]) -> Result<()> {
+    for (s, d) in table_map {
+        for n in [s, d] {
+            validate_table_name(n).map_err(|e| Error::Usage(format!("--table-map: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// A replay (`at`) from the app's folder: its chains, selected; none when `root` is a
+/// run (whose tables are selected as any run's); refused when it is neither.
+async fn select_app_chains(
+    storage: &Storage,
+    sel: &Selection,
+    root: &Location,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Vec<Selected>>> {
+    let is_run = root.exists("restore-plan.json").await?;
+    if !is_run && !chain::chained_tables(root).await?.is_empty() {
+        return Ok(Some(replay::select_chains(storage, sel, root, at).await?));
+    }
+    if !is_run {
+        return Err(Error::Usage(format!(
+            "{}: --until/--at replay chains of native exports: pass a run holding a full native export, or the app's folder (<base>/<region>/<app>) holding _chains/",
+            root.url()
+        )));
+    }
+    Ok(None)
+}
+
+/// The exported table's name: the restore plan's, else the export's, else the target
+/// given for a single table; refused when none says.
+fn source_table_of(
+    sel: &Selection,
+    root: &Location,
+    step: Option<&RestoreStep>,
+    table: &Result<TableSource>,
+) -> Result<String> {
+    step.map(|s| s.source_table.clone())
+        .or_else(|| table.as_ref().ok().and_then(|t| t.table.clone()))
+        .or_else(|| sel.target_table.clone())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: the export does not name its table; pass --target-table",
+                root.url()
+            ))
+        })
+}
+
+/// The table `source_table` goes into: the table map's, else the target given, else the
+/// restore plan's, else its own name.
+fn target_of(sel: &Selection, source_table: &str, step: Option<&RestoreStep>) -> String {
+    sel.table_map
+        .iter()
+        .find(|(s, _)| s == source_table)
+        .map(|(_, d)| d.clone())
+        .or_else(|| sel.target_table.clone())
+        .or_else(|| step.map(|s| s.target_table.clone()))
+        .unwrap_or_else(|| source_table.to_string())
+}
+
+/// The key the target must have: the restore plan's, else `table.json`'s.
+fn key_of(step: Option<&RestoreStep>, table: &Result<TableSource>) -> Option<Vec<KeyAttribute>> {
+    step.map(|s| s.key_schema.clone())
+        .filter(|k| !k.is_empty())
+        .or_else(|| {
+            table
+                .as_ref()
+                .ok()
+                .and_then(|t| t.schema.as_ref())
+                .map(TableSchema::key)
+        })
+}
+
+/// Two tables into one target would each overwrite the other's items: refused.
+fn check_distinct_targets(selected: &[Selected]) -> Result<()> {
     let mut targets: Vec<&str> = selected.iter().map(|s| s.target_table.as_str()).collect();
     targets.sort_unstable();
     if let Some(w) = targets.windows(2).find(|w| w[0] == w[1]) {
@@ -159,7 +197,7 @@ pub async fn select(
             w[0]
         )));
     }
-    Ok((root, source.plan, selected))
+    Ok(())
 }
 
 /// One data file to read.
@@ -318,52 +356,8 @@ pub async fn open_table(dir: Location, force: Option<DataFormat>) -> Result<Tabl
 }
 
 async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Option<TableSource>> {
-    // Either the export id folder itself, or a table folder holding AWSDynamoDB/<id>/.
-    let (id_dir, schema) = if dir.exists("manifest-files.json").await? {
-        let parent_schema = match schema {
-            Some(s) => Some(s),
-            None => {
-                let parts: Vec<_> = dir.prefix.parts().collect();
-                if parts.len() >= 2 && parts[parts.len() - 2].as_ref() == "AWSDynamoDB" {
-                    let table_dir = Location {
-                        prefix: Path::from_iter(parts[..parts.len() - 2].iter().cloned()),
-                        ..dir.clone()
-                    };
-                    read_schema(&table_dir, "table.json").await?
-                } else {
-                    None
-                }
-            }
-        };
-        (dir.clone(), parent_schema)
-    } else {
-        let base = dir.child("AWSDynamoDB");
-        let listing = base.list_folder().await?;
-        let mut ids: Vec<String> = listing
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_string))
-            .collect();
-        ids.sort();
-        let mut found = None;
-        // The newest complete export (ids start with a millisecond timestamp).
-        for id in ids.iter().rev() {
-            let candidate = dir.child(&format!("AWSDynamoDB/{id}"));
-            if candidate.exists("manifest-summary.json").await? {
-                found = Some(candidate);
-                break;
-            }
-        }
-        match found {
-            Some(d) => (d, schema),
-            None if !ids.is_empty() => {
-                return Err(Error::Corrupt {
-                    file: base.url(),
-                    message: "no complete export here (no manifest-summary.json): was the export interrupted?".into(),
-                })
-            }
-            None => return Ok(None),
-        }
+    let Some((id_dir, schema)) = find_export_dir(dir, schema).await? else {
+        return Ok(None);
     };
     let manifest_path = id_dir.join("manifest-files.json");
     let manifest_url = id_dir.url_of(&manifest_path);
@@ -375,25 +369,9 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
             message: "missing".into(),
         })?;
     check_manifest_checksum(&id_dir, "manifest-files.json", &bytes).await?;
-    let summary_bytes = id_dir
-        .get_optional(&id_dir.join("manifest-summary.json"))
-        .await?;
-    if let Some(b) = &summary_bytes {
-        check_manifest_checksum(&id_dir, "manifest-summary.json", b).await?;
-    }
-    let summary: Option<serde_json::Value> =
-        summary_bytes.and_then(|b| serde_json::from_slice(&b).ok());
+    let summary = NativeSummary::read(&id_dir).await?;
     // Incremental exports keep their data in the folder beside the export folders.
-    let parts: Vec<_> = id_dir.prefix.parts().collect();
-    let shared_dir = match parts.as_slice() {
-        [aws_dir @ .., _id] if aws_dir.last().is_some_and(|p| p.as_ref() == "AWSDynamoDB") => {
-            Location {
-                prefix: Path::from_iter(aws_dir.iter().cloned()),
-                ..id_dir.clone()
-            }
-        }
-        _ => id_dir.clone(),
-    };
+    let shared_dir = shared_data_dir(&id_dir);
     let mut files = Vec::new();
     for (entry, file) in parse_manifest_files(&manifest_url, &bytes)? {
         let dir = if file.shared { &shared_dir } else { &id_dir };
@@ -405,40 +383,143 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
             items: Some(entry.item_count),
         });
     }
-    let format = match summary.as_ref().and_then(|s| s["outputFormat"].as_str()) {
-        Some(f) if f.eq_ignore_ascii_case("ION") => DataFormat::Ion,
-        Some(_) => DataFormat::DynamodbJson,
-        // No summary to say: the data files' names do (`.ion.gz`, `.json.gz`).
-        None if files.iter().any(|f| f.url.contains(".ion")) => DataFormat::Ion,
-        None => DataFormat::DynamodbJson,
-    };
-    let from_arn = summary
-        .as_ref()
-        .and_then(|s| s["tableArn"].as_str())
-        .and_then(|arn| arn.rsplit_once("table/"))
-        .map(|(_, name)| name.split('/').next().unwrap_or(name).to_string());
-    let changes = summary
-        .as_ref()
-        .and_then(|s| s["exportType"].as_str())
-        .is_some_and(|t| t.eq_ignore_ascii_case("INCREMENTAL_EXPORT"));
-    // Counts that do not add up in 64 bits are not an export's.
-    let expected_items = files
+    let expected_items = total_items(&manifest_url, &files)?;
+    Ok(Some(TableSource {
+        table: schema
+            .as_ref()
+            .map(|s| s.table_name.clone())
+            .or(summary.table()),
+        expected_items: Some(expected_items),
+        format: summary.format(&files),
+        changes: summary.incremental(),
+        dir: id_dir,
+        files,
+        schema,
+    }))
+}
+
+/// The folder of an AWS native export under `dir`, with the table's description: `dir`
+/// itself when it is one (its description from the table folder two levels up, when
+/// `schema` is none), else the newest complete `AWSDynamoDB/<id>/` under it; none when
+/// there is no export; refused when every one is incomplete.
+async fn find_export_dir(
+    dir: &Location,
+    schema: Option<TableSchema>,
+) -> Result<Option<(Location, Option<TableSchema>)>> {
+    if dir.exists("manifest-files.json").await? {
+        let schema = match (schema, table_dir_of_export(dir)) {
+            (Some(s), _) => Some(s),
+            (None, Some(table_dir)) => read_schema(&table_dir, "table.json").await?,
+            (None, None) => None,
+        };
+        return Ok(Some((dir.clone(), schema)));
+    }
+    let base = dir.child("AWSDynamoDB");
+    let listing = base.list_folder().await?;
+    let mut ids: Vec<String> = listing
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().map(str::to_string))
+        .collect();
+    ids.sort();
+    // The newest complete export (ids start with a millisecond timestamp).
+    for id in ids.iter().rev() {
+        let candidate = dir.child(&format!("AWSDynamoDB/{id}"));
+        if candidate.exists("manifest-summary.json").await? {
+            return Ok(Some((candidate, schema)));
+        }
+    }
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    Err(Error::Corrupt {
+        file: base.url(),
+        message: "no complete export here (no manifest-summary.json): was the export interrupted?"
+            .into(),
+    })
+}
+
+/// The table folder holding `<table>/AWSDynamoDB/<id>/`, when `id_dir` is such a folder.
+fn table_dir_of_export(id_dir: &Location) -> Option<Location> {
+    let parts: Vec<_> = id_dir.prefix.parts().collect();
+    (parts.len() >= 2 && parts[parts.len() - 2].as_ref() == "AWSDynamoDB").then(|| Location {
+        prefix: Path::from_iter(parts[..parts.len() - 2].iter().cloned()),
+        ..id_dir.clone()
+    })
+}
+
+/// Where the incremental exports of one prefix keep their data: `AWSDynamoDB/` beside the
+/// export folders (its `data/`); `id_dir` itself when it is not under `AWSDynamoDB/`.
+fn shared_data_dir(id_dir: &Location) -> Location {
+    let parts: Vec<_> = id_dir.prefix.parts().collect();
+    match parts.as_slice() {
+        [aws_dir @ .., _id] if aws_dir.last().is_some_and(|p| p.as_ref() == "AWSDynamoDB") => {
+            Location {
+                prefix: Path::from_iter(aws_dir.iter().cloned()),
+                ..id_dir.clone()
+            }
+        }
+        _ => id_dir.clone(),
+    }
+}
+
+/// The items the manifest promises: counts that do not add up in 64 bits are not an
+/// export's.
+fn total_items(manifest_url: &str, files: &[SourceFile]) -> Result<u64> {
+    files
         .iter()
         .filter_map(|f| f.items)
         .try_fold(0u64, u64::checked_add)
         .ok_or_else(|| Error::Corrupt {
-            file: manifest_url.clone(),
+            file: manifest_url.to_string(),
             message: "its item counts add up to more than 2^64".into(),
-        })?;
-    Ok(Some(TableSource {
-        table: schema.as_ref().map(|s| s.table_name.clone()).or(from_arn),
-        expected_items: Some(expected_items),
-        dir: id_dir,
-        format,
-        files,
-        schema,
-        changes,
-    }))
+        })
+}
+
+/// A native export's `manifest-summary.json`, when it has one that reads as JSON.
+struct NativeSummary(Option<serde_json::Value>);
+
+impl NativeSummary {
+    /// The summary of the export at `id_dir`, its checksum checked when it has one.
+    async fn read(id_dir: &Location) -> Result<Self> {
+        let bytes = id_dir
+            .get_optional(&id_dir.join("manifest-summary.json"))
+            .await?;
+        if let Some(b) = &bytes {
+            check_manifest_checksum(id_dir, "manifest-summary.json", b).await?;
+        }
+        Ok(NativeSummary(
+            bytes.and_then(|b| serde_json::from_slice(&b).ok()),
+        ))
+    }
+
+    /// The data format: the summary's, else (no summary to say) the data files' names
+    /// (`.ion.gz`, `.json.gz`).
+    fn format(&self, files: &[SourceFile]) -> DataFormat {
+        match self.0.as_ref().and_then(|s| s["outputFormat"].as_str()) {
+            Some(f) if f.eq_ignore_ascii_case("ION") => DataFormat::Ion,
+            Some(_) => DataFormat::DynamodbJson,
+            None if files.iter().any(|f| f.url.contains(".ion")) => DataFormat::Ion,
+            None => DataFormat::DynamodbJson,
+        }
+    }
+
+    /// The exported table's name, from its ARN.
+    fn table(&self) -> Option<String> {
+        self.0
+            .as_ref()
+            .and_then(|s| s["tableArn"].as_str())
+            .and_then(|arn| arn.rsplit_once("table/"))
+            .map(|(_, name)| name.split('/').next().unwrap_or(name).to_string())
+    }
+
+    /// Whether the export is incremental (its lines are changes).
+    fn incremental(&self) -> bool {
+        self.0
+            .as_ref()
+            .and_then(|s| s["exportType"].as_str())
+            .is_some_and(|t| t.eq_ignore_ascii_case("INCREMENTAL_EXPORT"))
+    }
 }
 
 /// A manifest's checksum file, when there is one (`.md5` as AWS writes it, or `.checksum`),
@@ -697,6 +778,243 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("version 2"), "{err}");
+    }
+
+    fn folder(dir: &tempfile::TempDir) -> Location {
+        Storage::default()
+            .open(dir.path().to_str().unwrap())
+            .unwrap()
+    }
+
+    fn step(source: &str, target: &str, key: &[&str]) -> RestoreStep {
+        RestoreStep {
+            source_table: source.into(),
+            target_table: target.into(),
+            path: source.into(),
+            format: DataFormat::DynamodbJson,
+            key_schema: key
+                .iter()
+                .map(|n| KeyAttribute {
+                    attribute_name: n.to_string(),
+                    key_type: "HASH".into(),
+                    attribute_type: "S".into(),
+                })
+                .collect(),
+            write_ratio: 0.5,
+            item_count: None,
+        }
+    }
+
+    fn table(dir: &Location, name: Option<&str>) -> Result<TableSource> {
+        Ok(TableSource {
+            dir: dir.clone(),
+            table: name.map(str::to_string),
+            format: DataFormat::DynamodbJson,
+            files: Vec::new(),
+            schema: None,
+            expected_items: None,
+            changes: false,
+        })
+    }
+
+    #[test]
+    fn a_table_map_names_tables() {
+        check_table_map(&[("Orders".into(), "Orders-2".into())]).unwrap();
+        let err = check_table_map(&[("Orders".into(), "no/slash".into())]).unwrap_err();
+        assert!(matches!(err, Error::Usage(_)) && err.to_string().starts_with("--table-map: "));
+    }
+
+    #[test]
+    fn a_tables_name_comes_from_the_plan_the_export_or_the_target_given() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = folder(&tmp);
+        let mut sel = Selection::default();
+        let s = step("Planned", "Dst", &[]);
+        let named = table(&root, Some("Named"));
+        let unnamed = table(&root, None);
+        assert_eq!(
+            source_table_of(&sel, &root, Some(&s), &named).unwrap(),
+            "Planned"
+        );
+        assert_eq!(source_table_of(&sel, &root, None, &named).unwrap(), "Named");
+        let err = source_table_of(&sel, &root, None, &unnamed).unwrap_err();
+        assert!(err.to_string().contains("pass --target-table"), "{err}");
+        sel.target_table = Some("Given".into());
+        assert_eq!(
+            source_table_of(&sel, &root, None, &unnamed).unwrap(),
+            "Given"
+        );
+    }
+
+    #[test]
+    fn a_tables_target_is_the_maps_the_one_given_the_plans_or_its_own_name() {
+        let s = step("A", "PlannedA", &[]);
+        let mut sel = Selection::default();
+        assert_eq!(target_of(&sel, "A", None), "A");
+        assert_eq!(target_of(&sel, "A", Some(&s)), "PlannedA");
+        sel.target_table = Some("Given".into());
+        assert_eq!(target_of(&sel, "A", Some(&s)), "Given");
+        sel.table_map = vec![
+            ("B".into(), "MappedB".into()),
+            ("A".into(), "MappedA".into()),
+        ];
+        assert_eq!(target_of(&sel, "A", Some(&s)), "MappedA");
+    }
+
+    #[test]
+    fn a_tables_key_is_the_plans_else_its_descriptions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = folder(&tmp);
+        let described: TableSchema = serde_json::from_value(serde_json::json!({
+            "TableName": "T",
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST"
+        }))
+        .unwrap();
+        let mut t = table(&root, Some("T"));
+        t.as_mut().unwrap().schema = Some(described);
+        let names = |k: Option<Vec<KeyAttribute>>| {
+            k.map(|k| k.into_iter().map(|a| a.attribute_name).collect::<Vec<_>>())
+        };
+        let planned = step("T", "T", &["pk"]);
+        assert_eq!(names(key_of(Some(&planned), &t)), Some(vec!["pk".into()]));
+        let keyless = step("T", "T", &[]);
+        assert_eq!(names(key_of(Some(&keyless), &t)), Some(vec!["id".into()]));
+        assert_eq!(names(key_of(None, &table(&root, None))), None);
+    }
+
+    #[test]
+    fn two_tables_into_one_target_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = folder(&tmp);
+        let sel = |target: &str| Selected {
+            source_table: "S".into(),
+            target_table: target.into(),
+            step: None,
+            table: table(&root, None),
+            key: None,
+            changes: Vec::new(),
+            reached: None,
+        };
+        check_distinct_targets(&[sel("a"), sel("b")]).unwrap();
+        let err = check_distinct_targets(&[sel("b"), sel("a"), sel("b")]).unwrap_err();
+        assert!(err.to_string().contains("written into b"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_replay_of_a_folder_that_is_neither_a_run_nor_an_apps_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = folder(&tmp);
+        let at = chrono::DateTime::from_timestamp(1, 0).unwrap();
+        let storage = Storage::default();
+        let err = select_app_chains(&storage, &Selection::default(), &root, at)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("holding _chains/"), "{err}");
+        std::fs::write(tmp.path().join("restore-plan.json"), "{}").unwrap();
+        let run = select_app_chains(&storage, &Selection::default(), &root, at).await;
+        assert!(
+            run.unwrap().is_none(),
+            "a run's tables are selected as any run's"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_newest_complete_native_export_is_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = folder(&tmp);
+        assert!(find_export_dir(&root, None).await.unwrap().is_none());
+        let aws = tmp.path().join("AWSDynamoDB");
+        std::fs::create_dir_all(aws.join("0002-b")).unwrap();
+        std::fs::write(aws.join("0002-b/manifest-files.json"), "").unwrap();
+        let err = find_export_dir(&root, None).await.unwrap_err();
+        assert!(
+            err.to_string().contains("was the export interrupted"),
+            "{err}"
+        );
+        for id in ["0001-a", "0003-c"] {
+            std::fs::create_dir_all(aws.join(id)).unwrap();
+            std::fs::write(aws.join(id).join("manifest-summary.json"), "{}").unwrap();
+        }
+        std::fs::create_dir_all(aws.join("0004-d")).unwrap();
+        std::fs::write(aws.join("0004-d/manifest-files.json"), "").unwrap();
+        let (found, _) = find_export_dir(&root, None).await.unwrap().unwrap();
+        assert!(
+            found.url().ends_with("AWSDynamoDB/0003-c"),
+            "{}",
+            found.url()
+        );
+
+        // Given the export's own folder: the table's description two levels up.
+        std::fs::write(
+            tmp.path().join("table.json"),
+            serde_json::json!({
+                "TableName": "Orders", "KeySchema": [], "AttributeDefinitions": [],
+                "BillingMode": "PAY_PER_REQUEST"
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let id_dir = root.child("AWSDynamoDB/0004-d");
+        let (dir, schema) = find_export_dir(&id_dir, None).await.unwrap().unwrap();
+        assert_eq!(dir.url(), id_dir.url());
+        assert_eq!(schema.unwrap().table_name, "Orders");
+    }
+
+    #[test]
+    fn incremental_exports_share_the_data_folder_beside_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = folder(&tmp);
+        let id_dir = root.child("t/AWSDynamoDB/0001-a");
+        assert_eq!(
+            shared_data_dir(&id_dir).url(),
+            root.child("t/AWSDynamoDB").url()
+        );
+        assert_eq!(
+            table_dir_of_export(&id_dir).unwrap().url(),
+            root.child("t").url()
+        );
+        let elsewhere = root.child("t/export");
+        assert_eq!(shared_data_dir(&elsewhere).url(), elsewhere.url());
+        assert!(table_dir_of_export(&elsewhere).is_none());
+    }
+
+    #[test]
+    fn a_manifests_item_counts_must_add_up_in_64_bits() {
+        let f = |items| SourceFile {
+            path: Path::from("f"),
+            url: "u".into(),
+            md5: None,
+            items: Some(items),
+        };
+        assert_eq!(total_items("m", &[f(2), f(3)]).unwrap(), 5);
+        let err = total_items("m", &[f(u64::MAX), f(1)]).unwrap_err();
+        assert!(err.to_string().contains("more than 2^64"), "{err}");
+    }
+
+    #[test]
+    fn a_native_summary_gives_the_format_table_and_type() {
+        let file = |url: &str| SourceFile {
+            path: Path::from("f"),
+            url: url.into(),
+            md5: None,
+            items: None,
+        };
+        let none = NativeSummary(None);
+        assert_eq!(none.format(&[file("a.json.gz")]), DataFormat::DynamodbJson);
+        assert_eq!(none.format(&[file("a.ion.gz")]), DataFormat::Ion);
+        assert_eq!((none.table(), none.incremental()), (None, false));
+        let s = NativeSummary(Some(serde_json::json!({
+            "outputFormat": "ion",
+            "tableArn": "arn:aws:dynamodb:us-east-1:1:table/Orders/stream/x",
+            "exportType": "INCREMENTAL_EXPORT"
+        })));
+        assert_eq!(s.format(&[file("a.json.gz")]), DataFormat::Ion);
+        assert_eq!(s.table().as_deref(), Some("Orders"));
+        assert!(s.incremental());
+        let json = NativeSummary(Some(serde_json::json!({"outputFormat": "DYNAMODB_JSON"})));
+        assert_eq!(json.format(&[file("a.ion.gz")]), DataFormat::DynamodbJson);
     }
 
     proptest! {
