@@ -373,6 +373,7 @@ async fn send_create(aws: &Aws, target: &str, req: CreateTable) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::canned::Canned;
 
     fn k(name: &str, kt: &str, at: &str) -> KeyAttribute {
         KeyAttribute {
@@ -531,64 +532,48 @@ mod tests {
         );
     }
 
+    /// CreateTable encrypted with the key `arn:k`, against a canned endpoint giving
+    /// `answers`: what was asked, what came of it, and what the report would say.
+    async fn create_encrypted_against(
+        answers: Vec<(u16, String)>,
+    ) -> (Canned, Result<()>, SettingsOutcome) {
+        let canned = Canned::start(answers).await;
+        let aws = Aws::for_tests(&canned.url, crate::clock::ManualClock::default());
+        let req = create_request(&aws, "dst", &schema(serde_json::json!({})));
+        let mut outcome = SettingsOutcome::default();
+        let r = create_encrypted(&aws, "dst", req, Some("arn:k"), &mut outcome).await;
+        (canned, r, outcome)
+    }
+
+    const DENIED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ValidationException","message":"KMS key arn:k is not accessible"}"#;
+
     #[tokio::test]
     async fn a_kms_key_this_account_cannot_use_falls_back_to_the_managed_key_said_so() {
-        use crate::aws::canned::Canned;
-        let denied = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ValidationException","message":"KMS key arn:k is not accessible"}"#;
-        let canned = Canned::start(vec![(400, denied.into()), (200, "{}".into())]).await;
-        let aws = Aws::for_tests(&canned.url, crate::clock::ManualClock::default());
-        let s = schema(serde_json::json!({}));
-        let mut outcome = SettingsOutcome::default();
-        create_encrypted(
-            &aws,
-            "dst",
-            create_request(&aws, "dst", &s),
-            Some("arn:k"),
-            &mut outcome,
-        )
-        .await
-        .unwrap();
+        let answers = vec![(400, DENIED.into()), (200, "{}".into())];
+        let (canned, r, outcome) = create_encrypted_against(answers).await;
+        r.unwrap();
         assert_eq!(canned.ops(), ["CreateTable", "CreateTable"]);
         let requests = canned.requests.lock().unwrap().clone();
         assert_eq!(requests[0].1["SSESpecification"]["KMSMasterKeyId"], "arn:k");
-        assert!(requests[1].1["SSESpecification"]
-            .get("KMSMasterKeyId")
-            .is_none());
-        assert_eq!(requests[1].1["SSESpecification"]["SSEType"], "KMS");
+        let fallback = &requests[1].1["SSESpecification"];
+        assert!(fallback.get("KMSMasterKeyId").is_none());
+        assert_eq!(fallback["SSEType"], "KMS");
         assert!(outcome.restored.is_empty());
         assert!(
             outcome.not_restored[0].starts_with("encryption with KMS key arn:k: "),
             "{outcome:?}"
         );
+    }
 
-        // A key it can use: said restored.
-        let canned = Canned::start(vec![(200, "{}".into())]).await;
-        let aws = Aws::for_tests(&canned.url, crate::clock::ManualClock::default());
-        let mut outcome = SettingsOutcome::default();
-        create_encrypted(
-            &aws,
-            "dst",
-            create_request(&aws, "dst", &s),
-            Some("arn:k"),
-            &mut outcome,
-        )
-        .await
-        .unwrap();
+    #[tokio::test]
+    async fn a_usable_kms_key_is_said_restored_and_another_failure_is_the_tables() {
+        let (_, r, outcome) = create_encrypted_against(vec![(200, "{}".into())]).await;
+        r.unwrap();
         assert_eq!(outcome.restored, ["encryption (KMS key arn:k)"]);
 
-        // Another failure is the table's.
-        let canned = Canned::start(vec![(400, denied.replace("KMS key", "limit").into())]).await;
-        let aws = Aws::for_tests(&canned.url, crate::clock::ManualClock::default());
-        let mut outcome = SettingsOutcome::default();
-        let err = create_encrypted(
-            &aws,
-            "dst",
-            create_request(&aws, "dst", &s),
-            Some("arn:k"),
-            &mut outcome,
-        )
-        .await
-        .unwrap_err();
+        let other = DENIED.replace("KMS key", "limit");
+        let (canned, r, _) = create_encrypted_against(vec![(400, other)]).await;
+        let err = r.unwrap_err();
         assert!(err.to_string().contains("limit"), "{err}");
         assert_eq!(canned.ops(), ["CreateTable"]);
     }
