@@ -6,7 +6,7 @@
 use crate::aws::Aws;
 use crate::engine::Engine;
 use crate::export::{ExportSettings, Prepared};
-use crate::plan::{table_folder, ExportPlan, RunLayout, TableFilter};
+use crate::plan::{table_folder, ExportPlan, PlanSelection, PlannedTable, RunLayout, TableFilter};
 use crate::report::TableReport;
 use crate::{Error, Result};
 
@@ -135,110 +135,146 @@ pub(crate) fn check(
     base: &str,
     given_base: Option<&str>,
 ) -> Result<()> {
-    let refuse = |flag: &str, given: &dyn std::fmt::Display, planned: &dyn std::fmt::Display| {
-        Err(Error::Usage(format!(
-            "{flag} {given} contradicts the run being resumed: its plan ({plan_url}) has {planned}; drop the flag or start a new run"
-        )))
-    };
-    if !settings.app.is_empty() && settings.app != plan.app {
-        return refuse("--app", &settings.app, &format!("app {}", plan.app));
-    }
-    if let Some(to) = given_base {
-        if to.trim_end_matches('/') != base.trim_end_matches('/') {
-            return refuse("--to", &to, &format!("the run under {base}"));
-        }
-    }
-    let given = settings.selection();
-    let selects = !(given.tables.is_empty()
-        && given.table_names.is_empty()
-        && given.excludes.is_empty()
-        && given.exclude_file.is_none());
-    if selects {
-        match &plan.selection {
-            Some(planned) => {
-                let same = |a: &[String], b: &[String]| {
-                    let mut a = a.to_vec();
-                    let mut b = b.to_vec();
-                    a.sort();
-                    b.sort();
-                    a == b
-                };
-                let checks = [
-                    ("--tables", &given.tables, &planned.tables),
-                    ("--table", &given.table_names, &planned.table_names),
-                    ("--exclude", &given.excludes, &planned.excludes),
-                ];
-                for (flag, g, p) in checks {
-                    if !same(g, p) {
-                        return refuse(flag, &list(g), &format!("{flag} {}", list(p)));
-                    }
-                }
-                if given.exclude_file != planned.exclude_file {
-                    return refuse(
-                        "--exclude-file",
-                        &given.exclude_file.as_deref().unwrap_or("(none)"),
-                        &format!(
-                            "--exclude-file {}",
-                            planned.exclude_file.as_deref().unwrap_or("(none)")
-                        ),
-                    );
-                }
-            }
-            // A plan from before selections were recorded: the flags must at least select
-            // every table it holds.
-            None => {
-                let filter = TableFilter::new(&given.tables, &given.excludes)?
-                    .with_names(&given.table_names)?;
-                if let Some(t) = plan.tables.iter().find(|t| !filter.matches(&t.table)) {
-                    return refuse(
-                        "--tables/--table/--exclude",
-                        &list(&given.tables),
-                        &format!("table {} (which these flags do not select)", t.table),
-                    );
-                }
-            }
-        }
-    }
-    if let Some(r) = settings.read_ratio {
-        if (r - plan.read_ratio).abs() > 1e-9 {
-            return refuse(
-                "--read-ratio",
-                &r,
-                &format!("readRatio {}", plan.read_ratio),
-            );
-        }
-    }
-    if let Some(f) = settings.format {
-        if f != plan.format {
-            return refuse(
-                "--format",
-                &f.name(),
-                &format!("format {}", plan.format.name()),
-            );
-        }
-    }
-    if let Some(c) = settings.compression {
-        if c != plan.compression {
-            return refuse(
-                "--compression",
-                &c.name(),
-                &format!("compression {}", plan.compression.name()),
-            );
-        }
-    }
-    if let Some(t) = settings.run_time {
-        if t != plan.started_at {
-            return refuse(
-                "--run-time",
-                &t.to_rfc3339(),
-                &format!("startedAt {}", plan.started_at.to_rfc3339()),
-            );
-        }
-    }
+    let refusal = Refusal { plan_url };
+    refusal.check_place(settings, plan, base, given_base)?;
+    refusal.check_selection(&settings.selection(), plan)?;
+    refusal.check_run_wide(settings, plan)?;
     for t in &plan.tables {
+        refusal.check_table(settings, t)?;
+    }
+    Ok(())
+}
+
+/// How a flag that contradicts the plan at `plan_url` is refused.
+struct Refusal<'a> {
+    plan_url: &'a str,
+}
+
+impl Refusal<'_> {
+    /// Refuse `flag` given as `given`, naming what the plan has (`planned`).
+    fn refuse(
+        &self,
+        flag: &str,
+        given: &dyn std::fmt::Display,
+        planned: &dyn std::fmt::Display,
+    ) -> Result<()> {
+        Err(Error::Usage(format!(
+            "{flag} {given} contradicts the run being resumed: its plan ({}) has {planned}; drop the flag or start a new run",
+            self.plan_url
+        )))
+    }
+
+    /// The app, and the base the run lives under.
+    fn check_place(
+        &self,
+        settings: &ExportSettings,
+        plan: &ExportPlan,
+        base: &str,
+        given_base: Option<&str>,
+    ) -> Result<()> {
+        if !settings.app.is_empty() && settings.app != plan.app {
+            return self.refuse("--app", &settings.app, &format!("app {}", plan.app));
+        }
+        if let Some(to) = given_base {
+            if to.trim_end_matches('/') != base.trim_end_matches('/') {
+                return self.refuse("--to", &to, &format!("the run under {base}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The flags that select tables, when any is given: the plan's selection, in any
+    /// order; or (a plan from before selections were recorded) ones that select every
+    /// table it holds.
+    fn check_selection(&self, given: &PlanSelection, plan: &ExportPlan) -> Result<()> {
+        let selects = !(given.tables.is_empty()
+            && given.table_names.is_empty()
+            && given.excludes.is_empty()
+            && given.exclude_file.is_none());
+        if !selects {
+            return Ok(());
+        }
+        let Some(planned) = &plan.selection else {
+            let filter =
+                TableFilter::new(&given.tables, &given.excludes)?.with_names(&given.table_names)?;
+            return match plan.tables.iter().find(|t| !filter.matches(&t.table)) {
+                Some(t) => self.refuse(
+                    "--tables/--table/--exclude",
+                    &list(&given.tables),
+                    &format!("table {} (which these flags do not select)", t.table),
+                ),
+                None => Ok(()),
+            };
+        };
+        let checks = [
+            ("--tables", &given.tables, &planned.tables),
+            ("--table", &given.table_names, &planned.table_names),
+            ("--exclude", &given.excludes, &planned.excludes),
+        ];
+        for (flag, g, p) in checks {
+            if !same_set(g, p) {
+                return self.refuse(flag, &list(g), &format!("{flag} {}", list(p)));
+            }
+        }
+        if given.exclude_file != planned.exclude_file {
+            return self.refuse(
+                "--exclude-file",
+                &given.exclude_file.as_deref().unwrap_or("(none)"),
+                &format!(
+                    "--exclude-file {}",
+                    planned.exclude_file.as_deref().unwrap_or("(none)")
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// What the plan records once for the run: read ratio, format, compression, start.
+    fn check_run_wide(&self, settings: &ExportSettings, plan: &ExportPlan) -> Result<()> {
+        if let Some(r) = settings.read_ratio {
+            if (r - plan.read_ratio).abs() > 1e-9 {
+                return self.refuse(
+                    "--read-ratio",
+                    &r,
+                    &format!("readRatio {}", plan.read_ratio),
+                );
+            }
+        }
+        if let Some(f) = settings.format {
+            if f != plan.format {
+                return self.refuse(
+                    "--format",
+                    &f.name(),
+                    &format!("format {}", plan.format.name()),
+                );
+            }
+        }
+        if let Some(c) = settings.compression {
+            if c != plan.compression {
+                return self.refuse(
+                    "--compression",
+                    &c.name(),
+                    &format!("compression {}", plan.compression.name()),
+                );
+            }
+        }
+        if let Some(t) = settings.run_time {
+            if t != plan.started_at {
+                return self.refuse(
+                    "--run-time",
+                    &t.to_rfc3339(),
+                    &format!("startedAt {}", plan.started_at.to_rfc3339()),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// What the plan records per table: its read rate, its segments, its capacity spike.
+    fn check_table(&self, settings: &ExportSettings, t: &PlannedTable) -> Result<()> {
         if let Some(u) = settings.max_read_units {
             if (u - t.target_read_units).abs() > 1e-6 {
-                return refuse(
+                return self.refuse(
                     "--max-read-units",
                     &u,
                     &format!("targetReadUnits {} for {}", t.target_read_units, t.table),
@@ -247,7 +283,7 @@ pub(crate) fn check(
         }
         if let Some(n) = settings.segments {
             if n != t.segments {
-                return refuse(
+                return self.refuse(
                     "--segments",
                     &n,
                     &format!("segments {} for {}", t.segments, t.table),
@@ -255,26 +291,31 @@ pub(crate) fn check(
             }
         }
         if let Some(n) = settings.spike_read_units {
-            match &t.capacity_spike {
-                Some(spike) if spike.to == n => {}
-                Some(spike) => {
-                    return refuse(
-                        "--spike-read-units",
-                        &n,
-                        &format!("a spike to {} for {}", spike.to, t.table),
-                    )
-                }
-                None => {
-                    return refuse(
-                        "--spike-read-units",
-                        &n,
-                        &format!("no capacity spike for {}", t.table),
-                    )
-                }
-            }
+            return match &t.capacity_spike {
+                Some(spike) if spike.to == n => Ok(()),
+                Some(spike) => self.refuse(
+                    "--spike-read-units",
+                    &n,
+                    &format!("a spike to {} for {}", spike.to, t.table),
+                ),
+                None => self.refuse(
+                    "--spike-read-units",
+                    &n,
+                    &format!("no capacity spike for {}", t.table),
+                ),
+            };
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Whether `a` and `b` hold the same names, in any order.
+fn same_set(a: &[String], b: &[String]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    b.sort();
+    a == b
 }
 
 fn list(v: &[String]) -> String {
@@ -288,7 +329,7 @@ fn list(v: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Compression, DataFormat, PlanSelection, PlannedTable};
+    use crate::plan::{Compression, DataFormat};
     use chrono::TimeZone;
 
     fn plan() -> ExportPlan {
@@ -416,5 +457,89 @@ mod tests {
         s.tables = vec!["USERS_".into()];
         let err = check(&s, &old, "PLAN", "s3://b/base", None).unwrap_err();
         assert!(err.to_string().contains("BILLING_orders"), "{err}");
+    }
+
+    const REFUSAL: Refusal<'static> = Refusal { plan_url: "PLAN" };
+
+    #[test]
+    fn a_refusal_names_the_flag_what_was_given_and_the_plan() {
+        let err = REFUSAL.refuse("--segments", &8, &"segments 2").unwrap_err();
+        assert!(matches!(err, Error::Usage(_)));
+        assert_eq!(
+            err.to_string(),
+            "--segments 8 contradicts the run being resumed: its plan (PLAN) has segments 2; drop the flag or start a new run"
+        );
+    }
+
+    #[test]
+    fn a_selection_is_compared_as_sets_and_only_when_given() {
+        let mut p = plan();
+        p.selection.as_mut().unwrap().tables = vec!["B_".into(), "A_".into()];
+        let given = |tables: &[&str], excludes: &[&str]| PlanSelection {
+            tables: tables.iter().map(|s| s.to_string()).collect(),
+            excludes: excludes.iter().map(|s| s.to_string()).collect(),
+            ..PlanSelection::default()
+        };
+        REFUSAL.check_selection(&given(&[], &[]), &p).unwrap();
+        REFUSAL
+            .check_selection(&given(&["A_", "B_"], &["BILLING_tmp"]), &p)
+            .unwrap();
+        let err = REFUSAL
+            .check_selection(&given(&["A_"], &["BILLING_tmp"]), &p)
+            .unwrap_err();
+        assert!(err.to_string().contains("--tables A_ contradicts"), "{err}");
+        let mut file = given(&["A_", "B_"], &["BILLING_tmp"]);
+        file.exclude_file = Some("x.txt".into());
+        let err = REFUSAL.check_selection(&file, &p).unwrap_err();
+        assert!(
+            err.to_string().contains("has --exclude-file (none)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn each_planned_table_keeps_its_rate_segments_and_spike() {
+        let t = &plan().tables[0];
+        let with = |f: fn(&mut ExportSettings)| {
+            let mut s = ExportSettings::default();
+            f(&mut s);
+            REFUSAL.check_table(&s, t)
+        };
+        with(|_| {}).unwrap();
+        with(|s| s.max_read_units = Some(45.0000001)).unwrap();
+        let err = with(|s| s.segments = Some(3)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("has segments 2 for BILLING_orders"),
+            "{err}"
+        );
+        let err = with(|s| s.spike_read_units = Some(10)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no capacity spike for BILLING_orders"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn run_wide_settings_equal_to_the_plan_pass() {
+        let p = plan();
+        let mut s = ExportSettings {
+            read_ratio: Some(0.45),
+            compression: Some(Compression::Gzip),
+            ..ExportSettings::default()
+        };
+        REFUSAL.check_run_wide(&s, &p).unwrap();
+        s.compression = Some(Compression::Zstd);
+        let err = REFUSAL.check_run_wide(&s, &p).unwrap_err();
+        assert!(err.to_string().starts_with("--compression zstd"), "{err}");
+    }
+
+    #[test]
+    fn same_set_ignores_order_not_content() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(same_set(&v(&["a", "b"]), &v(&["b", "a"])));
+        assert!(!same_set(&v(&["a"]), &v(&["a", "a"])));
+        assert!(!same_set(&v(&["a"]), &v(&["b"])));
     }
 }

@@ -15,11 +15,7 @@ pub async fn select(
     storage: &Storage,
     sel: &Selection,
 ) -> Result<(Location, Option<RestorePlan>, Vec<Selected>)> {
-    for (s, d) in &sel.table_map {
-        for n in [s, d] {
-            validate_table_name(n).map_err(|e| Error::Usage(format!("--table-map: {e}")))?;
-        }
-    }
+    check_table_map(&sel.table_map)?;
     let root = storage.open_existing(&sel.from)?;
     if let Some(chains) = replay_of_app(storage, sel, &root).await? {
         return Ok((root, None, chains));
@@ -47,6 +43,16 @@ pub async fn select(
     }
     refuse_shared_targets(&selected)?;
     Ok((root, source.plan, selected))
+}
+
+/// Every name of a table map is a table name.
+fn check_table_map(table_map: &[(String, String)]) -> Result<()> {
+    for (s, d) in table_map {
+        for n in [s, d] {
+            validate_table_name(n).map_err(|e| Error::Usage(format!("--table-map: {e}")))?;
+        }
+    }
+    Ok(())
 }
 
 /// With an instant, a folder that is not a run but holds chains: every chained table
@@ -98,14 +104,7 @@ async fn pick(
     step: Option<RestoreStep>,
     table: Result<TableSource>,
 ) -> Selected {
-    let target_table = sel
-        .table_map
-        .iter()
-        .find(|(s, _)| *s == source_table)
-        .map(|(_, d)| d.clone())
-        .or_else(|| sel.target_table.clone())
-        .or_else(|| step.as_ref().map(|s| s.target_table.clone()))
-        .unwrap_or_else(|| source_table.clone());
+    let target_table = target_of(sel, &source_table, step.as_ref());
     let key = key_of(step.as_ref(), &table);
     let (table, changes, reached) = match sel.at {
         None => (table, Vec::new(), None),
@@ -126,6 +125,18 @@ async fn pick(
         changes,
         reached,
     }
+}
+
+/// The table `source_table` goes into: the table map's, else the target given, else the
+/// restore plan's, else its own name.
+fn target_of(sel: &Selection, source_table: &str, step: Option<&RestoreStep>) -> String {
+    sel.table_map
+        .iter()
+        .find(|(s, _)| s == source_table)
+        .map(|(_, d)| d.clone())
+        .or_else(|| sel.target_table.clone())
+        .or_else(|| step.map(|s| s.target_table.clone()))
+        .unwrap_or_else(|| source_table.to_string())
 }
 
 /// The key the target must have: the restore plan's, or the export's schema's.
@@ -157,37 +168,107 @@ fn refuse_shared_targets(selected: &[Selected]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::source::tests::{folder, step, table};
 
-    fn selected(source: &str, target: &str) -> Selected {
-        Selected {
-            source_table: source.into(),
-            target_table: target.into(),
-            step: None,
-            table: Err(Error::Failed("not read".into())),
-            key: None,
-            changes: Vec::new(),
-            reached: None,
-        }
+    #[test]
+    fn a_table_map_names_tables() {
+        check_table_map(&[("Orders".into(), "Orders-2".into())]).unwrap();
+        let err = check_table_map(&[("Orders".into(), "no/slash".into())]).unwrap_err();
+        assert!(matches!(err, Error::Usage(_)) && err.to_string().starts_with("--table-map: "));
+    }
+
+    #[test]
+    fn a_tables_name_comes_from_the_plan_the_export_or_the_target_given() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = folder(&tmp);
+        let mut sel = Selection::default();
+        let s = step("Planned", "Dst", &[]);
+        let named = table(&root, Some("Named"));
+        let unnamed = table(&root, None);
+        assert_eq!(
+            source_table(&sel, &root, Some(&s), &named).unwrap(),
+            "Planned"
+        );
+        assert_eq!(source_table(&sel, &root, None, &named).unwrap(), "Named");
+        let err = source_table(&sel, &root, None, &unnamed).unwrap_err();
+        assert!(err.to_string().contains("pass --target-table"), "{err}");
+        sel.target_table = Some("Given".into());
+        assert_eq!(source_table(&sel, &root, None, &unnamed).unwrap(), "Given");
+    }
+
+    #[test]
+    fn a_tables_target_is_the_maps_the_one_given_the_plans_or_its_own_name() {
+        let s = step("A", "PlannedA", &[]);
+        let mut sel = Selection::default();
+        assert_eq!(target_of(&sel, "A", None), "A");
+        assert_eq!(target_of(&sel, "A", Some(&s)), "PlannedA");
+        sel.target_table = Some("Given".into());
+        assert_eq!(target_of(&sel, "A", Some(&s)), "Given");
+        sel.table_map = vec![
+            ("B".into(), "MappedB".into()),
+            ("A".into(), "MappedA".into()),
+        ];
+        assert_eq!(target_of(&sel, "A", Some(&s)), "MappedA");
+    }
+
+    #[test]
+    fn a_tables_key_is_the_plans_else_its_descriptions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = folder(&tmp);
+        let described: TableSchema = serde_json::from_value(serde_json::json!({
+            "TableName": "T",
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST"
+        }))
+        .unwrap();
+        let mut t = table(&root, Some("T"));
+        t.as_mut().unwrap().schema = Some(described);
+        let names = |k: Option<Vec<KeyAttribute>>| {
+            k.map(|k| k.into_iter().map(|a| a.attribute_name).collect::<Vec<_>>())
+        };
+        let planned = step("T", "T", &["pk"]);
+        assert_eq!(names(key_of(Some(&planned), &t)), Some(vec!["pk".into()]));
+        let keyless = step("T", "T", &[]);
+        assert_eq!(names(key_of(Some(&keyless), &t)), Some(vec!["id".into()]));
+        assert_eq!(names(key_of(None, &table(&root, None))), None);
     }
 
     #[test]
     fn two_tables_into_one_target_are_refused() {
-        assert!(refuse_shared_targets(&[selected("a", "x"), selected("b", "y")]).is_ok());
-        let e = refuse_shared_targets(&[selected("a", "x"), selected("b", "x")]).unwrap_err();
-        assert!(e.to_string().contains("written into x"), "{e}");
+        let tmp = tempfile::tempdir().unwrap();
+        let root = folder(&tmp);
+        let sel = |target: &str| Selected {
+            source_table: "S".into(),
+            target_table: target.into(),
+            step: None,
+            table: table(&root, None),
+            key: None,
+            changes: Vec::new(),
+            reached: None,
+        };
+        refuse_shared_targets(&[sel("a"), sel("b")]).unwrap();
+        let err = refuse_shared_targets(&[sel("b"), sel("a"), sel("b")]).unwrap_err();
+        assert!(err.to_string().contains("written into b"), "{err}");
     }
 
-    #[test]
-    fn the_table_is_named_by_the_plan_then_the_export_then_the_flag() {
-        let storage = Storage::new(crate::store::S3Settings::default(), "us-east-1", None);
-        let root = storage.open("/tmp/ddbx-select-test").unwrap();
+    #[tokio::test]
+    async fn a_replay_of_a_folder_that_is_neither_a_run_nor_an_apps_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = folder(&tmp);
+        let at = chrono::DateTime::from_timestamp(1, 0).unwrap();
+        let storage = Storage::default();
         let sel = Selection {
-            target_table: Some("given".into()),
+            at: Some(at),
             ..Selection::default()
         };
-        let none: Result<TableSource> = Err(Error::Failed("unread".into()));
-        assert_eq!(source_table(&sel, &root, None, &none).unwrap(), "given");
-        let e = source_table(&Selection::default(), &root, None, &none).unwrap_err();
-        assert!(e.to_string().contains("--target-table"), "{e}");
+        let err = replay_of_app(&storage, &sel, &root).await.unwrap_err();
+        assert!(err.to_string().contains("holding _chains/"), "{err}");
+        std::fs::write(tmp.path().join("restore-plan.json"), "{}").unwrap();
+        let run = replay_of_app(&storage, &sel, &root).await;
+        assert!(
+            run.unwrap().is_none(),
+            "a run's tables are selected as any run's"
+        );
     }
 }

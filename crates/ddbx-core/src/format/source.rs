@@ -210,52 +210,8 @@ pub async fn open_table(dir: Location, force: Option<DataFormat>) -> Result<Tabl
 }
 
 async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Option<TableSource>> {
-    // Either the export id folder itself, or a table folder holding AWSDynamoDB/<id>/.
-    let (id_dir, schema) = if dir.exists("manifest-files.json").await? {
-        let parent_schema = match schema {
-            Some(s) => Some(s),
-            None => {
-                let parts: Vec<_> = dir.prefix.parts().collect();
-                if parts.len() >= 2 && parts[parts.len() - 2].as_ref() == "AWSDynamoDB" {
-                    let table_dir = Location {
-                        prefix: Path::from_iter(parts[..parts.len() - 2].iter().cloned()),
-                        ..dir.clone()
-                    };
-                    read_schema(&table_dir, "table.json").await?
-                } else {
-                    None
-                }
-            }
-        };
-        (dir.clone(), parent_schema)
-    } else {
-        let base = dir.child("AWSDynamoDB");
-        let listing = base.list_folder().await?;
-        let mut ids: Vec<String> = listing
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_string))
-            .collect();
-        ids.sort();
-        let mut found = None;
-        // The newest complete export (ids start with a millisecond timestamp).
-        for id in ids.iter().rev() {
-            let candidate = dir.child(&format!("AWSDynamoDB/{id}"));
-            if candidate.exists("manifest-summary.json").await? {
-                found = Some(candidate);
-                break;
-            }
-        }
-        match found {
-            Some(d) => (d, schema),
-            None if !ids.is_empty() => {
-                return Err(Error::Corrupt {
-                    file: base.url(),
-                    message: "no complete export here (no manifest-summary.json): was the export interrupted?".into(),
-                })
-            }
-            None => return Ok(None),
-        }
+    let Some((id_dir, schema)) = find_export_dir(dir, schema).await? else {
+        return Ok(None);
     };
     let manifest_path = id_dir.join("manifest-files.json");
     let manifest_url = id_dir.url_of(&manifest_path);
@@ -267,25 +223,9 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
             message: "missing".into(),
         })?;
     check_manifest_checksum(&id_dir, "manifest-files.json", &bytes).await?;
-    let summary_bytes = id_dir
-        .get_optional(&id_dir.join("manifest-summary.json"))
-        .await?;
-    if let Some(b) = &summary_bytes {
-        check_manifest_checksum(&id_dir, "manifest-summary.json", b).await?;
-    }
-    let summary: Option<serde_json::Value> =
-        summary_bytes.and_then(|b| serde_json::from_slice(&b).ok());
+    let summary = NativeSummary::read(&id_dir).await?;
     // Incremental exports keep their data in the folder beside the export folders.
-    let parts: Vec<_> = id_dir.prefix.parts().collect();
-    let shared_dir = match parts.as_slice() {
-        [aws_dir @ .., _id] if aws_dir.last().is_some_and(|p| p.as_ref() == "AWSDynamoDB") => {
-            Location {
-                prefix: Path::from_iter(aws_dir.iter().cloned()),
-                ..id_dir.clone()
-            }
-        }
-        _ => id_dir.clone(),
-    };
+    let shared_dir = shared_data_dir(&id_dir);
     let mut files = Vec::new();
     for (entry, file) in parse_manifest_files(&manifest_url, &bytes)? {
         let dir = if file.shared { &shared_dir } else { &id_dir };
@@ -297,40 +237,143 @@ async fn open_native(dir: &Location, schema: Option<TableSchema>) -> Result<Opti
             items: Some(entry.item_count),
         });
     }
-    let format = match summary.as_ref().and_then(|s| s["outputFormat"].as_str()) {
-        Some(f) if f.eq_ignore_ascii_case("ION") => DataFormat::Ion,
-        Some(_) => DataFormat::DynamodbJson,
-        // No summary to say: the data files' names do (`.ion.gz`, `.json.gz`).
-        None if files.iter().any(|f| f.url.contains(".ion")) => DataFormat::Ion,
-        None => DataFormat::DynamodbJson,
-    };
-    let from_arn = summary
-        .as_ref()
-        .and_then(|s| s["tableArn"].as_str())
-        .and_then(|arn| arn.rsplit_once("table/"))
-        .map(|(_, name)| name.split('/').next().unwrap_or(name).to_string());
-    let changes = summary
-        .as_ref()
-        .and_then(|s| s["exportType"].as_str())
-        .is_some_and(|t| t.eq_ignore_ascii_case("INCREMENTAL_EXPORT"));
-    // Counts that do not add up in 64 bits are not an export's.
-    let expected_items = files
+    let expected_items = total_items(&manifest_url, &files)?;
+    Ok(Some(TableSource {
+        table: schema
+            .as_ref()
+            .map(|s| s.table_name.clone())
+            .or(summary.table()),
+        expected_items: Some(expected_items),
+        format: summary.format(&files),
+        changes: summary.incremental(),
+        dir: id_dir,
+        files,
+        schema,
+    }))
+}
+
+/// The folder of an AWS native export under `dir`, with the table's description: `dir`
+/// itself when it is one (its description from the table folder two levels up, when
+/// `schema` is none), else the newest complete `AWSDynamoDB/<id>/` under it; none when
+/// there is no export; refused when every one is incomplete.
+async fn find_export_dir(
+    dir: &Location,
+    schema: Option<TableSchema>,
+) -> Result<Option<(Location, Option<TableSchema>)>> {
+    if dir.exists("manifest-files.json").await? {
+        let schema = match (schema, table_dir_of_export(dir)) {
+            (Some(s), _) => Some(s),
+            (None, Some(table_dir)) => read_schema(&table_dir, "table.json").await?,
+            (None, None) => None,
+        };
+        return Ok(Some((dir.clone(), schema)));
+    }
+    let base = dir.child("AWSDynamoDB");
+    let listing = base.list_folder().await?;
+    let mut ids: Vec<String> = listing
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().map(str::to_string))
+        .collect();
+    ids.sort();
+    // The newest complete export (ids start with a millisecond timestamp).
+    for id in ids.iter().rev() {
+        let candidate = dir.child(&format!("AWSDynamoDB/{id}"));
+        if candidate.exists("manifest-summary.json").await? {
+            return Ok(Some((candidate, schema)));
+        }
+    }
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    Err(Error::Corrupt {
+        file: base.url(),
+        message: "no complete export here (no manifest-summary.json): was the export interrupted?"
+            .into(),
+    })
+}
+
+/// The table folder holding `<table>/AWSDynamoDB/<id>/`, when `id_dir` is such a folder.
+fn table_dir_of_export(id_dir: &Location) -> Option<Location> {
+    let parts: Vec<_> = id_dir.prefix.parts().collect();
+    (parts.len() >= 2 && parts[parts.len() - 2].as_ref() == "AWSDynamoDB").then(|| Location {
+        prefix: Path::from_iter(parts[..parts.len() - 2].iter().cloned()),
+        ..id_dir.clone()
+    })
+}
+
+/// Where the incremental exports of one prefix keep their data: `AWSDynamoDB/` beside the
+/// export folders (its `data/`); `id_dir` itself when it is not under `AWSDynamoDB/`.
+fn shared_data_dir(id_dir: &Location) -> Location {
+    let parts: Vec<_> = id_dir.prefix.parts().collect();
+    match parts.as_slice() {
+        [aws_dir @ .., _id] if aws_dir.last().is_some_and(|p| p.as_ref() == "AWSDynamoDB") => {
+            Location {
+                prefix: Path::from_iter(aws_dir.iter().cloned()),
+                ..id_dir.clone()
+            }
+        }
+        _ => id_dir.clone(),
+    }
+}
+
+/// The items the manifest promises: counts that do not add up in 64 bits are not an
+/// export's.
+fn total_items(manifest_url: &str, files: &[SourceFile]) -> Result<u64> {
+    files
         .iter()
         .filter_map(|f| f.items)
         .try_fold(0u64, u64::checked_add)
         .ok_or_else(|| Error::Corrupt {
-            file: manifest_url.clone(),
+            file: manifest_url.to_string(),
             message: "its item counts add up to more than 2^64".into(),
-        })?;
-    Ok(Some(TableSource {
-        table: schema.as_ref().map(|s| s.table_name.clone()).or(from_arn),
-        expected_items: Some(expected_items),
-        dir: id_dir,
-        format,
-        files,
-        schema,
-        changes,
-    }))
+        })
+}
+
+/// A native export's `manifest-summary.json`, when it has one that reads as JSON.
+struct NativeSummary(Option<serde_json::Value>);
+
+impl NativeSummary {
+    /// The summary of the export at `id_dir`, its checksum checked when it has one.
+    async fn read(id_dir: &Location) -> Result<Self> {
+        let bytes = id_dir
+            .get_optional(&id_dir.join("manifest-summary.json"))
+            .await?;
+        if let Some(b) = &bytes {
+            check_manifest_checksum(id_dir, "manifest-summary.json", b).await?;
+        }
+        Ok(NativeSummary(
+            bytes.and_then(|b| serde_json::from_slice(&b).ok()),
+        ))
+    }
+
+    /// The data format: the summary's, else (no summary to say) the data files' names
+    /// (`.ion.gz`, `.json.gz`).
+    fn format(&self, files: &[SourceFile]) -> DataFormat {
+        match self.0.as_ref().and_then(|s| s["outputFormat"].as_str()) {
+            Some(f) if f.eq_ignore_ascii_case("ION") => DataFormat::Ion,
+            Some(_) => DataFormat::DynamodbJson,
+            None if files.iter().any(|f| f.url.contains(".ion")) => DataFormat::Ion,
+            None => DataFormat::DynamodbJson,
+        }
+    }
+
+    /// The exported table's name, from its ARN.
+    fn table(&self) -> Option<String> {
+        self.0
+            .as_ref()
+            .and_then(|s| s["tableArn"].as_str())
+            .and_then(|arn| arn.rsplit_once("table/"))
+            .map(|(_, name)| name.split('/').next().unwrap_or(name).to_string())
+    }
+
+    /// Whether the export is incremental (its lines are changes).
+    fn incremental(&self) -> bool {
+        self.0
+            .as_ref()
+            .and_then(|s| s["exportType"].as_str())
+            .is_some_and(|t| t.eq_ignore_ascii_case("INCREMENTAL_EXPORT"))
+    }
 }
 
 /// A manifest's checksum file, when there is one (`.md5` as AWS writes it, or `.checksum`),
@@ -546,8 +589,9 @@ async fn read_schema(dir: &Location, rel: &str) -> Result<Option<TableSchema>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::store::Storage;
     use proptest::prelude::*;
 
     #[test]
@@ -589,6 +633,140 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("version 2"), "{err}");
+    }
+
+    pub(crate) fn folder(dir: &tempfile::TempDir) -> Location {
+        Storage::default()
+            .open(dir.path().to_str().unwrap())
+            .unwrap()
+    }
+
+    pub(crate) fn step(source: &str, target: &str, key: &[&str]) -> RestoreStep {
+        RestoreStep {
+            source_table: source.into(),
+            target_table: target.into(),
+            path: source.into(),
+            format: DataFormat::DynamodbJson,
+            key_schema: key
+                .iter()
+                .map(|n| KeyAttribute {
+                    attribute_name: n.to_string(),
+                    key_type: "HASH".into(),
+                    attribute_type: "S".into(),
+                })
+                .collect(),
+            write_ratio: 0.5,
+            item_count: None,
+        }
+    }
+
+    pub(crate) fn table(dir: &Location, name: Option<&str>) -> Result<TableSource> {
+        Ok(TableSource {
+            dir: dir.clone(),
+            table: name.map(str::to_string),
+            format: DataFormat::DynamodbJson,
+            files: Vec::new(),
+            schema: None,
+            expected_items: None,
+            changes: false,
+        })
+    }
+
+    #[tokio::test]
+    async fn the_newest_complete_native_export_is_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = folder(&tmp);
+        assert!(find_export_dir(&root, None).await.unwrap().is_none());
+        let aws = tmp.path().join("AWSDynamoDB");
+        std::fs::create_dir_all(aws.join("0002-b")).unwrap();
+        std::fs::write(aws.join("0002-b/manifest-files.json"), "").unwrap();
+        let err = find_export_dir(&root, None).await.unwrap_err();
+        assert!(
+            err.to_string().contains("was the export interrupted"),
+            "{err}"
+        );
+        for id in ["0001-a", "0003-c"] {
+            std::fs::create_dir_all(aws.join(id)).unwrap();
+            std::fs::write(aws.join(id).join("manifest-summary.json"), "{}").unwrap();
+        }
+        std::fs::create_dir_all(aws.join("0004-d")).unwrap();
+        std::fs::write(aws.join("0004-d/manifest-files.json"), "").unwrap();
+        let (found, _) = find_export_dir(&root, None).await.unwrap().unwrap();
+        assert!(
+            found.url().ends_with("AWSDynamoDB/0003-c"),
+            "{}",
+            found.url()
+        );
+
+        // Given the export's own folder: the table's description two levels up.
+        std::fs::write(
+            tmp.path().join("table.json"),
+            serde_json::json!({
+                "TableName": "Orders", "KeySchema": [], "AttributeDefinitions": [],
+                "BillingMode": "PAY_PER_REQUEST"
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let id_dir = root.child("AWSDynamoDB/0004-d");
+        let (dir, schema) = find_export_dir(&id_dir, None).await.unwrap().unwrap();
+        assert_eq!(dir.url(), id_dir.url());
+        assert_eq!(schema.unwrap().table_name, "Orders");
+    }
+
+    #[test]
+    fn incremental_exports_share_the_data_folder_beside_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = folder(&tmp);
+        let id_dir = root.child("t/AWSDynamoDB/0001-a");
+        assert_eq!(
+            shared_data_dir(&id_dir).url(),
+            root.child("t/AWSDynamoDB").url()
+        );
+        assert_eq!(
+            table_dir_of_export(&id_dir).unwrap().url(),
+            root.child("t").url()
+        );
+        let elsewhere = root.child("t/export");
+        assert_eq!(shared_data_dir(&elsewhere).url(), elsewhere.url());
+        assert!(table_dir_of_export(&elsewhere).is_none());
+    }
+
+    #[test]
+    fn a_manifests_item_counts_must_add_up_in_64_bits() {
+        let f = |items| SourceFile {
+            path: Path::from("f"),
+            url: "u".into(),
+            md5: None,
+            items: Some(items),
+        };
+        assert_eq!(total_items("m", &[f(2), f(3)]).unwrap(), 5);
+        let err = total_items("m", &[f(u64::MAX), f(1)]).unwrap_err();
+        assert!(err.to_string().contains("more than 2^64"), "{err}");
+    }
+
+    #[test]
+    fn a_native_summary_gives_the_format_table_and_type() {
+        let file = |url: &str| SourceFile {
+            path: Path::from("f"),
+            url: url.into(),
+            md5: None,
+            items: None,
+        };
+        let none = NativeSummary(None);
+        assert_eq!(none.format(&[file("a.json.gz")]), DataFormat::DynamodbJson);
+        assert_eq!(none.format(&[file("a.ion.gz")]), DataFormat::Ion);
+        assert_eq!((none.table(), none.incremental()), (None, false));
+        let s = NativeSummary(Some(serde_json::json!({
+            "outputFormat": "ion",
+            "tableArn": "arn:aws:dynamodb:us-east-1:1:table/Orders/stream/x",
+            "exportType": "INCREMENTAL_EXPORT"
+        })));
+        assert_eq!(s.format(&[file("a.json.gz")]), DataFormat::Ion);
+        assert_eq!(s.table().as_deref(), Some("Orders"));
+        assert!(s.incremental());
+        let json = NativeSummary(Some(serde_json::json!({"outputFormat": "DYNAMODB_JSON"})));
+        assert_eq!(json.format(&[file("a.ion.gz")]), DataFormat::DynamodbJson);
     }
 
     proptest! {

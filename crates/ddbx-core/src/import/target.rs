@@ -172,6 +172,27 @@ async fn create_table(
     with_settings: bool,
 ) -> Result<(TableSchema, SettingsOutcome)> {
     tracing::info!(table = %target, from = %s.table_name, "creating the table from the export's table.json");
+    let mut req = create_request(aws, target, s);
+    let mut outcome = SettingsOutcome::default();
+    if with_settings {
+        req = AtCreation::of(s).apply(req, &mut outcome);
+    }
+    match s.settings.sse.as_ref().filter(|_| with_settings) {
+        None => send_create(aws, target, req).await?,
+        Some(sse) => {
+            let key = sse.kms_master_key_arn.as_deref();
+            create_encrypted(aws, target, req, key, &mut outcome).await?
+        }
+    }
+    aws.wait_active(target).await?;
+    if with_settings {
+        aws.restore_settings(target, s, &mut outcome).await;
+    }
+    Ok((aws.describe_table(target).await?, outcome))
+}
+
+/// CreateTable for `target` as `s` describes it: keys, billing and indexes.
+fn create_request(aws: &Aws, target: &str, s: &TableSchema) -> CreateTable {
     let c = table::sdk_creation(s);
     let mut req = aws
         .dynamodb
@@ -193,35 +214,53 @@ async fn create_table(
                 .expect("index fields are set"),
         );
     }
-    let mut outcome = SettingsOutcome::default();
-    if with_settings {
+    req
+}
+
+/// The settings a table is given when it is created (the others are put back once it is
+/// ACTIVE), and what its report says of them.
+#[derive(Debug, Default, PartialEq)]
+struct AtCreation {
+    stream: Option<ddb::StreamSpecification>,
+    table_class: Option<ddb::TableClass>,
+    deletion_protection: bool,
+    warm_throughput: Option<ddb::WarmThroughput>,
+    restored: Vec<String>,
+}
+
+impl AtCreation {
+    /// What `s` records: a stream, a table class other than STANDARD, deletion
+    /// protection, warm throughput (at least what the export's size needs, see
+    /// [`warm_writes`]).
+    fn of(s: &TableSchema) -> Self {
+        let mut at = AtCreation::default();
         if let Some(st) = s
             .stream_specification
             .as_ref()
             .filter(|st| st.stream_enabled)
         {
-            req = req.stream_specification(table::sdk_stream(st));
-            outcome.restored.push("stream".into());
+            at.stream = Some(table::sdk_stream(st));
+            at.restored.push("stream".into());
         }
         if let Some(c) = s.table_class.as_deref().filter(|c| *c != "STANDARD") {
-            req = req.table_class(ddb::TableClass::from(c));
-            outcome.restored.push(format!("table class {c}"));
+            at.table_class = Some(ddb::TableClass::from(c));
+            at.restored.push(format!("table class {c}"));
         }
         if s.deletion_protection_enabled == Some(true) {
-            req = req.deletion_protection_enabled(true);
-            outcome.restored.push("deletion protection".into());
+            at.deletion_protection = true;
+            at.restored.push("deletion protection".into());
         }
         let recorded = s.settings.warm_throughput.as_ref();
         let writes = warm_writes(s);
         if recorded.is_some() || writes.is_some() {
             let write = recorded.and_then(|w| w.write_units_per_second).max(writes);
-            req = req.warm_throughput(
+            at.warm_throughput = Some(
                 ddb::WarmThroughput::builder()
                     .set_read_units_per_second(recorded.and_then(|w| w.read_units_per_second))
                     .set_write_units_per_second(write)
                     .build(),
             );
-            outcome.restored.push(match writes {
+            at.restored.push(match writes {
                 Some(w) if Some(w) == write => format!(
                     "warm throughput ({w} writes/s, so {} MB go in about 10 minutes)",
                     s.table_size_bytes / 1_000_000
@@ -229,8 +268,38 @@ async fn create_table(
                 _ => "warm throughput".into(),
             });
         }
+        at
     }
-    let sse = s.settings.sse.as_ref().filter(|_| with_settings);
+
+    /// `req` with these settings; what they are, said in `outcome`.
+    fn apply(self, mut req: CreateTable, outcome: &mut SettingsOutcome) -> CreateTable {
+        if let Some(st) = self.stream {
+            req = req.stream_specification(st);
+        }
+        if let Some(c) = self.table_class {
+            req = req.table_class(c);
+        }
+        if self.deletion_protection {
+            req = req.deletion_protection_enabled(true);
+        }
+        if let Some(w) = self.warm_throughput {
+            req = req.warm_throughput(w);
+        }
+        outcome.restored.extend(self.restored);
+        req
+    }
+}
+
+/// CreateTable encrypted with the KMS key `key` (none: aws/dynamodb). A key this account
+/// may not use (another account's, or the source account's AWS managed key): the
+/// account's own managed key instead, said so in `outcome`.
+async fn create_encrypted(
+    aws: &Aws,
+    target: &str,
+    req: CreateTable,
+    key: Option<&str>,
+    outcome: &mut SettingsOutcome,
+) -> Result<()> {
     let with_key = |req: CreateTable, key: Option<&str>| {
         req.sse_specification(
             ddb::SseSpecification::builder()
@@ -240,37 +309,23 @@ async fn create_table(
                 .build(),
         )
     };
-    let created = match sse {
-        None => send_create(aws, target, req).await,
-        Some(sse) => {
-            let key = sse.kms_master_key_arn.as_deref();
-            match send_create(aws, target, with_key(req.clone(), key)).await {
-                Ok(()) => {
-                    outcome.restored.push(format!(
-                        "encryption (KMS key {})",
-                        key.unwrap_or("aws/dynamodb")
-                    ));
-                    Ok(())
-                }
-                // A key this account may not use (another account's, or the source
-                // account's AWS managed key): the account's own managed key instead, said so.
-                Err(e) if key.is_some() && e.to_string().to_ascii_lowercase().contains("kms") => {
-                    outcome.not_restored.push(format!(
-                        "encryption with KMS key {}: {e}; the table is encrypted with this account's AWS managed key (aws/dynamodb) instead",
-                        key.unwrap_or_default()
-                    ));
-                    send_create(aws, target, with_key(req, None)).await
-                }
-                Err(e) => Err(e),
-            }
+    match send_create(aws, target, with_key(req.clone(), key)).await {
+        Ok(()) => {
+            outcome.restored.push(format!(
+                "encryption (KMS key {})",
+                key.unwrap_or("aws/dynamodb")
+            ));
+            Ok(())
         }
-    };
-    created?;
-    aws.wait_active(target).await?;
-    if with_settings {
-        aws.restore_settings(target, s, &mut outcome).await;
+        Err(e) if key.is_some() && e.to_string().to_ascii_lowercase().contains("kms") => {
+            outcome.not_restored.push(format!(
+                "encryption with KMS key {}: {e}; the table is encrypted with this account's AWS managed key (aws/dynamodb) instead",
+                key.unwrap_or_default()
+            ));
+            send_create(aws, target, with_key(req, None)).await
+        }
+        Err(e) => Err(e),
     }
-    Ok((aws.describe_table(target).await?, outcome))
 }
 
 /// The warm write throughput a new on-demand table needs to take the export's size in
@@ -318,6 +373,7 @@ async fn send_create(aws: &Aws, target: &str, req: CreateTable) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::canned::Canned;
 
     fn k(name: &str, kt: &str, at: &str) -> KeyAttribute {
         KeyAttribute {
@@ -362,5 +418,163 @@ mod tests {
             "{d}"
         );
         assert!(key_difference("t", &export, &[k("pk", "HASH", "S")]).is_some());
+    }
+
+    fn schema(extra: serde_json::Value) -> TableSchema {
+        let mut v = serde_json::json!({
+            "TableName": "src",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST"
+        });
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_table_with_nothing_recorded_gets_nothing_at_creation() {
+        assert_eq!(
+            AtCreation::of(&schema(serde_json::json!({}))),
+            AtCreation::default()
+        );
+        let standard = schema(serde_json::json!({
+            "TableClass": "STANDARD",
+            "DeletionProtectionEnabled": false,
+            "StreamSpecification": {"StreamEnabled": false}
+        }));
+        assert_eq!(AtCreation::of(&standard), AtCreation::default());
+    }
+
+    #[test]
+    fn recorded_settings_are_given_at_creation_and_said() {
+        let s = schema(serde_json::json!({
+            "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "NEW_IMAGE"},
+            "TableClass": "STANDARD_INFREQUENT_ACCESS",
+            "DeletionProtectionEnabled": true,
+            "TableSizeBytes": 20_000_000_000i64,
+            "WarmThroughput": {"ReadUnitsPerSecond": 12_000, "WriteUnitsPerSecond": 4_000}
+        }));
+        let at = AtCreation::of(&s);
+        assert_eq!(
+            at.stream
+                .as_ref()
+                .and_then(|st| st.stream_view_type.clone()),
+            Some(ddb::StreamViewType::NewImage)
+        );
+        assert_eq!(
+            at.table_class,
+            Some(ddb::TableClass::StandardInfrequentAccess)
+        );
+        assert!(at.deletion_protection);
+        let warm = at.warm_throughput.as_ref().unwrap();
+        assert_eq!(warm.read_units_per_second, Some(12_000));
+        assert_eq!(
+            warm.write_units_per_second,
+            Some(32_553),
+            "what the size needs"
+        );
+        assert_eq!(
+            at.restored,
+            [
+                "stream",
+                "table class STANDARD_INFREQUENT_ACCESS",
+                "deletion protection",
+                "warm throughput (32553 writes/s, so 20000 MB go in about 10 minutes)"
+            ]
+        );
+
+        let recorded_only = schema(serde_json::json!({
+            "WarmThroughput": {"WriteUnitsPerSecond": 5_000}
+        }));
+        let at = AtCreation::of(&recorded_only);
+        assert_eq!(at.restored, ["warm throughput"]);
+        let aws = Aws::for_tests("http://127.0.0.1:9", crate::clock::ManualClock::default());
+        let mut outcome = SettingsOutcome::default();
+        let req = at.apply(create_request(&aws, "dst", &recorded_only), &mut outcome);
+        assert_eq!(outcome.restored, ["warm throughput"]);
+        let warm = req.get_warm_throughput().as_ref().unwrap();
+        assert_eq!(warm.write_units_per_second, Some(5_000));
+        assert_eq!(req.get_table_name().as_deref(), Some("dst"));
+    }
+
+    #[test]
+    fn a_created_table_has_the_exports_local_indexes() {
+        let s = schema(serde_json::json!({
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"}
+            ],
+            "AttributeDefinitions": [
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+                {"AttributeName": "at", "AttributeType": "N"}
+            ],
+            "LocalSecondaryIndexes": [{
+                "IndexName": "by_at",
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "at", "KeyType": "RANGE"}
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"}
+            }]
+        }));
+        let aws = Aws::for_tests("http://127.0.0.1:9", crate::clock::ManualClock::default());
+        let req = create_request(&aws, "dst", &s);
+        let lsis = req.get_local_secondary_indexes().as_ref().unwrap();
+        assert_eq!(lsis.len(), 1);
+        assert_eq!(lsis[0].index_name, "by_at");
+        assert_eq!(req.get_key_schema().as_ref().unwrap().len(), 2);
+        assert_eq!(
+            req.get_billing_mode(),
+            &Some(ddb::BillingMode::PayPerRequest)
+        );
+    }
+
+    /// CreateTable encrypted with the key `arn:k`, against a canned endpoint giving
+    /// `answers`: what was asked, what came of it, and what the report would say.
+    async fn create_encrypted_against(
+        answers: Vec<(u16, String)>,
+    ) -> (Canned, Result<()>, SettingsOutcome) {
+        let canned = Canned::start(answers).await;
+        let aws = Aws::for_tests(&canned.url, crate::clock::ManualClock::default());
+        let req = create_request(&aws, "dst", &schema(serde_json::json!({})));
+        let mut outcome = SettingsOutcome::default();
+        let r = create_encrypted(&aws, "dst", req, Some("arn:k"), &mut outcome).await;
+        (canned, r, outcome)
+    }
+
+    const DENIED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ValidationException","message":"KMS key arn:k is not accessible"}"#;
+
+    #[tokio::test]
+    async fn a_kms_key_this_account_cannot_use_falls_back_to_the_managed_key_said_so() {
+        let answers = vec![(400, DENIED.into()), (200, "{}".into())];
+        let (canned, r, outcome) = create_encrypted_against(answers).await;
+        r.unwrap();
+        assert_eq!(canned.ops(), ["CreateTable", "CreateTable"]);
+        let requests = canned.requests.lock().unwrap().clone();
+        assert_eq!(requests[0].1["SSESpecification"]["KMSMasterKeyId"], "arn:k");
+        let fallback = &requests[1].1["SSESpecification"];
+        assert!(fallback.get("KMSMasterKeyId").is_none());
+        assert_eq!(fallback["SSEType"], "KMS");
+        assert!(outcome.restored.is_empty());
+        assert!(
+            outcome.not_restored[0].starts_with("encryption with KMS key arn:k: "),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_usable_kms_key_is_said_restored_and_another_failure_is_the_tables() {
+        let (_, r, outcome) = create_encrypted_against(vec![(200, "{}".into())]).await;
+        r.unwrap();
+        assert_eq!(outcome.restored, ["encryption (KMS key arn:k)"]);
+
+        let other = DENIED.replace("KMS key", "limit");
+        let (canned, r, _) = create_encrypted_against(vec![(400, other)]).await;
+        let err = r.unwrap_err();
+        assert!(err.to_string().contains("limit"), "{err}");
+        assert_eq!(canned.ops(), ["CreateTable"]);
     }
 }

@@ -262,79 +262,13 @@ async fn tools_import_step(
 /// After a Hive import step: its unreadable lines fail the table (named); the items it set
 /// aside are written by ddbx (the local engine's writer), counted and said.
 async fn write_set_aside(work: &ImportWork<'_>, i: &Imported<'_>) -> Result<(u64, Option<String>)> {
-    let target = &i.table.step.target_table;
-    let files = |dir: &Location| {
-        let dir = dir.clone();
-        async move {
-            let listed = dir.list_folder().await?;
-            Ok::<_, Error>(
-                listed
-                    .objects
-                    .into_iter()
-                    .filter(|o| {
-                        o.size > 0 && o.location.filename().is_some_and(hive_layout::is_data_file)
-                    })
-                    .map(|o| SourceFile {
-                        url: dir.url_of(&o.location),
-                        path: o.location,
-                        md5: None,
-                        items: None,
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        }
-    };
-    let unreadable = files(&i.unreadable).await?;
-    if let Some(first) = unreadable.first() {
-        let text = i
-            .unreadable
-            .get_optional(&first.path)
-            .await?
-            .map(|b| {
-                String::from_utf8_lossy(&b)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
-            })
-            .unwrap_or_default();
-        return Err(Error::Corrupt {
-            file: i.unreadable.url(),
-            message: format!(
-                "lines of the export that are not items were set aside by the EMR step, first: {text:?}; the rest of the table was written"
-            ),
-        });
-    }
-    let aside = files(&i.set_aside).await?;
+    refuse_unreadable(&i.unreadable).await?;
+    let aside = hive_data_files(&i.set_aside).await?;
     if aside.is_empty() {
         return Ok((0, None));
     }
-    let mut step = i.table.step.clone();
-    step.expected_items = None;
-    step.files = aside.len();
-    step.source = i.set_aside.url();
-    let table = ImportTable {
-        step,
-        ready: Ok(ReadyTable {
-            source: TableSource {
-                dir: i.set_aside.clone(),
-                table: None,
-                format: i.ready.source.format,
-                files: aside,
-                schema: None,
-                expected_items: None,
-                changes: false,
-            },
-            target: i.ready.target.clone(),
-            spike: None,
-            changes: Vec::new(),
-            key: i.ready.key.clone(),
-            created: false,
-            checked: Default::default(),
-        }),
-    };
+    let table = set_aside_table(i, aside);
+    let target = &i.table.step.target_table;
     let progress = crate::progress::RunProgress::default();
     let reports = LocalEngine {
         parallel_tables: 1,
@@ -356,7 +290,87 @@ async fn write_set_aside(work: &ImportWork<'_>, i: &Imported<'_>) -> Result<(u64
         progress: &progress,
     })
     .await?;
-    let r = reports.into_iter().next().expect("one table");
+    set_aside_written(reports.into_iter().next().expect("one table"))
+}
+
+/// The data files a Hive step wrote into `dir` (empty ones left out).
+async fn hive_data_files(dir: &Location) -> Result<Vec<SourceFile>> {
+    let listed = dir.list_folder().await?;
+    Ok(listed
+        .objects
+        .into_iter()
+        .filter(|o| o.size > 0 && o.location.filename().is_some_and(hive_layout::is_data_file))
+        .map(|o| SourceFile {
+            url: dir.url_of(&o.location),
+            path: o.location,
+            md5: None,
+            items: None,
+        })
+        .collect())
+}
+
+/// Lines of the export that are not items, which the step set aside in `unreadable`, fail
+/// the table, the first of them shown.
+async fn refuse_unreadable(unreadable: &Location) -> Result<()> {
+    let Some(first) = hive_data_files(unreadable).await?.into_iter().next() else {
+        return Ok(());
+    };
+    let text = unreadable
+        .get_optional(&first.path)
+        .await?
+        .map(|b| first_line(&b))
+        .unwrap_or_default();
+    Err(Error::Corrupt {
+        file: unreadable.url(),
+        message: format!(
+            "lines of the export that are not items were set aside by the EMR step, first: {text:?}; the rest of the table was written"
+        ),
+    })
+}
+
+/// The first line of `bytes`, at most 200 characters of it.
+fn first_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect()
+}
+
+/// The set-aside items of `i` as a table for the local engine: the same target and key,
+/// read from `aside` (nothing to create, check first or spike).
+fn set_aside_table(i: &Imported<'_>, aside: Vec<SourceFile>) -> ImportTable {
+    let mut step = i.table.step.clone();
+    step.expected_items = None;
+    step.files = aside.len();
+    step.source = i.set_aside.url();
+    ImportTable {
+        step,
+        ready: Ok(ReadyTable {
+            source: TableSource {
+                dir: i.set_aside.clone(),
+                table: None,
+                format: i.ready.source.format,
+                files: aside,
+                schema: None,
+                expected_items: None,
+                changes: false,
+            },
+            target: i.ready.target.clone(),
+            spike: None,
+            changes: Vec::new(),
+            key: i.ready.key.clone(),
+            created: false,
+            checked: Default::default(),
+        }),
+    }
+}
+
+/// What writing the set-aside items came to: how many, and the note that says so; else
+/// why not.
+fn set_aside_written(r: TableReport) -> Result<(u64, Option<String>)> {
     match r.status {
         TableStatus::Succeeded => Ok((
             r.items,
@@ -403,4 +417,147 @@ fn emr_write_units(table: &ImportTable, ready: &ReadyTable, max: Option<f64>) ->
         units
     };
     units.floor().max(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{DataFormat, ImportStep};
+    use crate::store::Storage;
+    use crate::table::TableSchema;
+
+    fn folder(dir: &std::path::Path) -> Location {
+        Storage::default().open(dir.to_str().unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_hive_folders_data_files_leave_out_markers_and_empty_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("000000_0", "x\n"),
+            ("000001_0", ""),
+            ("_SUCCESS", "x"),
+            (".000002_0.crc", "x"),
+            ("000003_0", "y\n"),
+        ] {
+            std::fs::write(tmp.path().join(name), text).unwrap();
+        }
+        let mut names: Vec<String> = hive_data_files(&folder(tmp.path()))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path.filename().unwrap().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["000000_0", "000003_0"]);
+    }
+
+    #[tokio::test]
+    async fn lines_set_aside_as_unreadable_fail_the_table_showing_the_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = folder(tmp.path());
+        refuse_unreadable(&dir).await.unwrap();
+        std::fs::write(tmp.path().join("000000_0"), "not an item\nnor this\n").unwrap();
+        let err = refuse_unreadable(&dir).await.unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }));
+        assert!(
+            err.to_string().contains(r#"first: "not an item";"#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_first_line_shown_is_cut_at_200_characters() {
+        assert_eq!(first_line(b"one\ntwo"), "one");
+        assert_eq!(first_line(b""), "");
+        assert_eq!(first_line("é".repeat(300).as_bytes()).chars().count(), 200);
+    }
+
+    #[test]
+    fn written_set_aside_items_are_said_and_a_failure_is_named() {
+        let ok = TableReport {
+            status: TableStatus::Succeeded,
+            items: 7,
+            ..TableReport::planned("T")
+        };
+        let (n, note) = set_aside_written(ok).unwrap();
+        assert_eq!(n, 7);
+        assert!(note
+            .unwrap()
+            .starts_with("7 items that the connector cannot write"));
+        let failed = TableReport {
+            items: 3,
+            ..TableReport::failed("T", "throttled")
+        };
+        let err = set_aside_written(failed).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "writing the 3 items the EMR step set aside: throttled"
+        );
+    }
+
+    #[test]
+    fn the_set_aside_table_writes_the_same_target_from_the_set_aside_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (export, aside) = (folder(&tmp.path().join("e")), folder(&tmp.path().join("a")));
+        let target: TableSchema = serde_json::from_value(serde_json::json!({
+            "TableName": "T", "KeySchema": [], "AttributeDefinitions": [],
+            "BillingMode": "PAY_PER_REQUEST"
+        }))
+        .unwrap();
+        let ready = ReadyTable {
+            source: TableSource {
+                dir: export.clone(),
+                table: Some("S".into()),
+                format: DataFormat::DynamodbJson,
+                files: Vec::new(),
+                schema: None,
+                expected_items: Some(100),
+                changes: false,
+            },
+            target,
+            spike: None,
+            changes: Vec::new(),
+            key: None,
+            created: true,
+            checked: Default::default(),
+        };
+        let table = ImportTable {
+            step: ImportStep {
+                source_table: "S".into(),
+                target_table: "T".into(),
+                source: export.url(),
+                format: DataFormat::DynamodbJson,
+                files: 9,
+                expected_items: Some(100),
+                write_ratio: 0.5,
+                target_write_units: None,
+                target_state: String::new(),
+            },
+            ready: Err(Error::Failed("unused".into())),
+        };
+        let imported = Imported {
+            table: &table,
+            ready: &ready,
+            units: 10.0,
+            set_aside: aside.clone(),
+            unreadable: export.clone(),
+        };
+        let path = aside.join("000000_0");
+        let file = SourceFile {
+            url: aside.url_of(&path),
+            path,
+            md5: None,
+            items: None,
+        };
+        let t = set_aside_table(&imported, vec![file]);
+        assert_eq!((t.step.files, t.step.expected_items), (1, None));
+        assert_eq!(t.step.source, aside.url());
+        assert_eq!(t.step.target_table, "T");
+        let r = t.ready.unwrap();
+        assert_eq!(r.source.dir.url(), aside.url());
+        assert_eq!(r.source.format, DataFormat::DynamodbJson);
+        assert!(!r.created, "the target is there already");
+        assert_eq!(r.target.table_name, "T");
+    }
 }
