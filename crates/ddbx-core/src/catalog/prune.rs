@@ -522,6 +522,7 @@ mod tests {
                 ..JobEntry::incomplete("backup")
             },
             restore: None,
+            deleted: None,
             dir: format!("r/a/{day:02}"),
         }
     }

@@ -235,6 +235,29 @@ pub(crate) fn check(
             );
         }
     }
+    if let Some(asked) = settings.object_lock {
+        let given = format!(
+            "{} --retain {}",
+            asked.mode.name().to_lowercase(),
+            asked.days
+        );
+        match &plan.object_lock {
+            Some(l) if l.request() == asked => {}
+            Some(l) => {
+                return refuse(
+                    "--object-lock",
+                    &given,
+                    &format!(
+                        "objectLock {} for {} days (until {})",
+                        l.mode.name(),
+                        l.days,
+                        l.retain_until
+                    ),
+                )
+            }
+            None => return refuse("--object-lock", &given, &"no objectLock"),
+        }
+    }
     for t in &plan.tables {
         if let Some(u) = settings.max_read_units {
             if (u - t.target_read_units).abs() > 1e-6 {
@@ -294,6 +317,7 @@ mod tests {
     fn plan() -> ExportPlan {
         ExportPlan {
             storage_class: None,
+            object_lock: None,
             ddbx_version: "0".into(),
             app: "billing".into(),
             region: "us-east-1".into(),
