@@ -15,6 +15,8 @@ pub enum TableStatus {
     Succeeded,
     /// Something failed; see the error.
     Failed,
+    /// Stopped (Ctrl-C, SIGTERM...) before it ended: `--resume` continues it.
+    Interrupted,
     /// Planned only (dry run, or not started yet).
     Planned,
     /// Nothing to do in this run, by design (an incremental window too short yet): the
@@ -90,6 +92,29 @@ impl TableReport {
             ..Self::planned(table)
         }
     }
+
+    /// A table that ended with `error`: interrupted when it was stopped, else failed
+    /// (and logged as such).
+    pub fn of_error(table: &str, error: &crate::Error) -> Self {
+        if error.is_interrupted() {
+            tracing::warn!(%table, %error, "table interrupted");
+        } else {
+            tracing::error!(%table, %error, "table failed");
+        }
+        Self {
+            status: if error.is_interrupted() {
+                TableStatus::Interrupted
+            } else {
+                TableStatus::Failed
+            },
+            ..Self::failed(table, error)
+        }
+    }
+
+    /// Whether it did not end well (failed, or was interrupted).
+    pub fn is_failure(&self) -> bool {
+        matches!(self.status, TableStatus::Failed | TableStatus::Interrupted)
+    }
 }
 
 /// The outcome of a run: what the flags and `--output json` carry. Items and bytes sum
@@ -111,7 +136,8 @@ pub struct RunSummary {
     /// The runs this run's incremental exports continue (native `--incremental`).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub continues: Vec<String>,
-    /// `running`, `succeeded`, `failed` or `planned`.
+    /// `running`, `succeeded`, `failed`, `interrupted` (every table that did not end well
+    /// was stopped) or `planned`.
     pub status: String,
     /// Start time.
     pub started_at: DateTime<Utc>,
@@ -168,14 +194,14 @@ impl RunSummary {
         tables: Vec<TableReport>,
         ended: Option<DateTime<Utc>>,
     ) -> Self {
-        let failed: Vec<&TableReport> = tables
-            .iter()
-            .filter(|t| t.status == TableStatus::Failed)
-            .collect();
+        let failed: Vec<&TableReport> = tables.iter().filter(|t| t.is_failure()).collect();
         let status = match (ended, failed.is_empty()) {
             (None, _) => "running",
             (Some(_), true) if tables.iter().all(|t| t.status == TableStatus::Planned) => "planned",
             (Some(_), true) => "succeeded",
+            (Some(_), false) if failed.iter().all(|t| t.status == TableStatus::Interrupted) => {
+                "interrupted"
+            }
             (Some(_), false) => "failed",
         };
         Self {

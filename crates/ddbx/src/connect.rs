@@ -13,7 +13,7 @@ pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
     let s3_encryption = match &g.sse {
         Some(sse) => Some(Encryption::parse(sse, g.sse_kms_key_id.clone())?),
         None if g.sse_kms_key_id.is_some() => {
-            return Err(ddbx_core::Error::Invalid(
+            return Err(ddbx_core::Error::Usage(
                 "--sse-kms-key-id needs --sse aws:kms".into(),
             ))
         }

@@ -47,6 +47,7 @@ pub fn summary(out: Output, s: &RunSummary) {
         let status = match t.status {
             TableStatus::Succeeded => "ok",
             TableStatus::Failed => "FAILED",
+            TableStatus::Interrupted => "INTERRUPTED",
             TableStatus::Planned => "planned",
             TableStatus::Deferred => "deferred",
         };

@@ -247,6 +247,16 @@ async fn f11_a_stop_ends_a_wait_on_the_write_rate() {
     let flag = std::fs::read_to_string(run.join("RESTORE_COMPLETE_FAILED")).unwrap();
     assert!(flag.contains("interrupted"), "{flag}");
     assert!(!run.join("_import/_LOCK").exists(), "the lock is released");
+    // The stopped import is listed as interrupted, not failed (its table's status says
+    // so, whatever its error's text holds: here how many items were written).
+    let base = run.ancestors().nth(6).unwrap();
+    let o = env.run(&["list", "--to", s(base), "--output", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let listed = json_stdout(&o);
+    assert_eq!(
+        listed[0]["restore"]["status"], "interrupted",
+        "{listed:#}"
+    );
     let o = env.run(&[
         "import",
         "--from",

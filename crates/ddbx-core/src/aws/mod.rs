@@ -95,7 +95,7 @@ impl Aws {
         };
         let s3_credentials = credentials::for_s3(&base, &sdk, &settings.s3).await;
         let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
-            Error::Invalid(
+            Error::Usage(
                 "no AWS region: pass --region, set AWS_REGION, or set one in the profile".into(),
             )
         })?;
