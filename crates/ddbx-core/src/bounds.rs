@@ -206,7 +206,7 @@ mod tests {
         assert!(SECONDS.parse("0").is_err());
         assert!(RETAIN_DAYS.parse("0").is_err());
         assert!(RETAIN_DAYS.parse("36501").is_err());
-        assert_eq!(RETAIN_DAYS.parse("30"), Ok(30));
+        assert_eq!(RETAIN_DAYS.parse("30").unwrap(), 30);
         assert!(UNITS.check(f64::NAN).is_err());
     }
 

@@ -665,7 +665,7 @@ fn seconds(s: &str) -> Result<f64, ddbx_core::Error> {
 fn keep_days(s: &str) -> Result<u32, ddbx_core::Error> {
     bounds::KEEP_DAYS.parse(s)
 }
-fn retain_days(s: &str) -> Result<u32, String> {
+fn retain_days(s: &str) -> Result<u32, ddbx_core::Error> {
     bounds::RETAIN_DAYS.parse(s)
 }
 

@@ -276,7 +276,7 @@ async fn retained_run(
 ) -> Result<Location> {
     retention::check_bucket(base, lock.request()).await?;
     if resuming && lock.retain_until <= Utc::now() + chrono::Duration::minutes(1) {
-        return Err(crate::Error::Invalid(format!(
+        return Err(crate::Error::Usage(format!(
             "{}: its plan retains it until {}, which has passed: S3 retains nothing until a past date; start a new run",
             run_dir.url(),
             lock.retain_until

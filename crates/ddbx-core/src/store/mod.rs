@@ -291,7 +291,7 @@ impl Storage {
             });
         }
         if self.recovering {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "{location}: a folder keeps no versions of what was deleted: --recover-deleted and --include-deleted read S3 buckets with versioning"
             )));
         }

@@ -122,7 +122,7 @@ pub fn is_backup_object(rel: &str) -> bool {
 /// bucket's configuration.
 pub async fn check_bucket(loc: &Location, asked: LockRequest) -> Result<BucketLock> {
     let Some(bucket) = &loc.s3 else {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{}: --object-lock is S3 Object Lock: the destination must be an s3:// bucket that has it",
             loc.url()
         )));
@@ -137,7 +137,7 @@ pub async fn check_bucket(loc: &Location, asked: LockRequest) -> Result<BucketLo
         )
     })?;
     if !lock.enabled {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "s3://{b}: Object Lock is not enabled on this bucket, so --object-lock {} cannot retain anything; nothing was written. \
              Enable it (versioning first): `aws s3api put-bucket-versioning --bucket {b} --versioning-configuration Status=Enabled` then \
              `aws s3api put-object-lock-configuration --bucket {b} --object-lock-configuration ObjectLockEnabled=Enabled` \
@@ -154,7 +154,7 @@ impl Location {
     /// (S3 only: a folder is refused).
     pub fn retained(&self, lock: &ObjectLock) -> Result<Location> {
         let Some(bucket) = &self.s3 else {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "{}: Object Lock retains objects in S3, not in a folder",
                 self.url()
             )));
