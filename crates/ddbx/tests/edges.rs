@@ -253,10 +253,7 @@ async fn f11_a_stop_ends_a_wait_on_the_write_rate() {
     let o = env.run(&["list", "--to", s(base), "--output", "json"]);
     assert_eq!(o.status.code(), Some(0));
     let listed = json_stdout(&o);
-    assert_eq!(
-        listed[0]["restore"]["status"], "interrupted",
-        "{listed:#}"
-    );
+    assert_eq!(listed[0]["restore"]["status"], "interrupted", "{listed:#}");
     let o = env.run(&[
         "import",
         "--from",

@@ -16,4 +16,5 @@ mod hostile;
 mod import;
 mod native;
 mod native_aws;
+mod object_lock;
 mod settings;

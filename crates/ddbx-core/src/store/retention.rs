@@ -19,7 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
     GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -190,13 +190,25 @@ pub async fn retain_written(dir: &Location) -> Result<u64> {
         .try_collect()
         .await
         .map_err(|e| Error::store(dir.url(), e))?;
-    for o in &objects {
-        bucket
-            .put_retention(o.location.as_ref(), &retention)
-            .await
-            .map_err(|e| Error::store(dir.url_of(&o.location), e))?;
-    }
-    Ok(objects.len() as u64)
+    let count = objects.len() as u64;
+    let puts: Vec<_> = objects
+        .into_iter()
+        .map(|o| {
+            let (bucket, retention) = (bucket.clone(), retention.clone());
+            let url = dir.url_of(&o.location);
+            async move {
+                bucket
+                    .put_retention(o.location.as_ref(), &retention)
+                    .await
+                    .map_err(|e| Error::store(url, e))
+            }
+        })
+        .collect();
+    futures::stream::iter(puts)
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(count)
 }
 
 /// A run root's store whose backup objects are written retained (see the module).

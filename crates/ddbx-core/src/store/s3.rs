@@ -203,6 +203,21 @@ impl Bucket {
         Ok(())
     }
 
+    /// Retain an object just completed from parts as its upload asked. S3 applies the
+    /// lock headers of CreateMultipartUpload; S3-compatible stores (moto among them) may
+    /// not, and setting the same date again is what S3 allows: so a retained object
+    /// never depends on the store having honoured them.
+    async fn retain_completed(
+        &self,
+        key: &str,
+        retention: &Retention,
+    ) -> Result<(), object_store::Error> {
+        match self.retention(key, None).await? {
+            Some(r) if r.until >= retention.until => Ok(()),
+            _ => self.put_retention(key, retention).await,
+        }
+    }
+
     fn owner(&self) -> Option<String> {
         self.settings.expected_bucket_owner.clone()
     }
@@ -332,6 +347,7 @@ impl Bucket {
         Ok(Box::new(Upload {
             bucket: self.clone(),
             key: key.to_string(),
+            retention: retention.clone(),
             upload_id,
             parts: Arc::default(),
             next: 1,
@@ -609,7 +625,11 @@ impl Bucket {
                     break;
                 }
             }
-            self.complete(key, &id, parts).await
+            let done = self.complete(key, &id, parts).await?;
+            if let Some(r) = retention {
+                self.retain_completed(key, r).await?;
+            }
+            Ok(done)
         };
         match copied.await {
             Ok(r) => Ok(r),
@@ -676,6 +696,7 @@ fn copy_source(bucket: &Bucket, key: &str) -> String {
 struct Upload {
     bucket: Arc<Bucket>,
     key: String,
+    retention: Retention,
     upload_id: String,
     parts: Arc<Mutex<Vec<CompletedPart>>>,
     next: i32,
@@ -733,9 +754,14 @@ impl MultipartUpload for Upload {
             self.put_part(PutPayload::default()).await?;
             parts = std::mem::take(&mut *self.parts.lock().expect("not poisoned"));
         }
-        self.bucket
+        let done = self
+            .bucket
             .complete(&self.key, &self.upload_id, parts)
-            .await
+            .await?;
+        self.bucket
+            .retain_completed(&self.key, &self.retention)
+            .await?;
+        Ok(done)
     }
 
     async fn abort(&mut self) -> object_store::Result<()> {

@@ -1,0 +1,242 @@
+//! Backups that survive the writer's own keys (issue 28): exports retained with S3 Object
+//! Lock on moto (which enforces it: a retained version cannot be deleted), prune keeping
+//! what is retained, and recovery past the delete markers the writer's credentials can
+//! still place. Every check of what S3 holds is made with boto3.
+
+use std::collections::BTreeMap;
+
+use crate::support::{items, json_stdout, TestEnv};
+
+/// A bucket with Object Lock enabled (and so versioning), created with boto3.
+pub fn lock_bucket(env: &TestEnv, suffix: &str) -> String {
+    let bucket = format!(
+        "{}-{suffix}",
+        env.prefix
+            .to_lowercase()
+            .replace('_', "-")
+            .trim_end_matches('-')
+    );
+    env.boto3(
+        "s3",
+        "c.create_bucket(Bucket=sys.argv[2], ObjectLockEnabledForBucket=True)\nr = 1",
+        &[&bucket],
+    );
+    bucket
+}
+
+/// One entry of ListObjectVersions under a prefix, with its retention (HeadObject).
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub key: String,
+    pub version: String,
+    pub latest: bool,
+    pub marker: bool,
+    pub mode: Option<String>,
+    pub until: Option<String>,
+}
+
+/// Every version and delete marker under `prefix` of `bucket`, as boto3 sees them.
+pub fn versions(env: &TestEnv, bucket: &str, prefix: &str) -> Vec<Version> {
+    let v = env.boto3(
+        "s3",
+        "r = []\n\
+         for page in c.get_paginator('list_object_versions').paginate(Bucket=sys.argv[2], Prefix=sys.argv[3]):\n\
+         \x20   for v in page.get('Versions', []):\n\
+         \x20       h = c.head_object(Bucket=sys.argv[2], Key=v['Key'], VersionId=v['VersionId'])\n\
+         \x20       u = h.get('ObjectLockRetainUntilDate')\n\
+         \x20       r.append([v['Key'], v['VersionId'], v['IsLatest'], False, h.get('ObjectLockMode'), u.strftime('%Y-%m-%dT%H:%M:%SZ') if u else None])\n\
+         \x20   for m in page.get('DeleteMarkers', []):\n\
+         \x20       r.append([m['Key'], m['VersionId'], m['IsLatest'], True, None, None])",
+        &[bucket, prefix],
+    );
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| Version {
+            key: e[0].as_str().unwrap().to_string(),
+            version: e[1].as_str().unwrap().to_string(),
+            latest: e[2].as_bool().unwrap(),
+            marker: e[3].as_bool().unwrap(),
+            mode: e[4].as_str().map(str::to_string),
+            until: e[5].as_str().map(str::to_string),
+        })
+        .collect()
+}
+
+/// Delete every current object under `prefix` with a plain DeleteObjects (no versions),
+/// as ransomware holding the writer's keys would: returns how many, and what S3 refused.
+pub fn delete_current(env: &TestEnv, bucket: &str, prefix: &str) -> (u64, Vec<String>) {
+    let v = env.boto3(
+        "s3",
+        "keys = [o['Key'] for p in c.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[2], Prefix=sys.argv[3]) for o in p.get('Contents', [])]\n\
+         out = c.delete_objects(Bucket=sys.argv[2], Delete={'Objects': [{'Key': k} for k in keys]}) if keys else {}\n\
+         r = [len(keys), [e['Key'] + ': ' + e['Code'] for e in out.get('Errors', [])]]",
+        &[bucket, prefix],
+    );
+    (
+        v[0].as_u64().unwrap(),
+        v[1].as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+/// Try to delete each data version under `prefix` by its version id: what S3 answered
+/// for each (the error code, or `deleted`).
+pub fn delete_versions(env: &TestEnv, bucket: &str, prefix: &str) -> BTreeMap<String, String> {
+    let v = env.boto3(
+        "s3",
+        "r = {}\n\
+         for p in c.get_paginator('list_object_versions').paginate(Bucket=sys.argv[2], Prefix=sys.argv[3]):\n\
+         \x20   for v in p.get('Versions', []):\n\
+         \x20       try:\n\
+         \x20           c.delete_object(Bucket=sys.argv[2], Key=v['Key'], VersionId=v['VersionId'])\n\
+         \x20           r[v['Key']] = 'deleted'\n\
+         \x20       except c.exceptions.ClientError as e:\n\
+         \x20           r[v['Key']] = e.response['Error']['Code']",
+        &[bucket, prefix],
+    );
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Whether a key (relative to the run root) is one of the run's working files, which must
+/// stay replaceable (never retained).
+fn working(rel: &str) -> bool {
+    rel == "BACKUP_RUNNING" || rel.starts_with("_export/") || rel.starts_with("_capacity/")
+}
+
+/// A run root's key prefix in its bucket (`s3://bucket/p/...` → `p/.../`).
+pub fn run_prefix(root: &str, bucket: &str) -> String {
+    format!("{}/", root.trim_start_matches(&format!("s3://{bucket}/")))
+}
+
+#[tokio::test]
+async fn a_retained_export_locks_every_object_of_the_backup_and_no_working_file() {
+    let env = TestEnv::new("olock").await;
+    let t = env.table("t");
+    env.mixed_table(&t, None, 60).await;
+    // A second table whose one data file is written in parts (9 MB, 8 MiB a part).
+    let big = env.table("big");
+    env.create_table(&big, false, None).await;
+    let blobs: Vec<_> = (0..90).map(|i| items::incompressible(i, 100_000)).collect();
+    env.put_items(&big, &blobs).await;
+    let plain = env.bucket();
+    let bucket = lock_bucket(&env, "lock");
+    let export = |to: &str| {
+        env.run(&[
+            "export",
+            "--app",
+            "olapp",
+            "--tables",
+            &env.prefix,
+            "--to",
+            to,
+            "--object-lock",
+            "compliance",
+            "--retain",
+            "3",
+            "--segments",
+            "1",
+            "--compression",
+            "none",
+            "--output",
+            "json",
+        ])
+    };
+
+    // A bucket without Object Lock is refused, named, with the fix, before any write.
+    let o = export(&format!("s3://{plain}/b"));
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("s3://{plain}: Object Lock is not enabled"))
+            && err.contains("put-object-lock-configuration"),
+        "{err}"
+    );
+    assert!(env.s3_keys(&plain, "b/").is_empty(), "nothing written");
+
+    let o = export(&format!("s3://{bucket}/b"));
+    assert_eq!(o.status.code(), Some(0));
+    let summary = json_stdout(&o);
+    let root = summary["runRoot"].as_str().unwrap().to_string();
+    let prefix = run_prefix(&root, &bucket);
+    let (_, plan) = env.s3_object(&bucket, &format!("{prefix}export-plan.json"));
+    let plan: serde_json::Value = serde_json::from_slice(&plan).unwrap();
+    assert_eq!(plan["objectLock"]["mode"], "COMPLIANCE");
+    assert_eq!(plan["objectLock"]["days"], 3);
+    let until = plan["objectLock"]["retainUntil"].as_str().unwrap();
+    let until: chrono::DateTime<chrono::Utc> = until.parse().unwrap();
+    let ahead = until - chrono::Utc::now();
+    assert!(
+        ahead > chrono::Duration::days(3) - chrono::Duration::minutes(5)
+            && ahead <= chrono::Duration::days(3),
+        "{until}"
+    );
+    let until = until.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+
+    let all = versions(&env, &bucket, &prefix);
+    let current: Vec<&crate::object_lock::Version> =
+        all.iter().filter(|v| v.latest && !v.marker).collect();
+    let (mut retained, mut data_files) = (0, 0);
+    for v in &current {
+        let rel = &v.key[prefix.len()..];
+        if working(rel) {
+            assert_eq!(v.mode, None, "{rel} is a working file: never retained");
+            continue;
+        }
+        assert_eq!(
+            (v.mode.as_deref(), v.until.as_deref()),
+            (Some("COMPLIANCE"), Some(until.as_str())),
+            "{rel}"
+        );
+        retained += 1;
+        data_files += usize::from(rel.contains("/data/"));
+    }
+    for needed in [
+        "BACKUP_COMPLETE_SUCCESS",
+        "export-plan.json",
+        "restore-plan.json",
+        "manifest-files.json",
+        "manifest-files.md5",
+        "manifest-summary.md5",
+        "table.json",
+    ] {
+        assert!(
+            current
+                .iter()
+                .any(|v| v.key.ends_with(needed) && v.mode.is_some()),
+            "{needed} retained"
+        );
+    }
+    // One a table: the big one's 9 MB went up in parts (8 MiB each), retained too.
+    assert_eq!(data_files, 2);
+    eprintln!("{retained} objects retained, {data_files} data files");
+    // The lock above the run root was removed (a delete marker): it stayed replaceable.
+    let app = prefix.trim_end_matches('/').rsplitn(5, '/').last().unwrap();
+    assert!(
+        versions(&env, &bucket, &format!("{app}/_LOCK"))
+            .iter()
+            .all(|v| v.mode.is_none()),
+        "the lock is not retained"
+    );
+    // moto enforces it: no version of the backup can be deleted, by anyone.
+    let refused = delete_versions(&env, &bucket, &format!("{prefix}{t}/"));
+    assert!(!refused.is_empty());
+    assert!(refused.values().all(|c| c == "AccessDenied"), "{refused:?}");
+
+    // ddbx list says so; the copy imports exactly.
+    let o = env.run(&["list", "--to", &format!("s3://{bucket}/b")]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("retained until") && text.contains("Object Lock COMPLIANCE, 3 days"),
+        "{text}"
+    );
+    let o = env.run(&["verify", "--from", &root, "--deep"]);
+    assert_eq!(o.status.code(), Some(0));
+}
