@@ -28,7 +28,6 @@ pub fn lock_bucket(env: &TestEnv, suffix: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Version {
     pub key: String,
-    pub version: String,
     pub latest: bool,
     pub marker: bool,
     pub mode: Option<String>,
@@ -54,7 +53,6 @@ pub fn versions(env: &TestEnv, bucket: &str, prefix: &str) -> Vec<Version> {
         .iter()
         .map(|e| Version {
             key: e[0].as_str().unwrap().to_string(),
-            version: e[1].as_str().unwrap().to_string(),
             latest: e[2].as_bool().unwrap(),
             marker: e[3].as_bool().unwrap(),
             mode: e[4].as_str().map(str::to_string),
@@ -239,4 +237,90 @@ async fn a_retained_export_locks_every_object_of_the_backup_and_no_working_file(
     );
     let o = env.run(&["verify", "--from", &root, "--deep"]);
     assert_eq!(o.status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn prune_keeps_what_is_retained_and_deletes_the_rest_version_by_version() {
+    let env = TestEnv::new("olprune").await;
+    let t = env.table("t");
+    env.mixed_table(&t, None, 20).await;
+    let bucket = lock_bucket(&env, "lock");
+    let base = format!("s3://{bucket}/b");
+    let export = |time: &str, lock: &[&str]| {
+        let mut args = vec![
+            "export", "--app", "pr", "--tables", &t, "--to", &base, "--output", "json",
+        ];
+        if !time.is_empty() {
+            args.extend(["--run-time", time]);
+        }
+        args.extend(lock);
+        let o = env.run(&args);
+        assert_eq!(o.status.code(), Some(0));
+        run_prefix(json_stdout(&o)["runRoot"].as_str().unwrap(), &bucket)
+    };
+    // Oldest first: retained by its own flag; plain; plain but one object retained later
+    // (as a bucket's default retention or an operator would); the newest.
+    let retained = export(
+        "2020-01-01T00:00:00Z",
+        &["--object-lock", "governance", "--retain", "2"],
+    );
+    let plain = export("2021-01-01T00:00:00Z", &[]);
+    let later = export("2022-01-01T00:00:00Z", &[]);
+    export("", &[]);
+    env.boto3(
+        "s3",
+        "import datetime\n\
+         c.put_object_retention(Bucket=sys.argv[2], Key=sys.argv[3], Retention={'Mode': 'GOVERNANCE', 'RetainUntilDate': datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)})\n\
+         r = 1",
+        &[&bucket, &format!("{later}restore-plan.json")],
+    );
+    let before = |p: &str| versions(&env, &bucket, p).len();
+    let (retained_n, later_n) = (before(&retained), before(&later));
+    assert!(before(&plain) > 5);
+
+    let prune = |dry: bool| {
+        let mut args = vec!["prune", "--to", &base, "--app", "pr", "--keep-last", "1"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let o = env.run(&args);
+        assert_eq!(o.status.code(), Some(0), "no failure half-way");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    for dry in [true, false] {
+        let said = prune(dry);
+        let line = |p: &str| {
+            said.lines()
+                .find(|l| l.contains(p.trim_end_matches('/')))
+                .unwrap_or_else(|| panic!("{p} in {said}"))
+                .to_string()
+        };
+        let r = line(&retained);
+        assert!(
+            r.starts_with("keep") && r.contains("retained until") && r.contains("GOVERNANCE"),
+            "{r}"
+        );
+        let l = line(&later);
+        assert!(
+            l.starts_with("keep")
+                && l.contains("retained until")
+                && l.contains("restore-plan.json"),
+            "{l}"
+        );
+        let p = line(&plain);
+        assert!(
+            p.starts_with(if dry { "would delete" } else { "deleted" }),
+            "{p}"
+        );
+        if dry {
+            assert!(before(&plain) > 5, "a dry run deletes nothing");
+        }
+    }
+    // The plain run went whole, every version and marker (no bytes left behind markers);
+    // the retained ones are untouched.
+    assert_eq!(before(&plain), 0);
+    assert_eq!((before(&retained), before(&later)), (retained_n, later_n));
+    let o = env.run(&["list", "--to", &base, "--app", "pr"]);
+    let listed = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(listed.matches("success").count(), 3, "{listed}");
 }
