@@ -200,7 +200,12 @@ pub async fn resolve_from(
             "--from latest takes the newest run as it is; for a point in time use --from <app folder> --at TIME".into(),
         ));
     }
-    let base = aws.storage.open_existing(to)?;
+    let storage = if s.recover_deleted {
+        aws.storage.recovering()
+    } else {
+        aws.storage.clone()
+    };
+    let base = storage.open_existing(to)?;
     let latest = catalog::latest(&base, app, g.region.as_deref()).await?;
     let RunEntry { run_root, time, .. } = &latest.run;
     match latest.replay_at {

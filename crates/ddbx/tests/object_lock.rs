@@ -324,3 +324,124 @@ async fn prune_keeps_what_is_retained_and_deletes_the_rest_version_by_version() 
     let listed = String::from_utf8_lossy(&o.stdout);
     assert_eq!(listed.matches("success").count(), 3, "{listed}");
 }
+
+#[tokio::test]
+async fn a_retained_run_deleted_with_the_writers_keys_is_listed_verified_and_restored() {
+    let env = TestEnv::new("olrec").await;
+    let t = env.table("t");
+    let written = env.mixed_table(&t, None, 120).await;
+    let bucket = lock_bucket(&env, "lock");
+    let base = format!("s3://{bucket}/b");
+    let o = env.run(&[
+        "export",
+        "--app",
+        "rec",
+        "--tables",
+        &t,
+        "--to",
+        &base,
+        "--object-lock",
+        "compliance",
+        "--retain",
+        "1",
+        "--file-items",
+        "30",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let root = json_stdout(&o)["runRoot"].as_str().unwrap().to_string();
+    let prefix = run_prefix(&root, &bucket);
+
+    // The ransomware: every current object deleted with the credentials that wrote them
+    // (S3 takes it: a delete without a version places a marker) and an attempt at the
+    // versions themselves (refused: they are retained).
+    let (n, refused) = delete_current(&env, &bucket, &prefix);
+    assert!(n > 8 && refused.is_empty(), "{n} deleted, {refused:?}");
+    let destroyed = delete_versions(&env, &bucket, &prefix);
+    assert!(
+        destroyed
+            .iter()
+            .all(|(k, c)| (c == "AccessDenied") != working(&k[prefix.len()..])),
+        "{destroyed:?}"
+    );
+    assert!(
+        env.s3_keys(&bucket, &prefix).is_empty(),
+        "nothing current is left"
+    );
+    let versions_before = versions(&env, &bucket, &prefix).len();
+
+    // Gone from the listing and unreadable as it is...
+    let o = env.run(&["list", "--to", &base, "--output", "json"]);
+    let now = json_stdout(&o);
+    assert!(
+        now.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["backup"]["status"] != "success"),
+        "{now}"
+    );
+    let o = env.run(&["verify", "--from", &root]);
+    assert_ne!(o.status.code(), Some(0));
+    // ...but shown past the markers, with what was deleted.
+    let o = env.run(&["list", "--to", &base, "--include-deleted"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(&root) && text.contains("success") && text.contains("DELETED: "),
+        "{text}"
+    );
+    let o = env.run(&[
+        "list",
+        "--to",
+        &base,
+        "--include-deleted",
+        "--output",
+        "json",
+    ]);
+    let listed = json_stdout(&o);
+    let deleted = &listed[0]["deleted"];
+    assert!(
+        deleted["objects"].as_u64().unwrap() >= 8 && deleted["objects"] == deleted["of"],
+        "{deleted}"
+    );
+    assert_eq!(listed[0]["backup"]["objectLock"]["mode"], "COMPLIANCE");
+
+    // Verified and restored exactly from the newest versions that hold data.
+    let o = env.run(&["verify", "--from", &root, "--recover-deleted", "--deep"]);
+    assert_eq!(o.status.code(), Some(0));
+    env.ddb.delete_table().table_name(&t).send().await.unwrap();
+    let o = env.run(&[
+        "import",
+        "--to",
+        &base,
+        "--app",
+        "rec",
+        "--from",
+        "latest",
+        "--recover-deleted",
+        "--create-missing",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(json_stdout(&o)["items"], 120);
+    assert_eq!(
+        crate::support::digests(&env.scan_all(&t).await),
+        crate::support::digests(&written)
+    );
+    assert_eq!(
+        versions(&env, &bucket, &prefix).len(),
+        versions_before,
+        "nothing written into the recovered run"
+    );
+    // Past delete markers is for S3 with versions: a folder is refused, and so are the
+    // engines that read S3 themselves.
+    let out = env.out();
+    let o = env.run(&[
+        "verify",
+        "--from",
+        out.to_str().unwrap(),
+        "--recover-deleted",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+}

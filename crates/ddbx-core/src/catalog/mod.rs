@@ -270,7 +270,9 @@ async fn deleted_objects(root: Location) -> Result<Option<DeletedObjects>> {
         }
         of += 1;
         let latest = &key[0];
-        if latest.delete_marker && ended.is_none_or(|e| latest.last_modified > e) {
+        // (S3 times are to the second, or the millisecond: a delete in the second the run
+        // ended counts.)
+        if latest.delete_marker && ended.is_none_or(|e| latest.last_modified >= e) {
             deleted += 1;
         }
     }

@@ -33,6 +33,9 @@ pub struct Selection {
     /// Replay each table's chain of native exports to this time (`--until`, `--at`):
     /// `from` is then a run holding a full native export, or the app's folder.
     pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Read each object's newest version that is not deleted (past delete markers, on a
+    /// versioned bucket: `--recover-deleted`); nothing is written into the source.
+    pub recover_deleted: bool,
 }
 
 /// One selected table of an export.
@@ -64,6 +67,13 @@ pub async fn select(
             validate_table_name(n).map_err(|e| Error::Usage(format!("--table-map: {e}")))?;
         }
     }
+    let recovering;
+    let storage = if sel.recover_deleted {
+        recovering = storage.recovering();
+        &recovering
+    } else {
+        storage
+    };
     let root = storage.open_existing(&sel.from)?;
     if let Some(at) = sel.at {
         let is_run = root.exists("restore-plan.json").await?;
