@@ -10,6 +10,7 @@ pub mod bounds;
 pub mod capacity;
 pub mod catalog;
 pub mod clock;
+pub mod copy;
 pub mod engine;
 mod error;
 pub mod export;

@@ -17,7 +17,7 @@ pub struct Cli {
 }
 
 /// Flags every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// AWS profile (default: the standard chain: environment, config files, SSO, instance role).
     #[arg(
@@ -210,6 +210,8 @@ pub enum Command {
     List(ListArgs),
     /// Delete an app's old runs (never its newest success, a running run, what a kept incremental run builds on, or a run still retained by Object Lock).
     Prune(PruneArgs),
+    /// Copy a run to another bucket, account, region or folder (server-side where it can), checked there; or, with --app and --from-base, every run of the app the target lacks.
+    Copy(CopyArgs),
 }
 
 /// `ddbx copy`.
@@ -243,6 +245,9 @@ pub struct CopyArgs {
     /// Take over the target app's lock if its owner stopped refreshing it long ago.
     #[arg(long)]
     pub break_stale_lock: bool,
+    /// Read the source past delete markers (each object's newest version that is not deleted), as `ddbx list --include-deleted` shows it; copied streamed.
+    #[arg(long)]
+    pub recover_deleted: bool,
 }
 
 /// S3 Object Lock on what a run writes (export, copy).
