@@ -27,9 +27,10 @@ pub async fn run(g: &Global, a: CopyArgs) -> u8 {
         let source = load_aws(&source_g).await?;
         let target = load_aws(&target_g).await?;
         let same_identity = g.s3_profile.is_none() && g.s3_role_arn.is_none();
-        let same_region = a.to_region.as_ref().is_none_or(|r| {
-            *r == g.s3_region.clone().unwrap_or_else(|| source.region.clone())
-        });
+        let same_region = a
+            .to_region
+            .as_ref()
+            .is_none_or(|r| *r == g.s3_region.clone().unwrap_or_else(|| source.region.clone()));
         let transfer = if same_identity && same_region && !a.recover_deleted {
             Transfer::ServerSide
         } else {
@@ -40,31 +41,30 @@ pub async fn run(g: &Global, a: CopyArgs) -> u8 {
         } else {
             source.storage.clone()
         };
-        let settings = CopySettings {
-            source: match (&a.from, &a.app, &a.from_base) {
-                (Some(run), _, _) => CopySource::Run(run.clone()),
-                (None, Some(app), Some(base)) => CopySource::App {
-                    app: app.clone(),
-                    base: base.clone(),
-                },
-                _ => {
-                    return Err(ddbx_core::Error::Usage(
+        let settings =
+            CopySettings {
+                source: match (&a.from, &a.app, &a.from_base) {
+                    (Some(run), _, _) => CopySource::Run(run.clone()),
+                    (None, Some(app), Some(base)) => CopySource::App {
+                        app: app.clone(),
+                        base: base.clone(),
+                    },
+                    _ => return Err(ddbx_core::Error::Usage(
                         "name the run (--from RUN_ROOT) or the app (--app APP --from-base BASE)"
                             .into(),
-                    ))
-                }
-            },
-            to: a.to.clone(),
-            object_lock: lock_request(&a.lock),
-            workers: a.workers,
-            dry_run: a.dry_run,
-            lock: LockSettings {
-                break_stale: a.break_stale_lock,
-                ..LockSettings::default()
-            },
-            transfer,
-            region: g.region.clone(),
-        };
+                    )),
+                },
+                to: a.to.clone(),
+                object_lock: lock_request(&a.lock),
+                workers: a.workers,
+                dry_run: a.dry_run,
+                lock: LockSettings {
+                    break_stale: a.break_stale_lock,
+                    ..LockSettings::default()
+                },
+                transfer,
+                region: g.region.clone(),
+            };
         copy::run(&reading, &target.storage, &settings).await
     };
     let report = match done.await {
@@ -82,7 +82,11 @@ pub async fn run(g: &Global, a: CopyArgs) -> u8 {
         println!("nothing to copy: the target has every successful run");
     }
     for r in &report.runs {
-        let how = if r.server_side { "server-side" } else { "streamed" };
+        let how = if r.server_side {
+            "server-side"
+        } else {
+            "streamed"
+        };
         match r.status.as_str() {
             "present" => println!("{:<11} {} (already there)", "present", r.to),
             _ => println!(

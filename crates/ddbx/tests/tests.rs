@@ -6,6 +6,7 @@ mod support;
 mod accounts;
 mod capacity;
 mod catalog;
+mod copy;
 mod edges;
 mod emr;
 mod emr_faults;

@@ -302,6 +302,27 @@ impl Pruning<'_> {
     }
 }
 
+/// The runs whose flags say they are retained (S3 Object Lock) past `now`, with why.
+fn retained(runs: &[RunEntry], now: DateTime<Utc>) -> Vec<(String, String)> {
+    runs.iter()
+        .filter_map(|r| {
+            let l = r
+                .backup
+                .object_lock
+                .as_ref()
+                .filter(|l| l.retain_until > now)?;
+            Some((
+                r.run_root.clone(),
+                format!(
+                    "retained until {} (Object Lock {})",
+                    l.retain_until.format("%Y-%m-%d %H:%M:%S UTC"),
+                    l.mode.name()
+                ),
+            ))
+        })
+        .collect()
+}
+
 /// Which runs are kept, each with its reasons (runs newest first).
 fn decide(
     runs: &[RunEntry],
@@ -343,22 +364,10 @@ fn decide(
             keep(&r.run_root, format!("younger than {days} days"));
         }
     }
+    for (run, why) in retained(runs, retention.now) {
+        keep(&run, why);
+    }
     for r in runs {
-        if let Some(l) = r
-            .backup
-            .object_lock
-            .as_ref()
-            .filter(|l| l.retain_until > retention.now)
-        {
-            keep(
-                &r.run_root,
-                format!(
-                    "retained until {} (Object Lock {})",
-                    l.retain_until.format("%Y-%m-%d %H:%M:%S UTC"),
-                    l.mode.name()
-                ),
-            );
-        }
         match r.backup.status {
             Status::Running => keep(&r.run_root, "its export is RUNNING".into()),
             Status::Crashed => keep(

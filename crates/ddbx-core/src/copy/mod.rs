@@ -27,8 +27,8 @@ use crate::store::retention::{self, is_backup_object, LockRequest, ObjectLock};
 use crate::store::{Location, Storage};
 use crate::{Error, Result};
 
-pub use objects::Transfer;
 use objects::Object;
+pub use objects::Transfer;
 
 /// What to copy, and how.
 #[derive(Debug, Clone)]
@@ -111,7 +111,11 @@ struct Record {
 const RECORD: &str = "_copy/copy.json";
 
 /// Run a copy: the source read through `source`, the target written through `target`.
-pub async fn run(source: &Storage, target: &Storage, settings: &CopySettings) -> Result<CopyReport> {
+pub async fn run(
+    source: &Storage,
+    target: &Storage,
+    settings: &CopySettings,
+) -> Result<CopyReport> {
     crate::bounds::RETAIN_DAYS.check_opt(settings.object_lock.map(|l| l.days))?;
     let to = target.open(&settings.to)?;
     if let Some(lock) = settings.object_lock {
@@ -166,7 +170,9 @@ fn run_rel(root: &Location) -> Result<String> {
     let url = root.url();
     let parts: Vec<&str> = url.trim_end_matches('/').rsplit('/').take(6).collect();
     let dated = parts.len() == 6
-        && parts[1..4].iter().all(|p| p.chars().all(|c| c.is_ascii_digit()))
+        && parts[1..4]
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_digit()))
         && parts[0].len() == 8;
     if !dated {
         return Err(Error::Usage(format!(
@@ -221,7 +227,9 @@ async fn copy_run(
     rel: &str,
     settings: &CopySettings,
 ) -> Result<RunCopy> {
-    let flag = from.get_optional(&from.join("BACKUP_COMPLETE_SUCCESS")).await?;
+    let flag = from
+        .get_optional(&from.join("BACKUP_COMPLETE_SUCCESS"))
+        .await?;
     let Some(flag) = flag else {
         return Err(Error::Usage(format!(
             "{}: no BACKUP_COMPLETE_SUCCESS: only a run that succeeded is copied",
@@ -229,7 +237,8 @@ async fn copy_run(
         )));
     };
     let plain = to_base.child(rel);
-    let server_side = settings.transfer == Transfer::ServerSide && from.s3.is_some() && plain.s3.is_some();
+    let server_side =
+        settings.transfer == Transfer::ServerSide && from.s3.is_some() && plain.s3.is_some();
     let mut done = RunCopy {
         from: from.url(),
         to: plain.url(),
@@ -320,7 +329,9 @@ async fn claim(plain: &Location, from: &Location, asked: Option<LockRequest>) ->
             return Err(Error::Usage(format!(
                 "{}: this copy was started with another --object-lock ({}): rerun it as it was",
                 plain.url(),
-                r.object_lock.map(|l| format!("{} for {} days", l.mode.name(), l.days)).unwrap_or("none".into())
+                r.object_lock
+                    .map(|l| format!("{} for {} days", l.mode.name(), l.days))
+                    .unwrap_or("none".into())
             )));
         }
         return Ok(r);
@@ -355,20 +366,30 @@ async fn check(plain: &Location, body: &[&Object]) -> Result<u64> {
                 "{}: {} bytes at the source, {} on the target after the copy",
                 plain.url_of(&plain.join(&o.rel)),
                 o.size,
-                there.get(&o.rel).map_or("none".to_string(), |s| s.to_string())
+                there
+                    .get(&o.rel)
+                    .map_or("none".to_string(), |s| s.to_string())
             )));
         }
     }
     let mut checked = 0;
-    for o in body.iter().filter(|o| o.rel.ends_with("/manifest-files.json")) {
+    for o in body
+        .iter()
+        .filter(|o| o.rel.ends_with("/manifest-files.json"))
+    {
         let id_dir = plain.child(o.rel.trim_end_matches("/manifest-files.json"));
         let opened = crate::format::source::open(id_dir.clone(), None).await?;
         for (_, table) in opened.tables {
             let table = table?;
-            futures::stream::iter(table.files.iter().map(|f| objects::check_md5(&table.dir, f)))
-                .buffer_unordered(4)
-                .try_collect::<Vec<()>>()
-                .await?;
+            futures::stream::iter(
+                table
+                    .files
+                    .iter()
+                    .map(|f| objects::check_md5(&table.dir, f)),
+            )
+            .buffer_unordered(4)
+            .try_collect::<Vec<()>>()
+            .await?;
             checked += table.files.len() as u64;
         }
     }
@@ -387,7 +408,10 @@ async fn write_flag(to: &Location, flag: &[u8], from: &Location, record: &Record
         s.insert("runRoot".into(), to.url().into());
         s.insert("copiedFrom".into(), from.url().into());
         match &record.object_lock {
-            Some(l) => s.insert("objectLock".into(), serde_json::to_value(l).expect("serializes")),
+            Some(l) => s.insert(
+                "objectLock".into(),
+                serde_json::to_value(l).expect("serializes"),
+            ),
             None => s.remove("objectLock"),
         };
     }

@@ -133,7 +133,9 @@ pub(super) async fn check_md5(dir: &Location, file: &SourceFile) -> Result<()> {
     if &got != want {
         return Err(Error::Corrupt {
             file: file.url.clone(),
-            message: format!("its MD5 on the target is {got}, the manifest's {want}: the copy differs"),
+            message: format!(
+                "its MD5 on the target is {got}, the manifest's {want}: the copy differs"
+            ),
         });
     }
     Ok(())

@@ -189,10 +189,7 @@ pub async fn run(
         schemas,
         failed_early,
     } = prepared;
-    let run_dir = match &plan.object_lock {
-        Some(lock) => retained_run(&base, &run_dir, lock, settings.resume.is_some()).await?,
-        None => run_dir,
-    };
+    let run_dir = retained_run(&base, run_dir, plan.object_lock.as_ref(), settings).await?;
     let summarize = |reports, ended| RunSummary {
         engine: Some(plan.engine.clone()),
         object_lock: plan.object_lock.clone(),
@@ -270,12 +267,15 @@ pub async fn run(
 /// run keeps its plan's date, which must still be ahead.
 async fn retained_run(
     base: &Location,
-    run_dir: &Location,
-    lock: &retention::ObjectLock,
-    resuming: bool,
+    run_dir: Location,
+    lock: Option<&retention::ObjectLock>,
+    settings: &ExportSettings,
 ) -> Result<Location> {
+    let Some(lock) = lock else {
+        return Ok(run_dir);
+    };
     retention::check_bucket(base, lock.request()).await?;
-    if resuming && lock.retain_until <= Utc::now() + chrono::Duration::minutes(1) {
+    if settings.resume.is_some() && lock.retain_until <= Utc::now() + chrono::Duration::minutes(1) {
         return Err(crate::Error::Usage(format!(
             "{}: its plan retains it until {}, which has passed: S3 retains nothing until a past date; start a new run",
             run_dir.url(),

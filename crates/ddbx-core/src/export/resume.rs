@@ -126,6 +126,21 @@ pub(super) async fn prepare(
     })
 }
 
+/// What the plan says of its retention, when `--object-lock` asks another.
+fn lock_contradicted(settings: &ExportSettings, plan: &ExportPlan) -> Option<String> {
+    let asked = settings.object_lock?;
+    match &plan.object_lock {
+        Some(l) if l.request() == asked => None,
+        Some(l) => Some(format!(
+            "objectLock {} for {} days (until {})",
+            l.mode.name(),
+            l.days,
+            l.retain_until
+        )),
+        None => Some("no objectLock".into()),
+    }
+}
+
 /// Refuse what `settings` gives that `plan` (read from `plan_url`) contradicts. `base` is
 /// the base location the run lives under, and `given_base` the `--to` given, both as URLs.
 pub(crate) fn check(
@@ -235,28 +250,14 @@ pub(crate) fn check(
             );
         }
     }
-    if let Some(asked) = settings.object_lock {
+    if let Some(planned) = lock_contradicted(settings, plan) {
+        let asked = settings.object_lock.expect("contradicted");
         let given = format!(
             "{} --retain {}",
             asked.mode.name().to_lowercase(),
             asked.days
         );
-        match &plan.object_lock {
-            Some(l) if l.request() == asked => {}
-            Some(l) => {
-                return refuse(
-                    "--object-lock",
-                    &given,
-                    &format!(
-                        "objectLock {} for {} days (until {})",
-                        l.mode.name(),
-                        l.days,
-                        l.retain_until
-                    ),
-                )
-            }
-            None => return refuse("--object-lock", &given, &"no objectLock"),
-        }
+        return refuse("--object-lock", &given, &planned);
     }
     for t in &plan.tables {
         if let Some(u) = settings.max_read_units {

@@ -57,6 +57,15 @@ pub struct Selected {
     pub reached: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// The storage `sel` reads through: past delete markers with `--recover-deleted`.
+fn reading(storage: &Storage, sel: &Selection) -> Storage {
+    if sel.recover_deleted {
+        storage.recovering()
+    } else {
+        storage.clone()
+    }
+}
+
 /// Open `sel.from` and pick its tables, each with its target.
 pub async fn select(
     storage: &Storage,
@@ -67,13 +76,7 @@ pub async fn select(
             validate_table_name(n).map_err(|e| Error::Usage(format!("--table-map: {e}")))?;
         }
     }
-    let recovering;
-    let storage = if sel.recover_deleted {
-        recovering = storage.recovering();
-        &recovering
-    } else {
-        storage
-    };
+    let storage = &reading(storage, sel);
     let root = storage.open_existing(&sel.from)?;
     if let Some(at) = sel.at {
         let is_run = root.exists("restore-plan.json").await?;

@@ -55,6 +55,10 @@ pub struct Faults {
     /// policy denying s3:DeleteObject there (a prune deletes one run per batch, so this
     /// denies one run).
     pub s3_deny_delete_under: Option<&'static str>,
+    /// PUTs under `bucket/prefix` after the first N are held unanswered (a copy or an
+    /// upload that hangs there, for a test to kill it at a known point); counted in
+    /// `Stats::s3_stalled`.
+    pub s3_stall_puts_under: Option<(&'static str, u64)>,
     /// DescribeExport always answers IN_PROGRESS (an export that takes its time), without
     /// asking the service.
     pub exports_in_progress: bool,
@@ -121,6 +125,8 @@ pub struct Stats {
     pub s3_without_owner: AtomicU64,
     /// S3 writes refused under a read-only prefix.
     pub s3_refused_writes: AtomicU64,
+    /// PUTs under `s3_stall_puts_under`'s prefix seen (those past its N are held).
+    pub s3_stalled: AtomicU64,
     /// DynamoDB calls that met a random fault.
     pub random_faults: AtomicU64,
     /// The access key ids the requests were signed with.
@@ -608,6 +614,17 @@ async fn serve(
                         conn.write_all(&s3_error("403 Forbidden", "AccessDenied"))
                             .await?;
                         continue;
+                    }
+                }
+                if let Some((prefix, after)) = faults.s3_stall_puts_under {
+                    let path = request_line.split(' ').nth(1).unwrap_or("");
+                    if request_line.starts_with("PUT ")
+                        && path.trim_start_matches('/').starts_with(prefix)
+                    {
+                        let n = stats.s3_stalled.fetch_add(1, Ordering::SeqCst) + 1;
+                        if n > after {
+                            std::future::pending::<()>().await;
+                        }
                     }
                 }
                 let is_part =
