@@ -1,4 +1,4 @@
-//! The probe's findings about how the default engine is run (`research/probe.md`, F1-F4,
+//! The probe's findings about how the default engine is run (`docs/research/probe.md`, F1-F4,
 //! F10, F11, F15-F18, F20), each reproduced as the probe ran it: a careless flag, a
 //! concurrent command, a killed process, a link, a typo, against dynalite and moto.
 
@@ -199,6 +199,31 @@ async fn f10_f11_bad_flags_and_numbers_are_usage_errors_exit_1() {
     for args in &cases {
         let o = env.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(o.status.code(), Some(1), "{args:?} is a usage error");
+    }
+    // A flag of another engine is refused, naming it and its engine, not ignored.
+    for (flags, said) in [
+        (
+            &["--max-jobs", "5"][..],
+            "--max-jobs is for --engine native",
+        ),
+        (
+            &["--poll-seconds", "1"],
+            "--poll-seconds is for --engine native",
+        ),
+        (&["--max-wait", "1h"], "--max-wait is for --engine native"),
+        (
+            &["--on-interrupt", "leave"],
+            "--on-interrupt is for --engine emr",
+        ),
+        (&["--clusters", "1"], "--clusters is for --engine emr"),
+    ] {
+        let o = env.run(&export(flags).iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(o.status.code(), Some(1), "{flags:?} on the local engine");
+        let err = stderr(&o);
+        assert!(
+            err.contains(said) && err.contains("engine is local"),
+            "{err}"
+        );
     }
     assert!(!out.exists(), "nothing was written");
     for ok in [&["--help"][..], &["--version"], &["export", "--help"]] {

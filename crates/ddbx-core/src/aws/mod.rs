@@ -8,8 +8,6 @@ pub mod credentials;
 pub mod dynamodb;
 mod error;
 pub mod settings;
-pub mod wire_scan;
-pub mod wire_write;
 
 pub use error::{classify, ErrorClass};
 

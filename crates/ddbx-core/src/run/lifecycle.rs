@@ -15,8 +15,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::report::{RunSummary, TableReport};
-use crate::run::flags::{Flags, Job};
 use crate::run::lock::{LockSettings, RunLock, SharedLock};
+use crate::run::status::{Flags, Job};
 use crate::stop::StopSignal;
 use crate::store::Location;
 use crate::{Error, Result};
