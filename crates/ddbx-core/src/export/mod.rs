@@ -229,11 +229,10 @@ pub async fn run(
         fresh: !resuming,
         summarize: &summarize,
     };
-    let plan_files = if resuming {
-        Vec::new()
-    } else {
-        vec![document("export-plan.json", &plan)]
-    };
+    let plan_files: Vec<_> = (!resuming)
+        .then(|| document("export-plan.json", &plan))
+        .into_iter()
+        .collect();
     let work = async {
         let mut reports = engine
             .export_tables(ExportWork {

@@ -126,19 +126,26 @@ pub(super) async fn prepare(
     })
 }
 
-/// What the plan says of its retention, when `--object-lock` asks another.
-fn lock_contradicted(settings: &ExportSettings, plan: &ExportPlan) -> Option<String> {
-    let asked = settings.object_lock?;
-    match &plan.object_lock {
-        Some(l) if l.request() == asked => None,
-        Some(l) => Some(format!(
+/// Refuse an `--object-lock` the plan contradicts (a resumed run keeps its retention).
+fn check_lock(settings: &ExportSettings, plan: &ExportPlan, plan_url: &str) -> Result<()> {
+    let Some(asked) = settings.object_lock else {
+        return Ok(());
+    };
+    let planned = match &plan.object_lock {
+        Some(l) if l.request() == asked => return Ok(()),
+        Some(l) => format!(
             "objectLock {} for {} days (until {})",
             l.mode.name(),
             l.days,
             l.retain_until
-        )),
-        None => Some("no objectLock".into()),
-    }
+        ),
+        None => "no objectLock".into(),
+    };
+    Err(Error::Usage(format!(
+        "--object-lock {} --retain {} contradicts the run being resumed: its plan ({plan_url}) has {planned}; drop the flag or start a new run",
+        asked.mode.name().to_lowercase(),
+        asked.days
+    )))
 }
 
 /// Refuse what `settings` gives that `plan` (read from `plan_url`) contradicts. `base` is
@@ -250,15 +257,7 @@ pub(crate) fn check(
             );
         }
     }
-    if let Some(planned) = lock_contradicted(settings, plan) {
-        let asked = settings.object_lock.expect("contradicted");
-        let given = format!(
-            "{} --retain {}",
-            asked.mode.name().to_lowercase(),
-            asked.days
-        );
-        return refuse("--object-lock", &given, &planned);
-    }
+    check_lock(settings, plan, plan_url)?;
     for t in &plan.tables {
         if let Some(u) = settings.max_read_units {
             if (u - t.target_read_units).abs() > 1e-6 {
