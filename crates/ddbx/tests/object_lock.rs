@@ -445,3 +445,130 @@ async fn a_retained_run_deleted_with_the_writers_keys_is_listed_verified_and_res
     ]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// `iam/NAME` with its S3 placeholders filled in, for the fault proxy to judge by.
+fn policy(name: &str, bucket: &str, prefix: &str) -> &'static str {
+    let text = std::fs::read_to_string(crate::support::repo_root().join("iam").join(name)).unwrap();
+    Box::leak(
+        text.replace("BUCKET", bucket)
+            .replace("PREFIX", prefix)
+            .into_boxed_str(),
+    )
+}
+
+// Multi-threaded: the proxy runs on the test's runtime while the test waits for ddbx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_policy_exports_retained_and_cannot_destroy_or_unlock_a_backup() {
+    use crate::support::fault_proxy::{FaultProxy, Faults};
+    let env = TestEnv::new("olwriter").await;
+    let t = env.table("t");
+    env.mixed_table(&t, None, 50).await;
+    let bucket = lock_bucket(&env, "lock");
+    let writer = FaultProxy::start(
+        &env.emulators.s3,
+        Faults {
+            s3_policy: Some(policy("writer-policy.json", &bucket, "b")),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let base = format!("s3://{bucket}/b");
+    let o = env
+        .ddbx_with(&env.emulators.dynamodb, &writer.url)
+        .env(
+            "AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING",
+            &env.emulators.s3,
+        )
+        .args([
+            "export",
+            "--app",
+            "w",
+            "--tables",
+            &t,
+            "--to",
+            &base,
+            "--object-lock",
+            "governance",
+            "--retain",
+            "1",
+            "--file-items",
+            "20",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        *writer.stats.s3_denied.lock().unwrap(),
+        Vec::<String>::new()
+    );
+    let used = writer.stats.actions_since(0);
+    assert!(
+        used.contains("s3:DeleteObject"),
+        "the lock and the RUNNING flag: {used:?}"
+    );
+    let root = json_stdout(&o)["runRoot"].as_str().unwrap().to_string();
+    let prefix = run_prefix(&root, &bucket);
+    let data = versions(&env, &bucket, &prefix)
+        .into_iter()
+        .find(|v| v.key.contains("/data/"))
+        .unwrap();
+
+    // With the writer's keys (through the same policy): no version destroyed, no
+    // governance bypassed, no lock or versioning undone; a plain delete of the data is
+    // refused too (and would only have placed a marker).
+    let attempt = |code: &str| {
+        env.boto3_at(
+            &writer.url,
+            "s3",
+            &format!(
+                "try:\n\
+                 \x20   {code}\n\
+                 \x20   r = 'done'\n\
+                 except c.exceptions.ClientError as e:\n\
+                 \x20   r = e.response['Error']['Code']"
+            ),
+            &[&bucket, &data.key],
+        )
+    };
+    for ransom in [
+        "c.delete_object(Bucket=sys.argv[2], Key=sys.argv[3], VersionId=c.list_object_versions(Bucket=sys.argv[2], Prefix=sys.argv[3])['Versions'][0]['VersionId'], BypassGovernanceRetention=True)",
+        "c.delete_object(Bucket=sys.argv[2], Key=sys.argv[3])",
+        "c.put_object_lock_configuration(Bucket=sys.argv[2], ObjectLockConfiguration={'ObjectLockEnabled': 'Enabled'})",
+        "c.put_bucket_versioning(Bucket=sys.argv[2], VersioningConfiguration={'Status': 'Suspended'})",
+    ] {
+        assert_eq!(attempt(ransom), "AccessDenied", "{ransom}");
+    }
+    // Every version of the backup is still there.
+    assert!(versions(&env, &bucket, &prefix)
+        .iter()
+        .any(|v| v.key == data.key && !v.marker && v.mode.as_deref() == Some("GOVERNANCE")));
+
+    // Prune runs under its own role (iam/prune-policy.json), never bypassing governance:
+    // the retained run is kept, and nothing it needs is refused.
+    let pruner = FaultProxy::start(
+        &env.emulators.s3,
+        Faults {
+            s3_policy: Some(policy("prune-policy.json", &bucket, "b")),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let o = env
+        .ddbx_with(&env.emulators.dynamodb, &pruner.url)
+        .args(["prune", "--to", &base, "--app", "w", "--keep-last", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        *pruner.stats.s3_denied.lock().unwrap(),
+        Vec::<String>::new()
+    );
+}

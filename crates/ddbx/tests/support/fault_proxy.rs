@@ -59,6 +59,11 @@ pub struct Faults {
     /// upload that hangs there, for a test to kill it at a known point); counted in
     /// `Stats::s3_stalled`.
     pub s3_stall_puts_under: Option<(&'static str, u64)>,
+    /// An IAM policy (JSON) the S3 requests are judged by (`super::s3_policy`): what it
+    /// does not allow is refused 403 AccessDenied (a DeleteObjects batch naming a denied
+    /// key deletes nothing, each key answered AccessDenied), and recorded in
+    /// `Stats::s3_denied`.
+    pub s3_policy: Option<&'static str>,
     /// DescribeExport always answers IN_PROGRESS (an export that takes its time), without
     /// asking the service.
     pub exports_in_progress: bool,
@@ -125,6 +130,8 @@ pub struct Stats {
     pub s3_without_owner: AtomicU64,
     /// S3 writes refused under a read-only prefix.
     pub s3_refused_writes: AtomicU64,
+    /// What `s3_policy` refused: `action resource` (or `s3:DeleteObject key` of a batch).
+    pub s3_denied: Mutex<Vec<String>>,
     /// PUTs under `s3_stall_puts_under`'s prefix seen (those past its N are held).
     pub s3_stalled: AtomicU64,
     /// DynamoDB calls that met a random fault.
@@ -565,6 +572,42 @@ async fn serve(
                     .lock()
                     .unwrap()
                     .push(s3_action(&request_line).to_string());
+                if let Some(policy) = faults.s3_policy {
+                    use super::s3_policy::{check, Verdict};
+                    match check(policy, &request_line, &req.head, &req.body) {
+                        Verdict::Allowed => {}
+                        Verdict::Denied(action, resource) => {
+                            stats
+                                .s3_denied
+                                .lock()
+                                .unwrap()
+                                .push(format!("{action} {resource}"));
+                            conn.write_all(&s3_error("403 Forbidden", "AccessDenied"))
+                                .await?;
+                            continue;
+                        }
+                        Verdict::KeysDenied(keys) => {
+                            let mut xml = String::from(
+                                r#"<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#,
+                            );
+                            for k in &keys {
+                                stats
+                                    .s3_denied
+                                    .lock()
+                                    .unwrap()
+                                    .push(format!("s3:DeleteObject {k}"));
+                                xml.push_str(&format!("<Error><Key>{k}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"));
+                            }
+                            xml.push_str("</DeleteResult>");
+                            conn.write_all(&with_body(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n",
+                                xml.as_bytes(),
+                            ))
+                            .await?;
+                            continue;
+                        }
+                    }
+                }
                 if let Some(owner) = faults.bucket_owner {
                     match header(&req.head, "x-amz-expected-bucket-owner") {
                         None => {
