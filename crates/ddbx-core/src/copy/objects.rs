@@ -6,7 +6,6 @@
 //! also how a local folder on either side is copied. Either way the target writes it
 //! retained when the copy asks for Object Lock (`Location::retained`).
 
-use bytes::Bytes;
 use futures::TryStreamExt;
 use md5::{Digest, Md5};
 use object_store::{PutPayload, WriteMultipart};
@@ -58,22 +57,18 @@ pub(super) async fn copy(from: &Location, to: &Location, o: &Object, how: Transf
         .get(&src)
         .await
         .map_err(|e| Error::store(from.url_of(&src), e))?;
-    let mut stream = got.into_stream();
     if o.size <= PART as u64 {
-        let mut body = Vec::with_capacity(o.size as usize);
-        while let Some(chunk) = stream
-            .try_next()
+        let body = got
+            .bytes()
             .await
-            .map_err(|e| Error::store(from.url_of(&src), e))?
-        {
-            body.extend_from_slice(&chunk);
-        }
+            .map_err(|e| Error::store(from.url_of(&src), e))?;
         to.store
-            .put(&dst, PutPayload::from(Bytes::from(body)))
+            .put(&dst, PutPayload::from(body))
             .await
             .map_err(|e| Error::store(to.url_of(&dst), e))?;
         return Ok(());
     }
+    let mut stream = got.into_stream();
     let upload = to
         .store
         .put_multipart(&dst)

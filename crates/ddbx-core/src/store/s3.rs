@@ -153,6 +153,30 @@ where
     }
 }
 
+/// What every write to a bucket carries: the retention asked, the storage class, the
+/// bucket's encryption. PutObject, CreateMultipartUpload and CopyObject share the setters
+/// but no trait, hence a macro.
+macro_rules! written {
+    ($req:expr, $bucket:expr, $retention:expr, $class:expr) => {{
+        let mut req = $req;
+        if let Some(r) = $retention {
+            req = req
+                .object_lock_mode(ObjectLockMode::from(r.mode.as_str()))
+                .object_lock_retain_until_date(sdk_time(r.until));
+        }
+        if let Some(c) = $class {
+            req = req.storage_class(StorageClass::from(c));
+        }
+        match &$bucket.settings.encryption {
+            Some(Encryption::S3) => req.server_side_encryption(ServerSideEncryption::Aes256),
+            Some(Encryption::Kms(k)) => req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(k.clone()),
+            None => req,
+        }
+    }};
+}
+
 fn sdk_time(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
     aws_smithy_types::DateTime::from_secs(t.timestamp())
 }
@@ -278,24 +302,13 @@ impl Bucket {
             .key(key)
             .set_expected_bucket_owner(self.owner())
             .checksum_algorithm(ChecksumAlgorithm::Crc32)
-            .object_lock_mode(ObjectLockMode::from(retention.mode.as_str()))
-            .object_lock_retain_until_date(sdk_time(retention.until))
             .body(ByteStream::from(body));
         req = match mode {
             PutMode::Overwrite => req,
             PutMode::Create => req.if_none_match("*"),
             PutMode::Update(v) => req.set_if_match(v.e_tag.clone()),
         };
-        if let Some(c) = self.class_for(len) {
-            req = req.storage_class(StorageClass::from(c));
-        }
-        req = match &self.settings.encryption {
-            Some(Encryption::S3) => req.server_side_encryption(ServerSideEncryption::Aes256),
-            Some(Encryption::Kms(key)) => req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(key.clone()),
-            None => req,
-        };
+        req = written!(req, self, Some(retention), self.class_for(len as u64));
         match req.send().await {
             Ok(out) => Ok(PutResult {
                 e_tag: out.e_tag().map(str::to_string),
@@ -310,11 +323,11 @@ impl Bucket {
         }
     }
 
-    fn class_for(&self, len: usize) -> Option<&str> {
+    fn class_for(&self, len: u64) -> Option<&str> {
         self.settings
             .storage_class
             .as_deref()
-            .filter(|_| len >= class::SMALLEST)
+            .filter(|_| len >= class::SMALLEST as u64)
     }
 
     /// Start a multipart upload at `key` whose object is retained as `retention`.
@@ -329,19 +342,13 @@ impl Bucket {
             .bucket(&self.name)
             .key(key)
             .set_expected_bucket_owner(self.owner())
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
-            .object_lock_mode(ObjectLockMode::from(retention.mode.as_str()))
-            .object_lock_retain_until_date(sdk_time(retention.until));
-        if let Some(c) = &self.settings.storage_class {
-            req = req.storage_class(StorageClass::from(c.as_str()));
-        }
-        req = match &self.settings.encryption {
-            Some(Encryption::S3) => req.server_side_encryption(ServerSideEncryption::Aes256),
-            Some(Encryption::Kms(k)) => req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(k.clone()),
-            None => req,
-        };
+            .checksum_algorithm(ChecksumAlgorithm::Crc32);
+        req = written!(
+            req,
+            self,
+            Some(retention),
+            self.settings.storage_class.as_deref()
+        );
         let out = req.send().await.map_err(|e| store_error(key, e))?;
         let upload_id = out.upload_id().unwrap_or_default().to_string();
         Ok(Box::new(Upload {
@@ -512,7 +519,10 @@ impl Bucket {
         part: u64,
     ) -> Result<PutResult, object_store::Error> {
         if size <= MAX_SINGLE_COPY {
-            match self.copy_once(source, source_key, key, retention).await {
+            match self
+                .copy_once(source, source_key, size, key, retention)
+                .await
+            {
                 Err(object_store::Error::Generic { source: why, .. })
                     if retention.is_some() && why.to_string().contains("Content-MD5") =>
                 {
@@ -532,6 +542,7 @@ impl Bucket {
         &self,
         source: &Bucket,
         source_key: &str,
+        size: u64,
         key: &str,
         retention: Option<&Retention>,
     ) -> Result<PutResult, object_store::Error> {
@@ -543,21 +554,7 @@ impl Bucket {
             .copy_source(copy_source(source, source_key))
             .set_expected_bucket_owner(self.owner())
             .set_expected_source_bucket_owner(source.owner());
-        if let Some(r) = retention {
-            req = req
-                .object_lock_mode(ObjectLockMode::from(r.mode.as_str()))
-                .object_lock_retain_until_date(sdk_time(r.until));
-        }
-        if let Some(c) = &self.settings.storage_class {
-            req = req.storage_class(StorageClass::from(c.as_str()));
-        }
-        req = match &self.settings.encryption {
-            Some(Encryption::S3) => req.server_side_encryption(ServerSideEncryption::Aes256),
-            Some(Encryption::Kms(k)) => req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(k.clone()),
-            None => req,
-        };
+        req = written!(req, self, retention, self.class_for(size));
         let out = req.send().await.map_err(|e| store_error(key, e))?;
         Ok(PutResult {
             e_tag: out
@@ -583,14 +580,7 @@ impl Bucket {
             .bucket(&self.name)
             .key(key)
             .set_expected_bucket_owner(self.owner());
-        if let Some(r) = retention {
-            req = req
-                .object_lock_mode(ObjectLockMode::from(r.mode.as_str()))
-                .object_lock_retain_until_date(sdk_time(r.until));
-        }
-        if let Some(c) = &self.settings.storage_class {
-            req = req.storage_class(StorageClass::from(c.as_str()));
-        }
+        req = written!(req, self, retention, self.settings.storage_class.as_deref());
         let upload = req.send().await.map_err(|e| store_error(key, e))?;
         let id = upload.upload_id().unwrap_or_default().to_string();
         let copied = async {

@@ -355,6 +355,21 @@ fn s3_error(status: &str, code: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// DeleteObjects' answer when every key it names is refused: 200, each key AccessDenied.
+fn keys_denied(keys: &[String]) -> Vec<u8> {
+    let mut xml = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#,
+    );
+    for k in keys {
+        xml.push_str(&format!("<Error><Key>{k}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"));
+    }
+    xml.push_str("</DeleteResult>");
+    with_body(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n",
+        xml.as_bytes(),
+    )
+}
+
 /// The IAM action an S3 request needs (path-style addressing).
 fn s3_action(request_line: &str) -> &'static str {
     let mut words = request_line.split(' ');
@@ -587,23 +602,11 @@ async fn serve(
                             continue;
                         }
                         Verdict::KeysDenied(keys) => {
-                            let mut xml = String::from(
-                                r#"<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#,
-                            );
                             for k in &keys {
-                                stats
-                                    .s3_denied
-                                    .lock()
-                                    .unwrap()
-                                    .push(format!("s3:DeleteObject {k}"));
-                                xml.push_str(&format!("<Error><Key>{k}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"));
+                                let denied = format!("s3:DeleteObject {k}");
+                                stats.s3_denied.lock().unwrap().push(denied);
                             }
-                            xml.push_str("</DeleteResult>");
-                            conn.write_all(&with_body(
-                                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n",
-                                xml.as_bytes(),
-                            ))
-                            .await?;
+                            conn.write_all(&keys_denied(&keys)).await?;
                             continue;
                         }
                     }
@@ -631,18 +634,7 @@ async fn serve(
                             .collect();
                         if keys.iter().any(|k| k.starts_with(denied)) {
                             stats.s3_refused_writes.fetch_add(1, Ordering::SeqCst);
-                            let mut xml = String::from(
-                                r#"<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#,
-                            );
-                            for k in &keys {
-                                xml.push_str(&format!("<Error><Key>{k}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"));
-                            }
-                            xml.push_str("</DeleteResult>");
-                            conn.write_all(&with_body(
-                                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n",
-                                xml.as_bytes(),
-                            ))
-                            .await?;
+                            conn.write_all(&keys_denied(&keys)).await?;
                             continue;
                         }
                     }
