@@ -572,3 +572,55 @@ async fn the_writer_policy_exports_retained_and_cannot_destroy_or_unlock_a_backu
         Vec::<String>::new()
     );
 }
+
+// Multi-threaded: fakecloud's clock and ddbx run beside the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_export_retains_what_dynamodb_wrote() {
+    use crate::native::{Kind, Native};
+    let mut n = Native::new("olnative").await;
+    // Its bucket again, with Object Lock (fakecloud implements it).
+    n.bucket = format!("{}-lock", n.bucket);
+    n.env.boto3_at(
+        &n.fc.url,
+        "s3",
+        "c.create_bucket(Bucket=sys.argv[2], ObjectLockEnabledForBucket=True)\nr = 1",
+        &[&n.bucket],
+    );
+    let t = n.table("t", Kind::OnDemand, true).await;
+    n.fill(&t, Kind::OnDemand, 0, 30).await;
+    n.fc.advance_minutes(1);
+    let o = n.export(&["--object-lock", "governance", "--retain", "2"]);
+    assert_eq!(o.status.code(), Some(0));
+    let root = json_stdout(&o)["runRoot"].as_str().unwrap().to_string();
+    let prefix = run_prefix(&root, &n.bucket);
+    let held = n.env.boto3_at(
+        &n.fc.url,
+        "s3",
+        "r = {}\n\
+         for p in c.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[2], Prefix=sys.argv[3]):\n\
+         \x20   for o in p.get('Contents', []):\n\
+         \x20       h = c.head_object(Bucket=sys.argv[2], Key=o['Key'])\n\
+         \x20       r[o['Key'][len(sys.argv[3]):]] = h.get('ObjectLockMode')",
+        &[&n.bucket, &prefix],
+    );
+    let held = held.as_object().unwrap();
+    let exported: Vec<&String> = held
+        .keys()
+        .filter(|k| k.contains("/AWSDynamoDB/"))
+        .collect();
+    assert!(exported.iter().any(|k| k.contains("/data/")), "{held:?}");
+    assert!(
+        exported
+            .iter()
+            .any(|k| k.ends_with("manifest-summary.json")),
+        "{held:?}"
+    );
+    for (rel, mode) in held {
+        let want = if working(rel) || rel.starts_with("_") {
+            None
+        } else {
+            Some("GOVERNANCE")
+        };
+        assert_eq!(mode.as_str(), want, "{rel}");
+    }
+}
