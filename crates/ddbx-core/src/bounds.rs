@@ -175,6 +175,15 @@ pub const KEEP_DAYS: Bound<u32> = Bound {
     why: "at most a hundred years",
 };
 
+/// Days an export (or a copy) retains its objects with S3 Object Lock.
+pub const RETAIN_DAYS: Bound<u32> = Bound {
+    setting: "days retained",
+    min: 1,
+    min_excluded: false,
+    max: 36_500,
+    why: "S3 Object Lock retains for at least a day here, and at most a hundred years",
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +204,9 @@ mod tests {
         assert!(WORKERS.parse("0").is_err());
         assert!(STALE_LOCK_MINUTES.parse("0").is_err());
         assert!(SECONDS.parse("0").is_err());
+        assert!(RETAIN_DAYS.parse("0").is_err());
+        assert!(RETAIN_DAYS.parse("36501").is_err());
+        assert_eq!(RETAIN_DAYS.parse("30").unwrap(), 30);
         assert!(UNITS.check(f64::NAN).is_err());
     }
 

@@ -20,6 +20,7 @@ pub mod catalog;
 pub(crate) mod checkpoint;
 pub mod clock;
 pub(crate) mod concurrent;
+pub mod copy;
 pub mod engine;
 mod error;
 pub mod export;

@@ -396,6 +396,10 @@ pub struct ExportPlan {
     /// The S3 storage class of the run's data files (`--storage-class`; absent: STANDARD).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub storage_class: Option<String>,
+    /// How the run's backup objects are retained (`--object-lock`, `--retain`; absent:
+    /// they are not).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub object_lock: Option<crate::store::retention::ObjectLock>,
     /// What the engine does that the plan's fields do not say (native: one instant).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub note: Option<String>,

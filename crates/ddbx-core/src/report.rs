@@ -163,6 +163,12 @@ pub struct RunSummary {
     /// Where an import kept its flags and checkpoints, when not in the run root.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub state_root: Option<String>,
+    /// How the run's backup objects are retained (S3 Object Lock), when they are.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub object_lock: Option<crate::store::retention::ObjectLock>,
+    /// The run this one is a copy of (`ddbx copy`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub copied_from: Option<String>,
     /// Tables the selection's patterns took but an exclude (a flag, or an excludes file)
     /// left out.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
@@ -227,6 +233,8 @@ impl RunSummary {
                 first.filter(|f| instants.all(|t| t == *f))
             },
             state_root: None,
+            object_lock: None,
+            copied_from: None,
             excluded: Vec::new(),
             warnings: Vec::new(),
             errors: failed

@@ -55,6 +55,15 @@ pub struct Faults {
     /// policy denying s3:DeleteObject there (a prune deletes one run per batch, so this
     /// denies one run).
     pub s3_deny_delete_under: Option<&'static str>,
+    /// PUTs under `bucket/prefix` after the first N are held unanswered (a copy or an
+    /// upload that hangs there, for a test to kill it at a known point); counted in
+    /// `Stats::s3_stalled`.
+    pub s3_stall_puts_under: Option<(&'static str, u64)>,
+    /// An IAM policy (JSON) the S3 requests are judged by (`super::s3_policy`): what it
+    /// does not allow is refused 403 AccessDenied (a DeleteObjects batch naming a denied
+    /// key deletes nothing, each key answered AccessDenied), and recorded in
+    /// `Stats::s3_denied`.
+    pub s3_policy: Option<&'static str>,
     /// DescribeExport always answers IN_PROGRESS (an export that takes its time), without
     /// asking the service.
     pub exports_in_progress: bool,
@@ -121,6 +130,10 @@ pub struct Stats {
     pub s3_without_owner: AtomicU64,
     /// S3 writes refused under a read-only prefix.
     pub s3_refused_writes: AtomicU64,
+    /// What `s3_policy` refused: `action resource` (or `s3:DeleteObject key` of a batch).
+    pub s3_denied: Mutex<Vec<String>>,
+    /// PUTs under `s3_stall_puts_under`'s prefix seen (those past its N are held).
+    pub s3_stalled: AtomicU64,
     /// DynamoDB calls that met a random fault.
     pub random_faults: AtomicU64,
     /// The access key ids the requests were signed with.
@@ -342,6 +355,21 @@ fn s3_error(status: &str, code: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// DeleteObjects' answer when every key it names is refused: 200, each key AccessDenied.
+fn keys_denied(keys: &[String]) -> Vec<u8> {
+    let mut xml = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#,
+    );
+    for k in keys {
+        xml.push_str(&format!("<Error><Key>{k}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"));
+    }
+    xml.push_str("</DeleteResult>");
+    with_body(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n",
+        xml.as_bytes(),
+    )
+}
+
 /// The IAM action an S3 request needs (path-style addressing).
 fn s3_action(request_line: &str) -> &'static str {
     let mut words = request_line.split(' ');
@@ -559,6 +587,30 @@ async fn serve(
                     .lock()
                     .unwrap()
                     .push(s3_action(&request_line).to_string());
+                if let Some(policy) = faults.s3_policy {
+                    use super::s3_policy::{check, Verdict};
+                    match check(policy, &request_line, &req.head, &req.body) {
+                        Verdict::Allowed => {}
+                        Verdict::Denied(action, resource) => {
+                            stats
+                                .s3_denied
+                                .lock()
+                                .unwrap()
+                                .push(format!("{action} {resource}"));
+                            conn.write_all(&s3_error("403 Forbidden", "AccessDenied"))
+                                .await?;
+                            continue;
+                        }
+                        Verdict::KeysDenied(keys) => {
+                            for k in &keys {
+                                let denied = format!("s3:DeleteObject {k}");
+                                stats.s3_denied.lock().unwrap().push(denied);
+                            }
+                            conn.write_all(&keys_denied(&keys)).await?;
+                            continue;
+                        }
+                    }
+                }
                 if let Some(owner) = faults.bucket_owner {
                     match header(&req.head, "x-amz-expected-bucket-owner") {
                         None => {
@@ -582,18 +634,7 @@ async fn serve(
                             .collect();
                         if keys.iter().any(|k| k.starts_with(denied)) {
                             stats.s3_refused_writes.fetch_add(1, Ordering::SeqCst);
-                            let mut xml = String::from(
-                                r#"<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#,
-                            );
-                            for k in &keys {
-                                xml.push_str(&format!("<Error><Key>{k}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"));
-                            }
-                            xml.push_str("</DeleteResult>");
-                            conn.write_all(&with_body(
-                                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n",
-                                xml.as_bytes(),
-                            ))
-                            .await?;
+                            conn.write_all(&keys_denied(&keys)).await?;
                             continue;
                         }
                     }
@@ -608,6 +649,17 @@ async fn serve(
                         conn.write_all(&s3_error("403 Forbidden", "AccessDenied"))
                             .await?;
                         continue;
+                    }
+                }
+                if let Some((prefix, after)) = faults.s3_stall_puts_under {
+                    let path = request_line.split(' ').nth(1).unwrap_or("");
+                    if request_line.starts_with("PUT ")
+                        && path.trim_start_matches('/').starts_with(prefix)
+                    {
+                        let n = stats.s3_stalled.fetch_add(1, Ordering::SeqCst) + 1;
+                        if n > after {
+                            std::future::pending::<()>().await;
+                        }
                     }
                 }
                 let is_part =

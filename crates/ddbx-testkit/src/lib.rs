@@ -18,6 +18,7 @@ pub mod fault_proxy;
 pub mod hive;
 pub mod items;
 pub mod runstore;
+pub mod s3_policy;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -18,7 +18,7 @@ pub struct Cli {
 }
 
 /// Flags every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// AWS profile (default: the standard chain: environment, config files, SSO, instance role).
     #[arg(
@@ -254,8 +254,66 @@ pub enum Command {
     Capacity(CapacityCommand),
     /// Every run under a base, newest first, from its flags (the data is not read).
     List(ListArgs),
-    /// Delete an app's old runs (never its newest success, a running run, or what a kept incremental run builds on).
+    /// Delete an app's old runs (never its newest success, a running run, what a kept incremental run builds on, or a run still retained by Object Lock).
     Prune(PruneArgs),
+    /// Copy a run to another bucket, account, region or folder (server-side where it can), checked there; or, with --app and --from-base, every run of the app the target lacks.
+    Copy(CopyArgs),
+}
+
+/// `ddbx copy`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["from", "app"])))]
+pub struct CopyArgs {
+    /// The run to copy (its root: <base>/<region>/<app>/YYYY/MM/DD/HH_MM.SS), read with the run's credentials (--profile, --role-arn).
+    #[arg(long, value_name = "RUN_ROOT", conflicts_with_all = ["app", "from_base"])]
+    pub from: Option<String>,
+    /// Copy every run of this app under --from-base that --to lacks, oldest first, each incremental chain whole.
+    #[arg(long, requires = "from_base")]
+    pub app: Option<String>,
+    /// With --app: the base its runs are under.
+    #[arg(long, value_name = "LOCATION", requires = "app")]
+    pub from_base: Option<String>,
+    /// The target base (a folder or s3://bucket/prefix): the run goes to the same <region>/<app>/YYYY/MM/DD/HH_MM.SS under it. S3 is reached with --s3-profile / --s3-role-arn when given.
+    #[arg(long, value_name = "LOCATION")]
+    pub to: String,
+    /// The target bucket's region (default: --s3-region, else the run's region).
+    #[arg(long, value_name = "REGION")]
+    pub to_region: Option<String>,
+    /// Retention of the copy's backup objects on the target.
+    #[command(flatten)]
+    pub lock: ObjectLockArgs,
+    /// Objects copied at once.
+    #[arg(long, default_value_t = 8, value_parser = workers)]
+    pub workers: usize,
+    /// Say what would be copied; copy nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Take over the target app's lock if its owner stopped refreshing it long ago.
+    #[arg(long)]
+    pub break_stale_lock: bool,
+    /// Read the source past delete markers (each object's newest version that is not deleted), as `ddbx list --include-deleted` shows it; copied streamed.
+    #[arg(long)]
+    pub recover_deleted: bool,
+}
+
+/// S3 Object Lock on what a run writes (export, copy).
+#[derive(Debug, Args)]
+pub struct ObjectLockArgs {
+    /// Write every object of the backup (data, manifests and their .md5, table.json, plans, the final flag) retained with S3 Object Lock in this mode; the bucket must have Object Lock enabled. With --retain.
+    #[arg(long, value_enum, requires = "retain", help_heading = "Destination")]
+    pub object_lock: Option<ObjectLockArg>,
+    /// Days the backup's objects are retained, from now (1 to 36,500). With --object-lock.
+    #[arg(long, value_name = "DAYS", value_parser = retain_days, requires = "object_lock", help_heading = "Destination")]
+    pub retain: Option<u32>,
+}
+
+/// S3 Object Lock's retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObjectLockArg {
+    /// Nobody (the account's root user included) deletes a version before its date.
+    Compliance,
+    /// Only a principal with s3:BypassGovernanceRetention, asking for it, can.
+    Governance,
 }
 
 /// `ddbx list`.
@@ -267,6 +325,9 @@ pub struct ListArgs {
     /// Only this app's runs.
     #[arg(long)]
     pub app: Option<String>,
+    /// Also the runs whose objects were deleted (delete markers on a versioned bucket): each is listed as its newest versions that hold data, with how many of its objects are deleted.
+    #[arg(long)]
+    pub include_deleted: bool,
 }
 
 /// `ddbx prune`.
@@ -408,6 +469,9 @@ pub struct SourceArgs {
     /// The export's format (default: detected).
     #[arg(long, value_enum, help_heading = "Source")]
     pub format: Option<DataFormat>,
+    /// Read each object's newest version that is not deleted (past delete markers, on a versioned bucket): a run whose objects were deleted, as `ddbx list --include-deleted` shows. Nothing is written into it.
+    #[arg(long, help_heading = "Source")]
+    pub recover_deleted: bool,
     /// Tables worked on at once.
     #[arg(long, default_value_t = 4, value_parser = parallel_tables, help_heading = "Concurrency")]
     pub parallel_tables: usize,
@@ -528,6 +592,9 @@ pub struct ExportArgs {
     /// The run's time, which names its folder (RFC 3339, e.g. the schedule's 2026-11-24T03:00:00Z; default: now).
     #[arg(long, value_name = "TIME", help_heading = "Destination")]
     pub run_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Retention of the run's backup objects (S3 Object Lock).
+    #[command(flatten)]
+    pub object_lock: ObjectLockArgs,
     /// Take a --run-time more than a day after now (refused otherwise: a mistyped year would make that run the newest for years).
     #[arg(long, requires = "run_time", help_heading = "Destination")]
     pub allow_future_run_time: bool,
@@ -629,6 +696,9 @@ fn seconds(s: &str) -> Result<f64, ddbx_core::Error> {
 fn keep_days(s: &str) -> Result<u32, ddbx_core::Error> {
     bounds::KEEP_DAYS.parse(s)
 }
+fn retain_days(s: &str) -> Result<u32, ddbx_core::Error> {
+    bounds::RETAIN_DAYS.parse(s)
+}
 
 /// A wait on the command line: a number of seconds, or with a unit (`90s`, `30m`, `6h`,
 /// `2d`).
@@ -655,4 +725,16 @@ pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|e| format!("{s:?}: not an RFC 3339 time such as 2026-12-01T10:00:00Z ({e})"))
+}
+
+/// What `--object-lock MODE --retain DAYS` asks for, if given.
+pub fn lock_request(a: &ObjectLockArgs) -> Option<ddbx_core::store::retention::LockRequest> {
+    use ddbx_core::store::retention::{LockMode, LockRequest};
+    Some(LockRequest {
+        mode: match a.object_lock? {
+            ObjectLockArg::Compliance => LockMode::Compliance,
+            ObjectLockArg::Governance => LockMode::Governance,
+        },
+        days: a.retain?,
+    })
 }

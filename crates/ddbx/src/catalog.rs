@@ -18,7 +18,12 @@ pub async fn list(g: &Global, a: ListArgs) -> u8 {
             app: a.app.clone(),
             region: g.region.clone(),
         };
-        catalog::list(&base, &filter).await
+        if a.include_deleted {
+            let recovered = aws.storage.recovering().open_existing(&a.to)?;
+            catalog::list_including_deleted(&recovered, &base, &filter).await
+        } else {
+            catalog::list(&base, &filter).await
+        }
     };
     let runs = match found.await {
         Ok(r) => r,
@@ -62,9 +67,33 @@ pub async fn list(g: &Global, a: ListArgs) -> u8 {
             for c in &job.continues {
                 println!("{:<20} continues {c}", "");
             }
+            if let Some(l) = &job.object_lock {
+                let now = chrono::Utc::now();
+                let state = if l.retain_until > now {
+                    "retained"
+                } else {
+                    "was retained"
+                };
+                println!(
+                    "{:<20} {state} until {} (Object Lock {}, {} days)",
+                    "",
+                    l.retain_until.format("%Y-%m-%d %H:%M:%S UTC"),
+                    l.mode.name(),
+                    l.days
+                );
+            }
+            if let Some(from) = &job.copied_from {
+                println!("{:<20} a copy of {from}", "");
+            }
             if let Some(p) = &job.problem {
                 println!("{:<20} {p}", "");
             }
+        }
+        if let Some(d) = &r.deleted {
+            println!(
+                "{:<20} DELETED: {} of its {} objects deleted (delete markers); import --recover-deleted reads them",
+                "", d.objects, d.of
+            );
         }
     }
     exit::OK
@@ -171,7 +200,12 @@ pub async fn resolve_from(
             "--from latest takes the newest run as it is; for a point in time use --from <app folder> --at TIME".into(),
         ));
     }
-    let base = aws.storage.open_existing(to)?;
+    let storage = if s.recover_deleted {
+        aws.storage.recovering()
+    } else {
+        aws.storage.clone()
+    };
+    let base = storage.open_existing(to)?;
     let latest = catalog::latest(&base, app, g.region.as_deref()).await?;
     let RunEntry { run_root, time, .. } = &latest.run;
     match latest.replay_at {

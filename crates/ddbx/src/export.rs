@@ -44,6 +44,7 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
         ));
     }
     Ok(ExportSettings {
+        object_lock: crate::args::lock_request(&a.object_lock),
         resource_policy: a.resource_policy,
         app: a.app.clone().unwrap_or_default(),
         tables: a.tables.clone(),

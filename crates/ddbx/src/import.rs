@@ -35,6 +35,7 @@ fn selection(
         target_table: s.target_table.clone(),
         format: s.format,
         at,
+        recover_deleted: s.recover_deleted,
     })
 }
 
@@ -59,6 +60,11 @@ fn settings(
                 ddbx_core::engine::native::quota::MAX_IMPORT_JOBS
             )));
         }
+    }
+    if a.source.recover_deleted && !matches!(engine, EngineChoice::Local(_)) {
+        return Err(ddbx_core::Error::Usage(
+            "--recover-deleted reads past delete markers in this process; EMR and DynamoDB's import service read S3 themselves: use --engine local, or `ddbx copy --recover-deleted` the run to a bucket first".into(),
+        ));
     }
     if matches!(engine, EngineChoice::Emr(_)) && a.resume {
         return Err(ddbx_core::Error::Usage(

@@ -7,6 +7,7 @@ mod args;
 mod capacity;
 mod catalog;
 mod connect;
+mod copy;
 mod engine;
 mod export;
 mod import;
@@ -101,6 +102,7 @@ fn main() -> ExitCode {
             }
             Command::List(a) => catalog::list(&cli.global, a).await,
             Command::Prune(a) => catalog::prune(&cli.global, a).await,
+            Command::Copy(a) => copy::run(&cli.global, a).await,
         }
     });
     ExitCode::from(code)

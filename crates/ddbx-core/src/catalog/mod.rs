@@ -6,6 +6,7 @@
 //! JSON summary says everything [`list`] shows. Its data is never read.
 
 pub mod prune;
+mod versioned;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::StreamExt;
@@ -14,6 +15,7 @@ use serde::Serialize;
 use crate::report::{RunSummary, TableStatus};
 use crate::run::lock::{Held, LockBody, LockSettings};
 use crate::run::status::Job;
+use crate::store::retention::{is_backup_object, ObjectLock};
 use crate::store::Location;
 use crate::{Error, Result};
 
@@ -92,6 +94,12 @@ pub struct JobEntry {
     /// The runs an incremental run continues.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub continues: Vec<String>,
+    /// How its backup objects are retained (S3 Object Lock), as its flag records it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
+    /// The run it is a copy of (`ddbx copy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<String>,
     /// Why its status is `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
@@ -112,6 +120,8 @@ impl JobEntry {
             ended_at: None,
             as_of: None,
             continues: Vec::new(),
+            object_lock: None,
+            copied_from: None,
             problem: None,
         }
     }
@@ -148,6 +158,10 @@ pub struct RunEntry {
     /// An import from it that kept its flags in the run root.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore: Option<JobEntry>,
+    /// With `--include-deleted`: how many of its backup objects were deleted since it
+    /// ended (their current version is a delete marker), of how many.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<DeletedObjects>,
     /// Its path relative to the base, as listed (`<region>/<app>/YYYY/MM/DD/HH_MM.SS`).
     #[serde(skip)]
     pub dir: String,
@@ -163,6 +177,16 @@ impl RunEntry {
     pub fn is_incremental(&self) -> bool {
         !self.backup.continues.is_empty()
     }
+}
+
+/// A run's deleted objects (see [`list_including_deleted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedObjects {
+    /// Backup objects whose current version is a delete marker placed after the run ended.
+    pub objects: u64,
+    /// The run's backup objects (each key's newest version that holds data).
+    pub of: u64,
 }
 
 /// Which runs [`list`] looks at.
@@ -188,6 +212,77 @@ impl Filter {
 /// cannot name in it) is left out, said in the log; a run whose flags cannot be read is
 /// `unknown`: one bad object never fails the whole listing.
 pub async fn list(base: &Location, filter: &Filter) -> Result<Vec<RunEntry>> {
+    list_runs(base, base, filter).await
+}
+
+/// Every run under `base` (opened from a storage reading past delete markers,
+/// `Storage::recovering`) as it was before its objects were deleted, with how many of its
+/// backup objects were deleted since it ended; `current` is the same base as it is now
+/// (whose locks say which runs are live). A run nothing of which was deleted has none.
+pub async fn list_including_deleted(
+    recovered: &Location,
+    current: &Location,
+    filter: &Filter,
+) -> Result<Vec<RunEntry>> {
+    let mut runs = list_runs(recovered, current, filter).await?;
+    let counted: Vec<Result<Option<DeletedObjects>>> = futures::stream::iter(
+        runs.iter()
+            .map(|r| deleted_objects(recovered.child(r.run_dir()))),
+    )
+    .buffered(PARALLEL)
+    .collect()
+    .await;
+    for (run, deleted) in runs.iter_mut().zip(counted) {
+        match deleted {
+            Ok(d) => run.deleted = d,
+            Err(e) => {
+                tracing::warn!(run = %run.run_root, error = %e, "could not count its deleted objects")
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// A run root's backup objects deleted since the run ended (its final flag's newest
+/// version): the working files a run removes itself, and what it removed before its end
+/// (a resumed run's stray files, an earlier attempt's flag), are not counted.
+async fn deleted_objects(root: Location) -> Result<Option<DeletedObjects>> {
+    let Some(bucket) = &root.s3 else {
+        return Ok(None);
+    };
+    let prefix = format!("{}/", root.prefix);
+    let versions = bucket
+        .versions(&prefix, None)
+        .await
+        .map_err(|e| Error::store(root.url(), e))?;
+    let ended = versions
+        .entries
+        .iter()
+        .filter(|v| !v.delete_marker && v.key[prefix.len()..].starts_with("BACKUP_COMPLETE_"))
+        .map(|v| v.last_modified)
+        .max();
+    let (mut deleted, mut of) = (0, 0);
+    // Each key's entries, newest first.
+    for key in versions.entries.chunk_by(|a, b| a.key == b.key) {
+        let rel = key[0].key.get(prefix.len()..).unwrap_or_default();
+        if !is_backup_object(rel) || key.iter().all(|v| v.delete_marker) {
+            continue;
+        }
+        of += 1;
+        let latest = &key[0];
+        // (S3 times are to the second, or the millisecond: a delete in the second the run
+        // ended counts.)
+        if latest.delete_marker && ended.is_none_or(|e| latest.last_modified >= e) {
+            deleted += 1;
+        }
+    }
+    Ok((deleted > 0).then_some(DeletedObjects {
+        objects: deleted,
+        of,
+    }))
+}
+
+async fn list_runs(base: &Location, locks_in: &Location, filter: &Filter) -> Result<Vec<RunEntry>> {
     let regions = folders(base, |n| !n.starts_with(['_', '.'])).await?;
     let regions: Vec<String> = regions
         .into_iter()
@@ -231,7 +326,7 @@ pub async fn list(base: &Location, filter: &Filter) -> Result<Vec<RunEntry>> {
         .await;
         level = found.into_iter().flatten().collect();
     }
-    let locks = app_locks(base, &level).await;
+    let locks = app_locks(locks_in, &level).await;
     let locks = &locks;
     let mut runs: Vec<RunEntry> = futures::stream::iter(
         level
@@ -342,6 +437,7 @@ pub(crate) async fn run_entry(
         run_root: root.url(),
         backup,
         restore,
+        deleted: None,
         dir: dir.to_string(),
     })
 }
@@ -405,6 +501,8 @@ async fn job_entry(root: &Location, job: Job, names: &[String]) -> JobEntry {
         entry.ended_at = s.ended_at;
         entry.as_of = s.as_of;
         entry.continues = s.continues;
+        entry.object_lock = s.object_lock;
+        entry.copied_from = s.copied_from;
     }
     entry
 }

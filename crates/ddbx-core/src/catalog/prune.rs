@@ -1,13 +1,14 @@
 //! Deleting an app's old runs, under the app's lock, never one that is still wanted.
 //!
 //! Kept, whatever the retention says: every run while none has succeeded yet; the newest
-//! successful run; every run with a RUNNING flag (an export or an import in progress, or
+//! successful run; every run its flag says is retained by S3 Object Lock until after now; every run with a RUNNING flag (an export or an import in progress, or
 //! one that crashed and may be resumed); every run newer than the newest successful one
 //! (it may yet be resumed); and every run whose export a kept incremental run builds on
 //! (back to that chain's full export).
 //! Retention keeps the `keep_last` newest successful runs and every run younger than
 //! `keep_days`. The rest go: each run's objects listed and deleted in batches (S3's
-//! DeleteObjects, through `object_store`), then the app's chains forget the links of the
+//! DeleteObjects, through `object_store`; in a bucket with Object Lock, every version, once
+//! none is retained: [`super::versioned`]), then the app's chains forget the links of the
 //! runs that went.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,7 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::{list, one_region, run_entry, Filter, RunEntry, Status};
+use super::{list, one_region, run_entry, versioned, Filter, RunEntry, Status};
 use crate::format::chain::{self, Chain, LinkKind};
 use crate::run::lock::{live_leases, LockSettings, RunLock};
 use crate::store::Location;
@@ -157,6 +158,8 @@ impl Pruning<'_> {
             })
             .collect();
         let mut errors = Vec::new();
+        // In a bucket with Object Lock, runs go version by version, none still retained.
+        let locked = versioned::locked_bucket(self.app_dir).await?;
         for d in decisions.iter_mut().filter(|d| d.delete) {
             let run = runs
                 .iter()
@@ -172,13 +175,21 @@ impl Pruning<'_> {
                 d.kept_because.push(why);
                 continue;
             }
-            match delete_run(
-                &self.base.child(run.run_dir()),
-                self.app_dir,
-                self.retention.dry_run,
-            )
-            .await
-            {
+            let root = self.base.child(run.run_dir());
+            let deleted = match &locked {
+                Some(bucket) => {
+                    versioned::delete_run(bucket, &root, self.retention.dry_run, self.retention.now)
+                        .await
+                        .map(|o| match o {
+                            versioned::Outcome::Gone { objects, bytes } => {
+                                Deleted::Gone { objects, bytes }
+                            }
+                            versioned::Outcome::Retained(why) => Deleted::Kept(why),
+                        })
+                }
+                None => delete_run(&root, self.app_dir, self.retention.dry_run).await,
+            };
+            match deleted {
                 Ok(Deleted::Gone { objects, bytes }) => {
                     d.objects = objects;
                     d.bytes = bytes;
@@ -291,6 +302,27 @@ impl Pruning<'_> {
     }
 }
 
+/// The runs whose flags say they are retained (S3 Object Lock) past `now`, with why.
+fn retained(runs: &[RunEntry], now: DateTime<Utc>) -> Vec<(String, String)> {
+    runs.iter()
+        .filter_map(|r| {
+            let l = r
+                .backup
+                .object_lock
+                .as_ref()
+                .filter(|l| l.retain_until > now)?;
+            Some((
+                r.run_root.clone(),
+                format!(
+                    "retained until {} (Object Lock {})",
+                    l.retain_until.format("%Y-%m-%d %H:%M:%S UTC"),
+                    l.mode.name()
+                ),
+            ))
+        })
+        .collect()
+}
+
 /// Which runs are kept, each with its reasons (runs newest first).
 fn decide(
     runs: &[RunEntry],
@@ -331,6 +363,9 @@ fn decide(
         for r in runs.iter().filter(|r| r.time >= since) {
             keep(&r.run_root, format!("younger than {days} days"));
         }
+    }
+    for (run, why) in retained(runs, retention.now) {
+        keep(&run, why);
     }
     for r in runs {
         match r.backup.status {
@@ -522,6 +557,7 @@ mod tests {
                 ..JobEntry::incomplete("backup")
             },
             restore: None,
+            deleted: None,
             dir: format!("r/a/{day:02}"),
         }
     }
@@ -548,6 +584,30 @@ mod tests {
 
     fn kept(runs: &[RunEntry], chains: &[Chain], r: &Retention) -> Vec<String> {
         decide(runs, chains, r).into_keys().collect()
+    }
+
+    #[test]
+    fn a_run_retained_past_now_is_kept_and_one_whose_retention_ended_is_not() {
+        use crate::store::retention::{LockMode, LockRequest};
+        let lock = |days| {
+            Some(
+                LockRequest {
+                    mode: LockMode::Governance,
+                    days,
+                }
+                .from(at(1)),
+            )
+        };
+        let mut runs: Vec<RunEntry> = (1..=3).rev().map(|d| run(d, Status::Success)).collect();
+        runs[2].backup.object_lock = lock(30); // day 1 + 30 days: past now (day 30)
+        runs[1].backup.object_lock = lock(10); // day 1 + 10 days: ended
+        let r = retention(1, None);
+        let kept = decide(&runs, &[], &r);
+        assert_eq!(
+            kept.get("run01").unwrap(),
+            &vec!["retained until 2026-12-01 02:00:00 UTC (Object Lock GOVERNANCE)".to_string()]
+        );
+        assert!(!kept.contains_key("run02"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::run::lifecycle::{document, LockSpec, Outcome, Run};
 use crate::run::lock::LockSettings;
 use crate::run::status::Job;
 use crate::stop::StopSignal;
+use crate::store::retention::{self, LockRequest};
 use crate::store::Location;
 use crate::table::TableSchema;
 use crate::Result;
@@ -75,6 +76,9 @@ pub struct ExportSettings {
     pub spike_read_units: Option<i64>,
     /// Record each table's resource policy in `table.json` (GetResourcePolicy).
     pub resource_policy: bool,
+    /// Write the run's backup objects retained with S3 Object Lock (`--object-lock`,
+    /// `--retain`).
+    pub object_lock: Option<LockRequest>,
 }
 
 /// The read ratio when none is given.
@@ -115,6 +119,7 @@ impl ExportSettings {
         bounds::SEGMENTS.check_opt(self.segments)?;
         bounds::FILE_ITEMS.check_opt(self.file_items)?;
         bounds::FILE_BYTES.check_opt(self.file_bytes)?;
+        bounds::RETAIN_DAYS.check_opt(self.object_lock.map(|l| l.days))?;
         self.lock.validate()?;
         self.engine.validate()
     }
@@ -184,8 +189,10 @@ pub async fn run(
         schemas,
         failed_early,
     } = prepared;
+    let run_dir = retained_run(&base, run_dir, plan.object_lock.as_ref(), settings).await?;
     let summarize = |reports, ended| RunSummary {
         engine: Some(plan.engine.clone()),
+        object_lock: plan.object_lock.clone(),
         excluded: plan
             .selection
             .as_ref()
@@ -222,11 +229,10 @@ pub async fn run(
         fresh: !resuming,
         summarize: &summarize,
     };
-    let plan_files = if resuming {
-        Vec::new()
-    } else {
-        vec![document("export-plan.json", &plan)]
-    };
+    let plan_files: Vec<_> = (!resuming)
+        .then(|| document("export-plan.json", &plan))
+        .into_iter()
+        .collect();
     let work = async {
         let mut reports = engine
             .export_tables(ExportWork {
@@ -253,4 +259,27 @@ pub async fn run(
         .execute(planned, plan_files, engine.check_export(aws, &plan), work)
         .await?;
     Ok(ExportReport { plan, summary })
+}
+
+/// The run root writing its backup objects retained as `lock` says, once the bucket is
+/// known to take it (checked before anything is written, dry runs included). A resumed
+/// run keeps its plan's date, which must still be ahead.
+async fn retained_run(
+    base: &Location,
+    run_dir: Location,
+    lock: Option<&retention::ObjectLock>,
+    settings: &ExportSettings,
+) -> Result<Location> {
+    let Some(lock) = lock else {
+        return Ok(run_dir);
+    };
+    retention::check_bucket(base, lock.request()).await?;
+    if settings.resume.is_some() && lock.retain_until <= Utc::now() + chrono::Duration::minutes(1) {
+        return Err(crate::Error::Usage(format!(
+            "{}: its plan retains it until {}, which has passed: S3 retains nothing until a past date; start a new run",
+            run_dir.url(),
+            lock.retain_until
+        )));
+    }
+    run_dir.retained(lock)
 }

@@ -49,6 +49,8 @@ pub(super) async fn prepare(
         note: engine.plan_note(),
         engine_settings: engine.plan_settings(),
         storage_class: aws.storage.storage_class().map(str::to_string),
+        // Counted from now, when the objects are written (not from a --run-time past).
+        object_lock: settings.object_lock.map(|asked| asked.from(now)),
         tables: Vec::new(),
     };
     let mut failed_early = Vec::new();

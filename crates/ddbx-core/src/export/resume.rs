@@ -126,6 +126,28 @@ pub(super) async fn prepare(
     })
 }
 
+/// Refuse an `--object-lock` the plan contradicts (a resumed run keeps its retention).
+fn check_lock(settings: &ExportSettings, plan: &ExportPlan, plan_url: &str) -> Result<()> {
+    let Some(asked) = settings.object_lock else {
+        return Ok(());
+    };
+    let planned = match &plan.object_lock {
+        Some(l) if l.request() == asked => return Ok(()),
+        Some(l) => format!(
+            "objectLock {} for {} days (until {})",
+            l.mode.name(),
+            l.days,
+            l.retain_until
+        ),
+        None => "no objectLock".into(),
+    };
+    Err(Error::Usage(format!(
+        "--object-lock {} --retain {} contradicts the run being resumed: its plan ({plan_url}) has {planned}; drop the flag or start a new run",
+        asked.mode.name().to_lowercase(),
+        asked.days
+    )))
+}
+
 /// Refuse what `settings` gives that `plan` (read from `plan_url`) contradicts. `base` is
 /// the base location the run lives under, and `given_base` the `--to` given, both as URLs.
 pub(crate) fn check(
@@ -139,6 +161,7 @@ pub(crate) fn check(
     refusal.check_place(settings, plan, base, given_base)?;
     refusal.check_selection(&settings.selection(), plan)?;
     refusal.check_run_wide(settings, plan)?;
+    check_lock(settings, plan, plan_url)?;
     for t in &plan.tables {
         refusal.check_table(settings, t)?;
     }
@@ -335,6 +358,7 @@ mod tests {
     fn plan() -> ExportPlan {
         ExportPlan {
             storage_class: None,
+            object_lock: None,
             ddbx_version: "0".into(),
             app: "billing".into(),
             region: "us-east-1".into(),

@@ -16,6 +16,12 @@ pub async fn select(
     sel: &Selection,
 ) -> Result<(Location, Option<RestorePlan>, Vec<Selected>)> {
     check_table_map(&sel.table_map)?;
+    // --recover-deleted: read past delete markers.
+    let storage = &if sel.recover_deleted {
+        storage.recovering()
+    } else {
+        storage.clone()
+    };
     let root = storage.open_existing(&sel.from)?;
     if let Some(chains) = replay_of_app(storage, sel, &root).await? {
         return Ok((root, None, chains));

@@ -33,6 +33,9 @@ pub struct Selection {
     /// Replay each table's chain of native exports to this time (`--until`, `--at`):
     /// `from` is then a run holding a full native export, or the app's folder.
     pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Read each object's newest version that is not deleted (past delete markers, on a
+    /// versioned bucket: `--recover-deleted`); nothing is written into the source.
+    pub recover_deleted: bool,
 }
 
 /// One selected table of an export.
@@ -142,7 +145,11 @@ pub async fn open(root: Location, force: Option<DataFormat>) -> Result<Source> {
 /// What an import or a verify of the run at `root` should warn of: an export that failed
 /// (its restore plan holds only the tables that succeeded).
 pub async fn export_warning(root: &Location) -> Result<Option<String>> {
-    Ok(root.exists("BACKUP_COMPLETE_FAILED").await?.then(|| {
+    // A resumed run that ended well may keep its first attempt's FAILED flag (a writer
+    // that may not delete it, or a view past delete markers): its SUCCESS flag wins.
+    let failed = root.exists("BACKUP_COMPLETE_FAILED").await?
+        && !root.exists("BACKUP_COMPLETE_SUCCESS").await?;
+    Ok(failed.then(|| {
         format!(
             "the export of {} failed (BACKUP_COMPLETE_FAILED): its restore plan holds only the tables it exported; the others are not here",
             root.url()

@@ -131,7 +131,7 @@ pub async fn run(
         flags: Some(Job::Restore),
         root: &state,
         // One import of a source at a time (a killed one's lock is taken over).
-        lease: lease(&root, is_run, &settings.source, &settings.stop),
+        lease: lease(aws, &root, is_run, &settings.source, &settings.stop)?,
         lock: Some(import_lock(&state, &aws.region, &root)),
         fresh: false,
         summarize: &summarize,
@@ -283,23 +283,28 @@ fn annotate(
 /// The app's lock held shared while a ddbx run (or, replaying, the app's folder) is read,
 /// so that no prune deletes it meanwhile.
 fn lease<'a>(
+    aws: &Aws,
     root: &Location,
     is_run: bool,
     source: &Selection,
     stop: &'a StopSignal,
-) -> Option<LeaseSpec<'a>> {
-    let app_dir = if is_run {
+) -> Result<Option<LeaseSpec<'a>>> {
+    let mut app_dir = if is_run {
         crate::format::chain::app_dir_of_run(root)
     } else if source.at.is_some() {
         root.clone()
     } else {
-        return None;
+        return Ok(None);
     };
-    Some(LeaseSpec {
+    if source.recover_deleted {
+        // Read past delete markers, written as it is now: prune sees the lease.
+        app_dir = aws.storage.open_existing(&app_dir.url())?;
+    }
+    Ok(Some(LeaseSpec {
         app_dir,
         reads: root.url(),
         stop,
-    })
+    }))
 }
 
 /// A table made ready to write: its export readable (by this engine) and checked (every

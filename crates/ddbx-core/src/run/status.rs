@@ -54,10 +54,25 @@ impl Flags {
         Self { run, job }
     }
 
-    /// Write the RUNNING flag and remove stale completion flags of an earlier attempt.
+    /// Write the RUNNING flag and remove stale completion flags of an earlier attempt:
+    /// only those there (a new run root deletes nothing, so a writer that may delete only
+    /// its working files starts it); one this writer may not delete (a retained run's,
+    /// under a policy that keeps what it wrote) stays, said in the log: the final flag of
+    /// this attempt is read before it.
     pub async fn start(&self, summary: &impl Serialize) -> Result<()> {
         for old in [self.job.success(), self.job.failed()] {
-            self.remove(&old).await?;
+            if !self.run.exists(&old).await? {
+                continue;
+            }
+            match self.remove(&old).await {
+                Err(Error::Store {
+                    source: object_store::Error::PermissionDenied { .. },
+                    path,
+                }) => {
+                    tracing::warn!(flag = %path, "this writer may not delete an earlier attempt's flag: it stays");
+                }
+                done => done?,
+            }
         }
         self.put(&self.job.running(), summary).await
     }

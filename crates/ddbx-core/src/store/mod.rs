@@ -23,6 +23,9 @@ use crate::{Error, Result};
 
 mod class;
 pub(crate) mod local;
+pub mod retention;
+pub(crate) mod s3;
+pub(crate) mod versions;
 
 /// The most bytes a control file (a plan, a manifest, a flag, a lock, a checkpoint,
 /// `table.json`) may hold: they are read whole, and a padded one must not take the
@@ -42,6 +45,8 @@ pub struct Location {
     pub bucket: Option<String>,
     /// Server-side encryption of what is written (S3 only).
     pub encryption: Option<Encryption>,
+    /// The bucket through the AWS SDK, for what `object_store` cannot do (S3 only).
+    pub s3: Option<Arc<s3::Bucket>>,
 }
 
 fn sse_key() -> AmazonS3ConfigKey {
@@ -132,6 +137,7 @@ impl Location {
                 root_url: format!("file://{}", root.display()),
                 bucket: None,
                 encryption: None,
+                s3: None,
             },
             // (The folder above a run that exists exists: this cannot fail.)
             Err(_) => Location {
@@ -177,7 +183,18 @@ pub struct Storage {
     region: String,
     /// The SDK's credential chain, bridged into `object_store` (none: object_store's own).
     credentials: Option<SharedCredentialsProvider>,
-    buckets: Arc<Mutex<std::collections::HashMap<String, Arc<dyn ObjectStore>>>>,
+    buckets: Arc<Mutex<std::collections::HashMap<String, OpenBucket>>>,
+    /// The SDK's client for what object_store cannot do, built on first use.
+    sdk: Arc<std::sync::OnceLock<aws_sdk_s3::Client>>,
+    /// Reads see each object's newest version that is not deleted (past delete markers).
+    recovering: bool,
+}
+
+/// One bucket's clients: object_store's, and the SDK's.
+#[derive(Clone)]
+struct OpenBucket {
+    store: Arc<dyn ObjectStore>,
+    sdk: Arc<s3::Bucket>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -201,7 +218,23 @@ impl Storage {
             region: region.to_string(),
             credentials,
             buckets: Arc::default(),
+            sdk: Arc::default(),
+            recovering: false,
         }
+    }
+
+    /// The same storage (its clients shared), reading S3 past delete markers: each object
+    /// is its newest version that is not deleted (see [`versions`]); it writes nothing.
+    pub fn recovering(&self) -> Self {
+        Self {
+            recovering: true,
+            ..self.clone()
+        }
+    }
+
+    /// Whether reads go past delete markers ([`Storage::recovering`]).
+    pub fn is_recovering(&self) -> bool {
+        self.recovering
     }
 
     /// The storage class of what is written (`--storage-class`), if given.
@@ -242,22 +275,34 @@ impl Storage {
                     "{location}: a prefix with an empty, `.` or `..` part names another place than it seems; write it without"
                 )));
             }
+            let open = self.bucket(bucket, location)?;
+            let store: Arc<dyn ObjectStore> = if self.recovering {
+                Arc::new(versions::Recovered::new(open.store, open.sdk.clone()))
+            } else {
+                open.store
+            };
             return Ok(Location {
-                store: self.bucket(bucket, location)?,
+                store,
                 prefix: join(&Path::default(), prefix),
                 root_url: format!("s3://{bucket}"),
                 bucket: Some(bucket.to_string()),
                 encryption: self.settings.encryption.clone(),
+                s3: Some(open.sdk),
             });
+        }
+        if self.recovering {
+            return Err(Error::Usage(format!(
+                "{location}: a folder keeps no versions of what was deleted: --recover-deleted and --include-deleted read S3 buckets with versioning"
+            )));
         }
         open_folder(location, create)
     }
 
-    /// The shared client of one bucket, built on first use.
-    fn bucket(&self, bucket: &str, location: &str) -> Result<Arc<dyn ObjectStore>> {
+    /// The shared clients of one bucket, built on first use.
+    fn bucket(&self, bucket: &str, location: &str) -> Result<OpenBucket> {
         let mut buckets = self.buckets.lock().unwrap();
-        if let Some(store) = buckets.get(bucket) {
-            return Ok(store.clone());
+        if let Some(open) = buckets.get(bucket) {
+            return Ok(open.clone());
         }
         let s = &self.settings;
         let mut builder = AmazonS3Builder::new()
@@ -302,8 +347,16 @@ impl Storage {
             Some(class) => Arc::new(class::WithStorageClass::new(s3, class)),
             None => Arc::new(s3),
         };
-        buckets.insert(bucket.to_string(), store.clone());
-        Ok(store)
+        let client = self
+            .sdk
+            .get_or_init(|| s3::client(s, &self.region, self.credentials.clone()))
+            .clone();
+        let open = OpenBucket {
+            store,
+            sdk: Arc::new(s3::Bucket::new(client, bucket, s)),
+        };
+        buckets.insert(bucket.to_string(), open.clone());
+        Ok(open)
     }
 }
 
@@ -339,6 +392,7 @@ fn open_folder(location: &str, create: bool) -> Result<Location> {
         root_url: format!("file://{}", folder.display()),
         bucket: None,
         encryption: None,
+        s3: None,
     })
 }
 

@@ -243,6 +243,8 @@ async fn complete_table(emr: &EmrEngine, run_dir: &Location, schema: &TableSchem
             })?;
         parse_connector_manifest(&dir.url_of(&manifest), &bytes)?.len() as u64
     };
+    // What the cluster wrote is retained now, as the objects ddbx writes are when written.
+    crate::store::retention::retain_written(&dir).await?;
     dir.put_json("table.json", schema).await?;
     Ok(files)
 }

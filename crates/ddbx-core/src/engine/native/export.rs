@@ -430,6 +430,8 @@ async fn export_table(
         running,
     };
     let links = exports.run(windows, instant, &mut report).await?;
+    // What DynamoDB wrote is retained now, as the objects ddbx writes are when written.
+    crate::store::retention::retain_written(&folder).await?;
     folder.put_json("table.json", schema).await?;
     records
         .put_json(
