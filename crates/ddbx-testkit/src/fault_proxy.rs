@@ -1481,7 +1481,7 @@ mod tests {
         assert!(sim.admit(at(20), 4.0));
         // Used at half its capacity or more from 900 ms on: doubled 2 s later.
         let mut sim = Sim::new(table);
-        let mut capacity = |sim: &mut Sim, ms, units| {
+        let capacity = |sim: &mut Sim, ms, units| {
             assert!(sim.admit(at(ms), units), "at {ms} ms");
             sim.capacity
         };
