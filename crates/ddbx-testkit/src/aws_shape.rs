@@ -662,96 +662,66 @@ async fn reshape(s: &State, desc: &Value) -> Result<u64, String> {
         let k = s.knobs.lock().unwrap();
         (k.data_files.max(1), k.duplicate_in_window)
     };
-    let bucket = desc["S3Bucket"].as_str().ok_or("no bucket")?;
-    let summary_key = desc["ExportManifest"].as_str().ok_or("no manifest")?;
-    let prefix = desc["S3Prefix"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_end_matches('/');
-    let export_dir = summary_key.rsplit_once('/').ok_or("summary key")?.0;
-    let store = store(s, bucket);
-    let get = |key: String| {
-        let store = store.clone();
-        async move {
-            let got = store
-                .get(&Path::from(key.as_str()))
-                .await
-                .map_err(|e| format!("{key}: {e}"))?;
-            got.bytes()
-                .await
-                .map(|b| b.to_vec())
-                .map_err(|e| e.to_string())
-        }
-    };
-    let mut summary: Value =
-        serde_json::from_slice(&get(summary_key.to_string()).await?).map_err(|e| e.to_string())?;
-    let files_key = summary["manifestFilesS3Key"]
-        .as_str()
-        .ok_or("manifestFilesS3Key")?
-        .to_string();
-    let incremental = summary["exportType"] == "INCREMENTAL_EXPORT";
-    let ion = summary["outputFormat"] == "ION";
-    let mut lines = Vec::new();
-    let mut old_keys = Vec::new();
-    for entry in String::from_utf8_lossy(&get(files_key.clone()).await?).lines() {
-        let e: Value = serde_json::from_str(entry).map_err(|e| e.to_string())?;
-        let key = e["dataFileS3Key"]
-            .as_str()
-            .ok_or("dataFileS3Key")?
-            .to_string();
-        lines.extend(gunzip(&get(key.clone()).await?));
-        old_keys.push(key);
+    let at = ExportLayout::of(desc)?;
+    Bucket(store(s, at.bucket))
+        .reshape(&at, files, duplicate)
+        .await
+}
+
+/// Where a completed export's output lies (its description's S3 fields).
+#[derive(Debug, PartialEq, Eq)]
+struct ExportLayout<'a> {
+    bucket: &'a str,
+    /// The summary manifest's key.
+    summary_key: &'a str,
+    /// The export's prefix, without a trailing slash.
+    prefix: &'a str,
+    /// The folder of the summary manifest (`PREFIX/AWSDynamoDB/EXPORT-ID`).
+    export_dir: &'a str,
+}
+
+impl<'a> ExportLayout<'a> {
+    fn of(desc: &'a Value) -> Result<Self, String> {
+        let summary_key = desc["ExportManifest"].as_str().ok_or("no manifest")?;
+        Ok(ExportLayout {
+            bucket: desc["S3Bucket"].as_str().ok_or("no bucket")?,
+            summary_key,
+            prefix: desc["S3Prefix"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_end_matches('/'),
+            export_dir: summary_key.rsplit_once('/').ok_or("summary key")?.0,
+        })
     }
+
+    /// Where the data files go: an incremental export's in the folder its prefix's
+    /// incremental exports share, a full export's in its own.
+    fn data_dir(&self, incremental: bool) -> String {
+        if incremental {
+            format!("{}/AWSDynamoDB/data", self.prefix)
+        } else {
+            format!("{}/data", self.export_dir)
+        }
+    }
+}
+
+/// Deal the lines round-robin into `files` data files, `stale` (an earlier record of a
+/// key) into the last, and one empty file after them (an empty partition).
+fn deal(lines: &[String], files: usize, stale: Option<String>) -> Vec<Vec<String>> {
     let mut groups: Vec<Vec<String>> = vec![Vec::new(); files];
     for (i, l) in lines.iter().enumerate() {
         groups[i % files].push(l.clone());
     }
-    if duplicate && incremental && !ion && !lines.is_empty() {
-        groups[files - 1].push(older(&lines[0]));
+    if let Some(stale) = stale {
+        groups[files - 1].push(stale);
     }
     groups.push(Vec::new());
-    let data_dir = if incremental {
-        format!("{prefix}/AWSDynamoDB/data")
-    } else {
-        format!("{export_dir}/data")
-    };
-    let mut manifest = String::new();
-    let mut total = 0u64;
-    for g in &groups {
-        let bytes = gzip(g);
-        let name = uuid::Uuid::new_v4().simple().to_string()[..26].to_string();
-        let key = format!("{data_dir}/{name}.{}.gz", if ion { "ion" } else { "json" });
-        let md5 = b64_md5(&bytes);
-        let etag = put_parts(store.as_ref(), &key, bytes).await?;
-        manifest.push_str(
-            &json!({"itemCount": g.len(), "md5Checksum": md5, "etag": etag, "dataFileS3Key": key})
-                .to_string(),
-        );
-        manifest.push('\n');
-        total += g.len() as u64;
-    }
-    for key in old_keys {
-        store
-            .delete(&Path::from(key.as_str()))
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let put = |key: String, bytes: Vec<u8>| {
-        let store = store.clone();
-        async move {
-            store
-                .put(&Path::from(key.as_str()), PutPayload::from(bytes))
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-    };
-    put(files_key, manifest.clone().into_bytes()).await?;
-    put(
-        format!("{export_dir}/manifest-files.md5"),
-        b64_md5(manifest.as_bytes()).into_bytes(),
-    )
-    .await?;
+    groups
+}
+
+/// The summary manifest as AWS writes it, counting `total` items: an incremental one at
+/// version 2023-08-01 without exportTime, a full one without exportType.
+fn aws_summary(mut summary: Value, total: u64, incremental: bool) -> Result<Value, String> {
     summary["itemCount"] = json!(total);
     let o = summary.as_object_mut().ok_or("summary")?;
     if incremental {
@@ -760,12 +730,319 @@ async fn reshape(s: &State, desc: &Value) -> Result<u64, String> {
     } else {
         o.remove("exportType");
     }
-    let bytes = serde_json::to_vec(&summary).map_err(|e| e.to_string())?;
-    put(
-        format!("{export_dir}/manifest-summary.md5"),
-        b64_md5(&bytes).into_bytes(),
-    )
-    .await?;
-    put(summary_key.to_string(), bytes).await?;
-    Ok(total)
+    Ok(summary)
+}
+
+/// An export's bucket, as the reshaping reads and writes it.
+struct Bucket(Arc<dyn ObjectStore>);
+
+impl Bucket {
+    async fn get(&self, key: &str) -> Result<Vec<u8>, String> {
+        let got = self
+            .0
+            .get(&Path::from(key))
+            .await
+            .map_err(|e| format!("{key}: {e}"))?;
+        got.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), String> {
+        self.0
+            .put(&Path::from(key), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The lines of the data files a files manifest lists, and those files' keys.
+    async fn data_lines(&self, files_key: &str) -> Result<(Vec<String>, Vec<String>), String> {
+        let mut lines = Vec::new();
+        let mut keys = Vec::new();
+        for entry in String::from_utf8_lossy(&self.get(files_key).await?).lines() {
+            let e: Value = serde_json::from_str(entry).map_err(|e| e.to_string())?;
+            let key = e["dataFileS3Key"]
+                .as_str()
+                .ok_or("dataFileS3Key")?
+                .to_string();
+            lines.extend(gunzip(&self.get(&key).await?));
+            keys.push(key);
+        }
+        Ok((lines, keys))
+    }
+
+    /// Each group as a gzip data file of its own under `data_dir`, uploaded in parts:
+    /// the files manifest listing them, and the items they hold.
+    async fn write_data(
+        &self,
+        data_dir: &str,
+        ion: bool,
+        groups: &[Vec<String>],
+    ) -> Result<(String, u64), String> {
+        let mut manifest = String::new();
+        let mut total = 0u64;
+        for g in groups {
+            let bytes = gzip(g);
+            let name = uuid::Uuid::new_v4().simple().to_string()[..26].to_string();
+            let key = format!("{data_dir}/{name}.{}.gz", if ion { "ion" } else { "json" });
+            let md5 = b64_md5(&bytes);
+            let etag = put_parts(self.0.as_ref(), &key, bytes).await?;
+            manifest.push_str(
+                &json!({"itemCount": g.len(), "md5Checksum": md5, "etag": etag, "dataFileS3Key": key})
+                    .to_string(),
+            );
+            manifest.push('\n');
+            total += g.len() as u64;
+        }
+        Ok((manifest, total))
+    }
+
+    /// Rewrite the export at `at` in AWS's shape (`files` data files, and a stale record
+    /// of a key in an incremental JSON export when `duplicate`); its item count.
+    async fn reshape(
+        &self,
+        at: &ExportLayout<'_>,
+        files: usize,
+        duplicate: bool,
+    ) -> Result<u64, String> {
+        let mut summary: Value =
+            serde_json::from_slice(&self.get(at.summary_key).await?).map_err(|e| e.to_string())?;
+        let files_key = summary["manifestFilesS3Key"]
+            .as_str()
+            .ok_or("manifestFilesS3Key")?
+            .to_string();
+        let incremental = summary["exportType"] == "INCREMENTAL_EXPORT";
+        let ion = summary["outputFormat"] == "ION";
+        let (lines, old_keys) = self.data_lines(&files_key).await?;
+        let stale = lines
+            .first()
+            .filter(|_| duplicate && incremental && !ion)
+            .map(|l| older(l));
+        let groups = deal(&lines, files, stale);
+        let (manifest, total) = self
+            .write_data(&at.data_dir(incremental), ion, &groups)
+            .await?;
+        for key in old_keys {
+            self.0
+                .delete(&Path::from(key.as_str()))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let manifest_md5 = b64_md5(manifest.as_bytes());
+        self.put(&files_key, manifest.into_bytes()).await?;
+        let files_md5 = format!("{}/manifest-files.md5", at.export_dir);
+        self.put(&files_md5, manifest_md5.into_bytes()).await?;
+        summary = aws_summary(summary, total, incremental)?;
+        let bytes = serde_json::to_vec(&summary).map_err(|e| e.to_string())?;
+        let summary_md5 = format!("{}/manifest-summary.md5", at.export_dir);
+        self.put(&summary_md5, b64_md5(&bytes).into_bytes()).await?;
+        self.put(at.summary_key, bytes).await?;
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc() -> Value {
+        json!({
+            "S3Bucket": "b",
+            "S3Prefix": "p/",
+            "ExportManifest": "p/AWSDynamoDB/0001-x/manifest-summary.json",
+        })
+    }
+
+    #[test]
+    fn an_exports_layout_is_read_from_its_description() {
+        let d = desc();
+        let at = ExportLayout::of(&d).unwrap();
+        assert_eq!(
+            at,
+            ExportLayout {
+                bucket: "b",
+                summary_key: "p/AWSDynamoDB/0001-x/manifest-summary.json",
+                prefix: "p",
+                export_dir: "p/AWSDynamoDB/0001-x",
+            }
+        );
+        assert_eq!(at.data_dir(false), "p/AWSDynamoDB/0001-x/data");
+        assert_eq!(at.data_dir(true), "p/AWSDynamoDB/data");
+        assert_eq!(
+            ExportLayout::of(&json!({"S3Bucket": "b"})).unwrap_err(),
+            "no manifest"
+        );
+    }
+
+    #[test]
+    fn lines_are_dealt_round_robin_with_the_stale_record_last_and_an_empty_file() {
+        let lines: Vec<String> = (0..5).map(|i| i.to_string()).collect();
+        let groups = deal(&lines, 2, Some("old".into()));
+        assert_eq!(groups, [vec!["0", "2", "4"], vec!["1", "3", "old"], vec![]]);
+        assert_eq!(deal(&[], 3, None), vec![Vec::<String>::new(); 4]);
+    }
+
+    #[test]
+    fn summaries_take_the_fields_aws_writes() {
+        let summary = json!({"exportType": "FULL_EXPORT", "exportTime": "t", "itemCount": 9});
+        let full = aws_summary(summary.clone(), 4, false).unwrap();
+        assert_eq!(full, json!({"exportTime": "t", "itemCount": 4}));
+        let incremental = aws_summary(summary, 4, true).unwrap();
+        assert_eq!(
+            incremental,
+            json!({"exportType": "FULL_EXPORT", "itemCount": 4, "version": "2023-08-01"})
+        );
+    }
+
+    #[test]
+    fn an_earlier_write_is_a_millisecond_older_with_another_image() {
+        let line = r#"{"Metadata":{"WriteTimestampMicros":{"N":"5000"}},"Keys":{"pk":{"S":"a"}}}"#;
+        let old: Value = serde_json::from_str(&older(line)).unwrap();
+        assert_eq!(old["Metadata"]["WriteTimestampMicros"]["N"], "4000");
+        assert_eq!(old["NewImage"]["pk"]["S"], "a");
+        assert!(old["NewImage"]["stale"]["S"].is_string());
+    }
+
+    /// An export as fakecloud leaves it: one data file, its files manifest, its summary.
+    async fn fakecloud_export(store: &Arc<dyn ObjectStore>, kind: &str, lines: &[&str]) {
+        let put = |key: &str, bytes: Vec<u8>| {
+            let store = store.clone();
+            let key = key.to_string();
+            async move {
+                store
+                    .put(&Path::from(key), PutPayload::from(bytes))
+                    .await
+                    .unwrap()
+            }
+        };
+        let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        put("p/AWSDynamoDB/0001-x/data/one.json.gz", gzip(&lines)).await;
+        let entry = json!({"dataFileS3Key": "p/AWSDynamoDB/0001-x/data/one.json.gz"});
+        put(
+            "p/AWSDynamoDB/0001-x/manifest-files.json",
+            format!("{entry}\n").into_bytes(),
+        )
+        .await;
+        let summary = json!({
+            "manifestFilesS3Key": "p/AWSDynamoDB/0001-x/manifest-files.json",
+            "exportType": kind, "outputFormat": "DYNAMODB_JSON", "exportTime": "t",
+        });
+        put(
+            "p/AWSDynamoDB/0001-x/manifest-summary.json",
+            summary.to_string().into_bytes(),
+        )
+        .await;
+    }
+
+    async fn keys(store: &Arc<dyn ObjectStore>) -> Vec<String> {
+        use futures::TryStreamExt as _;
+        let mut keys: Vec<String> = store
+            .list(None)
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        keys.sort();
+        keys
+    }
+
+    #[tokio::test]
+    async fn a_full_export_is_rewritten_in_several_files_with_checksums() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        fakecloud_export(
+            &store,
+            "FULL_EXPORT",
+            &["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"],
+        )
+        .await;
+        let bucket = Bucket(store.clone());
+        let d = desc();
+        let at = ExportLayout::of(&d).unwrap();
+        assert_eq!(bucket.reshape(&at, 2, true).await.unwrap(), 3);
+        let all = keys(&store).await;
+        assert!(!all.iter().any(|k| k.ends_with("one.json.gz")), "{all:?}");
+        assert!(all.contains(&"p/AWSDynamoDB/0001-x/manifest-files.md5".to_string()));
+        let manifest = bucket
+            .get("p/AWSDynamoDB/0001-x/manifest-files.json")
+            .await
+            .unwrap();
+        let md5 = bucket
+            .get("p/AWSDynamoDB/0001-x/manifest-files.md5")
+            .await
+            .unwrap();
+        assert_eq!(String::from_utf8(md5).unwrap(), b64_md5(&manifest));
+        let entries: Vec<Value> = String::from_utf8(manifest)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let counts: Vec<_> = entries
+            .iter()
+            .map(|e| e["itemCount"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            counts,
+            [2, 1, 0],
+            "no stale record in a full export; an empty file"
+        );
+        let mut read = Vec::new();
+        for e in &entries {
+            let key = e["dataFileS3Key"].as_str().unwrap();
+            assert!(
+                key.starts_with("p/AWSDynamoDB/0001-x/data/") && key.ends_with(".json.gz"),
+                "{key}"
+            );
+            let bytes = bucket.get(key).await.unwrap();
+            assert_eq!(e["md5Checksum"], b64_md5(&bytes));
+            read.extend(gunzip(&bytes));
+        }
+        read.sort();
+        assert_eq!(read, ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"]);
+        let summary: Value =
+            serde_json::from_slice(&bucket.get(at.summary_key).await.unwrap()).unwrap();
+        assert_eq!(summary["itemCount"], 3);
+        assert!(summary.get("exportType").is_none(), "{summary}");
+    }
+
+    #[tokio::test]
+    async fn an_incremental_export_shares_its_prefixs_data_folder_and_may_hold_a_stale_record() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let change =
+            r#"{"Metadata":{"WriteTimestampMicros":{"N":"5000"}},"Keys":{"pk":{"S":"a"}}}"#;
+        fakecloud_export(&store, "INCREMENTAL_EXPORT", &[change]).await;
+        let bucket = Bucket(store.clone());
+        let d = desc();
+        let at = ExportLayout::of(&d).unwrap();
+        assert_eq!(
+            bucket.reshape(&at, 1, true).await.unwrap(),
+            2,
+            "the stale record counted"
+        );
+        let data: Vec<_> = keys(&store)
+            .await
+            .into_iter()
+            .filter(|k| k.ends_with(".gz"))
+            .collect();
+        assert_eq!(data.len(), 2);
+        assert!(
+            data.iter().all(|k| k.starts_with("p/AWSDynamoDB/data/")),
+            "{data:?}"
+        );
+        let summary: Value =
+            serde_json::from_slice(&bucket.get(at.summary_key).await.unwrap()).unwrap();
+        assert_eq!(
+            (summary["version"].as_str(), summary.get("exportTime")),
+            (Some("2023-08-01"), None)
+        );
+        let md5 = bucket
+            .get("p/AWSDynamoDB/0001-x/manifest-summary.md5")
+            .await
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(md5).unwrap(),
+            b64_md5(&serde_json::to_vec(&summary).unwrap())
+        );
+    }
 }

@@ -385,205 +385,227 @@ fn refuse_request(body: &Value) -> Option<String> {
     None
 }
 
-fn handle(
-    st: &Arc<Mutex<State>>,
-    env: &StepEnv,
-    target: &str,
-    body: &Value,
-) -> (&'static str, Value) {
+/// An answer: its status and its JSON body.
+type Answer = (&'static str, Value);
+
+/// One call of the EMR API; a cluster that RunJobFlow creates starts its life.
+fn handle(st: &Arc<Mutex<State>>, env: &StepEnv, target: &str, body: &Value) -> Answer {
     let op = target.rsplit('.').next().unwrap_or("");
     let mut s = st.lock().unwrap();
     match op {
         "RunJobFlow" => {
-            s.creates += 1;
-            if s.creates <= s.script.refuse_creates {
-                return error("ThrottlingException", "injected: Rate exceeded");
-            }
-            if let Some(why) = refuse_request(body) {
-                return error("ValidationException", &why);
-            }
-            if s.script.invalid_creates {
-                return error(
-                    "ValidationException",
-                    "injected: The requested instance type m5.xlarge is not supported in the requested Availability Zone",
-                );
-            }
-            let n = s.clusters.len() + 1;
-            let id = format!("j-TEST{n:08}");
-            let steps = step_records(body["Steps"].as_array().map_or(&[][..], |v| v), n, 0);
-            s.clusters.push(Cluster {
-                id: id.clone(),
-                name: body["Name"].as_str().unwrap_or("").to_string(),
-                state: "STARTING".into(),
-                reason: (String::new(), String::new()),
-                steps,
-                request: body.clone(),
-                peak_running: 0,
-                peak_active: 0,
-            });
-            let created = s.clusters.iter().filter(|c| !c.request.is_null()).count() as u32;
-            let fate = Fate {
-                bootstrap_fails: created <= s.script.bootstrap_failures,
-                stuck: created <= s.script.stuck_starting,
-            };
-            let answer_lost = created <= s.script.lose_create_answers;
+            let (answer, created) = s.run_job_flow(body);
             drop(s);
-            tokio::spawn(lifecycle(st.clone(), env.clone(), id.clone(), fate));
-            if answer_lost {
-                return (
-                    "500 Internal Server Error",
-                    json!({"__type": "InternalServerException", "Message": "injected: the answer was lost"}),
-                );
+            if let Some((id, fate)) = created {
+                tokio::spawn(lifecycle(st.clone(), env.clone(), id, fate));
             }
-            (
-                "200 OK",
-                json!({"JobFlowId": id, "ClusterArn": format!("arn:aws:elasticmapreduce:us-east-1:123456789012:cluster/{id}")}),
-            )
+            answer
         }
-        "AddJobFlowSteps" => {
-            s.add_step_calls += 1;
-            let id = body["JobFlowId"].as_str().unwrap_or("");
-            let Some(n) = s.clusters.iter().position(|c| c.id == id) else {
-                return error(
-                    "ValidationException",
-                    &format!("Cluster id '{id}' is not valid."),
-                );
-            };
-            let c = &mut s.clusters[n];
-            if c.state.starts_with("TERMINAT") {
-                return error(
-                    "ValidationException",
-                    &format!("A job flow that is shutting down, terminated, or finished may not be modified: {id}"),
-                );
-            }
-            let new = body["Steps"].as_array().cloned().unwrap_or_default();
-            if new
-                .iter()
-                .any(|s| s["Name"].as_str().unwrap_or("").len() > 256)
-            {
-                return error(
-                    "ValidationException",
-                    "Member must have length less than or equal to 256",
-                );
-            }
-            let pending = c
-                .steps
-                .iter()
-                .filter(|s| s.state == "PENDING" || s.state == "RUNNING")
-                .count();
-            if pending + new.len() > 256 {
-                return error("ValidationException", "Maximum number of active steps(State = 'Running', 'Pending' or 'Cancel_Pending') for cluster exceeded.");
-            }
-            let records = step_records(&new, n + 1, c.steps.len());
-            let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
-            c.steps.extend(records);
-            c.peak_active = c.peak_active.max(pending + new.len());
-            ("200 OK", json!({"StepIds": ids}))
-        }
-        "ListClusters" => {
-            let states: Vec<&str> = body["ClusterStates"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let clusters: Vec<Value> = s
-                .clusters
-                .iter()
-                .filter(|c| states.is_empty() || states.contains(&c.state.as_str()))
-                .map(|c| json!({"Id": c.id, "Name": c.name, "Status": {"State": c.state}}))
-                .collect();
-            ("200 OK", json!({"Clusters": clusters}))
-        }
-        "DescribeCluster" => {
-            let id = body["ClusterId"].as_str().unwrap_or("");
-            match s.clusters.iter().find(|c| c.id == id) {
-                Some(c) => (
-                    "200 OK",
-                    json!({"Cluster": {"Id": c.id, "Name": c.name, "Status": {
-                        "State": c.state,
-                        "StateChangeReason": {"Code": c.reason.0, "Message": c.reason.1}
-                    }}}),
-                ),
-                None => error(
-                    "InvalidRequestException",
-                    &format!("Cluster id '{id}' is not valid."),
-                ),
-            }
-        }
-        "ListSteps" => {
-            let id = body["ClusterId"].as_str().unwrap_or("");
-            let terminated = s
-                .clusters
-                .iter()
-                .any(|c| c.id == id && c.state.starts_with("TERMINATED"));
-            if terminated && s.list_steps_failures < s.script.fail_list_steps_when_terminated {
-                s.list_steps_failures += 1;
-                return (
-                    "500 Internal Server Error",
-                    json!({"__type": "InternalServerException", "Message": "injected"}),
-                );
-            }
-            if let Some(c) = s.clusters.iter_mut().find(|c| c.id == id) {
-                for st in c.steps.iter_mut().filter(|st| st.state == "RUNNING") {
-                    st.seen_running += 1;
-                }
-            }
-            match s.clusters.iter().find(|c| c.id == id) {
-                // EMR lists the newest step first.
-                Some(c) => (
-                    "200 OK",
-                    json!({"Steps": c.steps.iter().rev().map(|st| {
-                        let mut status = json!({"State": st.state});
-                        let mut timeline = json!({"CreationDateTime": secs(st.created)});
-                        if let Some(t) = st.started {
-                            timeline["StartDateTime"] = json!(secs(t));
-                        }
-                        if let Some(t) = st.ended {
-                            timeline["EndDateTime"] = json!(secs(t));
-                        }
-                        status["Timeline"] = timeline;
-                        if let Some(f) = &st.failure {
-                            status["FailureDetails"] = json!({"Reason": "Step failed", "Message": f, "LogFile": format!("s3://logs/{}/steps/{}/stderr.gz", c.id, st.id)});
-                        }
-                        json!({"Id": st.id, "Name": st.name, "Config": {"Jar": st.jar, "Args": st.args}, "Status": status})
-                    }).collect::<Vec<_>>()}),
-                ),
-                None => error(
-                    "InvalidRequestException",
-                    &format!("Cluster id '{id}' is not valid."),
-                ),
-            }
-        }
-        "TerminateJobFlows" => {
-            let ids: Vec<String> = body["JobFlowIds"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            s.terminate_calls.push(ids.clone());
-            for c in s.clusters.iter_mut().filter(|c| ids.contains(&c.id)) {
-                if !c.state.starts_with("TERMINATED") {
-                    c.state = "TERMINATED".into();
-                    c.reason = ("USER_REQUEST".into(), "Terminated by user request".into());
-                    for step in c
-                        .steps
-                        .iter_mut()
-                        .filter(|st| st.state == "PENDING" || st.state == "RUNNING")
-                    {
-                        step.state = "CANCELLED".into();
-                    }
-                }
-            }
-            ("200 OK", json!({}))
-        }
+        "AddJobFlowSteps" => s.add_job_flow_steps(body),
+        "ListClusters" => s.list_clusters(body),
+        "DescribeCluster" => s.describe_cluster(body),
+        "ListSteps" => s.list_steps(body),
+        "TerminateJobFlows" => s.terminate_job_flows(body),
         _ => error("UnknownOperationException", op),
     }
 }
 
+fn not_valid(id: &str) -> Answer {
+    error(
+        "InvalidRequestException",
+        &format!("Cluster id '{id}' is not valid."),
+    )
+}
+
+impl State {
+    /// RunJobFlow: the answer, and the cluster created (with its fate) unless refused.
+    fn run_job_flow(&mut self, body: &Value) -> (Answer, Option<(String, Fate)>) {
+        self.creates += 1;
+        if self.creates <= self.script.refuse_creates {
+            return (
+                error("ThrottlingException", "injected: Rate exceeded"),
+                None,
+            );
+        }
+        if let Some(why) = refuse_request(body) {
+            return (error("ValidationException", &why), None);
+        }
+        if self.script.invalid_creates {
+            let why = "injected: The requested instance type m5.xlarge is not supported in the requested Availability Zone";
+            return (error("ValidationException", why), None);
+        }
+        let n = self.clusters.len() + 1;
+        let id = format!("j-TEST{n:08}");
+        let steps = step_records(body["Steps"].as_array().map_or(&[][..], |v| v), n, 0);
+        self.clusters.push(Cluster {
+            id: id.clone(),
+            name: body["Name"].as_str().unwrap_or("").to_string(),
+            state: "STARTING".into(),
+            reason: (String::new(), String::new()),
+            steps,
+            request: body.clone(),
+            peak_running: 0,
+            peak_active: 0,
+        });
+        let created = self
+            .clusters
+            .iter()
+            .filter(|c| !c.request.is_null())
+            .count() as u32;
+        let fate = Fate {
+            bootstrap_fails: created <= self.script.bootstrap_failures,
+            stuck: created <= self.script.stuck_starting,
+        };
+        let answer = if created <= self.script.lose_create_answers {
+            (
+                "500 Internal Server Error",
+                json!({"__type": "InternalServerException", "Message": "injected: the answer was lost"}),
+            )
+        } else {
+            (
+                "200 OK",
+                json!({"JobFlowId": id, "ClusterArn": format!("arn:aws:elasticmapreduce:us-east-1:123456789012:cluster/{id}")}),
+            )
+        };
+        (answer, Some((id, fate)))
+    }
+
+    fn add_job_flow_steps(&mut self, body: &Value) -> Answer {
+        self.add_step_calls += 1;
+        let id = body["JobFlowId"].as_str().unwrap_or("");
+        let Some(n) = self.clusters.iter().position(|c| c.id == id) else {
+            return error(
+                "ValidationException",
+                &format!("Cluster id '{id}' is not valid."),
+            );
+        };
+        let c = &mut self.clusters[n];
+        if c.state.starts_with("TERMINAT") {
+            return error(
+                "ValidationException",
+                &format!("A job flow that is shutting down, terminated, or finished may not be modified: {id}"),
+            );
+        }
+        let new = body["Steps"].as_array().cloned().unwrap_or_default();
+        if new
+            .iter()
+            .any(|s| s["Name"].as_str().unwrap_or("").len() > 256)
+        {
+            return error(
+                "ValidationException",
+                "Member must have length less than or equal to 256",
+            );
+        }
+        let pending = c.steps.iter().filter(|s| s.active()).count();
+        if pending + new.len() > 256 {
+            return error("ValidationException", "Maximum number of active steps(State = 'Running', 'Pending' or 'Cancel_Pending') for cluster exceeded.");
+        }
+        let records = step_records(&new, n + 1, c.steps.len());
+        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        c.steps.extend(records);
+        c.peak_active = c.peak_active.max(pending + new.len());
+        ("200 OK", json!({"StepIds": ids}))
+    }
+
+    fn list_clusters(&self, body: &Value) -> Answer {
+        let states: Vec<&str> = body["ClusterStates"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let clusters: Vec<Value> = self
+            .clusters
+            .iter()
+            .filter(|c| states.is_empty() || states.contains(&c.state.as_str()))
+            .map(|c| json!({"Id": c.id, "Name": c.name, "Status": {"State": c.state}}))
+            .collect();
+        ("200 OK", json!({"Clusters": clusters}))
+    }
+
+    fn describe_cluster(&self, body: &Value) -> Answer {
+        let id = body["ClusterId"].as_str().unwrap_or("");
+        match self.clusters.iter().find(|c| c.id == id) {
+            Some(c) => (
+                "200 OK",
+                json!({"Cluster": {"Id": c.id, "Name": c.name, "Status": {
+                    "State": c.state,
+                    "StateChangeReason": {"Code": c.reason.0, "Message": c.reason.1}
+                }}}),
+            ),
+            None => not_valid(id),
+        }
+    }
+
+    /// ListSteps, newest step first (as EMR lists them); it counts the looks at running steps.
+    fn list_steps(&mut self, body: &Value) -> Answer {
+        let id = body["ClusterId"].as_str().unwrap_or("");
+        let terminated = self
+            .clusters
+            .iter()
+            .any(|c| c.id == id && c.state.starts_with("TERMINATED"));
+        if terminated && self.list_steps_failures < self.script.fail_list_steps_when_terminated {
+            self.list_steps_failures += 1;
+            return (
+                "500 Internal Server Error",
+                json!({"__type": "InternalServerException", "Message": "injected"}),
+            );
+        }
+        let Some(c) = self.clusters.iter_mut().find(|c| c.id == id) else {
+            return not_valid(id);
+        };
+        for st in c.steps.iter_mut().filter(|st| st.state == "RUNNING") {
+            st.seen_running += 1;
+        }
+        let steps: Vec<Value> = c.steps.iter().rev().map(|st| st.listed(&c.id)).collect();
+        ("200 OK", json!({ "Steps": steps }))
+    }
+
+    fn terminate_job_flows(&mut self, body: &Value) -> Answer {
+        let ids: Vec<String> = body["JobFlowIds"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.terminate_calls.push(ids.clone());
+        for c in self.clusters.iter_mut().filter(|c| ids.contains(&c.id)) {
+            if !c.state.starts_with("TERMINATED") {
+                c.state = "TERMINATED".into();
+                c.reason = ("USER_REQUEST".into(), "Terminated by user request".into());
+                c.cancel_active();
+            }
+        }
+        ("200 OK", json!({}))
+    }
+}
+
+impl StepRecord {
+    /// Pending or running.
+    fn active(&self) -> bool {
+        self.state == "PENDING" || self.state == "RUNNING"
+    }
+
+    /// The step as ListSteps shows it, on cluster `cluster`.
+    fn listed(&self, cluster: &str) -> Value {
+        let mut status = json!({"State": self.state});
+        let mut timeline = json!({"CreationDateTime": secs(self.created)});
+        if let Some(t) = self.started {
+            timeline["StartDateTime"] = json!(secs(t));
+        }
+        if let Some(t) = self.ended {
+            timeline["EndDateTime"] = json!(secs(t));
+        }
+        status["Timeline"] = timeline;
+        if let Some(f) = &self.failure {
+            status["FailureDetails"] = json!({"Reason": "Step failed", "Message": f, "LogFile": format!("s3://logs/{cluster}/steps/{}/stderr.gz", self.id)});
+        }
+        json!({"Id": self.id, "Name": self.name, "Config": {"Jar": self.jar, "Args": self.args}, "Status": status})
+    }
+}
+
 /// What becomes of a new cluster.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Fate {
     bootstrap_fails: bool,
     stuck: bool,
@@ -602,146 +624,237 @@ fn terminated(st: &Mutex<State>, id: &str) -> bool {
 /// The service's own clock: how long its clusters wait between looks at their steps.
 const TICK: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// Why a cluster that bootstraps fails to launch, if it does: under the v2 managed policy,
+/// a cluster or network without the policy's tag; else a scripted bootstrap failure.
+fn launch_failure(script: &Script, request: &Value, fate: Fate) -> Option<(String, String)> {
+    let tagged =
+        request["Tags"].as_array().into_iter().flatten().any(|t| {
+            t["Key"] == "for-use-with-amazon-emr-managed-policies" && t["Value"] == "true"
+        });
+    let launch_fails = !script.v1_service_policy && (!tagged || script.untagged_network);
+    if launch_fails {
+        let what = if tagged {
+            "the subnet and security groups"
+        } else {
+            "the cluster"
+        };
+        Some(("VALIDATION_ERROR".into(), format!("The EMR service role is not authorized to perform ec2:RunInstances: {what} must be tagged for-use-with-amazon-emr-managed-policies=true (AmazonEMRServicePolicy_v2)")))
+    } else if fate.bootstrap_fails {
+        Some((
+            "BOOTSTRAP_FAILURE".into(),
+            "On the master instance (i-0123), bootstrap action 1 returned a non-zero return code"
+                .into(),
+        ))
+    } else {
+        None
+    }
+}
+
+/// What a launched cluster's RunJobFlow request says of how it runs its steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Launch {
+    /// Whether it waits for more steps when it has none (else it ends).
+    keep_alive: bool,
+    label: String,
+    apps: Vec<String>,
+    /// How many steps it runs at once.
+    level: usize,
+}
+
+impl Launch {
+    fn of(request: &Value) -> Self {
+        Launch {
+            keep_alive: request["Instances"]["KeepJobFlowAliveWhenNoSteps"] == true,
+            label: request["ReleaseLabel"].as_str().unwrap_or("").to_string(),
+            apps: request["Applications"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a["Name"].as_str().map(str::to_string))
+                .collect(),
+            level: request["StepConcurrencyLevel"].as_u64().unwrap_or(1).max(1) as usize,
+        }
+    }
+}
+
+/// What a running cluster does next.
+#[derive(Debug, Clone)]
+enum Next {
+    /// Start this pending step (its index and record).
+    Start(usize, Box<StepRecord>),
+    /// Wait a tick: as many steps run as it may, or none is pending (idle when none runs
+    /// either).
+    Wait { idle: bool },
+}
+
+impl Cluster {
+    /// Its first pending step, when fewer than `level` run.
+    fn next_step(&self, level: usize) -> Next {
+        let running = self.steps.iter().filter(|s| s.state == "RUNNING").count();
+        let next = self.steps.iter().position(|s| s.state == "PENDING");
+        match next {
+            Some(i) if running < level => Next::Start(i, Box::new(self.steps[i].clone())),
+            _ => Next::Wait {
+                idle: running == 0 && next.is_none(),
+            },
+        }
+    }
+
+    fn start_step(&mut self, i: usize, now: SystemTime) {
+        self.state = "RUNNING".into();
+        self.steps[i].state = "RUNNING".into();
+        self.steps[i].started = Some(now);
+        let running = self.steps.iter().filter(|s| s.state == "RUNNING").count();
+        self.peak_running = self.peak_running.max(running);
+    }
+
+    /// Nothing to run, kept alive: WAITING.
+    fn idle(&mut self) {
+        if self.state == "RUNNING" {
+            self.state = "WAITING".into();
+        }
+    }
+
+    fn cancel_active(&mut self) {
+        for s in self.steps.iter_mut().filter(|s| s.active()) {
+            s.state = "CANCELLED".into();
+        }
+    }
+
+    /// Ended with errors before it ran anything (`reason`): every step cancelled.
+    fn fail_launch(&mut self, reason: (String, String)) {
+        self.state = "TERMINATED_WITH_ERRORS".into();
+        self.reason = reason;
+        for step in &mut self.steps {
+            step.state = "CANCELLED".into();
+        }
+    }
+
+    /// Its core instances lost (a scripted death): ended with errors, active steps cancelled.
+    fn lose_instances(&mut self) {
+        self.state = "TERMINATED_WITH_ERRORS".into();
+        self.reason = (
+            "INSTANCE_FAILURE".into(),
+            "injected: the core instance group was lost".into(),
+        );
+        self.cancel_active();
+    }
+
+    /// Ended after its last step.
+    fn complete(&mut self, any_failed: bool) {
+        self.state = "TERMINATED".into();
+        let message = if any_failed {
+            "Steps completed with errors"
+        } else {
+            "Steps completed"
+        };
+        self.reason = ("ALL_STEPS_COMPLETED".into(), message.into());
+    }
+}
+
 /// A cluster's life: STARTING, BOOTSTRAPPING, RUNNING (its steps in order, as many at once
 /// as its StepConcurrencyLevel, the next started as soon as one ends; WAITING when it has
 /// none and is kept alive), TERMINATING, then TERMINATED or TERMINATED_WITH_ERRORS.
 async fn lifecycle(st: Arc<Mutex<State>>, env: StepEnv, id: String, fate: Fate) {
+    let Some((script, launch)) = start_up(&st, &id, fate).await else {
+        return;
+    };
+    let Some(any_failed) = run_steps(&st, &env, &id, &script, &launch).await else {
+        return;
+    };
+    with(&st, &id, |c| c.state = "TERMINATING".into());
+    tokio::task::yield_now().await;
+    with(&st, &id, |c| c.complete(any_failed));
+}
+
+/// STARTING, BOOTSTRAPPING, then RUNNING: the script and how it runs its steps, unless it
+/// stays STARTING or fails to launch.
+async fn start_up(st: &Mutex<State>, id: &str, fate: Fate) -> Option<(Script, Launch)> {
     tokio::task::yield_now().await;
     if fate.stuck {
-        return; // STARTING until terminated
+        return None; // STARTING until terminated
     }
-    with(&st, &id, |c| c.state = "BOOTSTRAPPING".into());
+    with(st, id, |c| c.state = "BOOTSTRAPPING".into());
     tokio::task::yield_now().await;
     let (script, request) = {
         let s = st.lock().unwrap();
         let c = s.clusters.iter().find(|c| c.id == id).unwrap();
         (s.script.clone(), c.request.clone())
     };
-    let tagged =
-        request["Tags"].as_array().into_iter().flatten().any(|t| {
-            t["Key"] == "for-use-with-amazon-emr-managed-policies" && t["Value"] == "true"
-        });
-    let launch_fails = !script.v1_service_policy && (!tagged || script.untagged_network);
-    if fate.bootstrap_fails || launch_fails {
-        with(&st, &id, |c| {
-            c.state = "TERMINATED_WITH_ERRORS".into();
-            c.reason = if launch_fails {
-                let what = if tagged {
-                    "the subnet and security groups"
-                } else {
-                    "the cluster"
-                };
-                ("VALIDATION_ERROR".into(), format!("The EMR service role is not authorized to perform ec2:RunInstances: {what} must be tagged for-use-with-amazon-emr-managed-policies=true (AmazonEMRServicePolicy_v2)"))
-            } else {
-                ("BOOTSTRAP_FAILURE".into(), "On the master instance (i-0123), bootstrap action 1 returned a non-zero return code".into())
-            };
-            for step in &mut c.steps {
-                step.state = "CANCELLED".into();
-            }
-        });
-        return;
+    if let Some(reason) = launch_failure(&script, &request, fate) {
+        with(st, id, |c| c.fail_launch(reason));
+        return None;
     }
-    let keep_alive = request["Instances"]["KeepJobFlowAliveWhenNoSteps"] == true;
-    let label = request["ReleaseLabel"].as_str().unwrap_or("").to_string();
-    let apps: Vec<String> = request["Applications"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a["Name"].as_str().map(str::to_string))
-        .collect();
-    with(&st, &id, |c| c.state = "RUNNING".into());
-    let level = request["StepConcurrencyLevel"].as_u64().unwrap_or(1).max(1) as usize;
+    with(st, id, |c| c.state = "RUNNING".into());
+    Some((script, Launch::of(&request)))
+}
+
+/// Run the cluster's steps until it has none left (and is not kept alive): whether any
+/// failed; None when it was terminated or died meanwhile.
+async fn run_steps(
+    st: &Arc<Mutex<State>>,
+    env: &StepEnv,
+    id: &str,
+    script: &Script,
+    launch: &Launch,
+) -> Option<bool> {
     let mut any_failed = false;
     let mut ran = 0;
     let mut tasks = tokio::task::JoinSet::new();
     loop {
-        if terminated(&st, &id) {
-            return;
+        if terminated(st, id) {
+            return None;
         }
         while let Some(Ok(failed)) = tasks.try_join_next() {
             any_failed |= failed;
         }
-        let (next, running) = with(&st, &id, |c| {
-            let running = c.steps.iter().filter(|s| s.state == "RUNNING").count();
-            let next = c
-                .steps
-                .iter()
-                .position(|s| s.state == "PENDING")
-                .map(|i| (i, c.steps[i].clone()));
-            (next, running)
-        });
-        let idle = running == 0 && next.is_none();
-        let Some((i, step)) = next.filter(|_| running < level) else {
-            if idle {
-                if !keep_alive {
-                    break;
-                }
-                with(&st, &id, |c| {
-                    if c.state == "RUNNING" {
-                        c.state = "WAITING".into();
+        let (i, step) = match with(st, id, |c| c.next_step(launch.level)) {
+            Next::Start(i, step) => (i, *step),
+            Next::Wait { idle } => {
+                if idle {
+                    if !launch.keep_alive {
+                        break;
                     }
-                });
+                    with(st, id, Cluster::idle);
+                }
+                tokio::time::sleep(TICK).await;
+                continue;
             }
-            tokio::time::sleep(TICK).await;
-            continue;
         };
         if script.die_after_steps == Some(ran) {
-            with(&st, &id, |c| {
-                c.state = "TERMINATED_WITH_ERRORS".into();
-                c.reason = (
-                    "INSTANCE_FAILURE".into(),
-                    "injected: the core instance group was lost".into(),
-                );
-                for s in c
-                    .steps
-                    .iter_mut()
-                    .filter(|s| s.state == "PENDING" || s.state == "RUNNING")
-                {
-                    s.state = "CANCELLED".into();
-                }
-            });
-            return;
+            with(st, id, Cluster::lose_instances);
+            return None;
         }
-        with(&st, &id, |c| {
-            c.state = "RUNNING".into();
-            c.steps[i].state = "RUNNING".into();
-            c.steps[i].started = Some(SystemTime::now());
-            let running = c.steps.iter().filter(|s| s.state == "RUNNING").count();
-            c.peak_running = c.peak_running.max(running);
-        });
+        with(st, id, |c| c.start_step(i, SystemTime::now()));
         ran += 1;
         if script.hang {
             continue; // until TerminateJobFlows
         }
-        let (st, env, id, script, label, apps) = (
+        let (st, env, id, script, launch) = (
             st.clone(),
             env.clone(),
-            id.clone(),
+            id.to_string(),
             script.clone(),
-            label.clone(),
-            apps.clone(),
+            launch.clone(),
         );
-        tasks.spawn(
-            async move { run_and_end(&st, &env, &id, i, step, &script, &label, &apps).await },
-        );
+        tasks.spawn(async move {
+            run_and_end(
+                &st,
+                &env,
+                &id,
+                i,
+                step,
+                &script,
+                &launch.label,
+                &launch.apps,
+            )
+            .await
+        });
     }
     while let Some(Ok(failed)) = tasks.join_next().await {
         any_failed |= failed;
     }
-    with(&st, &id, |c| c.state = "TERMINATING".into());
-    tokio::task::yield_now().await;
-    with(&st, &id, |c| {
-        c.state = "TERMINATED".into();
-        c.reason = (
-            "ALL_STEPS_COMPLETED".into(),
-            if any_failed {
-                "Steps completed with errors"
-            } else {
-                "Steps completed"
-            }
-            .into(),
-        );
-    });
+    Some(any_failed)
 }
 
 /// One step: carried out, then held until it has lasted as long as the script says; its
@@ -1200,5 +1313,312 @@ mod tests {
         let ids = json!({"JobFlowIds": [id]});
         post_json(&emr.url, "ElasticMapReduce.TerminateJobFlows", &ids).await;
         assert_eq!(emr.terminate_calls(), vec![vec![id]]);
+    }
+
+    /// A service's state under a script, without a network.
+    fn state(script: Script) -> State {
+        State {
+            script,
+            ..State::default()
+        }
+    }
+
+    fn with_steps(names: &[&str]) -> Value {
+        let mut body = cluster("emr-7.5.0");
+        body["Steps"] = json!(names
+            .iter()
+            .map(|n| json!({"Name": n, "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["hive-script", "-f", "s3://b/q"]}}))
+            .collect::<Vec<_>>());
+        body
+    }
+
+    fn code(answer: &Answer) -> &str {
+        answer.1["__type"].as_str().unwrap_or("")
+    }
+
+    #[test]
+    fn run_job_flow_throttles_refuses_and_creates_with_the_scripted_fates() {
+        let mut s = state(Script {
+            refuse_creates: 1,
+            bootstrap_failures: 1,
+            stuck_starting: 2,
+            lose_create_answers: 1,
+            ..Script::default()
+        });
+        let (answer, created) = s.run_job_flow(&cluster("emr-7.5.0"));
+        assert_eq!((code(&answer), created), ("ThrottlingException", None));
+        let mut odd = cluster("emr-7.5.0");
+        odd["Applications"] = json!([{"Name": "Cobol"}]);
+        let (answer, created) = s.run_job_flow(&odd);
+        assert_eq!((code(&answer), created), ("ValidationException", None));
+        let (answer, created) = s.run_job_flow(&with_steps(&["a", "b"]));
+        assert_eq!(
+            answer.0, "500 Internal Server Error",
+            "created, its answer lost"
+        );
+        let first = Fate {
+            bootstrap_fails: true,
+            stuck: true,
+        };
+        assert_eq!(created, Some(("j-TEST00000001".to_string(), first)));
+        let (answer, created) = s.run_job_flow(&cluster("emr-7.5.0"));
+        assert_eq!(answer.1["JobFlowId"], "j-TEST00000002");
+        let second = Fate {
+            bootstrap_fails: false,
+            stuck: true,
+        };
+        assert_eq!(created.unwrap().1, second);
+        assert_eq!(s.creates, 4);
+        let steps: Vec<_> = s.clusters[0]
+            .steps
+            .iter()
+            .map(|st| (st.id.as_str(), st.state.as_str()))
+            .collect();
+        assert_eq!(
+            steps,
+            [("s-00010000", "PENDING"), ("s-00010001", "PENDING")]
+        );
+        let mut invalid = state(Script {
+            invalid_creates: true,
+            ..Script::default()
+        });
+        let (answer, created) = invalid.run_job_flow(&cluster("emr-7.5.0"));
+        assert_eq!((code(&answer), created), ("ValidationException", None));
+        assert!(invalid.clusters.is_empty());
+    }
+
+    #[test]
+    fn steps_are_added_to_live_clusters_only_and_no_more_than_256_active() {
+        let mut s = state(Script::default());
+        s.run_job_flow(&with_steps(&["a"]));
+        let add = |names: Vec<String>| json!({"JobFlowId": "j-TEST00000001", "Steps": names.iter().map(|n| json!({"Name": n})).collect::<Vec<_>>()});
+        let answer = s.add_job_flow_steps(&add(vec!["b".into(), "c".into()]));
+        assert_eq!(answer.1["StepIds"], json!(["s-00010001", "s-00010002"]));
+        assert_eq!(s.clusters[0].peak_active, 3);
+        let many = (0..254).map(|i| format!("s{i}")).collect();
+        assert_eq!(
+            code(&s.add_job_flow_steps(&add(many))),
+            "ValidationException"
+        );
+        let long = vec!["x".repeat(257)];
+        assert_eq!(
+            code(&s.add_job_flow_steps(&add(long))),
+            "ValidationException"
+        );
+        let unknown = json!({"JobFlowId": "j-NONE", "Steps": []});
+        assert_eq!(code(&s.add_job_flow_steps(&unknown)), "ValidationException");
+        s.terminate_job_flows(&json!({"JobFlowIds": ["j-TEST00000001"]}));
+        let late = s.add_job_flow_steps(&add(vec!["d".into()]));
+        assert!(late.1["Message"]
+            .as_str()
+            .unwrap()
+            .contains("may not be modified"));
+        assert_eq!(s.add_step_calls, 5);
+        assert_eq!(s.clusters[0].steps.len(), 3);
+    }
+
+    #[test]
+    fn clusters_are_listed_by_state_and_described_by_id() {
+        let mut s = state(Script::default());
+        s.run_job_flow(&cluster("emr-7.5.0"));
+        s.run_job_flow(&cluster("emr-7.5.0"));
+        s.clusters[1].state = "WAITING".into();
+        let ids = |answer: Answer| -> Vec<String> {
+            answer.1["Clusters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["Id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(ids(s.list_clusters(&json!({}))).len(), 2);
+        assert_eq!(
+            ids(s.list_clusters(&json!({"ClusterStates": ["WAITING", "RUNNING"]}))),
+            ["j-TEST00000002"]
+        );
+        let described = s.describe_cluster(&json!({"ClusterId": "j-TEST00000002"}));
+        assert_eq!(described.1["Cluster"]["Status"]["State"], "WAITING");
+        let unknown = s.describe_cluster(&json!({"ClusterId": "j-NONE"}));
+        assert_eq!(code(&unknown), "InvalidRequestException");
+    }
+
+    #[test]
+    fn steps_are_listed_newest_first_with_timelines_failures_and_looks_counted() {
+        let mut s = state(Script {
+            fail_list_steps_when_terminated: 1,
+            ..Script::default()
+        });
+        s.run_job_flow(&with_steps(&["a", "b"]));
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(100);
+        s.clusters[0].start_step(0, t);
+        s.clusters[0].steps[0].state = "FAILED".into();
+        s.clusters[0].steps[0].failure = Some("boom".into());
+        s.clusters[0].steps[0].ended = Some(t);
+        s.clusters[0].start_step(1, t);
+        let ask = json!({"ClusterId": "j-TEST00000001"});
+        let (status, listed) = s.list_steps(&ask);
+        assert_eq!(status, "200 OK");
+        let steps = listed["Steps"].as_array().unwrap();
+        assert_eq!(steps[0]["Name"], "b", "newest first");
+        assert_eq!(steps[0]["Status"]["Timeline"]["StartDateTime"], 100.0);
+        assert!(steps[0]["Status"]["Timeline"]["EndDateTime"].is_null());
+        assert_eq!(steps[1]["Status"]["FailureDetails"]["Message"], "boom");
+        assert_eq!(
+            steps[1]["Status"]["FailureDetails"]["LogFile"],
+            "s3://logs/j-TEST00000001/steps/s-00010000/stderr.gz"
+        );
+        assert_eq!(steps[1]["Config"]["Args"][0], "hive-script");
+        s.list_steps(&ask);
+        let looks: Vec<u32> = s.clusters[0]
+            .steps
+            .iter()
+            .map(|st| st.seen_running)
+            .collect();
+        assert_eq!(looks, [0, 2], "only running steps are counted");
+        s.terminate_job_flows(&json!({"JobFlowIds": ["j-TEST00000001"]}));
+        assert_eq!(s.list_steps(&ask).0, "500 Internal Server Error");
+        assert_eq!(s.list_steps(&ask).0, "200 OK", "the first N only");
+        assert_eq!(
+            code(&s.list_steps(&json!({"ClusterId": "j-NONE"}))),
+            "InvalidRequestException"
+        );
+    }
+
+    #[test]
+    fn terminating_cancels_active_steps_once_and_records_the_call() {
+        let mut s = state(Script::default());
+        s.run_job_flow(&with_steps(&["a", "b", "c"]));
+        s.clusters[0].steps[0].state = "COMPLETED".into();
+        s.clusters[0].start_step(1, SystemTime::now());
+        let ids = json!({"JobFlowIds": ["j-TEST00000001", "j-NONE"]});
+        s.terminate_job_flows(&ids);
+        let c = &s.clusters[0];
+        assert_eq!(
+            (c.state.as_str(), c.reason.0.as_str()),
+            ("TERMINATED", "USER_REQUEST")
+        );
+        let states: Vec<_> = c.steps.iter().map(|st| st.state.as_str()).collect();
+        assert_eq!(states, ["COMPLETED", "CANCELLED", "CANCELLED"]);
+        s.clusters[0].state = "TERMINATED_WITH_ERRORS".into();
+        s.terminate_job_flows(&ids);
+        assert_eq!(
+            s.clusters[0].state, "TERMINATED_WITH_ERRORS",
+            "an ended cluster stays so"
+        );
+        assert_eq!(s.terminate_calls.len(), 2);
+        assert_eq!(s.terminate_calls[0], ["j-TEST00000001", "j-NONE"]);
+    }
+
+    #[test]
+    fn a_launch_fails_on_a_missing_managed_policy_tag_or_a_scripted_bootstrap_failure() {
+        let fine = Fate {
+            bootstrap_fails: false,
+            stuck: false,
+        };
+        let tagged = cluster("emr-7.5.0");
+        let mut untagged = tagged.clone();
+        untagged["Tags"] = json!([]);
+        let v2 = Script::default();
+        assert_eq!(launch_failure(&v2, &tagged, fine), None);
+        let (code, why) = launch_failure(&v2, &untagged, fine).unwrap();
+        assert_eq!(code, "VALIDATION_ERROR");
+        assert!(why.contains("the cluster must be tagged"), "{why}");
+        let network = Script {
+            untagged_network: true,
+            ..Script::default()
+        };
+        let (_, why) = launch_failure(&network, &tagged, fine).unwrap();
+        assert!(why.contains("the subnet and security groups"), "{why}");
+        let v1 = Script {
+            v1_service_policy: true,
+            ..Script::default()
+        };
+        assert_eq!(launch_failure(&v1, &untagged, fine), None);
+        let failing = Fate {
+            bootstrap_fails: true,
+            stuck: false,
+        };
+        assert_eq!(
+            launch_failure(&v1, &tagged, failing).unwrap().0,
+            "BOOTSTRAP_FAILURE"
+        );
+        assert_eq!(
+            launch_failure(&v2, &untagged, failing).unwrap().0,
+            "VALIDATION_ERROR"
+        );
+    }
+
+    #[test]
+    fn a_launch_reads_its_step_concurrency_and_keep_alive_from_the_request() {
+        let mut request = cluster("emr-6.15.0");
+        assert_eq!(
+            Launch::of(&request),
+            Launch {
+                keep_alive: true,
+                label: "emr-6.15.0".into(),
+                apps: vec!["Hadoop".into(), "Hive".into()],
+                level: 1,
+            }
+        );
+        request["StepConcurrencyLevel"] = json!(4);
+        request["Instances"] = json!({});
+        let launch = Launch::of(&request);
+        assert_eq!((launch.level, launch.keep_alive), (4, false));
+        request["StepConcurrencyLevel"] = json!(0);
+        assert_eq!(Launch::of(&request).level, 1);
+    }
+
+    #[test]
+    fn a_cluster_starts_pending_steps_in_order_up_to_its_level() {
+        let mut s = state(Script::default());
+        s.run_job_flow(&with_steps(&["a", "b", "c"]));
+        let c = &mut s.clusters[0];
+        assert!(matches!(c.next_step(2), Next::Start(0, ref st) if st.name == "a"));
+        c.start_step(0, SystemTime::now());
+        assert!(matches!(c.next_step(1), Next::Wait { idle: false }));
+        assert!(matches!(c.next_step(2), Next::Start(1, _)));
+        c.start_step(1, SystemTime::now());
+        assert_eq!((c.state.as_str(), c.peak_running), ("RUNNING", 2));
+        assert!(matches!(c.next_step(2), Next::Wait { idle: false }));
+        c.steps[0].state = "COMPLETED".into();
+        c.steps[1].state = "FAILED".into();
+        assert!(matches!(c.next_step(2), Next::Start(2, _)));
+        c.steps[2].state = "COMPLETED".into();
+        assert!(matches!(c.next_step(2), Next::Wait { idle: true }));
+        c.idle();
+        assert_eq!(c.state, "WAITING");
+    }
+
+    #[test]
+    fn a_cluster_ends_completed_lost_or_failing_to_launch() {
+        let mut s = state(Script::default());
+        s.run_job_flow(&with_steps(&["a", "b", "c"]));
+        let mut c = s.clusters[0].clone();
+        c.steps[0].state = "COMPLETED".into();
+        c.start_step(1, SystemTime::now());
+        c.lose_instances();
+        assert_eq!(
+            (c.state.as_str(), c.reason.0.as_str()),
+            ("TERMINATED_WITH_ERRORS", "INSTANCE_FAILURE")
+        );
+        let states: Vec<_> = c.steps.iter().map(|st| st.state.as_str()).collect();
+        assert_eq!(states, ["COMPLETED", "CANCELLED", "CANCELLED"]);
+        let mut c = s.clusters[0].clone();
+        c.fail_launch(("BOOTSTRAP_FAILURE".into(), "no".into()));
+        assert!(c.steps.iter().all(|st| st.state == "CANCELLED"));
+        let mut c = s.clusters[0].clone();
+        c.complete(true);
+        assert_eq!(
+            c.reason,
+            (
+                "ALL_STEPS_COMPLETED".into(),
+                "Steps completed with errors".into()
+            )
+        );
+        c.complete(false);
+        assert_eq!(
+            (c.state.as_str(), c.reason.1.as_str()),
+            ("TERMINATED", "Steps completed")
+        );
     }
 }
