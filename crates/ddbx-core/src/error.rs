@@ -21,7 +21,7 @@ pub enum Error {
         class: ErrorClass,
     },
     /// Reading or writing the storage (S3 or a folder) failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", crate::store::errors::describe(.source))]
     Store {
         /// The object or folder.
         path: String,
@@ -57,6 +57,12 @@ pub enum Error {
     /// Another run of the same app holds the lock.
     #[error("{0}")]
     Locked(String),
+    /// AWS cannot be used as configured, whatever the tables: a profile that does not
+    /// exist, no credentials, credentials refused or expired, an endpoint that cannot be
+    /// reached, a bucket that does not exist or lives in another region. The message is
+    /// one line that says what to fix.
+    #[error("{0}")]
+    Config(String),
     /// The run was interrupted.
     #[error("interrupted")]
     Interrupted,
@@ -70,6 +76,26 @@ impl Error {
             source,
         }
     }
+}
+
+/// An error and its causes on one line (`a: b: c`), each said once, never a Debug form:
+/// what a person reads. The Debug form, with every field, is for `-v`'s log.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        // A wrapper often repeats its source's text ("io error: X" over "X"): keep one.
+        let known = parts
+            .iter()
+            .any(|p| p.contains(text.as_str()) || text.is_empty());
+        if !known {
+            parts.retain(|p| !text.contains(p.as_str()));
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// What kind of failure an AWS error is (decided once, by `aws::classify`).

@@ -6,10 +6,14 @@
 mod args;
 mod capacity;
 mod catalog;
+mod check;
 mod connect;
 mod engine;
 mod export;
+mod help;
 mod import;
+mod manual;
+mod metrics;
 mod output;
 mod progress;
 
@@ -23,7 +27,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use ddbx_core::stop::StopSignal;
 
 use args::{Cli, Command};
@@ -40,13 +44,24 @@ pub mod exit {
     pub const PLAN: u8 = 3;
     /// One or more tables failed.
     pub const TABLES_FAILED: u8 = 4;
+    /// `check`: the newest success is older than `--max-age`, or there is none.
+    pub const STALE: u8 = 5;
+    /// `check`: the newest run that ended failed.
+    pub const FAILED: u8 = 6;
+    /// `check`: the newest run never ended, left no flag or lacks files.
+    pub const INCOMPLETE: u8 = 7;
+    /// `check`: a run has been going for longer than `--max-running`.
+    pub const RUNNING_TOO_LONG: u8 = 8;
 }
 
 fn main() -> ExitCode {
     // A command line clap refuses is a usage error (exit 1, as the README says), never
     // clap's own 2, which means "another run holds the lock" here; --help and --version
     // exit 0.
-    let cli = match Cli::try_parse() {
+    let parsed = help::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -101,6 +116,9 @@ fn main() -> ExitCode {
             }
             Command::List(a) => catalog::list(&cli.global, a).await,
             Command::Prune(a) => catalog::prune(&cli.global, a).await,
+            Command::Check(a) => check::run(&cli.global, a).await,
+            Command::Completions { shell } => manual::completions(shell),
+            Command::Man { out_dir } => manual::man(out_dir.as_deref()),
         }
     });
     ExitCode::from(code)
@@ -113,7 +131,7 @@ pub fn exit_code(outcome: Result<&ddbx_core::report::RunSummary, &ddbx_core::Err
     match outcome {
         Ok(summary) if summary.succeeded() => exit::OK,
         Ok(_) => exit::TABLES_FAILED,
-        Err(Error::Invalid(_)) => exit::USAGE,
+        Err(Error::Invalid(_) | Error::Config(_)) => exit::USAGE,
         Err(Error::Locked(_)) => exit::LOCKED,
         Err(Error::Plan(_)) => exit::PLAN,
         Err(_) => exit::TABLES_FAILED,

@@ -5,6 +5,7 @@
 //! per folder level, never object by object; what it is comes from its flags, whose
 //! JSON summary says everything [`list`] shows. Its data is never read.
 
+pub mod check;
 pub mod prune;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -95,6 +96,9 @@ pub struct JobEntry {
     /// Why its status is `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// The first errors its flag records (one per failed table, at most three).
+    #[serde(skip)]
+    pub errors: Vec<String>,
 }
 
 impl JobEntry {
@@ -113,6 +117,7 @@ impl JobEntry {
             as_of: None,
             continues: Vec::new(),
             problem: None,
+            errors: Vec::new(),
         }
     }
 
@@ -404,6 +409,7 @@ async fn job_entry(root: &Location, job: Job, names: &[String]) -> JobEntry {
         entry.ended_at = s.ended_at;
         entry.as_of = s.as_of;
         entry.continues = s.continues;
+        entry.errors = s.errors.into_iter().take(3).collect();
     }
     entry
 }

@@ -22,6 +22,7 @@ use object_store::{CredentialProvider, ObjectStore, PutPayload};
 use crate::{Error, Result};
 
 mod class;
+pub mod errors;
 pub mod local;
 
 /// The most bytes a control file (a plan, a manifest, a flag, a lock, a checkpoint,
@@ -261,6 +262,19 @@ impl Storage {
         if let Some(store) = buckets.get(bucket) {
             return Ok(store.clone());
         }
+        let store = self.client(bucket, location, None)?;
+        buckets.insert(bucket.to_string(), store.clone());
+        Ok(store)
+    }
+
+    /// A client of one bucket; `quick` replaces object_store's retry policy (ten retries
+    /// over up to three minutes) and its timeouts.
+    fn client(
+        &self,
+        bucket: &str,
+        location: &str,
+        quick: Option<(object_store::RetryConfig, Duration)>,
+    ) -> Result<Arc<dyn ObjectStore>> {
         let s = &self.settings;
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(bucket)
@@ -277,6 +291,12 @@ impl Storage {
         let mut options = ClientOptions::new();
         if let Some(timeout) = s.request_timeout {
             options = options.with_timeout(timeout);
+        }
+        if let Some((retry, timeout)) = quick {
+            builder = builder.with_retry(retry);
+            options = options
+                .with_timeout(timeout)
+                .with_connect_timeout(Duration::from_secs(3));
         }
         if let Some(owner) = &s.expected_bucket_owner {
             let mut headers = HeaderMap::new();
@@ -300,12 +320,74 @@ impl Storage {
         let s3 = builder
             .build()
             .map_err(|e| Error::Invalid(format!("{location}: {e}")))?;
-        let store: Arc<dyn ObjectStore> = match &s.storage_class {
+        Ok(match &s.storage_class {
             Some(class) => Arc::new(class::WithStorageClass::new(s3, class)),
             None => Arc::new(s3),
+        })
+    }
+
+    /// First contact with an `s3://` location, before a command uses it (anything else
+    /// passes): one small read of a key that need not exist, with a few quick retries, at
+    /// most [`FIRST_CONTACT`](crate::aws::contact::FIRST_CONTACT) in all. A bucket that
+    /// does not exist or lives in another region, credentials S3 refuses or finds
+    /// expired, and an endpoint that cannot be reached are said in one line
+    /// ([`Error::Config`]); an access denied is left to the command's own calls, which
+    /// say which action it needed.
+    pub async fn reach(&self, location: &str) -> Result<()> {
+        use errors::Problem;
+        let opened = self.open_existing(location)?;
+        let Some(bucket) = opened.bucket.clone() else {
+            return Ok(());
         };
-        buckets.insert(bucket.to_string(), store.clone());
-        Ok(store)
+        let quick = object_store::RetryConfig {
+            backoff: object_store::BackoffConfig {
+                init_backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(2),
+                base: 2.0,
+            },
+            max_retries: 5,
+            retry_timeout: Duration::from_secs(8),
+        };
+        let probe = self.client(&bucket, location, Some((quick, Duration::from_secs(5))))?;
+        let key = opened.join(".ddbx-first-contact");
+        let region = self.settings.region.as_deref().unwrap_or(&self.region);
+        let host = match &self.settings.endpoint_url {
+            Some(url) => crate::aws::contact::authority(url).unwrap_or_else(|| url.clone()),
+            None => format!("s3.{region}.amazonaws.com"),
+        };
+        let limit = crate::aws::contact::FIRST_CONTACT;
+        let answer = match tokio::time::timeout(limit, probe.get(&key)).await {
+            Err(_) => {
+                return Err(Error::Config(format!(
+                    "cannot reach {host}: no answer within {} s",
+                    limit.as_secs()
+                )))
+            }
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e,
+        };
+        let said = errors::describe(&answer);
+        match errors::classify(&answer) {
+            Problem::NoSuchBucket => Err(Error::Config(format!(
+                "{location}: the bucket {bucket} does not exist (S3 answered NoSuchBucket): create it, or check the bucket's name"
+            ))),
+            Problem::OtherRegion(found) => Err(Error::Config(format!(
+                "{location}: the bucket {bucket} is not in {region}{}: pass --s3-region {}",
+                match &found {
+                    Some(r) => format!(" but in {r}"),
+                    None => " (S3 answered 301 PermanentRedirect)".into(),
+                },
+                found.as_deref().unwrap_or("with the bucket's region (`aws s3api get-bucket-location --bucket BUCKET` says it)")
+            ))),
+            Problem::Credentials(line) => Err(Error::Config(format!("{location}: {line}"))),
+            Problem::Unreachable { host, cause } => {
+                Err(Error::Config(format!("cannot reach {host}: {cause}")))
+            }
+            Problem::Denied(_) | Problem::Other(_) => {
+                tracing::debug!(%location, answer = %said, "first contact with S3: answered");
+                Ok(())
+            }
+        }
     }
 }
 
@@ -446,7 +528,7 @@ impl CredentialProvider for SdkCredentials {
         }
         let c = self.provider.provide_credentials().await.map_err(|e| {
             // The whole chain of causes (STS's answer, the profile's problem), not its top.
-            let why = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+            let why = crate::error::chain(&e);
             object_store::Error::Generic {
                 store: "S3",
                 source: why.into(),

@@ -59,12 +59,12 @@ pub fn emulators() -> &'static Emulators {
         }
         let root = repo_root();
         let out = Command::new(root.join("scripts/emulators"))
-            .arg("start")
+            .args(["start", "--native"])
             .output()
-            .expect("run scripts/emulators start");
+            .expect("run scripts/emulators start --native");
         assert!(
             out.status.success(),
-            "scripts/emulators start failed:\n{}",
+            "scripts/emulators start --native failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8_lossy(&out.stdout);
