@@ -56,7 +56,7 @@ impl<T: Copy + PartialOrd + Display + FromStr> Bound<T> {
         if self.contains(v) {
             Ok(v)
         } else {
-            Err(Error::Invalid(format!(
+            Err(Error::Usage(format!(
                 "{}: {}",
                 self.setting,
                 self.refusal(v)
@@ -71,15 +71,15 @@ impl<T: Copy + PartialOrd + Display + FromStr> Bound<T> {
 
     /// Parse a command-line value (clap's value parser): the message names the value, and
     /// clap adds the flag.
-    pub fn parse(&self, s: &str) -> std::result::Result<T, String> {
+    pub fn parse(&self, s: &str) -> crate::Result<T> {
         let v: T = s
             .trim()
             .parse()
-            .map_err(|_| format!("{s:?} is not a number"))?;
+            .map_err(|_| Error::Usage(format!("{s:?} is not a number")))?;
         if self.contains(v) {
             Ok(v)
         } else {
-            Err(self.refusal(format!("{s:?}")))
+            Err(Error::Usage(self.refusal(format!("{s:?}"))))
         }
     }
 }
@@ -187,11 +187,11 @@ mod tests {
         for bad in ["0", "-0.1", "NaN", "1.6"] {
             assert!(RATIO.parse(bad).is_err(), "ratio {bad:?}");
         }
-        assert_eq!(RATIO.parse("1.5"), Ok(1.5));
-        assert_eq!(RATIO.parse(" 0.45 "), Ok(0.45));
+        assert_eq!(RATIO.parse("1.5").ok(), Some(1.5));
+        assert_eq!(RATIO.parse(" 0.45 ").ok(), Some(0.45));
         assert!(SEGMENTS.parse("0").is_err());
         assert!(SEGMENTS.parse("1000001").is_err());
-        assert_eq!(SEGMENTS.parse("1000000"), Ok(1_000_000));
+        assert_eq!(SEGMENTS.parse("1000000").ok(), Some(1_000_000));
         assert!(WORKERS.parse("0").is_err());
         assert!(STALE_LOCK_MINUTES.parse("0").is_err());
         assert!(SECONDS.parse("0").is_err());
@@ -205,7 +205,7 @@ mod tests {
             e.starts_with("scan segments: 0 is out of range (1 <= value <= 1000000"),
             "{e}"
         );
-        let e = RATIO.parse("0").unwrap_err();
+        let e = RATIO.parse("0").unwrap_err().to_string();
         assert!(e.contains("\"0\" is out of range (0 < value <= 1.5"), "{e}");
     }
 }

@@ -314,13 +314,13 @@ pub async fn restore(aws: &Aws, run_dir: &Location, spike: &Spike) -> Result<()>
     let before = spike.before();
     if let Err(e) = set(aws, spike, before).await {
         if spike.dimension == Dimension::Pitr {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Failed(format!(
                 "table {}: could not turn point-in-time recovery back off ({e}): it is left on (and billed); retry with `ddbx capacity restore --from {}`",
                 spike.table,
                 run_dir.url()
             )));
         }
-        return Err(Error::Invalid(format!(
+        return Err(Error::Failed(format!(
             "table {}: could not reset {} capacity from {} to {} ({e}): the table is left at {} {}{}; retry with `ddbx capacity restore --from {}`",
             spike.table,
             spike.dimension.units(),
@@ -472,10 +472,11 @@ pub async fn during<T>(
     let result = work.await;
     match restore(aws, run_dir, spike).await {
         Ok(()) => result,
-        Err(r) => Err(Error::Invalid(match result {
-            Ok(_) => format!("the data is complete, but {r}"),
-            Err(e) => format!("{e}; and {r}"),
-        })),
+        // The work's own error stays the cause (its kind: interrupted, failed...).
+        Err(r) => Err(match result {
+            Ok(_) => Error::Failed(format!("the data is complete, but {r}")),
+            Err(e) => e.noted(format!("and {r}")),
+        }),
     }
 }
 

@@ -1,4 +1,9 @@
-//! The library's error type: what went wrong and where (table, file, line).
+//! The library's error type: what went wrong and where (table, file, line), as kinds a
+//! caller can match on (object_store's `Error` is the model): what the user asked for
+//! cannot work ([`Error::Usage`]), a run's work failed ([`Error::Failed`]), a service or
+//! the storage failed, a file is damaged, someone else holds the app or the run root, the
+//! run was stopped. Context added on the way up ([`Error::Noted`]) keeps the cause, its
+//! kind and its `source()` chain.
 
 use crate::item::ItemError;
 
@@ -48,24 +53,57 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// The settings or the input cannot work (bad URL, bad name, nothing selected...).
+    /// What was asked for cannot work: a setting out of range, a bad name or location, a
+    /// table that does not fit, a combination the engine cannot do. Nothing was started.
     #[error("{0}")]
-    Invalid(String),
+    Usage(String),
+    /// The work of a run failed while it ran (a writer that died, counts that disagree,
+    /// a job the service failed).
+    #[error("{0}")]
+    Failed(String),
     /// Planning found nothing to do, or could not plan (no table selected, listing failed).
     #[error("{0}")]
     Plan(String),
     /// Another run of the same app holds the lock.
     #[error("{0}")]
     Locked(String),
+    /// The run root a new run would write already holds a run.
+    #[error("{0}")]
+    RunRootTaken(String),
     /// AWS cannot be used as configured, whatever the tables: a profile that does not
     /// exist, no credentials, credentials refused or expired, an endpoint that cannot be
     /// reached, a bucket that does not exist or lives in another region. The message is
-    /// one line that says what to fix.
+    /// one line that says what to fix (a usage error: exit 1).
     #[error("{0}")]
     Config(String),
-    /// The run was interrupted.
+    /// The run was interrupted (Ctrl-C, SIGTERM...).
     #[error("interrupted")]
     Interrupted,
+    /// A cause, with what the caller adds to it (how far the work got, what to do next).
+    #[error("{source} ({note})")]
+    Noted {
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+        /// What the caller adds.
+        note: String,
+    },
+}
+
+/// What kind of failure an [`Error`] is, seen through the context added to it: what the
+/// binary maps to an exit code, and what a table's report records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// What was asked for cannot work (exit 1).
+    Usage,
+    /// Someone else holds the app's lock, or the run root is taken (exit 2).
+    Held,
+    /// Nothing to do, or planning failed (exit 3).
+    Plan,
+    /// The run was stopped.
+    Interrupted,
+    /// Anything else failed (exit 4).
+    Failed,
 }
 
 impl Error {
@@ -74,6 +112,46 @@ impl Error {
         Self::Store {
             path: path.to_string(),
             source,
+        }
+    }
+
+    /// This error with `note` added (the cause, its kind and its chain kept).
+    pub fn noted(self, note: impl Into<String>) -> Self {
+        Self::Noted {
+            source: Box::new(self),
+            note: note.into(),
+        }
+    }
+
+    /// The error the notes were added to.
+    pub fn cause(&self) -> &Error {
+        match self {
+            Self::Noted { source, .. } => source.cause(),
+            e => e,
+        }
+    }
+
+    /// What kind of failure it is (see [`Kind`]).
+    pub fn kind(&self) -> Kind {
+        match self.cause() {
+            Self::Usage(_) | Self::Config(_) => Kind::Usage,
+            Self::Locked(_) | Self::RunRootTaken(_) => Kind::Held,
+            Self::Plan(_) => Kind::Plan,
+            Self::Interrupted => Kind::Interrupted,
+            _ => Kind::Failed,
+        }
+    }
+
+    /// Whether the run was stopped (not failed).
+    pub fn is_interrupted(&self) -> bool {
+        self.kind() == Kind::Interrupted
+    }
+
+    /// The service's error code, when an AWS call failed.
+    pub fn aws_code(&self) -> Option<&str> {
+        match self.cause() {
+            Self::Aws { code, .. } => code.as_deref(),
+            _ => None,
         }
     }
 }
@@ -107,4 +185,24 @@ pub enum ErrorClass {
     Transient,
     /// Retrying will not help (validation, access denied, missing table...).
     Permanent,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_keep_the_kind_and_the_chain_of_their_cause() {
+        let e = Error::Interrupted.noted("25 items written");
+        assert_eq!(e.to_string(), "interrupted (25 items written)");
+        assert!(e.is_interrupted());
+        assert!(std::error::Error::source(&e).is_some());
+        let e = Error::Usage("bad".into()).noted("a").noted("b");
+        assert_eq!(
+            (e.kind(), e.to_string().as_str()),
+            (Kind::Usage, "bad (a) (b)")
+        );
+        assert_eq!(Error::RunRootTaken("x".into()).kind(), Kind::Held);
+        assert_eq!(Error::Failed("x".into()).kind(), Kind::Failed);
+    }
 }

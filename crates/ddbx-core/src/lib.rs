@@ -28,4 +28,4 @@ pub mod table;
 pub mod testing;
 pub mod text;
 pub mod verify;
-pub use error::{Error, Result};
+pub use error::{Error, Kind as ErrorKind, Result};

@@ -30,7 +30,7 @@ impl Pattern {
     fn parse(text: &str, plain_is_prefix: bool) -> Result<Self> {
         if text.contains(['*', '?', '[']) {
             let glob = Glob::new(text)
-                .map_err(|e| Error::Invalid(format!("table pattern {text:?}: {e}")))?;
+                .map_err(|e| Error::Usage(format!("table pattern {text:?}: {e}")))?;
             Ok(Pattern::Glob(glob.compile_matcher()))
         } else if plain_is_prefix {
             Ok(Pattern::Prefix(text.to_string()))
@@ -72,7 +72,7 @@ impl TableFilter {
             .ok()
             .filter(|t| !t.contains('\0'))
             .ok_or_else(|| {
-                Error::Invalid(format!(
+                Error::Usage(format!(
                     "{origin}: an excludes file must be text, one table name a line"
                 ))
             })?;
@@ -82,7 +82,7 @@ impl TableFilter {
                 continue;
             }
             validate_table_name(name)
-                .map_err(|e| Error::Invalid(format!("{origin}, line {}: {e}", n + 1)))?;
+                .map_err(|e| Error::Usage(format!("{origin}, line {}: {e}", n + 1)))?;
             self.excludes.push(Pattern::Exact(name.to_string()));
         }
         Ok(())
@@ -91,7 +91,7 @@ impl TableFilter {
     /// Also take these tables, named exactly (checked as DynamoDB table names).
     pub fn with_names(mut self, names: &[String]) -> Result<Self> {
         for name in names {
-            validate_table_name(name).map_err(|e| Error::Invalid(format!("--table: {e}")))?;
+            validate_table_name(name).map_err(|e| Error::Usage(format!("--table: {e}")))?;
             self.names.push(name.clone());
         }
         Ok(self)
@@ -158,7 +158,7 @@ impl TableFilter {
 }
 
 /// Check a DynamoDB table name (3-255 of `A-Z a-z 0-9 _ - .`), so no name can escape the layout.
-pub fn validate_table_name(name: &str) -> Result<(), String> {
+pub fn validate_table_name(name: &str) -> crate::Result<()> {
     let ok = (3..=255).contains(&name.len())
         && name
             .bytes()
@@ -166,10 +166,10 @@ pub fn validate_table_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(Error::Usage(format!(
             "{} is not a DynamoDB table name (3-255 characters of A-Z a-z 0-9 _ - .)",
             crate::text::quote(name)
-        ))
+        )))
     }
 }
 
@@ -185,7 +185,7 @@ pub fn validate_app_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
+        Err(Error::Usage(format!(
             "app name {}: use 1-128 characters of A-Z a-z 0-9 _ - . (it becomes a folder name)",
             crate::text::quote(name)
         )))
@@ -482,19 +482,19 @@ impl RestorePlan {
     /// Parse and check a plan (unknown fields, names, ratios), naming `origin` in errors.
     pub fn parse(origin: &str, bytes: &[u8]) -> Result<Self> {
         let plan: RestorePlan =
-            serde_json::from_slice(bytes).map_err(|e| Error::Invalid(format!("{origin}: {e}")))?;
+            serde_json::from_slice(bytes).map_err(|e| Error::Usage(format!("{origin}: {e}")))?;
         for step in &plan.tables {
             for name in [&step.source_table, &step.target_table] {
-                validate_table_name(name).map_err(|e| Error::Invalid(format!("{origin}: {e}")))?;
+                validate_table_name(name).map_err(|e| Error::Usage(format!("{origin}: {e}")))?;
             }
             crate::bounds::RATIO.check(step.write_ratio).map_err(|e| {
-                Error::Invalid(format!(
+                Error::Usage(format!(
                     "{origin}: table {}: writeRatio: {e}",
                     step.source_table
                 ))
             })?;
             if step.path.split('/').any(|s| s == ".." || s == ".") || step.path.starts_with('/') {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Usage(format!(
                     "{origin}: table {}: path {} must stay inside the run",
                     step.source_table,
                     crate::text::quote(&step.path)

@@ -15,6 +15,8 @@ pub enum TableStatus {
     Succeeded,
     /// Something failed; see the error.
     Failed,
+    /// Stopped (Ctrl-C, SIGTERM...) before it ended: `--resume` continues it.
+    Interrupted,
     /// Planned only (dry run, or not started yet).
     Planned,
     /// Nothing to do in this run, by design (an incremental window too short yet): the
@@ -90,6 +92,23 @@ impl TableReport {
             ..Self::planned(table)
         }
     }
+
+    /// A table that ended with `error`: interrupted when it was stopped, else failed.
+    pub fn of_error(table: &str, error: &crate::Error) -> Self {
+        Self {
+            status: if error.is_interrupted() {
+                TableStatus::Interrupted
+            } else {
+                TableStatus::Failed
+            },
+            ..Self::failed(table, error)
+        }
+    }
+
+    /// Whether it did not end well (failed, or was interrupted).
+    pub fn is_failure(&self) -> bool {
+        matches!(self.status, TableStatus::Failed | TableStatus::Interrupted)
+    }
 }
 
 /// The outcome of a run: what the flags and `--output json` carry. Items and bytes sum
@@ -162,10 +181,7 @@ impl RunSummary {
         tables: Vec<TableReport>,
         ended: Option<DateTime<Utc>>,
     ) -> Self {
-        let failed: Vec<&TableReport> = tables
-            .iter()
-            .filter(|t| t.status == TableStatus::Failed)
-            .collect();
+        let failed: Vec<&TableReport> = tables.iter().filter(|t| t.is_failure()).collect();
         let status = match (ended, failed.is_empty()) {
             (None, _) => "running",
             (Some(_), true) if tables.iter().all(|t| t.status == TableStatus::Planned) => "planned",

@@ -333,7 +333,7 @@ async fn verify_table(
 ) -> Result<Verdict> {
     let src = export.base;
     if src.changes {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{}: an incremental export holds changes, not the table: verify its chain with --until TIME (from the run of its full export) or --at TIME (from the app's folder)",
             src.dir.url()
         )));
@@ -454,7 +454,7 @@ async fn verify_table(
         .collect();
     for h in handles {
         h.await
-            .map_err(|e| Error::Invalid(format!("a scan task died: {e}")))??;
+            .map_err(|e| Error::Failed(format!("a scan task died: {e}")))??;
     }
     job.limiter.drain().await?;
     let table_items = counters.items.load(Ordering::Relaxed);

@@ -616,34 +616,34 @@ pub struct ExportArgs {
 }
 
 // Value parsers: every numeric flag's range is the library's (`ddbx_core::bounds`).
-fn ratio(s: &str) -> Result<f64, String> {
+fn ratio(s: &str) -> Result<f64, ddbx_core::Error> {
     bounds::RATIO.parse(s)
 }
-fn units(s: &str) -> Result<f64, String> {
+fn units(s: &str) -> Result<f64, ddbx_core::Error> {
     bounds::UNITS.parse(s)
 }
-fn segments(s: &str) -> Result<u32, String> {
+fn segments(s: &str) -> Result<u32, ddbx_core::Error> {
     bounds::SEGMENTS.parse(s)
 }
-fn workers(s: &str) -> Result<usize, String> {
+fn workers(s: &str) -> Result<usize, ddbx_core::Error> {
     bounds::WORKERS.parse(s)
 }
-fn parallel_tables(s: &str) -> Result<usize, String> {
+fn parallel_tables(s: &str) -> Result<usize, ddbx_core::Error> {
     bounds::PARALLEL_TABLES.parse(s)
 }
-fn file_items(s: &str) -> Result<u64, String> {
+fn file_items(s: &str) -> Result<u64, ddbx_core::Error> {
     bounds::FILE_ITEMS.parse(s)
 }
-fn file_bytes(s: &str) -> Result<u64, String> {
+fn file_bytes(s: &str) -> Result<u64, ddbx_core::Error> {
     bounds::FILE_BYTES.parse(s)
 }
-fn stale_lock_minutes(s: &str) -> Result<u64, String> {
+fn stale_lock_minutes(s: &str) -> Result<u64, ddbx_core::Error> {
     bounds::STALE_LOCK_MINUTES.parse(s)
 }
-fn seconds(s: &str) -> Result<f64, String> {
+fn seconds(s: &str) -> Result<f64, ddbx_core::Error> {
     bounds::SECONDS.parse(s)
 }
-fn keep_days(s: &str) -> Result<u32, String> {
+fn keep_days(s: &str) -> Result<u32, ddbx_core::Error> {
     bounds::KEEP_DAYS.parse(s)
 }
 

@@ -156,20 +156,20 @@ pub async fn resolve_from(
     let at = s.until.or(s.at);
     if !catalog::is_latest(&s.from) {
         if s.to.is_some() || s.app.is_some() {
-            return Err(ddbx_core::Error::Invalid(
+            return Err(ddbx_core::Error::Usage(
                 "--to and --app go with --from latest".into(),
             ));
         }
         return Ok((s.from.clone(), at));
     }
     let (Some(to), Some(app)) = (&s.to, &s.app) else {
-        return Err(ddbx_core::Error::Invalid(format!(
+        return Err(ddbx_core::Error::Usage(format!(
             "--from {}: name the base and the app with --to BASE --app APP",
             s.from
         )));
     };
     if at.is_some() {
-        return Err(ddbx_core::Error::Invalid(
+        return Err(ddbx_core::Error::Usage(
             "--from latest takes the newest run as it is; for a point in time use --from <app folder> --at TIME".into(),
         ));
     }

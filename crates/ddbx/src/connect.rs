@@ -36,7 +36,7 @@ async fn load(g: &Global, find_credentials: bool) -> Result<Aws, ddbx_core::Erro
     let s3_encryption = match &g.sse {
         Some(sse) => Some(Encryption::parse(sse, g.sse_kms_key_id.clone())?),
         None if g.sse_kms_key_id.is_some() => {
-            return Err(ddbx_core::Error::Invalid(
+            return Err(ddbx_core::Error::Usage(
                 "--sse-kms-key-id needs --sse aws:kms".into(),
             ))
         }

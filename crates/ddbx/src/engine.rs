@@ -24,7 +24,7 @@ pub fn choice(a: &EngineArgs, local: LocalEngine, to: Option<&str>) -> Result<En
             || a.clusters > 1
             || !a.emr_set.is_empty())
     {
-        return Err(Error::Invalid(
+        return Err(Error::Usage(
             "--cluster-name, --clusters, --emr-config and --emr-set need --engine emr".into(),
         ));
     }
@@ -46,9 +46,9 @@ pub fn choice(a: &EngineArgs, local: LocalEngine, to: Option<&str>) -> Result<En
     let cluster_name = a
         .cluster_name
         .clone()
-        .ok_or_else(|| Error::Invalid("--engine emr needs --cluster-name".into()))?;
+        .ok_or_else(|| Error::Usage("--engine emr needs --cluster-name".into()))?;
     if let Some(to) = to.filter(|t| !t.starts_with("s3://")) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{to}: EMR clusters read and write S3; with --engine emr the location must be s3://"
         )));
     }

@@ -30,7 +30,7 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
             n.deep_check = a.deep;
         }
         _ if a.enable_pitr || a.incremental || a.export_time.is_some() || a.deep => {
-            return Err(ddbx_core::Error::Invalid(
+            return Err(ddbx_core::Error::Usage(
                 "--enable-pitr, --incremental, --export-time and --deep need --engine native"
                     .into(),
             ))
@@ -40,7 +40,7 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
     if matches!(engine, ddbx_core::engine::EngineChoice::Emr(_))
         && (a.file_items.is_some() || a.file_bytes.is_some())
     {
-        return Err(ddbx_core::Error::Invalid(
+        return Err(ddbx_core::Error::Usage(
             "--file-items and --file-bytes size the local engine's files; on EMR each map task writes one file (set dynamodb.scan.segments with --segments to have more, smaller ones)".into(),
         ));
     }

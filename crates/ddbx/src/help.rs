@@ -95,7 +95,10 @@ mod tests {
         let c = command();
         c.clone().debug_assert();
         let export = c.find_subcommand("export").unwrap();
-        let ids: Vec<&str> = export.get_arguments().map(|a| a.get_id().as_str()).collect();
+        let ids: Vec<&str> = export
+            .get_arguments()
+            .map(|a| a.get_id().as_str())
+            .collect();
         for id in SHORT_EXPORT {
             assert!(ids.contains(id), "export has no flag {id}: {ids:?}");
         }
@@ -111,25 +114,50 @@ mod tests {
         let first: Vec<&str> = long.lines().take(8).collect();
         let first = first.join("\n");
         for flag in ["--app NAME", "--tables PREFIX_OR_GLOB", "--to LOCATION"] {
-            assert!(first.contains(flag), "{flag} not among the first lines:\n{first}");
+            assert!(
+                first.contains(flag),
+                "{flag} not among the first lines:\n{first}"
+            );
         }
         assert!(long.find("ddbx export --app billing").unwrap() < long.find("Usage:").unwrap());
         // The reference: every flag, the engine's and the globals' too.
-        for flag in ["--segments", "--max-jobs", "--s3-endpoint-url", "--metrics-file"] {
+        for flag in [
+            "--segments",
+            "--max-jobs",
+            "--s3-endpoint-url",
+            "--metrics-file",
+        ] {
             assert!(long.contains(flag), "--help lacks {flag}");
         }
         let short = help(&["ddbx", "export", "-h"]);
-        assert!(short.contains("--app") && short.contains("--to <LOCATION>"), "{short}");
-        assert!(short.contains("ddbx export --app billing --tables BILLING_ --to"), "{short}");
-        for flag in ["--segments", "--max-jobs", "--s3-endpoint-url", "--file-bytes"] {
+        assert!(
+            short.contains("--app") && short.contains("--to <LOCATION>"),
+            "{short}"
+        );
+        assert!(
+            short.contains("ddbx export --app billing --tables BILLING_ --to"),
+            "{short}"
+        );
+        for flag in [
+            "--segments",
+            "--max-jobs",
+            "--s3-endpoint-url",
+            "--file-bytes",
+        ] {
             assert!(!short.contains(flag), "-h shows {flag}:\n{short}");
         }
-        assert!(short.lines().count() * 2 < long.lines().count(), "-h is the short form");
+        assert!(
+            short.lines().count() * 2 < long.lines().count(),
+            "-h is the short form"
+        );
     }
 
     #[test]
     fn the_version_names_the_commit() {
         let v = help(&["ddbx", "--version"]);
-        assert!(v.starts_with(&format!("ddbx {} (commit ", env!("CARGO_PKG_VERSION"))), "{v}");
+        assert!(
+            v.starts_with(&format!("ddbx {} (commit ", env!("CARGO_PKG_VERSION"))),
+            "{v}"
+        );
     }
 }

@@ -28,7 +28,7 @@ fn selection(
         .map(|m| {
             m.split_once('=')
                 .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
-                .ok_or_else(|| ddbx_core::Error::Invalid(format!("--table-map {m:?}: use SRC=DST")))
+                .ok_or_else(|| ddbx_core::Error::Usage(format!("--table-map {m:?}: use SRC=DST")))
         })
         .collect::<Result<_, _>>()?;
     Ok(Selection {
@@ -62,7 +62,7 @@ fn settings(
     let engine = crate::engine::choice(&a.engine, local(&a.source), Some(&from.0))?;
     if let EngineChoice::Native(n) = &engine {
         if n.max_jobs > ddbx_core::engine::native::quota::MAX_IMPORT_JOBS {
-            return Err(ddbx_core::Error::Invalid(format!(
+            return Err(ddbx_core::Error::Usage(format!(
                 "--max-jobs {}: DynamoDB runs {} imports at once per account at most",
                 n.max_jobs,
                 ddbx_core::engine::native::quota::MAX_IMPORT_JOBS
@@ -70,7 +70,7 @@ fn settings(
         }
     }
     if matches!(engine, EngineChoice::Emr(_)) && a.resume {
-        return Err(ddbx_core::Error::Invalid(
+        return Err(ddbx_core::Error::Usage(
             "--resume continues local-engine imports; rerun an EMR import".into(),
         ));
     }

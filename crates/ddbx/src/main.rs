@@ -127,14 +127,16 @@ fn main() -> ExitCode {
 /// The exit code of a command, in one place: a run's summary (every table succeeded, or
 /// matched, or it was only planned: 0; else 4), or the error that ended it.
 pub fn exit_code(outcome: Result<&ddbx_core::report::RunSummary, &ddbx_core::Error>) -> u8 {
-    use ddbx_core::Error;
+    use ddbx_core::ErrorKind;
     match outcome {
         Ok(summary) if summary.succeeded() => exit::OK,
         Ok(_) => exit::TABLES_FAILED,
-        Err(Error::Invalid(_) | Error::Config(_)) => exit::USAGE,
-        Err(Error::Locked(_)) => exit::LOCKED,
-        Err(Error::Plan(_)) => exit::PLAN,
-        Err(_) => exit::TABLES_FAILED,
+        Err(e) => match e.kind() {
+            ErrorKind::Usage => exit::USAGE,
+            ErrorKind::Held => exit::LOCKED,
+            ErrorKind::Plan => exit::PLAN,
+            ErrorKind::Interrupted | ErrorKind::Failed => exit::TABLES_FAILED,
+        },
     }
 }
 

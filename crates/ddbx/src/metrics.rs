@@ -90,28 +90,92 @@ fn run_text(r: &Run<'_>, previous: Option<f64>) -> String {
             ("region", region),
             ("table", &tr.table),
         ]);
-        t.gauge("ddbx_table_items", "Items the table's job read and stored (export) or wrote (import) in the run.", &l, tr.items as f64);
-        t.gauge("ddbx_table_bytes", "Bytes of the table's items (DynamoDB's sizes) in the run.", &l, tr.bytes as f64);
-        t.gauge("ddbx_table_duration_seconds", "Seconds the table's job took.", &l, tr.seconds);
+        t.gauge(
+            "ddbx_table_items",
+            "Items the table's job read and stored (export) or wrote (import) in the run.",
+            &l,
+            tr.items as f64,
+        );
+        t.gauge(
+            "ddbx_table_bytes",
+            "Bytes of the table's items (DynamoDB's sizes) in the run.",
+            &l,
+            tr.bytes as f64,
+        );
+        t.gauge(
+            "ddbx_table_duration_seconds",
+            "Seconds the table's job took.",
+            &l,
+            tr.seconds,
+        );
         let ok = !matches!(tr.status, TableStatus::Failed);
-        t.gauge("ddbx_table_success", "1 when the table succeeded (or was deferred by design), 0 when it failed.", &l, f64::from(u8::from(ok)));
+        t.gauge(
+            "ddbx_table_success",
+            "1 when the table succeeded (or was deferred by design), 0 when it failed.",
+            &l,
+            f64::from(u8::from(ok)),
+        );
     }
     let succeeded = r.summary.is_some_and(|s| s.succeeded());
     let started = r.summary.map_or(r.started, |s| s.started_at);
     let ended = r.summary.and_then(|s| s.ended_at).unwrap_or(r.ended);
     t.gauge("ddbx_run_success", "1 when every table of the run succeeded, 0 otherwise (a run that could not start included).", &run, f64::from(u8::from(succeeded)));
-    t.gauge("ddbx_run_start_timestamp_seconds", "When the run started (Unix time).", &run, seconds(started));
-    t.gauge("ddbx_run_end_timestamp_seconds", "When the run ended (Unix time).", &run, seconds(ended));
-    t.gauge("ddbx_run_duration_seconds", "Seconds the run took.", &run, (ended - started).num_milliseconds() as f64 / 1000.0);
+    t.gauge(
+        "ddbx_run_start_timestamp_seconds",
+        "When the run started (Unix time).",
+        &run,
+        seconds(started),
+    );
+    t.gauge(
+        "ddbx_run_end_timestamp_seconds",
+        "When the run ended (Unix time).",
+        &run,
+        seconds(ended),
+    );
+    t.gauge(
+        "ddbx_run_duration_seconds",
+        "Seconds the run took.",
+        &run,
+        (ended - started).num_milliseconds() as f64 / 1000.0,
+    );
     if let Some(s) = r.summary {
-        t.gauge("ddbx_run_tables", "Tables in the run.", &run, s.tables as f64);
-        t.gauge("ddbx_run_tables_failed", "Tables of the run that failed.", &run, s.tables_failed as f64);
-        t.gauge("ddbx_run_items", "Items of every table of the run.", &run, s.items as f64);
-        t.gauge("ddbx_run_bytes", "Bytes of every table of the run.", &run, s.bytes as f64);
+        t.gauge(
+            "ddbx_run_tables",
+            "Tables in the run.",
+            &run,
+            s.tables as f64,
+        );
+        t.gauge(
+            "ddbx_run_tables_failed",
+            "Tables of the run that failed.",
+            &run,
+            s.tables_failed as f64,
+        );
+        t.gauge(
+            "ddbx_run_items",
+            "Items of every table of the run.",
+            &run,
+            s.items as f64,
+        );
+        t.gauge(
+            "ddbx_run_bytes",
+            "Bytes of every table of the run.",
+            &run,
+            s.bytes as f64,
+        );
     }
-    let last = if succeeded { Some(seconds(ended)) } else { previous };
+    let last = if succeeded {
+        Some(seconds(ended))
+    } else {
+        previous
+    };
     if let Some(last) = last {
-        t.gauge(LAST_SUCCESS, "When the app's last successful run of this job ended (Unix time).", &run, last);
+        t.gauge(
+            LAST_SUCCESS,
+            "When the app's last successful run of this job ended (Unix time).",
+            &run,
+            last,
+        );
     }
     t.out
 }
@@ -122,15 +186,45 @@ fn check_text(r: &Report, exit_code: u8, now: DateTime<Utc>) -> String {
     let mut t = Text::default();
     let app = labels(&[("app", &r.app), ("region", &r.region)]);
     let healthy = r.health == Health::Ok;
-    t.gauge("ddbx_check_healthy", "1 when the app's newest backup is a success within --max-age (and, with --deep, whole).", &app, f64::from(u8::from(healthy)));
-    t.gauge("ddbx_check_exit_code", "The exit code of ddbx check: 0 ok, 5 stale, 6 failed, 7 incomplete, 8 running too long.", &app, f64::from(exit_code));
-    t.gauge("ddbx_check_timestamp_seconds", "When the check ran (Unix time).", &app, seconds(now));
+    t.gauge(
+        "ddbx_check_healthy",
+        "1 when the app's newest backup is a success within --max-age (and, with --deep, whole).",
+        &app,
+        f64::from(u8::from(healthy)),
+    );
+    t.gauge(
+        "ddbx_check_exit_code",
+        "The exit code of ddbx check: 0 ok, 5 stale, 6 failed, 7 incomplete, 8 running too long.",
+        &app,
+        f64::from(exit_code),
+    );
+    t.gauge(
+        "ddbx_check_timestamp_seconds",
+        "When the check ran (Unix time).",
+        &app,
+        seconds(now),
+    );
     if let Some(s) = &r.last_success {
         let run = labels(&[("job", "export"), ("app", &r.app), ("region", &r.region)]);
         let ended = s.backup.ended_at.unwrap_or(s.time);
-        t.gauge(LAST_SUCCESS, "When the app's last successful run of this job ended (Unix time).", &run, seconds(ended));
-        t.gauge("ddbx_run_duration_seconds", "Seconds the run took.", &run, (ended - s.time).num_milliseconds() as f64 / 1000.0);
-        t.gauge("ddbx_backup_age_seconds", "Seconds since the app's newest successful backup started.", &app, (now - s.time).num_milliseconds() as f64 / 1000.0);
+        t.gauge(
+            LAST_SUCCESS,
+            "When the app's last successful run of this job ended (Unix time).",
+            &run,
+            seconds(ended),
+        );
+        t.gauge(
+            "ddbx_run_duration_seconds",
+            "Seconds the run took.",
+            &run,
+            (ended - s.time).num_milliseconds() as f64 / 1000.0,
+        );
+        t.gauge(
+            "ddbx_backup_age_seconds",
+            "Seconds since the app's newest successful backup started.",
+            &app,
+            (now - s.time).num_milliseconds() as f64 / 1000.0,
+        );
     }
     t.out
 }
@@ -170,7 +264,10 @@ pub fn write_check(path: &Path, report: &Report, exit_code: u8) {
 
 fn write_said(path: &Path, text: &str) {
     if let Err(e) = write_atomically(path, text) {
-        eprintln!("ddbx: cannot write the metrics file {}: {e}", path.display());
+        eprintln!(
+            "ddbx: cannot write the metrics file {}: {e}",
+            path.display()
+        );
     }
 }
 
@@ -194,14 +291,30 @@ mod tests {
         let other = if failed {
             TableReport::failed("T2", "boom")
         } else {
-            TableReport { status: TableStatus::Succeeded, ..TableReport::planned("T2") }
+            TableReport {
+                status: TableStatus::Succeeded,
+                ..TableReport::planned("T2")
+            }
         };
-        RunSummary::for_job("export", &layout, "root".into(), vec![ok, other], Some(t0 + chrono::Duration::seconds(90)))
+        RunSummary::for_job(
+            "export",
+            &layout,
+            "root".into(),
+            vec![ok, other],
+            Some(t0 + chrono::Duration::seconds(90)),
+        )
     }
 
     fn run<'a>(s: Option<&'a RunSummary>) -> Run<'a> {
         let now: DateTime<Utc> = "2026-12-01T03:02:00Z".parse().unwrap();
-        Run { job: "export", app: "bill\"ing", region: "us-east-1", summary: s, started: now, ended: now }
+        Run {
+            job: "export",
+            app: "bill\"ing",
+            region: "us-east-1",
+            summary: s,
+            started: now,
+            ended: now,
+        }
     }
 
     #[test]
@@ -215,18 +328,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.prom");
         write_atomically(&path, &text).unwrap();
-        assert_eq!(previous_success(&path, "export", "bill\"ing"), Some(1796094090.0));
+        assert_eq!(
+            previous_success(&path, "export", "bill\"ing"),
+            Some(1796094090.0)
+        );
         let failed = summary(true);
-        let text = run_text(&run(Some(&failed)), previous_success(&path, "export", "bill\"ing"));
-        assert!(text.contains("ddbx_run_success{job=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"} 0\n"), "{text}");
+        let text = run_text(
+            &run(Some(&failed)),
+            previous_success(&path, "export", "bill\"ing"),
+        );
+        assert!(
+            text.contains(
+                "ddbx_run_success{job=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"} 0\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("table=\"T2\"} 0\n"), "{text}");
         assert!(text.contains(&last), "carried over: {text}");
         // A run that never started: its failure, and nothing invented.
         let text = run_text(&run(None), None);
-        assert!(text.contains("ddbx_run_success{job=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"} 0\n"), "{text}");
-        assert!(!text.contains(LAST_SUCCESS) && !text.contains("ddbx_table_"), "{text}");
+        assert!(
+            text.contains(
+                "ddbx_run_success{job=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains(LAST_SUCCESS) && !text.contains("ddbx_table_"),
+            "{text}"
+        );
         // Only the file is left, never its temporary.
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("m.prom")]);
     }
 }

@@ -49,6 +49,7 @@ pub fn summary(out: Output, s: &RunSummary) {
         let status = match t.status {
             TableStatus::Succeeded => "ok",
             TableStatus::Failed => "FAILED",
+            TableStatus::Interrupted => "INTERRUPTED",
             TableStatus::Planned => "planned",
             TableStatus::Deferred => "deferred",
         };
@@ -85,7 +86,11 @@ pub fn summary(out: Output, s: &RunSummary) {
 fn grouped_notes(s: &RunSummary) -> Vec<(String, Vec<&str>)> {
     let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
     for t in &s.table_reports {
-        let notes = t.note.iter().cloned().chain(t.settings.as_ref().and_then(|o| o.note()));
+        let notes = t
+            .note
+            .iter()
+            .cloned()
+            .chain(t.settings.as_ref().and_then(|o| o.note()));
         for note in notes {
             match groups.iter_mut().find(|(n, _)| *n == note) {
                 Some((_, tables)) => tables.push(&t.table),
@@ -226,7 +231,11 @@ mod tests {
         let tables = ["A", "B", "C"]
             .iter()
             .map(|t| TableReport {
-                note: Some(if *t == "B" { "other".into() } else { "same".into() }),
+                note: Some(if *t == "B" {
+                    "other".into()
+                } else {
+                    "same".into()
+                }),
                 ..TableReport::planned(t)
             })
             .collect();

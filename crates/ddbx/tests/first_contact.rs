@@ -26,7 +26,13 @@ fn one_line(o: &Output) -> String {
 
 /// No Rust Debug form in what a person reads.
 fn no_debug_dump(text: &str) {
-    for debug in ["DispatchFailure", "ConnectorError", " { ", "Some(", "source:"] {
+    for debug in [
+        "DispatchFailure",
+        "ConnectorError",
+        " { ",
+        "Some(",
+        "source:",
+    ] {
         assert!(!text.contains(debug), "a Debug dump ({debug}) in: {text}");
     }
 }
@@ -64,7 +70,15 @@ async fn an_unknown_profile_is_refused_before_any_call_naming_the_files() {
     .unwrap();
     let proxy = FaultProxy::start(&env.emulators.dynamodb, Faults::default()).await;
     let out = env.out();
-    let export = ["export", "--app", "a", "--tables", "T", "--to", out.to_str().unwrap()];
+    let export = [
+        "export",
+        "--app",
+        "a",
+        "--tables",
+        "T",
+        "--to",
+        out.to_str().unwrap(),
+    ];
     for from_env in [false, true] {
         let mut c = env.ddbx_at(&proxy.url);
         if from_env {
@@ -110,7 +124,15 @@ async fn no_credentials_are_said_within_5_seconds_naming_the_chain() {
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .env_remove("AWS_EC2_METADATA_DISABLED")
         .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds_url)
-        .args(["export", "--app", "a", "--tables", "T", "--to", out.to_str().unwrap()]);
+        .args([
+            "export",
+            "--app",
+            "a",
+            "--tables",
+            "T",
+            "--to",
+            out.to_str().unwrap(),
+        ]);
     let (o, took) = timed(c);
     assert_eq!(o.status.code(), Some(1));
     let line = one_line(&o);
@@ -128,7 +150,10 @@ async fn no_credentials_are_said_within_5_seconds_naming_the_chain() {
     }
     assert!(took < Duration::from_secs(5), "took {took:?}");
     imds.set_nonblocking(true).unwrap();
-    assert!(imds.accept().is_ok(), "the instance metadata service was asked");
+    assert!(
+        imds.accept().is_ok(),
+        "the instance metadata service was asked"
+    );
     assert_eq!(proxy.stats.mark(), 0, "no call was made");
 }
 
@@ -175,10 +200,15 @@ async fn an_endpoint_that_cannot_be_reached_is_said_within_15_seconds() {
         assert_eq!(o.status.code(), Some(1), "{name}");
         let line = one_line(&o);
         let expected = match name {
-            "dns" => "cannot reach ddbx-test-nowhere.invalid:8000: the name does not resolve".to_string(),
+            "dns" => {
+                "cannot reach ddbx-test-nowhere.invalid:8000: the name does not resolve".to_string()
+            }
             _ => format!("cannot reach 127.0.0.1:{closed}: Connection refused"),
         };
-        assert!(line.contains(&expected), "{name}: {expected:?} not in: {line}");
+        assert!(
+            line.contains(&expected),
+            "{name}: {expected:?} not in: {line}"
+        );
         assert!(took <= Duration::from_secs(15), "{name}: took {took:?}");
     }
     // -v keeps the detail the line leaves out.
@@ -202,7 +232,9 @@ async fn a_bucket_that_does_not_exist_or_lives_elsewhere_is_said_naming_the_fix(
     assert_eq!(o.status.code(), Some(1));
     let line = one_line(&o);
     assert!(
-        line.contains(&format!("the bucket {missing} does not exist (S3 answered NoSuchBucket)")),
+        line.contains(&format!(
+            "the bucket {missing} does not exist (S3 answered NoSuchBucket)"
+        )),
         "{line}"
     );
     assert!(took < Duration::from_secs(5), "took {took:?}");
@@ -218,24 +250,38 @@ async fn a_bucket_that_does_not_exist_or_lives_elsewhere_is_said_naming_the_fix(
     let bucket = env.bucket();
     let (o, took) = timed({
         let mut c = env.ddbx_with(&env.emulators.dynamodb, &elsewhere.url);
-        c.args(["export", "--app", "a", "--tables", &env.prefix, "--to", &format!("s3://{bucket}/b")]);
+        c.args([
+            "export",
+            "--app",
+            "a",
+            "--tables",
+            &env.prefix,
+            "--to",
+            &format!("s3://{bucket}/b"),
+        ]);
         c
     });
     assert_eq!(o.status.code(), Some(1));
     let line = one_line(&o);
     for words in [
-        &format!("the bucket {bucket} is not in us-east-1"),
-        "301 PermanentRedirect",
-        "--s3-region",
+        format!("the bucket {bucket} is not in us-east-1"),
+        "301 PermanentRedirect".into(),
+        "--s3-region".into(),
     ] {
-        assert!(line.contains(words.as_str()), "{words:?} not in: {line}");
+        assert!(line.contains(&words), "{words:?} not in: {line}");
     }
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
 /// A user of fakecloud's IAM (enforced with `--iam strict`) with `policy` (a policy of
 /// `iam/` with its placeholders filled in and `drop` left out), and its access key.
-fn iam_user(env: &TestEnv, fc: &FakeCloud, policy: &str, drop: &str, bucket: &str) -> (String, String) {
+fn iam_user(
+    env: &TestEnv,
+    fc: &FakeCloud,
+    policy: &str,
+    drop: &str,
+    bucket: &str,
+) -> (String, String) {
     let text = std::fs::read_to_string(crate::support::repo_root().join("iam").join(policy))
         .unwrap()
         .replace("REGION", "us-east-1")
@@ -297,7 +343,9 @@ async fn access_denied_names_the_action_the_resource_and_the_policy() {
         let mut c = env.ddbx_with(&fc.url, &fc.url);
         c.env("AWS_ACCESS_KEY_ID", &key.0)
             .env("AWS_SECRET_ACCESS_KEY", &key.1)
-            .args(["--output", "json", "export", "--app", "a", "--table", &t, "--to", to]);
+            .args([
+                "--output", "json", "export", "--app", "a", "--table", &t, "--to", to,
+            ]);
         timed(c)
     };
     // The export policy without dynamodb:Scan: the table fails alone, and says why.
@@ -336,7 +384,10 @@ async fn an_expired_session_says_it_expired() {
     );
     fc.advance_minutes(20);
     let out = env.out();
-    for to in [out.to_str().unwrap().to_string(), format!("s3://{bucket}/backups")] {
+    for to in [
+        out.to_str().unwrap().to_string(),
+        format!("s3://{bucket}/backups"),
+    ] {
         let (o, took) = timed({
             let mut c = env.ddbx_with(&fc.url, &fc.url);
             c.env("AWS_ACCESS_KEY_ID", session[0].as_str().unwrap())

@@ -23,7 +23,13 @@ fn check(env: &TestEnv, base: &str, app: &str, extra: &[&str]) -> (i32, String) 
 
 /// A run folder `<base>/<region>/<app>/<time>` holding `flag` with a summary of `failed`
 /// failed tables (what ddbx writes), for states a test cannot easily make happen.
-fn fake_run(base: &Path, app: &str, time: chrono::DateTime<chrono::Utc>, flag: &str, failed: usize) -> std::path::PathBuf {
+fn fake_run(
+    base: &Path,
+    app: &str,
+    time: chrono::DateTime<chrono::Utc>,
+    flag: &str,
+    failed: usize,
+) -> std::path::PathBuf {
     let dir = base
         .join(REGION)
         .join(app)
@@ -57,8 +63,15 @@ async fn check_gives_each_state_its_exit_code_and_one_line() {
     let run = run_dir(&out, "shop");
     let (code, line) = check(&env, &base, "shop", &["--deep"]);
     assert_eq!(code, 0, "{line}");
-    assert!(line.starts_with("ok: the newest backup, started ") && line.contains("succeeded: 1 tables, 30 items"), "{line}");
-    assert!(line.contains("--deep: its manifests match their checksums and its 1 data files are there"), "{line}");
+    assert!(
+        line.starts_with("ok: the newest backup, started ")
+            && line.contains("succeeded: 1 tables, 30 items"),
+        "{line}"
+    );
+    assert!(
+        line.contains("--deep: its manifests match their checksums and its 1 data files are there"),
+        "{line}"
+    );
     let (code, line) = check(&env, &base, "shop", &["--max-age", "0s"]);
     assert_eq!(code, 5, "{line}");
     assert!(line.contains("is older than --max-age 0s"), "{line}");
@@ -71,9 +84,14 @@ async fn check_gives_each_state_its_exit_code_and_one_line() {
     std::fs::remove_file(&data).unwrap();
     let (code, line) = check(&env, &base, "shop", &["--deep"]);
     assert_eq!(code, 7, "{line}");
-    assert!(line.contains("lacks 1 of its files (--deep)") && line.contains("missing"), "{line}");
+    assert!(
+        line.contains("lacks 1 of its files (--deep)") && line.contains("missing"),
+        "{line}"
+    );
     std::fs::write(&data, kept).unwrap();
-    let md5 = crate::support::files_named(&run, "manifest-files.json.md5").pop().unwrap();
+    let md5 = crate::support::files_named(&run, "manifest-files.json.md5")
+        .pop()
+        .unwrap();
     std::fs::remove_file(&md5).unwrap();
     let (code, line) = check(&env, &base, "shop", &["--deep"]);
     assert_eq!(code, 7, "{line}");
@@ -81,7 +99,13 @@ async fn check_gives_each_state_its_exit_code_and_one_line() {
     // A run in progress (the lock held by a live run) is left to end: the success before
     // it is judged; once it has run for longer than --max-running, it is reported.
     let now = chrono::Utc::now();
-    let running = fake_run(&out, "shop", now + chrono::Duration::seconds(1), "BACKUP_RUNNING", 0);
+    let running = fake_run(
+        &out,
+        "shop",
+        now + chrono::Duration::seconds(1),
+        "BACKUP_RUNNING",
+        0,
+    );
     let lock = out.join(REGION).join("shop/_LOCK");
     std::fs::write(
         &lock,
@@ -94,24 +118,42 @@ async fn check_gives_each_state_its_exit_code_and_one_line() {
     assert_eq!(code, 0, "{line}");
     let (code, line) = check(&env, &base, "shop", &["--max-running", "0s"]);
     assert_eq!(code, 8, "{line}");
-    assert!(line.starts_with("running too long: the run started ") && line.contains("--max-running 0s"), "{line}");
+    assert!(
+        line.starts_with("running too long: the run started ") && line.contains("--max-running 0s"),
+        "{line}"
+    );
     // The same run without its lock was killed: incomplete, and how to go on.
     std::fs::remove_file(&lock).unwrap();
     let (code, line) = check(&env, &base, "shop", &[]);
     assert_eq!(code, 7, "{line}");
-    assert!(line.contains("was killed while running") && line.contains("ddbx export --resume"), "{line}");
+    assert!(
+        line.contains("was killed while running") && line.contains("ddbx export --resume"),
+        "{line}"
+    );
     std::fs::remove_dir_all(&running).unwrap();
     // A newer run that failed: failed, with its first error.
-    fake_run(&out, "shop", now + chrono::Duration::seconds(2), "BACKUP_COMPLETE_FAILED", 1);
+    fake_run(
+        &out,
+        "shop",
+        now + chrono::Duration::seconds(2),
+        "BACKUP_COMPLETE_FAILED",
+        1,
+    );
     let (code, line) = check(&env, &base, "shop", &[]);
     assert_eq!(code, 6, "{line}");
-    assert!(line.contains("failed: 1 of 2 tables failed (T0: Scan: boom)"), "{line}");
+    assert!(
+        line.contains("failed: 1 of 2 tables failed (T0: Scan: boom)"),
+        "{line}"
+    );
     // JSON for scripts.
     let o = env.run(&["--output", "json", "check", "--to", &base, "--app", "shop"]);
     assert_eq!(o.status.code(), Some(6));
     let v = json_stdout(&o);
     assert_eq!(v["health"], "failed");
-    assert!(v["lastSuccess"]["runRoot"].as_str().unwrap().ends_with(&run.file_name().unwrap().to_string_lossy().to_string()));
+    assert!(v["lastSuccess"]["runRoot"]
+        .as_str()
+        .unwrap()
+        .ends_with(&run.file_name().unwrap().to_string_lossy().to_string()));
 }
 
 /// The metrics families prometheus_client's own parser reads from `path`, as
@@ -130,7 +172,11 @@ fn parsed(env: &TestEnv, path: &Path) -> serde_json::Value {
         .args(["-c", script, s(path)])
         .output()
         .unwrap();
-    assert!(o.status.success(), "prometheus_client: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "prometheus_client: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
@@ -149,14 +195,27 @@ async fn metrics_files_are_read_by_prometheus_clients_parser() {
     let (a, b) = (env.table("a"), env.table("b"));
     env.mixed_table(&a, Some((100, 100)), 20).await;
     env.create_table(&b, false, None).await;
-    env.put_items(&b, &(0..5).map(|i| items::mixed(i, false)).collect::<Vec<_>>())
-        .await;
+    env.put_items(
+        &b,
+        &(0..5).map(|i| items::mixed(i, false)).collect::<Vec<_>>(),
+    )
+    .await;
     let out = env.out();
     let base = s(&out).to_string();
     let prom = env.dir.path().join("textfile");
     std::fs::create_dir_all(&prom).unwrap();
     let export = prom.join("shop-export.prom");
-    let o = env.run(&["export", "--app", "shop", "--tables", &env.prefix, "--to", &base, "--metrics-file", s(&export)]);
+    let o = env.run(&[
+        "export",
+        "--app",
+        "shop",
+        "--tables",
+        &env.prefix,
+        "--to",
+        &base,
+        "--metrics-file",
+        s(&export),
+    ]);
     assert_eq!(o.status.code(), Some(0));
     let m = parsed(&env, &export);
     let run = [("job", "export"), ("app", "shop"), ("region", REGION)];
@@ -174,53 +233,132 @@ async fn metrics_files_are_read_by_prometheus_clients_parser() {
     assert!(now - last < 60.0 && last <= now + 1.0, "{last} vs {now}");
     // A failed run (a table named that does not exist): its failure, the last success kept.
     let gone = format!("{a}_gone");
-    let o = env.run(&["export", "--app", "shop", "--table", &a, "--table", &gone, "--to", &base, "--metrics-file", s(&export)]);
+    let o = env.run(&[
+        "export",
+        "--app",
+        "shop",
+        "--table",
+        &a,
+        "--table",
+        &gone,
+        "--to",
+        &base,
+        "--metrics-file",
+        s(&export),
+    ]);
     assert_eq!(o.status.code(), Some(4));
     let m = parsed(&env, &export);
     assert_eq!(value(&m, "ddbx_run_success", &run), Some(0.0));
-    assert_eq!(value(&m, "ddbx_table_success", &[("table", &gone)]), Some(0.0));
-    assert_eq!(value(&m, "ddbx_last_success_timestamp_seconds", &run), Some(last));
+    assert_eq!(
+        value(&m, "ddbx_table_success", &[("table", &gone)]),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&m, "ddbx_last_success_timestamp_seconds", &run),
+        Some(last)
+    );
     // A run that cannot even start (no such profile) still says it failed.
-    let o = env.run(&["--profile", "nosuch", "export", "--app", "shop", "--table", &a, "--to", &base, "--metrics-file", s(&export)]);
+    let o = env.run(&[
+        "--profile",
+        "nosuch",
+        "export",
+        "--app",
+        "shop",
+        "--table",
+        &a,
+        "--to",
+        &base,
+        "--metrics-file",
+        s(&export),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let m = parsed(&env, &export);
-    assert_eq!(value(&m, "ddbx_run_success", &[("job", "export"), ("app", "shop")]), Some(0.0));
-    assert_eq!(value(&m, "ddbx_last_success_timestamp_seconds", &[("app", "shop")]), Some(last));
+    assert_eq!(
+        value(
+            &m,
+            "ddbx_run_success",
+            &[("job", "export"), ("app", "shop")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "ddbx_last_success_timestamp_seconds",
+            &[("app", "shop")]
+        ),
+        Some(last)
+    );
     // An import, and a check.
     let first = crate::support::files_named(&out, "BACKUP_COMPLETE_SUCCESS")
         .pop()
         .unwrap();
     let root = first.parent().unwrap();
     let import = prom.join("shop-import.prom");
-    let o = env.run(&["import", "--from", s(root), "--table-map", &format!("{a}={a}_copy"), "--table-map", &format!("{b}={b}_copy"), "--create-missing", "--metrics-file", s(&import)]);
+    let o = env.run(&[
+        "import",
+        "--from",
+        s(root),
+        "--table-map",
+        &format!("{a}={a}_copy"),
+        "--table-map",
+        &format!("{b}={b}_copy"),
+        "--create-missing",
+        "--metrics-file",
+        s(&import),
+    ]);
     assert_eq!(o.status.code(), Some(0));
     let m = parsed(&env, &import);
     let import_run = [("job", "import"), ("app", "shop")];
     assert_eq!(value(&m, "ddbx_run_success", &import_run), Some(1.0));
-    assert_eq!(value(&m, "ddbx_table_items", &[("job", "import"), ("table", &format!("{a}_copy"))]), Some(20.0));
+    assert_eq!(
+        value(
+            &m,
+            "ddbx_table_items",
+            &[("job", "import"), ("table", &format!("{a}_copy"))]
+        ),
+        Some(20.0)
+    );
     let checked = prom.join("shop-check.prom");
-    let o = env.run(&["check", "--to", &base, "--app", "shop", "--metrics-file", s(&checked)]);
+    let o = env.run(&[
+        "check",
+        "--to",
+        &base,
+        "--app",
+        "shop",
+        "--metrics-file",
+        s(&checked),
+    ]);
     assert_eq!(o.status.code(), Some(6), "the newest run failed");
     let m = parsed(&env, &checked);
     let app = [("app", "shop"), ("region", REGION)];
     assert_eq!(value(&m, "ddbx_check_healthy", &app), Some(0.0));
     assert_eq!(value(&m, "ddbx_check_exit_code", &app), Some(6.0));
     assert!(value(&m, "ddbx_backup_age_seconds", &app).unwrap() < 120.0);
-    assert!(value(&m, "ddbx_last_success_timestamp_seconds", &[("job", "export"), ("app", "shop")]).is_some());
+    assert!(value(
+        &m,
+        "ddbx_last_success_timestamp_seconds",
+        &[("job", "export"), ("app", "shop")]
+    )
+    .is_some());
     // Written atomically: only the files, never a temporary left beside them.
     let mut names: Vec<String> = std::fs::read_dir(&prom)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     names.sort();
-    assert_eq!(names, ["shop-check.prom", "shop-export.prom", "shop-import.prom"]);
+    assert_eq!(
+        names,
+        ["shop-check.prom", "shop-export.prom", "shop-import.prom"]
+    );
 }
 
 #[test]
 fn version_completions_and_man_pages_come_from_the_flags() {
     let ddbx = || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ddbx"));
-        c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
         c
     };
     let head = Command::new("git")
@@ -232,20 +370,36 @@ fn version_completions_and_man_pages_come_from_the_flags() {
     let o = ddbx().arg("--version").output().unwrap();
     let version = String::from_utf8_lossy(&o.stdout);
     assert!(
-        version.starts_with(&format!("ddbx {} (commit {head} ", env!("CARGO_PKG_VERSION"))),
+        version.starts_with(&format!(
+            "ddbx {} (commit {head} ",
+            env!("CARGO_PKG_VERSION")
+        )),
         "{version}"
     );
     let dir = tempfile::tempdir().unwrap();
-    for (shell, mark) in [("bash", "complete -F _ddbx"), ("zsh", "#compdef ddbx"), ("fish", "complete -c ddbx")] {
+    for (shell, mark) in [
+        ("bash", "complete -F _ddbx"),
+        ("zsh", "#compdef ddbx"),
+        ("fish", "complete -c ddbx"),
+    ] {
         let o = ddbx().args(["completions", shell]).output().unwrap();
         assert_eq!(o.status.code(), Some(0), "{shell}");
         let text = String::from_utf8_lossy(&o.stdout);
-        assert!(text.contains(mark) && text.contains("read-ratio") && text.contains("metrics-file"), "{shell}");
+        assert!(
+            text.contains(mark) && text.contains("read-ratio") && text.contains("metrics-file"),
+            "{shell}"
+        );
         std::fs::write(dir.path().join(shell), text.as_bytes()).unwrap();
     }
     // bash itself takes the script and registers the completion.
     let o = Command::new("bash")
-        .args(["-c", &format!("source {} && complete -p ddbx", dir.path().join("bash").display())])
+        .args([
+            "-c",
+            &format!(
+                "source {} && complete -p ddbx",
+                dir.path().join("bash").display()
+            ),
+        ])
         .output()
         .unwrap();
     let registered = String::from_utf8_lossy(&o.stdout);
@@ -255,12 +409,24 @@ fn version_completions_and_man_pages_come_from_the_flags() {
     );
     let o = ddbx().arg("man").output().unwrap();
     let page = String::from_utf8_lossy(&o.stdout);
-    assert!(page.starts_with(".ie") || page.contains(".TH ddbx 1"), "{page}");
-    assert!(page.contains("check") && page.contains("completions"), "the commands are listed");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH ddbx 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("check") && page.contains("completions"),
+        "the commands are listed"
+    );
     let pages = dir.path().join("man");
-    let o = ddbx().args(["man", "--out-dir", s(&pages)]).output().unwrap();
+    let o = ddbx()
+        .args(["man", "--out-dir", s(&pages)])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0));
     let export = std::fs::read_to_string(pages.join("ddbx-export.1")).unwrap();
-    assert!(export.contains("A first export needs three flags") && export.contains("read\\-ratio"), "{export}");
+    assert!(
+        export.contains("A first export needs three flags") && export.contains("read\\-ratio"),
+        "{export}"
+    );
     assert!(pages.join("ddbx.1").exists() && pages.join("ddbx-check.1").exists());
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_config::environment::region::EnvironmentVariableRegionProvider;
 use aws_config::imds::region::ImdsRegionProvider;
-use aws_config::meta::region::{ProvideRegion, RegionProviderChain};
+use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{Region, SdkConfig};
@@ -68,7 +68,9 @@ pub async fn default_chain(profile: Option<&str>, region: &Region) -> DefaultCre
 /// were looked for and how to give them.
 pub async fn find(conf: &SdkConfig, profile: Option<&str>) -> Result<()> {
     let Some(provider) = conf.credentials_provider() else {
-        return Err(Error::Config("no AWS credential provider is configured".into()));
+        return Err(Error::Config(
+            "no AWS credential provider is configured".into(),
+        ));
     };
     let looked = || {
         let files = super::profile::Files::locate();

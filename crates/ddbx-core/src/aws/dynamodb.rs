@@ -43,7 +43,7 @@ impl Aws {
             )
             .await?;
         out.table().cloned().ok_or_else(|| {
-            crate::Error::Invalid(format!("table {table}: DescribeTable returned no table"))
+            crate::Error::Failed(format!("table {table}: DescribeTable returned no table"))
         })
     }
 
@@ -62,7 +62,7 @@ impl Aws {
                 return Ok(());
             }
             if waited > std::time::Duration::from_secs(600) {
-                return Err(crate::Error::Invalid(format!(
+                return Err(crate::Error::Failed(format!(
                     "table {table}: still {status:?} after 10 minutes"
                 )));
             }

@@ -101,7 +101,11 @@ pub fn no_answer<E>(err: &SdkError<E, HttpResponse>) -> bool {
 }
 
 /// Codes by which AWS refuses the credentials themselves, whatever the resource.
-const EXPIRED: &[&str] = &["ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"];
+const EXPIRED: &[&str] = &[
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "TokenRefreshRequired",
+];
 const UNKNOWN_KEY: &[&str] = &[
     "UnrecognizedClientException",
     "InvalidClientTokenId",
@@ -191,7 +195,10 @@ mod tests {
             "The security token included in the request is expired",
         )
         .unwrap();
-        assert!(expired.starts_with("the AWS credentials have expired"), "{expired}");
+        assert!(
+            expired.starts_with("the AWS credentials have expired"),
+            "{expired}"
+        );
         let skew = credentials_problem(
             "InvalidSignatureException",
             "Signature expired: 20260101T000000Z is now earlier than 20260101T000500Z",

@@ -134,13 +134,19 @@ mod tests {
             }
         );
         let line = d.explain();
-        assert!(line.contains("iam/export-policy.json (statement ReadTheAppsTables)"), "{line}");
+        assert!(
+            line.contains("iam/export-policy.json (statement ReadTheAppsTables)"),
+            "{line}"
+        );
         assert!(line.contains("iam/import-policy.json"), "{line}");
         // S3 quotes its resource; fakecloud adds an encoded message.
         let d = Denied::parse("User: arn:aws:iam::1:user/u is not authorized to perform: s3:PutObject on resource: \"arn:aws:s3:::b/k\" because no identity-based policy allows the s3:PutObject action").unwrap();
         assert_eq!(d.resource.as_deref(), Some("arn:aws:s3:::b/k"));
         let d = Denied::parse("User: arn:aws:iam::1:user/u is not authorized to perform: dynamodb:Scan on resource: arn:aws:dynamodb:us-east-1:1:table/T Encoded authorization failure message: eJx").unwrap();
-        assert_eq!(d.resource.as_deref(), Some("arn:aws:dynamodb:us-east-1:1:table/T"));
+        assert_eq!(
+            d.resource.as_deref(),
+            Some("arn:aws:dynamodb:us-east-1:1:table/T")
+        );
         assert!(!d.explain().contains("eJx"));
         assert_eq!(Denied::parse("Access Denied"), None);
     }
@@ -148,10 +154,13 @@ mod tests {
     #[test]
     fn every_shipped_policy_parses_and_an_unknown_action_has_none() {
         for (file, text) in POLICIES {
-            serde_json::from_str::<serde_json::Value>(text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            serde_json::from_str::<serde_json::Value>(text)
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
         }
         assert!(granting("sts:AssumeRole").is_empty());
         assert!(!granting("s3:putobject").is_empty());
-        assert!(granting("s3:PutObject").iter().any(|g| g.starts_with("iam/export-policy.json")));
+        assert!(granting("s3:PutObject")
+            .iter()
+            .any(|g| g.starts_with("iam/export-policy.json")));
     }
 }

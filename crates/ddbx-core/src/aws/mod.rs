@@ -181,9 +181,8 @@ impl Aws {
         if let Some(e) = self.stopped() {
             return Err(e);
         }
-        op.await.map_err(|err| {
-            error::final_error(context(), &err, classify(&err), 1, &self.contact)
-        })
+        op.await
+            .map_err(|err| error::final_error(context(), &err, classify(&err), 1, &self.contact))
     }
 
     /// Run `op` until it succeeds, fails permanently, or the retry policy gives up.

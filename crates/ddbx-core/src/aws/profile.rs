@@ -22,7 +22,9 @@ pub struct Files {
 impl Files {
     /// Where the SDK looks, from the environment.
     pub fn locate() -> Self {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
         let at = |var: &str, default: &str| {
             std::env::var_os(var)
                 .map(PathBuf::from)
@@ -51,15 +53,16 @@ impl Files {
 /// hold; `flag` says where the name came from (`--profile or AWS_PROFILE`).
 pub async fn check(name: &str, flag: &str) -> Result<()> {
     let files = Files::locate();
-    let set = aws_config::profile::load(&Fs::real(), &Env::real(), &EnvConfigFiles::default(), None)
-        .await
-        .map_err(|e| {
-            Error::Config(format!(
-                "{flag} {name:?}: the AWS config files cannot be read ({}): {}",
-                files.said(),
-                crate::error::chain(&e)
-            ))
-        })?;
+    let set =
+        aws_config::profile::load(&Fs::real(), &Env::real(), &EnvConfigFiles::default(), None)
+            .await
+            .map_err(|e| {
+                Error::Config(format!(
+                    "{flag} {name:?}: the AWS config files cannot be read ({}): {}",
+                    files.said(),
+                    crate::error::chain(&e)
+                ))
+            })?;
     if set.get_profile(name).is_some() {
         return Ok(());
     }

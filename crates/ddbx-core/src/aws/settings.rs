@@ -53,7 +53,7 @@ impl Aws {
             .collect();
         let arn = schema.table_arn.clone();
         let st = &mut schema.settings;
-        let no_arn = || Error::Invalid("DescribeTable gave no ARN".into());
+        let no_arn = || Error::Failed("DescribeTable gave no ARN".into());
         let tags = match &arn {
             Some(arn) => self.tags(&table, arn).await,
             None => Err(no_arn()),
@@ -261,15 +261,15 @@ impl Aws {
             self.describe_raw(target).await.and_then(|d| {
                 d.table_arn()
                     .map(str::to_string)
-                    .ok_or_else(|| Error::Invalid("DescribeTable gave no ARN".into()))
+                    .ok_or_else(|| Error::Failed("DescribeTable gave no ARN".into()))
             })
         } else {
-            Err(Error::Invalid("not needed".into()))
+            Err(Error::Failed("not needed".into()))
         };
         if let Some(tags) = st.tags.as_ref().filter(|t| !t.is_empty()) {
             let r = match &arn {
                 Ok(arn) => self.tag(target, arn, tags).await,
-                Err(e) => Err(Error::Invalid(e.to_string())),
+                Err(e) => Err(Error::Failed(e.to_string())),
             };
             step(format!("tags ({})", tags.len()), r);
         }
@@ -286,7 +286,7 @@ impl Aws {
                     self.put_policy(target, arn, &policy).await
                 }
                 (Ok(arn), None) => self.put_policy(target, arn, policy).await,
-                (Err(e), _) => Err(Error::Invalid(e.to_string())),
+                (Err(e), _) => Err(Error::Failed(e.to_string())),
             };
             step("resource policy".into(), r);
         }

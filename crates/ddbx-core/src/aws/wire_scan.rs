@@ -120,7 +120,9 @@ impl DeserializeResponse for WireReader {
     ) -> Result<Output, OrchestratorError<OperationError>> {
         let page = match (response.status().is_success(), response.body().bytes()) {
             (true, Some(body)) => WirePage::parse(body),
-            _ => Err("not a successful answer".to_string()),
+            _ => Err(crate::item::wire::Declined(
+                "not a successful answer".to_string(),
+            )),
         };
         let page = match page {
             Ok(page) => page,

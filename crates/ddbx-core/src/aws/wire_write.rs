@@ -9,6 +9,7 @@
 //! no requests, and an interceptor puts [`RequestBody`]'s bytes in its place before the
 //! request is signed, on every attempt.
 
+use crate::Error;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::batch_write_item::builders::BatchWriteItemFluentBuilder;
 use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemError, BatchWriteItemOutput};
@@ -64,7 +65,7 @@ impl Requests {
 
     /// The requests DynamoDB left unprocessed, as it sent them back; `Err` for one that
     /// is neither a put nor a delete (never dropped unsaid).
-    pub fn from_sdk(requests: &[WriteRequest]) -> Result<Self, String> {
+    pub fn from_sdk(requests: &[WriteRequest]) -> crate::Result<Self> {
         let mut out = Self::default();
         let mut map = Vec::new();
         for r in requests {
@@ -76,7 +77,9 @@ impl Requests {
                 write_map(key, &UPPER_KEYS, &mut map);
                 out.delete(&map);
             } else {
-                return Err("an unprocessed request that is neither a put nor a delete".into());
+                return Err(Error::Failed(
+                    "an unprocessed request that is neither a put nor a delete".into(),
+                ));
             }
         }
         Ok(out)

@@ -338,19 +338,57 @@ mod tests {
     fn a_verdict_for_each_state() {
         let l = limits("2026-12-02T05:00:00Z");
         let cases = [
-            (Status::Success, "2026-12-02T03:00:00Z", Health::Ok, "succeeded: 2 tables"),
-            (Status::Success, "2026-12-01T02:00:00Z", Health::Stale, "older than --max-age 1d 2h"),
-            (Status::Failed, "2026-12-02T03:00:00Z", Health::Failed, "1 of 2 tables failed (T1: AccessDeniedException)"),
-            (Status::Interrupted, "2026-12-02T03:00:00Z", Health::Failed, "was interrupted"),
-            (Status::Crashed, "2026-12-02T03:00:00Z", Health::Incomplete, "export --resume"),
-            (Status::Incomplete, "2026-12-02T03:00:00Z", Health::Incomplete, "left no flag"),
-            (Status::Unknown, "2026-12-02T03:00:00Z", Health::Incomplete, "cannot be read"),
+            (
+                Status::Success,
+                "2026-12-02T03:00:00Z",
+                Health::Ok,
+                "succeeded: 2 tables",
+            ),
+            (
+                Status::Success,
+                "2026-12-01T02:00:00Z",
+                Health::Stale,
+                "older than --max-age 1d 2h",
+            ),
+            (
+                Status::Failed,
+                "2026-12-02T03:00:00Z",
+                Health::Failed,
+                "1 of 2 tables failed (T1: AccessDeniedException)",
+            ),
+            (
+                Status::Interrupted,
+                "2026-12-02T03:00:00Z",
+                Health::Failed,
+                "was interrupted",
+            ),
+            (
+                Status::Crashed,
+                "2026-12-02T03:00:00Z",
+                Health::Incomplete,
+                "export --resume",
+            ),
+            (
+                Status::Incomplete,
+                "2026-12-02T03:00:00Z",
+                Health::Incomplete,
+                "left no flag",
+            ),
+            (
+                Status::Unknown,
+                "2026-12-02T03:00:00Z",
+                Health::Incomplete,
+                "cannot be read",
+            ),
         ];
         for (status, time, health, words) in cases {
             let (h, reason) = verdict(&run(time, status), &l);
             assert_eq!(h, health, "{status:?}: {reason}");
             assert!(reason.contains(words), "{status:?}: {reason}");
-            assert!(reason.contains("2h 0m ago") || reason.contains("1d 3h ago"), "{reason}");
+            assert!(
+                reason.contains("2h 0m ago") || reason.contains("1d 3h ago"),
+                "{reason}"
+            );
         }
     }
 

@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::report::RunSummary;
+use crate::report::{RunSummary, TableStatus};
 use crate::run::flags::Job;
 use crate::run::lock::{Held, LockBody, LockSettings};
 use crate::store::Location;
@@ -388,10 +388,11 @@ async fn job_entry(root: &Location, job: Job, names: &[String]) -> JobEntry {
     } else if flag == job.success() {
         Status::Success
     } else {
+        // (Flags of ddbx before tables had an interrupted status say so in the error.)
         let interrupted = summary.as_ref().is_some_and(|s| {
-            s.table_reports
-                .iter()
-                .any(|t| t.error.as_deref() == Some("interrupted"))
+            s.table_reports.iter().any(|t| {
+                t.status == TableStatus::Interrupted || t.error.as_deref() == Some("interrupted")
+            })
         });
         if interrupted {
             Status::Interrupted
@@ -440,7 +441,7 @@ pub async fn latest(base: &Location, app: &str, region: Option<&str>) -> Result<
         .into_iter()
         .find(|r| r.region == region && r.backup.status == Status::Success)
         .ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::Usage(format!(
                 "{}/{region}/{app}: no successful export (ddbx list --to {} --app {app} shows the runs)",
                 base.url(),
                 base.url()
@@ -472,12 +473,12 @@ pub fn one_region(
     regions.dedup();
     match (&regions[..], asked) {
         ([one], _) => Ok(one.to_string()),
-        ([], _) => Err(Error::Invalid(format!(
+        ([], _) => Err(Error::Usage(format!(
             "{}: no runs of app {app:?} in any region",
             base.url()
         ))),
         (_, Some(r)) if regions.contains(&r) => Ok(r.to_string()),
-        _ => Err(Error::Invalid(format!(
+        _ => Err(Error::Usage(format!(
             "{}: app {app:?} has runs in {}; name one with --region",
             base.url(),
             regions.join(", ")

@@ -90,7 +90,7 @@ pub async fn prune(
     lock: LockSettings,
 ) -> Result<PruneReport> {
     if retention.keep_last == 0 {
-        return Err(Error::Invalid(
+        return Err(Error::Usage(
             "--keep-last must be at least 1 (the newest successful run is always kept)".into(),
         ));
     }

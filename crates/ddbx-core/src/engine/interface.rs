@@ -60,7 +60,7 @@ pub trait Engine: Send + Sync {
 
     /// Whether this engine can import `source` (its format, its layout); why not, if not.
     /// Checked before the table's target is touched.
-    fn check_import_source(&self, source: &TableSource) -> std::result::Result<(), String> {
+    fn check_import_source(&self, source: &TableSource) -> Result<()> {
         let _ = source;
         Ok(())
     }
@@ -152,7 +152,7 @@ pub struct ImportTable {
     /// The plan of the table.
     pub step: ImportStep,
     /// Ready to write, or why the table cannot be imported (it then fails alone).
-    pub ready: std::result::Result<ReadyTable, String>,
+    pub ready: Result<ReadyTable>,
 }
 
 /// One table's export to check before its target is touched ([`Engine::check_source`]).

@@ -26,7 +26,7 @@ pub(super) async fn prepare(
     let now = Utc::now();
     let started = settings.run_time.unwrap_or(now);
     if started > now + chrono::Duration::days(1) && !settings.allow_future_run_time {
-        return Err(crate::Error::Invalid(format!(
+        return Err(crate::Error::Usage(format!(
             "run time {started} is more than a day after now ({now}): a typo? Runs are ranked by their time, so that run would be the newest (for --from latest, and what prune keeps) until then; pass --allow-future-run-time if it is meant"
         )));
     }

@@ -20,7 +20,7 @@ async fn load_plan(aws: &Aws, run_root: &str) -> Result<ExportPlan> {
     let run_dir = aws.storage.open_existing(run_root)?;
     let plan_path = run_dir.join("export-plan.json");
     let bytes = run_dir.get_optional(&plan_path).await?.ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::Usage(format!(
             "{}: no export-plan.json here: --resume takes the root of a ddbx export run",
             run_dir.url()
         ))
@@ -43,7 +43,7 @@ pub(super) async fn prepare(
     let plan_path = run_dir.join("export-plan.json");
     let plan = load_plan(aws, run_root).await?;
     if plan.engine != engine.name() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{}: this run was made by the {} engine: resume it with --engine {} (not {})",
             run_dir.url(),
             plan.engine,
@@ -52,14 +52,14 @@ pub(super) async fn prepare(
         )));
     }
     if !engine.resumes_exports() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{}: this run was made by the {} engine, whose runs are not resumed (start a new run)",
             run_dir.url(),
             plan.engine
         )));
     }
     if plan.region != aws.region {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{}: the run exports tables of {}; pass --region {}",
             run_dir.url(),
             plan.region,
@@ -79,7 +79,7 @@ pub(super) async fn prepare(
         .map(|b| b.trim_end_matches('/'))
         .filter(|b| !b.is_empty())
         .ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::Usage(format!(
                 "{run_root}: its plan says the run lives at <base>/{rel}: give that path"
             ))
         })?;
@@ -136,7 +136,7 @@ pub(crate) fn check(
     given_base: Option<&str>,
 ) -> Result<()> {
     let refuse = |flag: &str, given: &dyn std::fmt::Display, planned: &dyn std::fmt::Display| {
-        Err(Error::Invalid(format!(
+        Err(Error::Usage(format!(
             "{flag} {given} contradicts the run being resumed: its plan ({plan_url}) has {planned}; drop the flag or start a new run"
         )))
     };

@@ -47,7 +47,7 @@ pub async fn select_tables(
     }
     let listed = if filter.needs_listing() {
         let all = aws.list_tables().await.map_err(|e| match e {
-            Error::Config(_) => e,
+            e if matches!(e.cause(), Error::Config(_)) => e,
             e => Error::Plan(format!("cannot list tables: {e}")),
         })?;
         Some(all)
@@ -96,22 +96,22 @@ pub async fn read_anywhere(aws: &Aws, path_or_url: &str) -> Result<Bytes> {
     if path_or_url.starts_with("s3://") || path_or_url.starts_with("file://") {
         let (dir, name) = path_or_url
             .rsplit_once('/')
-            .ok_or_else(|| Error::Invalid(format!("{path_or_url}: not a file URL")))?;
+            .ok_or_else(|| Error::Usage(format!("{path_or_url}: not a file URL")))?;
         let loc = aws.storage.open_existing(dir)?;
         loc.get_optional(&loc.join(name))
             .await?
-            .ok_or_else(|| Error::Invalid(format!("{path_or_url}: no such file")))
+            .ok_or_else(|| Error::Usage(format!("{path_or_url}: no such file")))
     } else {
         let len = std::fs::metadata(path_or_url)
-            .map_err(|e| Error::Invalid(format!("{path_or_url}: {e}")))?
+            .map_err(|e| Error::Usage(format!("{path_or_url}: {e}")))?
             .len();
         if len > crate::store::MAX_CONTROL_BYTES {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "{path_or_url}: {len} bytes: not an excludes file"
             )));
         }
         std::fs::read(path_or_url)
             .map(Bytes::from)
-            .map_err(|e| Error::Invalid(format!("{path_or_url}: {e}")))
+            .map_err(|e| Error::Usage(format!("{path_or_url}: {e}")))
     }
 }

@@ -61,7 +61,7 @@ pub async fn select(
 ) -> Result<(Location, Option<RestorePlan>, Vec<Selected>)> {
     for (s, d) in &sel.table_map {
         for n in [s, d] {
-            validate_table_name(n).map_err(|e| Error::Invalid(format!("--table-map: {e}")))?;
+            validate_table_name(n).map_err(|e| Error::Usage(format!("--table-map: {e}")))?;
         }
     }
     let root = storage.open_existing(&sel.from)?;
@@ -75,7 +75,7 @@ pub async fn select(
             ));
         }
         if !is_run {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "{}: --until/--at replay chains of native exports: pass a run holding a full native export, or the app's folder (<base>/<region>/<app>) holding _chains/",
                 root.url()
             )));
@@ -83,7 +83,7 @@ pub async fn select(
     }
     let mut source = open(root.clone(), sel.format).await?;
     if sel.target_table.is_some() && source.plan.is_some() {
-        return Err(Error::Invalid(
+        return Err(Error::Usage(
             "--target-table is for a single table's export; use --table-map SRC=DST for a run"
                 .into(),
         ));
@@ -97,7 +97,7 @@ pub async fn select(
             .or_else(|| table.as_ref().ok().and_then(|t| t.table.clone()))
             .or_else(|| sel.target_table.clone())
             .ok_or_else(|| {
-                Error::Invalid(format!(
+                Error::Usage(format!(
                     "{}: the export does not name its table; pass --target-table",
                     root.url()
                 ))
@@ -154,7 +154,7 @@ pub async fn select(
     let mut targets: Vec<&str> = selected.iter().map(|s| s.target_table.as_str()).collect();
     targets.sort_unstable();
     if let Some(w) = targets.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "two tables of the export would be written into {} (check --table-map and the restore plan's targets)",
             w[0]
         )));
@@ -232,7 +232,7 @@ pub async fn open(root: Location, force: Option<DataFormat>) -> Result<Source> {
         Ok(t) => t,
         // A ddbx run whose export has not ended has no restore plan yet.
         Err(_) if root.exists("BACKUP_RUNNING").await? => {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "{}: its export is still RUNNING (or was killed: `ddbx export --resume {}` finishes it); import it once it has ended",
                 root.url(),
                 root.url()
@@ -310,7 +310,7 @@ pub async fn open_table(dir: Location, force: Option<DataFormat>) -> Result<Tabl
             });
         }
     }
-    Err(Error::Invalid(format!(
+    Err(Error::Usage(format!(
         "{}: no export found here (looked for restore-plan.json, AWSDynamoDB/<id>/manifest-files.json, a connector manifest{})",
         dir.url(),
         if want(DataFormat::DataPipeline) { " and data files" } else { "" }

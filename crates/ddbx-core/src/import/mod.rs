@@ -84,7 +84,7 @@ pub struct ImportReport {
 /// One table of the export, planned.
 struct Planned {
     step: ImportStep,
-    source: std::result::Result<TableSource, String>,
+    source: Result<TableSource>,
     key: Option<Vec<KeyAttribute>>,
     /// Replaying a chain: the windows over `source`, and the instant reached.
     changes: Vec<TableSource>,
@@ -132,7 +132,7 @@ pub async fn run(
                     target_write_units: None,
                     target_state: String::new(),
                 },
-                source: sel.table.map_err(|e| e.to_string()),
+                source: sel.table,
                 key: sel.key,
                 changes: sel.changes,
                 reached: sel.reached,
@@ -274,19 +274,19 @@ async fn ready(
     let ready = async {
         let source = p
             .source
-            .map_err(|e| format!("cannot read the export of {}: {e}", step.source_table))?;
+            .map_err(|e| e.noted(format!("reading the export of {}", step.source_table)))?;
         engine.check_import_source(&source)?;
         if source.changes {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "{}: an incremental export holds changes, not the table: replay its chain with --until TIME (from the run of its full export) or --at TIME (from the app's folder)",
                 source.dir.url()
-            ));
+            )));
         }
         if !p.changes.is_empty() && !engine.replays_changes() {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "replaying a chain of exports (--until/--at) is done by the local engine, not --engine {}",
                 engine.name()
-            ));
+            )));
         }
         let create = match (settings.create_missing, settings.no_settings) {
             (false, _) => Create::No,
@@ -296,11 +296,9 @@ async fn ready(
         let name = step.target_table.as_str();
         if engine.creates_targets() {
             let target = target::to_create(aws, name, source.schema.as_ref())
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             let spike = write_spike(aws, settings, &target)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             return Ok(ReadyTable {
                 key: None,
                 created: false,
@@ -311,9 +309,9 @@ async fn ready(
                 changes: p.changes,
             });
         }
-        let existing = target::describe(aws, name).await.map_err(|e| e.to_string())?;
+        let existing = target::describe(aws, name).await?;
         target::precheck(name, existing.as_ref(), p.key.as_deref(), create)
-            .map_err(|e| e.to_string())?;
+            ?;
         // Every item must carry the export's key (which the target has), else the target's.
         let key = p
             .key
@@ -337,8 +335,7 @@ async fn ready(
                     stop: &settings.stop,
                     progress: &progress.table(name),
                 })
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
         };
         let ensured = target::ensure_table(
             aws,
@@ -349,14 +346,14 @@ async fn ready(
             create,
         )
         .await
-        .map_err(|e| e.to_string())?;
+        ?;
         if let Some(o) = ensured.settings {
             let mut created = created.lock().expect("not poisoned");
             created.push((step.target_table.clone(), o));
         }
         let spike = write_spike(aws, settings, &ensured.table)
             .await
-            .map_err(|e| e.to_string())?;
+            ?;
         Ok(ReadyTable {
             key: key.or_else(|| Some(std::sync::Arc::new(ensured.table.key_check()))),
             created: ensured.created,

@@ -66,7 +66,7 @@ fn default_base() -> Result<std::path::PathBuf> {
                 .map(|h| std::path::PathBuf::from(h).join(".local/state"))
         })
         .ok_or_else(|| {
-            Error::Invalid(
+            Error::Usage(
                 "the import needs a place for its state (no HOME or XDG_STATE_HOME): pass --state-to LOCATION".into(),
             )
         })?;
@@ -105,7 +105,7 @@ async fn claim(state: &Location, source: &str) -> Result<()> {
     let got = state.get_optional(&path).await?.unwrap_or_default();
     match serde_json::from_slice::<SourceRecord>(&got) {
         Ok(r) if r.source == source => Ok(()),
-        Ok(r) => Err(Error::Invalid(format!(
+        Ok(r) => Err(Error::Usage(format!(
             "{} keeps the state of an import from {}, not {source}: pass another --state-to",
             state.url(),
             r.source

@@ -70,11 +70,11 @@ pub fn precheck(
 ) -> Result<()> {
     match (existing, expected_key) {
         (Some(t), Some(expected)) => match key_difference(target, expected, &t.key()) {
-            Some(diff) => Err(Error::Invalid(diff)),
+            Some(diff) => Err(Error::Usage(diff)),
             None => Ok(()),
         },
         (Some(_), None) => Ok(()),
-        (None, _) if create == Create::No => Err(Error::Invalid(format!(
+        (None, _) if create == Create::No => Err(Error::Usage(format!(
             "table {target} does not exist (create it with the export's key schema, or pass --create-missing)"
         ))),
         (None, _) => Ok(()),
@@ -107,7 +107,7 @@ pub async fn ensure_table(
         Some(t) => (t, None),
         None if create != Create::No => {
             let source = source.ok_or_else(|| {
-                Error::Invalid(format!(
+                Error::Usage(format!(
                     "table {target} does not exist and the export has no table.json to create it from"
                 ))
             })?;
@@ -116,14 +116,14 @@ pub async fn ensure_table(
             (t, with_settings.then_some(o))
         }
         None => {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "table {target} does not exist (create it with the export's key schema, or pass --create-missing)"
             )))
         }
     };
     if let Some(expected) = expected_key {
         if let Some(diff) = key_difference(target, expected, &described.key()) {
-            return Err(Error::Invalid(diff));
+            return Err(Error::Usage(diff));
         }
     } else {
         tracing::warn!(table = %target, "the export records no key schema: the table's key cannot be checked");
@@ -152,7 +152,7 @@ pub async fn to_create(
         Err(e) => return Err(e),
     };
     let s = source.ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::Usage(format!(
             "the export has no table.json, which ImportTable needs (key schema, indexes, billing) to create {target}"
         ))
     })?;

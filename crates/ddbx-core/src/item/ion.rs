@@ -360,10 +360,10 @@ fn number(e: &Element, path: &Path) -> Result<String, ItemError> {
         Value::Int(i) if e.annotations().is_empty() => i.to_string(),
         _ => return Err(path.bad(format!("expected a decimal, found {}", describe(e)))),
     };
-    canonical_number(&text).map_err(|message| ItemError::BadNumber {
+    canonical_number(&text).map_err(|e| ItemError::BadNumber {
         attribute: path.render(),
         value: e.to_string(),
-        message,
+        message: e.to_string(),
     })
 }
 

@@ -131,32 +131,47 @@ impl<'a> Decimal<'a> {
     }
 }
 
+/// Why DynamoDB would refuse a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    /// Not a decimal number at all.
+    #[error("not a decimal number")]
+    NotADecimal,
+    /// More significant digits than DynamoDB keeps.
+    #[error("{0} significant digits, DynamoDB keeps at most {MAX_SIGNIFICANT_DIGITS}")]
+    TooManyDigits(usize),
+    /// Larger in magnitude than DynamoDB's largest number.
+    #[error("magnitude over 9.9999999999999999999999999999999999999E+125")]
+    TooLarge,
+    /// Smaller in magnitude (and not zero) than DynamoDB's smallest.
+    #[error("magnitude under 1E-130")]
+    TooSmall,
+}
+
 /// Validates `s` as DynamoDB would and returns its canonical spelling: plain decimal,
 /// no exponent, no leading zeros before the point, no trailing zeros after it, no `+`,
 /// and `0` for every zero. Numerically equal inputs give the same string
 /// (`"00100.500"`, `"1.005e2"` → `"100.5"`; `"-0"` → `"0"`; `"1.0E-3"` → `"0.001"`).
 ///
 /// `Err` says why DynamoDB would refuse the number.
-pub fn canonical_number(s: &str) -> Result<String, String> {
-    let d = Decimal::parse(s).ok_or_else(|| "not a decimal number".to_string())?;
+pub fn canonical_number(s: &str) -> Result<String, NumberError> {
+    let d = Decimal::parse(s).ok_or(NumberError::NotADecimal)?;
     let (leading, trailing, n) = d.shape();
     if n == 0 {
         return Ok("0".to_string());
     }
     if n > MAX_SIGNIFICANT_DIGITS {
-        return Err(format!(
-            "{n} significant digits, DynamoDB keeps at most {MAX_SIGNIFICANT_DIGITS}"
-        ));
+        return Err(NumberError::TooManyDigits(n));
     }
     // value = D × 10^x, D = the n significant digits as an integer.
     let x = d.exp - d.frac.len() as i64 + trailing as i64;
     // value = d1.d2… × 10^adjusted
     let adjusted = x + n as i64 - 1;
     if adjusted > MAX_ADJUSTED_EXPONENT {
-        return Err("magnitude over 9.9999999999999999999999999999999999999E+125".to_string());
+        return Err(NumberError::TooLarge);
     }
     if adjusted < MIN_ADJUSTED_EXPONENT {
-        return Err("magnitude under 1E-130".to_string());
+        return Err(NumberError::TooSmall);
     }
     let sig: Vec<u8> = d.digits().skip(leading).take(n).collect();
     let mut out = String::with_capacity(n + 4 + adjusted.unsigned_abs() as usize);

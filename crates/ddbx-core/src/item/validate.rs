@@ -98,10 +98,10 @@ pub(crate) fn deeper(depth: usize, path: &Path) -> Result<usize, ItemError> {
 }
 
 fn check_number(n: &str, path: &Path) -> Result<String, ItemError> {
-    canonical_number(n).map_err(|message| ItemError::BadNumber {
+    canonical_number(n).map_err(|e| ItemError::BadNumber {
         attribute: path.render(),
         value: n.to_string(),
-        message,
+        message: e.to_string(),
     })
 }
 

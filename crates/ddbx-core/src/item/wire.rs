@@ -35,6 +35,18 @@ use super::key::{KeyDigest, KeySchema};
 use super::number::{canonical_number, number_size};
 use super::{Item, MAX_ITEM_BYTES, MAX_NAME_BYTES, MAX_NESTED_CONTAINERS};
 
+/// Why a one-pass reader here left its input to the reader it is held to (the SDK's, or
+/// `decode_line`): what it does not reproduce exactly, not a judgement of the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Declined(pub String);
+
+impl From<serde_json::Error> for Declined {
+    fn from(e: serde_json::Error) -> Self {
+        Declined(e.to_string())
+    }
+}
+
 /// One Scan page, its items already encoded as native export lines.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct WirePage {
@@ -57,7 +69,7 @@ pub struct WirePage {
 impl WirePage {
     /// Reads a Scan answer's body, or says why it leaves the page to the SDK.
     /// Most answers are read by `item::wire_scanner`; what it leaves, by `serde_json`.
-    pub fn parse(body: &[u8]) -> Result<WirePage, String> {
+    pub fn parse(body: &[u8]) -> Result<WirePage, Declined> {
         match super::wire_scanner::parse(body) {
             Some(page) => Ok(page),
             None => WirePage::parse_with_serde(body),
@@ -65,10 +77,10 @@ impl WirePage {
     }
 
     /// The reader `item::wire_scanner` is held to, and the one that takes what it leaves.
-    pub fn parse_with_serde(body: &[u8]) -> Result<WirePage, String> {
+    pub fn parse_with_serde(body: &[u8]) -> Result<WirePage, Declined> {
         let mut de = serde_json::Deserializer::from_str(utf8(body)?);
-        let page = AnswerSeed.deserialize(&mut de).map_err(|e| e.to_string())?;
-        de.end().map_err(|e| e.to_string())?;
+        let page = AnswerSeed.deserialize(&mut de).map_err(Declined::from)?;
+        de.end().map_err(Declined::from)?;
         Ok(page)
     }
 
@@ -107,7 +119,7 @@ pub fn checked_item(
     line: &[u8],
     out: &mut Vec<u8>,
     key: Option<&KeySchema>,
-) -> Result<usize, String> {
+) -> Result<usize, Declined> {
     let watch = key.map(KeyWatch::new);
     check_line(line, out, watch.as_ref())
 }
@@ -118,7 +130,7 @@ pub fn checked_keyed_item(
     line: &[u8],
     out: &mut Vec<u8>,
     key: &KeySchema,
-) -> Result<(usize, u64), String> {
+) -> Result<(usize, u64), Declined> {
     let watch = KeyWatch::new(key);
     let size = check_line(line, out, Some(&watch))?;
     Ok((size, watch.digest.get().finish()))
@@ -139,7 +151,7 @@ impl<'k> KeyWatch<'k> {
     }
 }
 
-fn check_line(line: &[u8], out: &mut Vec<u8>, key: Option<&KeyWatch>) -> Result<usize, String> {
+fn check_line(line: &[u8], out: &mut Vec<u8>, key: Option<&KeyWatch>) -> Result<usize, Declined> {
     let start = out.len();
     let mut de = serde_json::Deserializer::from_str(utf8(line)?);
     let read = LineSeed(out, key)
@@ -149,11 +161,11 @@ fn check_line(line: &[u8], out: &mut Vec<u8>, key: Option<&KeyWatch>) -> Result<
         Ok(size) if size <= MAX_ITEM_BYTES => Ok(size),
         Ok(size) => {
             out.truncate(start);
-            Err(format!("item of {size} bytes"))
+            Err(Declined(format!("item of {size} bytes")))
         }
         Err(e) => {
             out.truncate(start);
-            Err(e.to_string())
+            Err(Declined::from(e))
         }
     }
 }
@@ -161,8 +173,8 @@ fn check_line(line: &[u8], out: &mut Vec<u8>, key: Option<&KeyWatch>) -> Result<
 /// The text of a body or line, checked as UTF-8 whole: a `serde_json` reader of a `str`
 /// then checks no string again. (The profile of an export against the canned endpoint
 /// had `from_utf8` on each string at 3.6 % of the CPU, issue 16.)
-fn utf8(bytes: &[u8]) -> Result<&str, String> {
-    std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))
+fn utf8(bytes: &[u8]) -> Result<&str, Declined> {
+    std::str::from_utf8(bytes).map_err(|e| Declined(format!("not UTF-8: {e}")))
 }
 
 /// `{"Item":{...}}`, only that key; the item checked against the key, when given.
@@ -205,18 +217,18 @@ pub(super) struct Consumed {
 /// else (which `read_map` would take in any letter case) is left to the SDK.
 pub(super) fn key_to_continue(
     key: Option<serde_json::Map<String, serde_json::Value>>,
-) -> Result<Option<Item>, String> {
+) -> Result<Option<Item>, Declined> {
     let plain = |v: &serde_json::Value| {
         v.as_object().is_some_and(|o| {
             o.len() == 1 && o.keys().all(|k| matches!(k.as_str(), "S" | "N" | "B"))
         })
     };
     if key.as_ref().is_some_and(|k| !k.values().all(plain)) {
-        return Err("a key to continue from with other types".into());
+        return Err(Declined("a key to continue from with other types".into()));
     }
     key.map(|k| read_map(&k, &Path::Root))
         .transpose()
-        .map_err(|e| e.to_string())
+        .map_err(|e| Declined(e.to_string()))
 }
 
 /// The whole answer: a JSON object whose `Items` are written as they are read.

@@ -8,7 +8,7 @@ use crate::item::validate::item_size;
 use crate::item::AttributeValue;
 use proptest::prelude::*;
 
-fn page(body: &str) -> Result<WirePage, String> {
+fn page(body: &str) -> Result<WirePage, Declined> {
     WirePage::parse(body.as_bytes())
 }
 
@@ -265,7 +265,7 @@ fn checked_items_carry_the_key_they_are_given() {
         ),
     ] {
         let e = check(line).unwrap_err();
-        assert!(e.contains(why), "{line}: {e}");
+        assert!(e.to_string().contains(why), "{line}: {e}");
     }
 }
 

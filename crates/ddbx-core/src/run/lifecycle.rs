@@ -175,7 +175,7 @@ async fn refuse_existing_run(run_dir: &Location) -> Result<()> {
     let mut listing = run_dir.store.list(Some(&run_dir.prefix));
     if let Some(first) = listing.next().await {
         let found = first.map_err(|e| Error::store(run_dir.url(), e))?;
-        return Err(Error::Locked(format!(
+        return Err(Error::RunRootTaken(format!(
             "{} already holds a run ({} exists); nothing was written. Continue it with --resume {}, or pick another --run-time",
             run_dir.url(),
             run_dir.url_of(&found.location),

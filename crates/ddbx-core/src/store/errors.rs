@@ -75,7 +75,11 @@ fn s3_action(method: &str, url: &str) -> (String, Option<String>) {
         .split_once('?')
         .unwrap_or((path_and_query, ""));
     let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
-    let has = |k: &str| query.split('&').any(|p| p == k || p.starts_with(&format!("{k}=")));
+    let has = |k: &str| {
+        query
+            .split('&')
+            .any(|p| p == k || p.starts_with(&format!("{k}=")))
+    };
     let action = match method {
         "GET" if key.is_empty() || has("list-type") => "s3:ListBucket",
         "GET" | "HEAD" => "s3:GetObject",
@@ -158,11 +162,14 @@ pub fn classify(e: &object_store::Error) -> Problem {
 /// The region of an S3 endpoint (`b.s3.eu-west-1.amazonaws.com`, `s3-eu-west-1...`).
 fn endpoint_region(endpoint: &str) -> Option<&str> {
     let parts: Vec<&str> = endpoint.split('.').collect();
-    parts.iter().enumerate().find_map(|(i, p)| match p.strip_prefix("s3-") {
-        Some(region) => Some(region),
-        None if *p == "s3" => parts.get(i + 1).copied().filter(|r| *r != "amazonaws"),
-        None => None,
-    })
+    parts
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| match p.strip_prefix("s3-") {
+            Some(region) => Some(region),
+            None if *p == "s3" => parts.get(i + 1).copied().filter(|r| *r != "amazonaws"),
+            None => None,
+        })
 }
 
 /// object_store's text without its retry bookkeeping: `PUT failed: Server returned ...
@@ -197,8 +204,14 @@ mod tests {
 
     #[test]
     fn regions_are_read_from_endpoints() {
-        assert_eq!(endpoint_region("b.s3.eu-west-1.amazonaws.com"), Some("eu-west-1"));
-        assert_eq!(endpoint_region("b.s3-eu-west-2.amazonaws.com"), Some("eu-west-2"));
+        assert_eq!(
+            endpoint_region("b.s3.eu-west-1.amazonaws.com"),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            endpoint_region("b.s3-eu-west-2.amazonaws.com"),
+            Some("eu-west-2")
+        );
         assert_eq!(endpoint_region("b.s3.amazonaws.com"), None);
     }
 
@@ -206,10 +219,16 @@ mod tests {
     fn s3_requests_name_their_action_and_resource() {
         assert_eq!(
             s3_action("PUT", "http://127.0.0.1:1/b/run/_LOCK"),
-            ("s3:PutObject".into(), Some("arn:aws:s3:::b/run/_LOCK".into()))
+            (
+                "s3:PutObject".into(),
+                Some("arn:aws:s3:::b/run/_LOCK".into())
+            )
         );
         assert_eq!(
-            s3_action("GET", "https://s3.us-east-1.amazonaws.com/b?list-type=2&prefix=x"),
+            s3_action(
+                "GET",
+                "https://s3.us-east-1.amazonaws.com/b?list-type=2&prefix=x"
+            ),
             ("s3:ListBucket".into(), Some("arn:aws:s3:::b".into()))
         );
         assert_eq!(s3_action("POST", "http://h/b?delete").0, "s3:DeleteObject");
@@ -222,6 +241,9 @@ mod tests {
             shorten(text),
             "PUT failed: Server returned non-2xx status code: 500 Internal Server Error: (after 3 retries)"
         );
-        assert_eq!(tag("<Error><Code>NoSuchBucket</Code></Error>", "Code"), Some("NoSuchBucket"));
+        assert_eq!(
+            tag("<Error><Code>NoSuchBucket</Code></Error>", "Code"),
+            Some("NoSuchBucket")
+        );
     }
 }

@@ -65,11 +65,9 @@ impl Encryption {
     pub fn parse(sse: &str, kms_key_id: Option<String>) -> Result<Self> {
         match (sse, kms_key_id) {
             ("AES256", None) => Ok(Encryption::S3),
-            ("AES256", Some(_)) => Err(Error::Invalid(
-                "--sse-kms-key-id needs --sse aws:kms".into(),
-            )),
+            ("AES256", Some(_)) => Err(Error::Usage("--sse-kms-key-id needs --sse aws:kms".into())),
             ("aws:kms", key) => Ok(Encryption::Kms(key)),
-            (other, _) => Err(Error::Invalid(format!(
+            (other, _) => Err(Error::Usage(format!(
                 "--sse {other:?}: use AES256 or aws:kms"
             ))),
         }
@@ -233,7 +231,7 @@ impl Storage {
         if let Some(rest) = location.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(Error::Invalid(format!("{location}: no bucket name")));
+                return Err(Error::Usage(format!("{location}: no bucket name")));
             }
             let inner = prefix.strip_suffix('/').unwrap_or(prefix);
             if !inner.is_empty()
@@ -241,7 +239,7 @@ impl Storage {
                     .split('/')
                     .any(|s| s.is_empty() || s == "." || s == "..")
             {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Usage(format!(
                     "{location}: a prefix with an empty, `.` or `..` part names another place than it seems; write it without"
                 )));
             }
@@ -303,7 +301,7 @@ impl Storage {
             headers.insert(
                 "x-amz-expected-bucket-owner",
                 HeaderValue::from_str(owner).map_err(|_| {
-                    Error::Invalid(format!(
+                    Error::Usage(format!(
                         "--expected-bucket-owner {owner:?}: not an account id"
                     ))
                 })?,
@@ -319,7 +317,7 @@ impl Storage {
         }
         let s3 = builder
             .build()
-            .map_err(|e| Error::Invalid(format!("{location}: {e}")))?;
+            .map_err(|e| Error::Usage(format!("{location}: {e}")))?;
         Ok(match &s.storage_class {
             Some(class) => Arc::new(class::WithStorageClass::new(s3, class)),
             None => Arc::new(s3),
@@ -396,7 +394,7 @@ fn open_folder(location: &str, create: bool) -> Result<Location> {
     let folder = match location.strip_prefix("file://") {
         Some(p) => PathBuf::from(p),
         None if location.contains("://") => {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "{location}: unsupported location (use a folder, file:// or s3://)"
             )))
         }
@@ -404,19 +402,19 @@ fn open_folder(location: &str, create: bool) -> Result<Location> {
     };
     if create {
         std::fs::create_dir_all(&folder).map_err(|e| {
-            Error::Invalid(format!("{}: cannot create folder: {e}", folder.display()))
+            Error::Usage(format!("{}: cannot create folder: {e}", folder.display()))
         })?;
     } else if !folder.is_dir() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{}: no such folder",
             folder.display()
         )));
     }
     let folder = folder
         .canonicalize()
-        .map_err(|e| Error::Invalid(format!("{}: {e}", folder.display())))?;
+        .map_err(|e| Error::Usage(format!("{}: {e}", folder.display())))?;
     let store = local::NoLinks::new(folder.clone())
-        .map_err(|e| Error::Invalid(format!("{}: {e}", folder.display())))?;
+        .map_err(|e| Error::Usage(format!("{}: {e}", folder.display())))?;
     Ok(Location {
         store: Arc::new(store),
         prefix: Path::default(),

@@ -203,7 +203,7 @@ impl Default for EmrConfig {
 
 impl EmrConfig {
     /// Parse the TOML text of a config file.
-    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+    pub fn parse(text: &str) -> crate::Result<Self> {
         Self::parse_with(text, &[])
     }
 
@@ -214,19 +214,19 @@ impl EmrConfig {
             Some(p) => (
                 p.display().to_string(),
                 std::fs::read_to_string(p)
-                    .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?,
+                    .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?,
             ),
             None => ("--emr-set".to_string(), String::new()),
         };
-        Self::parse_with(&text, overrides).map_err(|e| Error::Invalid(format!("{origin}: {e}")))
+        Self::parse_with(&text, overrides).map_err(|e| Error::Usage(format!("{origin}: {e}")))
     }
 
-    fn parse_with(text: &str, overrides: &[String]) -> std::result::Result<Self, String> {
-        let mut doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    fn parse_with(text: &str, overrides: &[String]) -> crate::Result<Self> {
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| Error::Usage(e.to_string()))?;
         for o in overrides {
             let (key, raw) = o
                 .split_once('=')
-                .ok_or_else(|| format!("--emr-set {o:?}: expected KEY=VALUE"))?;
+                .ok_or_else(|| Error::Usage(format!("--emr-set {o:?}: expected KEY=VALUE")))?;
             let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
                 .ok()
                 .and_then(|mut t| t.remove("v"))
@@ -238,110 +238,114 @@ impl EmrConfig {
                     .entry(part.to_string())
                     .or_insert_with(|| toml::Value::Table(toml::Table::new()))
                     .as_table_mut()
-                    .ok_or_else(|| format!("--emr-set {o:?}: {part} is not a table"))?;
+                    .ok_or_else(|| {
+                        Error::Usage(format!("--emr-set {o:?}: {part} is not a table"))
+                    })?;
             }
             table.insert(parts[parts.len() - 1].to_string(), value);
         }
         let config: Self = toml::Value::Table(doc)
             .try_into()
-            .map_err(|e: toml::de::Error| e.to_string())?;
+            .map_err(|e: toml::de::Error| Error::Usage(e.to_string()))?;
         config.check()?;
         Ok(config)
     }
 
     /// What EMR would refuse at RunJobFlow (after minutes of retries), refused here.
-    fn check(&self) -> std::result::Result<(), String> {
+    fn check(&self) -> crate::Result<()> {
         if self.create_attempts == 0 {
-            return Err("create_attempts must be at least 1".into());
+            return Err(Error::Usage("create_attempts must be at least 1".into()));
         }
         if !(self.poll_seconds > 0.0
             && self.fast_poll_seconds > 0.0
             && self.retry_delay_seconds >= 0.0
             && self.start_timeout_seconds > 0.0)
         {
-            return Err("poll_seconds, fast_poll_seconds and start_timeout_seconds must be positive and retry_delay_seconds not negative".into());
+            return Err(Error::Usage("poll_seconds, fast_poll_seconds and start_timeout_seconds must be positive and retry_delay_seconds not negative".into()));
         }
         if let Some((k, v)) = self
             .tags
             .iter()
             .find(|(k, v)| k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256)
         {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "tag {k:?} = {v:?}: EMR takes tag keys of 1 to 128 characters and values of at most 256"
-            ));
+            )));
         }
         if self.service_role == V2_SERVICE_ROLE
             && self.ec2.subnet_id.is_none()
             && self.ec2.subnet_ids.is_empty()
         {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "service_role {V2_SERVICE_ROLE} (AmazonEMRServicePolicy_v2) launches instances only into subnets tagged for-use-with-amazon-emr-managed-policies=true, and without ec2.subnet_id EMR picks a subnet of the default VPC, which nobody tagged: tag a subnet (and the security groups you name) so and set ec2.subnet_id (or subnet_ids with instance fleets)"
-            ));
+            )));
         }
         if !(1..=256).contains(&self.step_concurrency) {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "step_concurrency {} is out of EMR's range (1 to 256)",
                 self.step_concurrency
-            ));
+            )));
         }
         if !(60..=604_800).contains(&self.idle_timeout_seconds) {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "idle_timeout_seconds {} is out of EMR's range (60 to 604800)",
                 self.idle_timeout_seconds
-            ));
+            )));
         }
         let release = self.release()?;
         if self.instance_fleets.is_empty() {
             if !self.instance_groups.iter().any(|g| g.role == "MASTER") {
-                return Err("instance_groups needs a MASTER group (or use instance_fleets)".into());
+                return Err(Error::Usage(
+                    "instance_groups needs a MASTER group (or use instance_fleets)".into(),
+                ));
             }
             if !self.ec2.subnet_ids.is_empty() {
-                return Err(
+                return Err(Error::Usage(
                     "ec2.subnet_ids is for instance fleets; with instance groups use ec2.subnet_id"
                         .into(),
-                );
+                ));
             }
             if let Some(g) = self
                 .instance_groups
                 .iter()
                 .find(|g| g.bid_price.is_some() && g.market.as_deref() != Some("SPOT"))
             {
-                return Err(format!(
+                return Err(Error::Usage(format!(
                     "instance group {}: bid_price needs market = \"SPOT\"",
                     g.role
-                ));
+                )));
             }
         } else if !self
             .instance_fleets
             .iter()
             .any(|f| f.fleet_type == "MASTER")
         {
-            return Err("instance_fleets needs a MASTER fleet".into());
+            return Err(Error::Usage("instance_fleets needs a MASTER fleet".into()));
         }
         if self.step_concurrency > 1 && !release.at_least(5, 28) {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "{}: step_concurrency above 1 needs emr-5.28.0 or later",
                 self.release_label
-            ));
+            )));
         }
         match self.step_mode {
-            StepMode::Hive if release.major < 5 => Err(format!(
+            StepMode::Hive if release.major < 5 => Err(Error::Usage(format!(
                 "{}: Hive steps need emr-5.x or later",
                 self.release_label
-            )),
+            ))),
             StepMode::Hive => Ok(()),
             StepMode::Tools => {
-                let jar = self.connector_jar.as_deref().ok_or(
-                    "step_mode = \"tools\" needs connector_jar: a tools jar built for the release (the connector branch of its emr-ddb component)",
-                )?;
+                let jar = self.connector_jar.as_deref().ok_or_else(|| Error::Usage(
+                    "step_mode = \"tools\" needs connector_jar: a tools jar built for the release (the connector branch of its emr-ddb component)"
+                    .into()))?;
                 let legacy = jar.contains("emr-ddb-2.1.0")
                     || self.export_class.ends_with("DynamoDbExport")
                     || self.import_class.ends_with("DynamoDbImport");
                 if legacy && release.major >= 6 {
-                    return Err(format!(
+                    return Err(Error::Usage(format!(
                         "{}: the emr-ddb-2.1.0.jar tools (DynamoDbExport, DynamoDbImport) belong to emr-4.x and cannot run beside the connector 5.x of emr-6/7; use step_mode = \"hive\", or a tools jar built for the release",
                         self.release_label
-                    ));
+                    )));
                 }
                 Ok(())
             }
@@ -349,7 +353,7 @@ impl EmrConfig {
     }
 
     /// The release, as numbers (`emr-7.5.0` is 7.5.0).
-    pub fn release(&self) -> std::result::Result<Release, String> {
+    pub fn release(&self) -> crate::Result<Release> {
         Release::parse(&self.release_label)
     }
 
@@ -371,8 +375,8 @@ pub struct Release {
 }
 
 impl Release {
-    fn parse(label: &str) -> std::result::Result<Self, String> {
-        let bad = || format!("release_label {label:?}: expected emr-X.Y.Z");
+    fn parse(label: &str) -> crate::Result<Self> {
+        let bad = || Error::Usage(format!("release_label {label:?}: expected emr-X.Y.Z"));
         let mut parts = label.strip_prefix("emr-").ok_or_else(bad)?.split('.');
         let major = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
         let minor = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
@@ -521,7 +525,7 @@ mod tests {
         assert_eq!(c.tags["team"], "ops");
         assert_eq!((c.create_attempts, c.poll_seconds), (2, 0.5));
         let bad = EmrConfig::parse_with("", &["creat_attempts=2".into()]).unwrap_err();
-        assert!(bad.contains("creat_attempts"), "{bad}");
+        assert!(bad.to_string().contains("creat_attempts"), "{bad}");
         assert!(EmrConfig::parse_with("", &["no-equals".into()]).is_err());
     }
 
@@ -529,6 +533,7 @@ mod tests {
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(EmrConfig::parse("relase_label = \"emr-7\"")
             .unwrap_err()
+            .to_string()
             .contains("relase_label"));
         assert!(EmrConfig::parse("create_attempts = 0").is_err());
         assert!(EmrConfig::parse("instance_groups = []").is_err());
@@ -576,7 +581,7 @@ mod tests {
             ),
         ] {
             let err = EmrConfig::parse(text).unwrap_err();
-            assert!(err.contains(why), "{text}: {err}");
+            assert!(err.to_string().contains(why), "{text}: {err}");
         }
         // The v2 role with a subnet named (tagged, as its policy needs).
         assert!(EmrConfig::parse(

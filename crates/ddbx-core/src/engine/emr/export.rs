@@ -216,7 +216,7 @@ async fn refuse_odd_names(run_dir: &Location, table: &str) -> Result<()> {
     }
     match first {
         None if items == 0 => Ok(()),
-        name => Err(Error::Invalid(format!(
+        name => Err(Error::Failed(format!(
             "{items} items of {table} have an attribute name holding a line end, \\x02 or \\x03 (first: {:?}), which the Hive (Data Pipeline) text cannot hold: they are not in the export, and the table is not backed up; export it with --engine local",
             name.unwrap_or_default()
         ))),

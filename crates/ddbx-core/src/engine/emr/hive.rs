@@ -72,7 +72,7 @@ fn hive_name(kind: &str, table: &str) -> String {
 /// or a line end (DynamoDB names never do; S3 locations might).
 fn quoted(what: &str, text: &str) -> Result<String> {
     if text.contains(['\'', '\\', '\n', '\r', ';']) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{what} {text:?}: a Hive step cannot name it (it holds a quote, a backslash, a semicolon or a line end)"
         )));
     }
@@ -86,7 +86,7 @@ fn quoted(what: &str, text: &str) -> Result<String> {
 pub fn hive_cli_path(what: &str, url: &str) -> Result<String> {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_.~/:=+,@".contains(c);
     if !url.starts_with("s3://") || !url.chars().all(plain) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{what} {url:?}: Hive's ADD FILE takes an S3 location of letters, digits and -_.~/:=+,@ only (it cannot be quoted); choose a location without the others"
         )));
     }
@@ -143,7 +143,7 @@ pub fn export_hql(e: &HiveExport<'_>) -> Result<String> {
         ),
         Compression::None => q.push_str("SET hive.exec.compress.output=false;\n"),
         Compression::Zstd => {
-            return Err(Error::Invalid(
+            return Err(Error::Usage(
                 "--engine emr writes gzip or no compression (Hadoop's zstd needs native support EMR does not promise): pass --compression gzip or none".into(),
             ))
         }
@@ -215,14 +215,14 @@ pub fn import_hql(i: &HiveImport<'_>) -> Result<String> {
             DataFormat::DynamodbJson => "dynamodb-json",
             DataFormat::Emr => "connector",
             DataFormat::DataPipeline => "data-pipeline",
-            DataFormat::Ion => return Err(Error::Invalid(
+            DataFormat::Ion => return Err(Error::Usage(
                 "Ion exports are imported by the local engine (EMR's clusters have no Ion reader)"
                     .into(),
             )),
         };
     let only = match &i.files {
         Some(files) if files.is_empty() => {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "{}: no data file to import",
                 i.location
             )))

@@ -19,22 +19,20 @@ use crate::store::Location;
 use crate::{Error, Result};
 
 /// The folder holding all of an export's data files, and their names.
-pub(super) fn data_folder(
-    source: &TableSource,
-) -> std::result::Result<(String, Vec<String>), String> {
+pub(super) fn data_folder(source: &TableSource) -> crate::Result<(String, Vec<String>)> {
     let mut folder: Option<String> = None;
     let mut names = Vec::new();
     for f in &source.files {
         let (dir, name) = f
             .url
             .rsplit_once('/')
-            .ok_or_else(|| format!("{}: not a file URL", f.url))?;
+            .ok_or_else(|| Error::Usage(format!("{}: not a file URL", f.url)))?;
         match &folder {
             Some(d) if d != dir => {
-                return Err(format!(
+                return Err(Error::Usage(format!(
                     "{}: the data files are in more than one folder ({d}, {dir}); a Hive step reads one",
                     source.dir.url()
-                ))
+                )))
             }
             _ => folder = Some(dir.to_string()),
         }
@@ -58,7 +56,7 @@ struct Imported<'a> {
 pub(super) async fn import_tables(emr: &EmrRun, work: ImportWork<'_>) -> Result<Vec<TableReport>> {
     let (aws, state) = (work.aws, work.state);
     if state.bucket.is_none() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{}: an EMR import keeps its scripts and the items it sets aside in S3, where the cluster reaches them: pass --state-to s3://...",
             state.url()
         )));
@@ -72,7 +70,7 @@ pub(super) async fn import_tables(emr: &EmrRun, work: ImportWork<'_>) -> Result<
         let ready = match &table.ready {
             Ok(r) => r,
             Err(e) => {
-                reports.push(report(work.progress, target, Err(e.clone()), 0.0));
+                reports.push(report(work.progress, target, Err(e.to_string()), 0.0));
                 continue;
             }
         };
@@ -179,7 +177,7 @@ async fn hive_import_step(
     units: f64,
     script: &str,
 ) -> Result<(Step, Location, Location)> {
-    let (location, files) = data_folder(&ready.source).map_err(Error::Invalid)?;
+    let (location, files) = data_folder(&ready.source)?;
     let set_aside = state.child(&format!("_import/{target}/set-aside"));
     let unreadable = state.child(&format!("_import/{target}/unreadable"));
     let q = hive::import_hql(&hive::HiveImport {
@@ -364,7 +362,7 @@ async fn write_set_aside(work: &ImportWork<'_>, i: &Imported<'_>) -> Result<(u64
                 r.items
             )),
         )),
-        _ => Err(Error::Invalid(format!(
+        _ => Err(Error::Failed(format!(
             "writing the {} items the EMR step set aside: {}",
             r.items,
             r.error.unwrap_or_default()

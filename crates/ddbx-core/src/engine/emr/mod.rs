@@ -213,13 +213,11 @@ struct SpikeHooks<'a> {
 
 #[async_trait::async_trait]
 impl StepHooks for SpikeHooks<'_> {
-    async fn before(&self, table: &str) -> std::result::Result<(), String> {
+    async fn before(&self, table: &str) -> crate::Result<()> {
         let Some(spike) = self.spikes.get(table).filter(|s| s.changes()) else {
             return Ok(());
         };
-        capacity::apply_or_undo(self.aws, self.records, spike)
-            .await
-            .map_err(|e| e.to_string())?;
+        capacity::apply_or_undo(self.aws, self.records, spike).await?;
         self.raised.lock().unwrap().insert(table.to_string());
         Ok(())
     }
@@ -311,10 +309,10 @@ impl Engine for EmrRun {
         match (self.config.step_mode, asked) {
             (StepMode::Hive, None | Some(DataFormat::DataPipeline)) => Ok(DataFormat::DataPipeline),
             (StepMode::Tools, None | Some(DataFormat::Emr)) => Ok(DataFormat::Emr),
-            (StepMode::Hive, Some(DataFormat::Emr)) => Err(Error::Invalid(
+            (StepMode::Hive, Some(DataFormat::Emr)) => Err(Error::Usage(
                 "the EMR engine's Hive steps write the Hive (Data Pipeline) format; the connector's format (--format emr) needs step_mode = \"tools\"".into(),
             )),
-            (_, Some(other)) => Err(Error::Invalid(format!(
+            (_, Some(other)) => Err(Error::Usage(format!(
                 "--engine emr writes the Hive format (or the connector's, with step_mode = \"tools\"); --format {} is written by the local engine",
                 other.name()
             ))),
@@ -337,12 +335,12 @@ impl Engine for EmrRun {
 
     async fn check_export(&self, aws: &Aws, plan: &ExportPlan) -> Result<()> {
         if plan.compression == Compression::Zstd {
-            return Err(Error::Invalid(
+            return Err(Error::Usage(
                 "--engine emr writes gzip or no compression (Hadoop's zstd needs native support EMR does not promise): pass --compression gzip or none".into(),
             ));
         }
         if plan.storage_class.is_some() {
-            return Err(Error::Invalid(
+            return Err(Error::Usage(
                 "--storage-class: the cluster writes the data through EMRFS as STANDARD; use an S3 lifecycle rule on the run's prefix, or the local engine".into(),
             ));
         }
@@ -357,29 +355,29 @@ impl Engine for EmrRun {
         self.refuse_active_clusters(aws, plan.tables.len()).await
     }
 
-    fn check_import_source(&self, source: &TableSource) -> std::result::Result<(), String> {
+    fn check_import_source(&self, source: &TableSource) -> crate::Result<()> {
         let url = source.dir.url();
         if self.hive() {
             if source.format == DataFormat::Ion {
-                return Err(format!(
+                return Err(Error::Usage(format!(
                     "{url}: EMR's clusters have no Ion reader; import this Ion export with the local engine"
-                ));
+                )));
             }
             if source
                 .files
                 .iter()
                 .any(|f| f.url.ends_with(".zst") || f.url.ends_with(".zstd"))
             {
-                return Err(format!(
+                return Err(Error::Usage(format!(
                     "{url}: zstd files are not read by EMR's Hadoop without native zstd; import them with the local engine"
-                ));
+                )));
             }
             import::data_folder(source)?;
             Ok(())
         } else if source.format != DataFormat::Emr {
-            Err(format!(
+            Err(Error::Usage(format!(
                 "{url}: the connector imports only its own format (ddbx --format emr or EMR tools exports); use step_mode = \"hive\" or the local engine for this one"
-            ))
+            )))
         } else {
             Ok(())
         }

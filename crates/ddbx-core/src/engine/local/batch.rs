@@ -95,7 +95,7 @@ pub async fn write_batch(
         };
         let unprocessed = match out.unprocessed_items().and_then(|u| u.get(table)) {
             Some(left) => Requests::from_sdk(left)
-                .map_err(|why| not_written(table, left.len(), total, why))?,
+                .map_err(|why| not_written(table, left.len(), total, why.to_string()))?,
             None => Requests::default(),
         };
         let share = if sent == 0 {
@@ -140,7 +140,7 @@ pub async fn write_batch(
 }
 
 fn not_written(table: &str, left: usize, total: usize, why: String) -> Error {
-    Error::Invalid(format!(
+    Error::Failed(format!(
         "table {table}: {left} of {total} items of a batch were not written: {why}"
     ))
 }

@@ -144,16 +144,13 @@ pub(super) async fn export_table(
             }
             Ok(Err(e)) => {
                 // Segments stopped because another failed say "interrupted": keep the cause.
-                if first_error
-                    .as_ref()
-                    .is_none_or(|f| matches!(f, Error::Interrupted))
-                {
+                if first_error.as_ref().is_none_or(Error::is_interrupted) {
                     first_error = Some(e);
                 }
             }
             Err(join) => {
                 first_error =
-                    first_error.or(Some(Error::Invalid(format!("a segment task died: {join}"))))
+                    first_error.or(Some(Error::Failed(format!("a segment task died: {join}"))))
             }
         }
     }
@@ -162,7 +159,7 @@ pub(super) async fn export_table(
     }
     // The table is exported only if every segment it planned was read to its end.
     if scanned != segments {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Failed(format!(
             "table {}: {scanned} of {segments} scan segments were read to their end",
             schema.table_name
         )));
@@ -224,7 +221,7 @@ async fn remove_unlisted_data_files(layout: &TableLayout, files: &[DataFile]) ->
                 if staging {
                     tracing::info!(file = %entry.path().display(), "removing an upload left unfinished by an interrupted attempt");
                     std::fs::remove_file(entry.path()).map_err(|e| {
-                        Error::Invalid(format!("{}: cannot remove: {e}", entry.path().display()))
+                        Error::Failed(format!("{}: cannot remove: {e}", entry.path().display()))
                     })?;
                 }
             }

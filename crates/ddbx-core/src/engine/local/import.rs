@@ -192,7 +192,7 @@ impl TableWrite<'_> {
         for h in handles {
             let result = h
                 .await
-                .unwrap_or_else(|e| Err(Error::Invalid(format!("a writer task died: {e}"))));
+                .unwrap_or_else(|e| Err(Error::Failed(format!("a writer task died: {e}"))));
             if let Err(e) = result {
                 write_error.get_or_insert(e);
             }
@@ -322,7 +322,7 @@ impl TableWrite<'_> {
             (Ok(()), None) if !all_written => Err(if stopped {
                 Error::Interrupted
             } else {
-                Error::Invalid(format!("table {target}: some batches were not written"))
+                Error::Failed(format!("table {target}: some batches were not written"))
             }),
             (Ok(()), None) => {
                 pos.complete = true;
@@ -332,13 +332,13 @@ impl TableWrite<'_> {
         checkpoints.save(name, &pos).await?;
         match outcome {
             Ok(n) => match step.expected_items {
-                Some(expected) if expected != n => Err(Error::Invalid(format!(
+                Some(expected) if expected != n => Err(Error::Failed(format!(
                     "table {target}: wrote {n} items but the export holds {expected}"
                 ))),
                 _ => Ok(n),
             },
-            Err(e) => Err(Error::Invalid(format!(
-                "{e} ({} items written, each once; rerun with --resume to continue from {})",
+            Err(e) => Err(e.noted(format!(
+                "{} items written, each once; rerun with --resume to continue from {}",
                 pos.items_written,
                 checkpoints.url()
             ))),
@@ -387,5 +387,5 @@ async fn send(tracker: &Mutex<Tracker>, tx: &mpsc::Sender<Batch>, mut batch: Bat
             .sent(batch.file, batch.last_line, batch.requests.len() as u64);
     tx.send(batch)
         .await
-        .map_err(|_| Error::Invalid("the writers stopped".into()))
+        .map_err(|_| Error::Failed("the writers stopped".into()))
 }

@@ -160,7 +160,13 @@ impl Engine for LocalEngine {
                             )
                         })
                     }
-                    Err(e) => Err(crate::Error::Invalid(e.clone())),
+                    Err(e) => {
+                        counters.fail(&e.to_string());
+                        return TableReport {
+                            files: table.step.files as u64,
+                            ..TableReport::of_error(&table.step.target_table, e)
+                        };
+                    }
                 };
                 let mut r = report(&table.step.target_table, &counters, started, result);
                 if !notes.is_empty() {
@@ -168,7 +174,7 @@ impl Engine for LocalEngine {
                 }
                 // A failed import reports what it did write, and its files.
                 r.files = table.step.files as u64;
-                if r.status == TableStatus::Failed {
+                if r.is_failure() {
                     r.items = counters.items.load(Ordering::Relaxed);
                     r.bytes = counters.bytes.load(Ordering::Relaxed);
                 }
@@ -220,7 +226,7 @@ fn report(
             TableReport {
                 seconds,
                 read_units: counters.units(),
-                ..TableReport::failed(table, &e)
+                ..TableReport::of_error(table, &e)
             }
         }
     }

@@ -373,10 +373,10 @@ mod tests {
 
     #[tokio::test]
     async fn alongside_reports_a_failed_write_without_waiting_for_the_read() {
-        let write = async { Err(Error::Invalid("disk full".into())) };
+        let write = async { Err(Error::Failed("disk full".into())) };
         // A read that never ends: the failed write must not wait for it.
         let read = std::future::pending::<Result<()>>();
-        assert!(matches!(alongside(write, read).await, Err(Error::Invalid(m)) if m == "disk full"));
+        assert!(matches!(alongside(write, read).await, Err(Error::Failed(m)) if m == "disk full"));
     }
 
     #[tokio::test]

@@ -217,7 +217,7 @@ async fn run_instant(
             .export_time
             .filter(|t| to_second(*t) != r.export_time)
         {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "--export-time {t} contradicts the run being resumed: it exports as of {} ({})",
                 r.export_time,
                 state.url_of(&state.join("native.json"))
@@ -284,7 +284,7 @@ async fn common_instant(
             (None, _) => None,
             (Some((l, _)), Some((e, of))) if to_second(l) < e => {
                 if out_of_time {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Failed(format!(
                         "the tables have no instant in common to export at after {} s: {of} restores from {e}, {} only to {l}",
                         waited.as_secs(),
                         latest.map_or("?", |(_, t)| t)
@@ -297,7 +297,7 @@ async fn common_instant(
             (Some((l, _)), _) => return Ok((to_second(l), unready)),
         };
         let Some(why) = wait_for else {
-            return Err(Error::Invalid(match unready.first() {
+            return Err(Error::Usage(match unready.first() {
                 Some((_, why)) => why.clone(),
                 None => "no table to export".into(),
             }));
@@ -375,7 +375,7 @@ async fn export_table(
     let arn = schema
         .table_arn
         .clone()
-        .ok_or_else(|| Error::Invalid(format!("table {table}: DescribeTable gave no ARN")))?;
+        .ok_or_else(|| Error::Failed(format!("table {table}: DescribeTable gave no ARN")))?;
     let app = chain::app_dir_of_run(run_dir);
     let mut chain = Chain::load(&app, table).await?.unwrap_or_else(|| Chain {
         table: table.to_string(),

@@ -64,18 +64,18 @@ const RECORD: &str = "native-import.json";
 
 /// What ImportTable can read: a full export in DynamoDB JSON or Ion, its data files in
 /// one folder that holds nothing else, compressed alike.
-pub(super) fn check_source(source: &TableSource) -> std::result::Result<(), String> {
+pub(super) fn check_source(source: &TableSource) -> crate::Result<()> {
     let url = source.dir.url();
     if !matches!(source.format, DataFormat::DynamodbJson | DataFormat::Ion) {
-        return Err(format!(
+        return Err(Error::Usage(format!(
             "{url}: DynamoDB's ImportTable reads DynamoDB JSON and Ion; import this {} export with the local engine",
             source.format.name()
-        ));
+        )));
     }
     if source.changes {
-        return Err(format!(
+        return Err(Error::Usage(format!(
             "{url}: an incremental export holds changes, not items; ImportTable cannot read it (replay its chain with the local engine: --until or --at)"
-        ));
+        )));
     }
     data_prefix(source)?;
     compression(source)?;
@@ -83,7 +83,7 @@ pub(super) fn check_source(source: &TableSource) -> std::result::Result<(), Stri
 }
 
 /// The one folder of a source's data files.
-fn data_prefix(source: &TableSource) -> std::result::Result<String, String> {
+fn data_prefix(source: &TableSource) -> crate::Result<String> {
     let mut folder: Option<String> = None;
     for f in &source.files {
         let dir = f
@@ -94,18 +94,18 @@ fn data_prefix(source: &TableSource) -> std::result::Result<String, String> {
             .to_string();
         match &folder {
             Some(d) if *d != dir => {
-                return Err(format!(
+                return Err(Error::Usage(format!(
                     "{}: the data files are in more than one folder; ImportTable reads one",
                     source.dir.url()
-                ))
+                )))
             }
             _ => folder = Some(dir),
         }
     }
-    folder.ok_or_else(|| format!("{}: no data file to import", source.dir.url()))
+    folder.ok_or_else(|| Error::Usage(format!("{}: no data file to import", source.dir.url())))
 }
 
-fn compression(source: &TableSource) -> std::result::Result<ddb::InputCompressionType, String> {
+fn compression(source: &TableSource) -> crate::Result<ddb::InputCompressionType> {
     let of = |name: &str| {
         if name.ends_with(".gz") {
             ddb::InputCompressionType::Gzip
@@ -118,10 +118,10 @@ fn compression(source: &TableSource) -> std::result::Result<ddb::InputCompressio
     let mut kinds = source.files.iter().map(|f| of(&f.url));
     let first = kinds.next().unwrap_or(ddb::InputCompressionType::Gzip);
     if kinds.any(|k| k != first) {
-        return Err(format!(
+        return Err(Error::Usage(format!(
             "{}: the data files are compressed differently; ImportTable takes one compression",
             source.dir.url()
-        ));
+        )));
     }
     Ok(first)
 }
@@ -159,8 +159,8 @@ pub(super) async fn import_tables(
             let counters = work.progress.table(&target);
             let started = work.aws.clock.now();
             let result = match &t.ready {
-                Ok(ready) => run.import_table(t, ready).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.clone()),
+                Ok(ready) => run.import_table(t, ready).await.map_err(Some),
+                Err(_) => Err(None),
             };
             let seconds = work.aws.clock.now().duration_since(started).as_secs_f64();
             match result {
@@ -170,11 +170,13 @@ pub(super) async fn import_tables(
                     r
                 }
                 Err(e) => {
-                    counters.fail(&e);
+                    // (A table that was not made ready carries its own error.)
+                    let e = e.as_ref().or(t.ready.as_ref().err()).expect("an error");
+                    counters.fail(&e.to_string());
                     tracing::error!(table = %target, error = %e, "table failed");
                     TableReport {
                         seconds,
-                        ..TableReport::failed(&target, e)
+                        ..TableReport::of_error(&target, e)
                     }
                 }
             }
@@ -195,7 +197,7 @@ impl Imports<'_> {
         let target = t.step.target_table.as_str();
         let s = &ready.target;
         if let Some(l) = s.local_secondary_indexes.first() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "table {target}: the export's table has local secondary indexes ({}), which ImportTable cannot create and which cannot be added later: import it with the local engine (--create-missing creates them)",
                 l.index_name
             )));
@@ -233,14 +235,14 @@ impl Imports<'_> {
             0.0,
         );
         if errors > 0 {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Failed(format!(
                 "table {target}: ImportTable imported {imported} of {processed} items and reported {errors} errors (see the CloudWatch log group {}); the table was created with what it took",
                 desc.cloud_watch_log_group_arn().unwrap_or("/aws-dynamodb/imports")
             )));
         }
         if let Some(expected) = t.step.expected_items {
             if expected != imported {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Failed(format!(
                     "table {target}: ImportTable imported {imported} items, but the export holds {expected}"
                 )));
             }
@@ -280,7 +282,7 @@ impl Imports<'_> {
             )
         };
         if !self.work.resume {
-            return Err(Error::Invalid(match &record {
+            return Err(Error::Usage(match &record {
                 Some(_) => format!(
                     "{}; if it is the table an import of this source was creating when it stopped, pass --resume to take that import up",
                     exists()
@@ -289,7 +291,7 @@ impl Imports<'_> {
             }));
         }
         let Some(record) = record else {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "{} (no import of this source into it is recorded in {})",
                 exists(),
                 records.url()
@@ -303,7 +305,7 @@ impl Imports<'_> {
             None => find_by_token(self.jobs.aws, target, table_arn, &record.client_token).await?,
         };
         let arn = found.ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::Usage(format!(
                 "{}, and it is not the table of the import recorded in {} (attempt {}, token {})",
                 exists(),
                 records.url_of(&records.join(RECORD)),
@@ -334,7 +336,7 @@ impl Imports<'_> {
         counters: &crate::progress::TableProgress,
     ) -> Result<(String, SettingsOutcome)> {
         let aws = self.jobs.aws;
-        let prefix = data_prefix(source).map_err(Error::Invalid)?;
+        let prefix = data_prefix(source)?;
         let attempt = load(records).await?.map_or(1, |r| r.attempt + 1);
         let sse = s.settings.sse.as_ref().filter(|_| self.work.settings);
         let mut key = sse.and_then(|e| e.kms_master_key_arn.clone());
@@ -394,7 +396,7 @@ impl Imports<'_> {
                 .import_table_description()
                 .and_then(|d| d.import_arn())
                 .ok_or_else(|| {
-                    Error::Invalid(format!("table {target}: ImportTable returned no ARN"))
+                    Error::Failed(format!("table {target}: ImportTable returned no ARN"))
                 })?
                 .to_string();
             record.import_arn = Some(arn.clone());
@@ -428,7 +430,7 @@ async fn load(records: &Location) -> Result<Option<ImportRecord>> {
 /// What ImportTable will read of `source`: every object under its data folder, which
 /// must fit the quotas (50,000 objects; the region's bytes in flight); their bytes.
 async fn measure(source: &TableSource, region: &str) -> Result<u64> {
-    let prefix = data_prefix(source).map_err(Error::Invalid)?;
+    let prefix = data_prefix(source)?;
     let folder = Location {
         prefix: object_store::path::Path::from(prefix.as_str()),
         ..source.dir.clone()
@@ -450,14 +452,14 @@ async fn measure(source: &TableSource, region: &str) -> Result<u64> {
 /// Whether ImportTable can take `objects` objects of `bytes` bytes in `region` at all.
 fn fits(url: &str, objects: usize, bytes: u64, region: &str) -> Result<()> {
     if objects > quota::MAX_IMPORT_OBJECTS {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{url}: {objects} objects, and ImportTable reads {} at most (every object under the folder): import it with the local engine",
             quota::MAX_IMPORT_OBJECTS
         )));
     }
     let most = quota::import_bytes_quota(region);
     if bytes > most {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{url}: {bytes} bytes, more than the {most} bytes of source DynamoDB imports at once in {region}: import it with the local engine"
         )));
     }
@@ -469,12 +471,12 @@ type ImportRequest = aws_sdk_dynamodb::operation::import_table::builders::Import
 /// The ImportTable call of `source` into `target`, but its table's parameters.
 fn request(aws: &Aws, source: &TableSource, prefix: &str, token: &str) -> Result<ImportRequest> {
     let bucket = source.dir.bucket.clone().ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::Usage(format!(
             "{}: ImportTable reads from S3 only; import a local folder with the local engine",
             source.dir.url()
         ))
     })?;
-    let compression = compression(source).map_err(Error::Invalid)?;
+    let compression = compression(source)?;
     Ok(aws
         .dynamodb
         .import_table()
@@ -531,7 +533,7 @@ async fn describe(aws: &Aws, target: &str, arn: &str) -> Result<ddb::ImportTable
         .await?;
     out.import_table_description()
         .cloned()
-        .ok_or_else(|| Error::Invalid(format!("table {target}: DescribeImport returned nothing")))
+        .ok_or_else(|| Error::Failed(format!("table {target}: DescribeImport returned nothing")))
 }
 
 /// The import of `table_arn` whose ClientToken is `token` (ListImports, then each one's
@@ -585,7 +587,7 @@ async fn wait(
         Ok(match desc.import_status() {
             Some(ddb::ImportStatus::Completed) => Polled::Done(desc),
             Some(s @ (ddb::ImportStatus::Failed | ddb::ImportStatus::Cancelled)) => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Failed(format!(
                     "table {target}: ImportTable {arn} {}: {}: {} ({} of {} items imported); `import --resume` imports it again once the table is deleted",
                     s.as_str(),
                     desc.failure_code().unwrap_or("no code"),

@@ -235,7 +235,7 @@ pub async fn start(
         .export_description()
         .and_then(|d| d.export_arn())
         .ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::Failed(format!(
                 "table {}: ExportTableToPointInTime returned no ARN",
                 spec.table
             ))
@@ -296,7 +296,7 @@ fn request(aws: &Aws, spec: &JobSpec, target: &Target<'_>) -> Result<ExportReque
         .folder
         .bucket
         .clone()
-        .ok_or_else(|| Error::Invalid("DynamoDB exports write to S3 only".into()))?;
+        .ok_or_else(|| Error::Usage("DynamoDB exports write to S3 only".into()))?;
     let prefix = target.folder.prefix.to_string();
     let mut req = aws
         .dynamodb
@@ -358,14 +358,14 @@ pub async fn wait(
                 )
                 .await?;
             let desc = out.export_description().cloned().ok_or_else(|| {
-                Error::Invalid(format!(
+                Error::Failed(format!(
                     "table {}: DescribeExport returned nothing",
                     spec.table
                 ))
             })?;
             Ok(match desc.export_status() {
                 Some(ExportStatus::Completed) => Polled::Done(Ok(desc)),
-                Some(ExportStatus::Failed) => Polled::Done(Err(Error::Invalid(format!(
+                Some(ExportStatus::Failed) => Polled::Done(Err(Error::Failed(format!(
                     "table {}: the export {arn} {}",
                     spec.table,
                     failure(&desc)
@@ -389,7 +389,7 @@ pub async fn check(
     let arn = desc.export_arn().unwrap_or_default();
     counters.set_state("checking the export".to_string());
     let summary_key = desc.export_manifest().ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::Failed(format!(
             "table {}: the completed export {arn} names no manifest",
             spec.table
         ))
@@ -405,7 +405,7 @@ pub async fn check(
     )
     .await?;
     if let Some(n) = desc.item_count().filter(|n| *n as u64 != done.items) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Failed(format!(
             "table {}: DescribeExport says the export {arn} holds {n} items, its manifests {}",
             spec.table, done.items
         )));

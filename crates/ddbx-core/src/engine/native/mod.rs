@@ -103,7 +103,7 @@ impl NativeEngine {
                 message: format!("engineSettings are not the native engine's: {e}"),
             })?;
         let refuse = |flag: &str, planned: &str| {
-            Err(Error::Invalid(format!(
+            Err(Error::Usage(format!(
                 "{flag} contradicts the run being resumed: its plan ({plan_url}) has {planned}; drop the flag or start a new run"
             )))
         };
@@ -188,7 +188,7 @@ impl Engine for NativeEngine {
         match asked {
             None | Some(DataFormat::DynamodbJson) => Ok(DataFormat::DynamodbJson),
             Some(DataFormat::Ion) => Ok(DataFormat::Ion),
-            Some(other) => Err(Error::Invalid(format!(
+            Some(other) => Err(Error::Usage(format!(
                 "--engine native writes what DynamoDB's export writes (dynamodb-json or ion); --format {} is written by the local engine",
                 other.name()
             ))),
@@ -242,23 +242,23 @@ impl Engine for NativeEngine {
 
     async fn check_export(&self, _aws: &Aws, plan: &ExportPlan) -> Result<()> {
         if !plan.run_root.starts_with("s3://") {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "{}: DynamoDB's export service writes only to S3; with --engine native the location must be s3://",
                 plan.run_root
             )));
         }
         if plan.compression != Compression::Gzip {
-            return Err(Error::Invalid(
+            return Err(Error::Usage(
                 "DynamoDB's export service writes gzip files only: drop --compression, or use the local engine".into(),
             ));
         }
         if plan.storage_class.is_some() {
-            return Err(Error::Invalid(
+            return Err(Error::Usage(
                 "--storage-class: DynamoDB's export service writes its files as STANDARD; use an S3 lifecycle rule on the run's prefix, or the local engine".into(),
             ));
         }
         if let Some(t) = plan.tables.iter().find(|t| t.capacity_spike.is_some()) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "table {}: --spike-read-units raises read capacity, which a native export does not use",
                 t.table
             )));
@@ -266,7 +266,7 @@ impl Engine for NativeEngine {
         Ok(())
     }
 
-    fn check_import_source(&self, source: &TableSource) -> std::result::Result<(), String> {
+    fn check_import_source(&self, source: &TableSource) -> crate::Result<()> {
         import::check_source(source)
     }
 

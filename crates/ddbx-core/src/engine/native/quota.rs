@@ -99,7 +99,7 @@ impl Quota {
             let since = *first_refusal.get_or_insert_with(|| aws.clock.now());
             let waited = aws.clock.now().duration_since(since);
             if waited >= self.max_wait {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Failed(format!(
                     "{e} (LimitExceededException): the account's quota stayed full for {} (--max-wait {}); start it again later, or raise --max-wait",
                     minutes(waited),
                     minutes(self.max_wait)
@@ -212,7 +212,7 @@ mod tests {
                 "export",
                 || async {
                     n.fetch_add(1, Ordering::SeqCst);
-                    Err::<(), _>(Error::Invalid("no".into()))
+                    Err::<(), _>(Error::Usage("no".into()))
                 },
             )
             .await

@@ -80,7 +80,7 @@ impl std::fmt::Debug for OnInterrupt {
 pub trait StepHooks: Send + Sync {
     /// Just before the table's step is handed to a cluster (its capacity raised). An error
     /// means the step does not run: the table fails with it.
-    async fn before(&self, table: &str) -> std::result::Result<(), String>;
+    async fn before(&self, table: &str) -> Result<()>;
     /// Once the table's step has ended (its capacity put back); an error is added to the
     /// table's outcome.
     async fn after(&self, table: &str) -> Option<String>;
@@ -163,11 +163,7 @@ pub async fn run_clusters(
     progress: &RunProgress,
     hooks: &dyn StepHooks,
 ) -> Result<Vec<StepOutcome>> {
-    let waves = emr
-        .config
-        .release()
-        .map_err(Error::Invalid)?
-        .has_auto_termination();
+    let waves = emr.config.release()?.has_auto_termination();
     let ctx = Ctx {
         aws,
         config: &emr.config,
@@ -309,7 +305,7 @@ async fn raise_all<'p>(ctx: &Ctx<'_>, plan: &'p ClusterPlan) -> (Vec<&'p Step>, 
         .collect();
     let early = refused
         .into_iter()
-        .map(|(t, e)| outcome(&t, Some(e), None))
+        .map(|(t, e)| outcome(&t, Some(e.to_string()), None))
         .collect();
     (steps, early)
 }
@@ -444,7 +440,7 @@ async fn create(
         .call_once(|| format!("EMR RunJobFlow {}", plan.name), req.send())
         .await?;
     out.job_flow_id().map(str::to_string).ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::Failed(format!(
             "EMR RunJobFlow {}: no cluster id returned",
             plan.name
         ))

@@ -7,7 +7,7 @@ use aws_sdk_emr::types as emr;
 use super::{ClusterPlan, Ctx};
 use crate::engine::emr::config::Configuration;
 use crate::engine::emr::steps::Step;
-use crate::{Error, Result};
+use crate::Result;
 
 pub(super) fn step_config(s: &Step) -> emr::StepConfig {
     emr::StepConfig::builder()
@@ -46,7 +46,7 @@ pub(super) fn request(
     steps: &[&Step],
 ) -> Result<aws_sdk_emr::operation::run_job_flow::builders::RunJobFlowFluentBuilder> {
     let config = ctx.config;
-    let release = config.release().map_err(Error::Invalid)?;
+    let release = config.release()?;
     let ec2 = &config.ec2;
     let mut instances = emr::JobFlowInstancesConfig::builder()
         .keep_job_flow_alive_when_no_steps(ctx.waves)

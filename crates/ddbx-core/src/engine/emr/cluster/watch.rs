@@ -69,11 +69,7 @@ pub fn next_poll(
 
 /// Hand one step to a running cluster (its table's capacity raised first). A lost answer
 /// is not sent again blindly: the cluster's steps are looked at for it first.
-async fn add_step(
-    ctx: &Ctx<'_>,
-    cluster: &str,
-    step: &Step,
-) -> std::result::Result<String, String> {
+async fn add_step(ctx: &Ctx<'_>, cluster: &str, step: &Step) -> crate::Result<String> {
     ctx.hooks.before(step.table()).await?;
     let sent = ctx
         .aws
@@ -88,18 +84,18 @@ async fn add_step(
         )
         .await;
     match sent {
-        Ok(out) => out
-            .step_ids()
-            .first()
-            .cloned()
-            .ok_or_else(|| format!("EMR AddJobFlowSteps {cluster}: no step id returned")),
+        Ok(out) => out.step_ids().first().cloned().ok_or_else(|| {
+            Error::Failed(format!(
+                "EMR AddJobFlowSteps {cluster}: no step id returned"
+            ))
+        }),
         Err(e) => {
             if let Ok(listed) = list_steps(ctx.aws, cluster).await {
                 if let Some((id, _)) = listed.iter().find(|(_, s)| s.args == step.args) {
                     return Ok(id.clone());
                 }
             }
-            Err(e.to_string())
+            Err(Error::Failed(e.to_string()))
         }
     }
 }
@@ -440,9 +436,10 @@ impl<'c> Watch<'c, '_> {
             }
             match add_step(self.ctx, self.id, step).await {
                 Ok(step_id) => self.running.push(Submitted::new(step_id, step)),
-                Err(e) => self
-                    .outcomes
-                    .push(outcome(step.table(), Some(e), Some(self.id))),
+                Err(e) => {
+                    self.outcomes
+                        .push(outcome(step.table(), Some(e.to_string()), Some(self.id)))
+                }
             }
         }
     }
