@@ -25,7 +25,7 @@ const SHORT_EXPORT: &[&str] = &[
     "tables",
     "table_names",
     "to",
-    "exclude",
+    "excludes",
     "read_ratio",
     "dry_run",
     "resume",

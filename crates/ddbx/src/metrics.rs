@@ -30,21 +30,34 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The text of one metrics file: families in order, each with its HELP and TYPE.
+/// The text of one metrics file: each family once, with its HELP and TYPE and then all
+/// its samples (the format wants a family's samples together), in the order of their
+/// first sample.
 #[derive(Default)]
 struct Text {
-    out: String,
-    families: Vec<&'static str>,
+    families: Vec<(&'static str, String, String)>,
 }
 
 impl Text {
-    /// One sample of the gauge `name` (its HELP written before its first sample).
+    /// One sample of the gauge `name`.
     fn gauge(&mut self, name: &'static str, help: &str, labels: &str, value: f64) {
-        if !self.families.contains(&name) {
-            self.families.push(name);
-            let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        let at = match self.families.iter().position(|(n, _, _)| *n == name) {
+            Some(i) => i,
+            None => {
+                self.families.push((name, help.to_string(), String::new()));
+                self.families.len() - 1
+            }
+        };
+        let _ = writeln!(self.families[at].2, "{name}{labels} {value}");
+    }
+
+    /// The file's text.
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, help, samples) in &self.families {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{samples}");
         }
-        let _ = writeln!(self.out, "{name}{labels} {value}");
+        out
     }
 }
 
@@ -117,8 +130,9 @@ fn run_text(r: &Run<'_>, previous: Option<f64>) -> String {
         );
     }
     let succeeded = r.summary.is_some_and(|s| s.succeeded());
-    let started = r.summary.map_or(r.started, |s| s.started_at);
-    let ended = r.summary.and_then(|s| s.ended_at).unwrap_or(r.ended);
+    // This process's own clock: a run's time (its folder's name, `--run-time`) may be
+    // another, and a resumed run's summary starts with its first attempt.
+    let (started, ended) = (r.started, r.ended);
     t.gauge("ddbx_run_success", "1 when every table of the run succeeded, 0 otherwise (a run that could not start included).", &run, f64::from(u8::from(succeeded)));
     t.gauge(
         "ddbx_run_start_timestamp_seconds",
@@ -177,7 +191,7 @@ fn run_text(r: &Run<'_>, previous: Option<f64>) -> String {
             last,
         );
     }
-    t.out
+    t.render()
 }
 
 /// The file's text for a check: its verdict, and the newest success's time, age and
@@ -215,7 +229,7 @@ fn check_text(r: &Report, exit_code: u8, now: DateTime<Utc>) -> String {
         );
         t.gauge(
             "ddbx_run_duration_seconds",
-            "Seconds the run took.",
+            "Seconds from the run's time (its folder's name: when it was scheduled) to its end.",
             &run,
             (ended - s.time).num_milliseconds() as f64 / 1000.0,
         );
@@ -226,7 +240,7 @@ fn check_text(r: &Report, exit_code: u8, now: DateTime<Utc>) -> String {
             (now - s.time).num_milliseconds() as f64 / 1000.0,
         );
     }
-    t.out
+    t.render()
 }
 
 /// Write `text` to `path` atomically: a temporary file beside it (the textfile collector
@@ -306,14 +320,15 @@ mod tests {
     }
 
     fn run<'a>(s: Option<&'a RunSummary>) -> Run<'a> {
-        let now: DateTime<Utc> = "2026-12-01T03:02:00Z".parse().unwrap();
+        // The process's own clock: 90 s, whatever the summary says.
+        let started: DateTime<Utc> = "2026-12-01T03:05:00Z".parse().unwrap();
         Run {
             job: "export",
             app: "bill\"ing",
             region: "us-east-1",
             summary: s,
-            started: now,
-            ended: now,
+            started,
+            ended: started + chrono::Duration::seconds(90),
         }
     }
 
@@ -323,14 +338,19 @@ mod tests {
         let text = run_text(&run(Some(&ok)), Some(1.0));
         assert!(text.contains("ddbx_table_items{job=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\",table=\"T1\"} 10\n"), "{text}");
         assert!(text.contains("ddbx_run_duration_seconds{job=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"} 90\n"), "{text}");
-        let last = format!("{LAST_SUCCESS}{{job=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"}} 1796094090\n");
+        assert_eq!(
+            text.matches("# TYPE ddbx_table_items gauge").count(),
+            1,
+            "{text}"
+        );
+        let last = format!("{LAST_SUCCESS}{{job=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"}} 1796094390\n");
         assert!(text.contains(&last), "{text}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.prom");
         write_atomically(&path, &text).unwrap();
         assert_eq!(
             previous_success(&path, "export", "bill\"ing"),
-            Some(1796094090.0)
+            Some(1796094390.0)
         );
         let failed = summary(true);
         let text = run_text(

@@ -213,7 +213,8 @@ async fn an_endpoint_that_cannot_be_reached_is_said_within_15_seconds() {
     }
     // -v keeps the detail the line leaves out.
     let mut c = env.ddbx_at(&format!("http://127.0.0.1:{closed}"));
-    c.args(["-v", "export", "--app", "a", "--tables", "T", "--to", &to]);
+    c.env_remove("RUST_LOG")
+        .args(["-v", "export", "--app", "a", "--tables", "T", "--to", &to]);
     let (o, _) = timed(c);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("DispatchFailure"), "-v: {stderr}");
@@ -290,12 +291,17 @@ fn iam_user(
         .replace("BUCKET", bucket)
         .replace("PREFIX", "backups");
     let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    for st in doc["Statement"].as_array_mut().unwrap() {
+    let statements = doc["Statement"].as_array_mut().unwrap();
+    for st in statements.iter_mut() {
         st["Action"]
             .as_array_mut()
             .unwrap()
             .retain(|a| a.as_str() != Some(drop));
     }
+    // Its own sessions (an expired one is what a test needs).
+    statements.push(serde_json::json!({
+        "Sid": "OwnSessions", "Effect": "Allow", "Action": ["sts:GetSessionToken"], "Resource": "*"
+    }));
     let key = env.boto3_at(
         &fc.url,
         "iam",
@@ -358,7 +364,8 @@ async fn access_denied_names_the_action_the_resource_and_the_policy() {
     for words in [
         "access denied: arn:aws:iam::123456789012:user/backup may not call dynamodb:Scan",
         &format!("on arn:aws:dynamodb:us-east-1:123456789012:table/{t}"),
-        "iam/export-policy.json (statement ReadTheAppsTables) grants it",
+        "; iam/export-policy.json (statement ReadTheAppsTables) and iam/import-policy.json",
+        "grant it: attach one",
     ] {
         assert!(error.contains(words), "{words:?} not in: {error}");
     }

@@ -57,8 +57,22 @@ async fn check_gives_each_state_its_exit_code_and_one_line() {
     std::fs::create_dir_all(&out).unwrap();
     let (code, line) = check(&env, &base, "shop", &[]);
     assert_eq!((code, line.starts_with("stale: ")), (5, true), "{line}");
-    // A fresh success: ok; older than --max-age: stale.
-    let o = env.run(&["export", "--app", "shop", "--table", &t, "--to", &base]);
+    // A success two hours old (as scheduled then): ok; older than --max-age: stale. The
+    // runs after it are put between it and now, so every age below is positive.
+    let now = chrono::Utc::now();
+    let at = |minutes_ago: i64| now - chrono::Duration::minutes(minutes_ago);
+    let run_time = at(120).to_rfc3339();
+    let o = env.run(&[
+        "export",
+        "--app",
+        "shop",
+        "--table",
+        &t,
+        "--to",
+        &base,
+        "--run-time",
+        &run_time,
+    ]);
     assert_eq!(o.status.code(), Some(0));
     let run = run_dir(&out, "shop");
     let (code, line) = check(&env, &base, "shop", &["--deep"]);
@@ -89,23 +103,16 @@ async fn check_gives_each_state_its_exit_code_and_one_line() {
         "{line}"
     );
     std::fs::write(&data, kept).unwrap();
-    let md5 = crate::support::files_named(&run, "manifest-files.json.md5")
+    let md5 = crate::support::files_named(&run, "manifest-files.md5")
         .pop()
         .unwrap();
     std::fs::remove_file(&md5).unwrap();
     let (code, line) = check(&env, &base, "shop", &["--deep"]);
     assert_eq!(code, 7, "{line}");
-    assert!(line.contains("manifest-files.json.md5: missing"), "{line}");
+    assert!(line.contains("manifest-files.md5: missing"), "{line}");
     // A run in progress (the lock held by a live run) is left to end: the success before
     // it is judged; once it has run for longer than --max-running, it is reported.
-    let now = chrono::Utc::now();
-    let running = fake_run(
-        &out,
-        "shop",
-        now + chrono::Duration::seconds(1),
-        "BACKUP_RUNNING",
-        0,
-    );
+    let running = fake_run(&out, "shop", at(60), "BACKUP_RUNNING", 0);
     let lock = out.join(REGION).join("shop/_LOCK");
     std::fs::write(
         &lock,
@@ -132,13 +139,7 @@ async fn check_gives_each_state_its_exit_code_and_one_line() {
     );
     std::fs::remove_dir_all(&running).unwrap();
     // A newer run that failed: failed, with its first error.
-    fake_run(
-        &out,
-        "shop",
-        now + chrono::Duration::seconds(2),
-        "BACKUP_COMPLETE_FAILED",
-        1,
-    );
+    fake_run(&out, "shop", at(30), "BACKUP_COMPLETE_FAILED", 1);
     let (code, line) = check(&env, &base, "shop", &[]);
     assert_eq!(code, 6, "{line}");
     assert!(
@@ -205,8 +206,14 @@ async fn metrics_files_are_read_by_prometheus_clients_parser() {
     let prom = env.dir.path().join("textfile");
     std::fs::create_dir_all(&prom).unwrap();
     let export = prom.join("shop-export.prom");
+    // Two runs, as scheduled ten and five minutes ago (each its own run folder).
+    let now = chrono::Utc::now();
+    let first = (now - chrono::Duration::minutes(10)).to_rfc3339();
+    let second = (now - chrono::Duration::minutes(5)).to_rfc3339();
     let o = env.run(&[
         "export",
+        "--run-time",
+        &first,
         "--app",
         "shop",
         "--tables",
@@ -235,6 +242,8 @@ async fn metrics_files_are_read_by_prometheus_clients_parser() {
     let gone = format!("{a}_gone");
     let o = env.run(&[
         "export",
+        "--run-time",
+        &second,
         "--app",
         "shop",
         "--table",
@@ -334,7 +343,9 @@ async fn metrics_files_are_read_by_prometheus_clients_parser() {
     let app = [("app", "shop"), ("region", REGION)];
     assert_eq!(value(&m, "ddbx_check_healthy", &app), Some(0.0));
     assert_eq!(value(&m, "ddbx_check_exit_code", &app), Some(6.0));
-    assert!(value(&m, "ddbx_backup_age_seconds", &app).unwrap() < 120.0);
+    // The success was scheduled ten minutes ago.
+    let age = value(&m, "ddbx_backup_age_seconds", &app).unwrap();
+    assert!((600.0..720.0).contains(&age), "{age}");
     assert!(value(
         &m,
         "ddbx_last_success_timestamp_seconds",
@@ -404,7 +415,7 @@ fn version_completions_and_man_pages_come_from_the_flags() {
         .unwrap();
     let registered = String::from_utf8_lossy(&o.stdout);
     assert!(
-        registered.contains("complete -F _ddbx") && registered.trim_end().ends_with(" ddbx"),
+        registered.contains("-F _ddbx") && registered.trim_end().ends_with(" ddbx"),
         "{o:?}"
     );
     let o = ddbx().arg("man").output().unwrap();

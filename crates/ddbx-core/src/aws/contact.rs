@@ -116,9 +116,24 @@ pub fn authority(url: &str) -> Option<String> {
 pub fn unreachable_cause(chain: &str) -> String {
     let last = chain.rsplit(": ").next().unwrap_or(chain).trim();
     let lower = chain.to_ascii_lowercase();
+    // Judged on the causes' words, not on settings a message may name (object_store's
+    // `retry_timeout: 180s`).
+    let timed_out = [
+        "timed out",
+        "timeout error",
+        "operation timeout",
+        "deadline",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
     if lower.contains("dns error") || lower.contains("lookup address") {
-        format!("the name does not resolve ({last})")
-    } else if lower.contains("timed out") || lower.contains("timeout") {
+        let resolver = chain
+            .find("dns error: ")
+            .map_or(last, |i| chain[i + "dns error: ".len()..].trim());
+        format!("the name does not resolve ({resolver})")
+    } else if lower.contains("connection refused") {
+        last.to_string()
+    } else if timed_out {
         format!("no answer in time ({last})")
     } else {
         last.to_string()
@@ -145,6 +160,10 @@ mod tests {
         );
         assert_eq!(
             unreachable_cause("dispatch failure: io error: client error (Connect): tcp connect error: Connection refused (os error 111)"),
+            "Connection refused (os error 111)"
+        );
+        assert_eq!(
+            unreachable_cause("Generic S3 error: Error performing GET http://127.0.0.1:9/b/k in 1s, after 5 retries, max_retries: 5, retry_timeout: 8s  - HTTP error: error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)"),
             "Connection refused (os error 111)"
         );
     }

@@ -78,8 +78,10 @@ impl Denied {
             "no policy in iam/ grants it: allow it in the caller's policy".to_string()
         } else {
             format!(
-                "{} grants it: attach it (with its placeholders filled in) to the caller, or add the action to the caller's policy",
-                grants.join(" and ")
+                "{} grant{} it: attach {} (with its placeholders filled in) to the caller, or add the action to the caller's policy",
+                grants.join(" and "),
+                if grants.len() == 1 { "s" } else { "" },
+                if grants.len() == 1 { "it" } else { "one" },
             )
         };
         format!("access denied: {who} {}{on}; {fix}", self.action)

@@ -288,7 +288,7 @@ async fn checksum_files(t: &source::TableSource) -> Vec<String> {
     }
     let id_dir = object_store::path::Path::from_iter(parts[..parts.len() - 2].iter().cloned());
     let mut missing = Vec::new();
-    for name in ["manifest-summary.json.md5", "manifest-files.json.md5"] {
+    for name in ["manifest-summary.md5", "manifest-files.md5"] {
         let path = crate::store::join(&id_dir, name);
         match t.dir.store.head(&path).await {
             Ok(_) => {}

@@ -348,7 +348,7 @@ impl TestEnv {
     ) -> serde_json::Value {
         let script = format!(
             "import sys, json, base64, boto3\n\
-             c = boto3.client('{service}', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t')\n\
+             c = boto3.client('{service}', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n\
              {code}\n\
              print(json.dumps(r, default=str))"
         );
