@@ -163,8 +163,24 @@ async fn an_endpoint_that_cannot_be_reached_is_said_within_15_seconds() {
     let out = env.out();
     let to = out.to_str().unwrap().to_string();
     let closed = closed_port();
+    // A host that takes the connection and never answers (a listener that never accepts:
+    // the kernel completes the handshake, nobody reads).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_at = silent.local_addr().unwrap();
     let bucket = env.bucket();
     let cases: Vec<(&str, String, String, String)> = vec![
+        (
+            "silent",
+            format!("http://{silent_at}"),
+            env.emulators.s3.clone(),
+            to.clone(),
+        ),
+        (
+            "silent s3",
+            env.emulators.dynamodb.clone(),
+            format!("http://{silent_at}"),
+            format!("s3://{bucket}/backups"),
+        ),
         // A name that does not resolve (RFC 6761's .invalid never does).
         (
             "dns",
@@ -203,6 +219,7 @@ async fn an_endpoint_that_cannot_be_reached_is_said_within_15_seconds() {
             "dns" => {
                 "cannot reach ddbx-test-nowhere.invalid:8000: the name does not resolve".to_string()
             }
+            "silent" | "silent s3" => format!("cannot reach {silent_at}: no answer"),
             _ => format!("cannot reach 127.0.0.1:{closed}: Connection refused"),
         };
         assert!(
