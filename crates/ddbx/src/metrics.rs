@@ -218,19 +218,20 @@ fn check_text(r: &Report, exit_code: u8, now: DateTime<Utc>) -> String {
         &app,
         seconds(now),
     );
+    // Names of their own: node_exporter refuses a series two files both hold, and the
+    // export's file holds ddbx_last_success_timestamp_seconds{job="export",...}.
     if let Some(s) = &r.last_success {
-        let run = labels(&[("job", "export"), ("app", &r.app), ("region", &r.region)]);
         let ended = s.backup.ended_at.unwrap_or(s.time);
         t.gauge(
-            LAST_SUCCESS,
-            "When the app's last successful run of this job ended (Unix time).",
-            &run,
+            "ddbx_check_last_success_timestamp_seconds",
+            "When the app's newest successful backup ended (Unix time), from its flags.",
+            &app,
             seconds(ended),
         );
         t.gauge(
-            "ddbx_run_duration_seconds",
-            "Seconds from the run's time (its folder's name: when it was scheduled) to its end.",
-            &run,
+            "ddbx_check_last_success_duration_seconds",
+            "Seconds from the newest successful backup's run time (its folder's name: when it was scheduled) to its end.",
+            &app,
             (ended - s.time).num_milliseconds() as f64 / 1000.0,
         );
         t.gauge(

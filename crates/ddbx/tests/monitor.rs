@@ -346,12 +346,23 @@ async fn metrics_files_are_read_by_prometheus_clients_parser() {
     // The success was scheduled ten minutes ago.
     let age = value(&m, "ddbx_backup_age_seconds", &app).unwrap();
     assert!((600.0..720.0).contains(&age), "{age}");
-    assert!(value(
-        &m,
-        "ddbx_last_success_timestamp_seconds",
-        &[("job", "export"), ("app", "shop")]
-    )
-    .is_some());
+    let ended = value(&m, "ddbx_check_last_success_timestamp_seconds", &app).unwrap();
+    assert!(
+        (last - ended).abs() < 5.0,
+        "the first export's end: {ended} vs {last}"
+    );
+    assert!(value(&m, "ddbx_check_last_success_duration_seconds", &app).unwrap() >= 600.0);
+    // One textfile folder holds the three: node_exporter refuses a series two files hold.
+    let mut series = std::collections::BTreeSet::new();
+    for file in [&export, &import, &checked] {
+        let m = parsed(&env, file);
+        for (name, samples) in m.as_object().unwrap() {
+            for sample in samples.as_array().unwrap() {
+                let key = format!("{name}{}", sample[0]);
+                assert!(series.insert(key.clone()), "{key} is in two files");
+            }
+        }
+    }
     // Written atomically: only the files, never a temporary left beside them.
     let mut names: Vec<String> = std::fs::read_dir(&prom)
         .unwrap()
