@@ -70,7 +70,7 @@ const LAST_SUCCESS: &str = "ddbx_last_success_timestamp_seconds";
 /// The last success time the file at `path` holds for `job` and `app`, if it does.
 fn previous_success(path: &Path, job: &str, app: &str) -> Option<f64> {
     let old = std::fs::read_to_string(path).ok()?;
-    let job = format!("job=\"{}\"", escape(job));
+    let job = format!("command=\"{}\"", escape(job));
     let app = format!("app=\"{}\"", escape(app));
     old.lines()
         .filter(|l| l.starts_with(LAST_SUCCESS) && l.contains(&job) && l.contains(&app))
@@ -95,10 +95,10 @@ fn run_text(r: &Run<'_>, previous: Option<f64>) -> String {
         Some(s) if !s.app.is_empty() => (s.app.as_str(), s.region.as_str()),
         _ => (r.app, r.region),
     };
-    let run = labels(&[("job", r.job), ("app", app), ("region", region)]);
+    let run = labels(&[("command", r.job), ("app", app), ("region", region)]);
     for tr in r.summary.map(|s| &s.table_reports[..]).unwrap_or_default() {
         let l = labels(&[
-            ("job", r.job),
+            ("command", r.job),
             ("app", app),
             ("region", region),
             ("table", &tr.table),
@@ -186,7 +186,7 @@ fn run_text(r: &Run<'_>, previous: Option<f64>) -> String {
     if let Some(last) = last {
         t.gauge(
             LAST_SUCCESS,
-            "When the app's last successful run of this job ended (Unix time).",
+            "When the app's last successful run of this command ended (Unix time).",
             &run,
             last,
         );
@@ -219,7 +219,7 @@ fn check_text(r: &Report, exit_code: u8, now: DateTime<Utc>) -> String {
         seconds(now),
     );
     // Names of their own: node_exporter refuses a series two files both hold, and the
-    // export's file holds ddbx_last_success_timestamp_seconds{job="export",...}.
+    // export's file holds ddbx_last_success_timestamp_seconds{command="export",...}.
     if let Some(s) = &r.last_success {
         let ended = s.backup.ended_at.unwrap_or(s.time);
         t.gauge(
@@ -337,14 +337,14 @@ mod tests {
     fn a_success_sets_the_last_success_and_a_failure_carries_it_over() {
         let ok = summary(false);
         let text = run_text(&run(Some(&ok)), Some(1.0));
-        assert!(text.contains("ddbx_table_items{job=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\",table=\"T1\"} 10\n"), "{text}");
-        assert!(text.contains("ddbx_run_duration_seconds{job=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"} 90\n"), "{text}");
+        assert!(text.contains("ddbx_table_items{command=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\",table=\"T1\"} 10\n"), "{text}");
+        assert!(text.contains("ddbx_run_duration_seconds{command=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"} 90\n"), "{text}");
         assert_eq!(
             text.matches("# TYPE ddbx_table_items gauge").count(),
             1,
             "{text}"
         );
-        let last = format!("{LAST_SUCCESS}{{job=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"}} 1796094390\n");
+        let last = format!("{LAST_SUCCESS}{{command=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"}} 1796094390\n");
         assert!(text.contains(&last), "{text}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.prom");
@@ -360,7 +360,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                "ddbx_run_success{job=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"} 0\n"
+                "ddbx_run_success{command=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"} 0\n"
             ),
             "{text}"
         );
@@ -370,7 +370,7 @@ mod tests {
         let text = run_text(&run(None), None);
         assert!(
             text.contains(
-                "ddbx_run_success{job=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"} 0\n"
+                "ddbx_run_success{command=\"export\",app=\"bill\\\"ing\",region=\"us-east-1\"} 0\n"
             ),
             "{text}"
         );

@@ -225,7 +225,7 @@ async fn metrics_files_are_read_by_prometheus_clients_parser() {
     ]);
     assert_eq!(o.status.code(), Some(0));
     let m = parsed(&env, &export);
-    let run = [("job", "export"), ("app", "shop"), ("region", REGION)];
+    let run = [("command", "export"), ("app", "shop"), ("region", REGION)];
     assert_eq!(value(&m, "ddbx_table_items", &[("table", &a)]), Some(20.0));
     assert_eq!(value(&m, "ddbx_table_items", &[("table", &b)]), Some(5.0));
     assert_eq!(value(&m, "ddbx_table_success", &[("table", &a)]), Some(1.0));
@@ -286,7 +286,7 @@ async fn metrics_files_are_read_by_prometheus_clients_parser() {
         value(
             &m,
             "ddbx_run_success",
-            &[("job", "export"), ("app", "shop")]
+            &[("command", "export"), ("app", "shop")]
         ),
         Some(0.0)
     );
@@ -318,13 +318,13 @@ async fn metrics_files_are_read_by_prometheus_clients_parser() {
     ]);
     assert_eq!(o.status.code(), Some(0));
     let m = parsed(&env, &import);
-    let import_run = [("job", "import"), ("app", "shop")];
+    let import_run = [("command", "import"), ("app", "shop")];
     assert_eq!(value(&m, "ddbx_run_success", &import_run), Some(1.0));
     assert_eq!(
         value(
             &m,
             "ddbx_table_items",
-            &[("job", "import"), ("table", &format!("{a}_copy"))]
+            &[("command", "import"), ("table", &format!("{a}_copy"))]
         ),
         Some(20.0)
     );
