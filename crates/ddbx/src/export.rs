@@ -84,26 +84,10 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
 
 /// Run `ddbx export` and return the exit code (and write `--metrics-file`).
 pub async fn run(g: &Global, a: ExportArgs, stop: StopSignal) -> u8 {
-    let started = chrono::Utc::now();
     // A dry run is no backup: it leaves the metrics of the last real run as they are.
     let metrics_file = a.metrics_file.clone().filter(|_| !a.dry_run);
     let app = a.app.clone().unwrap_or_default();
-    let (code, summary) = execute(g, a, stop).await;
-    if let Some(path) = metrics_file {
-        let region = g.region.clone().unwrap_or_default();
-        crate::metrics::write_run(
-            &path,
-            &crate::metrics::Run {
-                job: "export",
-                app: &app,
-                region: &region,
-                summary: summary.as_ref(),
-                started,
-                ended: chrono::Utc::now(),
-            },
-        );
-    }
-    code
+    crate::metrics::measured("export", metrics_file, &app, g, execute(g, a, stop)).await
 }
 
 /// The export itself: its exit code, and its summary when it got that far.

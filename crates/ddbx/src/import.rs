@@ -93,25 +93,9 @@ fn settings(
 
 /// Run `ddbx import` and return the exit code (and write `--metrics-file`).
 pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
-    let started = chrono::Utc::now();
     let metrics_file = a.metrics_file.clone().filter(|_| !a.dry_run);
     let app = a.source.app.clone().unwrap_or_default();
-    let (code, summary) = execute(g, a, stop).await;
-    if let Some(path) = metrics_file {
-        let region = g.region.clone().unwrap_or_default();
-        crate::metrics::write_run(
-            &path,
-            &crate::metrics::Run {
-                job: "import",
-                app: &app,
-                region: &region,
-                summary: summary.as_ref(),
-                started,
-                ended: chrono::Utc::now(),
-            },
-        );
-    }
-    code
+    crate::metrics::measured("import", metrics_file, &app, g, execute(g, a, stop)).await
 }
 
 /// The AWS clients of an import or a verify, once the locations it reads answer, and

@@ -88,14 +88,8 @@ pub struct Run<'a> {
     pub ended: DateTime<Utc>,
 }
 
-/// The file's text for a run.
-fn run_text(r: &Run<'_>, previous: Option<f64>) -> String {
-    let mut t = Text::default();
-    let (app, region) = match r.summary {
-        Some(s) if !s.app.is_empty() => (s.app.as_str(), s.region.as_str()),
-        _ => (r.app, r.region),
-    };
-    let run = labels(&[("command", r.job), ("app", app), ("region", region)]);
+/// Each table's items, bytes, seconds and success.
+fn table_gauges(t: &mut Text, r: &Run<'_>, app: &str, region: &str) {
     for tr in r.summary.map(|s| &s.table_reports[..]).unwrap_or_default() {
         let l = labels(&[
             ("command", r.job),
@@ -129,6 +123,17 @@ fn run_text(r: &Run<'_>, previous: Option<f64>) -> String {
             f64::from(u8::from(ok)),
         );
     }
+}
+
+/// The file's text for a run.
+fn run_text(r: &Run<'_>, previous: Option<f64>) -> String {
+    let mut t = Text::default();
+    let (app, region) = match r.summary {
+        Some(s) if !s.app.is_empty() => (s.app.as_str(), s.region.as_str()),
+        _ => (r.app, r.region),
+    };
+    let run = labels(&[("command", r.job), ("app", app), ("region", region)]);
+    table_gauges(&mut t, r, app, region);
     let succeeded = r.summary.is_some_and(|s| s.succeeded());
     // This process's own clock: a run's time (its folder's name, `--run-time`) may be
     // another, and a resumed run's summary starts with its first attempt.
@@ -264,6 +269,33 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// Run `run` (a command's work: its exit code and its summary when it got that far) and,
+/// with a `path`, write its metrics there, timed on this process's clock; returns the
+/// exit code.
+pub async fn measured(
+    job: &str,
+    path: Option<std::path::PathBuf>,
+    app: &str,
+    g: &crate::args::Global,
+    run: impl std::future::Future<Output = (u8, Option<RunSummary>)>,
+) -> u8 {
+    let started = Utc::now();
+    let (code, summary) = run.await;
+    if let Some(path) = path {
+        let region = g.region.clone().unwrap_or_default();
+        let run = Run {
+            job,
+            app,
+            region: &region,
+            summary: summary.as_ref(),
+            started,
+            ended: Utc::now(),
+        };
+        write_run(&path, &run);
+    }
+    code
 }
 
 /// Write a run's metrics to `path`; a failure to write is said, never fatal.

@@ -369,14 +369,23 @@ impl Storage {
             Problem::NoSuchBucket => Err(Error::Config(format!(
                 "{location}: the bucket {bucket} does not exist (S3 answered NoSuchBucket): create it, or check the bucket's name"
             ))),
-            Problem::OtherRegion(found) => Err(Error::Config(format!(
+            Problem::OtherRegion(said) => {
+                let found = match said {
+                    Some(r) => Some(r),
+                    None => {
+                        let endpoint = self.settings.endpoint_url.as_deref();
+                        bucket_region(endpoint, region, &bucket).await
+                    }
+                };
+                Err(Error::Config(format!(
                 "{location}: the bucket {bucket} is not in {region}{}: pass --s3-region {}",
                 match &found {
                     Some(r) => format!(" but in {r}"),
                     None => " (S3 answered 301 PermanentRedirect)".into(),
                 },
                 found.as_deref().unwrap_or("with the bucket's region (`aws s3api get-bucket-location --bucket BUCKET` says it)")
-            ))),
+            )))
+            }
             Problem::Credentials(line) => Err(Error::Config(format!("{location}: {line}"))),
             Problem::Unreachable { host, cause } => {
                 Err(Error::Config(format!("cannot reach {host}: {cause}")))
@@ -387,6 +396,25 @@ impl Storage {
             }
         }
     }
+}
+
+/// The region S3 says a bucket is in: the `x-amz-bucket-region` header of its answer to
+/// an unsigned HEAD of the bucket (S3 gives it with the 301 of a bucket in another region,
+/// to anyone), which object_store's error leaves out. `None` when no answer says it.
+async fn bucket_region(endpoint: Option<&str>, region: &str, bucket: &str) -> Option<String> {
+    let url = match endpoint {
+        Some(e) => format!("{}/{bucket}", e.trim_end_matches('/')),
+        None => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let answer = client.head(&url).send().await.ok()?;
+    let found = answer.headers().get("x-amz-bucket-region")?.to_str().ok()?;
+    (!found.is_empty() && found != region).then(|| found.to_string())
 }
 
 /// Open a local folder (a path or a `file://` URL), creating it if missing when asked.
