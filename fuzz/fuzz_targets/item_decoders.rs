@@ -2,11 +2,11 @@
 //! line that decodes to the same item. And the import's one-pass reader of DynamoDB JSON
 //! (`wire::checked_item`) against `decode_line`: it takes nothing `decode_line` refuses,
 //! and what it takes it writes as `encode_line` writes `decode_line`'s item, same size.
-//! And the export's reader of Scan answers: whatever its fast path (`item::wire_scanner`)
+//! And the export's reader of Scan answers: whatever its fast path (`wire::scanner`)
 //! reads, the `serde_json` reader reads the same, and what that refuses is refused.
 #![no_main]
 
-use ddbx_core::item::wire::WirePage;
+use ddbx_core::wire::WirePage;
 use ddbx_core::item::{connector, data_pipeline, dynamodb_json, ion, validate, wire};
 use libfuzzer_sys::fuzz_target;
 

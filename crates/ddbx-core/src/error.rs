@@ -26,13 +26,15 @@ pub enum Error {
         class: ErrorClass,
     },
     /// Reading or writing the storage (S3 or a folder) failed.
-    #[error("{path}: {}", crate::store::errors::describe(.source))]
+    #[error("{path}: {said}")]
     Store {
         /// The object or folder.
         path: String,
         /// The storage error.
         #[source]
         source: object_store::Error,
+        /// What it means, on one line (`store::errors::describe`, by [`Error::store`]).
+        said: String,
     },
     /// A line of a data file is not a valid item.
     #[error("{file}, line {line}: {source}")]
@@ -107,14 +109,6 @@ pub enum Kind {
 }
 
 impl Error {
-    /// A storage error about `path`.
-    pub fn store(path: impl std::fmt::Display, source: object_store::Error) -> Self {
-        Self::Store {
-            path: path.to_string(),
-            source,
-        }
-    }
-
     /// This error with `note` added (the cause, its kind and its chain kept).
     pub fn noted(self, note: impl Into<String>) -> Self {
         Self::Noted {

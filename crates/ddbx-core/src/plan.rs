@@ -259,14 +259,29 @@ impl RunLayout {
 
 /// How data files are laid out and encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum DataFormat {
-    /// AWS's native "Export to S3" DynamoDB JSON (FORMATS.md §1).
+    /// AWS's native "Export to S3" DynamoDB JSON (docs/FORMATS.md §1).
     #[default]
+    #[cfg_attr(
+        feature = "cli",
+        value(help = "AWS \"Export to S3\" DynamoDB JSON (AWSDynamoDB/<id>/ with manifests)")
+    )]
     DynamodbJson,
-    /// AWS's native "Export to S3" layout with Amazon Ion lines (FORMATS.md §1.1).
+    /// AWS's native "Export to S3" layout with Amazon Ion lines (docs/FORMATS.md §1.1).
+    #[cfg_attr(
+        feature = "cli",
+        value(help = "AWS \"Export to S3\" in Amazon Ion (the same layout, .ion.gz data files)")
+    )]
     Ion,
-    /// The emr-dynamodb-connector's layout (FORMATS.md §2).
+    /// The emr-dynamodb-connector's layout (docs/FORMATS.md §2).
+    #[cfg_attr(
+        feature = "cli",
+        value(
+            help = "The emr-dynamodb-connector layout (manifest v3), as the seed's EMR steps wrote"
+        )
+    )]
     Emr,
     /// Old AWS Data Pipeline exports (read only).
     DataPipeline,
@@ -292,6 +307,7 @@ impl DataFormat {
 
 /// How data files are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Compression {
     /// gzip (`.gz`), what AWS writes.
@@ -300,6 +316,7 @@ pub enum Compression {
     /// zstd (`.zst`), which AWS Import from S3 also reads.
     Zstd,
     /// None.
+    #[cfg_attr(feature = "cli", value(help = "no compression"))]
     None,
 }
 

@@ -93,8 +93,14 @@ impl TableReport {
         }
     }
 
-    /// A table that ended with `error`: interrupted when it was stopped, else failed.
+    /// A table that ended with `error`: interrupted when it was stopped, else failed
+    /// (and logged as such).
     pub fn of_error(table: &str, error: &crate::Error) -> Self {
+        if error.is_interrupted() {
+            tracing::warn!(%table, %error, "table interrupted");
+        } else {
+            tracing::error!(%table, %error, "table failed");
+        }
         Self {
             status: if error.is_interrupted() {
                 TableStatus::Interrupted
@@ -130,7 +136,8 @@ pub struct RunSummary {
     /// The runs this run's incremental exports continue (native `--incremental`).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub continues: Vec<String>,
-    /// `running`, `succeeded`, `failed` or `planned`.
+    /// `running`, `succeeded`, `failed`, `interrupted` (every table that did not end well
+    /// was stopped) or `planned`.
     pub status: String,
     /// Start time.
     pub started_at: DateTime<Utc>,
@@ -186,6 +193,9 @@ impl RunSummary {
             (None, _) => "running",
             (Some(_), true) if tables.iter().all(|t| t.status == TableStatus::Planned) => "planned",
             (Some(_), true) => "succeeded",
+            (Some(_), false) if failed.iter().all(|t| t.status == TableStatus::Interrupted) => {
+                "interrupted"
+            }
             (Some(_), false) => "failed",
         };
         Self {

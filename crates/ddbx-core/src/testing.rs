@@ -6,13 +6,13 @@
 
 use std::time::Duration;
 
-use crate::engine::local::checkpoint::SegmentPosition;
+use crate::checkpoint::ImportPosition;
+use crate::engine::local::positions::SegmentPosition;
 use crate::format::chain::Chain;
 use crate::format::hive::parse_listing;
 use crate::format::source::{parse_connector_manifest, parse_manifest_files};
 use crate::plan::{validate_table_name, ExportPlan, RestorePlan};
 use crate::report::RunSummary;
-use crate::run::checkpoint::ImportPosition;
 use crate::run::lock::{Held, LockBody};
 use crate::table::TableSchema;
 

@@ -13,9 +13,11 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::aws::Aws;
+use crate::concurrent::for_each_limited;
 use crate::engine::local::scan::{scan_segment, PageSink, ScanJob, ScanKey};
-use crate::engine::local::{for_each_limited, LocalEngine, WorkerPool};
+use crate::engine::local::{LocalEngine, WorkerPool};
 use crate::format::reader::ItemReader;
+use crate::format::select;
 use crate::format::source::{self, Selection, TableSource};
 use crate::item::canonical::{item_digest, key_digest};
 use crate::item::{dynamodb_json, Item, Record};
@@ -102,7 +104,7 @@ pub async fn run(
     crate::bounds::RATIO.check(settings.read_ratio)?;
     crate::bounds::UNITS.check_opt(settings.max_read_units)?;
     settings.engine.validate()?;
-    let (root, plan, selected) = source::select(&aws.storage, &settings.source).await?;
+    let (root, plan, selected) = select::select(&aws.storage, &settings.source).await?;
     let layout = RunLayout {
         region: aws.region.clone(),
         app: plan.map(|p| p.app).unwrap_or_default(),

@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ddbx_core::bounds;
+use ddbx_core::plan::{Compression, DataFormat};
 
 /// Back up and restore fleets of DynamoDB tables to S3 or a local folder.
 #[derive(Debug, Parser)]
@@ -167,6 +168,51 @@ pub enum StorageClassArg {
     IntelligentTiering,
     /// Glacier Instant Retrieval.
     GlacierIr,
+}
+
+impl EngineArgs {
+    /// The engine-specific flags given, each with the engine it belongs to: a flag of
+    /// another engine than the run's is refused, never ignored.
+    pub fn given(&self) -> Vec<(&'static str, EngineArg)> {
+        let flags = [
+            (
+                "--cluster-name",
+                EngineArg::Emr,
+                self.cluster_name.is_some(),
+            ),
+            ("--clusters", EngineArg::Emr, self.clusters.is_some()),
+            ("--emr-config", EngineArg::Emr, self.emr_config.is_some()),
+            ("--emr-set", EngineArg::Emr, !self.emr_set.is_empty()),
+            (
+                "--on-interrupt",
+                EngineArg::Emr,
+                self.on_interrupt.is_some(),
+            ),
+            ("--max-jobs", EngineArg::Native, self.max_jobs.is_some()),
+            ("--max-wait", EngineArg::Native, self.max_wait.is_some()),
+            (
+                "--poll-seconds",
+                EngineArg::Native,
+                self.poll_seconds.is_some(),
+            ),
+        ];
+        flags
+            .into_iter()
+            .filter(|(_, _, given)| *given)
+            .map(|(flag, engine, _)| (flag, engine))
+            .collect()
+    }
+}
+
+impl EngineArg {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Emr => "emr",
+            Self::Native => "native",
+        }
+    }
 }
 
 impl StorageClassArg {
@@ -339,46 +385,27 @@ pub struct EngineArgs {
     /// The EMR cluster's name (--engine emr); with --clusters N: NAME_01 ... NAME_NN.
     #[arg(long, value_name = "NAME", help_heading = "EMR engine")]
     pub cluster_name: Option<String>,
-    /// EMR clusters to split the tables over, balanced by table size.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=99), help_heading = "EMR engine")]
-    pub clusters: u16,
+    /// EMR clusters to split the tables over, balanced by table size [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=99), help_heading = "EMR engine")]
+    pub clusters: Option<u16>,
     /// EMR cluster settings, TOML (`ddbx emr init` writes a commented example).
     #[arg(long, value_name = "PATH", help_heading = "EMR engine")]
     pub emr_config: Option<std::path::PathBuf>,
     /// Override one EMR setting: KEY=VALUE with the config file's keys (release_label=emr-7.6.0, ec2.subnet_id=subnet-1, tags.team=ops). Repeatable.
     #[arg(long, value_name = "KEY=VALUE", help_heading = "EMR engine")]
     pub emr_set: Vec<String>,
-    /// On Ctrl-C or SIGTERM with --engine emr: ask, terminate the clusters, or leave them running.
-    #[arg(long, value_enum, default_value_t = OnInterruptArg::Ask, help_heading = "EMR engine")]
-    pub on_interrupt: OnInterruptArg,
-    /// Exports (or imports: at most 50, DynamoDB's quota) DynamoDB runs at once, all tables together (--engine native).
-    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u16).range(1..=300), help_heading = "Native engine")]
-    pub max_jobs: u16,
-    /// How long an export or import that DynamoDB refuses for the account's quota (LimitExceededException) waits in line for one to end: 90s, 30m, 6h (--engine native).
-    #[arg(long, default_value = "6h", value_name = "DURATION", value_parser = parse_wait, help_heading = "Native engine")]
-    pub max_wait: std::time::Duration,
-    /// Seconds before the first poll of an export or import (growing by half to 60).
-    #[arg(
-        long,
-        default_value_t = 5.0,
-        value_name = "SECONDS",
-        value_parser = seconds,
-        help_heading = "Native engine"
-    )]
-    pub poll_seconds: f64,
-}
-
-/// Formats an import or verify can read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SourceFormatArg {
-    /// AWS "Export to S3" DynamoDB JSON.
-    DynamodbJson,
-    /// AWS "Export to S3" in Amazon Ion.
-    Ion,
-    /// The emr-dynamodb-connector layout.
-    Emr,
-    /// Old AWS Data Pipeline exports (no manifest).
-    DataPipeline,
+    /// On Ctrl-C or SIGTERM with --engine emr: ask, terminate the clusters, or leave them running [default: ask].
+    #[arg(long, value_enum, help_heading = "EMR engine")]
+    pub on_interrupt: Option<OnInterruptArg>,
+    /// Exports (or imports: at most 50, DynamoDB's quota) DynamoDB runs at once, all tables together (--engine native) [default: 25].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=300), help_heading = "Native engine")]
+    pub max_jobs: Option<u16>,
+    /// How long an export or import that DynamoDB refuses for the account's quota (LimitExceededException) waits in line for one to end: 90s, 30m, 6h (--engine native) [default: 6h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait, help_heading = "Native engine")]
+    pub max_wait: Option<std::time::Duration>,
+    /// Seconds before the first poll of an export or import, growing by half to 60 (--engine native) [default: 5].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, help_heading = "Native engine")]
+    pub poll_seconds: Option<f64>,
 }
 
 /// Which tables of an export, and where they go (import and verify).
@@ -417,7 +444,7 @@ pub struct SourceArgs {
     pub target_table: Option<String>,
     /// The export's format (default: detected).
     #[arg(long, value_enum, help_heading = "Source")]
-    pub format: Option<SourceFormatArg>,
+    pub format: Option<DataFormat>,
     /// Tables worked on at once.
     #[arg(long, default_value_t = 4, value_parser = parallel_tables, help_heading = "Concurrency")]
     pub parallel_tables: usize,
@@ -487,7 +514,17 @@ pub struct VerifyArgs {
     pub max_read_units: Option<f64>,
 }
 
-/// Data formats on the command line.
+impl From<FormatArg> for DataFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::DynamodbJson => DataFormat::DynamodbJson,
+            FormatArg::Ion => DataFormat::Ion,
+            FormatArg::Emr => DataFormat::Emr,
+        }
+    }
+}
+
+/// The data formats an export writes (an import also reads `data-pipeline`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
     /// AWS "Export to S3" DynamoDB JSON (AWSDynamoDB/<id>/ with manifests).
@@ -496,17 +533,6 @@ pub enum FormatArg {
     Ion,
     /// The emr-dynamodb-connector layout (manifest v3), as the seed's EMR steps wrote.
     Emr,
-}
-
-/// Compression on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CompressionArg {
-    /// gzip.
-    Gzip,
-    /// zstd.
-    Zstd,
-    /// none.
-    None,
 }
 
 /// `ddbx export`.
@@ -550,7 +576,7 @@ pub struct ExportArgs {
     pub format: Option<FormatArg>,
     /// Compression of data files [default: gzip].
     #[arg(long, value_enum, help_heading = "Destination")]
-    pub compression: Option<CompressionArg>,
+    pub compression: Option<Compression>,
     /// Items per data file at most [default: 1,000,000; 100,000 for --format emr, as the connector].
     #[arg(long, value_parser = file_items, help_heading = "Destination")]
     pub file_items: Option<u64>,

@@ -4,10 +4,10 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ddbx_core::engine::emr::{config::EXAMPLE, EmrConfig, EmrRun, OnInterrupt};
+use ddbx_core::engine::emr::{config::EXAMPLE, EmrConfig, EmrEngine, OnInterrupt};
 use ddbx_core::engine::local::LocalEngine;
-use ddbx_core::engine::native::job::Poll;
 use ddbx_core::engine::native::NativeEngine;
+use ddbx_core::engine::native::Poll;
 use ddbx_core::engine::EngineChoice;
 use ddbx_core::Error;
 
@@ -18,27 +18,20 @@ use crate::exit;
 /// its settings. `to` is the run's location (EMR needs S3).
 pub fn choice(a: &EngineArgs, local: LocalEngine, to: Option<&str>) -> Result<EngineChoice, Error> {
     let engine = a.engine.unwrap_or(EngineArg::Local);
-    if engine != EngineArg::Emr
-        && (a.cluster_name.is_some()
-            || a.emr_config.is_some()
-            || a.clusters > 1
-            || !a.emr_set.is_empty())
-    {
-        return Err(Error::Usage(
-            "--cluster-name, --clusters, --emr-config and --emr-set need --engine emr".into(),
-        ));
-    }
+    refuse_other_engines_flags(a, engine)?;
     match engine {
         EngineArg::Local => return Ok(EngineChoice::Local(local)),
         EngineArg::Native => {
+            let defaults = NativeEngine::default();
+            let poll = a.poll_seconds.map(Duration::from_secs_f64);
             return Ok(EngineChoice::Native(NativeEngine {
-                max_jobs: usize::from(a.max_jobs),
+                max_jobs: a.max_jobs.map_or(defaults.max_jobs, usize::from),
                 poll: Poll {
-                    first: Duration::from_secs_f64(a.poll_seconds),
-                    max: Duration::from_secs_f64(a.poll_seconds.max(60.0)),
+                    first: poll.unwrap_or(defaults.poll.first),
+                    max: poll.map_or(defaults.poll.max, |p| p.max(defaults.poll.max)),
                 },
-                max_wait: a.max_wait,
-                ..NativeEngine::default()
+                max_wait: a.max_wait.unwrap_or(defaults.max_wait),
+                ..defaults
             }));
         }
         EngineArg::Emr => {}
@@ -53,19 +46,38 @@ pub fn choice(a: &EngineArgs, local: LocalEngine, to: Option<&str>) -> Result<En
         )));
     }
     let config = EmrConfig::load_with(a.emr_config.as_deref(), &a.emr_set)?;
-    let on_interrupt = match a.on_interrupt {
+    let on_interrupt = match a.on_interrupt.unwrap_or(OnInterruptArg::Ask) {
         OnInterruptArg::Terminate => OnInterrupt::Terminate,
         OnInterruptArg::Leave => OnInterrupt::Leave,
         OnInterruptArg::Ask if std::io::stdin().is_terminal() => OnInterrupt::Ask(Arc::new(ask)),
         // Nobody to ask (cron): a cluster left behind would go on loading the tables.
         OnInterruptArg::Ask => OnInterrupt::Terminate,
     };
-    Ok(EngineChoice::Emr(Box::new(EmrRun {
+    Ok(EngineChoice::Emr(Box::new(EmrEngine {
         config,
         cluster_name,
-        clusters: a.clusters as usize,
+        clusters: usize::from(a.clusters.unwrap_or(1)),
         on_interrupt,
     })))
+}
+
+/// A flag of another engine than the run's would be ignored: refused, naming each.
+fn refuse_other_engines_flags(a: &EngineArgs, engine: EngineArg) -> Result<(), Error> {
+    let wrong: Vec<String> = a
+        .given()
+        .into_iter()
+        .filter(|(_, of)| *of != engine)
+        .map(|(flag, of)| format!("{flag} is for --engine {}", of.name()))
+        .collect();
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{} (this run's engine is {}: it would ignore {})",
+        wrong.join(", "),
+        engine.name(),
+        if wrong.len() == 1 { "it" } else { "them" }
+    )))
 }
 
 fn ask(clusters: &[String]) -> bool {

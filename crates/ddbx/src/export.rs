@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ddbx_core::engine::local::LocalEngine;
 use ddbx_core::export::{self, ExportSettings};
-use ddbx_core::plan::{Compression, DataFormat};
+use ddbx_core::plan::DataFormat;
 use ddbx_core::progress::RunProgress;
 use ddbx_core::report::RunSummary;
 use ddbx_core::run::lock::LockSettings;
@@ -12,7 +12,7 @@ use ddbx_core::stop::StopSignal;
 
 use clap::ValueEnum;
 
-use crate::args::{CompressionArg, EngineArg, ExportArgs, FormatArg, Global};
+use crate::args::{EngineArg, ExportArgs, Global};
 use crate::connect::{load_aws, reach};
 use crate::{exit_code, output, progress};
 
@@ -55,16 +55,8 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
         read_ratio: a.read_ratio,
         max_read_units: a.max_read_units,
         segments: a.segments,
-        format: a.format.map(|f| match f {
-            FormatArg::DynamodbJson => DataFormat::DynamodbJson,
-            FormatArg::Ion => DataFormat::Ion,
-            FormatArg::Emr => DataFormat::Emr,
-        }),
-        compression: a.compression.map(|c| match c {
-            CompressionArg::Gzip => Compression::Gzip,
-            CompressionArg::Zstd => Compression::Zstd,
-            CompressionArg::None => Compression::None,
-        }),
+        format: a.format.map(DataFormat::from),
+        compression: a.compression,
         file_items: a.file_items,
         file_bytes: a.file_bytes,
         engine,

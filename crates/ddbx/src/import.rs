@@ -6,13 +6,12 @@ use ddbx_core::engine::local::LocalEngine;
 use ddbx_core::engine::EngineChoice;
 use ddbx_core::format::source::Selection;
 use ddbx_core::import::{self, ImportSettings};
-use ddbx_core::plan::DataFormat;
 use ddbx_core::progress::RunProgress;
 use ddbx_core::report::RunSummary;
 use ddbx_core::stop::StopSignal;
 use ddbx_core::verify::{self, VerifySettings};
 
-use crate::args::{Global, ImportArgs, SourceArgs, SourceFormatArg, VerifyArgs};
+use crate::args::{Global, ImportArgs, SourceArgs, VerifyArgs};
 use crate::catalog::resolve_from;
 use crate::connect::{load_aws, reach};
 use crate::{exit_code, output, progress};
@@ -37,12 +36,7 @@ fn selection(
         excludes: s.excludes.clone(),
         table_map,
         target_table: s.target_table.clone(),
-        format: s.format.map(|f| match f {
-            SourceFormatArg::DynamodbJson => DataFormat::DynamodbJson,
-            SourceFormatArg::Ion => DataFormat::Ion,
-            SourceFormatArg::Emr => DataFormat::Emr,
-            SourceFormatArg::DataPipeline => DataFormat::DataPipeline,
-        }),
+        format: s.format,
         at,
     })
 }

@@ -1,4 +1,4 @@
-//! The probe's findings about how the default engine is run (`research/probe.md`, F1-F4,
+//! The probe's findings about how the default engine is run (`docs/research/probe.md`, F1-F4,
 //! F10, F11, F15-F18, F20), each reproduced as the probe ran it: a careless flag, a
 //! concurrent command, a killed process, a link, a typo, against dynalite and moto.
 
@@ -200,6 +200,31 @@ async fn f10_f11_bad_flags_and_numbers_are_usage_errors_exit_1() {
         let o = env.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(o.status.code(), Some(1), "{args:?} is a usage error");
     }
+    // A flag of another engine is refused, naming it and its engine, not ignored.
+    for (flags, said) in [
+        (
+            &["--max-jobs", "5"][..],
+            "--max-jobs is for --engine native",
+        ),
+        (
+            &["--poll-seconds", "1"],
+            "--poll-seconds is for --engine native",
+        ),
+        (&["--max-wait", "1h"], "--max-wait is for --engine native"),
+        (
+            &["--on-interrupt", "leave"],
+            "--on-interrupt is for --engine emr",
+        ),
+        (&["--clusters", "1"], "--clusters is for --engine emr"),
+    ] {
+        let o = env.run(&export(flags).iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(o.status.code(), Some(1), "{flags:?} on the local engine");
+        let err = stderr(&o);
+        assert!(
+            err.contains(said) && err.contains("engine is local"),
+            "{err}"
+        );
+    }
     assert!(!out.exists(), "nothing was written");
     for ok in [&["--help"][..], &["--version"], &["export", "--help"]] {
         assert_eq!(env.run(ok).status.code(), Some(0), "{ok:?}");
@@ -247,6 +272,13 @@ async fn f11_a_stop_ends_a_wait_on_the_write_rate() {
     let flag = std::fs::read_to_string(run.join("RESTORE_COMPLETE_FAILED")).unwrap();
     assert!(flag.contains("interrupted"), "{flag}");
     assert!(!run.join("_import/_LOCK").exists(), "the lock is released");
+    // The stopped import is listed as interrupted, not failed (its table's status says
+    // so, whatever its error's text holds: here how many items were written).
+    let base = run.ancestors().nth(6).unwrap();
+    let o = env.run(&["list", "--to", s(base), "--output", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let listed = json_stdout(&o);
+    assert_eq!(listed[0]["restore"]["status"], "interrupted", "{listed:#}");
     let o = env.run(&[
         "import",
         "--from",

@@ -11,7 +11,7 @@ use crate::support::{
     digests, files_under, gz_lines, items, json_stdout, read_json, run_dir, wait_for, TestEnv,
 };
 
-/// Check a native export folder against FORMATS.md §1 and return its items.
+/// Check a native export folder against docs/FORMATS.md §1 and return its items.
 fn read_native_table(out: &Path, table_dir: &Path) -> Vec<item::Item> {
     let aws = table_dir.join("AWSDynamoDB");
     let ids: Vec<_> = std::fs::read_dir(&aws)

@@ -1,4 +1,4 @@
-//! The hostile inputs of the probe of the local engine (`research/probe.md`) as one table
+//! The hostile inputs of the probe of the local engine (`docs/research/probe.md`) as one table
 //! of cases, each run on a local folder and on S3: a run exported once, copied for each
 //! case, tampered with as an attacker or a careless operator would (checksums kept right,
 //! so only the tampered thing is under test), imported, and the outcome checked: the exit

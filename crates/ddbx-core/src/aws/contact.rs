@@ -14,7 +14,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -24,9 +23,8 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-/// The most time the first call to an endpoint that never answers may take, its retries
-/// included (with what the command does before it, 15 s at most in all).
-pub const FIRST_CONTACT: Duration = Duration::from_secs(12);
+use crate::diagnosis::authority;
+pub use crate::diagnosis::FIRST_CONTACT;
 
 /// What a run knows of one endpoint.
 #[derive(Debug, Default)]
@@ -103,70 +101,9 @@ impl Intercept for Watch {
     }
 }
 
-/// `host[:port]` of a URL.
-pub fn authority(url: &str) -> Option<String> {
-    url.parse::<http::Uri>()
-        .ok()
-        .and_then(|u| u.authority().map(|a| a.to_string()))
-}
-
-/// What went wrong, in the words of the innermost cause of a request that got no answer
-/// (`failed to lookup address information: Name or service not known`, `Connection
-/// refused (os error 111)`), with what kind of failure it was when the words do not say.
-pub fn unreachable_cause(chain: &str) -> String {
-    let last = chain.rsplit(": ").next().unwrap_or(chain).trim();
-    let lower = chain.to_ascii_lowercase();
-    // Judged on the causes' words, not on settings a message may name (object_store's
-    // `retry_timeout: 180s`).
-    let timed_out = [
-        "timed out",
-        "timeout error",
-        "operation timeout",
-        "deadline",
-    ]
-    .iter()
-    .any(|w| lower.contains(w));
-    if lower.contains("dns error") || lower.contains("lookup address") {
-        let resolver = chain
-            .find("dns error: ")
-            .map_or(last, |i| chain[i + "dns error: ".len()..].trim());
-        format!("the name does not resolve ({resolver})")
-    } else if lower.contains("connection refused") {
-        last.to_string()
-    } else if timed_out {
-        format!("no answer in time ({last})")
-    } else {
-        last.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn authority_and_causes() {
-        assert_eq!(
-            authority("https://dynamodb.us-east-1.amazonaws.com/").as_deref(),
-            Some("dynamodb.us-east-1.amazonaws.com")
-        );
-        assert_eq!(
-            authority("http://127.0.0.1:9/").as_deref(),
-            Some("127.0.0.1:9")
-        );
-        assert_eq!(
-            unreachable_cause("dispatch failure: io error: client error (Connect): dns error: failed to lookup address information: Name or service not known"),
-            "the name does not resolve (failed to lookup address information: Name or service not known)"
-        );
-        assert_eq!(
-            unreachable_cause("dispatch failure: io error: client error (Connect): tcp connect error: Connection refused (os error 111)"),
-            "Connection refused (os error 111)"
-        );
-        assert_eq!(
-            unreachable_cause("Generic S3 error: Error performing GET http://127.0.0.1:9/b/k in 1s, after 5 retries, max_retries: 5, retry_timeout: 8s  - HTTP error: error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)"),
-            "Connection refused (os error 111)"
-        );
-    }
 
     #[test]
     fn the_first_stop_wins() {

@@ -7,8 +7,8 @@
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
-use super::contact::{unreachable_cause, Contact};
-use super::iam;
+use super::contact::Contact;
+use crate::diagnosis::{credentials_problem, iam, unreachable_cause};
 use crate::error::chain;
 pub use crate::error::ErrorClass;
 use crate::Error;
@@ -100,43 +100,6 @@ pub fn no_answer<E>(err: &SdkError<E, HttpResponse>) -> bool {
     }
 }
 
-/// Codes by which AWS refuses the credentials themselves, whatever the resource.
-const EXPIRED: &[&str] = &[
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "TokenRefreshRequired",
-];
-const UNKNOWN_KEY: &[&str] = &[
-    "UnrecognizedClientException",
-    "InvalidClientTokenId",
-    "InvalidAccessKeyId",
-];
-const BAD_SIGNATURE: &[&str] = &["InvalidSignatureException", "SignatureDoesNotMatch"];
-const CLOCK: &[&str] = &["RequestExpired", "RequestTimeTooSkewed"];
-
-/// What a refusal of the credentials means and how to fix it (one line), or `None` when
-/// the answer is about something else.
-pub fn credentials_problem(code: &str, message: &str) -> Option<String> {
-    let answered = if message.is_empty() {
-        code.to_string()
-    } else {
-        format!("{code}: {message}")
-    };
-    let clock = CLOCK.contains(&code)
-        || (BAD_SIGNATURE.contains(&code) && message.contains("Signature expired"));
-    Some(if clock {
-        format!("this machine's clock is too far from AWS's (AWS answered {answered}): set it right (NTP) and run again")
-    } else if EXPIRED.contains(&code) {
-        format!("the AWS credentials have expired (AWS answered {answered}): get new ones (`aws sso login`, a fresh AWS_SESSION_TOKEN, or the profile's role) and run again")
-    } else if UNKNOWN_KEY.contains(&code) {
-        format!("AWS does not know these credentials (AWS answered {answered}): check AWS_ACCESS_KEY_ID and AWS_SESSION_TOKEN, or the profile's, or get new ones")
-    } else if BAD_SIGNATURE.contains(&code) {
-        format!("the secret access key does not go with the access key id (AWS answered {answered}): check AWS_SECRET_ACCESS_KEY, or the profile's aws_secret_access_key")
-    } else {
-        return None;
-    })
-}
-
 /// The error a call ends with, said for a person: an endpoint never reached and refused
 /// credentials stop the run (`contact` keeps them; [`Error::Config`]), an access denied
 /// names the action, the resource and the policy that grants it; anything else is
@@ -181,32 +144,5 @@ pub(crate) fn final_error<E: ProvideErrorMetadata + std::error::Error + 'static>
         code: err.code().map(str::to_string),
         message: text,
         class,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refused_credentials_say_what_to_fix() {
-        let expired = credentials_problem(
-            "ExpiredTokenException",
-            "The security token included in the request is expired",
-        )
-        .unwrap();
-        assert!(
-            expired.starts_with("the AWS credentials have expired"),
-            "{expired}"
-        );
-        let skew = credentials_problem(
-            "InvalidSignatureException",
-            "Signature expired: 20260101T000000Z is now earlier than 20260101T000500Z",
-        )
-        .unwrap();
-        assert!(skew.contains("clock"), "{skew}");
-        assert!(credentials_problem("InvalidClientTokenId", "").is_some());
-        assert!(credentials_problem("ResourceNotFoundException", "no table").is_none());
-        assert!(credentials_problem("AccessDeniedException", "no").is_none());
     }
 }

@@ -8,13 +8,10 @@ pub mod contact;
 pub mod credentials;
 pub mod dynamodb;
 mod error;
-pub mod iam;
 pub mod profile;
 pub mod settings;
-pub mod wire_scan;
-pub mod wire_write;
 
-pub use error::{classify, credentials_problem, ErrorClass};
+pub use error::{classify, ErrorClass};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,8 +13,8 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::report::{RunSummary, TableStatus};
-use crate::run::flags::Job;
 use crate::run::lock::{Held, LockBody, LockSettings};
+use crate::run::status::Job;
 use crate::store::Location;
 use crate::{Error, Result};
 

@@ -16,7 +16,7 @@ pub use interface::{
     Engine, ExportWork, ImportTable, ImportWork, ReadyTable, SourceCheck, SourceChecked,
 };
 
-use emr::EmrRun;
+use emr::EmrEngine;
 use local::LocalEngine;
 use native::NativeEngine;
 
@@ -26,7 +26,7 @@ pub enum EngineChoice {
     /// In this process.
     Local(LocalEngine),
     /// On EMR clusters.
-    Emr(Box<EmrRun>),
+    Emr(Box<EmrEngine>),
     /// DynamoDB's export and import services.
     Native(NativeEngine),
 }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::aws::Aws;
-use crate::engine::local::for_each_limited;
+use crate::concurrent::for_each_limited;
 use crate::export::ExportSettings;
 use crate::plan::{validate_app_name, RunLayout, TableFilter};
 use crate::store::Location;

@@ -1,4 +1,4 @@
-//! The emr-dynamodb-connector's layout (FORMATS.md §2): UUID-named data files directly in
+//! The emr-dynamodb-connector's layout (docs/FORMATS.md §2): UUID-named data files directly in
 //! the table's folder and one uncompressed `manifest` (format version 3) listing them by
 //! absolute URL.
 

@@ -1,4 +1,4 @@
-//! The Hive (and AWS Data Pipeline) layout, FORMATS.md §3: text files of
+//! The Hive (and AWS Data Pipeline) layout, docs/FORMATS.md §3: text files of
 //! `name\u{3}{json}\u{2}...` lines as Hive writes them (`000000_0`, `000001_0.gz`, ...),
 //! no manifest. An EMR-engine export puts them under `<table>/data/`, and ddbx lists them
 //! in `<table>/files.json` once the step is done, so that a run reads exactly the files

@@ -17,6 +17,7 @@ pub mod hive;
 pub mod native;
 pub mod reader;
 pub mod replay;
+pub mod select;
 pub mod source;
 pub mod writer;
 

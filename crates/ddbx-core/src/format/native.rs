@@ -1,4 +1,4 @@
-//! AWS's native "Export to S3" layout (FORMATS.md §1): under `<table>/AWSDynamoDB/<id>/`,
+//! AWS's native "Export to S3" layout (docs/FORMATS.md §1): under `<table>/AWSDynamoDB/<id>/`,
 //! `_started`, `data/*.json.gz` (or `*.ion.gz`), `manifest-files.json` (a line per data
 //! file), `manifest-summary.json`, and beside each manifest a `.md5` holding its base64
 //! MD5, as the service writes them (its guide says `.checksum`; real exports and the

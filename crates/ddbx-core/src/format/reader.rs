@@ -21,9 +21,10 @@ use crate::format::source::SourceFile;
 use crate::item::json::{write_map, UPPER_KEYS};
 use crate::item::key::KeySchema;
 use crate::item::validate::item_size;
-use crate::item::{self, wire, Change, Item, Record};
+use crate::item::{self, Change, Item, Record};
 use crate::plan::{Compression, DataFormat};
 use crate::store::Location;
+use crate::wire;
 use crate::{Error, Result};
 
 /// The longest line accepted: a 400 KB item of control characters, escaped, is ~2.4 MB.

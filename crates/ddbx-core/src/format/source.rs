@@ -8,10 +8,10 @@ use object_store::path::Path;
 use serde::Deserialize;
 
 use crate::format::connector::MANIFEST;
+use crate::format::hive;
 use crate::format::native::{self, ManifestFile};
-use crate::format::{chain, hive, replay};
-use crate::plan::{validate_table_name, DataFormat, RestorePlan, RestoreStep, TableFilter};
-use crate::store::{Location, Storage};
+use crate::plan::{DataFormat, RestorePlan, RestoreStep};
+use crate::store::Location;
 use crate::table::{KeyAttribute, TableSchema};
 use crate::{Error, Result};
 
@@ -52,114 +52,6 @@ pub struct Selected {
     pub changes: Vec<TableSource>,
     /// With a replay: the instant the table reaches.
     pub reached: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// Open `sel.from` and pick its tables, each with its target.
-pub async fn select(
-    storage: &Storage,
-    sel: &Selection,
-) -> Result<(Location, Option<RestorePlan>, Vec<Selected>)> {
-    for (s, d) in &sel.table_map {
-        for n in [s, d] {
-            validate_table_name(n).map_err(|e| Error::Usage(format!("--table-map: {e}")))?;
-        }
-    }
-    let root = storage.open_existing(&sel.from)?;
-    if let Some(at) = sel.at {
-        let is_run = root.exists("restore-plan.json").await?;
-        if !is_run && !chain::chained_tables(&root).await?.is_empty() {
-            return Ok((
-                root.clone(),
-                None,
-                replay::select_chains(storage, sel, &root, at).await?,
-            ));
-        }
-        if !is_run {
-            return Err(Error::Usage(format!(
-                "{}: --until/--at replay chains of native exports: pass a run holding a full native export, or the app's folder (<base>/<region>/<app>) holding _chains/",
-                root.url()
-            )));
-        }
-    }
-    let mut source = open(root.clone(), sel.format).await?;
-    if sel.target_table.is_some() && source.plan.is_some() {
-        return Err(Error::Usage(
-            "--target-table is for a single table's export; use --table-map SRC=DST for a run"
-                .into(),
-        ));
-    }
-    let filter = TableFilter::new(&sel.tables, &sel.excludes)?;
-    let mut selected = Vec::new();
-    for (step, table) in std::mem::take(&mut source.tables) {
-        let source_table = step
-            .as_ref()
-            .map(|s| s.source_table.clone())
-            .or_else(|| table.as_ref().ok().and_then(|t| t.table.clone()))
-            .or_else(|| sel.target_table.clone())
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "{}: the export does not name its table; pass --target-table",
-                    root.url()
-                ))
-            })?;
-        if !filter.matches(&source_table) {
-            continue;
-        }
-        let target_table = sel
-            .table_map
-            .iter()
-            .find(|(s, _)| *s == source_table)
-            .map(|(_, d)| d.clone())
-            .or_else(|| sel.target_table.clone())
-            .or_else(|| step.as_ref().map(|s| s.target_table.clone()))
-            .unwrap_or_else(|| source_table.clone());
-        let key = step
-            .as_ref()
-            .map(|s| s.key_schema.clone())
-            .filter(|k| !k.is_empty())
-            .or_else(|| {
-                table
-                    .as_ref()
-                    .ok()
-                    .and_then(|t| t.schema.as_ref())
-                    .map(TableSchema::key)
-            });
-        let (table, changes, reached) = match sel.at {
-            None => (table, Vec::new(), None),
-            Some(at) => {
-                let app = chain::app_dir_of_run(&root);
-                match replay::replay(storage, &app, &source_table, Some(&root.url()), at).await {
-                    Ok(r) => (Ok(r.base), r.changes, Some(r.reached)),
-                    Err(e) => (Err(e), Vec::new(), None),
-                }
-            }
-        };
-        selected.push(Selected {
-            source_table,
-            target_table,
-            step,
-            table,
-            key,
-            changes,
-            reached,
-        });
-    }
-    if selected.is_empty() {
-        return Err(Error::Plan(format!(
-            "{}: no table selected (after --tables/--exclude)",
-            root.url()
-        )));
-    }
-    // Two tables into one target would each overwrite the other's items.
-    let mut targets: Vec<&str> = selected.iter().map(|s| s.target_table.as_str()).collect();
-    targets.sort_unstable();
-    if let Some(w) = targets.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::Usage(format!(
-            "two tables of the export would be written into {} (check --table-map and the restore plan's targets)",
-            w[0]
-        )));
-    }
-    Ok((root, source.plan, selected))
 }
 
 /// One data file to read.

@@ -11,17 +11,18 @@ use chrono::Utc;
 use crate::aws::Aws;
 use crate::bounds;
 use crate::capacity::{self, Spike};
-use crate::engine::local::for_each_limited;
+use crate::concurrent::for_each_limited;
 use crate::engine::{
     Engine, EngineChoice, ImportTable, ImportWork, ReadyTable, SourceCheck, SourceChecked,
 };
+use crate::format::select;
 use crate::format::source::{self, Selection, TableSource};
 use crate::plan::{ImportStep, RunLayout, DEFAULT_WRITE_RATIO};
 use crate::progress::RunProgress;
 use crate::report::{RunSummary, TableReport};
-use crate::run::flags::Job;
 use crate::run::lifecycle::{LeaseSpec, LockSpec, Outcome, Run};
 use crate::run::lock::LockSettings;
+use crate::run::status::Job;
 use crate::stop::StopSignal;
 use crate::store::Location;
 use crate::table::settings::SettingsOutcome;
@@ -98,7 +99,7 @@ pub async fn run(
     progress: &RunProgress,
 ) -> Result<ImportReport> {
     settings.validate()?;
-    let (root, plan, selected) = source::select(&aws.storage, &settings.source).await?;
+    let (root, plan, selected) = select::select(&aws.storage, &settings.source).await?;
     let planned: Vec<Planned> = selected
         .into_iter()
         .map(|sel| {

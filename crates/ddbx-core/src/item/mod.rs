@@ -20,8 +20,6 @@ pub mod number;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod validate;
-pub mod wire;
-mod wire_scanner;
 
 use std::collections::HashMap;
 

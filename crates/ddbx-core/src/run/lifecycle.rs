@@ -15,8 +15,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::report::{RunSummary, TableReport};
-use crate::run::flags::{Flags, Job};
 use crate::run::lock::{LockSettings, RunLock, SharedLock};
+use crate::run::status::{Flags, Job};
 use crate::stop::StopSignal;
 use crate::store::Location;
 use crate::{Error, Result};
@@ -128,7 +128,7 @@ impl Run<'_> {
             .unwrap_or_default();
         match SharedLock::acquire(&l.app_dir, owner, &l.reads, &settings, l.stop).await {
             Ok(lease) => Ok(Some(lease)),
-            Err(Error::Store { path, source }) => {
+            Err(Error::Store { path, source, .. }) => {
                 tracing::warn!(lease = %path, error = %source, "could not hold the app's lock shared (a folder this run may not write?): a prune of the app may delete this run meanwhile");
                 Ok(None)
             }

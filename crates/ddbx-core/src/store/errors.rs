@@ -4,8 +4,7 @@
 //! grants it; an endpoint that cannot be reached. Never a Debug form: object_store's
 //! errors carry the request's method and URL and S3's answer in their text, read here.
 
-use crate::aws::contact::{authority, unreachable_cause};
-use crate::aws::{credentials_problem, iam};
+use crate::diagnosis::{authority, credentials_problem, iam, unreachable_cause};
 use crate::error::chain;
 
 /// What an S3 answer (or its absence) was.
@@ -185,6 +184,17 @@ fn shorten(text: &str) -> String {
         .map(|(n, _)| format!(" (after {n} retries)"))
         .unwrap_or_default();
     format!("{method} failed: {inner}{retries}")
+}
+
+impl crate::Error {
+    /// A storage error about `path`, said as [`describe`] says it.
+    pub fn store(path: impl std::fmt::Display, source: object_store::Error) -> Self {
+        Self::Store {
+            path: path.to_string(),
+            said: describe(&source),
+            source,
+        }
+    }
 }
 
 /// One line for a person (`Error::Store` shows it after the path).

@@ -326,7 +326,7 @@ impl Storage {
 
     /// First contact with an `s3://` location, before a command uses it (anything else
     /// passes): one small read of a key that need not exist, with a few quick retries, at
-    /// most [`FIRST_CONTACT`](crate::aws::contact::FIRST_CONTACT) in all. A bucket that
+    /// most [`FIRST_CONTACT`](crate::diagnosis::FIRST_CONTACT) in all. A bucket that
     /// does not exist or lives in another region, credentials S3 refuses or finds
     /// expired, and an endpoint that cannot be reached are said in one line
     /// ([`Error::Config`]); an access denied is left to the command's own calls, which
@@ -350,10 +350,10 @@ impl Storage {
         let key = opened.join(".ddbx-first-contact");
         let region = self.settings.region.as_deref().unwrap_or(&self.region);
         let host = match &self.settings.endpoint_url {
-            Some(url) => crate::aws::contact::authority(url).unwrap_or_else(|| url.clone()),
+            Some(url) => crate::diagnosis::authority(url).unwrap_or_else(|| url.clone()),
             None => format!("s3.{region}.amazonaws.com"),
         };
-        let limit = crate::aws::contact::FIRST_CONTACT;
+        let limit = crate::diagnosis::FIRST_CONTACT;
         let answer = match tokio::time::timeout(limit, probe.get(&key)).await {
             Err(_) => {
                 return Err(Error::Config(format!(

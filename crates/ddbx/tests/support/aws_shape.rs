@@ -1,7 +1,7 @@
 //! What AWS's export and import services do that fakecloud does not, as a proxy in front
 //! of fakecloud's DynamoDB (S3 stays fakecloud's own, which the proxy also writes to).
 //! Written from AWS's API reference and output-format pages and the real AWS export pair
-//! the native audit read (`../shared/research/native-audit.md`), not from ddbx's code:
+//! the native audit read (`docs/research/native-audit.md`), not from ddbx's code:
 //!
 //! - A job takes its time: DescribeExport and DescribeImport say IN_PROGRESS for the
 //!   first polls of each job (and for as long as a test holds its table's jobs).

@@ -4,7 +4,7 @@
 use super::steps::Step;
 use super::{
     cluster_plans, connector_capacity, defined_names, hive, put_text, report, run_steps, steps,
-    write_steps_files, EmrRun,
+    write_steps_files, EmrEngine,
 };
 use crate::engine::interface::ExportWork;
 use crate::format::source::parse_connector_manifest;
@@ -16,7 +16,10 @@ use crate::table::TableSchema;
 use crate::{Error, Result};
 
 /// Export the planned tables on EMR, then complete each table whose step completed.
-pub(super) async fn export_tables(emr: &EmrRun, work: &ExportWork<'_>) -> Result<Vec<TableReport>> {
+pub(super) async fn export_tables(
+    emr: &EmrEngine,
+    work: &ExportWork<'_>,
+) -> Result<Vec<TableReport>> {
     let (aws, run_dir, plan, schemas) = (work.aws, work.run_dir, work.plan, work.schemas);
     let mut exports = Vec::new();
     let mut imports = Vec::new();
@@ -88,7 +91,7 @@ pub(super) async fn export_tables(emr: &EmrRun, work: &ExportWork<'_>) -> Result
 /// seed's importSteps: `ddbx import` plans its own from restore-plan.json); for Hive, their
 /// HiveQL written under `_emr/`.
 async fn table_steps(
-    emr: &EmrRun,
+    emr: &EmrEngine,
     work: &ExportWork<'_>,
     schema: &TableSchema,
     planned: &PlannedTable,
@@ -226,7 +229,7 @@ async fn refuse_odd_names(run_dir: &Location, table: &str) -> Result<()> {
 /// After a completed step: `table.json` in the table's folder, and the listing of its data
 /// files (Hive), or a check that the connector's manifest is there (tools). Returns the
 /// number of data files.
-async fn complete_table(emr: &EmrRun, run_dir: &Location, schema: &TableSchema) -> Result<u64> {
+async fn complete_table(emr: &EmrEngine, run_dir: &Location, schema: &TableSchema) -> Result<u64> {
     let dir = run_dir.child(&table_folder(&schema.table_name));
     let files = if emr.hive() {
         refuse_odd_names(run_dir, &schema.table_name).await?;

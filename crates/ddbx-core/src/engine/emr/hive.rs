@@ -1,10 +1,10 @@
-//! The Hive steps of the EMR engine (research/emr-on-cluster-path.md §4): HiveQL over the
+//! The Hive steps of the EMR engine (docs/research/emr-on-cluster-path.md §4): HiveQL over the
 //! DynamoDB storage handler that EMR installs with Hive, so a stock cluster runs them with
 //! nothing to build or upload. One `.q` file per table, written beside the steps files
 //! (`<run>/_emr/`), and run by `command-runner.jar hive-script --run-hive-script --args -f`.
 //!
 //! - Export: the table, through an item column (`MAP<STRING,STRING>`), into text files of
-//!   the Hive/Data Pipeline line format (FORMATS.md §3) under `<run>/<table>/data/`.
+//!   the Hive/Data Pipeline line format (docs/FORMATS.md §3) under `<run>/<table>/data/`.
 //! - Import: the export's data files, each line turned into the item column by a small
 //!   script that ships with the step (`ddbx_import.py`, as a Hive TRANSFORM), which also
 //!   sets aside what the connector cannot write (an empty list or map at any depth, or a

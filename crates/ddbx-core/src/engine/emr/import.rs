@@ -7,7 +7,7 @@ use object_store::PutPayload;
 use super::steps::Step;
 use super::{
     cluster_plans, connector_capacity, defined_names, hive, put_text, report, run_steps, steps,
-    write_steps_files, EmrRun,
+    write_steps_files, EmrEngine,
 };
 use crate::aws::Aws;
 use crate::engine::interface::{Engine, ImportTable, ImportWork, ReadyTable};
@@ -53,7 +53,10 @@ struct Imported<'a> {
 /// Import on EMR: a step per ready table, split over the clusters; then, for Hive steps,
 /// the items each step set aside, written by ddbx. The steps and scripts are kept under
 /// the import's state (`_emr/`, `_import/importSteps_NN.json`).
-pub(super) async fn import_tables(emr: &EmrRun, work: ImportWork<'_>) -> Result<Vec<TableReport>> {
+pub(super) async fn import_tables(
+    emr: &EmrEngine,
+    work: ImportWork<'_>,
+) -> Result<Vec<TableReport>> {
     let (aws, state) = (work.aws, work.state);
     if state.bucket.is_none() {
         return Err(Error::Usage(format!(
@@ -153,7 +156,7 @@ pub(super) async fn import_tables(emr: &EmrRun, work: ImportWork<'_>) -> Result<
 
 /// The TRANSFORM script of Hive steps, under the state's `_emr/` (refused, before anything
 /// starts, when ADD FILE could not name it there); none for tools steps.
-async fn upload_script(emr: &EmrRun, state: &Location) -> Result<Option<String>> {
+async fn upload_script(emr: &EmrEngine, state: &Location) -> Result<Option<String>> {
     if !emr.hive() {
         return Ok(None);
     }
@@ -169,7 +172,7 @@ async fn upload_script(emr: &EmrRun, state: &Location) -> Result<Option<String>>
 /// at `units` write units a second) under the state's `_emr/`, and where it sets items
 /// aside.
 async fn hive_import_step(
-    emr: &EmrRun,
+    emr: &EmrEngine,
     aws: &Aws,
     state: &Location,
     ready: &ReadyTable,
@@ -205,7 +208,7 @@ async fn hive_import_step(
 /// written: for an export that was moved or copied since, a manifest with the files' URLs
 /// as they are now goes under the state's `_import/<target>/`, and the step reads that.
 async fn tools_import_step(
-    emr: &EmrRun,
+    emr: &EmrEngine,
     aws: &Aws,
     state: &Location,
     ready: &ReadyTable,

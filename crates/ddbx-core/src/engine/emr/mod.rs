@@ -40,7 +40,7 @@ use crate::{Error, Result};
 
 /// How a run uses EMR.
 #[derive(Debug, Clone)]
-pub struct EmrRun {
+pub struct EmrEngine {
     /// Cluster settings.
     pub config: EmrConfig,
     /// The cluster's name (with `--clusters N`: `<name>_01` ... `<name>_NN`).
@@ -82,7 +82,7 @@ fn defined_names(schema: &TableSchema) -> Vec<String> {
     names
 }
 
-impl EmrRun {
+impl EmrEngine {
     /// How many clusters `tables` tables get: as asked, or more when the release takes
     /// every step at creation and one cluster would exceed EMR's 256 steps.
     fn cluster_count(&self, tables: usize) -> usize {
@@ -170,7 +170,7 @@ impl EmrRun {
 }
 
 /// Split steps (one per table, with the table's size) over the run's clusters, named.
-fn cluster_plans(emr: &EmrRun, steps: Vec<(Step, u64)>) -> Vec<ClusterPlan> {
+fn cluster_plans(emr: &EmrEngine, steps: Vec<(Step, u64)>) -> Vec<ClusterPlan> {
     let sizes: Vec<u64> = steps.iter().map(|(_, size)| *size).collect();
     let groups = steps::split_by_size(&sizes, emr.cluster_count(steps.len()));
     let names = steps::cluster_names(&emr.cluster_name, groups.len());
@@ -252,7 +252,7 @@ impl SpikeHooks<'_> {
 /// `records`); the steps' outcomes and how long they took, in seconds.
 #[allow(clippy::too_many_arguments)]
 async fn run_steps(
-    emr: &EmrRun,
+    emr: &EmrEngine,
     aws: &Aws,
     clusters: Vec<ClusterPlan>,
     records: &Location,
@@ -300,7 +300,7 @@ fn connector_capacity(schema: &TableSchema, spike: Option<&Spike>, read: bool) -
 }
 
 #[async_trait::async_trait]
-impl Engine for EmrRun {
+impl Engine for EmrEngine {
     fn name(&self) -> &'static str {
         "emr"
     }
@@ -427,8 +427,8 @@ fn report(
 mod tests {
     use super::*;
 
-    fn run(release: &str, clusters: usize) -> EmrRun {
-        EmrRun {
+    fn run(release: &str, clusters: usize) -> EmrEngine {
+        EmrEngine {
             config: EmrConfig {
                 release_label: release.into(),
                 ..EmrConfig::default()

@@ -1,12 +1,12 @@
 //! BatchWriteItem with partial retry: at most 25 items and 16 MB a call, paid for with the
 //! capacity DynamoDB reports, and `UnprocessedItems` resent (only they) with jittered
 //! backoff until DynamoDB takes them or the retry budget runs out. Nothing is dropped.
-//! The requests travel as wire JSON ([`aws::wire_write`](crate::aws::wire_write)).
+//! The requests travel as wire JSON ([`wire::write`](crate::wire::write)).
 
-use crate::aws::wire_write::{self, Requests};
 use crate::aws::Aws;
 use crate::rate::RateLimiter;
 use crate::retry::Backoff;
+use crate::wire::write::{self, Requests};
 use crate::{Error, Result};
 
 /// Items per BatchWriteItem call at most.
@@ -83,7 +83,7 @@ pub async fn write_batch(
             .call(
                 || format!("table {table}: BatchWriteItem of {sent} items"),
                 Some(limiter),
-                || wire_write::send(aws.dynamodb.batch_write_item(), table, &pending),
+                || write::send(aws.dynamodb.batch_write_item(), table, &pending),
             )
             .await;
         let out = match result {

@@ -6,9 +6,9 @@
 //! a key given twice (which a real export never holds) is counted and reported, since the
 //! table then keeps one item where the export has two.
 
+use crate::checkpoint::{Checkpoints, ImportPosition};
 use crate::engine::interface::{SourceCheck, SourceChecked};
 use crate::format::reader::ItemReader;
-use crate::run::checkpoint::{Checkpoints, ImportPosition};
 use crate::{Error, Result};
 
 /// Keys compared at most per table: 8 bytes each, so at most 64 MB.

@@ -6,16 +6,16 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::checkpoint::{segment_name, CheckpointedSink, SegmentPosition, TablePosition};
 use super::pool::WorkerPool;
+use super::positions::{segment_name, CheckpointedSink, SegmentPosition, TablePosition};
 use super::scan::{scan_segment, ScanJob};
+use crate::checkpoint::Checkpoints;
 use crate::engine::interface::ExportWork;
 use crate::format::writer::DataFileWriter;
 use crate::format::{connector, native, DataFile, TableLayout};
 use crate::plan::{table_folder, DataFormat, PlannedTable};
 use crate::progress::TableProgress;
 use crate::rate::RateLimiter;
-use crate::run::checkpoint::Checkpoints;
 use crate::table::TableSchema;
 use crate::{Error, Result};
 

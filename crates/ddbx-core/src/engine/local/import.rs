@@ -13,13 +13,13 @@ use tokio::task::JoinHandle;
 use super::batch::{write_batch, Batch};
 use super::check::{check_source, checkpoint_name};
 use super::tracker::Tracker;
+use crate::checkpoint::{Checkpoints, ImportPosition};
 use crate::engine::interface::{ImportWork, ReadyTable, SourceCheck};
 use crate::format::reader::{ItemReader, WireRecord};
 use crate::format::source::TableSource;
 use crate::plan::ImportStep;
 use crate::progress::TableProgress;
 use crate::rate::RateLimiter;
-use crate::run::checkpoint::{Checkpoints, ImportPosition};
 use crate::stop::StopSignal;
 use crate::{Error, Result};
 

@@ -5,14 +5,16 @@
 
 pub mod batch;
 mod check;
-pub mod checkpoint;
 mod export;
 mod import;
 pub mod pool;
+pub mod positions;
 pub mod scan;
 pub mod tracker;
 
-pub use pool::{for_each_limited, WorkerPool};
+pub use pool::WorkerPool;
+
+use crate::concurrent::for_each_limited;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -222,7 +224,6 @@ fn report(
         }
         Err(e) => {
             counters.fail(&e.to_string());
-            tracing::error!(%table, error = %e, "table failed");
             TableReport {
                 seconds,
                 read_units: counters.units(),

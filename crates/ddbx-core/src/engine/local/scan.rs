@@ -9,15 +9,16 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::operation::scan::ScanOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, Select};
 
-use crate::aws::wire_scan::{self, WireSlot};
 use crate::aws::Aws;
 use crate::format::writer::DataFileWriter;
 use crate::item::validate::item_size;
-use crate::item::wire::WirePage;
 use crate::item::Item;
 use crate::progress::TableProgress;
 use crate::rate::RateLimiter;
 use crate::stop::StopSignal;
+use crate::wire;
+use crate::wire::scan::WireSlot;
+use crate::wire::WirePage;
 use crate::{Error, Result};
 
 /// Pages larger than this many items are never asked for (DynamoDB caps pages at 1 MB anyway).
@@ -160,7 +161,7 @@ pub async fn scan_segment(
         .max(0.5);
     let first_per_item = job.avg_item_bytes.unwrap_or(1024.0).max(1.0) / 4096.0 * 0.5;
     let (mut limit, mut estimate) = page_size(share, first_per_item);
-    // Pages for a native-format file are read straight from the wire (see `item::wire`).
+    // Pages for a native-format file are read straight from the wire (see `wire`).
     let wire = sink.takes_lines().then(WireSlot::default);
     let reader = PageReader {
         job,
@@ -288,7 +289,7 @@ impl PageReader<'_> {
                     let wire = self.wire;
                     async move {
                         match wire {
-                            Some(slot) => wire_scan::send(scan, slot).await,
+                            Some(slot) => wire::scan::send(scan, slot).await,
                             None => scan.send().await,
                         }
                     }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use crate::run::checkpoint::{ImportPosition, PartialFile};
+use crate::checkpoint::{ImportPosition, PartialFile};
 
 /// One file's batches. Only those from the first unacknowledged one on are kept, and the
 /// written prefix is summed as it grows: what a position needs stays the same size and

@@ -24,8 +24,8 @@ use super::job::{poll_until, Jobs, Polled};
 use super::quota::{self, Quota};
 use super::NativeEngine;
 use crate::aws::Aws;
+use crate::concurrent::for_each_limited;
 use crate::engine::interface::{ImportTable, ImportWork, ReadyTable};
-use crate::engine::local::for_each_limited;
 use crate::format::source::TableSource;
 use crate::plan::DataFormat;
 use crate::progress::Phase;
@@ -173,7 +173,6 @@ pub(super) async fn import_tables(
                     // (A table that was not made ready carries its own error.)
                     let e = e.as_ref().or(t.ready.as_ref().err()).expect("an error");
                     counters.fail(&e.to_string());
-                    tracing::error!(table = %target, error = %e, "table failed");
                     TableReport {
                         seconds,
                         ..TableReport::of_error(&target, e)

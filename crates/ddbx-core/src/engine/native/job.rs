@@ -7,8 +7,6 @@
 //! the manifest's ETag (its MD5 read in full with `--deep`), and the instants DynamoDB
 //! says it exported kept.
 
-use std::time::Duration;
-
 use aws_sdk_dynamodb::types::{
     ExportDescription, ExportFormat, ExportStatus, ExportType, ExportViewType,
     IncrementalExportSpecification, S3SseAlgorithm,
@@ -18,7 +16,7 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use super::quota::Quota;
-use super::{from_smithy, to_smithy, NativeEngine};
+use super::{from_smithy, to_smithy, NativeEngine, Poll};
 use crate::aws::Aws;
 use crate::format::native::ManifestFile;
 use crate::format::reader::ItemReader;
@@ -137,15 +135,6 @@ pub struct Target<'a> {
     pub format: DataFormat,
     /// The bucket's owner, for another account's bucket.
     pub bucket_owner: Option<&'a str>,
-}
-
-/// Polling: the first wait, growing by half each time up to the longest.
-#[derive(Debug, Clone, Copy)]
-pub struct Poll {
-    /// The first wait.
-    pub first: Duration,
-    /// The longest wait.
-    pub max: Duration,
 }
 
 /// What every job of a run shares: its clients, its settings, its stop and its line for
@@ -605,6 +594,7 @@ mod tests {
     use crate::aws::canned::Canned;
     use crate::clock::ManualClock;
     use crate::progress::TableProgress;
+    use std::time::Duration;
 
     fn spec(from: Option<DateTime<Utc>>) -> JobSpec {
         let to = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")

@@ -33,6 +33,15 @@ use crate::{Error, Result};
 /// jobs hold their quota for minutes to hours.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(6 * 3600);
 
+/// Polling: the first wait, growing by half each time up to the longest.
+#[derive(Debug, Clone, Copy)]
+pub struct Poll {
+    /// The first wait.
+    pub first: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
 /// The native engine's settings.
 #[derive(Debug, Clone)]
 pub struct NativeEngine {
@@ -47,7 +56,7 @@ pub struct NativeEngine {
     /// The run's instant, when given (else the latest every table can export).
     pub export_time: Option<DateTime<Utc>>,
     /// How DescribeExport / DescribeImport are polled.
-    pub poll: job::Poll,
+    pub poll: Poll,
     /// How long to wait for every table's restorable window to reach a common instant.
     pub instant_wait: Duration,
     /// How long a job refused for the account's quota (LimitExceededException) waits in
@@ -63,7 +72,7 @@ impl Default for NativeEngine {
             max_jobs: 25,
             deep_check: false,
             export_time: None,
-            poll: job::Poll {
+            poll: Poll {
                 first: Duration::from_secs(5),
                 max: Duration::from_secs(60),
             },

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::job::Poll;
+use super::Poll;
 use crate::aws::Aws;
 use crate::progress::TableProgress;
 use crate::retry::RetryPolicy;

@@ -156,7 +156,7 @@ pub async fn refuse_active_clusters(aws: &Aws, names: &[String]) -> Result<()> {
 /// When the run is stopped, the clusters are terminated or left as `on_interrupt` says.
 pub async fn run_clusters(
     aws: &Aws,
-    emr: &super::EmrRun,
+    emr: &super::EmrEngine,
     plans: Vec<ClusterPlan>,
     common: &ClusterCommon,
     stop: &StopSignal,

@@ -3,7 +3,7 @@
 //! The SDK still does everything else for the call: endpoint, signing, timeouts, retries
 //! and error answers. For one Scan call, [`send`] adds an interceptor that, once a
 //! successful answer has arrived, swaps the SDK's answer reader for one that reads it
-//! with [`WirePage::parse`] (why: see `item::wire`) and leaves the page in a
+//! with [`WirePage::parse`] (why: see `wire`) and leaves the page in a
 //! [`WireSlot`]; the SDK gets a `ScanOutput` with the count, the key to continue from and
 //! the consumed capacity, and no items. Error answers never reach that reader. An answer
 //! `WirePage` refuses (something it does not reproduce byte for byte, or a truncated
@@ -25,7 +25,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::client::ser_de::{DeserializeResponse, SharedResponseDeserializer};
 use aws_smithy_types::config_bag::ConfigBag;
 
-use crate::item::wire::WirePage;
+use crate::wire::WirePage;
 
 /// Sends `scan`, its answer read from the wire into `slot`. When the wire reader refuses
 /// the answer, the same Scan is sent again and read by the SDK (the slot stays empty).
@@ -120,9 +120,7 @@ impl DeserializeResponse for WireReader {
     ) -> Result<Output, OrchestratorError<OperationError>> {
         let page = match (response.status().is_success(), response.body().bytes()) {
             (true, Some(body)) => WirePage::parse(body),
-            _ => Err(crate::item::wire::Declined(
-                "not a successful answer".to_string(),
-            )),
+            _ => Err(crate::wire::Declined("not a successful answer".to_string())),
         };
         let page = match page {
             Ok(page) => page,
@@ -160,9 +158,9 @@ pub(crate) mod tests {
     use crate::item::dynamodb_json::encode_line;
     use crate::item::test_support::{bytes, item, number_text, text};
     use crate::item::validate::item_size;
-    use crate::item::wire::tests::page_body;
     use crate::item::AttributeValue;
     use crate::item::Item;
+    use crate::wire::page::tests::page_body;
     use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
     use aws_smithy_runtime_api::client::http::{
         HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,

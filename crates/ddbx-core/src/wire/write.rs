@@ -1,7 +1,7 @@
 //! BatchWriteItem calls whose requests are already wire JSON, for imports.
 //!
 //! An import reads each item of a DynamoDB JSON data file straight into the API's wire
-//! JSON ([`checked_item`](crate::item::wire::checked_item)); building the SDK's item maps
+//! JSON ([`checked_item`](crate::wire::checked_item)); building the SDK's item maps
 //! only for the SDK to serialise them again was, with the parse behind it, most of an
 //! import's CPU (profile in `docs/BENCHMARKS.md`, issue 16). [`send`] keeps the SDK for
 //! everything else about the call (endpoint, signing, timeouts, retries, error answers

@@ -1,5 +1,5 @@
 //! The export's checkpoints, kept with the run's one checkpoint mechanism
-//! (`run::checkpoint`) under `_export/<table>/`: per table, its export id and whether it is
+//! (`checkpoint`) under `_export/<table>/`: per table, its export id and whether it is
 //! complete; per segment, the data files durably written and the key the scan continues
 //! after. A segment's checkpoint moves only when a data file is complete in storage, and
 //! files roll only between pages, so the key always covers exactly the items in its files.
@@ -7,11 +7,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::scan::{PageSink, ScanKey};
+use crate::checkpoint::Checkpoints;
 use crate::format::writer::DataFileWriter;
 use crate::format::DataFile;
-use crate::item::wire::WirePage;
 use crate::item::{dynamodb_json, Item};
-use crate::run::checkpoint::Checkpoints;
+use crate::wire::WirePage;
 use crate::{Error, Result};
 
 /// One table's export, as far as it got.

@@ -1,25 +1,5 @@
-//! Scan answers as DynamoDB sends them, turned straight into native export lines.
-//!
-//! Why this is hand-written: profiling an export against the canned endpoint
-//! (`docs/BENCHMARKS.md`) put 31 % of ddbx's CPU in the AWS SDK's deserialisation of Scan
-//! answers and another 15 % in allocating and freeing the item maps it builds, against
-//! 23 % for gzip. The native format is the wire format with names sorted, so a page can
-//! go from the answer's bytes to export lines in one pass with `serde_json`, borrowing
-//! every string that has no escapes and building no item.
-//!
-//! Most answers never reach these seeds: [`WirePage::parse`] first tries
-//! `item::wire_scanner`, a reader written for DynamoDB's layout alone (why: the profile
-//! after this reader, issue 16), which gives the same page or leaves the answer to them.
-//!
-//! What comes out is, byte for byte, what [`dynamodb_json::encode_line`] writes for the
-//! item the SDK would have built, and each size is [`item_size`] of that item; the
-//! property tests in `aws::wire_scan` check both against the SDK's own parser. Anything
-//! unusual (a type key this code does not know, a `null`, a name given twice, base64
-//! that is not in canonical form, two type keys in one value) makes [`WirePage::parse`]
-//! refuse the whole page, and the caller falls back to the SDK's parse.
-//!
-//! [`dynamodb_json::encode_line`]: super::dynamodb_json::encode_line
-//! [`item_size`]: super::validate::item_size
+//! The `serde_json` reader of Scan answers and data file lines (what `wire::scanner` is
+//! held to and what takes what it leaves), and the page both produce.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -30,10 +10,10 @@ use base64::Engine as _;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::json::{has_line_separator, read_map, write_str, Path};
-use super::key::{KeyDigest, KeySchema};
-use super::number::{canonical_number, number_size};
-use super::{Item, MAX_ITEM_BYTES, MAX_NAME_BYTES, MAX_NESTED_CONTAINERS};
+use crate::item::json::{has_line_separator, read_map, write_str, Path};
+use crate::item::key::{KeyDigest, KeySchema};
+use crate::item::number::{canonical_number, number_size};
+use crate::item::{Item, MAX_ITEM_BYTES, MAX_NAME_BYTES, MAX_NESTED_CONTAINERS};
 
 /// Why a one-pass reader here left its input to the reader it is held to (the SDK's, or
 /// `decode_line`): what it does not reproduce exactly, not a judgement of the input.
@@ -67,16 +47,7 @@ pub struct WirePage {
 }
 
 impl WirePage {
-    /// Reads a Scan answer's body, or says why it leaves the page to the SDK.
-    /// Most answers are read by `item::wire_scanner`; what it leaves, by `serde_json`.
-    pub fn parse(body: &[u8]) -> Result<WirePage, Declined> {
-        match super::wire_scanner::parse(body) {
-            Some(page) => Ok(page),
-            None => WirePage::parse_with_serde(body),
-        }
-    }
-
-    /// The reader `item::wire_scanner` is held to, and the one that takes what it leaves.
+    /// The reader `wire::scanner` is held to, and the one that takes what it leaves.
     pub fn parse_with_serde(body: &[u8]) -> Result<WirePage, Declined> {
         let mut de = serde_json::Deserializer::from_str(utf8(body)?);
         let page = AnswerSeed.deserialize(&mut de).map_err(Declined::from)?;
@@ -208,14 +179,14 @@ impl<'de> Visitor<'de> for LineSeed<'_, '_> {
 /// The parts of `ConsumedCapacity` an export uses.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct Consumed {
-    pub(super) table_name: Option<String>,
-    pub(super) capacity_units: Option<f64>,
+pub(crate) struct Consumed {
+    pub(crate) table_name: Option<String>,
+    pub(crate) capacity_units: Option<f64>,
 }
 
 /// `LastEvaluatedKey`, read. Key attributes are S, N or B, spelt so by DynamoDB; anything
 /// else (which `read_map` would take in any letter case) is left to the SDK.
-pub(super) fn key_to_continue(
+pub(crate) fn key_to_continue(
     key: Option<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Option<Item>, Declined> {
     let plain = |v: &serde_json::Value| {
@@ -544,7 +515,7 @@ fn base64<E: de::Error>(text: &Cow<str>, out: &mut Vec<u8>) -> Result<usize, E> 
 }
 
 /// The length of what base64 text decodes to, if it is in canonical form.
-pub(super) fn base64_len(text: &str) -> Result<usize, base64::DecodeError> {
+pub(crate) fn base64_len(text: &str) -> Result<usize, base64::DecodeError> {
     thread_local!(static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) });
     SCRATCH.with_borrow_mut(|scratch| {
         scratch.clear();
@@ -553,7 +524,7 @@ pub(super) fn base64_len(text: &str) -> Result<usize, base64::DecodeError> {
 }
 
 /// Appends `s` between quotes as it is: text that needs no escape.
-pub(super) fn quoted(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn quoted(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     out.extend_from_slice(s.as_bytes());
     out.push(b'"');
@@ -573,7 +544,7 @@ fn text(s: &Cow<str>, out: &mut Vec<u8>) {
 
 /// The types whose values are one string.
 #[derive(Clone, Copy)]
-pub(super) enum Scalar {
+pub(crate) enum Scalar {
     S,
     N,
     B,
@@ -667,5 +638,5 @@ impl<'de> Visitor<'de> for ArraySeed<'_> {
 }
 
 #[cfg(test)]
-#[path = "wire_tests.rs"]
+#[path = "page_tests.rs"]
 pub(crate) mod tests;

@@ -9,7 +9,7 @@
 //! over the bytes: strings are found eight bytes at a time, copied as they are when they
 //! hold no escape, and no allocation is made per item.
 //!
-//! It either gives, byte for byte, the page the `serde_json` reader in `item::wire` gives
+//! It either gives, byte for byte, the page the `serde_json` reader in `wire` gives
 //! (lines, sizes, count, key to continue from, capacity), or `None`, and then that reader
 //! reads the answer as before. `None` covers everything unusual: a member other than the
 //! five, a type key with an escape or that the reader does not know, base64 with an
@@ -18,9 +18,9 @@
 //! reader on generated pages, on mutated ones and on the odd answers (`wire_scanner_*`),
 //! and the fuzz target `item_decoders` on any bytes.
 
-use super::json::{has_line_separator, write_str};
-use super::number::number_size;
-use super::wire::{base64_len, key_to_continue, quoted, Consumed, Scalar, WirePage};
+use super::page::{base64_len, key_to_continue, quoted, Consumed, Scalar, WirePage};
+use crate::item::json::{has_line_separator, write_str};
+use crate::item::number::number_size;
 
 /// Nesting this reader takes (DynamoDB allows 32 levels of documents).
 const MAX_DEPTH: usize = 40;
@@ -321,7 +321,7 @@ impl<'b> Reader<'b> {
         }
     }
 
-    /// An attribute map, written with its names sorted (as `item::wire`'s `MapSeed`
+    /// An attribute map, written with its names sorted (as `wire`'s `MapSeed`
     /// writes it): the sum of names' and values' sizes, and the number of attributes.
     fn map(&mut self, out: &mut Vec<u8>, depth: usize) -> Option<(usize, usize)> {
         if depth > MAX_DEPTH {
@@ -435,7 +435,7 @@ impl<'b> Reader<'b> {
                 number_size(s.as_str())
             }
             Scalar::B => {
-                // Base64 is taken only as written, in canonical form (see `item::wire`).
+                // Base64 is taken only as written, in canonical form (see `wire`).
                 let Str::Raw(s, _) = s else { return None };
                 let len = base64_len(s).ok()?;
                 quoted(s, out);

@@ -1,5 +1,5 @@
-//! Tests of `item::wire`: its pages and lines against this crate's own encoder and
-//! `decode_line` (the SDK comparison is in `aws::wire_scan`).
+//! Tests of `wire`: its pages and lines against this crate's own encoder and
+//! `decode_line` (the SDK comparison is in `wire::scan`).
 
 use super::*;
 use crate::item::dynamodb_json::encode_line;
@@ -357,7 +357,7 @@ proptest! {
     }
 
     /// Against this crate's own encoder and sizes (the SDK comparison is in
-    /// `aws::wire_scan`).
+    /// `wire::scan`).
     #[test]
     fn lines_and_sizes_match_the_plain_encoder(
         items in prop::collection::vec(item(), 0..4),
@@ -384,7 +384,7 @@ proptest! {
 /// What `wire_scanner` makes of a body, next to what the `serde_json` reader makes of it:
 /// whatever the scanner reads, the `serde_json` reader reads the same.
 fn scanned(body: &[u8]) -> Option<WirePage> {
-    let fast = super::super::wire_scanner::parse(body);
+    let fast = crate::wire::scanner::parse(body);
     if let Some(fast) = &fast {
         assert_eq!(
             Ok(fast),
