@@ -176,8 +176,9 @@ pub struct Storage {
     settings: S3Settings,
     /// The run's region, the default for buckets.
     region: String,
-    /// The SDK's credential chain, bridged into `object_store` (none: object_store's own).
-    credentials: Option<SharedCredentialsProvider>,
+    /// The SDK's credential chain, bridged into `object_store` (none: object_store's own),
+    /// one for every client: one role session, however many buckets and probes.
+    credentials: Option<Arc<SdkCredentials>>,
     buckets: Arc<Mutex<std::collections::HashMap<String, Arc<dyn ObjectStore>>>>,
 }
 
@@ -200,7 +201,7 @@ impl Storage {
         Self {
             settings,
             region: region.to_string(),
-            credentials,
+            credentials: credentials.map(|p| Arc::new(SdkCredentials::new(p))),
             buckets: Arc::default(),
         }
     }
@@ -277,8 +278,8 @@ impl Storage {
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(bucket)
             .with_region(s.region.as_deref().unwrap_or(&self.region));
-        if let Some(provider) = &self.credentials {
-            builder = builder.with_credentials(Arc::new(SdkCredentials::new(provider.clone())));
+        if let Some(credentials) = &self.credentials {
+            builder = builder.with_credentials(credentials.clone());
         }
         match &s.encryption {
             Some(Encryption::S3) => builder = builder.with_config(sse_key(), "AES256"),
