@@ -115,7 +115,8 @@ async fn execute(g: &Global, mut a: ExportArgs, stop: StopSignal) -> (u8, Option
         None => {
             let ready = async {
                 let aws = load_aws(g).await?;
-                let to = a.to.as_deref().or(a.resume.as_deref());
+                // A dry run writes nothing: its destination need not exist yet.
+                let to = a.to.as_deref().or(a.resume.as_deref()).filter(|_| !a.dry_run);
                 reach(&aws, &[to, a.exclude_file.as_deref()]).await?;
                 Ok::<_, ddbx_core::Error>(aws)
             };
