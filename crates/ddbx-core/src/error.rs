@@ -26,13 +26,15 @@ pub enum Error {
         class: ErrorClass,
     },
     /// Reading or writing the storage (S3 or a folder) failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {said}")]
     Store {
         /// The object or folder.
         path: String,
         /// The storage error.
         #[source]
         source: object_store::Error,
+        /// What it means, on one line (`store::errors::describe`, by [`Error::store`]).
+        said: String,
     },
     /// A line of a data file is not a valid item.
     #[error("{file}, line {line}: {source}")]
@@ -70,6 +72,12 @@ pub enum Error {
     /// The run root a new run would write already holds a run.
     #[error("{0}")]
     RunRootTaken(String),
+    /// AWS cannot be used as configured, whatever the tables: a profile that does not
+    /// exist, no credentials, credentials refused or expired, an endpoint that cannot be
+    /// reached, a bucket that does not exist or lives in another region. The message is
+    /// one line that says what to fix (a usage error: exit 1).
+    #[error("{0}")]
+    Config(String),
     /// The run was interrupted (Ctrl-C, SIGTERM...).
     #[error("interrupted")]
     Interrupted,
@@ -101,14 +109,6 @@ pub enum Kind {
 }
 
 impl Error {
-    /// A storage error about `path`.
-    pub fn store(path: impl std::fmt::Display, source: object_store::Error) -> Self {
-        Self::Store {
-            path: path.to_string(),
-            source,
-        }
-    }
-
     /// This error with `note` added (the cause, its kind and its chain kept).
     pub fn noted(self, note: impl Into<String>) -> Self {
         Self::Noted {
@@ -128,7 +128,7 @@ impl Error {
     /// What kind of failure it is (see [`Kind`]).
     pub fn kind(&self) -> Kind {
         match self.cause() {
-            Self::Usage(_) => Kind::Usage,
+            Self::Usage(_) | Self::Config(_) => Kind::Usage,
             Self::Locked(_) | Self::RunRootTaken(_) => Kind::Held,
             Self::Plan(_) => Kind::Plan,
             Self::Interrupted => Kind::Interrupted,
@@ -148,6 +148,26 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// An error and its causes on one line (`a: b: c`), each said once, never a Debug form:
+/// what a person reads. The Debug form, with every field, is for `-v`'s log.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        // A wrapper often repeats its source's text ("io error: X" over "X"): keep one.
+        let known = parts
+            .iter()
+            .any(|p| p.contains(text.as_str()) || text.is_empty());
+        if !known {
+            parts.retain(|p| !text.contains(p.as_str()));
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// What kind of failure an AWS error is (decided once, by `aws::classify`).

@@ -21,6 +21,7 @@ pub(crate) mod checkpoint;
 pub mod clock;
 pub(crate) mod concurrent;
 pub mod copy;
+pub mod diagnosis;
 pub mod engine;
 mod error;
 pub mod export;

@@ -35,11 +35,17 @@ impl Drop for FakeCloud {
 impl FakeCloud {
     /// Start one for `env`, its log and clock file in the test's folder.
     pub async fn start(env: &TestEnv) -> Self {
+        Self::start_with(env, &[]).await
+    }
+
+    /// Start one with more of its flags (`--iam strict`: IAM policies enforced, for every
+    /// caller but the reserved `test` root identity).
+    pub async fn start_with(env: &TestEnv, flags: &[&str]) -> Self {
         let e = &env.emulators;
         assert!(
             std::path::Path::new(&e.fakecloud).exists()
                 && std::path::Path::new(&e.faketime).exists(),
-            "fakecloud ({}) or libfaketime ({}) is missing: run scripts/emulators start",
+            "fakecloud ({}) or libfaketime ({}) is missing: run scripts/emulators start --native",
             e.fakecloud,
             e.faketime
         );
@@ -60,6 +66,7 @@ impl FakeCloud {
                 "--log-level",
                 "warn",
             ])
+            .args(flags)
             .env("FAKECLOUD_CONTAINER_CLI", "false")
             .env("LD_PRELOAD", &e.faketime)
             .env("FAKETIME_TIMESTAMP_FILE", &time_file)

@@ -73,6 +73,11 @@ pub struct Faults {
     /// CreateTable naming this KMS key is refused, as AWS refuses a key the caller may not
     /// use (another account's).
     pub refuse_kms_key: Option<&'static str>,
+    /// The bucket lives in this region, not the one the requests go to: every S3 request
+    /// is answered as S3's regional endpoint answers a path-style request for a bucket of
+    /// another region (301 PermanentRedirect, `x-amz-bucket-region`, the endpoint to use
+    /// in the body; no Location header).
+    pub s3_bucket_region: Option<&'static str>,
 }
 
 /// One kind of fault.
@@ -351,6 +356,30 @@ fn s3_error(status: &str, code: &str) -> Vec<u8> {
     );
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// S3's answer to a path-style request sent to a regional endpoint for a bucket that
+/// lives in `region` (as documented for PermanentRedirect, and as S3 sends it: the
+/// bucket's region in a header, the endpoint in the body, no Location; HEAD gets no body).
+fn permanent_redirect(request_line: &str, region: &str) -> Vec<u8> {
+    let target = request_line.split(' ').nth(1).unwrap_or("/");
+    let bucket = target
+        .trim_start_matches('/')
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("");
+    let body = if request_line.starts_with("HEAD ") {
+        String::new()
+    } else {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message><Endpoint>{bucket}.s3.{region}.amazonaws.com</Endpoint><Bucket>{bucket}</Bucket><RequestId>0A1B2C3D4E5F6789</RequestId><HostId>ddbx-test-stand-in</HostId></Error>"
+        )
+    };
+    format!(
+        "HTTP/1.1 301 Moved Permanently\r\nx-amz-bucket-region: {region}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -792,13 +821,23 @@ impl Proxy<'_> {
         let action = s3_action(call.request_line);
         self.stats.calls.lock().unwrap().push(action.to_string());
         let verdict = self
-            .policy_denied(call)
+            .other_region(call)
+            .or_else(|| self.policy_denied(call))
             .or_else(|| self.wrong_owner(call))
             .or_else(|| self.denied_delete(call))
             .or_else(|| self.read_only(call))
             .or_else(|| self.stalled_put(call))
             .or_else(|| self.part_fault(call));
         verdict.map_or(Screened::Pass, Screened::Decided)
+    }
+
+    /// A bucket of another region (`s3_bucket_region`): every request redirected.
+    fn other_region(&self, call: &Call) -> Option<Verdict> {
+        let region = self.faults.s3_bucket_region?;
+        Some(Verdict::Answer(permanent_redirect(
+            call.request_line,
+            region,
+        )))
     }
 
     /// What `s3_policy` does not allow: refused as S3 refuses it, and recorded.

@@ -67,12 +67,12 @@ pub fn emulators() -> &'static Emulators {
         }
         let root = repo_root();
         let out = Command::new(root.join("scripts/emulators"))
-            .arg("start")
+            .args(["start", "--native"])
             .output()
-            .expect("run scripts/emulators start");
+            .expect("run scripts/emulators start --native");
         assert!(
             out.status.success(),
-            "scripts/emulators start failed:\n{}",
+            "scripts/emulators start --native failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8_lossy(&out.stdout);
@@ -272,7 +272,7 @@ impl TestEnv {
     ) -> serde_json::Value {
         let script = format!(
             "import sys, json, base64, boto3\n\
-             c = boto3.client('{service}', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t')\n\
+             c = boto3.client('{service}', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n\
              {code}\n\
              print(json.dumps(r, default=str))"
         );

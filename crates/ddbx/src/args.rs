@@ -258,6 +258,43 @@ pub enum Command {
     Prune(PruneArgs),
     /// Copy a run to another bucket, account, region or folder (server-side where it can), checked there; or, with --app and --from-base, every run of the app the target lacks.
     Copy(CopyArgs),
+    /// Whether an app's newest backup is a success younger than --max-age: exit 0, or a distinct code and one line (stale 5, failed 6, incomplete 7, running too long 8), for cron, systemd OnFailure= and monitoring checks.
+    Check(CheckArgs),
+    /// Shell completions generated from these flags: `ddbx completions bash > /etc/bash_completion.d/ddbx`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page generated from these flags (roff): ddbx(1) on stdout, or with --out-dir every page (ddbx-export(1), ...).
+    Man {
+        /// Write ddbx.1 and one page per command into this folder.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
+    },
+}
+
+/// `ddbx check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The base location the app's runs are under: a folder, file:// URL or s3://bucket/prefix.
+    #[arg(long, value_name = "LOCATION")]
+    pub to: String,
+    /// The app (with --region when it has runs in several).
+    #[arg(long)]
+    pub app: String,
+    /// The newest success must have started at most this long ago: 26h, 90m, 2d.
+    #[arg(long, default_value = "26h", value_name = "DURATION", value_parser = parse_wait)]
+    pub max_age: std::time::Duration,
+    /// A run still going after this long is reported (exit 8); a shorter one is left to end and the run before it is judged.
+    #[arg(long, default_value = "12h", value_name = "DURATION", value_parser = parse_wait)]
+    pub max_running: std::time::Duration,
+    /// Also read the newest success's restore plan and manifests (each against its checksum file) and look up every data file they list (no data is read: `ddbx verify --deep` compares items).
+    #[arg(long)]
+    pub deep: bool,
+    /// Write the check's outcome to this file in the Prometheus text format (for node_exporter's textfile collector), atomically.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 /// `ddbx copy`.
@@ -519,6 +556,9 @@ pub struct ImportArgs {
     /// Skip reading every file once before writing (faster; a bad line then fails a table mid-way).
     #[arg(long, help_heading = "Run")]
     pub no_validate_first: bool,
+    /// Write the import's outcome to this file in the Prometheus text format (for node_exporter's textfile collector), atomically: per table items, bytes, seconds, success; the run's duration and last success time.
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 /// `ddbx verify`.
@@ -663,6 +703,9 @@ pub struct ExportArgs {
     /// Minutes without refresh after which a lock is stale (at least 2: a live run refreshes its lock every minute).
     #[arg(long, default_value_t = 15, value_parser = stale_lock_minutes, help_heading = "Run")]
     pub stale_lock_minutes: u64,
+    /// Write the export's outcome to this file in the Prometheus text format (for node_exporter's textfile collector), atomically: per table items, bytes, seconds, success; the run's duration and last success time.
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 // Value parsers: every numeric flag's range is the library's (`ddbx_core::bounds`).

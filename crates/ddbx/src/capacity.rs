@@ -3,12 +3,17 @@
 use ddbx_core::capacity;
 
 use crate::args::{Global, Output};
-use crate::connect::load_aws;
+use crate::connect::{load_aws, reach};
 use crate::{exit, output};
 
 /// Restore every spike the run recorded and did not put back; returns the exit code.
 pub async fn restore(g: &Global, from: &str) -> u8 {
-    let aws = match load_aws(g).await {
+    let ready = async {
+        let aws = load_aws(g).await?;
+        reach(&aws, &[Some(from)]).await?;
+        Ok::<_, ddbx_core::Error>(aws)
+    };
+    let aws = match ready.await {
         Ok(aws) => aws,
         Err(e) => return output::fail(&e),
     };

@@ -5,14 +5,15 @@ use ddbx_core::catalog::{self, prune, RunEntry};
 use ddbx_core::run::lock::LockSettings;
 
 use crate::args::{Global, ListArgs, Output, PruneArgs, SourceArgs};
-use crate::connect::load_aws;
+use crate::connect::{load_aws_for, reach};
 use crate::progress::human_bytes;
 use crate::{exit, output};
 
 /// Run `ddbx list`; returns the exit code.
 pub async fn list(g: &Global, a: ListArgs) -> u8 {
     let found = async {
-        let aws = load_aws(g).await?;
+        let aws = load_aws_for(g, &a.to).await?;
+        reach(&aws, &[Some(&a.to)]).await?;
         let base = aws.storage.open_existing(&a.to)?;
         let filter = catalog::Filter {
             app: a.app.clone(),
@@ -102,7 +103,8 @@ pub async fn list(g: &Global, a: ListArgs) -> u8 {
 /// Run `ddbx prune`; returns the exit code.
 pub async fn prune(g: &Global, a: PruneArgs) -> u8 {
     let done = async {
-        let aws = load_aws(g).await?;
+        let aws = load_aws_for(g, &a.to).await?;
+        reach(&aws, &[Some(&a.to)]).await?;
         let base = aws.storage.open_existing(&a.to)?;
         let retention = prune::Retention {
             keep_last: a.keep_last as usize,

@@ -8,8 +8,31 @@ use ddbx_core::store::{Encryption, S3Settings};
 
 use crate::args::Global;
 
-/// Load the run's one AWS configuration from the global flags.
+/// Load the run's one AWS configuration from the global flags, for a command that calls
+/// AWS: the caller's credentials are found first.
 pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
+    load(g, true).await
+}
+
+/// The same for a command that works on `location` only (list, prune, check): a local
+/// folder needs no credentials.
+pub async fn load_aws_for(g: &Global, location: &str) -> Result<Aws, ddbx_core::Error> {
+    load(g, location.starts_with("s3://")).await
+}
+
+/// First contact with each `s3://` location a command is about to use (the others pass):
+/// a missing bucket, a bucket in another region, refused credentials or an endpoint that
+/// cannot be reached are said in one line before anything else is done.
+pub async fn reach(aws: &Aws, locations: &[Option<&str>]) -> Result<(), ddbx_core::Error> {
+    for location in locations.iter().flatten() {
+        if location.starts_with("s3://") {
+            aws.storage.reach(location).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn load(g: &Global, find_credentials: bool) -> Result<Aws, ddbx_core::Error> {
     let s3_encryption = match &g.sse {
         Some(sse) => Some(Encryption::parse(sse, g.sse_kms_key_id.clone())?),
         None if g.sse_kms_key_id.is_some() => {
@@ -39,6 +62,7 @@ pub async fn load_aws(g: &Global) -> Result<Aws, ddbx_core::Error> {
                     external_id: g.s3_external_id.clone(),
                 }),
             },
+            find_credentials,
         },
         S3Settings {
             endpoint_url: g.s3_endpoint_url.clone(),

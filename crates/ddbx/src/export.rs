@@ -6,13 +6,14 @@ use ddbx_core::engine::local::LocalEngine;
 use ddbx_core::export::{self, ExportSettings};
 use ddbx_core::plan::DataFormat;
 use ddbx_core::progress::RunProgress;
+use ddbx_core::report::RunSummary;
 use ddbx_core::run::lock::LockSettings;
 use ddbx_core::stop::StopSignal;
 
 use clap::ValueEnum;
 
 use crate::args::{EngineArg, ExportArgs, Global};
-use crate::connect::load_aws;
+use crate::connect::{load_aws, reach};
 use crate::{exit_code, output, progress};
 
 fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_core::Error> {
@@ -74,15 +75,26 @@ fn settings(a: &ExportArgs, stop: StopSignal) -> Result<ExportSettings, ddbx_cor
     })
 }
 
-/// Run `ddbx export` and return the exit code.
-pub async fn run(g: &Global, mut a: ExportArgs, stop: StopSignal) -> u8 {
+/// Run `ddbx export` and return the exit code (and write `--metrics-file`).
+pub async fn run(g: &Global, a: ExportArgs, stop: StopSignal) -> u8 {
+    // A dry run is no backup: it leaves the metrics of the last real run as they are.
+    let metrics_file = a.metrics_file.clone().filter(|_| !a.dry_run);
+    let app = a.app.clone().unwrap_or_default();
+    crate::metrics::measured("export", metrics_file, &app, g, execute(g, a, stop)).await
+}
+
+/// The export itself: its exit code, and its summary when it got that far.
+async fn execute(g: &Global, mut a: ExportArgs, stop: StopSignal) -> (u8, Option<RunSummary>) {
     // `--resume RUN` without `--engine`: the engine that made the run, when it resumes its
     // runs (the native engine; the local one is the default; an EMR run is refused as
     // such by the resume itself).
     let mut loaded = None;
     if let (Some(root), None) = (&a.resume, a.engine.engine) {
         let found = match load_aws(g).await {
-            Ok(aws) => export::engine_of(&aws, root).await.map(|e| (aws, e)),
+            Ok(aws) => match reach(&aws, &[Some(root)]).await {
+                Ok(()) => export::engine_of(&aws, root).await.map(|e| (aws, e)),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match found {
@@ -92,33 +104,49 @@ pub async fn run(g: &Global, mut a: ExportArgs, stop: StopSignal) -> u8 {
                     .filter(|e| *e == EngineArg::Native);
                 loaded = Some(aws);
             }
-            Err(e) => return output::fail(&e),
+            Err(e) => return (output::fail(&e), None),
         }
     }
     let settings = match settings(&a, stop) {
         Ok(s) => s,
-        Err(e) => return output::fail(&e),
+        Err(e) => return (output::fail(&e), None),
     };
     let aws = match loaded {
         Some(aws) => aws,
-        None => match load_aws(g).await {
-            Ok(aws) => aws,
-            Err(e) => return output::fail(&e),
-        },
+        None => {
+            let ready = async {
+                let aws = load_aws(g).await?;
+                // A dry run writes nothing: its destination need not exist yet.
+                let to =
+                    a.to.as_deref()
+                        .or(a.resume.as_deref())
+                        .filter(|_| !a.dry_run);
+                reach(&aws, &[to, a.exclude_file.as_deref()]).await?;
+                Ok::<_, ddbx_core::Error>(aws)
+            };
+            match ready.await {
+                Ok(aws) => aws,
+                Err(e) => return (output::fail(&e), None),
+            }
+        }
     };
     let runs = RunProgress::default();
     let renderer = progress::start(runs.clone(), !g.no_progress, "read");
     let result = export::run(&aws, &settings, &runs).await;
     renderer.stop().await;
+    // Credentials refused or the endpoint never reached: one line, not a failure per table.
+    if let Some(e) = aws.stopped() {
+        return (output::fail(&e), result.ok().map(|r| r.summary));
+    }
     match result {
         Ok(report) if settings.dry_run => {
             output::plan(g.output, &report.plan, &report.summary);
-            exit_code(Ok(&report.summary))
+            (exit_code(Ok(&report.summary)), None)
         }
         Ok(report) => {
             output::summary(g.output, &report.summary);
-            exit_code(Ok(&report.summary))
+            (exit_code(Ok(&report.summary)), Some(report.summary))
         }
-        Err(e) => output::fail(&e),
+        Err(e) => (output::fail(&e), None),
     }
 }

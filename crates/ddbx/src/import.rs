@@ -1,16 +1,19 @@
 //! `ddbx import` and `ddbx verify`: flags to settings, run, summary.
 
+use ddbx_core::aws::Aws;
+use ddbx_core::catalog;
 use ddbx_core::engine::local::LocalEngine;
 use ddbx_core::engine::EngineChoice;
 use ddbx_core::format::source::Selection;
 use ddbx_core::import::{self, ImportSettings};
 use ddbx_core::progress::RunProgress;
+use ddbx_core::report::RunSummary;
 use ddbx_core::stop::StopSignal;
 use ddbx_core::verify::{self, VerifySettings};
 
 use crate::args::{Global, ImportArgs, SourceArgs, VerifyArgs};
 use crate::catalog::resolve_from;
-use crate::connect::load_aws;
+use crate::connect::{load_aws, reach};
 use crate::{exit_code, output, progress};
 
 /// The export and its tables, from the flags import and verify share.
@@ -88,39 +91,62 @@ fn settings(
     })
 }
 
-/// Run `ddbx import` and return the exit code.
+/// Run `ddbx import` and return the exit code (and write `--metrics-file`).
 pub async fn run(g: &Global, a: ImportArgs, stop: StopSignal) -> u8 {
+    let metrics_file = a.metrics_file.clone().filter(|_| !a.dry_run);
+    let app = a.source.app.clone().unwrap_or_default();
+    crate::metrics::measured("import", metrics_file, &app, g, execute(g, a, stop)).await
+}
+
+/// The AWS clients of an import or a verify, once the locations it reads answer, and
+/// the export it takes (`--from latest` resolved).
+async fn connect(g: &Global, s: &SourceArgs) -> Result<(Aws, FromRun), ddbx_core::Error> {
+    let aws = load_aws(g).await?;
+    let from = (!catalog::is_latest(&s.from)).then_some(s.from.as_str());
+    reach(&aws, &[from, s.to.as_deref()]).await?;
+    let from = resolve_from(&aws, g, s).await?;
+    Ok((aws, from))
+}
+
+/// `--from` resolved, with the instant to replay to.
+type FromRun = (String, Option<chrono::DateTime<chrono::Utc>>);
+
+/// The import itself: its exit code, and its summary when it got that far.
+async fn execute(g: &Global, a: ImportArgs, stop: StopSignal) -> (u8, Option<RunSummary>) {
     let ready = async {
-        let aws = load_aws(g).await?;
-        let from = resolve_from(&aws, g, &a.source).await?;
+        let (aws, from) = connect(g, &a.source).await?;
+        reach(&aws, &[a.state_to.as_deref()]).await?;
         Ok::<_, ddbx_core::Error>((settings(&a, from, stop)?, aws))
     };
     let (settings, aws) = match ready.await {
         Ok(s) => s,
-        Err(e) => return output::fail(&e),
+        Err(e) => return (output::fail(&e), None),
     };
     let runs = RunProgress::default();
     let renderer = progress::start(runs.clone(), !g.no_progress, "write");
     let result = import::run(&aws, &settings, &runs).await;
     renderer.stop().await;
+    // Credentials refused or the endpoint never reached: one line, not a failure per table.
+    if let Some(e) = aws.stopped() {
+        return (output::fail(&e), result.ok().map(|r| r.summary));
+    }
     match result {
         Ok(report) if settings.dry_run => {
             output::import_plan(g.output, &report.steps);
-            exit_code(Ok(&report.summary))
+            (exit_code(Ok(&report.summary)), None)
         }
         Ok(report) => {
             output::summary(g.output, &report.summary);
-            exit_code(Ok(&report.summary))
+            (exit_code(Ok(&report.summary)), Some(report.summary))
         }
-        Err(e) => output::fail(&e),
+        Err(e) => (output::fail(&e), None),
     }
 }
 
 /// Run `ddbx verify` and return the exit code.
 pub async fn verify(g: &Global, a: VerifyArgs, stop: StopSignal) -> u8 {
     let ready = async {
-        let aws = load_aws(g).await?;
-        let from = resolve_from(&aws, g, &a.source).await?;
+        let (aws, from) = connect(g, &a.source).await?;
         Ok::<_, ddbx_core::Error>((selection(&a.source, from)?, aws))
     };
     let (source, aws) = match ready.await {
@@ -139,6 +165,9 @@ pub async fn verify(g: &Global, a: VerifyArgs, stop: StopSignal) -> u8 {
     let renderer = progress::start(runs.clone(), !g.no_progress, "read");
     let result = verify::run(&aws, &settings, &runs).await;
     renderer.stop().await;
+    if let Some(e) = aws.stopped() {
+        return output::fail(&e);
+    }
     match result {
         Ok(report) => {
             output::verdicts(g.output, &report.verdicts);

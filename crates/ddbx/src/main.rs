@@ -6,11 +6,15 @@
 mod args;
 mod capacity;
 mod catalog;
+mod check;
 mod connect;
 mod copy;
 mod engine;
 mod export;
+mod help;
 mod import;
+mod manual;
+mod metrics;
 mod output;
 mod progress;
 
@@ -24,7 +28,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use ddbx_core::stop::StopSignal;
 
 use args::{Cli, Command};
@@ -41,13 +45,24 @@ pub mod exit {
     pub const PLAN: u8 = 3;
     /// One or more tables failed.
     pub const TABLES_FAILED: u8 = 4;
+    /// `check`: the newest success is older than `--max-age`, or there is none.
+    pub const STALE: u8 = 5;
+    /// `check`: the newest run that ended failed.
+    pub const FAILED: u8 = 6;
+    /// `check`: the newest run never ended, left no flag or lacks files.
+    pub const INCOMPLETE: u8 = 7;
+    /// `check`: a run has been going for longer than `--max-running`.
+    pub const RUNNING_TOO_LONG: u8 = 8;
 }
 
 fn main() -> ExitCode {
     // A command line clap refuses is a usage error (exit 1, as the README says), never
     // clap's own 2, which means "another run holds the lock" here; --help and --version
     // exit 0.
-    let cli = match Cli::try_parse() {
+    let parsed = help::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -103,6 +118,9 @@ fn main() -> ExitCode {
             Command::List(a) => catalog::list(&cli.global, a).await,
             Command::Prune(a) => catalog::prune(&cli.global, a).await,
             Command::Copy(a) => copy::run(&cli.global, a).await,
+            Command::Check(a) => check::run(&cli.global, a).await,
+            Command::Completions { shell } => manual::completions(shell),
+            Command::Man { out_dir } => manual::man(out_dir.as_deref()),
         }
     });
     ExitCode::from(code)

@@ -6,8 +6,10 @@ use ddbx_core::report::{RunSummary, TableStatus};
 use crate::args::Output;
 use crate::exit_code;
 
-/// Report an error that ended the command; returns its exit code.
+/// Report an error that ended the command (one line; `-v` logs its every field);
+/// returns its exit code.
 pub fn fail(e: &ddbx_core::Error) -> u8 {
+    tracing::debug!(error = ?e, "the error in full");
     eprintln!("ddbx: error: {e}");
     exit_code(Err(e))
 }
@@ -61,13 +63,8 @@ pub fn summary(out: Output, s: &RunSummary) {
             t.seconds
         );
     }
-    for t in &s.table_reports {
-        if let Some(note) = &t.note {
-            println!("note: {}: {note}", t.table);
-        }
-        if let Some(note) = t.settings.as_ref().and_then(|o| o.note()) {
-            println!("note: {}: {note}", t.table);
-        }
+    for (note, tables) in grouped_notes(s) {
+        println!("note: {}: {note}", tables.join(", "));
     }
     if !s.excluded.is_empty() {
         println!(
@@ -81,6 +78,52 @@ pub fn summary(out: Output, s: &RunSummary) {
     for e in &s.errors {
         println!("error: {e}");
     }
+}
+
+/// The tables' notes, each said once with the tables it is about (ten tables an
+/// endpoint could not restore a setting of make one note, not ten), in the order their
+/// first table comes. A note's own `table NAME: ` contexts (the source table an error
+/// was about, recorded in its table.json) are left out: the line names the tables.
+fn grouped_notes(s: &RunSummary) -> Vec<(String, Vec<&str>)> {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for t in &s.table_reports {
+        let notes = t
+            .note
+            .iter()
+            .cloned()
+            .chain(t.settings.as_ref().and_then(|o| o.note()))
+            .map(|n| without_table_contexts(&n));
+        for note in notes {
+            match groups.iter_mut().find(|(n, _)| *n == note) {
+                Some((_, tables)) => tables.push(&t.table),
+                None => groups.push((note, vec![&t.table])),
+            }
+        }
+    }
+    groups
+}
+
+/// `point-in-time recovery: table T: DescribeContinuousBackups: X` without `table T: `.
+fn without_table_contexts(note: &str) -> String {
+    let mut out = String::with_capacity(note.len());
+    let mut rest = note;
+    while let Some(at) = rest.find("table ") {
+        let after = &rest[at + "table ".len()..];
+        let name_end = after.find(|c: char| c.is_whitespace() || c == ':');
+        let starts_word = at == 0 || !rest.as_bytes()[at - 1].is_ascii_alphanumeric();
+        match name_end {
+            Some(end) if starts_word && end > 0 && after[end..].starts_with(": ") => {
+                out.push_str(&rest[..at]);
+                rest = &after[end + 2..];
+            }
+            _ => {
+                out.push_str(&rest[..at + "table ".len()]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Print an export plan (dry run).
@@ -194,5 +237,54 @@ pub fn verdicts(out: Output, vs: &[ddbx_core::verify::Verdict]) {
         for ex in &v.examples {
             println!("    {ex}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ddbx_core::plan::RunLayout;
+    use ddbx_core::report::TableReport;
+
+    #[test]
+    fn a_note_repeated_per_table_is_said_once_naming_the_tables() {
+        let layout = RunLayout {
+            region: "r".into(),
+            app: "a".into(),
+            started: chrono::Utc::now(),
+        };
+        let tables = ["A", "B", "C"]
+            .iter()
+            .map(|t| TableReport {
+                note: Some(if *t == "B" {
+                    "other".into()
+                } else {
+                    "same".into()
+                }),
+                ..TableReport::planned(t)
+            })
+            .collect();
+        let s = RunSummary::for_job("import", &layout, "root".into(), tables, None);
+        assert_eq!(
+            grouped_notes(&s),
+            vec![("same".into(), vec!["A", "C"]), ("other".into(), vec!["B"])]
+        );
+        // The same error about each table's own source: one note.
+        let tables = ["A", "B"]
+            .iter()
+            .map(|t| TableReport {
+                note: Some(format!("NOT restored: point-in-time recovery: table SRC_{t}: DescribeContinuousBackups: UnknownOperationException (when exported: not recorded)")),
+                ..TableReport::planned(t)
+            })
+            .collect();
+        let s = RunSummary::for_job("import", &layout, "root".into(), tables, None);
+        assert_eq!(
+            grouped_notes(&s),
+            vec![("NOT restored: point-in-time recovery: DescribeContinuousBackups: UnknownOperationException (when exported: not recorded)".into(), vec!["A", "B"])]
+        );
+        assert_eq!(
+            without_table_contexts("a table T1 is big; table.json: x; Xtable Y: z"),
+            "a table T1 is big; table.json: x; Xtable Y: z"
+        );
     }
 }

@@ -123,8 +123,10 @@ impl Aws {
                 ),
             )
             .build();
+        let contact = Arc::new(crate::aws::contact::Contact::default());
         let ddb = aws_sdk_dynamodb::config::Builder::from(&sdk)
             .retry_config(aws_config::retry::RetryConfig::disabled())
+            .interceptor(contact.watch())
             .endpoint_url(endpoint)
             .build();
         let emr = aws_sdk_emr::config::Builder::from(&sdk)
@@ -143,6 +145,7 @@ impl Aws {
             retry: RetryPolicy::default(),
             clock: Arc::new(clock),
             sdk,
+            contact,
         }
     }
 }

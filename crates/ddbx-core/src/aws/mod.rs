@@ -4,9 +4,11 @@
 
 #[cfg(test)]
 pub(crate) mod canned;
+pub mod contact;
 pub mod credentials;
 pub(crate) mod dynamodb;
 mod error;
+pub mod profile;
 pub(crate) mod settings;
 
 pub use error::{classify, ErrorClass};
@@ -47,6 +49,9 @@ pub struct AwsSettings {
     pub role: Option<credentials::Role>,
     /// S3's own credentials (a bucket in another account).
     pub s3: credentials::S3Identity,
+    /// Find the caller's credentials before any call (a command that reaches AWS), and
+    /// say at once when there are none; a command on local folders only needs none.
+    pub find_credentials: bool,
 }
 
 /// The AWS clients of one run.
@@ -70,35 +75,58 @@ pub struct Aws {
     pub retry: RetryPolicy,
     /// The clock used for backoff.
     pub clock: Arc<dyn Clock>,
+    /// What the run knows of its DynamoDB endpoint: reached yet, and an error that
+    /// stops the run.
+    pub contact: Arc<contact::Contact>,
 }
 
 impl Aws {
     /// Load the configuration once for the run and build the clients (S3's as `s3` says).
+    ///
+    /// Before any call: a profile named that the config files do not hold is refused, the
+    /// region and the caller's credentials are found (within
+    /// [`credentials::FIND_WITHIN`]), and what is missing is said in one line.
     pub async fn load(
         settings: AwsSettings,
         s3: S3Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(profile) = &settings.profile {
+        if let Some(p) = &settings.profile {
+            profile::check(p, "--profile (or AWS_PROFILE)").await?;
+        }
+        if let Some(p) = &settings.s3.profile {
+            profile::check(p, "--s3-profile").await?;
+        }
+        let profile = settings.profile.as_deref();
+        let region = match &settings.region {
+            Some(r) => Region::new(r.clone()),
+            None => credentials::default_region(profile).await.ok_or_else(|| {
+                Error::Config(
+                    "no AWS region: pass --region, set AWS_REGION, or set one in the profile"
+                        .into(),
+                )
+            })?,
+        };
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(region.clone())
+            .credentials_provider(credentials::default_chain(profile, &region).await);
+        if let Some(profile) = profile {
             loader = loader.profile_name(profile);
         }
-        if let Some(region) = &settings.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
         let base = loader.load().await;
+        if settings.find_credentials {
+            credentials::find(&base, profile).await?;
+        }
         let sdk = match &settings.role {
             Some(role) => credentials::assume(&base, role).await,
             None => base.clone(),
         };
         let s3_credentials = credentials::for_s3(&base, &sdk, &settings.s3).await;
-        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
-            Error::Usage(
-                "no AWS region: pass --region, set AWS_REGION, or set one in the profile".into(),
-            )
-        })?;
+        let region = region.to_string();
+        let contact = Arc::new(contact::Contact::default());
         let mut ddb = aws_sdk_dynamodb::config::Builder::from(&sdk)
             .retry_config(RetryConfig::disabled())
+            .interceptor(contact.watch())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))
@@ -130,7 +158,14 @@ impl Aws {
             settings,
             retry: RetryPolicy::default(),
             clock,
+            contact,
         })
+    }
+
+    /// The error that stops the run (an endpoint never reached, credentials refused or
+    /// expired), once a call met one: every table would fail with it.
+    pub fn stopped(&self) -> Option<Error> {
+        self.contact.stopped().map(Error::Config)
     }
 
     /// Run `op` once, for a call that must not be repeated blindly (it is not idempotent,
@@ -140,12 +175,11 @@ impl Aws {
         Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        op.await.map_err(|err| Error::Aws {
-            context: context(),
-            code: err.code().map(str::to_string),
-            message: error::describe(&err),
-            class: classify(&err),
-        })
+        if let Some(e) = self.stopped() {
+            return Err(e);
+        }
+        op.await
+            .map_err(|err| error::final_error(context(), &err, classify(&err), 1, &self.contact))
     }
 
     /// Run `op` until it succeeds, fails permanently, or the retry policy gives up.
@@ -163,48 +197,64 @@ impl Aws {
         Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let mut backoff = Backoff::new(self.retry, self.clock.now());
+        if let Some(e) = self.stopped() {
+            return Err(e);
+        }
+        let started = self.clock.now();
+        let mut backoff = Backoff::new(self.retry, started);
         loop {
-            match op().await {
+            // Until the endpoint first answers, an attempt may take what is left of
+            // FIRST_CONTACT, no more (in real time: it bounds a wait on the network).
+            let attempt = if self.contact.answered() {
+                Some(op().await)
+            } else {
+                let left = contact::FIRST_CONTACT.saturating_sub(self.clock.now() - started);
+                tokio::time::timeout(left, op()).await.ok()
+            };
+            let Some(result) = attempt else {
+                let line = format!(
+                    "cannot reach {}: no answer within {} s",
+                    self.contact.host(),
+                    contact::FIRST_CONTACT.as_secs()
+                );
+                self.contact.stop(&line);
+                return Err(Error::Config(line));
+            };
+            let err = match result {
                 Ok(v) => {
                     if let Some(l) = limiter {
                         l.succeeded();
                     }
                     return Ok(v);
                 }
-                Err(err) => {
-                    let class = classify(&err);
-                    if class == ErrorClass::Throttled {
-                        if let Some(l) = limiter {
-                            l.throttled();
-                        }
-                    }
-                    let delay = if class == ErrorClass::Permanent {
-                        None
-                    } else {
-                        backoff.next_delay(self.clock.now())
-                    };
-                    match delay {
-                        Some(d) => {
-                            tracing::debug!(what = %context(), ?class, attempt = backoff.attempts(), delay_ms = d.as_millis() as u64, error = %error::describe(&err), "retrying");
-                            self.clock.sleep(d).await;
-                        }
-                        None => {
-                            let mut message = error::describe(&err);
-                            if class != ErrorClass::Permanent {
-                                message.push_str(&format!(
-                                    " (gave up after {} attempts)",
-                                    backoff.attempts()
-                                ));
-                            }
-                            return Err(Error::Aws {
-                                context: context(),
-                                code: err.code().map(str::to_string),
-                                message,
-                                class,
-                            });
-                        }
-                    }
+                Err(err) => err,
+            };
+            let class = classify(&err);
+            if class == ErrorClass::Throttled {
+                if let Some(l) = limiter {
+                    l.throttled();
+                }
+            }
+            let now = self.clock.now();
+            let first_contact = !self.contact.answered() && error::no_answer(&err);
+            let delay = match class {
+                ErrorClass::Permanent => None,
+                _ => backoff.next_delay(now),
+            }
+            .filter(|d| !first_contact || now - started + *d < contact::FIRST_CONTACT);
+            match delay {
+                Some(d) => {
+                    tracing::debug!(what = %context(), ?class, attempt = backoff.attempts(), delay_ms = d.as_millis() as u64, error = %error::describe(&err), "retrying");
+                    self.clock.sleep(d).await;
+                }
+                None => {
+                    return Err(error::final_error(
+                        context(),
+                        &err,
+                        class,
+                        backoff.attempts(),
+                        &self.contact,
+                    ))
                 }
             }
         }

@@ -5,6 +5,7 @@
 //! per folder level, never object by object; what it is comes from its flags, whose
 //! JSON summary says everything [`list`] shows. Its data is never read.
 
+pub mod check;
 pub mod prune;
 mod versioned;
 
@@ -103,6 +104,9 @@ pub struct JobEntry {
     /// Why its status is `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// The first errors its flag records (one per failed table, at most three).
+    #[serde(skip)]
+    pub errors: Vec<String>,
 }
 
 impl JobEntry {
@@ -123,6 +127,7 @@ impl JobEntry {
             object_lock: None,
             copied_from: None,
             problem: None,
+            errors: Vec::new(),
         }
     }
 
@@ -503,6 +508,7 @@ async fn job_entry(root: &Location, job: Job, names: &[String]) -> JobEntry {
         entry.continues = s.continues;
         entry.object_lock = s.object_lock;
         entry.copied_from = s.copied_from;
+        entry.errors = s.errors.into_iter().take(3).collect();
     }
     entry
 }

@@ -46,10 +46,10 @@ pub async fn select_tables(
         filter.exclude_file(file, &bytes)?;
     }
     let listed = if filter.needs_listing() {
-        let all = aws
-            .list_tables()
-            .await
-            .map_err(|e| Error::Plan(format!("cannot list tables: {e}")))?;
+        let all = aws.list_tables().await.map_err(|e| match e {
+            e if matches!(e.cause(), Error::Config(_)) => e,
+            e => Error::Plan(format!("cannot list tables: {e}")),
+        })?;
         Some(all)
     } else {
         None
@@ -75,6 +75,10 @@ pub async fn select_tables(
         (name, schema)
     })
     .await;
+    // Credentials refused or an endpoint never reached: no table can be exported.
+    if let Some(stop) = aws.stopped() {
+        return Err(stop);
+    }
     Ok(Selection {
         layout: RunLayout {
             region: aws.region.clone(),

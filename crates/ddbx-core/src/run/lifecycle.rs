@@ -128,7 +128,7 @@ impl Run<'_> {
             .unwrap_or_default();
         match SharedLock::acquire(&l.app_dir, owner, &l.reads, &settings, l.stop).await {
             Ok(lease) => Ok(Some(lease)),
-            Err(Error::Store { path, source }) => {
+            Err(Error::Store { path, source, .. }) => {
                 tracing::warn!(lease = %path, error = %source, "could not hold the app's lock shared (a folder this run may not write?): a prune of the app may delete this run meanwhile");
                 Ok(None)
             }

@@ -68,6 +68,7 @@ impl Flags {
                 Err(Error::Store {
                     source: object_store::Error::PermissionDenied { .. },
                     path,
+                    ..
                 }) => {
                     tracing::warn!(flag = %path, "this writer may not delete an earlier attempt's flag: it stays");
                 }

@@ -22,6 +22,7 @@ use object_store::{CredentialProvider, ObjectStore, PutPayload};
 use crate::{Error, Result};
 
 mod class;
+pub mod errors;
 pub(crate) mod local;
 pub mod retention;
 pub(crate) mod s3;
@@ -181,8 +182,9 @@ pub struct Storage {
     settings: S3Settings,
     /// The run's region, the default for buckets.
     region: String,
-    /// The SDK's credential chain, bridged into `object_store` (none: object_store's own).
-    credentials: Option<SharedCredentialsProvider>,
+    /// The SDK's credential chain, bridged into `object_store` (none: object_store's own),
+    /// one for every client: one role session, however many buckets and probes.
+    credentials: Option<Arc<SdkCredentials>>,
     buckets: Arc<Mutex<std::collections::HashMap<String, OpenBucket>>>,
     /// The SDK's client for what object_store cannot do, built on first use.
     sdk: Arc<std::sync::OnceLock<aws_sdk_s3::Client>>,
@@ -216,7 +218,7 @@ impl Storage {
         Self {
             settings,
             region: region.to_string(),
-            credentials,
+            credentials: credentials.map(|p| Arc::new(SdkCredentials::new(p))),
             buckets: Arc::default(),
             sdk: Arc::default(),
             recovering: false,
@@ -304,12 +306,35 @@ impl Storage {
         if let Some(open) = buckets.get(bucket) {
             return Ok(open.clone());
         }
+        let store = self.client(bucket, location, None)?;
+        let s = &self.settings;
+        let provider = self.credentials.as_ref().map(|c| c.provider.clone());
+        let client = self
+            .sdk
+            .get_or_init(|| s3::client(s, &self.region, provider))
+            .clone();
+        let open = OpenBucket {
+            store,
+            sdk: Arc::new(s3::Bucket::new(client, bucket, s)),
+        };
+        buckets.insert(bucket.to_string(), open.clone());
+        Ok(open)
+    }
+
+    /// A client of one bucket; `quick` replaces object_store's retry policy (ten retries
+    /// over up to three minutes) and its timeouts.
+    fn client(
+        &self,
+        bucket: &str,
+        location: &str,
+        quick: Option<(object_store::RetryConfig, Duration)>,
+    ) -> Result<Arc<dyn ObjectStore>> {
         let s = &self.settings;
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(bucket)
             .with_region(s.region.as_deref().unwrap_or(&self.region));
-        if let Some(provider) = &self.credentials {
-            builder = builder.with_credentials(Arc::new(SdkCredentials::new(provider.clone())));
+        if let Some(credentials) = &self.credentials {
+            builder = builder.with_credentials(credentials.clone());
         }
         match &s.encryption {
             Some(Encryption::S3) => builder = builder.with_config(sse_key(), "AES256"),
@@ -320,6 +345,12 @@ impl Storage {
         let mut options = ClientOptions::new();
         if let Some(timeout) = s.request_timeout {
             options = options.with_timeout(timeout);
+        }
+        if let Some((retry, timeout)) = quick {
+            builder = builder.with_retry(retry);
+            options = options
+                .with_timeout(timeout)
+                .with_connect_timeout(Duration::from_secs(3));
         }
         if let Some(owner) = &s.expected_bucket_owner {
             let mut headers = HeaderMap::new();
@@ -343,21 +374,103 @@ impl Storage {
         let s3 = builder
             .build()
             .map_err(|e| Error::Usage(format!("{location}: {e}")))?;
-        let store: Arc<dyn ObjectStore> = match &s.storage_class {
+        Ok(match &s.storage_class {
             Some(class) => Arc::new(class::WithStorageClass::new(s3, class)),
             None => Arc::new(s3),
-        };
-        let client = self
-            .sdk
-            .get_or_init(|| s3::client(s, &self.region, self.credentials.clone()))
-            .clone();
-        let open = OpenBucket {
-            store,
-            sdk: Arc::new(s3::Bucket::new(client, bucket, s)),
-        };
-        buckets.insert(bucket.to_string(), open.clone());
-        Ok(open)
+        })
     }
+
+    /// First contact with an `s3://` location, before a command uses it (anything else
+    /// passes): one small read of a key that need not exist, with a few quick retries, at
+    /// most [`FIRST_CONTACT`](crate::diagnosis::FIRST_CONTACT) in all. A bucket that
+    /// does not exist or lives in another region, credentials S3 refuses or finds
+    /// expired, and an endpoint that cannot be reached are said in one line
+    /// ([`Error::Config`]); an access denied is left to the command's own calls, which
+    /// say which action it needed.
+    pub async fn reach(&self, location: &str) -> Result<()> {
+        use errors::Problem;
+        let opened = self.open_existing(location)?;
+        let Some(bucket) = opened.bucket.clone() else {
+            return Ok(());
+        };
+        let quick = object_store::RetryConfig {
+            backoff: object_store::BackoffConfig {
+                init_backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(2),
+                base: 2.0,
+            },
+            max_retries: 5,
+            retry_timeout: Duration::from_secs(8),
+        };
+        let probe = self.client(&bucket, location, Some((quick, Duration::from_secs(5))))?;
+        let key = opened.join(".ddbx-first-contact");
+        let region = self.settings.region.as_deref().unwrap_or(&self.region);
+        let host = match &self.settings.endpoint_url {
+            Some(url) => crate::diagnosis::authority(url).unwrap_or_else(|| url.clone()),
+            None => format!("s3.{region}.amazonaws.com"),
+        };
+        let limit = crate::diagnosis::FIRST_CONTACT;
+        let answer = match tokio::time::timeout(limit, probe.get(&key)).await {
+            Err(_) => {
+                return Err(Error::Config(format!(
+                    "cannot reach {host}: no answer within {} s",
+                    limit.as_secs()
+                )))
+            }
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e,
+        };
+        let said = errors::describe(&answer);
+        match errors::classify(&answer) {
+            Problem::NoSuchBucket => Err(Error::Config(format!(
+                "{location}: the bucket {bucket} does not exist (S3 answered NoSuchBucket): create it, or check the bucket's name"
+            ))),
+            Problem::OtherRegion(said) => {
+                let found = match said {
+                    Some(r) => Some(r),
+                    None => {
+                        let endpoint = self.settings.endpoint_url.as_deref();
+                        bucket_region(endpoint, region, &bucket).await
+                    }
+                };
+                Err(Error::Config(format!(
+                "{location}: the bucket {bucket} is not in {region}{}: pass --s3-region {}",
+                match &found {
+                    Some(r) => format!(" but in {r}"),
+                    None => " (S3 answered 301 PermanentRedirect)".into(),
+                },
+                found.as_deref().unwrap_or("with the bucket's region (`aws s3api get-bucket-location --bucket BUCKET` says it)")
+            )))
+            }
+            Problem::Credentials(line) => Err(Error::Config(format!("{location}: {line}"))),
+            Problem::Unreachable { host, cause } => {
+                Err(Error::Config(format!("cannot reach {host}: {cause}")))
+            }
+            Problem::Denied(_) | Problem::Other(_) => {
+                tracing::debug!(%location, answer = %said, "first contact with S3: answered");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The region S3 says a bucket is in: the `x-amz-bucket-region` header of its answer to
+/// an unsigned HEAD of the bucket (S3 gives it with the 301 of a bucket in another region,
+/// to anyone), which object_store's error leaves out. `None` when no answer says it.
+async fn bucket_region(endpoint: Option<&str>, region: &str, bucket: &str) -> Option<String> {
+    let url = match endpoint {
+        Some(e) => format!("{}/{bucket}", e.trim_end_matches('/')),
+        None => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let answer = client.head(&url).send().await.ok()?;
+    let found = answer.headers().get("x-amz-bucket-region")?.to_str().ok()?;
+    (!found.is_empty() && found != region).then(|| found.to_string())
 }
 
 /// Open a local folder (a path or a `file://` URL), creating it if missing when asked.
@@ -498,7 +611,7 @@ impl CredentialProvider for SdkCredentials {
         }
         let c = self.provider.provide_credentials().await.map_err(|e| {
             // The whole chain of causes (STS's answer, the profile's problem), not its top.
-            let why = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+            let why = crate::error::chain(&e);
             object_store::Error::Generic {
                 store: "S3",
                 source: why.into(),
