@@ -291,6 +291,17 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+/// The Content-Length a message head gives (0 when none).
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0)
+}
+
 /// Read one request (by Content-Length) from a connection; None when it closes.
 pub async fn read_message(
     conn: &mut TcpStream,
@@ -299,14 +310,7 @@ pub async fn read_message(
     loop {
         if let Some(end) = find(buf, b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
+            let len = content_length(&head);
             while buf.len() < end + 4 + len {
                 let mut chunk = [0u8; 65536];
                 let n = conn.read(&mut chunk).await?;
@@ -460,14 +464,7 @@ pub async fn forward(upstream: &str, req: &[u8]) -> std::io::Result<Vec<u8>> {
     loop {
         if let Some(end) = find(&buf, b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
+            let len = content_length(&head);
             let len = if head_only { 0 } else { len };
             while buf.len() < end + 4 + len {
                 let mut chunk = [0u8; 65536];
