@@ -647,6 +647,20 @@ pub async fn create_table(
     sort_key: bool,
     provisioned: Option<(i64, i64)>,
 ) {
+    create_table_request(ddb, name, sort_key, provisioned)
+        .send()
+        .await
+        .unwrap();
+    wait_active(ddb, name).await;
+}
+
+/// The CreateTable call of [`create_table`], for a caller to add to (encryption) and send.
+pub fn create_table_request(
+    ddb: &Client,
+    name: &str,
+    sort_key: bool,
+    provisioned: Option<(i64, i64)>,
+) -> aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder {
     let mut req = ddb
         .create_table()
         .table_name(name)
@@ -693,8 +707,7 @@ pub async fn create_table(
             ),
         None => req.billing_mode(BillingMode::PayPerRequest),
     };
-    req.send().await.unwrap();
-    wait_active(ddb, name).await;
+    req
 }
 
 /// Wait for a table to be ACTIVE (the emulator takes ~50 ms).

@@ -341,24 +341,7 @@ async fn access_denied_names_the_action_the_resource_and_the_policy() {
     let bucket = env.bucket();
     fc.create_bucket(&env, &bucket);
     let t = env.table("t");
-    fc.ddb
-        .create_table()
-        .table_name(&t)
-        .attribute_definitions(
-            aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+    crate::support::create_table_request(&fc.ddb, &t, false, None)
         .send()
         .await
         .unwrap();

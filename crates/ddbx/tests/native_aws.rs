@@ -689,24 +689,7 @@ async fn import_table_keeps_the_tables_kms_key_or_says_it_could_not() {
     let mut tables = Vec::new();
     for (short, k) in [("kept", key("kept")), ("refused", key("refused"))] {
         let name = n.env.table(short);
-        n.fc.ddb
-            .create_table()
-            .table_name(&name)
-            .attribute_definitions(
-                aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        crate::support::create_table_request(&n.fc.ddb, &name, false, None)
             .sse_specification(
                 aws_sdk_dynamodb::types::SseSpecification::builder()
                     .enabled(true)
