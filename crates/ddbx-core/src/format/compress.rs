@@ -7,14 +7,27 @@ use flate2::write::GzEncoder;
 use crate::plan::Compression;
 
 /// A streaming compressor whose output is taken out as it grows.
-pub enum Compressor {
-    /// gzip.
+///
+/// Input is gathered into blocks of [`BLOCK`] bytes before the codec sees it. Why: an
+/// export writes one line (~200 bytes) at a time, and zstd's streaming encoder fed that
+/// way compresses from its wrapped round buffer ("extDict": 30 % of an export's CPU,
+/// `perf` in `docs/BENCHMARKS.md`, issue 26), twice what the same bytes cost in blocks;
+/// deflate's per-call cost falls too.
+pub struct Compressor {
+    codec: Codec,
+    input: Vec<u8>,
+}
+
+/// The codec's encoder, writing into memory.
+enum Codec {
     Gzip(GzEncoder<Vec<u8>>),
-    /// zstd.
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
-    /// No compression.
     None(Vec<u8>),
 }
+
+/// How many uncompressed bytes are gathered before the codec compresses them (zstd's
+/// block size).
+const BLOCK: usize = 128 * 1024;
 
 impl std::fmt::Debug for Compressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -25,51 +38,84 @@ impl std::fmt::Debug for Compressor {
 impl Compressor {
     /// A compressor for `c` at its default level.
     pub fn new(c: Compression) -> Self {
-        match c {
+        let codec = match c {
             Compression::Gzip => {
-                Compressor::Gzip(GzEncoder::new(Vec::new(), flate2::Compression::default()))
+                Codec::Gzip(GzEncoder::new(Vec::new(), flate2::Compression::default()))
             }
-            Compression::Zstd => Compressor::Zstd(
+            Compression::Zstd => Codec::Zstd(
                 zstd::stream::write::Encoder::new(Vec::new(), 3).expect("zstd level 3 is valid"),
             ),
-            Compression::None => Compressor::None(Vec::new()),
-        }
+            Compression::None => Codec::None(Vec::new()),
+        };
+        let input = match codec {
+            Codec::None(_) => Vec::new(),
+            _ => Vec::with_capacity(BLOCK),
+        };
+        Compressor { codec, input }
+    }
+
+    /// A compressor that writes its input as it is.
+    pub fn none() -> Self {
+        Self::new(Compression::None)
     }
 
     /// Feed uncompressed bytes.
     pub fn write(&mut self, bytes: &[u8]) {
-        // Writing into a Vec cannot fail.
-        match self {
-            Compressor::Gzip(e) => e.write_all(bytes).expect("in-memory write"),
-            Compressor::Zstd(e) => e.write_all(bytes).expect("in-memory write"),
-            Compressor::None(v) => v.extend_from_slice(bytes),
+        if let Codec::None(v) = &mut self.codec {
+            v.extend_from_slice(bytes);
+            return;
         }
+        if self.input.len() + bytes.len() > BLOCK && !self.input.is_empty() {
+            self.compress_input();
+        }
+        if bytes.len() >= BLOCK {
+            self.codec.write(bytes);
+        } else {
+            self.input.extend_from_slice(bytes);
+        }
+    }
+
+    fn compress_input(&mut self) {
+        self.codec.write(&self.input);
+        self.input.clear();
     }
 
     /// How many compressed bytes are waiting to be taken.
     pub fn pending(&self) -> usize {
-        match self {
-            Compressor::Gzip(e) => e.get_ref().len(),
-            Compressor::Zstd(e) => e.get_ref().len(),
-            Compressor::None(v) => v.len(),
+        match &self.codec {
+            Codec::Gzip(e) => e.get_ref().len(),
+            Codec::Zstd(e) => e.get_ref().len(),
+            Codec::None(v) => v.len(),
         }
     }
 
     /// Take the compressed bytes produced so far.
     pub fn take(&mut self) -> Vec<u8> {
-        match self {
-            Compressor::Gzip(e) => std::mem::take(e.get_mut()),
-            Compressor::Zstd(e) => std::mem::take(e.get_mut()),
-            Compressor::None(v) => std::mem::take(v),
+        match &mut self.codec {
+            Codec::Gzip(e) => std::mem::take(e.get_mut()),
+            Codec::Zstd(e) => std::mem::take(e.get_mut()),
+            Codec::None(v) => std::mem::take(v),
         }
     }
 
     /// End the stream and return the last compressed bytes.
-    pub fn finish(self) -> Vec<u8> {
+    pub fn finish(mut self) -> Vec<u8> {
+        self.compress_input();
+        match self.codec {
+            Codec::Gzip(e) => e.finish().expect("in-memory write"),
+            Codec::Zstd(e) => e.finish().expect("in-memory write"),
+            Codec::None(v) => v,
+        }
+    }
+}
+
+impl Codec {
+    fn write(&mut self, bytes: &[u8]) {
+        // Writing into a Vec cannot fail.
         match self {
-            Compressor::Gzip(e) => e.finish().expect("in-memory write"),
-            Compressor::Zstd(e) => e.finish().expect("in-memory write"),
-            Compressor::None(v) => v,
+            Codec::Gzip(e) => e.write_all(bytes).expect("in-memory write"),
+            Codec::Zstd(e) => e.write_all(bytes).expect("in-memory write"),
+            Codec::None(v) => v.extend_from_slice(bytes),
         }
     }
 }

@@ -213,7 +213,7 @@ impl DataFileWriter {
         let Some(mut file) = self.current.take() else {
             return Ok(());
         };
-        let tail = std::mem::replace(&mut file.compressor, Compressor::None(Vec::new())).finish();
+        let tail = std::mem::replace(&mut file.compressor, Compressor::none()).finish();
         file.append(&tail);
         let store = &self.layout.table_dir.store;
         let url = self.layout.table_dir.url_of(&file.path);

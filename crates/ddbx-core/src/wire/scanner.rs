@@ -60,8 +60,31 @@ impl Str<'_> {
 /// One attribute of the map being read: its name, and where its value is in the output.
 struct Entry<'b> {
     name: Str<'b>,
+    /// The name's first eight bytes, big-endian, zero-padded: names compare as these do
+    /// unless these are equal (why: most names are short, and the sort of every item's
+    /// names called `memcmp` for each comparison, 3 % of an export's CPU, issue 26).
+    prefix: u64,
     start: usize,
     end: usize,
+}
+
+impl Entry<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| self.name.as_str().cmp(other.name.as_str()))
+    }
+}
+
+/// The first eight bytes of `name`, big-endian, zero-padded. Comparing two of these
+/// orders two names as their bytes do wherever the prefixes differ: a zero pad sorts
+/// before any byte, as a shorter name sorts before a longer one it begins.
+fn prefix_of(name: &str) -> u64 {
+    let b = name.as_bytes();
+    let mut word = [0u8; 8];
+    let n = b.len().min(8);
+    word[..n].copy_from_slice(&b[..n]);
+    u64::from_be_bytes(word)
 }
 
 struct Reader<'b> {
@@ -336,9 +359,12 @@ impl<'b> Reader<'b> {
         if self.peek()? != b'}' {
             loop {
                 let name = self.string()?;
+                let prefix = prefix_of(name.as_str());
                 if self.names.len() > first {
                     out.push(b',');
-                    in_order &= self.names.last()?.name.as_str() < name.as_str();
+                    let last = self.names.last()?;
+                    in_order &= last.prefix < prefix
+                        || (last.prefix == prefix && last.name.as_str() < name.as_str());
                 }
                 text(&name, out);
                 self.eat(b':')?;
@@ -346,7 +372,12 @@ impl<'b> Reader<'b> {
                 let start = out.len();
                 size += name.as_str().len() + self.value(out, depth)?;
                 let end = out.len();
-                self.names.push(Entry { name, start, end });
+                self.names.push(Entry {
+                    name,
+                    prefix,
+                    start,
+                    end,
+                });
                 if !self.next_or_close(b'}')? {
                     break;
                 }
@@ -358,10 +389,10 @@ impl<'b> Reader<'b> {
         let entries = &mut self.names[first..];
         let len = entries.len();
         if !in_order {
-            entries.sort_unstable_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+            entries.sort_unstable_by(Entry::cmp);
             if entries
                 .windows(2)
-                .any(|w| w[0].name.as_str() == w[1].name.as_str())
+                .any(|w| w[0].cmp(&w[1]) == std::cmp::Ordering::Equal)
             {
                 return None;
             }
@@ -385,11 +416,7 @@ impl<'b> Reader<'b> {
 
     /// One type object such as `{"S":"x"}`; its value's size.
     fn value(&mut self, out: &mut Vec<u8>, depth: usize) -> Option<usize> {
-        self.eat(b'{')?;
-        let Str::Raw(key, _) = self.string()? else {
-            return None;
-        };
-        self.eat(b':')?;
+        let key = self.type_key()?;
         out.extend_from_slice(b"{\"");
         out.extend_from_slice(key.as_bytes());
         out.extend_from_slice(b"\":");
@@ -420,6 +447,28 @@ impl<'b> Reader<'b> {
         self.eat(b'}')?;
         out.push(b'}');
         Some(size)
+    }
+
+    /// The `{"S":` that opens a type object: its type key. DynamoDB writes it with no
+    /// white space, which is read here straight from the bytes (why: it is a third of the
+    /// strings of an answer, issue 26); anything else is read token by token.
+    fn type_key(&mut self) -> Option<&'b str> {
+        let i = self.i;
+        if self.b.get(i..i + 2) == Some(b"{\"") {
+            let tail = self.b.get(i + 2..(i + 8).min(self.b.len()))?;
+            if let Some(end) = tail.iter().position(|&c| c == b'"') {
+                if self.b.get(i + 2 + end + 1) == Some(&b':') {
+                    self.i = i + 2 + end + 2;
+                    return self.s.get(i + 2..i + 2 + end);
+                }
+            }
+        }
+        self.eat(b'{')?;
+        let Str::Raw(key, _) = self.string()? else {
+            return None;
+        };
+        self.eat(b':')?;
+        Some(key)
     }
 
     /// One S, N or B value (or set member); its size.
