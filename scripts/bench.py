@@ -32,8 +32,8 @@ canned_sizes = [int(n) for n in args.canned_sizes.split(",") if n]
 target = os.environ["CARGO_TARGET_DIR"]
 ddb = os.environ["DDBX_DYNAMODB_ENDPOINT"]
 host, port = ddb.removeprefix("http://").split(":")
-ddbx = [f"{target}/release/ddbx", "--endpoint-url", ddb, "--no-progress"]
-bench = [f"{target}/release/ddbx-bench", "--endpoint-url", ddb]
+ddbx = [f"{target}/profiling/ddbx", "--endpoint-url", ddb, "--no-progress"]
+bench = [f"{target}/profiling/ddbx-bench", "--endpoint-url", ddb]
 dynamodump = [os.path.join(os.path.dirname(sys.executable), "dynamodump")]
 env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
            AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", RUST_LOG="warn")
