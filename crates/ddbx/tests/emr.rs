@@ -133,7 +133,9 @@ async fn emr_export_then_emr_import_round_trips_over_two_clusters() {
     // Hive and the tag AWS's v2 managed policy needs.
     let run = emr.run_prefix();
     let clusters = emr.service.clusters();
-    let names: Vec<_> = clusters.iter().map(|c| c.name.as_str()).collect();
+    // (The two are launched at once: either may reach EMR first.)
+    let mut names: Vec<_> = clusters.iter().map(|c| c.name.as_str()).collect();
+    names.sort();
     assert_eq!(names, vec!["backup_01", "backup_02"]);
     let req = &clusters[0].request;
     assert_eq!(req["Instances"]["KeepJobFlowAliveWhenNoSteps"], true);
