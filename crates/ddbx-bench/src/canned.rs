@@ -5,6 +5,11 @@
 //! the few control-plane calls an export or an import makes. Against it, an export's or
 //! an import's wall and CPU time are the tool's own, not an emulator's.
 //!
+//! As a fleet ([`Table::fleet`]), it serves many tables named with a common prefix, each
+//! holding the same items: ListTables paged as DynamoDB pages it (at most 100 names a
+//! page, `Limit` 1 to 100, `ExclusiveStartTableName`, `LastEvaluatedTableName`, names in
+//! order), and each of them described and scanned.
+//!
 //! What it counts of the writes (`DdbxBench.Stats`, a call of its own): the puts taken, a
 //! sum of their keys' hashes (so that a benchmark can tell every item was written once),
 //! the units charged and the items answered as unprocessed.
@@ -36,6 +41,8 @@ pub struct Table {
     expected_key_sum: u64,
     /// The items' total size as DynamoDB counts it.
     item_bytes: u64,
+    /// The fleet's table names, sorted (empty: the one table `name`).
+    fleet: Vec<String>,
 }
 
 /// What BatchWriteItem calls have taken so far.
@@ -103,6 +110,37 @@ impl Table {
             writes: Writes::default(),
             expected_key_sum,
             item_bytes,
+            fleet: Vec::new(),
+        }
+    }
+
+    /// Serve `tables` tables named `<name><number>` (numbers zero-padded, so that their
+    /// names sort as their numbers), each holding this table's items.
+    pub fn fleet(mut self, tables: usize) -> Self {
+        let width = tables.saturating_sub(1).to_string().len();
+        self.fleet = (0..tables)
+            .map(|i| format!("{}{i:0width$}", self.name))
+            .collect();
+        self
+    }
+
+    /// Whether `name` is one of the tables holding the items.
+    fn holds(&self, name: &str) -> bool {
+        if self.fleet.is_empty() {
+            name == self.name
+        } else {
+            self.fleet
+                .binary_search_by(|n| n.as_str().cmp(name))
+                .is_ok()
+        }
+    }
+
+    /// The names ListTables lists.
+    fn names(&self) -> &[String] {
+        if self.fleet.is_empty() {
+            std::slice::from_ref(&self.name)
+        } else {
+            &self.fleet
         }
     }
 }
@@ -162,7 +200,9 @@ async fn connection(mut conn: TcpStream, table: &Table) -> std::io::Result<()> {
             "describetimetolive" => {
                 br#"{"TimeToLiveDescription":{"TimeToLiveStatus":"DISABLED"}}"#.to_vec()
             }
-            "listtables" => format!(r#"{{"TableNames":["{}"]}}"#, table.name).into_bytes(),
+            "describecontinuousbackups" => br#"{"ContinuousBackupsDescription":{"ContinuousBackupsStatus":"ENABLED","PointInTimeRecoveryDescription":{"PointInTimeRecoveryStatus":"DISABLED"}}}"#.to_vec(),
+            "listtagsofresource" => br#"{"Tags":[]}"#.to_vec(),
+            "listtables" => list_tables(table, &request),
             other => format!(r#"{{"__type":"UnknownOperationException","message":"{other}"}}"#)
                 .into_bytes(),
         };
@@ -182,16 +222,38 @@ async fn connection(mut conn: TcpStream, table: &Table) -> std::io::Result<()> {
     }
 }
 
+/// One ListTables page, as DynamoDB pages it: the names after `ExclusiveStartTableName`
+/// in order, at most `Limit` (1 to 100, default 100) of them, and the last one as
+/// `LastEvaluatedTableName` when more follow.
+fn list_tables(table: &Table, req: &serde_json::Value) -> Vec<u8> {
+    let limit = match req["Limit"].as_u64() {
+        None => 100,
+        Some(n @ 1..=100) => n as usize,
+        Some(_) => return br#"{"__type":"com.amazon.coral.validate#ValidationException","message":"Limit must be between 1 and 100"}"#.to_vec(),
+    };
+    let names = table.names();
+    let from = match req["ExclusiveStartTableName"].as_str() {
+        Some(start) => names.partition_point(|n| n.as_str() <= start),
+        None => 0,
+    };
+    let page = &names[from..(from + limit).min(names.len())];
+    let mut answer = serde_json::json!({ "TableNames": page });
+    if from + page.len() < names.len() {
+        answer["LastEvaluatedTableName"] = page.last().cloned().into();
+    }
+    serde_json::to_vec(&answer).expect("JSON")
+}
+
 fn describe(table: &Table, name: Option<&str>) -> Vec<u8> {
     let name = name.unwrap_or(&table.name);
-    let (count, bytes) = if name == table.name {
+    let (count, bytes) = if table.holds(name) {
         (table.items.len(), table.bytes)
     } else {
         (0, 0)
     };
     format!(
-        r#"{{"Table":{{"TableName":"{}","TableStatus":"ACTIVE","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}],"ItemCount":{},"TableSizeBytes":{},"ProvisionedThroughput":{{"ReadCapacityUnits":{},"WriteCapacityUnits":{},"NumberOfDecreasesToday":0}},"BillingModeSummary":{{"BillingMode":"PROVISIONED"}},"CreationDateTime":1700000000}}}}"#,
-        name, count, bytes, table.read_units, table.write_units
+        r#"{{"Table":{{"TableName":"{}","TableStatus":"ACTIVE","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}],"ItemCount":{},"TableSizeBytes":{},"ProvisionedThroughput":{{"ReadCapacityUnits":{},"WriteCapacityUnits":{},"NumberOfDecreasesToday":0}},"BillingModeSummary":{{"BillingMode":"PROVISIONED"}},"CreationDateTime":1700000000,"TableArn":"arn:aws:dynamodb:us-east-1:000000000000:table/{}"}}}}"#,
+        name, count, bytes, table.read_units, table.write_units, name
     )
     .into_bytes()
 }
@@ -362,7 +424,7 @@ fn scan(table: &Table, req: &serde_json::Value) -> Vec<u8> {
     out.extend_from_slice(
         format!(
             r#","Count":{count},"ScannedCount":{count},"ConsumedCapacity":{{"TableName":"{}","CapacityUnits":{units}}}"#,
-            table.name
+            req["TableName"].as_str().unwrap_or(&table.name)
         )
         .as_bytes(),
     );

@@ -65,7 +65,8 @@ enum Cmd {
         #[arg(long, default_value_t = 8)]
         segments: i32,
     },
-    /// Serve TABLE of ITEMS generated items from memory on PORT (a canned endpoint).
+    /// Serve TABLE of ITEMS generated items from memory on PORT (a canned endpoint), or a
+    /// fleet of such tables.
     Canned {
         #[command(flatten)]
         generated: Generated,
@@ -84,6 +85,11 @@ enum Cmd {
         /// UnprocessedItems.
         #[arg(long, default_value_t = 0.0)]
         unprocessed_share: f64,
+        /// Serve a fleet of this many tables instead of one: TABLE is their names' prefix
+        /// (`<TABLE>0000` ...), each holding the ITEMS items, ListTables paged as DynamoDB
+        /// pages it.
+        #[arg(long)]
+        fleet_tables: Option<usize>,
     },
     /// Decompress FILES (not timed), then print the seconds ddbx's own compressor takes to
     /// compress their bytes again with CODEC, and the uncompressed and compressed sizes.
@@ -304,8 +310,12 @@ async fn main() {
             write_units,
             meter,
             unprocessed_share,
+            fleet_tables,
         } => {
             let mut t = canned::Table::new(&table, items, |i| item(i, item_bytes));
+            if let Some(n) = fleet_tables {
+                t = t.fleet(n);
+            }
             t.read_units = read_units;
             t.write_units = write_units;
             t.meter = meter;
