@@ -22,12 +22,19 @@ p.add_argument("--dynein-src", help="a clone of awslabs/dynein outside this repo
 p.add_argument("--runs", type=int, default=3)
 p.add_argument("--out", default="docs/BENCHMARKS.md")
 p.add_argument("--canned-port", type=int, default=18020)
+p.add_argument("--fleets", default="1000,10000",
+               help="table counts of the fleets of 10-item tables exported from the canned endpoint, comma-separated "
+                    "(the largest is also the number of runs `ddbx list` lists and `ddbx prune` prunes nine tenths of; "
+                    "empty: none)")
+p.add_argument("--fleet-only", action="store_true",
+               help="run only the fleet and catalog benchmarks and print their section (docs/BENCHMARKS.md is left as it is)")
 p.add_argument("--canned-sizes", default="1000000",
                help="item counts of the ~200-byte tables served by the canned endpoint, comma-separated "
                     "(add 10000000 for the ten-million-item run: about 15 minutes more)")
 args = p.parse_args()
 sizes = [args.items] if args.items else [int(n) for n in args.sizes.split(",") if n]
 canned_sizes = [int(n) for n in args.canned_sizes.split(",") if n]
+fleets = [int(n) for n in args.fleets.split(",") if n]
 
 target = os.environ["CARGO_TARGET_DIR"]
 ddb = os.environ["DDBX_DYNAMODB_ENDPOINT"]
@@ -202,7 +209,7 @@ def bench_table(label, items, item_bytes):
     drop(table, t2)  # the emulator keeps everything in memory
 
 
-for label, items, item_bytes in tables:
+for label, items, item_bytes in ([] if args.fleet_only else tables):
     bench_table(label, items, item_bytes)
 # ddbx's own ceiling: the same items served from memory by a canned endpoint, which also
 # takes BatchWriteItem calls and discards them; compared with the CPU of merely compressing
@@ -319,9 +326,109 @@ def bench_unprocessed(items=20_000):
     return label, items
 
 
+# Fleets: an app of N tables of 10 items each (canned endpoint, ListTables paged 100 names
+# at a time as DynamoDB pages it), exported in one run: ddbx's CPU per table and its peak
+# RSS as N grows. Then the catalog at that scale: a base holding as many runs of one app
+# (each a copy of one real 1-table run, named for its own hour), listed, then pruned to its
+# newest tenth.
+fleet_results = {}  # tables -> measurement
+catalog_results = {}  # what -> measurement
+
+
+# The fleets are written to memory (tmpfs) where there is one: what is measured is ddbx's
+# CPU, not the disk's (on ext4, creating ~10 files a table costs the kernel as much again,
+# more when many files were just deleted).
+fleet_work = tempfile.mkdtemp(prefix="ddbx-bench-fleet-", dir="/dev/shm" if os.path.isdir("/dev/shm") else work)
+
+
+def bench_fleets():
+    for n in fleets:
+        canned = start_canned("FLEET_", 10, 200, "--fleet-tables", str(n))
+        out = os.path.join(fleet_work, f"fleet{n}")
+        try:
+            runs_m = []
+            for r in range(args.runs):
+                print(f"fleet of {n:,} tables: round {r + 1}/{args.runs}", file=sys.stderr)
+                runs_m.append(measure([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "export", "--app", "fleet",
+                                       "--tables", "FLEET_", "--to", out, "--read-ratio", "1.0"]))
+                flags = [f for _, _, fn in os.walk(out) for f in fn if f.startswith("BACKUP_")]
+                if flags != ["BACKUP_COMPLETE_SUCCESS"]:
+                    sys.exit(f"fleet of {n} tables: the export left {flags}")
+                if r + 1 < args.runs:
+                    shutil.rmtree(out)
+            fleet_results[n] = {k: statistics.median(m[k] for m in runs_m) for k in runs_m[0]}
+        finally:
+            canned.kill()
+            canned.wait()
+        if n != max(fleets):
+            shutil.rmtree(out, ignore_errors=True)
+    return os.path.join(fleet_work, f"fleet{max(fleets)}")
+
+
+def bench_catalog(runs):
+    """`ddbx list` of a base holding `runs` runs of one app, then `ddbx prune --keep-last`
+    a tenth of them (the rest deleted)."""
+    base = os.path.join(fleet_work, "catalog")
+    canned = start_canned("ONE", 10, 200)
+    try:
+        run([ddbx[0], "--endpoint-url", canned_url, "--no-progress", "export", "--app", "many", "--table", "ONE",
+             "--to", base, "--run-time", "2020-01-01T00:00:00Z"])
+    finally:
+        canned.kill()
+        canned.wait()
+    app_dir = os.path.join(base, "us-east-1", "many")
+    first = os.path.join(app_dir, "2020", "01", "01", "00_00.00")
+    start = datetime.datetime(2020, 1, 1)
+    print(f"catalog: making {runs:,} runs", file=sys.stderr)
+    for i in range(1, runs):
+        t = start + datetime.timedelta(hours=i)
+        shutil.copytree(first, os.path.join(app_dir, t.strftime("%Y/%m/%d/%H_%M.%S")))
+    for r in range(args.runs):
+        print(f"catalog: ddbx list of {runs:,} runs, round {r + 1}/{args.runs}", file=sys.stderr)
+        catalog_results.setdefault(f"ddbx list ({runs:,} runs)", []).append(
+            measure([ddbx[0], "--no-progress", "list", "--to", base, "--app", "many"]))
+        catalog_results.setdefault(f"ddbx prune --dry-run ({runs:,} runs, {runs - runs // 10:,} to delete)", []).append(
+            measure([ddbx[0], "--no-progress", "prune", "--to", base, "--app", "many", "--keep-last", str(runs // 10),
+                     "--dry-run"]))
+    print(f"catalog: ddbx prune of {runs - runs // 10:,} runs", file=sys.stderr)
+    catalog_results[f"ddbx prune ({runs:,} runs, {runs - runs // 10:,} deleted)"] = [
+        measure([ddbx[0], "--no-progress", "prune", "--to", base, "--app", "many", "--keep-last", str(runs // 10)])]
+    left = sum(1 for dp, _, fn in os.walk(app_dir) for f in fn if f == "BACKUP_COMPLETE_SUCCESS")
+    if left != runs // 10:
+        sys.exit(f"catalog: prune left {left} runs, not {runs // 10}")
+    shutil.rmtree(base)
+
+
+def fleet_section():
+    rows = sorted(fleet_results.items())
+    md = ("| tables of 10 items, one run | wall s | CPU s | CPU ms per table | peak RSS MB |\n|---|---:|---:|---:|---:|\n"
+          + "".join(f"| {n:,} | {m['wall']:.2f} | {m['cpu']:.2f} | {m['cpu'] / n * 1e3:.2f} | {m['rss_mb']:.0f} |\n" for n, m in rows))
+    if len(rows) > 1:
+        (a, ma), (b, mb) = rows[0], rows[-1]
+        md += (f"\nCPU per table added from {a:,} to {b:,} tables: {(mb['cpu'] - ma['cpu']) / (b - a) * 1e3:.2f} ms (target ≤ 2); "
+               f"peak RSS {mb['rss_mb'] / ma['rss_mb']:.2f}× ({ma['rss_mb']:.0f} → {mb['rss_mb']:.0f} MB).\n")
+    md += ("\n| catalog | wall s | CPU s | peak RSS MB |\n|---|---:|---:|---:|\n"
+           + "".join(f"| {what} | {statistics.median(m['wall'] for m in ms):.2f} | {statistics.median(m['cpu'] for m in ms):.2f} | "
+                     f"{statistics.median(m['rss_mb'] for m in ms):.0f} |\n" for what, ms in catalog_results.items()))
+    return md
+
+
+if args.fleet_only:
+    if fleets:
+        shutil.rmtree(bench_fleets(), ignore_errors=True)
+        bench_catalog(max(fleets))
+    print(f"Produced by `{' '.join(['scripts/bench'] + sys.argv[1:])}` on {datetime.date.today()}, medians of {args.runs} runs.\n")
+    print(fleet_section())
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(fleet_work, ignore_errors=True)
+    sys.exit(0)
 for label, items, item_bytes_each in canned_tables:
     bench_canned(label, items, item_bytes_each)
 unprocessed_table = bench_unprocessed()
+
+if fleets:
+    shutil.rmtree(bench_fleets(), ignore_errors=True)
+    bench_catalog(max(fleets))
 
 # Rate accuracy: a table with 200 provisioned RCU exported at --read-ratio 0.5 must consume
 # 100 RCU/s. The canned endpoint counts the units it charges in 10-second windows.
@@ -437,6 +544,9 @@ for name in ["ddbx export (gzip)", "ddbx import"]:
     for label, runs in canned_memory.items():
         canned_memory_md += memory_row(label, runs[name])
 
+# Fleets and the catalog at scale.
+fleet_md = fleet_section() if fleet_results else ""
+
 ratio_md = "| ratio | value |\n|---|---:|\n" + "".join(f"| {k} | {v:.2f} |\n" for k, v in ratios.items())
 versions = subprocess.run(ddbx[:1] + ["--version"], capture_output=True, text=True).stdout.strip()
 dd_version = subprocess.run([sys.executable, "-m", "pip", "show", "dynamodump"], capture_output=True, text=True).stdout
@@ -482,7 +592,14 @@ Rate accuracy: a table reporting 200 provisioned RCU ({rate_items:,} items from 
 endpoint), exported with `--read-ratio 0.5` (target 100 RCU/s, so 1,000 units per 10-second
 window). Worst deviation over the full windows after the first: {worst:.1f} %.
 
-{rate_md}"""
+{rate_md}
+Fleets (canned endpoint): an app of that many tables of 10 items each (ListTables paged 100
+names at a time, as DynamoDB pages it), exported in one run (`--tables FLEET_`, defaults
+otherwise), medians of {args.runs} runs. Then a local base holding
+{max(fleets) if fleets else 0:,} runs of one app (copies of one real 1-table run, an hour
+apart), listed and pruned to its newest tenth (a dry run, then the prune).
+
+{fleet_md}"""
 print(report)
 if args.out:
     old = open(args.out).read() if os.path.exists(args.out) else ""
@@ -491,3 +608,4 @@ if args.out:
     with open(args.out, "w") as f:
         f.write(report + notes)
 shutil.rmtree(work, ignore_errors=True)
+shutil.rmtree(fleet_work, ignore_errors=True)

@@ -1,7 +1,9 @@
 //! Progress while a run goes. On a terminal: a run line (tables done of all, items, bytes,
 //! elapsed time, and an ETA when every unfinished table's size is known), then a line per
-//! table: a bar when its size is known, a counter with its rate when it is not (DynamoDB's
-//! estimate is 0, or already passed), and what an engine that polls last saw. Elsewhere: a
+//! table (every running one, and others while there is room: a fleet of thousands keeps
+//! the lines of the few that matter, not one per table): a bar when its size is known, a
+//! counter with its rate when it is not (DynamoDB's estimate is 0, or already passed), and
+//! what an engine that polls last saw. Elsewhere: a
 //! log line per running table and one for the run every ten seconds. Log lines go through
 //! the bars so they never tear.
 
@@ -175,6 +177,116 @@ fn run_line(tables: &[Snapshot], elapsed: f64) -> String {
     line
 }
 
+/// The most lines of tables drawn at once. A running table always has one; a waiting or
+/// finished one only while there is room, and finished tables' lines give way, oldest
+/// first: a run of ten thousand tables draws (and keeps) the few that matter, and counts
+/// the rest in its run line.
+const MAX_LINES: usize = 40;
+
+/// The tables drawn, each with its line, keyed by their counters' address (kept alive by
+/// the run's progress for the whole run).
+#[derive(Default)]
+struct Lines {
+    drawn: std::collections::HashMap<usize, Line>,
+    /// Lines added so far (each line's age).
+    added: u64,
+}
+
+struct Line {
+    bar: ProgressBar,
+    /// When the table started running.
+    since: Option<Instant>,
+    age: u64,
+}
+
+impl Lines {
+    /// `t`'s line: the one it has, else a new one when it runs or there is room.
+    fn line_of(
+        &mut self,
+        t: &Arc<TableProgress>,
+        multi: &MultiProgress,
+        style: &ProgressStyle,
+    ) -> Option<&mut Line> {
+        let key = Arc::as_ptr(t) as usize;
+        if !self.drawn.contains_key(&key) {
+            let phase = t.phase();
+            let room = phase == Phase::Waiting && self.drawn.len() < MAX_LINES;
+            if phase != Phase::Running && !room {
+                return None;
+            }
+            let bar = multi.add(ProgressBar::new(0));
+            bar.set_style(style.clone());
+            bar.set_prefix(t.table.clone());
+            self.added += 1;
+            let age = self.added;
+            self.drawn.insert(
+                key,
+                Line {
+                    bar,
+                    since: None,
+                    age,
+                },
+            );
+        }
+        self.drawn.get_mut(&key)
+    }
+
+    /// Remove finished tables' lines, oldest first, while there are more than
+    /// [`MAX_LINES`].
+    fn make_room(&mut self, multi: &MultiProgress) {
+        if self.drawn.len() <= MAX_LINES {
+            return;
+        }
+        let mut finished: Vec<(u64, usize)> = self
+            .drawn
+            .iter()
+            .filter(|(_, l)| l.bar.is_finished())
+            .map(|(k, l)| (l.age, *k))
+            .collect();
+        finished.sort_unstable();
+        let excess = self.drawn.len() - MAX_LINES;
+        for (_, key) in finished.into_iter().take(excess) {
+            if let Some(line) = self.drawn.remove(&key) {
+                multi.remove(&line.bar);
+            }
+        }
+    }
+}
+
+impl Line {
+    /// Bring the line up to `t`'s counters; their snapshot.
+    fn draw(
+        &mut self,
+        t: &TableProgress,
+        bar_style: &ProgressStyle,
+        counter_style: &ProgressStyle,
+        unit_word: &str,
+    ) -> Snapshot {
+        if t.phase() != Phase::Waiting && self.since.is_none() {
+            self.since = Some(Instant::now());
+        }
+        let seconds = self.since.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        let s = Snapshot::of(t, seconds);
+        if self.bar.is_finished() {
+            return s;
+        }
+        if s.sized() {
+            self.bar.set_style(bar_style.clone());
+            self.bar.set_length(s.expected);
+        } else {
+            self.bar.set_style(counter_style.clone());
+            self.bar.tick();
+        }
+        self.bar.set_position(s.items);
+        self.bar.set_message(table_message(&s, unit_word));
+        if s.finished() {
+            // (finish() would fill the bar: a counter would then show 0.)
+            self.bar.abandon();
+        }
+        s
+    }
+}
+
 /// Start rendering `run`'s progress; `bars` allows bars when stderr is a terminal.
 /// `unit_word` names the capacity ("read" or "write").
 pub fn start(run: RunProgress, bars: bool, unit_word: &'static str) -> Renderer {
@@ -196,7 +308,7 @@ pub fn start(run: RunProgress, bars: bool, unit_word: &'static str) -> Renderer 
         let started = Instant::now();
         let header = multi.add(ProgressBar::new(0));
         header.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
-        let mut shown: Vec<(Arc<TableProgress>, ProgressBar, Option<Instant>)> = Vec::new();
+        let mut lines = Lines::default();
         let mut last_log = Instant::now();
         let tick = if use_bars {
             Duration::from_millis(200)
@@ -208,43 +320,23 @@ pub fn start(run: RunProgress, bars: bool, unit_word: &'static str) -> Renderer 
                 _ = tokio::time::sleep(tick) => false,
                 _ = &mut stopped => true,
             };
-            for t in run.tables() {
-                if !shown.iter().any(|(s, ..)| Arc::ptr_eq(s, &t)) {
-                    let bar = multi.add(ProgressBar::new(0));
-                    bar.set_style(counter_style.clone());
-                    bar.set_prefix(t.table.clone());
-                    shown.push((t, bar, None));
-                }
-            }
             let log_now = !use_bars && last_log.elapsed() >= Duration::from_secs(10);
-            let mut snapshots = Vec::new();
-            for (t, bar, since) in &mut shown {
-                if t.phase() != Phase::Waiting && since.is_none() {
-                    *since = Some(Instant::now());
-                }
-                let seconds = since.map_or(0.0, |s| s.elapsed().as_secs_f64());
-                let s = Snapshot::of(t, seconds);
-                snapshots.push(s.clone());
-                if bar.is_finished() {
+            let tables = run.tables();
+            let mut snapshots = Vec::with_capacity(tables.len());
+            for t in &tables {
+                let Some(line) = lines.line_of(t, &multi, &counter_style) else {
+                    // Not drawn: counted in the run line only (it has not started, or it
+                    // ended before a line was free).
+                    snapshots.push(Snapshot::of(t, 0.0));
                     continue;
-                }
-                if s.sized() {
-                    bar.set_style(bar_style.clone());
-                    bar.set_length(s.expected);
-                } else {
-                    bar.set_style(counter_style.clone());
-                    bar.tick();
-                }
-                bar.set_position(s.items);
-                bar.set_message(table_message(&s, unit_word));
+                };
+                let s = line.draw(t, &bar_style, &counter_style, unit_word);
                 if log_now && s.phase == Phase::Running {
                     tracing::info!(table = %t.table, items = s.items, expected = s.expected, bytes = s.bytes, units_per_s = format!("{:.1}", s.units / s.seconds.max(0.001)), state = s.state.as_deref().unwrap_or(""), "progress");
                 }
-                if s.finished() {
-                    // (finish() would fill the bar: a counter would then show 0.)
-                    bar.abandon();
-                }
+                snapshots.push(s);
             }
+            lines.make_room(&multi);
             let line = run_line(&snapshots, started.elapsed().as_secs_f64());
             header.set_message(line.clone());
             if log_now {
@@ -255,8 +347,8 @@ pub fn start(run: RunProgress, bars: bool, unit_word: &'static str) -> Renderer 
             }
             if done {
                 header.abandon();
-                for (_, bar, _) in &shown {
-                    bar.abandon();
+                for line in lines.drawn.values() {
+                    line.bar.abandon();
                 }
                 let _ = multi.clear();
                 return;
@@ -364,6 +456,47 @@ mod tests {
             ..running(0, 0, 30.0)
         };
         assert!(table_message(&s, "read").contains("cluster j-1 RUNNING, step PENDING"));
+    }
+
+    #[test]
+    fn a_fleet_draws_its_running_tables_and_no_more_lines_than_fit() {
+        let multi = MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden());
+        let style = ProgressStyle::with_template("{prefix} {msg}").unwrap();
+        let run = RunProgress::default();
+        let tables: Vec<_> = (0..1000).map(|i| run.table(&format!("T{i:04}"))).collect();
+        let mut lines = Lines::default();
+        let mut tick = |lines: &mut Lines| {
+            for t in run.tables() {
+                if let Some(line) = lines.line_of(&t, &multi, &style) {
+                    line.draw(&t, &style, &style, "read");
+                }
+            }
+            lines.make_room(&multi);
+        };
+        // Waiting tables take the room there is, no more.
+        tick(&mut lines);
+        assert_eq!(lines.drawn.len(), MAX_LINES);
+        // Tables far down the list that run get a line though the room is taken...
+        for t in &tables[500..504] {
+            t.set_phase(Phase::Running);
+        }
+        tick(&mut lines);
+        assert!(tables[500..504]
+            .iter()
+            .all(|t| lines.drawn.contains_key(&(Arc::as_ptr(t) as usize))));
+        // ...and when the first tables end, their lines give way: the lines drawn come
+        // back to the limit, the running ones kept.
+        for t in &tables[..10] {
+            t.set_phase(Phase::Done);
+        }
+        tick(&mut lines);
+        assert_eq!(lines.drawn.len(), MAX_LINES);
+        assert!(tables[500..504]
+            .iter()
+            .all(|t| lines.drawn.contains_key(&(Arc::as_ptr(t) as usize))));
+        assert!(!lines
+            .drawn
+            .contains_key(&(Arc::as_ptr(&tables[0]) as usize)));
     }
 
     #[test]

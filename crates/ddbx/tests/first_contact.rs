@@ -412,3 +412,68 @@ async fn an_expired_session_says_it_expired() {
         assert!(took < Duration::from_secs(5), "{to}: took {took:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_on_local_folders_needs_no_region_nor_credentials() {
+    let env = TestEnv::new("localonly").await;
+    let table = env.table("T");
+    env.create_table(&table, false, None).await;
+    let run = env.export_all("a", &[]);
+    let out = env.out();
+    // A machine with no AWS configuration at all: no region, no credentials, no files.
+    let bare = |c: &mut std::process::Command| {
+        c.env_remove("AWS_REGION")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_CONFIG_FILE", env.dir.path().join("no-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                env.dir.path().join("no-credentials"),
+            );
+    };
+    for args in [
+        vec!["list", "--to", out.to_str().unwrap()],
+        vec!["check", "--to", out.to_str().unwrap()],
+        vec![
+            "prune",
+            "--to",
+            out.to_str().unwrap(),
+            "--app",
+            "a",
+            "--keep-last",
+            "1",
+        ],
+    ] {
+        let mut c = env.ddbx();
+        bare(&mut c);
+        let o = c.args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", one_line(&o));
+    }
+    let mut c = env.ddbx();
+    bare(&mut c);
+    let o = c
+        .args(["list", "--to", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(run.file_name().unwrap().to_str().unwrap()),
+        "the run is listed"
+    );
+    // A command that reaches AWS still says what is missing.
+    let mut c = env.ddbx();
+    bare(&mut c);
+    let o = c
+        .args([
+            "export",
+            "--app",
+            "a",
+            "--tables",
+            &table,
+            "--to",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(one_line(&o).contains("no AWS region"), "{}", one_line(&o));
+}

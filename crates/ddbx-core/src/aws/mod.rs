@@ -80,6 +80,10 @@ pub struct Aws {
     pub contact: Arc<contact::Contact>,
 }
 
+/// The region the clients of a command on local folders only are built with when none is
+/// set (they make no call).
+const LOCAL_ONLY_REGION: &str = "us-east-1";
+
 impl Aws {
     /// Load the configuration once for the run and build the clients (S3's as `s3` says).
     ///
@@ -98,15 +102,20 @@ impl Aws {
             profile::check(p, "--s3-profile").await?;
         }
         let profile = settings.profile.as_deref();
-        let region = match &settings.region {
-            Some(r) => Region::new(r.clone()),
-            None => credentials::default_region(profile).await.ok_or_else(|| {
-                Error::Config(
-                    "no AWS region: pass --region, set AWS_REGION, or set one in the profile"
-                        .into(),
-                )
-            })?,
-        };
+        let region =
+            match &settings.region {
+                Some(r) => Region::new(r.clone()),
+                None => match credentials::default_region(profile).await {
+                    Some(r) => r,
+                    // A command on local folders only makes no AWS call: its clients need a
+                    // region to be built, not one the caller must name.
+                    None if !settings.find_credentials => Region::from_static(LOCAL_ONLY_REGION),
+                    None => return Err(Error::Config(
+                        "no AWS region: pass --region, set AWS_REGION, or set one in the profile"
+                            .into(),
+                    )),
+                },
+            };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(region.clone())
             .credentials_provider(credentials::default_chain(profile, &region).await);

@@ -160,11 +160,8 @@ impl Pruning<'_> {
         let mut errors = Vec::new();
         // In a bucket with Object Lock, runs go version by version, none still retained.
         let locked = versioned::locked_bucket(self.app_dir).await?;
-        for d in decisions.iter_mut().filter(|d| d.delete) {
-            let run = runs
-                .iter()
-                .find(|r| r.run_root == d.run_root)
-                .expect("decided from runs");
+        // (Each decision was made from the run at its place: no search of the runs for it.)
+        for (d, run) in decisions.iter_mut().zip(&runs).filter(|(d, _)| d.delete) {
             let why_not = if errors.is_empty() {
                 self.still_to_delete(run).await?
             } else {

@@ -139,6 +139,10 @@ pub(super) fn restore_plan(
     plan: &ExportPlan,
     reports: &[TableReport],
 ) -> RestorePlan {
+    // By name: a fleet's plan is matched with its reports in one pass, not a search of
+    // every report for each table.
+    let reports: std::collections::HashMap<&str, &TableReport> =
+        reports.iter().map(|r| (r.table.as_str(), r)).collect();
     RestorePlan {
         version: 1,
         app: layout.app.clone(),
@@ -148,7 +152,7 @@ pub(super) fn restore_plan(
             .tables
             .iter()
             .filter_map(|t| {
-                let r = reports.iter().find(|r| r.table == t.table)?;
+                let r = reports.get(t.table.as_str())?;
                 (r.status == TableStatus::Succeeded).then(|| RestoreStep {
                     source_table: t.table.clone(),
                     target_table: t.table.clone(),

@@ -51,7 +51,67 @@ impl NoLinks {
 }
 
 /// The first component of `location` under `root` that is a symbolic link.
+///
+/// On Linux, one `openat2` with `RESOLVE_NO_SYMLINKS` answers for the whole path (the
+/// kernel walks it and refuses any link on the way), and only a path it refuses is walked
+/// again to name the link: the component walk costs a `statx` per component, which made it
+/// a tenth of a fleet export's CPU and nearly a third of a prune's (docs/BENCHMARKS.md,
+/// issue 26). Where `openat2` is missing or refused (old kernels, seccomp), the walk.
 fn link_in(root: &std::path::Path, location: &Path) -> Option<PathBuf> {
+    #[cfg(target_os = "linux")]
+    match no_links_beneath(root, location) {
+        Resolved::NoLink => return None,
+        Resolved::Link => {
+            return walk_for_link(root, location).or_else(|| Some(root.join(location.as_ref())))
+        }
+        Resolved::Unknown => {}
+    }
+    walk_for_link(root, location)
+}
+
+/// What `openat2` said of a path.
+#[cfg(target_os = "linux")]
+#[derive(Debug, PartialEq)]
+enum Resolved {
+    /// Every component up to the first missing one is no link.
+    NoLink,
+    /// A component is a link.
+    Link,
+    /// It could not tell.
+    Unknown,
+}
+
+#[cfg(target_os = "linux")]
+fn no_links_beneath(root: &std::path::Path, location: &Path) -> Resolved {
+    use rustix::fs::{OFlags, ResolveFlags};
+    use rustix::io::Errno;
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    let Ok(dir) = rustix::fs::open(root, flags | OFlags::DIRECTORY, rustix::fs::Mode::empty())
+    else {
+        return Resolved::Unknown;
+    };
+    let relative: PathBuf = location.parts().map(|p| p.as_ref().to_string()).collect();
+    if relative.as_os_str().is_empty() {
+        return Resolved::NoLink;
+    }
+    match rustix::fs::openat2(
+        &dir,
+        &relative,
+        flags,
+        rustix::fs::Mode::empty(),
+        ResolveFlags::NO_SYMLINKS,
+    ) {
+        Ok(_) => Resolved::NoLink,
+        // The kernel resolves components in order: a missing one, or a file where a folder
+        // would be, is reached only past components that are no links (as the walk stops).
+        Err(Errno::NOENT | Errno::NOTDIR) => Resolved::NoLink,
+        Err(Errno::LOOP) => Resolved::Link,
+        Err(_) => Resolved::Unknown,
+    }
+}
+
+/// [`link_in`] one component at a time.
+fn walk_for_link(root: &std::path::Path, location: &Path) -> Option<PathBuf> {
     let mut path = root.to_path_buf();
     for part in location.parts() {
         path.push(part.as_ref());
@@ -209,6 +269,51 @@ mod tests {
     use super::*;
     use futures::TryStreamExt;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn the_kernel_check_names_the_link_the_walk_names() {
+        let (base, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let root = base.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+        std::fs::write(root.join("a/b/file"), "x").unwrap();
+        symlink(outside.path(), root.join("a/out")).unwrap();
+        symlink(root.join("a/b"), root.join("a/b/c/back")).unwrap();
+        symlink(root.join("nowhere"), root.join("a/dangling")).unwrap();
+        let cases = [
+            ("", None),
+            ("a", None),
+            ("a/b/c", None),
+            ("a/b/file", None),
+            ("a/b/file/below", None),
+            ("a/missing/x/y", None),
+            ("a/out", Some("a/out")),
+            ("a/out/x/y.json", Some("a/out")),
+            ("a/b/c/back", Some("a/b/c/back")),
+            ("a/b/c/back/c/back/file", Some("a/b/c/back")),
+            ("a/dangling", Some("a/dangling")),
+            ("a/dangling/x", Some("a/dangling")),
+        ];
+        for (path, link) in cases {
+            let location = Path::from(path);
+            let expected = link.map(|l| root.join(l));
+            assert_eq!(walk_for_link(&root, &location), expected, "walk: {path}");
+            // Where the kernel answers (openat2 is there and allowed), it answers the same.
+            #[cfg(target_os = "linux")]
+            match no_links_beneath(&root, &location) {
+                Resolved::Unknown => eprintln!("openat2 did not answer for {path}: the walk did"),
+                kernel => assert_eq!(
+                    kernel,
+                    if link.is_some() {
+                        Resolved::Link
+                    } else {
+                        Resolved::NoLink
+                    },
+                    "openat2: {path}"
+                ),
+            }
+            assert_eq!(link_in(&root, &location), expected, "{path}");
+        }
+    }
 
     #[tokio::test]
     async fn nothing_is_read_written_listed_or_deleted_through_a_link() {
