@@ -465,7 +465,7 @@ mod tests {
         let run = RunProgress::default();
         let tables: Vec<_> = (0..1000).map(|i| run.table(&format!("T{i:04}"))).collect();
         let mut lines = Lines::default();
-        let mut tick = |lines: &mut Lines| {
+        let tick = |lines: &mut Lines| {
             for t in run.tables() {
                 if let Some(line) = lines.line_of(&t, &multi, &style) {
                     line.draw(&t, &style, &style, "read");

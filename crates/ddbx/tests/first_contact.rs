@@ -433,7 +433,7 @@ async fn a_command_on_local_folders_needs_no_region_nor_credentials() {
     };
     for args in [
         vec!["list", "--to", out.to_str().unwrap()],
-        vec!["check", "--to", out.to_str().unwrap()],
+        vec!["check", "--to", out.to_str().unwrap(), "--app", "a"],
         vec![
             "prune",
             "--to",
