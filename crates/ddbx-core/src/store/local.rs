@@ -86,6 +86,8 @@ fn no_links_beneath(root: &std::path::Path, location: &Path) -> Resolved {
     use rustix::fs::{OFlags, ResolveFlags};
     use rustix::io::Errno;
     let flags = OFlags::PATH | OFlags::CLOEXEC;
+    // The root is opened for each check, not once: object_store writes by path, so the
+    // check must see the folder the path names now (a root replaced mid-run included).
     let Ok(dir) = rustix::fs::open(root, flags | OFlags::DIRECTORY, rustix::fs::Mode::empty())
     else {
         return Resolved::Unknown;
