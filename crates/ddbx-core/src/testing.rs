@@ -3,6 +3,9 @@
 //! checkpoints, `table.json`, chains). Each takes the bytes or refuses them; none panics,
 //! and what one accepts keeps its promises (no path leaves its folder, a lock's state and a
 //! checkpoint's key can be worked out).
+//!
+//! And the paths integration tests cannot reach at their real sizes: a server-side copy in
+//! parts, which `ddbx copy` takes only past 5 GiB.
 
 use std::time::Duration;
 
@@ -54,6 +57,28 @@ pub fn control_file_readers(bytes: &[u8]) {
         let _ = (t.key_check(), t.identity());
     }
     let _ = serde_json::from_slice::<Chain>(bytes);
+}
+
+/// A server-side copy of the object `rel` (`size` bytes) from the run root `from` to the
+/// run root `to`, both in S3, in parts of `part` bytes: the UploadPartCopy path `ddbx copy`
+/// takes past CopyObject's 5 GiB, taken here at a size a test can afford.
+pub async fn copy_server_side_in_parts(
+    from: &crate::store::Location,
+    to: &crate::store::Location,
+    rel: &str,
+    size: u64,
+    part: u64,
+) -> crate::Result<()> {
+    use crate::copy::objects::{copy_sized, Object};
+    let o = Object {
+        rel: rel.to_string(),
+        size,
+    };
+    let sizes = crate::store::s3::CopySizes {
+        single_max: part,
+        part,
+    };
+    copy_sized(from, to, &o, crate::copy::Transfer::ServerSide, sizes).await
 }
 
 #[cfg(test)]

@@ -55,6 +55,12 @@ pub mod exit {
     pub const RUNNING_TOO_LONG: u8 = 8;
 }
 
+/// Threads of tokio's blocking pool. object_store's local folders run each file operation
+/// there, and the pool otherwise grows a thread for every operation that waits (23 threads,
+/// ~22 MB of RSS, in an export of 10,000 tables to a folder: docs/BENCHMARKS.md, issue 26);
+/// the operations are short writes, renames and reads, which a few threads keep up with.
+const BLOCKING_THREADS: usize = 8;
+
 fn main() -> ExitCode {
     // A command line clap refuses is a usage error (exit 1, as the README says), never
     // clap's own 2, which means "another run holds the lock" here; --help and --version
@@ -96,6 +102,7 @@ fn main() -> ExitCode {
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
     {
         Ok(r) => r,

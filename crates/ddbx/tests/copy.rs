@@ -217,3 +217,62 @@ async fn an_apps_runs_sync_to_a_folder_and_server_side_to_a_bucket() {
     let o = env.run(&["verify", "--from", run["to"].as_str().unwrap(), "--deep"]);
     assert_eq!(o.status.code(), Some(0));
 }
+
+/// Past CopyObject's 5 GiB, `ddbx copy` has S3 copy an object in parts (UploadPartCopy,
+/// each a byte range of the source). The same path, taken at 12 MiB in parts of 5 MiB
+/// against moto, into a bucket with Object Lock: three parts (the ETag says so), the same
+/// bytes, retained as asked.
+#[tokio::test]
+async fn an_object_past_one_copys_limit_is_copied_in_parts_and_retained() {
+    use ddbx_core::store::retention::{LockMode, ObjectLock};
+    use ddbx_core::store::{S3Settings, Storage};
+    let env = TestEnv::new("cpparts").await;
+    let (source, target) = (env.bucket(), lock_bucket(&env, "parts"));
+    let size = 12 * 1024 * 1024 + 17;
+    let put = env.boto3(
+        "s3",
+        "import hashlib\nb = bytes((i * 31) % 251 for i in range(int(sys.argv[4])))\nc.put_object(Bucket=sys.argv[2], Key=sys.argv[3], Body=b)\nr = hashlib.md5(b).hexdigest()",
+        &[&source, "run/data/big.json.gz", &size.to_string()],
+    );
+    let settings = S3Settings {
+        endpoint_url: Some(env.emulators.s3.clone()),
+        ..S3Settings::default()
+    };
+    let keys = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test");
+    let storage = Storage::new(
+        settings,
+        "us-east-1",
+        Some(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            keys,
+        )),
+    );
+    let from = storage.open(&format!("s3://{source}/run")).unwrap();
+    let lock = ObjectLock {
+        mode: LockMode::Compliance,
+        days: 1,
+        retain_until: chrono::Utc::now() + chrono::Duration::days(1),
+    };
+    let to = storage
+        .open(&format!("s3://{target}/copy"))
+        .unwrap()
+        .retained(&lock)
+        .unwrap();
+    ddbx_core::testing::copy_server_side_in_parts(
+        &from,
+        &to,
+        "data/big.json.gz",
+        size,
+        5 * 1024 * 1024,
+    )
+    .await
+    .unwrap();
+    let got = env.boto3(
+        "s3",
+        "import hashlib\nh = c.head_object(Bucket=sys.argv[2], Key=sys.argv[3])\nb = c.get_object(Bucket=sys.argv[2], Key=sys.argv[3])['Body'].read()\nr = [h['ETag'], h.get('ObjectLockMode'), len(b), hashlib.md5(b).hexdigest()]",
+        &[&target, "copy/data/big.json.gz"],
+    );
+    assert!(got[0].as_str().unwrap().ends_with("-3\""), "{got}");
+    assert_eq!(got[1], "COMPLIANCE");
+    assert_eq!(got[2], size);
+    assert_eq!(got[3], put);
+}

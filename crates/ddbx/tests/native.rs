@@ -778,6 +778,69 @@ async fn incremental_runs_chain_and_replay_to_a_point_in_time_exactly() {
     assert!(n.fc.keys(&n.env, &n.bucket, n.key_of(&run3)).is_empty());
     let o = verify_latest(&[]);
     assert_eq!(o.status.code(), Some(0));
+
+    // The app synced to a folder elsewhere (`ddbx copy`, issue 28): its four runs, oldest
+    // first; the folder's chains name the copies, not the bucket; and the replay of the
+    // newest run reads the folder alone.
+    let dr = n.env.dir.path().join("dr");
+    let dr_base = dr.to_str().unwrap();
+    let o = n.ddbx(&[
+        "copy",
+        "--app",
+        "app",
+        "--from-base",
+        &base,
+        "--to",
+        dr_base,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let report = json_stdout(&o);
+    let copied: Vec<&str> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["from"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        copied,
+        [run1.as_str(), run2.as_str(), run4.as_str(), run5.as_str()]
+    );
+    for t in [&prov, &od] {
+        let file = dr.join(format!("us-east-1/app/_chains/{t}.json"));
+        let chain = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !chain.contains("s3://") && chain.contains(dr_base),
+            "{chain}"
+        );
+    }
+    let mut args = vec![
+        "verify", "--from", "latest", "--to", dr_base, "--app", "app",
+    ];
+    args.extend(["--tables", &prov, "--tables", &od, "--deep"]);
+    args.extend(["--exclude", "*_pit", "--exclude", "*_now"]);
+    let o = n.ddbx(&args);
+    assert_eq!(o.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains("replaying") && said.contains(dr_base),
+        "{said}"
+    );
+    // A second sync finds nothing to copy.
+    let o = n.ddbx(&[
+        "copy",
+        "--app",
+        "app",
+        "--from-base",
+        &base,
+        "--to",
+        dr_base,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(json_stdout(&o)["runs"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

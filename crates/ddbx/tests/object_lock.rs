@@ -429,6 +429,40 @@ async fn a_retained_run_deleted_with_the_writers_keys_is_listed_verified_and_res
         crate::support::digests(&env.scan_all(&t).await),
         crate::support::digests(&written)
     );
+    // Copied out past the markers too (to a folder elsewhere): the copy is a whole run
+    // again, with its flag, and verifies against the restored table.
+    let dr = env.dir.path().join("dr");
+    let o = env.run(&[
+        "copy",
+        "--from",
+        &root,
+        "--recover-deleted",
+        "--to",
+        dr.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let run = &json_stdout(&o)["runs"][0];
+    assert_eq!(
+        (&run["status"], &run["serverSide"]),
+        (&serde_json::json!("copied"), &serde_json::json!(false)),
+        "{run}"
+    );
+    let copy = run["to"].as_str().unwrap().to_string();
+    let flags = crate::support::files_named(&dr, "BACKUP_COMPLETE_SUCCESS");
+    assert_eq!(flags.len(), 1, "{copy}: {flags:?}");
+    let o = env.run(&["verify", "--from", &copy, "--deep"]);
+    assert_eq!(o.status.code(), Some(0));
+    // Without the flag, the deleted run is not there to copy.
+    let elsewhere = env.dir.path().join("dr2");
+    let o = env.run(&["copy", "--from", &root, "--to", elsewhere.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(0));
     assert_eq!(
         versions(&env, &bucket, &prefix).len(),
         versions_before,

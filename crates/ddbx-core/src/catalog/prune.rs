@@ -6,7 +6,8 @@
 //! (it may yet be resumed); and every run whose export a kept incremental run builds on
 //! (back to that chain's full export).
 //! Retention keeps the `keep_last` newest successful runs and every run younger than
-//! `keep_days`. The rest go: each run's objects listed and deleted in batches (S3's
+//! `keep_days`. The rest go, eight runs at a time: each run's flags and the app's leases
+//! read once more, its objects listed and deleted in batches (S3's
 //! DeleteObjects, through `object_store`; in a bucket with Object Lock, every version, once
 //! none is retained: [`super::versioned`]), then the app's chains forget the links of the
 //! runs that went.
@@ -160,33 +161,33 @@ impl Pruning<'_> {
         let mut errors = Vec::new();
         // In a bucket with Object Lock, runs go version by version, none still retained.
         let locked = versioned::locked_bucket(self.app_dir).await?;
-        // (Each decision was made from the run at its place: no search of the runs for it.)
-        for (d, run) in decisions.iter_mut().zip(&runs).filter(|(d, _)| d.delete) {
-            let why_not = if errors.is_empty() {
-                self.still_to_delete(run).await?
-            } else {
-                Some("not reached: an earlier delete failed".to_string())
-            };
-            if let Some(why) = why_not {
-                d.delete = false;
-                d.kept_because.push(why);
-                continue;
-            }
-            let root = self.base.child(run.run_dir());
-            let deleted = match &locked {
-                Some(bucket) => {
-                    versioned::delete_run(bucket, &root, self.retention.dry_run, self.retention.now)
-                        .await
-                        .map(|o| match o {
-                            versioned::Outcome::Gone { objects, bytes } => {
-                                Deleted::Gone { objects, bytes }
-                            }
-                            versioned::Outcome::Retained(why) => Deleted::Kept(why),
-                        })
+        // Several runs at once (each is a few requests to S3 in a row: leases, flags, a
+        // listing, the deletes); none is started after one failed. (Each decision was
+        // made from the run at its place: no search of the runs for it.)
+        let failed = std::cell::Cell::new(false);
+        let going: Vec<usize> = (0..runs.len()).filter(|&i| decisions[i].delete).collect();
+        let outcomes: Vec<(usize, Result<Deleted>)> = futures::stream::iter(going)
+            .map(|i| {
+                let (run, locked, failed) = (&runs[i], locked.as_ref(), &failed);
+                async move {
+                    if failed.get() {
+                        let why = "not reached: an earlier delete failed".to_string();
+                        return (i, Ok(Deleted::Kept(why)));
+                    }
+                    let outcome = self.delete_one(run, locked).await;
+                    if matches!(outcome, Err(_) | Ok(Deleted::Failed(_))) {
+                        failed.set(true);
+                    }
+                    (i, outcome)
                 }
-                None => delete_run(&root, self.app_dir, self.retention.dry_run).await,
-            };
-            match deleted {
+            })
+            .buffer_unordered(RUNS_AT_ONCE)
+            .collect()
+            .await;
+        let mut first_error = None;
+        for (i, outcome) in outcomes {
+            let d = &mut decisions[i];
+            match outcome {
                 Ok(Deleted::Gone { objects, bytes }) => {
                     d.objects = objects;
                     d.bytes = bytes;
@@ -195,12 +196,19 @@ impl Pruning<'_> {
                     d.delete = false;
                     d.kept_because.push(why);
                 }
-                Err(e) => {
+                Ok(Deleted::Failed(e)) => {
                     d.delete = false;
                     d.kept_because.push(format!("its delete failed: {e}"));
                     errors.push(format!("{}: {e}", d.run_root));
                 }
+                Err(e) => {
+                    d.delete = false;
+                    first_error.get_or_insert(e);
+                }
             }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         let chains_updated = self.forget(chains, &decisions, &mut errors).await;
         Ok(PruneReport {
@@ -212,6 +220,32 @@ impl Pruning<'_> {
             chains_updated,
             errors,
         })
+    }
+
+    /// One run that the retention lets go: checked once more, then deleted (or counted).
+    async fn delete_one(
+        &self,
+        run: &RunEntry,
+        locked: Option<&std::sync::Arc<crate::store::s3::Bucket>>,
+    ) -> Result<Deleted> {
+        if let Some(why) = self.still_to_delete(run).await? {
+            return Ok(Deleted::Kept(why));
+        }
+        let root = self.base.child(run.run_dir());
+        let deleted = match locked {
+            Some(bucket) => {
+                versioned::delete_run(bucket, &root, self.retention.dry_run, self.retention.now)
+                    .await
+                    .map(|o| match o {
+                        versioned::Outcome::Gone { objects, bytes } => {
+                            Deleted::Gone { objects, bytes }
+                        }
+                        versioned::Outcome::Retained(why) => Deleted::Kept(why),
+                    })
+            }
+            None => delete_run(&root, self.app_dir, self.retention.dry_run).await,
+        };
+        Ok(deleted.unwrap_or_else(Deleted::Failed))
     }
 
     /// The runs that live imports read (their leases), each with why it is kept.
@@ -425,7 +459,12 @@ enum Deleted {
     Gone { objects: u64, bytes: u64 },
     /// It could not be deleted safely, and why.
     Kept(String),
+    /// Its delete failed part-way.
+    Failed(Error),
 }
+
+/// Runs deleted at once.
+const RUNS_AT_ONCE: usize = 8;
 
 /// Delete every object of a run root (in batches), or only count them in a dry run: only
 /// objects it listed, each under the app's folder, never through a symbolic link (a local

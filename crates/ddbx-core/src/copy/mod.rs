@@ -12,7 +12,7 @@
 //! already there with their size are not copied again) and keeps its retention date.
 //! The target app's lock is held throughout, so no prune or export there races it.
 
-mod objects;
+pub(crate) mod objects;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -89,8 +89,23 @@ pub struct Versions {
 /// The most versions one DeleteObjects call names (S3's limit).
 pub const DELETE_BATCH: usize = 1000;
 
-/// The largest object one CopyObject copies (S3's limit); larger ones are copied in parts.
-pub const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
+/// Where a server-side copy switches from one CopyObject to UploadPartCopy, and the size
+/// of its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopySizes {
+    /// The largest object copied in one CopyObject.
+    pub single_max: u64,
+    /// Bytes a part past it (S3 takes 5 MiB to 5 GiB; the last part may be smaller).
+    pub part: u64,
+}
+
+impl CopySizes {
+    /// S3's own limit for one CopyObject (5 GiB), and parts of 512 MiB past it.
+    pub const S3: CopySizes = CopySizes {
+        single_max: 5 * 1024 * 1024 * 1024,
+        part: 512 * 1024 * 1024,
+    };
+}
 
 /// One SDK client for a storage's buckets, as `settings` say (region, endpoint, timeout)
 /// with `credentials`, its retries the SDK's standard ones (as many attempts as
@@ -506,9 +521,9 @@ impl Bucket {
     }
 
     /// Copy `source_key` of `source` (in S3, server-side) to `key` here, retained as
-    /// `retention` when given: one CopyObject up to 5 GiB, else (or when S3 refuses a
-    /// retained single copy for want of the source's MD5, as it does of an object
-    /// uploaded in parts) UploadPartCopy, `part` bytes a part.
+    /// `retention` when given: one CopyObject up to `sizes.single_max`, else (or when S3
+    /// refuses a retained single copy for want of the source's MD5, as it does of an
+    /// object uploaded in parts) UploadPartCopy, `sizes.part` bytes a part.
     pub async fn copy_from(
         self: &Arc<Self>,
         source: &Bucket,
@@ -516,9 +531,9 @@ impl Bucket {
         size: u64,
         key: &str,
         retention: Option<&Retention>,
-        part: u64,
+        sizes: CopySizes,
     ) -> Result<PutResult, object_store::Error> {
-        if size <= MAX_SINGLE_COPY {
+        if size <= sizes.single_max {
             match self
                 .copy_once(source, source_key, size, key, retention)
                 .await
@@ -534,8 +549,15 @@ impl Bucket {
                 done => return done,
             }
         }
-        self.copy_in_parts(source, source_key, size, key, retention, part.max(5 << 20))
-            .await
+        self.copy_in_parts(
+            source,
+            source_key,
+            size,
+            key,
+            retention,
+            sizes.part.max(5 << 20),
+        )
+        .await
     }
 
     async fn copy_once(
