@@ -26,6 +26,8 @@ p.add_argument("--fleets", default="1000,10000",
                help="table counts of the fleets of 10-item tables exported from the canned endpoint, comma-separated "
                     "(the largest is also the number of runs `ddbx list` lists and `ddbx prune` prunes nine tenths of; "
                     "empty: none)")
+p.add_argument("--s3-runs", type=int, default=1000,
+               help="runs of one app made in moto's S3 (copies of one real run), of which `ddbx prune` deletes nine tenths (0: none)")
 p.add_argument("--fleet-only", action="store_true",
                help="run only the fleet and catalog benchmarks and print their section (docs/BENCHMARKS.md is left as it is)")
 p.add_argument("--canned-sizes", default="1000000",
@@ -399,6 +401,47 @@ def bench_catalog(runs):
     shutil.rmtree(base)
 
 
+def bench_catalog_s3(runs):
+    """`ddbx list` and `ddbx prune` of nine tenths of `runs` runs of one app in moto's S3,
+    where a prune waits on requests (a run's leases, its flags, its listing, its deletes)."""
+    import boto3
+    from concurrent.futures import ThreadPoolExecutor
+    s3_url = os.environ["DDBX_S3_ENDPOINT"]
+    s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="bench",
+                      aws_secret_access_key="bench")
+    bucket = f"ddbx-bench-catalog-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    base = f"s3://{bucket}/b"
+    on_s3 = [ddbx[0], "--s3-endpoint-url", s3_url, "--no-progress"]
+    canned = start_canned("ONE", 10, 200)
+    try:
+        run(on_s3 + ["--endpoint-url", canned_url, "export", "--app", "many", "--table", "ONE", "--to", base,
+                     "--run-time", "2020-01-01T00:00:00Z"])
+    finally:
+        canned.kill()
+        canned.wait()
+    first = "b/us-east-1/many/2020/01/01/00_00.00/"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=first)["Contents"]]
+    start = datetime.datetime(2020, 1, 1)
+    print(f"catalog on S3: making {runs:,} runs", file=sys.stderr)
+
+    def copy_run(i):
+        to = "b/us-east-1/many/" + (start + datetime.timedelta(hours=i)).strftime("%Y/%m/%d/%H_%M.%S") + "/"
+        for k in keys:
+            s3.copy_object(Bucket=bucket, Key=to + k[len(first):], CopySource={"Bucket": bucket, "Key": k})
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(copy_run, range(1, runs)))
+    print(f"catalog on S3: ddbx list and prune of {runs - runs // 10:,} runs", file=sys.stderr)
+    catalog_results[f"ddbx list ({runs:,} runs, S3)"] = [
+        measure(on_s3 + ["list", "--to", base, "--app", "many"])]
+    catalog_results[f"ddbx prune ({runs:,} runs, {runs - runs // 10:,} deleted, S3)"] = [
+        measure(on_s3 + ["prune", "--to", base, "--app", "many", "--keep-last", str(runs // 10)])]
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="b/")
+    left = sum(1 for page in pages for o in page.get("Contents", []) if o["Key"].endswith("/BACKUP_COMPLETE_SUCCESS"))
+    if left != runs // 10:
+        sys.exit(f"catalog on S3: prune left {left} runs, not {runs // 10}")
+
+
 def fleet_section():
     rows = sorted(fleet_results.items())
     md = ("| tables of 10 items, one run | wall s | CPU s | CPU ms per table | peak RSS MB |\n|---|---:|---:|---:|---:|\n"
@@ -417,6 +460,8 @@ if args.fleet_only:
     if fleets:
         shutil.rmtree(bench_fleets(), ignore_errors=True)
         bench_catalog(max(fleets))
+    if args.s3_runs:
+        bench_catalog_s3(args.s3_runs)
     print(f"Produced by `{' '.join(['scripts/bench'] + sys.argv[1:])}` on {datetime.date.today()}, medians of {args.runs} runs.\n")
     print(fleet_section())
     shutil.rmtree(work, ignore_errors=True)
@@ -429,6 +474,8 @@ unprocessed_table = bench_unprocessed()
 if fleets:
     shutil.rmtree(bench_fleets(), ignore_errors=True)
     bench_catalog(max(fleets))
+if args.s3_runs:
+    bench_catalog_s3(args.s3_runs)
 
 # Rate accuracy: a table with 200 provisioned RCU exported at --read-ratio 0.5 must consume
 # 100 RCU/s. The canned endpoint counts the units it charges in 10-second windows.
@@ -597,7 +644,8 @@ Fleets (canned endpoint): an app of that many tables of 10 items each (ListTable
 names at a time, as DynamoDB pages it), exported in one run (`--tables FLEET_`, defaults
 otherwise), medians of {args.runs} runs. Then a local base holding
 {max(fleets) if fleets else 0:,} runs of one app (copies of one real 1-table run, an hour
-apart), listed and pruned to its newest tenth (a dry run, then the prune).
+apart), listed and pruned to its newest tenth (a dry run, then the prune), and
+{args.s3_runs:,} such runs in moto's S3, listed and pruned to their newest tenth (once).
 
 {fleet_md}"""
 print(report)

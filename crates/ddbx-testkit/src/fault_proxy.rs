@@ -78,6 +78,9 @@ pub struct Faults {
     /// another region (301 PermanentRedirect, `x-amz-bucket-region`, the endpoint to use
     /// in the body; no Location header).
     pub s3_bucket_region: Option<&'static str>,
+    /// Every S3 request that passes is answered this much later (S3's round trip, which
+    /// the local store does not have).
+    pub s3_latency: Option<Duration>,
 }
 
 /// One kind of fault.
@@ -825,7 +828,11 @@ impl Proxy<'_> {
             .or_else(|| self.read_only(call))
             .or_else(|| self.stalled_put(call))
             .or_else(|| self.part_fault(call));
-        verdict.map_or(Screened::Pass, Screened::Decided)
+        let pass = self
+            .faults
+            .s3_latency
+            .map_or(Screened::Pass, Screened::PassLate);
+        verdict.map_or(pass, Screened::Decided)
     }
 
     /// A bucket of another region (`s3_bucket_region`): every request redirected.

@@ -209,3 +209,77 @@ async fn thousands_of_runs_are_listed_from_their_flags() {
     assert!(runs.iter().all(|r| r.1 == "success"));
     assert!(runs.windows(2).all(|w| w[0].0 > w[1].0), "newest first");
 }
+
+/// The figure docs/BENCHMARKS.md records for a prune against S3's latency: 200 runs of one
+/// app in moto (copies of one real run, an hour apart), pruned to their newest 20 through
+/// the fault proxy, which answers every S3 request 25 ms late (moto answers at once; S3
+/// does not). Prints the wall time and the requests. Not a timed assertion: run it with
+/// `cargo test -p ddbx --test tests prune_behind_s3_latency -- --ignored --nocapture`
+/// (and with `DDBX_BIN=<another ddbx>` to measure that one the same way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement (about a minute): see docs/BENCHMARKS.md"]
+async fn prune_behind_s3_latency() {
+    use crate::support::fault_proxy::{FaultProxy, Faults};
+    let runs = 200;
+    let env = TestEnv::new("prlat").await;
+    let t = env.table("t");
+    env.mixed_table(&t, None, 10).await;
+    let bucket = env.bucket();
+    let base = format!("s3://{bucket}/b");
+    let o = env.run(&[
+        "export",
+        "--app",
+        "lat",
+        "--tables",
+        &t,
+        "--to",
+        &base,
+        "--run-time",
+        "2020-01-01T00:00:00Z",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let copied = env.boto3(
+        "s3",
+        "import datetime\n\
+         first = 'b/us-east-1/lat/2020/01/01/00_00.00/'\n\
+         keys = [o['Key'] for o in c.list_objects_v2(Bucket=sys.argv[2], Prefix=first)['Contents']]\n\
+         start = datetime.datetime(2020, 1, 1)\n\
+         for i in range(1, int(sys.argv[3])):\n    \
+             to = 'b/us-east-1/lat/' + (start + datetime.timedelta(hours=i)).strftime('%Y/%m/%d/%H_%M.%S') + '/'\n    \
+             for k in keys:\n        \
+                 c.copy_object(Bucket=sys.argv[2], Key=to + k[len(first):], CopySource={'Bucket': sys.argv[2], 'Key': k})\n\
+         r = len(keys)",
+        &[&bucket, &runs.to_string()],
+    );
+    let proxy = FaultProxy::start(
+        &env.emulators.s3,
+        Faults {
+            s3_latency: Some(std::time::Duration::from_millis(25)),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let o = env
+        .ddbx_with(&env.emulators.dynamodb, &proxy.url)
+        .args(["prune", "--to", &base, "--app", "lat", "--keep-last", "20"])
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    assert_eq!(o.status.code(), Some(0));
+    let report = crate::support::json_stdout(&o);
+    let deleted = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["delete"] == true)
+        .count();
+    assert_eq!(deleted, runs - 20);
+    let requests = proxy.stats.calls.lock().unwrap().len();
+    println!(
+        "prune of {deleted} runs ({copied} objects each) behind 25 ms of S3 latency: {wall:.1} s, {requests} S3 requests ({:.1} a run; one after another they would wait {:.1} s)",
+        requests as f64 / deleted as f64,
+        requests as f64 * 0.025
+    );
+}

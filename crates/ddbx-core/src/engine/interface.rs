@@ -16,7 +16,7 @@ use crate::progress::TableProgress;
 use crate::report::TableReport;
 use crate::stop::StopSignal;
 use crate::store::Location;
-use crate::table::TableSchema;
+use crate::table::{Schemas, TableSchema};
 use crate::Result;
 
 /// Where the work of a run is done: in this process, on EMR clusters, ...
@@ -105,7 +105,7 @@ pub struct ExportWork<'a> {
     /// The resolved plan: format, compression, rate, segments and spike of each table.
     pub plan: &'a ExportPlan,
     /// Each planned table's description, in the plan's order.
-    pub schemas: &'a [TableSchema],
+    pub schemas: &'a Schemas,
     /// Scan segments the user asked for (the plan's are ddbx's choice otherwise).
     pub segments: Option<u32>,
     /// When data files roll.

@@ -24,7 +24,7 @@ use crate::run::status::Job;
 use crate::stop::StopSignal;
 use crate::store::retention::{self, LockRequest};
 use crate::store::Location;
-use crate::table::TableSchema;
+use crate::table::Schemas;
 use crate::Result;
 
 /// Everything an export is asked to do.
@@ -153,7 +153,7 @@ struct Prepared {
     run_dir: Location,
     plan: ExportPlan,
     /// Each planned table's description, in the plan's order.
-    schemas: Vec<TableSchema>,
+    schemas: Schemas,
     /// Tables that failed before any work (not described, spike not planned).
     failed_early: Vec<TableReport>,
 }

@@ -2,6 +2,7 @@
 //! capacity spike, and at the end the restore plan of what succeeded.
 
 use chrono::Utc;
+use futures::StreamExt;
 
 use crate::aws::Aws;
 use crate::capacity;
@@ -13,7 +14,8 @@ use crate::plan::{
     RestoreStep, RunLayout, DEFAULT_WRITE_RATIO,
 };
 use crate::report::{TableReport, TableStatus};
-use crate::table::TableSchema;
+use crate::store::Location;
+use crate::table::{Schemas, TableSchema};
 use crate::Result;
 
 /// Select the tables of a new run and plan each.
@@ -54,29 +56,28 @@ pub(super) async fn prepare(
         tables: Vec::new(),
     };
     let mut failed_early = Vec::new();
-    let mut schemas = Vec::new();
-    for (name, described) in selection.tables {
-        let mut schema = match described {
-            Ok(schema) => schema,
-            Err(e) => {
-                failed_early.push(TableReport::failed(&name, e));
-                continue;
-            }
-        };
-        aws.read_settings(&mut schema, settings.resource_policy)
-            .await;
-        let destination = run_dir.child(&table_folder(&name)).url();
-        match planned_table(aws, settings, &schema, destination).await {
-            Ok(mut planned) => {
-                engine.adjust_plan(&mut planned, &schema, settings.segments);
+    let mut schemas = Schemas::default();
+    // Eight tables described at a time, each kept (in `Schemas`) as it comes, in order:
+    // a fleet's descriptions are never all in memory at once.
+    let mut described = futures::stream::iter(selection.tables)
+        .map(|name| async {
+            let planned = described_and_planned(aws, settings, engine, &run_dir, &name).await;
+            (name, planned)
+        })
+        .buffered(DESCRIBED_AT_ONCE);
+    while let Some((name, planned)) = described.next().await {
+        match planned {
+            Ok((schema, planned)) => {
+                schemas.push(&schema)?;
                 plan.tables.push(planned);
-                schemas.push(schema);
             }
-            Err(e) => failed_early.push(TableReport::failed(
-                &name,
-                format!("planning the capacity spike: {e}"),
-            )),
+            Err(e) => failed_early.push(TableReport::failed(&name, e)),
         }
+    }
+    drop(described);
+    // Credentials refused or an endpoint never reached: no table can be exported.
+    if let Some(stop) = aws.stopped() {
+        return Err(stop);
     }
     Ok(Prepared {
         base: selection.base,
@@ -86,6 +87,28 @@ pub(super) async fn prepare(
         schemas,
         failed_early,
     })
+}
+
+/// Tables described (and their settings read) at once.
+const DESCRIBED_AT_ONCE: usize = 8;
+
+/// One table described, its settings read, and planned.
+async fn described_and_planned(
+    aws: &Aws,
+    settings: &ExportSettings,
+    engine: &dyn Engine,
+    run_dir: &Location,
+    name: &str,
+) -> Result<(TableSchema, PlannedTable)> {
+    let mut schema = aws.describe_table(name).await?;
+    aws.read_settings(&mut schema, settings.resource_policy)
+        .await;
+    let destination = run_dir.child(&table_folder(name)).url();
+    let mut planned = planned_table(aws, settings, &schema, destination)
+        .await
+        .map_err(|e| crate::Error::Failed(format!("planning the capacity spike: {e}")))?;
+    engine.adjust_plan(&mut planned, &schema, settings.segments);
+    Ok((schema, planned))
 }
 
 /// One table's plan: the rate follows the capacity the table will have during its export

@@ -8,6 +8,7 @@ use crate::engine::Engine;
 use crate::export::{ExportSettings, Prepared};
 use crate::plan::{table_folder, ExportPlan, PlanSelection, PlannedTable, RunLayout, TableFilter};
 use crate::report::TableReport;
+use crate::table::Schemas;
 use crate::{Error, Result};
 
 /// The engine that made the run at `run_root` (its plan's), for `export --resume` without
@@ -96,7 +97,7 @@ pub(super) async fn prepare(
         given_base.as_deref(),
     )?;
     let run_dir = base.child(&rel);
-    let mut schemas = Vec::new();
+    let mut schemas = Schemas::default();
     let mut failed_early = Vec::new();
     let mut tables = Vec::new();
     for t in &plan.tables {
@@ -110,7 +111,7 @@ pub(super) async fn prepare(
         };
         match schema {
             Ok(s) => {
-                schemas.push(s);
+                schemas.push(&s)?;
                 tables.push(t.clone());
             }
             Err(e) => failed_early.push(TableReport::failed(&t.table, e)),

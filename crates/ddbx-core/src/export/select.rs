@@ -1,32 +1,29 @@
 //! Which tables an export takes: prefixes, globs, exact names, excludes (flags, the seed's
-//! `<base>/excludes` and `--exclude-file`), each table described.
+//! `<base>/excludes` and `--exclude-file`). The plan describes each (`export::plan`).
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::aws::Aws;
-use crate::concurrent::for_each_limited;
 use crate::export::ExportSettings;
 use crate::plan::{validate_app_name, RunLayout, TableFilter};
 use crate::store::Location;
-use crate::table::TableSchema;
 use crate::{Error, Result};
 
-/// The tables a run selects, described, with the layout of the run.
+/// The tables a run selects, with the layout of the run.
 #[derive(Debug)]
 pub struct Selection {
     /// The run's layout (region, app, start time).
     pub layout: RunLayout,
     /// The base location.
     pub base: Location,
-    /// The selected tables, described, sorted by name; a table that could not be
-    /// described carries its error.
-    pub tables: Vec<(String, Result<TableSchema>)>,
+    /// The selected tables, sorted by name.
+    pub tables: Vec<String>,
     /// Tables the patterns took that an exclude left out.
     pub excluded: Vec<String>,
 }
 
-/// Check the settings, then list and filter the region's tables and describe each.
+/// Check the settings, then list and filter the region's tables.
 pub async fn select_tables(
     aws: &Aws,
     settings: &ExportSettings,
@@ -70,15 +67,6 @@ pub async fn select_tables(
             None => format!("every table named ({:?}) is excluded", settings.table_names),
         }));
     }
-    let described = for_each_limited(names, 8, |name| async move {
-        let schema = aws.describe_table(&name).await;
-        (name, schema)
-    })
-    .await;
-    // Credentials refused or an endpoint never reached: no table can be exported.
-    if let Some(stop) = aws.stopped() {
-        return Err(stop);
-    }
     Ok(Selection {
         layout: RunLayout {
             region: aws.region.clone(),
@@ -86,7 +74,7 @@ pub async fn select_tables(
             started,
         },
         base,
-        tables: described,
+        tables: names,
         excluded,
     })
 }

@@ -67,7 +67,7 @@ pub struct Outcome<T> {
     /// One report per table.
     pub reports: Vec<TableReport>,
     /// Documents to write at the run root before the final flag (the restore plan).
-    pub files: Vec<(String, serde_json::Value)>,
+    pub files: Vec<Document>,
     /// What else the job returns (verify's verdicts).
     pub extra: T,
 }
@@ -79,7 +79,7 @@ impl Run<'_> {
     pub async fn execute<T>(
         self,
         tables: Vec<TableReport>,
-        plan_files: Vec<(String, serde_json::Value)>,
+        plan_files: Vec<Document>,
         check: impl std::future::Future<Output = Result<()>>,
         work: impl std::future::Future<Output = Result<Outcome<T>>>,
     ) -> Result<(RunSummary, T)> {
@@ -139,7 +139,7 @@ impl Run<'_> {
     async fn locked<T>(
         &self,
         tables: Vec<TableReport>,
-        plan_files: Vec<(String, serde_json::Value)>,
+        plan_files: Vec<Document>,
         check: impl std::future::Future<Output = Result<()>>,
         work: impl std::future::Future<Output = Result<Outcome<T>>>,
     ) -> Result<(RunSummary, T)> {
@@ -151,12 +151,13 @@ impl Run<'_> {
         if let Some(f) = &flags {
             f.start(&(self.summarize)(tables, None)).await?;
         }
-        for (name, doc) in &plan_files {
-            self.root.put_json(name, doc).await?;
+        // Each document dropped once written: a fleet's plan is megabytes.
+        for doc in plan_files {
+            doc.write(self.root).await?;
         }
         let outcome = work.await?;
-        for (name, doc) in &outcome.files {
-            self.root.put_json(name, doc).await?;
+        for doc in outcome.files {
+            doc.write(self.root).await?;
         }
         let mut reports = outcome.reports;
         reports.sort_by(|a, b| a.table.cmp(&b.table));
@@ -185,10 +186,24 @@ async fn refuse_existing_run(run_dir: &Location) -> Result<()> {
     Ok(())
 }
 
-/// A document for [`Outcome::files`] or a plan file.
-pub fn document(name: &str, value: &impl serde::Serialize) -> (String, serde_json::Value) {
-    (
-        name.to_string(),
-        serde_json::to_value(value).expect("plans serialize"),
-    )
+/// A document for [`Outcome::files`] or a plan file, held as the bytes it is written as
+/// (a fleet's plan as a tree of JSON values took ten times its size, for the whole run).
+#[derive(Debug, Clone)]
+pub struct Document {
+    name: String,
+    body: bytes::Bytes,
+}
+
+impl Document {
+    async fn write(self, root: &Location) -> Result<()> {
+        root.put_body(&self.name, self.body).await
+    }
+}
+
+/// `value` as the document `name` (pretty JSON, as [`Location::put_json`] writes it).
+pub fn document(name: &str, value: &impl serde::Serialize) -> Document {
+    Document {
+        name: name.to_string(),
+        body: crate::store::json_body(value).into(),
+    }
 }

@@ -509,15 +509,25 @@ fn open_folder(location: &str, create: bool) -> Result<Location> {
     })
 }
 
+/// `value` as the documents of a run are written: pretty JSON with a final newline.
+pub fn json_body(value: &impl serde::Serialize) -> Vec<u8> {
+    let mut body = serde_json::to_vec_pretty(value).expect("documents serialize");
+    body.push(b'\n');
+    body
+}
+
 /// Reading and writing the small documents a run keeps beside its data.
 impl Location {
     /// Write a JSON document (pretty, with a final newline) at `rel`.
     pub async fn put_json(&self, rel: &str, value: &impl serde::Serialize) -> Result<()> {
+        self.put_body(rel, json_body(value).into()).await
+    }
+
+    /// Write `body` at `rel`.
+    pub async fn put_body(&self, rel: &str, body: Bytes) -> Result<()> {
         let path = self.join(rel);
-        let mut body = serde_json::to_vec_pretty(value).expect("documents serialize");
-        body.push(b'\n');
         self.store
-            .put(&path, PutPayload::from(Bytes::from(body)))
+            .put(&path, PutPayload::from(body))
             .await
             .map_err(|e| Error::store(self.url_of(&path), e))?;
         Ok(())

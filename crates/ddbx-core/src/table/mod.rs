@@ -4,7 +4,10 @@
 use aws_sdk_dynamodb::types as ddb;
 use serde::{Deserialize, Serialize};
 
+mod schemas;
 pub mod settings;
+
+pub use schemas::Schemas;
 
 /// One key attribute: its name, its role (HASH or RANGE) and its scalar type (S, N, B).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

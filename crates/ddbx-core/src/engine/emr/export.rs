@@ -20,7 +20,8 @@ pub(super) async fn export_tables(
     emr: &EmrEngine,
     work: &ExportWork<'_>,
 ) -> Result<Vec<TableReport>> {
-    let (aws, run_dir, plan, schemas) = (work.aws, work.run_dir, work.plan, work.schemas);
+    let (aws, run_dir, plan) = (work.aws, work.run_dir, work.plan);
+    let schemas = work.schemas.all()?;
     let mut exports = Vec::new();
     let mut imports = Vec::new();
     if emr.hive() {

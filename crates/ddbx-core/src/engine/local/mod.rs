@@ -78,20 +78,25 @@ impl Engine for LocalEngine {
 
     async fn export_tables(&self, work: ExportWork<'_>) -> Result<Vec<TableReport>> {
         let pool = WorkerPool::new(self.workers);
+        // Each table's description is read back when its turn comes (`Schemas`).
         let tables: Vec<_> = work
-            .schemas
+            .plan
+            .tables
             .iter()
-            .zip(&work.plan.tables)
-            .map(|(schema, planned)| (schema, planned, work.progress.table(&schema.table_name)))
+            .enumerate()
+            .map(|(i, planned)| (i, planned, work.progress.table(&planned.table)))
             .collect();
         let work = &work;
-        Ok(for_each_limited(
-            tables,
-            self.parallel_tables,
-            |(schema, planned, counters)| {
+        Ok(
+            for_each_limited(tables, self.parallel_tables, |(i, planned, counters)| {
                 let pool = pool.clone();
                 async move {
                     let started = Instant::now();
+                    let schema = match work.schemas.get(i) {
+                        Ok(s) => s,
+                        Err(e) => return report(&planned.table, &counters, started, Err(e)),
+                    };
+                    let schema = &schema;
                     counters.set_phase(Phase::Running);
                     counters.expect(
                         schema.item_count.max(0) as u64,
@@ -113,9 +118,9 @@ impl Engine for LocalEngine {
                     .await;
                     report(&schema.table_name, &counters, started, result)
                 }
-            },
+            })
+            .await,
         )
-        .await)
     }
 
     async fn import_tables(&self, work: ImportWork<'_>) -> Result<Vec<TableReport>> {

@@ -50,7 +50,8 @@ pub(super) async fn export_tables(
     work: &ExportWork<'_>,
 ) -> Result<Vec<TableReport>> {
     let (aws, run_dir) = (work.aws, work.run_dir);
-    let (ready, mut reports) = check_pitr(engine, work).await?;
+    let schemas = work.schemas.all()?;
+    let (ready, mut reports) = check_pitr(engine, work, &schemas).await?;
     if ready.is_empty() {
         return Ok(reports);
     }
@@ -120,10 +121,11 @@ pub(super) async fn export_tables(
 /// Each table's point-in-time recovery: on, or turned on (`--enable-pitr`, recorded
 /// first); a table without it fails alone. Tables an earlier attempt of the run turned it
 /// on for carry that record, so that this attempt turns it off.
-async fn check_pitr<'w>(
+async fn check_pitr<'s>(
     engine: &NativeEngine,
-    work: &ExportWork<'w>,
-) -> Result<(Vec<(&'w TableSchema, Option<Spike>)>, Vec<TableReport>)> {
+    work: &ExportWork<'_>,
+    schemas: &'s [TableSchema],
+) -> Result<(Vec<(&'s TableSchema, Option<Spike>)>, Vec<TableReport>)> {
     let (aws, run_dir) = (work.aws, work.run_dir);
     let mut reports = Vec::new();
     let recorded: Vec<Spike> = capacity::unrestored(run_dir)
@@ -132,7 +134,7 @@ async fn check_pitr<'w>(
         .filter(|s| s.dimension == capacity::Dimension::Pitr)
         .collect();
     let mut ready: Vec<(&TableSchema, Option<Spike>)> = Vec::new();
-    for schema in work.schemas {
+    for schema in schemas {
         let table = &schema.table_name;
         let counters = work.progress.table(table);
         counters.set_state("checking point-in-time recovery".to_string());
