@@ -784,19 +784,21 @@ async fn incremental_runs_chain_and_replay_to_a_point_in_time_exactly() {
     // newest run reads the folder alone.
     let dr = n.env.dir.path().join("dr");
     let dr_base = dr.to_str().unwrap();
-    let o = n.ddbx(&[
-        "copy",
-        "--app",
-        "app",
-        "--from-base",
-        &base,
-        "--to",
-        dr_base,
-        "--output",
-        "json",
-    ]);
-    assert_eq!(o.status.code(), Some(0));
-    let report = json_stdout(&o);
+    let sync = || {
+        let copy = [
+            "copy",
+            "--app",
+            "app",
+            "--from-base",
+            &base,
+            "--to",
+            dr_base,
+        ];
+        let o = n.ddbx(&[&copy[..], &["--output", "json"]].concat());
+        assert_eq!(o.status.code(), Some(0));
+        json_stdout(&o)
+    };
+    let report = sync();
     let copied: Vec<&str> = report["runs"]
         .as_array()
         .unwrap()
@@ -828,19 +830,7 @@ async fn incremental_runs_chain_and_replay_to_a_point_in_time_exactly() {
         "{said}"
     );
     // A second sync finds nothing to copy.
-    let o = n.ddbx(&[
-        "copy",
-        "--app",
-        "app",
-        "--from-base",
-        &base,
-        "--to",
-        dr_base,
-        "--output",
-        "json",
-    ]);
-    assert_eq!(o.status.code(), Some(0));
-    assert_eq!(json_stdout(&o)["runs"], serde_json::json!([]));
+    assert_eq!(sync()["runs"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
