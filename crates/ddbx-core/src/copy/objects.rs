@@ -40,7 +40,7 @@ pub(super) async fn copy(from: &Location, to: &Location, o: &Object, how: Transf
 }
 
 /// [`copy`], a server-side one switching to parts past `sizes` (tests take that path with
-/// megabytes, not S3's 5 GiB: `testing::copy_server_side`).
+/// megabytes, not S3's 5 GiB: `testing::copy_server_side_in_parts`).
 pub(crate) async fn copy_sized(
     from: &Location,
     to: &Location,
