@@ -49,6 +49,23 @@ fn item_line(pk: &str, rest: &str) -> String {
     format!(r#"{{"Item":{{"pk":{{"S":"{pk}"}}{rest}}}}}"#)
 }
 
+/// The table under test's export made an Ion one (its summary and its restore plan say
+/// so) whose one data file is `text`.
+fn ion_file(e: &Export, s: &Store, run: &str, text: &str) {
+    let mut summary = e.summary();
+    summary["outputFormat"] = "ION".into();
+    e.set_summary(&summary);
+    let path = format!("{run}/restore-plan.json");
+    let mut plan: serde_json::Value = serde_json::from_slice(&s.get(&path).unwrap()).unwrap();
+    for step in plan["tables"].as_array_mut().unwrap() {
+        if step["sourceTable"].as_str().unwrap().ends_with(SRC) {
+            step["format"] = "ion".into();
+        }
+    }
+    s.put(&path, plan.to_string().as_bytes());
+    e.set_file(0, text.as_bytes(), 1)
+}
+
 /// A value wrapped in `n` maps.
 fn wrapped(n: usize) -> String {
     format!(
@@ -379,28 +396,26 @@ fn cases() -> Vec<Case> {
         case(
             "F5 an Ion item nested 4,000 levels",
             |e, s, run| {
-                let mut summary = e.summary();
-                summary["outputFormat"] = "ION".into();
-                e.set_summary(&summary);
-                // (The restore plan names the format too.)
-                let path = format!("{run}/restore-plan.json");
-                let mut plan: serde_json::Value =
-                    serde_json::from_slice(&s.get(&path).unwrap()).unwrap();
-                for step in plan["tables"].as_array_mut().unwrap() {
-                    if step["sourceTable"].as_str().unwrap().ends_with(SRC) {
-                        step["format"] = "ion".into();
-                    }
-                }
-                s.put(&path, plan.to_string().as_bytes());
                 let deep = format!(
                     "$ion_1_0 {{Item:{{pk:\"x\",d:{}1.{}}}}}\n",
                     "{a:".repeat(4000),
                     "}".repeat(4000)
                 );
-                e.set_file(0, deep.as_bytes(), 1)
+                ion_file(e, s, run, &deep)
             },
             4,
             "nested deeper than 64 levels",
+            NotCreated,
+        ),
+        case(
+            // ion-rs 1.2 panics on it unchecked (found by the fuzz target item_decoders).
+            "F5 an Ion item holding a symbol ID too large for its reader",
+            |e, s, run| {
+                let line = "$ion_1_0 {Item:{pk:\"x\",d:$123456789012345678901}}\n";
+                ion_file(e, s, run, line)
+            },
+            4,
+            "a symbol ID of 21 digits",
             NotCreated,
         ),
         Case {

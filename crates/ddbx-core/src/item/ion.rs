@@ -120,6 +120,9 @@ pub fn decode_change(line: &[u8]) -> Result<Change, ItemError> {
 /// enough to overflow the stack, which aborts the process.
 const MAX_ION_NESTING: usize = 64;
 
+/// The most digits a symbol ID (`$123`) is read with: any 19 digits fit a usize.
+const MAX_SYMBOL_ID_DIGITS: usize = 19;
+
 /// The one unannotated struct a line holds (`what` names the expected shape).
 fn top_struct(line: &[u8], what: &str) -> Result<Element, ItemError> {
     // AWS's Ion exports are text, one value a line; binary Ion holds newlines anywhere.
@@ -131,12 +134,26 @@ fn top_struct(line: &[u8], what: &str) -> Result<Element, ItemError> {
     // Ion text is UTF-8; ion-rs 1.2 panics on a string that is not (found by the fuzz
     // target `item_decoders`), so the line is checked first.
     std::str::from_utf8(line).map_err(|e| ItemError::Ion(format!("not UTF-8: {e}")))?;
-    if text_nesting(line) > MAX_ION_NESTING {
+    let shape = text_shape(line);
+    if shape.deepest > MAX_ION_NESTING {
         return Err(ItemError::Shape(format!(
             "nested deeper than {MAX_ION_NESTING} levels (DynamoDB allows 32)"
         )));
     }
-    let values = Element::read_all(line).map_err(|e| ItemError::Ion(first_line(&e)))?;
+    // ion-rs 1.2 panics on a symbol ID too large for a usize (`$` and 20 digits or more:
+    // found by the fuzz target `item_decoders`); no symbol table has one.
+    if shape.longest_symbol_id > MAX_SYMBOL_ID_DIGITS {
+        return Err(ItemError::Ion(format!(
+            "a symbol ID of {} digits: no symbol table holds one",
+            shape.longest_symbol_id
+        )));
+    }
+    // And whatever else in ion-rs panics on hostile text ends as this line's error, not
+    // the run's: its reader holds nothing beyond this call.
+    let read = std::panic::catch_unwind(|| Element::read_all(line)).map_err(|_| {
+        ItemError::Ion("Ion text its reader (ion-rs) cannot read: it panicked on it".into())
+    })?;
+    let values = read.map_err(|e| ItemError::Ion(first_line(&e)))?;
     let mut values = values.into_iter();
     let (Some(top), None) = (values.next(), values.next()) else {
         return Err(ItemError::Shape(format!(
@@ -175,11 +192,21 @@ fn first_line(e: &ion_rs::IonError) -> String {
     first.to_string()
 }
 
-/// The deepest nesting of containers in Ion text, counted without parsing it: `{`, `[`
-/// and `(` open one, outside strings, symbols in quotes, comments and lobs (`{{...}}`).
-/// What it cannot tell apart it counts, so it never says less than the real depth.
-fn text_nesting(text: &[u8]) -> usize {
+/// What Ion text holds that its reader must not meet, found without parsing it.
+struct TextShape {
+    /// The deepest nesting of containers.
+    deepest: usize,
+    /// The most digits of a symbol ID (`$` and digits, starting a token).
+    longest_symbol_id: usize,
+}
+
+/// Ion text scanned outside strings, symbols in quotes, comments and lobs (`{{...}}`):
+/// `{`, `[` and `(` open a container, and a token that starts with `$` and a digit is a
+/// symbol ID. What it cannot tell apart it counts, so it never says less than the text
+/// holds.
+fn text_shape(text: &[u8]) -> TextShape {
     let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    let mut longest_symbol_id = 0;
     // Skip past the end of a quoted run opened by `quote` at `i` (escapes honoured).
     let skip_quoted = |i: usize, quote: &[u8]| -> usize {
         let mut j = i + quote.len();
@@ -226,10 +253,27 @@ fn text_nesting(text: &[u8]) -> usize {
                 depth = depth.saturating_sub(1);
                 i += 1;
             }
+            b'$' if i == 0 || !is_identifier_byte(text[i - 1]) => {
+                let digits = text[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                longest_symbol_id = longest_symbol_id.max(digits);
+                i += 1 + digits;
+            }
             _ => i += 1,
         }
     }
-    deepest
+    TextShape {
+        deepest,
+        longest_symbol_id,
+    }
+}
+
+/// A byte an Ion identifier may hold (`$` and `_` included): a `$` after one is inside
+/// the identifier, not the start of a symbol ID.
+fn is_identifier_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$'
 }
 
 /// What an Ion value is, for messages.
@@ -514,6 +558,27 @@ mod tests {
 
     /// A line the fuzz target found that made ion-rs panic: an error instead.
     #[test]
+    fn symbol_ids_too_large_to_read_are_errors() {
+        // The fuzzer's input (ion-rs 1.2 panics on it unchecked), and the same in an item.
+        for line in [
+            &b"$2113111111311311111131}["[..],
+            b"{Item:{a:$123456789012345678901}}",
+        ] {
+            match decode_line(line) {
+                Err(ItemError::Ion(e)) => assert!(e.contains("symbol ID of"), "{e}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // A `$` inside an identifier or a string, and a symbol ID that fits, are read.
+        let shape = text_shape(b"{Item:{a$123456789012345678901:\"$123456789012345678901\"}}");
+        assert_eq!(shape.longest_symbol_id, 0);
+        assert_eq!(
+            text_shape(b"{Item:{a:$1234567890123456789}}").longest_symbol_id,
+            19
+        );
+    }
+
+    #[test]
     fn lines_that_are_not_utf8_are_errors() {
         for line in [
             &b"{Item:{a:\"xx\\\"\\\\u\xaa0g9\"}}"[..],
@@ -580,7 +645,7 @@ mod tests {
             "[".repeat(100),
             "(".repeat(100)
         );
-        assert_eq!(text_nesting(quiet.as_bytes()), 2);
+        assert_eq!(text_shape(quiet.as_bytes()).deepest, 2);
         assert!(
             err("\u{E0}\u{1}\u{0}\u{EA}")
                 .to_string()
