@@ -510,7 +510,7 @@ fn open_folder(location: &str, create: bool) -> Result<Location> {
 }
 
 /// `value` as the documents of a run are written: pretty JSON with a final newline.
-pub fn json_body(value: &impl serde::Serialize) -> Vec<u8> {
+pub(crate) fn json_body(value: &impl serde::Serialize) -> Vec<u8> {
     let mut body = serde_json::to_vec_pretty(value).expect("documents serialize");
     body.push(b'\n');
     body
@@ -524,7 +524,7 @@ impl Location {
     }
 
     /// Write `body` at `rel`.
-    pub async fn put_body(&self, rel: &str, body: Bytes) -> Result<()> {
+    pub(crate) async fn put_body(&self, rel: &str, body: Bytes) -> Result<()> {
         let path = self.join(rel);
         self.store
             .put(&path, PutPayload::from(body))
