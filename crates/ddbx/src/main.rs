@@ -56,9 +56,10 @@ pub mod exit {
 }
 
 /// Threads of tokio's blocking pool. object_store's local folders run each file operation
-/// there, and the pool otherwise grows a thread for every operation that waits (23 threads,
-/// ~22 MB of RSS, in an export of 10,000 tables to a folder: docs/BENCHMARKS.md, issue 26);
-/// the operations are short writes, renames and reads, which a few threads keep up with.
+/// there, and the pool otherwise grows a thread for every operation that waits (to 23 in an
+/// export of 10,000 tables to a folder; bounded, that export's peak RSS is 5 MB less:
+/// docs/BENCHMARKS.md, issue 26); the operations are short writes, renames and reads,
+/// which a few threads keep up with.
 const BLOCKING_THREADS: usize = 8;
 
 fn main() -> ExitCode {
