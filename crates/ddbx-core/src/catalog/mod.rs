@@ -6,6 +6,7 @@
 //! JSON summary says everything [`list`] shows. Its data is never read.
 
 pub mod check;
+mod delete;
 pub mod prune;
 mod versioned;
 

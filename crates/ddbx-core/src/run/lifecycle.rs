@@ -188,7 +188,7 @@ async fn refuse_existing_run(run_dir: &Location) -> Result<()> {
 
 /// A document for [`Outcome::files`] or a plan file, held as the bytes it is written as
 /// (a fleet's plan as a tree of JSON values took ten times its size, for the whole run).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Document {
     name: String,
     body: bytes::Bytes,
