@@ -148,6 +148,13 @@ fn top_struct(line: &[u8], what: &str) -> Result<Element, ItemError> {
             shape.longest_symbol_id
         )));
     }
+    // ion-rs 1.2 panics on an escape `\U` beyond Unicode's last code point (found by the
+    // fuzz target `item_decoders`).
+    if let Some(escape) = shape.escape_beyond_unicode {
+        return Err(ItemError::Ion(format!(
+            "the escape \\U{escape:08x}: beyond Unicode's last code point, 10FFFF"
+        )));
+    }
     // And whatever else in ion-rs panics on hostile text ends as this line's error, not
     // the run's: its reader holds nothing beyond this call.
     let read = std::panic::catch_unwind(|| Element::read_all(line)).map_err(|_| {
@@ -198,6 +205,9 @@ struct TextShape {
     deepest: usize,
     /// The most digits of a symbol ID (`$` and digits, starting a token).
     longest_symbol_id: usize,
+    /// The first escape `\U` in quotes whose code point is beyond Unicode's (surrogates
+    /// ion-rs pairs or refuses).
+    escape_beyond_unicode: Option<u32>,
 }
 
 /// Ion text scanned outside strings, symbols in quotes, comments and lobs (`{{...}}`):
@@ -207,11 +217,24 @@ struct TextShape {
 fn text_shape(text: &[u8]) -> TextShape {
     let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
     let mut longest_symbol_id = 0;
+    // Where the last symbol ID ended: ion-rs starts a token there (`$3$3` is two), whatever
+    // the byte before it.
+    let mut symbol_id_end = None;
+    let mut escape_beyond_unicode = None;
     // Skip past the end of a quoted run opened by `quote` at `i` (escapes honoured).
-    let skip_quoted = |i: usize, quote: &[u8]| -> usize {
+    let mut skip_quoted = |i: usize, quote: &[u8]| -> usize {
         let mut j = i + quote.len();
         while j < text.len() {
             if text[j] == b'\\' {
+                if text.get(j + 1) == Some(&b'U') {
+                    let code = text
+                        .get(j + 2..j + 10)
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u32::from_str_radix(h, 16).ok());
+                    if let Some(c) = code.filter(|&c| c > 0x10FFFF) {
+                        escape_beyond_unicode.get_or_insert(c);
+                    }
+                }
                 j += 2;
             } else if text[j..].starts_with(quote) {
                 return j + quote.len();
@@ -253,13 +276,16 @@ fn text_shape(text: &[u8]) -> TextShape {
                 depth = depth.saturating_sub(1);
                 i += 1;
             }
-            b'$' if i == 0 || !is_identifier_byte(text[i - 1]) => {
+            b'$' if i == 0 || !is_identifier_byte(text[i - 1]) || symbol_id_end == Some(i) => {
                 let digits = text[i + 1..]
                     .iter()
                     .take_while(|b| b.is_ascii_digit())
                     .count();
                 longest_symbol_id = longest_symbol_id.max(digits);
                 i += 1 + digits;
+                if digits > 0 {
+                    symbol_id_end = Some(i);
+                }
             }
             _ => i += 1,
         }
@@ -267,6 +293,7 @@ fn text_shape(text: &[u8]) -> TextShape {
     TextShape {
         deepest,
         longest_symbol_id,
+        escape_beyond_unicode,
     }
 }
 
@@ -563,6 +590,9 @@ mod tests {
         for line in [
             &b"$2113111111311311111131}["[..],
             b"{Item:{a:$123456789012345678901}}",
+            // Symbol IDs one after another (the fuzzer's input of 2026-12-07).
+            b"$3$3$3444444444444444444444444444444444444444444444",
+            b"{Item:{a:$1$123456789012345678901}}",
         ] {
             match decode_line(line) {
                 Err(ItemError::Ion(e)) => assert!(e.contains("symbol ID of"), "{e}"),
@@ -576,6 +606,27 @@ mod tests {
             text_shape(b"{Item:{a:$1234567890123456789}}").longest_symbol_id,
             19
         );
+    }
+
+    /// Another line the fuzz target found (2026-12-07): an escape beyond Unicode.
+    #[test]
+    fn escapes_beyond_unicode_are_errors() {
+        for (line, escape) in [
+            (
+                &br#""l\uffff'\ufffff'lff\rffff"""fffffffff'\Uffffffffffff'\uffffffff"#[..],
+                "ffffffff",
+            ),
+            (br#"{Item:{a:"\U00110000"}}"#, "00110000"),
+            (br#"{Item:{'''\U7fffffff''':{S:"x"}}}"#, "7fffffff"),
+        ] {
+            match decode_line(line) {
+                Err(ItemError::Ion(e)) => assert!(e.contains(escape), "{e}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // The last code point, and a pair of surrogates, are read.
+        let item = decode_line(br#"{Item:{a:"\U0010ffff\ud83d\ude00"}}"#).unwrap();
+        assert_eq!(item["a"], AttributeValue::S("\u{10ffff}\u{1f600}".into()));
     }
 
     #[test]

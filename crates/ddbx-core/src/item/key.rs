@@ -7,7 +7,7 @@
 use std::hash::{Hash, Hasher};
 
 use super::json::{write_value, UPPER_KEYS};
-use super::number::canonical_number;
+use super::number::{already_canonical, canonical_number};
 use super::{AttributeValue, Item, ItemError};
 
 /// The longest partition key value DynamoDB takes, in bytes.
@@ -180,9 +180,14 @@ impl KeyDigest {
         {
             Some(n) => {
                 let text = std::str::from_utf8(n).unwrap_or_default();
-                canonical_number(text)
-                    .unwrap_or_else(|_| text.to_string())
-                    .hash(&mut h);
+                if already_canonical(text) {
+                    // As its canonical String would hash: a String hashes as its str.
+                    text.hash(&mut h);
+                } else {
+                    canonical_number(text)
+                        .unwrap_or_else(|_| text.to_string())
+                        .hash(&mut h);
+                }
             }
             None => wire.hash(&mut h),
         }

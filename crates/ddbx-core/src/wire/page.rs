@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::item::json::{has_line_separator, read_map, write_str, Path};
 use crate::item::key::{KeyDigest, KeySchema};
-use crate::item::number::{canonical_number, number_size};
+use crate::item::number::{canonical_number, check_number, number_size};
 use crate::item::{Item, MAX_ITEM_BYTES, MAX_NAME_BYTES, MAX_NESTED_CONTAINERS};
 
 /// Why a one-pass reader here left its input to the reader it is held to (the SDK's, or
@@ -108,9 +108,9 @@ pub fn checked_keyed_item(
 }
 
 /// The key an item must carry, and the digest of its key as the item is read.
-struct KeyWatch<'k> {
-    schema: &'k KeySchema,
-    digest: Cell<KeyDigest>,
+pub(super) struct KeyWatch<'k> {
+    pub(super) schema: &'k KeySchema,
+    pub(super) digest: Cell<KeyDigest>,
 }
 
 impl<'k> KeyWatch<'k> {
@@ -122,7 +122,25 @@ impl<'k> KeyWatch<'k> {
     }
 }
 
+/// Most lines are read by `wire::scanner`'s checking reader; what it leaves, by the seeds
+/// here.
 fn check_line(line: &[u8], out: &mut Vec<u8>, key: Option<&KeyWatch>) -> Result<usize, Declined> {
+    if let Some(size) = super::scanner::check_line(line, out, key) {
+        return Ok(size);
+    }
+    if let Some(k) = key {
+        // What the scanner added before it gave up.
+        k.digest.set(KeyDigest::default());
+    }
+    check_line_with_serde(line, out, key)
+}
+
+/// [`check_line`] by the `serde_json` seeds alone.
+fn check_line_with_serde(
+    line: &[u8],
+    out: &mut Vec<u8>,
+    key: Option<&KeyWatch>,
+) -> Result<usize, Declined> {
     let start = out.len();
     let mut de = serde_json::Deserializer::from_str(utf8(line)?);
     let read = LineSeed(out, key)
@@ -359,7 +377,7 @@ impl Check {
 }
 
 /// The type key of a value written as `{"S":...}`.
-fn type_key(value: &[u8]) -> &str {
+pub(super) fn type_key(value: &[u8]) -> &str {
     let inner = value.get(2..).unwrap_or_default();
     let end = inner.iter().position(|b| *b == b'"').unwrap_or(0);
     std::str::from_utf8(&inner[..end]).unwrap_or_default()
@@ -468,7 +486,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             "N" => {
                 let n = map.next_value_seed(Text)?;
                 if check.on() {
-                    canonical_number(&n).map_err(de::Error::custom)?;
+                    check_number(&n).map_err(de::Error::custom)?;
                 }
                 scalar(Scalar::N, &n, out)?
             }

@@ -531,3 +531,197 @@ proptest! {
         scanned(&body);
     }
 }
+
+/// What `wire::scanner`'s checking reader makes of a line (its item, size and key
+/// digest), next to what the seeds make of it: whatever it takes, the seeds take and
+/// read the same, and it appends nothing when it declines.
+fn line_scanned(line: &[u8], key: Option<&KeySchema>) -> Option<(String, usize, u64)> {
+    let watch = key.map(KeyWatch::new);
+    let mut out = b"before".to_vec();
+    let Some(size) = crate::wire::scanner::check_line(line, &mut out, watch.as_ref()) else {
+        assert_eq!(out, b"before", "nothing appended when declined");
+        return None;
+    };
+    let digest = |w: Option<KeyWatch>| w.map_or(0, |w| w.digest.get().finish());
+    let slow_watch = key.map(KeyWatch::new);
+    let mut slow = b"before".to_vec();
+    let want = check_line_with_serde(line, &mut slow, slow_watch.as_ref());
+    let shown = String::from_utf8_lossy(line);
+    assert_eq!(want, Ok(size), "{shown}");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&slow),
+        "{shown}"
+    );
+    let (got, wanted) = (digest(watch), digest(slow_watch));
+    assert_eq!(got, wanted, "{shown}");
+    Some((String::from_utf8(out[6..].to_vec()).unwrap(), size, got))
+}
+
+/// The key of the generated items below: `id` (N) and `sk` (S).
+fn id_sk() -> KeySchema {
+    use crate::item::key::{KeyPart, KeyType};
+    KeySchema {
+        parts: vec![
+            KeyPart {
+                name: "id".into(),
+                ty: KeyType::N,
+                partition: true,
+            },
+            KeyPart {
+                name: "sk".into(),
+                ty: KeyType::S,
+                partition: false,
+            },
+        ],
+    }
+}
+
+#[test]
+fn the_line_scanner_refuses_what_the_seeds_refuse() {
+    let nested = |n: usize, open: &str, close: &str| {
+        format!(
+            r#"{{"Item":{{"a":{}{{"S":"x"}}{}}}}}"#,
+            open.repeat(n),
+            close.repeat(n)
+        )
+    };
+    let big = format!(r#"{{"Item":{{"a":{{"S":"{}"}}}}}}"#, "x".repeat(400 * 1024));
+    let long_name = format!(r#"{{"Item":{{"{}":{{"S":"x"}}}}}}"#, "n".repeat(70_000));
+    for line in [
+        nested(32, r#"{"M":{"b":"#, "}}"),
+        nested(32, r#"{"L":["#, "]}"),
+        big,
+        long_name,
+        r#"{"Item":{"":{"S":"x"}}}"#.into(),
+        r#"{"Item":{"a":{"SS":[]}}}"#.into(),
+        r#"{"Item":{"a":{"SS":["x","x"]}}}"#.into(),
+        r#"{"Item":{"a":{"SS":["x","\u0078"]}}}"#.into(),
+        r#"{"Item":{"a":{"NS":["1","1.0"]}}}"#.into(),
+        r#"{"Item":{"a":{"BS":["aGk=","aGk="]}}}"#.into(),
+        r#"{"Item":{"a":{"M":{"b":{"L":[{"NS":[]}]}}}}}"#.into(),
+        r#"{"Item":{"a":{"N":"1e400"}}}"#.into(),
+        r#"{"Item":{"a":{"N":"x"}}}"#.into(),
+        r#"{"Item":{"a":{"N":"123456789012345678901234567890123456789"}}}"#.into(),
+        r#"{"Item":{"a":{"NULL":false}}}"#.into(),
+        r#"{"Item":{"a":{"L":[{"NULL":false}]}}}"#.into(),
+        r#"{"Item":{"a":{"s":"x"}}}"#.into(),
+        r#"{"Item":{"a":{"S":"x"},"a":{"S":"y"}}}"#.into(),
+        r#"{"Item":{"a":{"B":"aGk"}}}"#.into(),
+        r#"{"Item":{"a":{"S":"x"}},"Other":1}"#.into(),
+        r#"{"Other":1,"Item":{"a":{"S":"x"}}}"#.into(),
+        r#"{"Keys":{"a":{"S":"x"}}}"#.into(),
+        r#"{"Item":{"a":{"S":"x"}}} x"#.into(),
+        r#"{"Item":[]}"#.into(),
+        // The seeds take this one; the scanner leaves it to them.
+        r#"{"\u0049tem":{"a":{"S":"x"}}}"#.into(),
+    ] {
+        assert_eq!(line_scanned(line.as_bytes(), None), None, "{line}");
+    }
+    assert_eq!(
+        line_scanned(b"{\"Item\":{\"a\":{\"S\":\"\xff\"}}}", None),
+        None
+    );
+    for line in [
+        nested(31, r#"{"M":{"b":"#, "}}"),
+        nested(31, r#"{"L":["#, "]}"),
+        r#"{"Item":{"a":{"M":{"":{"S":"x"}}}}}"#.into(),
+        r#"{"Item":{"a":{"SS":["x","\u0079"]},"b":{"NS":["1","1.5"]}}}"#.into(),
+        " { \"Item\" : { \"a\" : { \"S\" : \"x\" } } } \r\n".into(),
+    ] {
+        assert!(line_scanned(line.as_bytes(), None).is_some(), "{line}");
+    }
+    assert_eq!(
+        line_scanned(
+            b"{\"Item\":{\"b\":{\"N\":\"1.50\"},\"a\":{\"NULL\":true}}}\r\n",
+            None
+        ),
+        Some((r#"{"a":{"NULL":true},"b":{"N":"1.50"}}"#.to_string(), 5, 0))
+    );
+}
+
+#[test]
+fn the_line_scanner_checks_the_key() {
+    let key = id_sk();
+    for line in [
+        r#"{"Item":{"id":{"S":"1"},"sk":{"S":"a"}}}"#,
+        r#"{"Item":{"sk":{"S":"a"}}}"#,
+        r#"{"Item":{"id":{"N":"1"}}}"#,
+        r#"{"Item":{"id":{"N":"1"},"a":{"M":{"sk":{"S":"a"}}}}}"#,
+        r#"{"Item":{"id":{"N":"1"},"sk":{"S":""}}}"#,
+    ] {
+        assert_eq!(line_scanned(line.as_bytes(), Some(&key)), None, "{line}");
+        assert!(checked_item(line.as_bytes(), &mut Vec::new(), Some(&key)).is_err());
+    }
+    let (_, size, digest) = line_scanned(
+        br#"{"Item":{"sk":{"S":"a"},"x":{"S":"y"},"id":{"N":"1.0"}}}"#,
+        Some(&key),
+    )
+    .unwrap();
+    assert_eq!(size, 9);
+    let item =
+        crate::item::dynamodb_json::decode_line(br#"{"Item":{"id":{"N":"1"},"sk":{"S":"a"}}}"#)
+            .unwrap();
+    assert_eq!(Some(digest), key.item_digest(&item), "numbers by value");
+}
+
+proptest! {
+    /// Every valid generated line, in any order of names and escaping, with a key or
+    /// without: the scanner reads it, as the seeds read it.
+    #[test]
+    fn the_line_scanner_reads_every_valid_line_as_the_seeds_do(
+        mut item in item(),
+        id in crate::item::test_support::number_text(),
+        sk in crate::item::test_support::text(6),
+        keyed in any::<bool>(),
+        ascii in any::<bool>(),
+        pretty in any::<bool>(),
+    ) {
+        let key = id_sk();
+        if keyed {
+            item.insert("id".into(), AttributeValue::N(id));
+            item.insert("sk".into(), AttributeValue::S(sk));
+        }
+        let line = format!("{{\"Item\":{}}}\n", wire_json(&item, ascii, pretty));
+        let key = (keyed && key.check_item(&item).is_ok()).then_some(&key);
+        prop_assert!(line_scanned(line.as_bytes(), key).is_some(), "{}", line);
+    }
+
+    /// Lines that may be wrong: whatever the scanner takes, the seeds take the same (in
+    /// `line_scanned`); what `decode_line` refuses, the scanner refuses.
+    #[test]
+    fn the_line_scanner_takes_nothing_the_seeds_would_not(
+        attrs in prop::collection::hash_map("[abc]", loose_value(), 0..4),
+    ) {
+        let line = serde_json::to_vec(&serde_json::json!({
+            "Item": attrs.into_iter().collect::<serde_json::Map<_, _>>()
+        })).unwrap();
+        let got = line_scanned(&line, None);
+        if decoded(&line).is_none() {
+            prop_assert_eq!(got, None);
+        }
+    }
+
+    /// Lines with a byte taken out, put in or changed, read with the key: whatever the
+    /// scanner takes, the seeds take the same (in `line_scanned`).
+    #[test]
+    fn the_line_scanner_reads_no_damaged_line_otherwise(
+        mut item in item(),
+        id in crate::item::test_support::number_text(),
+        ascii in any::<bool>(),
+        at in any::<prop::sample::Index>(),
+        byte in prop::sample::select(b"\"\\{}[],: 0u\x01ntfSNBL".to_vec()),
+        how in 0..3u8,
+    ) {
+        item.insert("id".into(), AttributeValue::N(id));
+        item.insert("sk".into(), AttributeValue::S("k".into()));
+        let mut line = format!("{{\"Item\":{}}}", wire_json(&item, ascii, false)).into_bytes();
+        let at = at.index(line.len());
+        match how {
+            0 => { line.remove(at); }
+            1 => line.insert(at, byte),
+            _ => line[at] = byte,
+        }
+        line_scanned(&line, Some(&id_sk()));
+    }
+}

@@ -14,13 +14,19 @@
 //! reads the answer as before. `None` covers everything unusual: a member other than the
 //! five, a type key with an escape or that the reader does not know, base64 with an
 //! escape, an invalid surrogate escape, nesting deeper than 40 levels (DynamoDB allows
-//! 32), and anything that is not JSON. The tests in `item::wire_tests` hold it to that
+//! 32), and anything that is not JSON. The tests in `wire::page_tests` hold it to that
 //! reader on generated pages, on mutated ones and on the odd answers (`wire_scanner_*`),
 //! and the fuzz target `item_decoders` on any bytes.
+//!
+//! [`check_line`] reads a data file's line with the same reader, checking the item as
+//! `wire::page`'s seeds check it (`Reader`'s `CHECK`); see there.
 
-use super::page::{base64_len, key_to_continue, quoted, Consumed, Scalar, WirePage};
+use std::borrow::Cow;
+
+use super::page::{base64_len, key_to_continue, quoted, Consumed, KeyWatch, Scalar, WirePage};
 use crate::item::json::{has_line_separator, write_str};
-use crate::item::number::number_size;
+use crate::item::number::{canonical_number, check_number, number_size};
+use crate::item::{MAX_ITEM_BYTES, MAX_NAME_BYTES, MAX_NESTED_CONTAINERS};
 
 /// Nesting this reader takes (DynamoDB allows 32 levels of documents).
 const MAX_DEPTH: usize = 40;
@@ -29,15 +35,30 @@ const MAX_DEPTH: usize = 40;
 pub(super) fn parse(body: &[u8]) -> Option<WirePage> {
     // Checked whole, once: any string between two quotes is then UTF-8.
     let s = std::str::from_utf8(body).ok()?;
-    let mut r = Reader {
-        s,
-        b: body,
-        i: 0,
-        names: Vec::new(),
-    };
+    let mut r = Reader::<false>::new(s, None);
     let page = r.answer()?;
     r.ws();
     (r.i == body.len()).then_some(page)
+}
+
+/// Reads a data file's line `{"Item":{...}}`, appending the item's attribute map to `out`
+/// as [`checked_item`](super::checked_item) does, with the same checks (names, canonical
+/// numbers, sets, `NULL`, nesting, size, and `key`'s attributes, its digest added to
+/// `key`), and returns the item's size; or `None`, with nothing appended, to leave the
+/// line to the `serde_json` reader, which then takes it or says what is wrong with it.
+///
+/// Why: an import reads every line twice (the check before writing, then the writing),
+/// and that reader's seeds were a quarter of an import's CPU (profile in
+/// `docs/BENCHMARKS.md`, issue 26). The tests in `wire::page_tests` hold this to that
+/// reader on generated lines, valid and not.
+pub(super) fn check_line(line: &[u8], out: &mut Vec<u8>, key: Option<&KeyWatch>) -> Option<usize> {
+    let s = std::str::from_utf8(line).ok()?;
+    let start = out.len();
+    let size = Reader::<true>::new(s, key).line(out);
+    if size.is_none() {
+        out.truncate(start);
+    }
+    size
 }
 
 /// A string read from the answer.
@@ -87,12 +108,16 @@ fn prefix_of(name: &str) -> u64 {
     u64::from_be_bytes(word)
 }
 
-struct Reader<'b> {
+/// The reader; with `CHECK`, of a data file's line, whose item it checks as
+/// `wire::page`'s seeds do (a Scan answer's items DynamoDB checked).
+struct Reader<'b, 'k, const CHECK: bool> {
     s: &'b str,
     b: &'b [u8],
     i: usize,
     /// The attributes of every map being read, innermost last (one allocation per page).
     names: Vec<Entry<'b>>,
+    /// The key the item must carry (`CHECK` only).
+    key: Option<&'k KeyWatch<'k>>,
 }
 
 /// Bit 7 of each byte of a word (little-endian) that is zero. A byte above a zero one may
@@ -137,7 +162,18 @@ fn plain_run(b: &[u8], mut i: usize) -> (usize, bool) {
     (i, wide != 0)
 }
 
-impl<'b> Reader<'b> {
+impl<'b, 'k, const CHECK: bool> Reader<'b, 'k, CHECK> {
+    fn new(s: &'b str, key: Option<&'k KeyWatch<'k>>) -> Self {
+        Reader {
+            s,
+            b: s.as_bytes(),
+            i: 0,
+            // Room for the attributes of most items (one allocation a line, or a page).
+            names: Vec::with_capacity(16),
+            key,
+        }
+    }
+
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
@@ -242,6 +278,19 @@ impl<'b> Reader<'b> {
         }
         self.i = at + 1;
         Some(out)
+    }
+
+    /// A data file's line, `{"Item":{...}}` and nothing else: the item's size.
+    fn line(&mut self, out: &mut Vec<u8>) -> Option<usize> {
+        self.eat(b'{')?;
+        let Str::Raw("Item", _) = self.string()? else {
+            return None;
+        };
+        self.eat(b':')?;
+        let (size, _) = self.map(out, 0)?;
+        self.eat(b'}')?;
+        self.ws();
+        (self.i == self.b.len() && size <= MAX_ITEM_BYTES).then_some(size)
     }
 
     /// The whole answer.
@@ -359,6 +408,9 @@ impl<'b> Reader<'b> {
         if self.peek()? != b'}' {
             loop {
                 let name = self.string()?;
+                if CHECK && !name_taken(name.as_str(), depth) {
+                    return None;
+                }
                 let prefix = prefix_of(name.as_str());
                 if self.names.len() > first {
                     out.push(b',');
@@ -370,7 +422,11 @@ impl<'b> Reader<'b> {
                 self.eat(b':')?;
                 out.push(b':');
                 let start = out.len();
-                size += name.as_str().len() + self.value(out, depth)?;
+                let value = self.value(out, depth)?;
+                if CHECK && depth == 0 {
+                    self.key_attribute(name.as_str(), &out[start..], value)?;
+                }
+                size += name.as_str().len() + value;
                 let end = out.len();
                 self.names.push(Entry {
                     name,
@@ -386,6 +442,14 @@ impl<'b> Reader<'b> {
             self.i += 1;
         }
         out.push(b'}');
+        if CHECK && depth == 0 {
+            let names = &self.names[first..];
+            let key = self.key.map(|k| k.schema);
+            key.map_or(Ok(()), |k| {
+                k.check_present(|n| names.iter().any(|e| e.name.as_str() == n))
+            })
+            .ok()?;
+        }
         let entries = &mut self.names[first..];
         let len = entries.len();
         if !in_order {
@@ -420,10 +484,13 @@ impl<'b> Reader<'b> {
         out.extend_from_slice(b"{\"");
         out.extend_from_slice(key.as_bytes());
         out.extend_from_slice(b"\":");
+        if CHECK && matches!(key, "M" | "L") && depth >= MAX_NESTED_CONTAINERS {
+            return None;
+        }
         let size = match key {
-            "S" => self.scalar(Scalar::S, out)?,
-            "N" => self.scalar(Scalar::N, out)?,
-            "B" => self.scalar(Scalar::B, out)?,
+            "S" => self.scalar(Scalar::S, out)?.0,
+            "N" => self.scalar(Scalar::N, out)?.0,
+            "B" => self.scalar(Scalar::B, out)?.0,
             "SS" => self.array(out, Some(Scalar::S), depth)?,
             "NS" => self.array(out, Some(Scalar::N), depth)?,
             "BS" => self.array(out, Some(Scalar::B), depth)?,
@@ -439,6 +506,9 @@ impl<'b> Reader<'b> {
                     b"false"
                 };
                 self.literal(word)?;
+                if CHECK && key == "NULL" && word == b"false" {
+                    return None;
+                }
                 out.extend_from_slice(word);
                 1
             }
@@ -471,26 +541,46 @@ impl<'b> Reader<'b> {
         Some(key)
     }
 
-    /// One S, N or B value (or set member); its size.
-    fn scalar(&mut self, kind: Scalar, out: &mut Vec<u8>) -> Option<usize> {
+    /// One S, N or B value (or set member): its size, and the string read (with
+    /// `CHECK`, a number's checked).
+    fn scalar(&mut self, kind: Scalar, out: &mut Vec<u8>) -> Option<(usize, Str<'b>)> {
         let s = self.string()?;
-        Some(match kind {
+        let size = match kind {
             Scalar::S => {
                 text(&s, out);
                 s.as_str().len()
             }
             Scalar::N => {
+                if CHECK {
+                    check_number(s.as_str()).ok()?;
+                }
                 text(&s, out);
                 number_size(s.as_str())
             }
             Scalar::B => {
                 // Base64 is taken only as written, in canonical form (see `wire`).
-                let Str::Raw(s, _) = s else { return None };
-                let len = base64_len(s).ok()?;
-                quoted(s, out);
+                let Str::Raw(raw, _) = s else { return None };
+                let len = base64_len(raw).ok()?;
+                quoted(raw, out);
                 len
             }
-        })
+        };
+        Some((size, s))
+    }
+
+    /// With `CHECK`, an attribute of the item itself: as the key it may be, checked, and
+    /// its value added to the key's digest.
+    fn key_attribute(&self, name: &str, value: &[u8], size: usize) -> Option<()> {
+        let Some(k) = self.key else { return Some(()) };
+        k.schema
+            .check_attribute(name, super::page::type_key(value), size)
+            .ok()?;
+        if let Some(position) = k.schema.position(name) {
+            let mut digest = k.digest.get();
+            digest.add(position, value);
+            k.digest.set(digest);
+        }
+        Some(())
     }
 
     /// An array: a set's members (`Some` of their type), or an `L`'s type objects
@@ -502,12 +592,20 @@ impl<'b> Reader<'b> {
         self.eat(b'[')?;
         out.push(b'[');
         let mut size = 0;
+        // Checking a set: its members (numbers in canonical form), to find one given twice.
+        let mut members: Vec<Cow<'b, str>> = Vec::new();
         if self.peek()? == b']' {
             self.i += 1;
         } else {
             loop {
                 size += match kind {
-                    Some(kind) => self.scalar(kind, out)?,
+                    Some(kind) => {
+                        let (size, s) = self.scalar(kind, out)?;
+                        if CHECK {
+                            members.push(member(kind, s)?);
+                        }
+                        size
+                    }
                     None => self.value(out, depth)? + 1,
                 };
                 if !self.next_or_close(b']')? {
@@ -517,8 +615,30 @@ impl<'b> Reader<'b> {
             }
         }
         out.push(b']');
+        if CHECK && kind.is_some() {
+            members.sort_unstable();
+            if members.is_empty() || members.windows(2).any(|w| w[0] == w[1]) {
+                return None;
+            }
+        }
         Some(size)
     }
+}
+
+/// Whether an attribute name at `depth` is one DynamoDB takes (an item's own may not be
+/// empty), as `wire::page`'s seeds check it.
+fn name_taken(name: &str, depth: usize) -> bool {
+    !(name.is_empty() && depth == 0) && name.len() <= MAX_NAME_BYTES
+}
+
+/// A set member as two equal members compare equal: a number in canonical form, a string
+/// or base64 (taken only in canonical form) as it is.
+fn member(kind: Scalar, s: Str<'_>) -> Option<Cow<'_, str>> {
+    Some(match (kind, s) {
+        (Scalar::N, s) => Cow::Owned(canonical_number(s.as_str()).ok()?),
+        (_, Str::Raw(s, _)) => Cow::Borrowed(s),
+        (_, Str::Decoded(s)) => Cow::Owned(s),
+    })
 }
 
 /// Appends a string as `json::write_str` would: as it was written when it had no escape
