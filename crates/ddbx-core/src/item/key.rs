@@ -246,20 +246,7 @@ mod tests {
     use aws_smithy_types::Blob;
 
     fn schema() -> KeySchema {
-        KeySchema {
-            parts: vec![
-                KeyPart {
-                    name: "id".into(),
-                    ty: KeyType::N,
-                    partition: true,
-                },
-                KeyPart {
-                    name: "sk".into(),
-                    ty: KeyType::S,
-                    partition: false,
-                },
-            ],
-        }
+        crate::item::test_support::id_sk()
     }
 
     fn message(r: Result<(), ItemError>) -> String {

@@ -119,3 +119,22 @@ pub(crate) fn item() -> impl Strategy<Value = Item> {
 pub(crate) fn one(name: &str, v: AttributeValue) -> Item {
     HashMap::from([(name.to_string(), v)])
 }
+
+/// The key of the tests' keyed items: `id` (N, partition) and `sk` (S, sort).
+pub fn id_sk() -> crate::item::key::KeySchema {
+    use crate::item::key::{KeyPart, KeySchema, KeyType};
+    KeySchema {
+        parts: vec![
+            KeyPart {
+                name: "id".into(),
+                ty: KeyType::N,
+                partition: true,
+            },
+            KeyPart {
+                name: "sk".into(),
+                ty: KeyType::S,
+                partition: false,
+            },
+        ],
+    }
+}

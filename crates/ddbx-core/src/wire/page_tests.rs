@@ -310,15 +310,9 @@ proptest! {
         ascii in any::<bool>(),
         pretty in any::<bool>(),
     ) {
-        use crate::item::key::{KeyPart, KeySchema, KeyType};
         item.insert("id".into(), AttributeValue::N(id));
         item.insert("sk".into(), AttributeValue::S(sk));
-        let key = KeySchema {
-            parts: vec![
-                KeyPart { name: "id".into(), ty: KeyType::N, partition: true },
-                KeyPart { name: "sk".into(), ty: KeyType::S, partition: false },
-            ],
-        };
+        let key = id_sk();
         let line = format!("{{\"Item\":{}}}\n", wire_json(&item, ascii, pretty));
         let decoded = crate::item::dynamodb_json::decode_line(line.as_bytes()).unwrap();
         if key.check_item(&decoded).is_ok() {
@@ -558,24 +552,7 @@ fn line_scanned(line: &[u8], key: Option<&KeySchema>) -> Option<(String, usize, 
     Some((String::from_utf8(out[6..].to_vec()).unwrap(), size, got))
 }
 
-/// The key of the generated items below: `id` (N) and `sk` (S).
-fn id_sk() -> KeySchema {
-    use crate::item::key::{KeyPart, KeyType};
-    KeySchema {
-        parts: vec![
-            KeyPart {
-                name: "id".into(),
-                ty: KeyType::N,
-                partition: true,
-            },
-            KeyPart {
-                name: "sk".into(),
-                ty: KeyType::S,
-                partition: false,
-            },
-        ],
-    }
-}
+use crate::item::test_support::id_sk;
 
 #[test]
 fn the_line_scanner_refuses_what_the_seeds_refuse() {
