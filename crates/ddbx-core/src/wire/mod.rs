@@ -21,17 +21,19 @@
 //! [`dynamodb_json::encode_line`]: crate::item::dynamodb_json::encode_line
 //! [`item_size`]: crate::item::validate::item_size
 //!
-//! The folder: [`page`] (the page, the `serde_json` reader and the checked lines of data
-//! files), [`scanner`] (the fast reader), [`scan`] (the SDK hook that hands a Scan answer's
+//! The folder: [`page`] (the page and the `serde_json` reader), [`line`] (the checked lines
+//! of data files, read by either), [`scanner`] (the fast reader), [`scan`] (the SDK hook that hands a Scan answer's
 //! bytes to [`WirePage::parse`]) and [`write`] (BatchWriteItem calls whose requests are
 //! already wire JSON).
 
+pub(crate) mod line;
 pub(crate) mod page;
 pub(crate) mod scan;
 pub(crate) mod scanner;
 pub(crate) mod write;
 
-pub use page::{checked_item, checked_keyed_item, Declined, WirePage};
+pub use line::{checked_item, checked_keyed_item};
+pub use page::{Declined, WirePage};
 
 impl WirePage {
     /// Reads a Scan answer's body, or says why it leaves the page to the SDK.

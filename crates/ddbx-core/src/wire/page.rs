@@ -71,42 +71,6 @@ impl WirePage {
     }
 }
 
-/// Reads one DynamoDB JSON line (`{"Item":{...}}`, its line end allowed) and appends the
-/// item's attribute map to `out` in the API's wire JSON, names sorted: byte for byte what
-/// [`json::write_map`](super::json::write_map) writes for the item
-/// [`dynamodb_json::decode_line`](super::dynamodb_json::decode_line) reads, and checked as
-/// that checks it ([`validate_item`](super::validate::validate_item)). Returns the item's
-/// size. An import writes what this appends as it is, building no item.
-///
-/// Why: a profile of an import against the canned endpoint (`docs/BENCHMARKS.md`, issue
-/// 16) put more than a third of its CPU in allocating and freeing the JSON tree and the
-/// item maps `decode_line` builds, and in the SDK serialising them again.
-///
-/// `Err` (with nothing appended) for anything `decode_line` might read differently or
-/// refuse: type keys in another letter case, a name given twice, base64 not in canonical
-/// form, any invalid item, or (given `key`) an item that does not carry that key. The
-/// caller then reads the line with `decode_line`, which takes it or names what is wrong.
-pub fn checked_item(
-    line: &[u8],
-    out: &mut Vec<u8>,
-    key: Option<&KeySchema>,
-) -> Result<usize, Declined> {
-    let watch = key.map(KeyWatch::new);
-    check_line(line, out, watch.as_ref())
-}
-
-/// [`checked_item`] of an item that must carry `key`, with the digest of its key
-/// ([`KeySchema::item_digest`] of the item `decode_line` reads).
-pub fn checked_keyed_item(
-    line: &[u8],
-    out: &mut Vec<u8>,
-    key: &KeySchema,
-) -> Result<(usize, u64), Declined> {
-    let watch = KeyWatch::new(key);
-    let size = check_line(line, out, Some(&watch))?;
-    Ok((size, watch.digest.get().finish()))
-}
-
 /// The key an item must carry, and the digest of its key as the item is read.
 pub(super) struct KeyWatch<'k> {
     pub(super) schema: &'k KeySchema,
@@ -114,7 +78,7 @@ pub(super) struct KeyWatch<'k> {
 }
 
 impl<'k> KeyWatch<'k> {
-    fn new(schema: &'k KeySchema) -> Self {
+    pub(super) fn new(schema: &'k KeySchema) -> Self {
         Self {
             schema,
             digest: Cell::default(),
@@ -122,21 +86,8 @@ impl<'k> KeyWatch<'k> {
     }
 }
 
-/// Most lines are read by `wire::scanner`'s checking reader; what it leaves, by the seeds
-/// here.
-fn check_line(line: &[u8], out: &mut Vec<u8>, key: Option<&KeyWatch>) -> Result<usize, Declined> {
-    if let Some(size) = super::scanner::check_line(line, out, key) {
-        return Ok(size);
-    }
-    if let Some(k) = key {
-        // What the scanner added before it gave up.
-        k.digest.set(KeyDigest::default());
-    }
-    check_line_with_serde(line, out, key)
-}
-
-/// [`check_line`] by the `serde_json` seeds alone.
-fn check_line_with_serde(
+/// [`check_line`](super::line) by the `serde_json` seeds alone.
+pub(super) fn check_line_with_serde(
     line: &[u8],
     out: &mut Vec<u8>,
     key: Option<&KeyWatch>,

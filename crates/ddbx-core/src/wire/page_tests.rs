@@ -6,6 +6,7 @@ use crate::item::dynamodb_json::encode_line;
 use crate::item::test_support::item;
 use crate::item::validate::item_size;
 use crate::item::AttributeValue;
+use crate::wire::line::{checked_item, checked_keyed_item};
 use proptest::prelude::*;
 
 fn page(body: &str) -> Result<WirePage, Declined> {
