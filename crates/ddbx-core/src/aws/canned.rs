@@ -135,7 +135,16 @@ impl Aws {
         let scaling = aws_sdk_applicationautoscaling::config::Builder::from(&sdk)
             .endpoint_url(endpoint)
             .build();
+        let direct = crate::aws::direct::Direct::for_sdk(
+            &sdk,
+            sdk.credentials_provider().expect("credentials"),
+            "us-east-1".into(),
+            std::time::Duration::from_secs(60),
+            contact.clone(),
+        )
+        .expect("an HTTP client");
         Aws {
+            direct: Arc::new(direct),
             storage: Storage::new(S3Settings::default(), "us-east-1", None),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb),
             emr: aws_sdk_emr::Client::from_conf(emr),

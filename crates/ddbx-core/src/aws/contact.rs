@@ -31,6 +31,7 @@ pub use crate::diagnosis::FIRST_CONTACT;
 pub struct Contact {
     answered: AtomicBool,
     host: Mutex<Option<String>>,
+    endpoint: Mutex<Option<String>>,
     stopped: Mutex<Option<String>>,
 }
 
@@ -47,6 +48,17 @@ impl Contact {
             .expect("not poisoned")
             .clone()
             .unwrap_or_else(|| "the endpoint".into())
+    }
+
+    /// The URL the client's first request went to (`https://dynamodb.us-east-1.amazonaws.com/`),
+    /// once it made one: where [`Direct`](super::direct::Direct) sends its calls.
+    pub fn endpoint(&self) -> Option<String> {
+        self.endpoint.lock().expect("not poisoned").clone()
+    }
+
+    /// An answer came back (to a call made without the client).
+    pub fn answered_now(&self) {
+        self.answered.store(true, Ordering::SeqCst);
     }
 
     /// Record the error that stops the run (the first one wins).
@@ -83,9 +95,14 @@ impl Intercept for Watch {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        let uri = context.request().uri();
         let mut host = self.0.host.lock().expect("not poisoned");
         if host.is_none() {
-            *host = authority(context.request().uri());
+            *host = authority(uri);
+        }
+        let mut endpoint = self.0.endpoint.lock().expect("not poisoned");
+        if endpoint.is_none() {
+            *endpoint = Some(uri.to_string());
         }
         Ok(())
     }
@@ -96,7 +113,7 @@ impl Intercept for Watch {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.answered.store(true, Ordering::SeqCst);
+        self.0.answered_now();
         Ok(())
     }
 }

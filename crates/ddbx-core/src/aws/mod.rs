@@ -6,6 +6,7 @@
 pub(crate) mod canned;
 pub mod contact;
 pub mod credentials;
+pub(crate) mod direct;
 pub(crate) mod dynamodb;
 mod error;
 pub mod profile;
@@ -61,6 +62,8 @@ pub struct Aws {
     pub sdk: SdkConfig,
     /// The DynamoDB client, with the SDK's own retries off: ours tell the rate limiter.
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// BatchWriteItem without the SDK's orchestrator, to the endpoint `dynamodb` uses.
+    pub direct: Arc<direct::Direct>,
     /// The EMR client (used by `--engine emr`), with the SDK's own retries off.
     pub emr: aws_sdk_emr::Client,
     /// The Application Auto Scaling client (capacity spikes on tables that autoscale).
@@ -83,6 +86,9 @@ pub struct Aws {
 /// The region the clients of a command on local folders only are built with when none is
 /// set (they make no call).
 const LOCAL_ONLY_REGION: &str = "us-east-1";
+
+/// How long a connection to DynamoDB may take to open.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Aws {
     /// Load the configuration once for the run and build the clients (S3's as `s3` says).
@@ -133,15 +139,24 @@ impl Aws {
         let s3_credentials = credentials::for_s3(&base, &sdk, &settings.s3).await;
         let region = region.to_string();
         let contact = Arc::new(contact::Contact::default());
+        let attempt_timeout = settings.request_timeout.unwrap_or(Duration::from_secs(60));
+        // One session for the client and for `direct`.
+        let credentials = direct::Cached::for_sdk(&sdk)?;
+        let direct = direct::Direct::for_sdk(
+            &sdk,
+            credentials.clone(),
+            region.to_string(),
+            attempt_timeout,
+            contact.clone(),
+        )?;
         let mut ddb = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .credentials_provider(credentials)
             .retry_config(RetryConfig::disabled())
             .interceptor(contact.watch())
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(
-                        settings.request_timeout.unwrap_or(Duration::from_secs(60)),
-                    )
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(attempt_timeout)
                     .build(),
             );
         if let Some(url) = &settings.endpoint_url {
@@ -160,6 +175,7 @@ impl Aws {
         Ok(Self {
             storage: Storage::new(s3, &region, s3_credentials),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
+            direct: Arc::new(direct),
             autoscaling: aws_sdk_applicationautoscaling::Client::from_conf(scaling.build()),
             emr: aws_sdk_emr::Client::from_conf(emr.build()),
             sdk,

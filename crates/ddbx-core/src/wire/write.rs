@@ -3,11 +3,13 @@
 //! An import reads each item of a DynamoDB JSON data file straight into the API's wire
 //! JSON ([`checked_item`](crate::wire::checked_item)); building the SDK's item maps
 //! only for the SDK to serialise them again was, with the parse behind it, most of an
-//! import's CPU (profile in `docs/BENCHMARKS.md`, issue 16). [`send`] keeps the SDK for
-//! everything else about the call (endpoint, signing, timeouts, retries, error answers
-//! and reading the answer, `UnprocessedItems` included): the SDK serialises a call with
-//! no requests, and an interceptor puts [`RequestBody`]'s bytes in its place before the
-//! request is signed, on every attempt.
+//! import's CPU (profile in `docs/BENCHMARKS.md`, issue 16). [`send`] has
+//! [`Direct`](crate::aws::direct::Direct) sign and send the body and reads its answer
+//! here (`UnprocessedItems` back into wire JSON): the SDK's orchestrator around each call
+//! was a third of an import's CPU (issue 26). Before the SDK's client has made a call,
+//! [`send_with_sdk`] sends it through the SDK: it serialises a call with no requests, and
+//! an interceptor puts [`RequestBody`]'s bytes in its place before the request is signed,
+//! on every attempt.
 
 use crate::Error;
 use aws_sdk_dynamodb::error::SdkError;
@@ -23,7 +25,12 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 use bytes::Bytes;
 
-use crate::item::json::{write_map, write_str, UPPER_KEYS};
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use crate::aws::Aws;
+use crate::item::json::{read_map, write_map, write_str, Path, UPPER_KEYS};
 
 /// The write requests of one call, as BatchWriteItem's JSON.
 #[derive(Debug, Clone, Default)]
@@ -102,18 +109,136 @@ pub fn request_body(table: &str, requests: &Requests) -> Bytes {
     Bytes::from(body)
 }
 
-/// Sends `call` (a BatchWriteItem call with no requests yet) with `requests` into `table`.
+/// What one BatchWriteItem call did.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The requests DynamoDB left unprocessed, as it sent them back.
+    pub unprocessed: Requests,
+    /// The capacity it reports consumed in the table, when it reports it.
+    pub consumed: Option<f64>,
+}
+
+/// One attempt of writing `requests` into `table`: signed and sent by
+/// [`Direct`](crate::aws::direct::Direct) once the SDK's client has shown the endpoint
+/// (why: its profile), else by the SDK ([`send_with_sdk`]).
 pub async fn send(
-    call: BatchWriteItemFluentBuilder,
+    aws: &Aws,
     table: &str,
     requests: &Requests,
+) -> Result<Written, SdkError<BatchWriteItemError, HttpResponse>> {
+    let body = request_body(table, requests);
+    let answer = aws
+        .direct
+        .call(BATCH_WRITE_ITEM, body.clone(), BatchWriteItemError::generic)
+        .await;
+    match answer {
+        Some(answer) => {
+            let answer = answer?;
+            read_answer(table, &answer).map_err(|e| {
+                let raw = HttpResponse::new(200.try_into().expect("200"), SdkBody::from(answer));
+                SdkError::response_error(e, raw)
+            })
+        }
+        None => {
+            let out = send_with_sdk(aws.dynamodb.batch_write_item(), table, body).await?;
+            let left = out.unprocessed_items().and_then(|u| u.get(table));
+            let unprocessed = Requests::from_sdk(left.map_or(&[], Vec::as_slice))
+                .map_err(|e| SdkError::construction_failure(e.to_string()))?;
+            let consumed = out.consumed_capacity().iter();
+            let consumed = consumed_in(
+                table,
+                consumed.map(|c| (c.table_name(), c.capacity_units())),
+            );
+            Ok(Written {
+                unprocessed,
+                consumed,
+            })
+        }
+    }
+}
+
+/// BatchWriteItem's target in DynamoDB's JSON protocol.
+const BATCH_WRITE_ITEM: &str = "DynamoDB_20120810.BatchWriteItem";
+
+/// Sends `call` (a BatchWriteItem call with no requests yet) with `body`
+/// ([`request_body`]) in place of the one the SDK serialises.
+pub async fn send_with_sdk(
+    call: BatchWriteItemFluentBuilder,
+    table: &str,
+    body: Bytes,
 ) -> Result<BatchWriteItemOutput, SdkError<BatchWriteItemError, HttpResponse>> {
     call.request_items(table, Vec::new())
         .return_consumed_capacity(ReturnConsumedCapacity::Total)
         .customize()
-        .interceptor(RequestBody(request_body(table, requests)))
+        .interceptor(RequestBody(body))
         .send()
         .await
+}
+
+/// A BatchWriteItem answer: `UnprocessedItems` of `table` (each put's item or delete's key
+/// read as DynamoDB JSON and written as wire JSON, names sorted) and its `ConsumedCapacity`.
+/// `Err` for an answer that is not that JSON, or a request that is neither a put nor a
+/// delete (never dropped unsaid).
+fn read_answer(table: &str, body: &[u8]) -> Result<Written, String> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(rename = "UnprocessedItems")]
+        unprocessed: Option<HashMap<String, Vec<Map<String, Value>>>>,
+        #[serde(rename = "ConsumedCapacity")]
+        consumed: Option<Vec<Consumed>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Consumed {
+        #[serde(rename = "TableName")]
+        table: Option<String>,
+        #[serde(rename = "CapacityUnits")]
+        units: Option<f64>,
+    }
+    let answer: Answer =
+        serde_json::from_slice(body).map_err(|e| format!("BatchWriteItem's answer: {e}"))?;
+    let mut unprocessed = Requests::default();
+    let mut map = Vec::new();
+    let left = answer.unprocessed.unwrap_or_default().remove(table);
+    for request in left.unwrap_or_default() {
+        let (delete, inner) = match (request.get("PutRequest"), request.get("DeleteRequest")) {
+            (Some(put), None) => (false, put.get("Item")),
+            (None, Some(delete)) => (true, delete.get("Key")),
+            _ => (false, None),
+        };
+        let Some(Value::Object(attributes)) = inner else {
+            return Err("an unprocessed request that is neither a put nor a delete".into());
+        };
+        let item = read_map(attributes, &Path::Root)
+            .map_err(|e| format!("an unprocessed request: {e}"))?;
+        map.clear();
+        write_map(&item, &UPPER_KEYS, &mut map);
+        if delete {
+            unprocessed.delete(&map);
+        } else {
+            unprocessed.put(&map);
+        }
+    }
+    let consumed = answer.consumed.unwrap_or_default();
+    let consumed = consumed_in(
+        table,
+        consumed.iter().map(|c| (c.table.as_deref(), c.units)),
+    );
+    Ok(Written {
+        unprocessed,
+        consumed,
+    })
+}
+
+/// The capacity units reported for `table` (or for no table named), summed; `None` when
+/// none is reported.
+fn consumed_in<'a>(
+    table: &str,
+    reported: impl Iterator<Item = (Option<&'a str>, Option<f64>)>,
+) -> Option<f64> {
+    reported
+        .filter(|(t, _)| t.is_none_or(|t| t == table))
+        .filter_map(|(_, units)| units)
+        .reduce(|a, b| a + b)
 }
 
 /// Per-call interceptor: the request's body, put in place before each attempt is signed.
@@ -159,11 +284,15 @@ mod tests {
     /// A request as sent: its body, its Content-Length, whether it was signed.
     type Seen = (Vec<u8>, Option<String>, bool);
 
+    /// Each request's headers, names in lower case.
+    type Headers = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
     /// Keeps each request's body and headers; answers with the first of `answers` (the
     /// last one again and again).
     #[derive(Debug, Clone)]
     struct Capture {
         seen: Arc<Mutex<Vec<Seen>>>,
+        headers: Headers,
         answers: Arc<Mutex<Vec<(u16, &'static str)>>>,
     }
 
@@ -171,6 +300,7 @@ mod tests {
         fn new(answers: &[(u16, &'static str)]) -> Self {
             Self {
                 seen: Default::default(),
+                headers: Default::default(),
                 answers: Arc::new(Mutex::new(answers.to_vec())),
             }
         }
@@ -185,6 +315,9 @@ mod tests {
                 .get("authorization")
                 .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256"));
             self.seen.lock().unwrap().push((body, length, signed));
+            let headers = request.headers().iter();
+            let headers = headers.map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()));
+            self.headers.lock().unwrap().push(headers.collect());
             let mut answers = self.answers.lock().unwrap();
             let (status, answer) = if answers.len() > 1 {
                 answers.remove(0)
@@ -274,7 +407,9 @@ mod tests {
                     .send()
                     .await
                     .unwrap();
-                send(client.batch_write_item(), "T.1", &wire).await.unwrap();
+                send_with_sdk(client.batch_write_item(), "T.1", request_body("T.1", &wire))
+                    .await
+                    .unwrap();
             });
             let seen = capture.seen.lock().unwrap();
             let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).unwrap();
@@ -300,7 +435,12 @@ mod tests {
         let mut wire = Requests::default();
         wire.put(br#"{"k":{"S":"a"}}"#);
         wire.put(br#"{"k":{"S":"b"}}"#);
-        let out = block_on(send(client.batch_write_item(), "T", &wire)).unwrap();
+        let out = block_on(send_with_sdk(
+            client.batch_write_item(),
+            "T",
+            request_body("T", &wire),
+        ))
+        .unwrap();
         let left = out.unprocessed_items().unwrap()["T"].clone();
         let again = Requests::from_sdk(&left).unwrap();
         assert_eq!(again.len(), 1);
@@ -319,6 +459,175 @@ mod tests {
             );
             assert_eq!(length.as_deref(), Some(body.len().to_string().as_str()));
             assert!(signed);
+        }
+    }
+
+    /// A fixed clock, for the SDK and [`Direct`] to sign at the same instant.
+    #[derive(Debug)]
+    struct Fixed(std::time::SystemTime);
+
+    impl aws_types::sdk_config::TimeSource for Fixed {
+        fn now(&self) -> std::time::SystemTime {
+            self.0
+        }
+    }
+
+    /// `name: value` of a captured request.
+    fn header<'h>(headers: &'h [(String, String)], name: &str) -> &'h str {
+        let found = headers.iter().find(|(k, _)| k == name);
+        found.map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Direct's SigV4 against the SDK's: the same headers, body and instant signed by both
+    /// give the same Authorization (session token included); and what Direct sends is
+    /// signed over its own headers at that instant, with the body the SDK would send.
+    #[test]
+    fn direct_signs_as_the_sdk_signs() {
+        use crate::aws::contact::Contact;
+        use crate::aws::direct::Direct;
+        use aws_credential_types::provider::SharedCredentialsProvider;
+        use aws_types::sdk_config::SharedTimeSource;
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_765_000_000);
+        let time = SharedTimeSource::new(Fixed(at));
+        let creds = Credentials::new("AKIDTEST", "secret/key", Some("token+1".into()), None, "t");
+        let capture = Capture::new(&[(200, "{}")]);
+        let contact = Arc::new(Contact::default());
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-3"))
+            .credentials_provider(creds.clone())
+            .endpoint_url("http://127.0.0.1:9")
+            .http_client(capture.clone())
+            .time_source(time.clone())
+            .interceptor(contact.watch())
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(conf);
+        let direct = Direct::new(
+            SharedHttpConnector::new(capture.clone()),
+            SharedCredentialsProvider::new(creds.clone()),
+            "eu-west-3".into(),
+            std::time::Duration::from_secs(60),
+            time,
+            contact.clone(),
+        );
+        let mut wire = Requests::default();
+        wire.put(br#"{"k":{"S":"a b/\u00e9"}}"#);
+        let body = request_body("T.1", &wire);
+        assert!(!direct.ready());
+        block_on(send_with_sdk(
+            client.batch_write_item(),
+            "T.1",
+            body.clone(),
+        ))
+        .unwrap();
+        assert!(direct.ready());
+        let answer =
+            block_on(direct.call(BATCH_WRITE_ITEM, body.clone(), BatchWriteItemError::generic));
+        assert_eq!(answer.unwrap().unwrap(), Bytes::from_static(b"{}"));
+
+        let headers = capture.headers.lock().unwrap();
+        let (sdk, ours) = (&headers[0], &headers[1]);
+        let auth = header(sdk, "authorization");
+        let signed = auth
+            .split("SignedHeaders=")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap();
+        let mine: Vec<(&str, &str)> = signed
+            .split(';')
+            .filter(|h| !["x-amz-date", "x-amz-security-token", "host"].contains(h))
+            .map(|h| (h, header(sdk, h)))
+            .collect();
+        assert!(signed.contains("x-amz-security-token"), "{signed}");
+        let identity = creds.clone().into();
+        let endpoint = contact.endpoint().unwrap();
+        let authorization = |headers: &[(&str, &str)]| {
+            let again = direct.instructions(&identity, at, &endpoint, headers, &body);
+            let mut request = http::Request::new(());
+            again.unwrap().apply_to_request_http1x(&mut request);
+            request.headers()["authorization"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(authorization(&mine), auth);
+        // The SDK leaves Host to the signer (from the URL) and to hyper; Direct names it.
+        let named: Vec<_> = mine
+            .iter()
+            .copied()
+            .chain([("host", "127.0.0.1:9")])
+            .collect();
+        assert_eq!(authorization(&named), auth);
+
+        assert_eq!(header(ours, "x-amz-date"), header(sdk, "x-amz-date"));
+        assert_eq!(header(ours, "x-amz-security-token"), "token+1");
+        assert_eq!(header(ours, "x-amz-target"), BATCH_WRITE_ITEM);
+        assert_eq!(header(ours, "content-type"), "application/x-amz-json-1.0");
+        assert_eq!(header(ours, "host"), "127.0.0.1:9");
+        let ours_signed = header(ours, "authorization");
+        assert!(ours_signed.starts_with(
+            "AWS4-HMAC-SHA256 Credential=AKIDTEST/20251206/eu-west-3/dynamodb/aws4_request, SignedHeaders=content-length;content-type;host;x-amz-date;x-amz-security-token;x-amz-target, Signature="
+        ), "{ours_signed}");
+        let seen = capture.seen.lock().unwrap();
+        assert_eq!(seen[1].0, seen[0].0);
+        assert_eq!(seen[1].1, Some(body.len().to_string()));
+    }
+
+    /// Over real HTTP to the canned endpoint: once the SDK's client has made a call, writes
+    /// go through [`Direct`]; unprocessed items and consumed capacity are read back, and
+    /// error answers are the SDK's errors, classified as before.
+    #[tokio::test]
+    async fn direct_writes_read_unprocessed_items_and_errors() {
+        use crate::aws::canned::Canned;
+        use crate::aws::{classify, ErrorClass};
+        use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+        let unprocessed = r#"{"UnprocessedItems":{"T":[{"PutRequest":{"Item":{"z":{"N":"1.50"},"k":{"B":"AAE="}}}},{"DeleteRequest":{"Key":{"k":{"S":"d"}}}}],"U":[{"PutRequest":{"Item":{"k":{"S":"other"}}}}]},"ConsumedCapacity":[{"TableName":"T","CapacityUnits":2.5},{"TableName":"U","CapacityUnits":9.0}]}"#;
+        let canned = Canned::start(vec![
+            (400, r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"no"}"#.into()),
+            (200, unprocessed.into()),
+            (400, r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}"#.into()),
+            (500, "<html>oops</html>".into()),
+            (200, r#"{"UnprocessedItems":{"T":[{"PutRequest":{"Item":{"k":{"Q":"?"}}}}]}}"#.into()),
+        ])
+        .await;
+        let aws = Aws::for_tests(&canned.url, crate::clock::ManualClock::default());
+        let mut wire = Requests::default();
+        wire.put(br#"{"k":{"S":"a"}}"#);
+        // Before any call of the SDK's client, the SDK sends it.
+        assert!(!aws.direct.ready());
+        let first = send(&aws, "T", &wire).await.unwrap_err();
+        assert_eq!(first.code(), Some("ResourceNotFoundException"));
+        assert!(aws.direct.ready());
+
+        let written = send(&aws, "T", &wire).await.unwrap();
+        assert_eq!(written.consumed, Some(2.5));
+        assert_eq!(written.unprocessed.len(), 2);
+        assert_eq!(
+            String::from_utf8(request_body("T", &written.unprocessed).to_vec()).unwrap(),
+            r#"{"RequestItems":{"T":[{"PutRequest":{"Item":{"k":{"B":"AAE="},"z":{"N":"1.50"}}}},{"DeleteRequest":{"Key":{"k":{"S":"d"}}}}]},"ReturnConsumedCapacity":"TOTAL"}"#
+        );
+
+        let throttled = send(&aws, "T", &wire).await.unwrap_err();
+        assert_eq!(
+            throttled.code(),
+            Some("ProvisionedThroughputExceededException")
+        );
+        assert_eq!(throttled.message(), Some("slow down"));
+        assert_eq!(classify(&throttled), ErrorClass::Throttled);
+        let failed = send(&aws, "T", &wire).await.unwrap_err();
+        assert_eq!(classify(&failed), ErrorClass::Transient);
+        let bad = send(&aws, "T", &wire).await.unwrap_err();
+        assert!(matches!(bad, SdkError::ResponseError(_)), "{bad:?}");
+        assert_eq!(classify(&bad), ErrorClass::Transient);
+
+        let requests = canned.requests.lock().unwrap();
+        let sent: serde_json::Value = serde_json::from_slice(&request_body("T", &wire)).unwrap();
+        assert_eq!(requests.len(), 5);
+        for (op, body) in requests.iter() {
+            assert_eq!(op, "BatchWriteItem");
+            assert_eq!(body, &sent);
         }
     }
 }

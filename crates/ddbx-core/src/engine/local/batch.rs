@@ -83,33 +83,23 @@ pub async fn write_batch(
             .call(
                 || format!("table {table}: BatchWriteItem of {sent} items"),
                 Some(limiter),
-                || write::send(aws.dynamodb.batch_write_item(), table, &pending),
+                || write::send(aws, table, &pending),
             )
             .await;
-        let out = match result {
-            Ok(out) => out,
+        let written = match result {
+            Ok(written) => written,
             Err(e) => {
                 limiter.settle(estimate, 0.0);
                 return Err(not_written(table, pending.len(), total, e.to_string()));
             }
         };
-        let unprocessed = match out.unprocessed_items().and_then(|u| u.get(table)) {
-            Some(left) => Requests::from_sdk(left)
-                .map_err(|why| not_written(table, left.len(), total, why.to_string()))?,
-            None => Requests::default(),
-        };
+        let unprocessed = written.unprocessed;
         let share = if sent == 0 {
             0.0
         } else {
             (sent - unprocessed.len()) as f64 / sent as f64
         };
-        let consumed = out
-            .consumed_capacity()
-            .iter()
-            .filter(|c| c.table_name() == Some(table) || c.table_name().is_none())
-            .filter_map(|c| c.capacity_units())
-            .reduce(|a, b| a + b)
-            .unwrap_or(estimate * share);
+        let consumed = written.consumed.unwrap_or(estimate * share);
         limiter.settle(estimate, consumed);
         consumed_total += consumed;
         if unprocessed.is_empty() {
