@@ -12,10 +12,14 @@
 //! requests to, as [`Contact`] saw them: custom endpoints, FIPS, dual stack and account
 //! endpoints alike; until the client has made a call there is none, and the caller uses the
 //! SDK), the credentials (its provider chain, kept by [`Cached`] for the SDK's client and
-//! for these calls, until a minute before they expire), SigV4 as the SDK signs DynamoDB (the same crate and settings: no payload hash
-//! header, double-encoded path, session token signed), the connect and attempt timeouts,
-//! and its clock skew correction (a `Date` answered more than a minute off is taken as the
-//! signing clock). Retries are not here: the caller's [`Aws::call`](super::Aws::call).
+//! for these calls, until a minute before they expire), SigV4 as the SDK signs DynamoDB
+//! (the same crate and settings: no payload hash header, double-encoded path, session token
+//! signed), the connect and attempt timeouts, and its clock skew correction (a `Date`
+//! answered more than a minute off is taken as the signing clock). Retries are not here:
+//! the caller's [`Aws::call`](super::Aws::call).
+//!
+//! The connector is a second pool of connections to DynamoDB, beside the client's: the
+//! client's own is built inside its orchestrator, out of reach.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
