@@ -13,7 +13,7 @@
 //! with it, and the command says that one line instead of one failure per table.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -30,8 +30,8 @@ pub use crate::diagnosis::FIRST_CONTACT;
 #[derive(Debug, Default)]
 pub struct Contact {
     answered: AtomicBool,
-    host: Mutex<Option<String>>,
-    endpoint: Mutex<Option<String>>,
+    /// The URL of the client's first request (its host is [`Contact::host`]).
+    endpoint: OnceLock<String>,
     stopped: Mutex<Option<String>>,
 }
 
@@ -43,17 +43,16 @@ impl Contact {
 
     /// The host (and port) requests went to, as the client resolved the endpoint.
     pub fn host(&self) -> String {
-        self.host
-            .lock()
-            .expect("not poisoned")
-            .clone()
+        self.endpoint
+            .get()
+            .and_then(|url| authority(url))
             .unwrap_or_else(|| "the endpoint".into())
     }
 
     /// The URL the client's first request went to (`https://dynamodb.us-east-1.amazonaws.com/`),
     /// once it made one: where [`Direct`](super::direct::Direct) sends its calls.
-    pub fn endpoint(&self) -> Option<String> {
-        self.endpoint.lock().expect("not poisoned").clone()
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint.get().map(String::as_str)
     }
 
     /// An answer came back (to a call made without the client).
@@ -95,15 +94,10 @@ impl Intercept for Watch {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let uri = context.request().uri();
-        let mut host = self.0.host.lock().expect("not poisoned");
-        if host.is_none() {
-            *host = authority(uri);
-        }
-        let mut endpoint = self.0.endpoint.lock().expect("not poisoned");
-        if endpoint.is_none() {
-            *endpoint = Some(uri.to_string());
-        }
+        // The first request's URL is kept; later ones go to the same endpoint.
+        self.0
+            .endpoint
+            .get_or_init(|| context.request().uri().to_string());
         Ok(())
     }
 

@@ -134,7 +134,7 @@ impl Direct {
     ) -> Option<Result<Bytes, SdkError<E, HttpResponse>>> {
         let endpoint = self.contact.endpoint()?;
         let attempt = async {
-            let request = self.signed(&endpoint, target, body).await?;
+            let request = self.signed(endpoint, target, body).await?;
             let response = self
                 .http
                 .call(request)

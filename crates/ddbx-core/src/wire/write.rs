@@ -544,7 +544,7 @@ mod tests {
         let identity = creds.clone().into();
         let endpoint = contact.endpoint().unwrap();
         let authorization = |headers: &[(&str, &str)]| {
-            let again = direct.instructions(&identity, at, &endpoint, headers, &body);
+            let again = direct.instructions(&identity, at, endpoint, headers, &body);
             let mut request = http::Request::new(());
             again.unwrap().apply_to_request_http1x(&mut request);
             request.headers()["authorization"]
