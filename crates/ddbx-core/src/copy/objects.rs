@@ -71,7 +71,7 @@ pub(crate) async fn copy_sized(
             .map_err(|e| Error::store(to.url_of(&dst), e))?;
         return Ok(());
     }
-    let mut stream = got.into_stream();
+    let mut stream = crate::store::stream_of(got);
     let upload = to
         .store
         .put_multipart(&dst)
@@ -117,7 +117,7 @@ pub(super) async fn check_md5(dir: &Location, file: &SourceFile) -> Result<()> {
         .get(&file.path)
         .await
         .map_err(|e| Error::store(&file.url, e))?;
-    let mut stream = got.into_stream();
+    let mut stream = crate::store::stream_of(got);
     let mut h = Md5::new();
     while let Some(chunk) = stream
         .try_next()

@@ -88,8 +88,7 @@ impl ItemReader {
         })?;
         let md5 = Arc::new(Mutex::new(Md5::new()));
         let hasher = md5.clone();
-        let stream = got
-            .into_stream()
+        let stream = crate::store::stream_of(got)
             .inspect_ok(move |chunk| hasher.lock().unwrap().update(chunk))
             .map_err(std::io::Error::other);
         let mut raw = BufReader::with_capacity(256 * 1024, StreamReader::new(stream));

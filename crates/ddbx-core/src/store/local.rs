@@ -17,7 +17,7 @@ use futures::StreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
@@ -125,6 +125,58 @@ fn walk_for_link(root: &std::path::Path, location: &Path) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// How much of a local file one blocking read takes when it is streamed.
+const READ_CHUNK: u64 = 256 * 1024;
+
+/// The bytes of `got` as a stream; a local file's read [`READ_CHUNK`] at a time on a
+/// blocking thread. Why: `GetResult::into_stream` reads a local file 8 KiB at a time, each
+/// on a blocking thread, and an import reading its data files (twice: the check, then the
+/// writing) paid a thread hand-off per 8 KiB (docs/BENCHMARKS.md, issue 26).
+pub fn stream_of(got: GetResult) -> BoxStream<'static, Result<bytes::Bytes>> {
+    let GetResultPayload::File(file, path) = got.payload else {
+        return got.into_stream();
+    };
+    let (start, remaining) = (got.range.start, got.range.end - got.range.start);
+    futures::stream::try_unfold(
+        (file, path, remaining, Some(start)),
+        |(mut file, path, remaining, seek)| async move {
+            if remaining == 0 {
+                return Ok(None);
+            }
+            tokio::task::spawn_blocking(move || {
+                use std::io::{Read, Seek};
+                let failed = |e: std::io::Error| object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: format!("{}: {e}", path.display()).into(),
+                };
+                if let Some(at) = seek {
+                    file.seek(std::io::SeekFrom::Start(at)).map_err(failed)?;
+                }
+                let want = remaining.min(READ_CHUNK);
+                let mut chunk = Vec::with_capacity(want as usize);
+                let read = (&mut file)
+                    .take(want)
+                    .read_to_end(&mut chunk)
+                    .map_err(failed)? as u64;
+                if read == 0 {
+                    return Err(failed(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the file ended {remaining} bytes early"),
+                    )));
+                }
+                let next = (file, path, remaining - read, None);
+                Ok(Some((bytes::Bytes::from(chunk), next)))
+            })
+            .await
+            .map_err(|e| object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: e.into(),
+            })?
+        },
+    )
+    .boxed()
 }
 
 fn refused(location: &Path, link: &std::path::Path) -> object_store::Error {
@@ -315,6 +367,34 @@ mod tests {
             }
             assert_eq!(link_in(&root, &location), expected, "{path}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_local_file_streams_in_large_reads_whole_or_in_part() {
+        let base = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(base.path().join("f"), &bytes).unwrap();
+        let store = NoLinks::new(base.path().canonicalize().unwrap()).unwrap();
+        let chunks = |got| async move {
+            stream_of(got)
+                .try_collect::<Vec<bytes::Bytes>>()
+                .await
+                .unwrap()
+        };
+        let whole = chunks(store.get(&Path::from("f")).await.unwrap()).await;
+        assert_eq!(whole.len(), 3, "256 KiB a read");
+        assert_eq!(whole.concat(), bytes);
+        let options = GetOptions {
+            range: Some((100_000..600_001).into()),
+            ..Default::default()
+        };
+        let part = chunks(store.get_opts(&Path::from("f"), options).await.unwrap()).await;
+        assert_eq!(part.concat(), &bytes[100_000..600_001]);
+        // A file cut short while it is read is an error, not a short read.
+        let got = store.get(&Path::from("f")).await.unwrap();
+        std::fs::write(base.path().join("f"), &bytes[..300_000]).unwrap();
+        let err = stream_of(got).try_collect::<Vec<_>>().await.unwrap_err();
+        assert!(err.to_string().contains("early"), "{err}");
     }
 
     #[tokio::test]

@@ -28,6 +28,9 @@ pub mod retention;
 pub(crate) mod s3;
 pub(crate) mod versions;
 
+/// An object's bytes as a stream (a local file's in large reads).
+pub(crate) use local::stream_of;
+
 /// The most bytes a control file (a plan, a manifest, a flag, a lock, a checkpoint,
 /// `table.json`) may hold: they are read whole, and a padded one must not take the
 /// memory of the machine (a restore plan of 10,000 tables is about 3 MB).

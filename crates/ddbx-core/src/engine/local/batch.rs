@@ -16,7 +16,7 @@ pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// Items to write (or, replaying a chain, keys to delete) together, with where they came
 /// from.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Batch {
     /// The puts and deletes.
     pub requests: Requests,
@@ -32,7 +32,22 @@ pub struct Batch {
     pub last_line: u64,
 }
 
+/// The room a batch's requests are given at first: 25 items of 1 KB, with their JSON.
+const FIRST_ROOM: usize = 32 * 1024;
+
 impl Batch {
+    /// No records yet, into `table`, from the data file of index `file`.
+    pub fn new(table: &str, file: usize) -> Self {
+        Batch {
+            requests: Requests::with_capacity(table, FIRST_ROOM),
+            units: 0.0,
+            bytes: 0,
+            file,
+            seq: 0,
+            last_line: 0,
+        }
+    }
+
     /// Whether a record of `size` bytes, `json` bytes of wire JSON, would not fit (with
     /// room for the call's own JSON around the requests).
     pub fn is_full_for(&self, size: usize, json: usize) -> bool {
@@ -79,18 +94,19 @@ pub async fn write_batch(
         // written, and the checkpoint stops before it.
         limiter.acquire(estimate).await?;
         let sent = pending.len();
+        let body = pending.into_body();
         let result = aws
             .call(
                 || format!("table {table}: BatchWriteItem of {sent} items"),
                 Some(limiter),
-                || write::send(aws, table, &pending),
+                || write::send(aws, table, body.clone()),
             )
             .await;
         let written = match result {
             Ok(written) => written,
             Err(e) => {
                 limiter.settle(estimate, 0.0);
-                return Err(not_written(table, pending.len(), total, e.to_string()));
+                return Err(not_written(table, sent, total, e.to_string()));
             }
         };
         let unprocessed = written.unprocessed;

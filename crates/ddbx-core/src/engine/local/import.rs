@@ -268,10 +268,7 @@ impl TableWrite<'_> {
                 .await?
                 .changes(src.changes)
                 .with_key(self.ready.key.clone());
-            let new_batch = || Batch {
-                file: file_idx,
-                ..Batch::default()
-            };
+            let new_batch = || Batch::new(self.target(), file_idx);
             let mut batch = new_batch();
             let mut map = Vec::new();
             while let Some(record) = reader.next_wire(&mut map).await? {
