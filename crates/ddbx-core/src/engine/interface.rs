@@ -187,6 +187,9 @@ pub struct SourceChecked {
     pub duplicate_keys: u64,
     /// Past how many items keys were not compared any more (memory stays bounded).
     pub duplicates_checked_up_to: Option<u64>,
+    /// What the check saw of the export's lines, so that the writing pass need not check
+    /// them again (`format::vouch`); `None` to check every line again.
+    pub vouched: Option<std::sync::Arc<crate::format::vouch::Vouched>>,
 }
 
 /// A table whose export reads and whose target exists with the export's key.

@@ -19,6 +19,7 @@ pub(crate) mod reader;
 pub(crate) mod replay;
 pub(crate) mod select;
 pub mod source;
+pub(crate) mod vouch;
 pub(crate) mod writer;
 
 use object_store::path::Path;

@@ -9,6 +9,8 @@
 use crate::checkpoint::{Checkpoints, ImportPosition};
 use crate::engine::interface::{SourceCheck, SourceChecked};
 use crate::format::reader::ItemReader;
+use crate::format::vouch::Vouched;
+use crate::plan::DataFormat;
 use crate::{Error, Result};
 
 /// Keys compared at most per table: 8 bytes each, so at most 64 MB.
@@ -34,15 +36,24 @@ pub(super) async fn check_source(c: SourceCheck<'_>) -> Result<SourceChecked> {
     let mut keys: Vec<u64> = Vec::new();
     let mut capped = false;
     let mut scratch = Vec::new();
-    let parts = std::iter::once(c.source).chain(c.changes);
+    // What the writing pass need not check again (`format::vouch`): the export's lines.
+    let source = c.source;
+    let vouched = (!source.changes && source.format == DataFormat::DynamodbJson)
+        .then(|| Vouched::new(c.key.cloned()))
+        .flatten();
+    let parts = std::iter::once(source).chain(c.changes);
     for (n, src) in parts.enumerate() {
         // Only the export's own items: a window's records may repeat its keys.
         let compare = n == 0 && !src.changes && c.key.is_some();
+        let record = n == 0 && vouched.is_some();
         for f in &src.files {
             let mut r = ItemReader::open(&src.dir, f, src.format)
                 .await?
                 .changes(src.changes)
                 .with_key(c.key.cloned());
+            if record {
+                r = r.recording();
+            }
             while r.check_next(&mut scratch).await? {
                 if c.stop.is_stopped() {
                     return Err(Error::Interrupted);
@@ -52,6 +63,9 @@ pub(super) async fn check_source(c: SourceCheck<'_>) -> Result<SourceChecked> {
                     Some(_) if compare => capped = true,
                     _ => {}
                 }
+            }
+            if let Some((v, lines)) = vouched.as_ref().zip(r.take_record()) {
+                v.keep(&f.url, lines)?;
             }
         }
     }
@@ -63,6 +77,7 @@ pub(super) async fn check_source(c: SourceCheck<'_>) -> Result<SourceChecked> {
         validated: true,
         duplicate_keys,
         duplicates_checked_up_to: capped.then_some(compared as u64),
+        vouched: vouched.map(std::sync::Arc::new),
     })
 }
 

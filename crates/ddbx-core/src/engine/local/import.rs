@@ -17,6 +17,7 @@ use crate::checkpoint::{Checkpoints, ImportPosition};
 use crate::engine::interface::{ImportWork, ReadyTable, SourceCheck};
 use crate::format::reader::{ItemReader, WireRecord};
 use crate::format::source::TableSource;
+use crate::format::vouch::Lines;
 use crate::plan::ImportStep;
 use crate::progress::TableProgress;
 use crate::rate::RateLimiter;
@@ -243,6 +244,20 @@ impl TableWrite<'_> {
             .collect()
     }
 
+    /// What the check saw of the lines of the file at `url` of `src`, when they were
+    /// checked against the key the table's items must carry (`format::vouch`).
+    fn vouched(&self, src: &TableSource, url: &str) -> Result<Option<Lines>> {
+        let ready = self.ready;
+        match &ready.checked.vouched {
+            Some(v)
+                if std::ptr::eq(src, &ready.source) && v.checked_against(ready.key.as_deref()) =>
+            {
+                v.lines(url)
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Reader: files in order, skipping what an earlier run finished, into batches.
     async fn read_into(
         &self,
@@ -267,7 +282,8 @@ impl TableWrite<'_> {
             let mut reader = ItemReader::open(&src.dir, f, src.format)
                 .await?
                 .changes(src.changes)
-                .with_key(self.ready.key.clone());
+                .with_key(self.ready.key.clone())
+                .vouched(self.vouched(src, &f.url)?);
             let new_batch = || Batch::new(self.target(), file_idx);
             let mut batch = new_batch();
             let mut map = Vec::new();
