@@ -24,7 +24,7 @@ p.add_argument("--out", default="docs/BENCHMARKS.md")
 p.add_argument("--canned-port", type=int, default=18020)
 p.add_argument("--fleets", default="1000,10000",
                help="table counts of the fleets of 10-item tables exported from the canned endpoint, comma-separated "
-                    "(the largest is also the number of runs `ddbx list` lists and `ddbx prune` prunes nine tenths of; "
+                    "(each is also a number of runs `ddbx list` lists and `ddbx prune` prunes nine tenths of; "
                     "empty: none)")
 p.add_argument("--s3-runs", type=int, default=1000,
                help="runs of one app made in moto's S3 (copies of one real run), of which `ddbx prune` deletes nine tenths (0: none)")
@@ -335,6 +335,7 @@ def bench_unprocessed(items=20_000):
 # newest tenth.
 fleet_results = {}  # tables -> measurement
 catalog_results = {}  # what -> measurement
+catalog_scaling = {}  # (command, runs) -> median measurement, for the per-run figures
 
 
 # The fleets are written to memory (tmpfs) where there is one: what is measured is ddbx's
@@ -385,16 +386,22 @@ def bench_catalog(runs):
     for i in range(1, runs):
         t = start + datetime.timedelta(hours=i)
         shutil.copytree(first, os.path.join(app_dir, t.strftime("%Y/%m/%d/%H_%M.%S")))
+    listed = f"ddbx list ({runs:,} runs)"
+    dry = f"ddbx prune --dry-run ({runs:,} runs, {runs - runs // 10:,} to delete)"
+    pruned = f"ddbx prune ({runs:,} runs, {runs - runs // 10:,} deleted)"
     for r in range(args.runs):
         print(f"catalog: ddbx list of {runs:,} runs, round {r + 1}/{args.runs}", file=sys.stderr)
-        catalog_results.setdefault(f"ddbx list ({runs:,} runs)", []).append(
+        catalog_results.setdefault(listed, []).append(
             measure([ddbx[0], "--no-progress", "list", "--to", base, "--app", "many"]))
-        catalog_results.setdefault(f"ddbx prune --dry-run ({runs:,} runs, {runs - runs // 10:,} to delete)", []).append(
+        catalog_results.setdefault(dry, []).append(
             measure([ddbx[0], "--no-progress", "prune", "--to", base, "--app", "many", "--keep-last", str(runs // 10),
                      "--dry-run"]))
     print(f"catalog: ddbx prune of {runs - runs // 10:,} runs", file=sys.stderr)
-    catalog_results[f"ddbx prune ({runs:,} runs, {runs - runs // 10:,} deleted)"] = [
+    catalog_results[pruned] = [
         measure([ddbx[0], "--no-progress", "prune", "--to", base, "--app", "many", "--keep-last", str(runs // 10)])]
+    for command, what in [("ddbx list", listed), ("ddbx prune --dry-run", dry), ("ddbx prune", pruned)]:
+        catalog_scaling[(command, runs)] = {k: statistics.median(m[k] for m in catalog_results[what])
+                                            for k in catalog_results[what][0]}
     left = sum(1 for dp, _, fn in os.walk(app_dir) for f in fn if f == "BACKUP_COMPLETE_SUCCESS")
     if left != runs // 10:
         sys.exit(f"catalog: prune left {left} runs, not {runs // 10}")
@@ -453,13 +460,23 @@ def fleet_section():
     md += ("\n| catalog | wall s | CPU s | peak RSS MB |\n|---|---:|---:|---:|\n"
            + "".join(f"| {what} | {statistics.median(m['wall'] for m in ms):.2f} | {statistics.median(m['cpu'] for m in ms):.2f} | "
                      f"{statistics.median(m['rss_mb'] for m in ms):.0f} |\n" for what, ms in catalog_results.items()))
+    sizes = sorted({n for _, n in catalog_scaling})
+    if len(sizes) > 1:
+        a, b = sizes[0], sizes[-1]
+        md += f"\nFrom {a:,} to {b:,} runs (per run added: CPU; peak RSS at each):\n\n"
+        md += "| catalog | CPU ms per run added | peak RSS MB |\n|---|---:|---:|\n"
+        for command in dict.fromkeys(c for c, _ in catalog_scaling):
+            ma, mb = catalog_scaling[(command, a)], catalog_scaling[(command, b)]
+            md += (f"| {command} | {(mb['cpu'] - ma['cpu']) / (b - a) * 1e3:.2f} | "
+                   f"{ma['rss_mb']:.0f} → {mb['rss_mb']:.0f} ({mb['rss_mb'] / ma['rss_mb']:.2f}×) |\n")
     return md
 
 
 if args.fleet_only:
     if fleets:
         shutil.rmtree(bench_fleets(), ignore_errors=True)
-        bench_catalog(max(fleets))
+        for n in fleets:
+            bench_catalog(n)
     if args.s3_runs:
         bench_catalog_s3(args.s3_runs)
     print(f"Produced by `{' '.join(['scripts/bench'] + sys.argv[1:])}` on {datetime.date.today()}, medians of {args.runs} runs.\n")
@@ -473,7 +490,8 @@ unprocessed_table = bench_unprocessed()
 
 if fleets:
     shutil.rmtree(bench_fleets(), ignore_errors=True)
-    bench_catalog(max(fleets))
+    for n in fleets:
+        bench_catalog(n)
 if args.s3_runs:
     bench_catalog_s3(args.s3_runs)
 

@@ -24,6 +24,22 @@ where
     results.into_iter().map(|(_, r)| r).collect()
 }
 
+/// Run `job` for each of `items`, at most `parallel` at a time, and give each result as
+/// its job ends (in that order): a fleet's results are kept as they come, never all held.
+pub fn each_limited<I, T, F, Fut>(
+    items: impl IntoIterator<Item = I>,
+    parallel: usize,
+    job: F,
+) -> impl futures::Stream<Item = T>
+where
+    F: FnMut(I) -> Fut,
+    Fut: Future<Output = T>,
+{
+    stream::iter(items)
+        .map(job)
+        .buffer_unordered(parallel.max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

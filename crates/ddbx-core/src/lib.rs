@@ -34,6 +34,7 @@ pub(crate) mod rate;
 pub mod report;
 pub(crate) mod retry;
 pub mod run;
+pub mod spool;
 pub mod stop;
 pub mod store;
 pub(crate) mod table;

@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use globset::{Glob, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
+use crate::spool::Spool;
+
 use crate::table::KeyAttribute;
 use crate::{Error, Result};
 
@@ -407,8 +409,9 @@ pub struct ExportPlan {
     /// `enablePitr`), which a resumed run keeps.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub engine_settings: Option<serde_json::Value>,
-    /// The tables, sorted by name.
-    pub tables: Vec<PlannedTable>,
+    /// The tables, sorted by name (each read back when its turn comes: a fleet's plan is
+    /// megabytes).
+    pub tables: Spool<PlannedTable>,
 }
 
 /// What selected a run's tables: its `--tables`, `--table`, `--exclude` and `--exclude-file`.

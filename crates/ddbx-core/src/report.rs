@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::RunLayout;
+use crate::spool::Spool;
 use crate::table::settings::SettingsOutcome;
+use crate::Result;
 
 /// How one table ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +121,191 @@ impl TableReport {
     }
 }
 
+/// The reports of a run's tables, in the order pushed or, once sorted, by table name. Each
+/// report waits in a [`Spool`] (a temporary file for a fleet), with its table's name and
+/// the run's totals in memory: a fleet's reports are never all in memory, and its
+/// documents that list every table are written report by report.
+#[derive(Debug, Clone)]
+pub struct Reports {
+    spool: Spool<TableReport>,
+    names: Vec<Box<str>>,
+    /// Positions in the spool by table name, once sorted.
+    sorted: Option<Vec<u32>>,
+    totals: Totals,
+}
+
+/// What the summary says of all the reports together.
+#[derive(Debug, Clone)]
+struct Totals {
+    failed: usize,
+    interrupted: usize,
+    planned: usize,
+    items: u64,
+    bytes: u64,
+    items_unknown: bool,
+    continues: std::collections::BTreeSet<String>,
+    /// The instant every report is as of: `None` before any, `Some(None)` once two differ.
+    as_of: Option<Option<DateTime<Utc>>>,
+    /// The error line of each table that failed, with its table.
+    errors: Vec<(String, String)>,
+}
+
+impl Default for Reports {
+    fn default() -> Self {
+        Self::with(Spool::new("the table reports"))
+    }
+}
+
+impl Reports {
+    fn with(spool: Spool<TableReport>) -> Self {
+        Self {
+            spool,
+            names: Vec::new(),
+            sorted: None,
+            totals: Totals {
+                failed: 0,
+                interrupted: 0,
+                planned: 0,
+                items: 0,
+                bytes: 0,
+                items_unknown: false,
+                continues: Default::default(),
+                as_of: None,
+                errors: Vec::new(),
+            },
+        }
+    }
+
+    /// Reports kept in memory (a summary read back, tests).
+    pub fn in_memory() -> Self {
+        Self::with(Spool::in_memory("the table reports"))
+    }
+
+    /// Add a table's report.
+    pub fn push(&mut self, report: TableReport) -> Result<()> {
+        self.spool.push(&report)?;
+        let t = &mut self.totals;
+        if report.is_failure() {
+            t.failed += 1;
+            t.errors.push((
+                report.table.clone(),
+                format!(
+                    "{}: {}",
+                    report.table,
+                    report.error.as_deref().unwrap_or("failed")
+                ),
+            ));
+        }
+        t.interrupted += usize::from(report.status == TableStatus::Interrupted);
+        t.planned += usize::from(report.status == TableStatus::Planned);
+        t.items = t.items.saturating_add(report.items);
+        t.bytes = t.bytes.saturating_add(report.bytes);
+        t.items_unknown |= report.items_unknown;
+        t.continues.extend(report.continues.clone());
+        if let Some(at) = report.as_of {
+            t.as_of = match t.as_of {
+                None => Some(Some(at)),
+                Some(Some(seen)) if seen == at => Some(Some(at)),
+                Some(_) => Some(None),
+            };
+        }
+        self.names.push(report.table.into_boxed_str());
+        self.sorted = None;
+        Ok(())
+    }
+
+    /// Add every report of `reports`.
+    pub fn extend(&mut self, reports: impl IntoIterator<Item = TableReport>) -> Result<()> {
+        reports.into_iter().try_for_each(|r| self.push(r))
+    }
+
+    /// List them by table name from now on.
+    pub fn sort_by_table(&mut self) {
+        let mut order: Vec<u32> = (0..self.names.len() as u32).collect();
+        order.sort_by(|a, b| self.names[*a as usize].cmp(&self.names[*b as usize]));
+        self.sorted = Some(order);
+        self.totals.errors.sort();
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Whether every one is only planned.
+    pub fn all_planned(&self) -> bool {
+        self.totals.planned == self.len()
+    }
+
+    /// Every report, in order, each read back as it comes.
+    pub fn iter(&self) -> impl Iterator<Item = Result<TableReport>> + '_ {
+        (0..self.len()).map(|i| self.spool.get(self.position(i)))
+    }
+
+    /// Every report, in order, in memory.
+    pub fn to_vec(&self) -> Result<Vec<TableReport>> {
+        self.iter().collect()
+    }
+
+    /// The report of `table`, if there is one (the first, if there are two).
+    pub fn find(&self, table: &str) -> Result<Option<TableReport>> {
+        let at = match &self.sorted {
+            Some(order) => {
+                let i = order.partition_point(|p| &*self.names[*p as usize] < table);
+                order
+                    .get(i)
+                    .map(|p| *p as usize)
+                    .filter(|p| &*self.names[*p] == table)
+            }
+            None => self.names.iter().position(|n| &**n == table),
+        };
+        at.map(|p| self.spool.get(p)).transpose()
+    }
+
+    fn position(&self, i: usize) -> usize {
+        self.sorted.as_ref().map_or(i, |order| order[i] as usize)
+    }
+}
+
+impl FromIterator<TableReport> for Reports {
+    /// Reports in memory (they were already).
+    fn from_iter<I: IntoIterator<Item = TableReport>>(reports: I) -> Self {
+        let mut all = Reports::in_memory();
+        all.extend(reports).expect("reports in memory");
+        all
+    }
+}
+
+impl From<Vec<TableReport>> for Reports {
+    fn from(reports: Vec<TableReport>) -> Self {
+        reports.into_iter().collect()
+    }
+}
+
+/// A JSON array of the reports, each read back in turn.
+impl Serialize for Reports {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq};
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for report in self.iter() {
+            seq.serialize_element(&report.map_err(S::Error::custom)?)?;
+        }
+        seq.end()
+    }
+}
+
+/// Reports read from a summary (in memory, as the summary was).
+impl<'de> Deserialize<'de> for Reports {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Vec::<TableReport>::deserialize(d)?.into())
+    }
+}
+
 /// The outcome of a run: what the flags and `--output json` carry. Items and bytes sum
 /// what the engines counted (`itemsUnknown` says when an engine could not).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,7 +366,7 @@ pub struct RunSummary {
     /// One line per failed table.
     pub errors: Vec<String>,
     /// Per table.
-    pub table_reports: Vec<TableReport>,
+    pub table_reports: Reports,
 }
 
 impl RunSummary {
@@ -193,18 +380,16 @@ impl RunSummary {
         job: &str,
         layout: &RunLayout,
         run_root: String,
-        tables: Vec<TableReport>,
+        tables: Reports,
         ended: Option<DateTime<Utc>>,
     ) -> Self {
-        let failed: Vec<&TableReport> = tables.iter().filter(|t| t.is_failure()).collect();
-        let status = match (ended, failed.is_empty()) {
+        let t = &tables.totals;
+        let status = match (ended, t.failed) {
             (None, _) => "running",
-            (Some(_), true) if tables.iter().all(|t| t.status == TableStatus::Planned) => "planned",
-            (Some(_), true) => "succeeded",
-            (Some(_), false) if failed.iter().all(|t| t.status == TableStatus::Interrupted) => {
-                "interrupted"
-            }
-            (Some(_), false) => "failed",
+            (Some(_), 0) if tables.all_planned() => "planned",
+            (Some(_), 0) => "succeeded",
+            (Some(_), failed) if failed == t.interrupted => "interrupted",
+            (Some(_), _) => "failed",
         };
         Self {
             job: job.into(),
@@ -212,36 +397,133 @@ impl RunSummary {
             region: layout.region.clone(),
             run_root,
             engine: None,
-            continues: {
-                let mut runs: Vec<String> =
-                    tables.iter().filter_map(|t| t.continues.clone()).collect();
-                runs.sort();
-                runs.dedup();
-                runs
-            },
+            continues: t.continues.iter().cloned().collect(),
             status: status.into(),
             started_at: layout.started,
             ended_at: ended,
             tables: tables.len(),
-            tables_failed: failed.len(),
-            items: tables.iter().fold(0u64, |a, t| a.saturating_add(t.items)),
-            items_unknown: tables.iter().any(|t| t.items_unknown),
-            bytes: tables.iter().fold(0u64, |a, t| a.saturating_add(t.bytes)),
-            as_of: {
-                let mut instants = tables.iter().filter_map(|t| t.as_of);
-                let first = instants.next();
-                first.filter(|f| instants.all(|t| t == *f))
-            },
+            tables_failed: t.failed,
+            items: t.items,
+            items_unknown: t.items_unknown,
+            bytes: t.bytes,
+            as_of: t.as_of.flatten(),
             state_root: None,
             object_lock: None,
             copied_from: None,
             excluded: Vec::new(),
             warnings: Vec::new(),
-            errors: failed
-                .iter()
-                .map(|t| format!("{}: {}", t.table, t.error.as_deref().unwrap_or("failed")))
-                .collect(),
+            errors: t.errors.iter().map(|(_, line)| line.clone()).collect(),
             table_reports: tables,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(table: &str, status: TableStatus, items: u64) -> TableReport {
+        TableReport {
+            status,
+            items,
+            bytes: items * 10,
+            error: (status == TableStatus::Failed).then(|| format!("{table} broke")),
+            ..TableReport::planned(table)
+        }
+    }
+
+    #[test]
+    fn a_fleets_reports_are_summed_sorted_found_and_written_as_a_list_would_be() {
+        // Enough to go to a temporary file, pushed out of order.
+        let mut all: Vec<TableReport> = (0..3000)
+            .map(|i| {
+                let status = match i % 100 {
+                    7 => TableStatus::Failed,
+                    8 => TableStatus::Interrupted,
+                    _ => TableStatus::Succeeded,
+                };
+                report(&format!("T{:05}", (i * 7919) % 3000), status, i)
+            })
+            .collect();
+        let mut reports = Reports::default();
+        reports.extend(all.clone()).unwrap();
+        assert!(reports.spool.in_file());
+        reports.sort_by_table();
+        all.sort_by(|a, b| a.table.cmp(&b.table));
+        let all_json = serde_json::to_string(&all).unwrap();
+        assert_eq!(serde_json::to_string(&reports).unwrap(), all_json);
+        assert_eq!(reports.to_vec().unwrap().len(), 3000);
+        let found = reports.find("T00042").unwrap().unwrap();
+        assert_eq!(found.table, "T00042");
+        assert!(reports.find("T99999").unwrap().is_none());
+
+        let layout = RunLayout {
+            region: "r".into(),
+            app: "a".into(),
+            started: Utc::now(),
+        };
+        let s = RunSummary::for_job("export", &layout, "root".into(), reports, Some(Utc::now()));
+        assert_eq!(
+            (s.tables, s.tables_failed, s.status.as_str()),
+            (3000, 60, "failed")
+        );
+        assert_eq!(s.items, (0..3000).sum::<u64>());
+        assert_eq!(s.bytes, 10 * (0..3000).sum::<u64>());
+        // One error line a failed table, by table name.
+        let mut errors = s.errors.clone();
+        errors.sort();
+        assert_eq!(s.errors, errors);
+        assert_eq!(s.errors.len(), 60);
+        // Read back, it is the same summary.
+        let back: RunSummary = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
+        assert_eq!(
+            serde_json::to_string(&back.table_reports).unwrap(),
+            all_json
+        );
+    }
+
+    #[test]
+    fn a_runs_status_follows_its_reports() {
+        let layout = RunLayout {
+            region: "r".into(),
+            app: "a".into(),
+            started: Utc::now(),
+        };
+        let status = |reports: Vec<TableReport>, ended: bool| {
+            RunSummary::for_job(
+                "export",
+                &layout,
+                "x".into(),
+                reports.into(),
+                ended.then(Utc::now),
+            )
+            .status
+        };
+        let planned = || TableReport::planned("p");
+        let ok = || report("o", TableStatus::Succeeded, 1);
+        let stopped = || report("s", TableStatus::Interrupted, 1);
+        assert_eq!(status(vec![ok()], false), "running");
+        assert_eq!(status(vec![planned(), planned()], true), "planned");
+        assert_eq!(status(vec![planned(), ok()], true), "succeeded");
+        assert_eq!(status(vec![ok(), stopped()], true), "interrupted");
+        assert_eq!(
+            status(vec![stopped(), report("f", TableStatus::Failed, 0)], true),
+            "failed"
+        );
+        // The one instant of every table, or none when they differ.
+        let at = |s: i64| DateTime::from_timestamp(s, 0);
+        let as_of = |instants: &[i64]| {
+            let reports: Reports = instants
+                .iter()
+                .map(|s| TableReport {
+                    as_of: at(*s),
+                    ..ok()
+                })
+                .collect();
+            RunSummary::for_job("export", &layout, "x".into(), reports, None).as_of
+        };
+        assert_eq!(as_of(&[5, 5]), at(5));
+        assert_eq!(as_of(&[5, 6, 5]), None);
+        assert_eq!(as_of(&[]), None);
     }
 }

@@ -25,7 +25,7 @@ use crate::plan::default_segments;
 use crate::plan::RunLayout;
 use crate::progress::{Phase, RunProgress};
 use crate::rate::RateLimiter;
-use crate::report::{RunSummary, TableReport, TableStatus};
+use crate::report::{Reports, RunSummary, TableReport, TableStatus};
 use crate::run::lifecycle::{Outcome, Run};
 use crate::stop::StopSignal;
 use crate::table::{KeyAttribute, TableSchema};
@@ -132,7 +132,7 @@ pub async fn run(
         })
     };
     let (summary, verdicts) = run
-        .execute(Vec::new(), Vec::new(), async { Ok(()) }, work)
+        .execute(Reports::in_memory(), Vec::new(), async { Ok(()) }, work)
         .await?;
     Ok(VerifyReport { verdicts, summary })
 }

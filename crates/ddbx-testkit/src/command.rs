@@ -421,7 +421,7 @@ impl Outcome {
 /// What a test reads of a summary's tables.
 pub trait SummaryExt {
     /// The report of `table`, or the test fails naming the tables there are.
-    fn report(&self, table: &str) -> &TableReport;
+    fn report(&self, table: &str) -> TableReport;
 
     /// The tables whose report has this status, sorted.
     fn tables_with(&self, status: TableStatus) -> Vec<String>;
@@ -429,20 +429,21 @@ pub trait SummaryExt {
 
 impl SummaryExt for RunSummary {
     #[track_caller]
-    fn report(&self, table: &str) -> &TableReport {
-        self.table_reports
-            .iter()
+    fn report(&self, table: &str) -> TableReport {
+        let reports = self.table_reports.to_vec().expect("reports read back");
+        let names: Vec<_> = reports.iter().map(|r| r.table.clone()).collect();
+        reports
+            .into_iter()
             .find(|r| r.table == table)
-            .unwrap_or_else(|| {
-                let names: Vec<_> = self.table_reports.iter().map(|r| &r.table).collect();
-                panic!("no report for {table} in the summary (it has {names:?})")
-            })
+            .unwrap_or_else(|| panic!("no report for {table} in the summary (it has {names:?})"))
     }
 
     fn tables_with(&self, status: TableStatus) -> Vec<String> {
         let mut t: Vec<_> = self
             .table_reports
-            .iter()
+            .to_vec()
+            .expect("reports read back")
+            .into_iter()
             .filter(|r| r.status == status)
             .map(|r| r.table.clone())
             .collect();

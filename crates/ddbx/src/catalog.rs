@@ -31,11 +31,7 @@ pub async fn list(g: &Global, a: ListArgs) -> u8 {
         Err(e) => return output::fail(&e),
     };
     if g.output == Output::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&runs).expect("entries serialize")
-        );
-        return exit::OK;
+        return output::print_json(&runs);
     }
     if runs.is_empty() {
         eprintln!("{}: no runs", a.to);
@@ -45,7 +41,11 @@ pub async fn list(g: &Global, a: ListArgs) -> u8 {
         "{:<20} {:<16} {:<12} {:<7} {:<7} {:<11} {:>6} {:>12} {:>10}  RUN",
         "TIME (UTC)", "APP", "REGION", "JOB", "ENGINE", "STATUS", "TABLES", "ITEMS", "BYTES"
     );
-    for r in &runs {
+    for r in runs.iter() {
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => return output::fail(&e),
+        };
         for job in std::iter::once(&r.backup).chain(&r.restore) {
             let items = if job.items_unknown {
                 format!("≥{}", job.items)
@@ -128,18 +128,21 @@ pub async fn prune(g: &Global, a: PruneArgs) -> u8 {
         exit::TABLES_FAILED
     };
     if g.output == Output::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("reports serialize")
-        );
-        return code;
+        return match output::print_json(&report) {
+            exit::OK => code,
+            failed => failed,
+        };
     }
     let verb = if report.dry_run {
         "would delete"
     } else {
         "deleted"
     };
-    for d in &report.runs {
+    for d in report.runs.iter() {
+        let d = match d {
+            Ok(d) => d,
+            Err(e) => return output::fail(&e),
+        };
         if d.delete {
             println!(
                 "{verb:<12} {}  {:<11} {} objects, {}",
@@ -161,10 +164,10 @@ pub async fn prune(g: &Global, a: PruneArgs) -> u8 {
     for t in &report.chains_updated {
         println!("chain of {t}: links to deleted runs dropped");
     }
-    let gone = report.runs.iter().filter(|d| d.delete).count();
     println!(
-        "{}: {verb} {gone} of {} runs, {} objects, {}",
+        "{}: {verb} {} of {} runs, {} objects, {}",
         report.app_dir,
+        report.runs_deleted,
         report.runs.len(),
         report.objects,
         human_bytes(report.bytes)

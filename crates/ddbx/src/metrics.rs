@@ -90,7 +90,15 @@ pub struct Run<'a> {
 
 /// Each table's items, bytes, seconds and success.
 fn table_gauges(t: &mut Text, r: &Run<'_>, app: &str, region: &str) {
-    for tr in r.summary.map(|s| &s.table_reports[..]).unwrap_or_default() {
+    let reports = r.summary.map(|s| s.table_reports.iter());
+    for tr in reports.into_iter().flatten() {
+        let tr = match tr {
+            Ok(tr) => tr,
+            Err(e) => {
+                tracing::warn!(error = %e, "the metrics file lists no more tables");
+                break;
+            }
+        };
         let l = labels(&[
             ("command", r.job),
             ("app", app),
@@ -347,7 +355,7 @@ mod tests {
             "export",
             &layout,
             "root".into(),
-            vec![ok, other],
+            vec![ok, other].into(),
             Some(t0 + chrono::Duration::seconds(90)),
         )
     }

@@ -1,5 +1,7 @@
 //! The final word of a command on stdout: text for people, JSON for scripts.
 
+use std::io::Write as _;
+
 use ddbx_core::plan::{ExportPlan, ImportStep};
 use ddbx_core::report::{RunSummary, TableStatus};
 
@@ -22,13 +24,24 @@ fn units(n: f64) -> String {
     }
 }
 
+/// Print `value` as pretty JSON, written as it is made (a fleet's summary, a base's runs
+/// and a prune's decisions are read back one by one); the exit code of a failure.
+pub fn print_json(value: &impl serde::Serialize) -> u8 {
+    let mut stdout = std::io::stdout().lock();
+    match serde_json::to_writer_pretty(&mut stdout, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(stdout))
+    {
+        Ok(()) => crate::exit::OK,
+        Err(e) => fail(&ddbx_core::Error::Failed(format!("printing: {e}"))),
+    }
+}
+
 /// Print a run's summary.
 pub fn summary(out: Output, s: &RunSummary) {
     if out == Output::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(s).expect("summaries serialize")
-        );
+        // (A summary that cannot be printed said so; the exit code is the run's.)
+        print_json(s);
         return;
     }
     println!(
@@ -45,7 +58,14 @@ pub fn summary(out: Output, s: &RunSummary) {
         "{:<40} {:>10} {:>12} {:>12} {:>8} {:>9}",
         "TABLE", "STATUS", "ITEMS", "BYTES", "UNITS", "SECONDS"
     );
-    for t in &s.table_reports {
+    for t in s.table_reports.iter() {
+        let t = match t {
+            Ok(t) => t,
+            Err(e) => {
+                println!("error: {e}");
+                break;
+            }
+        };
         let status = match t.status {
             TableStatus::Succeeded => "ok",
             TableStatus::Failed => "FAILED",
@@ -84,9 +104,10 @@ pub fn summary(out: Output, s: &RunSummary) {
 /// endpoint could not restore a setting of make one note, not ten), in the order their
 /// first table comes. A note's own `table NAME: ` contexts (the source table an error
 /// was about, recorded in its table.json) are left out: the line names the tables.
-fn grouped_notes(s: &RunSummary) -> Vec<(String, Vec<&str>)> {
-    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
-    for t in &s.table_reports {
+fn grouped_notes(s: &RunSummary) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    // (A report that cannot be read back was said in the table above.)
+    for t in s.table_reports.iter().map_while(Result::ok) {
         let notes = t
             .note
             .iter()
@@ -95,8 +116,8 @@ fn grouped_notes(s: &RunSummary) -> Vec<(String, Vec<&str>)> {
             .map(|n| without_table_contexts(&n));
         for note in notes {
             match groups.iter_mut().find(|(n, _)| *n == note) {
-                Some((_, tables)) => tables.push(&t.table),
-                None => groups.push((note, vec![&t.table])),
+                Some((_, tables)) => tables.push(t.table.clone()),
+                None => groups.push((note, vec![t.table.clone()])),
             }
         }
     }
@@ -152,7 +173,14 @@ pub fn plan(out: Output, p: &ExportPlan, s: &RunSummary) {
         "{:<36} {:<26} {:<16} {:>6} {:>12} {:>10} {:>10} {:>5}",
         "TABLE", "KEY", "BILLING", "RCU", "SIZE", "ITEMS~", "TARGET/s", "SEGS"
     );
-    for t in &p.tables {
+    for t in p.tables.iter() {
+        let t = match t {
+            Ok(t) => t,
+            Err(e) => {
+                println!("error: {e}");
+                break;
+            }
+        };
         let key = t
             .key_schema
             .iter()
@@ -267,7 +295,10 @@ mod tests {
         let s = RunSummary::for_job("import", &layout, "root".into(), tables, None);
         assert_eq!(
             grouped_notes(&s),
-            vec![("same".into(), vec!["A", "C"]), ("other".into(), vec!["B"])]
+            vec![
+                ("same".into(), vec!["A".to_string(), "C".into()]),
+                ("other".into(), vec!["B".into()])
+            ]
         );
         // The same error about each table's own source: one note.
         let tables = ["A", "B"]
@@ -280,7 +311,7 @@ mod tests {
         let s = RunSummary::for_job("import", &layout, "root".into(), tables, None);
         assert_eq!(
             grouped_notes(&s),
-            vec![("NOT restored: point-in-time recovery: DescribeContinuousBackups: UnknownOperationException (when exported: not recorded)".into(), vec!["A", "B"])]
+            vec![("NOT restored: point-in-time recovery: DescribeContinuousBackups: UnknownOperationException (when exported: not recorded)".into(), vec!["A".to_string(), "B".into()])]
         );
         assert_eq!(
             without_table_contexts("a table T1 is big; table.json: x; Xtable Y: z"),

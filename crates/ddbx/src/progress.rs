@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use ddbx_core::progress::{Phase, RunProgress, TableProgress};
+use ddbx_core::progress::{Phase, Retired, RunProgress, TableProgress};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::oneshot;
 
@@ -151,14 +151,17 @@ fn table_message(s: &Snapshot, unit_word: &str) -> String {
 
 /// The run line: tables done of all, items, bytes, elapsed, and an ETA when every
 /// unfinished table has a known size and they are moving (at their own rates so far).
-fn run_line(tables: &[Snapshot], elapsed: f64) -> String {
-    let done = tables.iter().filter(|t| t.finished()).count();
-    let failed = tables.iter().filter(|t| t.phase == Phase::Failed).count();
-    let items: u64 = tables.iter().map(|t| t.items).sum();
-    let bytes: u64 = tables.iter().map(|t| t.bytes).sum();
+/// `tables` are the registered tables' snapshots; `retired` what those folded away did,
+/// and `planned` the run's tables (some not registered yet).
+fn run_line(tables: &[Snapshot], retired: Retired, planned: usize, elapsed: f64) -> String {
+    let folded = retired.done + retired.failed;
+    let done = tables.iter().filter(|t| t.finished()).count() + folded;
+    let failed = tables.iter().filter(|t| t.phase == Phase::Failed).count() + retired.failed;
+    let items: u64 = tables.iter().map(|t| t.items).sum::<u64>() + retired.items;
+    let bytes: u64 = tables.iter().map(|t| t.bytes).sum::<u64>() + retired.bytes;
+    let all = planned.max(tables.len() + folded);
     let mut line = format!(
-        "run: {done}/{} tables{}  {items} items  {}  {}",
-        tables.len(),
+        "run: {done}/{all} tables{}  {items} items  {}  {}",
         if failed > 0 {
             format!(" ({failed} failed)")
         } else {
@@ -167,10 +170,16 @@ fn run_line(tables: &[Snapshot], elapsed: f64) -> String {
         human_bytes(bytes),
         human_seconds(elapsed)
     );
-    // The pace of what is left: the unfinished tables' own rates.
+    // The pace of what is left: the unfinished tables' own rates (none for a table not
+    // started yet, whose size is not known).
     let unfinished: Vec<&Snapshot> = tables.iter().filter(|t| !t.finished()).collect();
     let rate: f64 = unfinished.iter().map(|t| t.rate()).sum();
-    if !unfinished.is_empty() && unfinished.iter().all(|t| t.sized()) && rate > 0.0 {
+    let all_registered = all == tables.len() + folded;
+    if !unfinished.is_empty()
+        && all_registered
+        && unfinished.iter().all(|t| t.sized())
+        && rate > 0.0
+    {
         let left: u64 = unfinished.iter().map(|t| t.expected - t.items).sum();
         line.push_str(&format!("  ETA {}", human_seconds(left as f64 / rate)));
     }
@@ -194,6 +203,9 @@ struct Lines {
 
 struct Line {
     bar: ProgressBar,
+    /// The table's counters, held while the line is drawn: its key (their address) is
+    /// not another table's while the line lives.
+    _counters: Arc<TableProgress>,
     /// When the table started running.
     since: Option<Instant>,
     age: u64,
@@ -223,6 +235,7 @@ impl Lines {
                 key,
                 Line {
                     bar,
+                    _counters: t.clone(),
                     since: None,
                     age,
                 },
@@ -337,7 +350,12 @@ pub fn start(run: RunProgress, bars: bool, unit_word: &'static str) -> Renderer 
                 snapshots.push(s);
             }
             lines.make_room(&multi);
-            let line = run_line(&snapshots, started.elapsed().as_secs_f64());
+            let line = run_line(
+                &snapshots,
+                run.retired(),
+                run.planned(),
+                started.elapsed().as_secs_f64(),
+            );
             header.set_message(line.clone());
             if log_now {
                 if !snapshots.is_empty() {
@@ -436,17 +454,35 @@ mod tests {
             phase: Phase::Done,
             ..running(500, 500, 5.0)
         };
-        let line = run_line(&[done.clone(), running(500, 2_000, 10.0)], 10.0);
+        let none = Retired::default();
+        let line = run_line(&[done.clone(), running(500, 2_000, 10.0)], none, 0, 10.0);
         assert!(line.starts_with("run: 1/2 tables  1000 items"), "{line}");
         // 1,500 left at the running table's 50 items/s.
         assert!(line.ends_with("ETA 30s"), "{line}");
-        let line = run_line(&[done, running(500, 0, 10.0)], 10.0);
+        // A table not registered yet has no known size: no ETA.
+        let line = run_line(&[done.clone(), running(500, 2_000, 10.0)], none, 3, 10.0);
+        assert!(line.starts_with("run: 1/3 tables"), "{line}");
         assert!(!line.contains("ETA"), "{line}");
+        let line = run_line(&[done, running(500, 0, 10.0)], none, 0, 10.0);
+        assert!(!line.contains("ETA"), "{line}");
+        // Tables folded away count in every total.
+        let retired = Retired {
+            done: 7,
+            failed: 2,
+            items: 100,
+            bytes: 2048,
+        };
+        let line = run_line(&[running(500, 2_000, 10.0)], retired, 10, 10.0);
+        assert!(
+            line.starts_with("run: 9/10 tables (2 failed)  600 items  50.8 KiB"),
+            "{line}"
+        );
+        assert!(line.ends_with("ETA 30s"), "{line}");
         let failed = Snapshot {
             phase: Phase::Failed,
             ..running(0, 0, 1.0)
         };
-        assert!(run_line(&[failed], 2.0).contains("1/1 tables (1 failed)"));
+        assert!(run_line(&[failed], none, 1, 2.0).contains("1/1 tables (1 failed)"));
     }
 
     #[test]

@@ -126,10 +126,14 @@ pub async fn check(
         return Ok(report);
     }
     report.region = one_region(&runs, base, app, region)?;
-    let runs: Vec<RunEntry> = runs
-        .into_iter()
-        .filter(|r| r.region == report.region)
-        .collect();
+    let mut in_region = Vec::new();
+    for r in runs.iter() {
+        let r = r?;
+        if r.region == report.region {
+            in_region.push(r);
+        }
+    }
+    let runs: Vec<RunEntry> = in_region;
     report.last_success = runs
         .iter()
         .find(|r| r.backup.status == Status::Success)

@@ -3,7 +3,9 @@
 //!
 //! A run is found by its path alone (`<region>/<app>/YYYY/MM/DD/HH_MM.SS`), one listing
 //! per folder level, never object by object; what it is comes from its flags, whose
-//! JSON summary says everything [`list`] shows. Its data is never read.
+//! JSON summary says everything [`list`] shows. Its data is never read. The runs found wait
+//! in a [`Spool`], newest first, each read back when it is looked at: a base of ten
+//! thousand runs is listed, and pruned, in the memory of a few.
 
 pub mod check;
 mod delete;
@@ -12,11 +14,12 @@ mod versioned;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::report::{RunSummary, TableStatus};
 use crate::run::lock::{Held, LockBody, LockSettings};
 use crate::run::status::Job;
+use crate::spool::Spool;
 use crate::store::retention::{is_backup_object, ObjectLock};
 use crate::store::Location;
 use crate::{Error, Result};
@@ -29,7 +32,7 @@ const PARALLEL: usize = 16;
 const MAX_FLAG_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How a run's job stands, from its flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Its RUNNING flag is up and its run holds the app's lock: in progress.
@@ -66,15 +69,15 @@ impl Status {
 }
 
 /// One job (the export, or an import from it) of a run root, as its flag tells it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobEntry {
     /// `backup` (the export) or `restore` (an import that kept its state here).
-    pub job: &'static str,
+    pub job: String,
     /// From the flags.
     pub status: Status,
     /// The engine (absent in runs of ddbx before 0.3, and without a flag).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub engine: Option<String>,
     /// Tables in the run.
     pub tables: usize,
@@ -83,30 +86,30 @@ pub struct JobEntry {
     /// Items (a lower bound when `itemsUnknown`).
     pub items: u64,
     /// Some engine could not count the items.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub items_unknown: bool,
     /// Item bytes.
     pub bytes: u64,
     /// When it ended.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ended_at: Option<DateTime<Utc>>,
     /// The one instant of a native export.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub as_of: Option<DateTime<Utc>>,
     /// The runs an incremental run continues.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub continues: Vec<String>,
     /// How its backup objects are retained (S3 Object Lock), as its flag records it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub object_lock: Option<ObjectLock>,
     /// The run it is a copy of (`ddbx copy`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub copied_from: Option<String>,
     /// Why its status is `unknown`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub problem: Option<String>,
     /// The first errors its flag records (one per failed table, at most three).
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub errors: Vec<String>,
 }
 
@@ -114,7 +117,7 @@ impl JobEntry {
     /// A job that left no flag (nothing known of it).
     pub fn incomplete(job: &'static str) -> Self {
         Self {
-            job,
+            job: job.to_string(),
             status: Status::Incomplete,
             engine: None,
             tables: 0,
@@ -148,7 +151,7 @@ impl JobEntry {
 }
 
 /// One run root.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunEntry {
     /// When the run started (from its path).
@@ -162,14 +165,13 @@ pub struct RunEntry {
     /// The export.
     pub backup: JobEntry,
     /// An import from it that kept its flags in the run root.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub restore: Option<JobEntry>,
     /// With `--include-deleted`: how many of its backup objects were deleted since it
     /// ended (their current version is a delete marker), of how many.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub deleted: Option<DeletedObjects>,
     /// Its path relative to the base, as listed (`<region>/<app>/YYYY/MM/DD/HH_MM.SS`).
-    #[serde(skip)]
     pub dir: String,
 }
 
@@ -186,7 +188,7 @@ impl RunEntry {
 }
 
 /// A run's deleted objects (see [`list_including_deleted`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeletedObjects {
     /// Backup objects whose current version is a delete marker placed after the run ended.
@@ -217,9 +219,12 @@ impl Filter {
 /// Every run under `base`, newest first. A folder that cannot be listed (a key the store
 /// cannot name in it) is left out, said in the log; a run whose flags cannot be read is
 /// `unknown`: one bad object never fails the whole listing.
-pub async fn list(base: &Location, filter: &Filter) -> Result<Vec<RunEntry>> {
+pub async fn list(base: &Location, filter: &Filter) -> Result<Runs> {
     list_runs(base, base, filter).await
 }
+
+/// The runs a listing found, newest first (then by run root), each read back when asked.
+pub type Runs = Spool<RunEntry>;
 
 /// Every run under `base` (opened from a storage reading past delete markers,
 /// `Storage::recovering`) as it was before its objects were deleted, with how many of its
@@ -229,25 +234,28 @@ pub async fn list_including_deleted(
     recovered: &Location,
     current: &Location,
     filter: &Filter,
-) -> Result<Vec<RunEntry>> {
-    let mut runs = list_runs(recovered, current, filter).await?;
-    let counted: Vec<Result<Option<DeletedObjects>>> = futures::stream::iter(
-        runs.iter()
-            .map(|r| deleted_objects(recovered.child(r.run_dir()))),
-    )
-    .buffered(PARALLEL)
-    .collect()
-    .await;
-    for (run, deleted) in runs.iter_mut().zip(counted) {
-        match deleted {
+) -> Result<Runs> {
+    let listed = list_runs(recovered, current, filter).await?;
+    let mut counted = futures::stream::iter(listed.iter().map(|run| async move {
+        let mut run = run?;
+        match deleted_objects(recovered.child(run.run_dir())).await {
             Ok(d) => run.deleted = d,
             Err(e) => {
                 tracing::warn!(run = %run.run_root, error = %e, "could not count its deleted objects")
             }
         }
+        Ok::<_, Error>(run)
+    }))
+    .buffered(PARALLEL);
+    let mut runs = Runs::new(RUNS);
+    while let Some(run) = counted.next().await {
+        runs.push(&run?)?;
     }
     Ok(runs)
 }
+
+/// What a [`Runs`] holds, for its errors.
+const RUNS: &str = "the runs listed";
 
 /// A run root's backup objects deleted since the run ended (its final flag's newest
 /// version): the working files a run removes itself, and what it removed before its end
@@ -288,7 +296,7 @@ async fn deleted_objects(root: Location) -> Result<Option<DeletedObjects>> {
     }))
 }
 
-async fn list_runs(base: &Location, locks_in: &Location, filter: &Filter) -> Result<Vec<RunEntry>> {
+async fn list_runs(base: &Location, locks_in: &Location, filter: &Filter) -> Result<Runs> {
     let regions = folders(base, |n| !n.starts_with(['_', '.'])).await?;
     let regions: Vec<String> = regions
         .into_iter()
@@ -334,21 +342,28 @@ async fn list_runs(base: &Location, locks_in: &Location, filter: &Filter) -> Res
     }
     let locks = app_locks(locks_in, &level).await;
     let locks = &locks;
-    let mut runs: Vec<RunEntry> = futures::stream::iter(
+    // Newest first, then by run root (which, under one base, orders as the path does):
+    // the order is known from the paths, so each run is kept as it is read.
+    level.sort_by(|a, b| time_of(b).cmp(time_of(a)).then_with(|| a.cmp(b)));
+    let mut entries = futures::stream::iter(
         level
-            .into_iter()
-            .map(|dir| async move { run_entry(base, &dir, locks).await }),
+            .iter()
+            .map(|dir| async move { run_entry(base, dir, locks).await }),
     )
-    .buffer_unordered(PARALLEL)
-    .filter_map(|e| async move { e })
-    .collect()
-    .await;
-    runs.sort_by(|a, b| {
-        b.time
-            .cmp(&a.time)
-            .then_with(|| a.run_root.cmp(&b.run_root))
-    });
+    .buffered(PARALLEL);
+    let mut runs = Runs::new(RUNS);
+    while let Some(entry) = entries.next().await {
+        if let Some(run) = entry {
+            runs.push(&run)?;
+        }
+    }
     Ok(runs)
+}
+
+/// The `YYYY/MM/DD/HH_MM.SS` of a run's path: its time, in an order that sorts as times
+/// do (every part is of fixed width).
+fn time_of(dir: &str) -> &str {
+    dir.splitn(3, '/').nth(2).unwrap_or(dir)
 }
 
 /// The folders a listing found, or none (said) when it failed.
@@ -487,7 +502,7 @@ async fn job_entry(root: &Location, job: Job, names: &[String]) -> JobEntry {
     } else {
         // (Flags of ddbx before tables had an interrupted status say so in the error.)
         let interrupted = summary.as_ref().is_some_and(|s| {
-            s.table_reports.iter().any(|t| {
+            s.table_reports.iter().flatten().any(|t| {
                 t.status == TableStatus::Interrupted || t.error.as_deref() == Some("interrupted")
             })
         });
@@ -537,8 +552,12 @@ pub async fn latest(base: &Location, app: &str, region: Option<&str>) -> Result<
     let runs = list(base, &Filter::app(app, None)).await?;
     let region = one_region(&runs, base, app, region)?;
     let run = runs
-        .into_iter()
-        .find(|r| r.region == region && r.backup.status == Status::Success)
+        .iter()
+        .find(|r| {
+            r.as_ref()
+                .map_or(true, |r| r.region == region && r.backup.status == Status::Success)
+        })
+        .transpose()?
         .ok_or_else(|| {
             Error::Usage(format!(
                 "{}/{region}/{app}: no successful export (ddbx list --to {} --app {app} shows the runs)",
@@ -561,15 +580,12 @@ pub async fn latest(base: &Location, app: &str, region: Option<&str>) -> Result<
 /// The region of an app's runs: the only one holding it, or, when several do, the one
 /// asked for (`--region`, which for an import also names the target's region: a run of
 /// another region is still found when the app has runs in one region only).
-pub fn one_region(
-    runs: &[RunEntry],
-    base: &Location,
-    app: &str,
-    asked: Option<&str>,
-) -> Result<String> {
-    let mut regions: Vec<&str> = runs.iter().map(|r| r.region.as_str()).collect();
-    regions.sort();
-    regions.dedup();
+pub fn one_region(runs: &Runs, base: &Location, app: &str, asked: Option<&str>) -> Result<String> {
+    let mut regions = std::collections::BTreeSet::new();
+    for r in runs.iter() {
+        regions.insert(r?.region);
+    }
+    let regions: Vec<&str> = regions.iter().map(String::as_str).collect();
     match (&regions[..], asked) {
         ([one], _) => Ok(one.to_string()),
         ([], _) => Err(Error::Usage(format!(
@@ -582,5 +598,87 @@ pub fn one_region(
             base.url(),
             regions.join(", ")
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::retention::LockMode;
+
+    #[test]
+    fn a_run_reads_back_from_the_listing_as_it_was_found() {
+        let at = |s| DateTime::from_timestamp(s, 0).unwrap();
+        let full = JobEntry {
+            status: Status::Failed,
+            engine: Some("native".into()),
+            tables: 3,
+            tables_failed: 1,
+            items: 7,
+            items_unknown: true,
+            bytes: 70,
+            ended_at: Some(at(2)),
+            as_of: Some(at(1)),
+            continues: vec!["s3://b/r/a/2026/01/01/00_00.00".into()],
+            object_lock: Some(ObjectLock {
+                mode: LockMode::Compliance,
+                days: 30,
+                retain_until: at(3),
+            }),
+            copied_from: Some("s3://c/r/a/2026/01/01/00_00.00".into()),
+            problem: Some("odd".into()),
+            errors: vec!["T: broke".into()],
+            ..JobEntry::incomplete("backup")
+        };
+        let runs = [
+            RunEntry {
+                time: at(0),
+                region: "eu-west-1".into(),
+                app: "billing".into(),
+                run_root: "s3://b/eu-west-1/billing/1970/01/01/00_00.00".into(),
+                backup: full.clone(),
+                restore: Some(JobEntry {
+                    job: "restore".into(),
+                    ..full
+                }),
+                deleted: Some(DeletedObjects { objects: 2, of: 9 }),
+                dir: "eu-west-1/billing/1970/01/01/00_00.00".into(),
+            },
+            RunEntry {
+                time: at(0),
+                region: "r".into(),
+                app: "a".into(),
+                run_root: "file:///b/r/a/1970/01/01/00_00.00".into(),
+                backup: JobEntry::incomplete("backup"),
+                restore: None,
+                deleted: None,
+                dir: "r/a/1970/01/01/00_00.00".into(),
+            },
+        ];
+        let kept: Runs = runs.iter().cloned().collect();
+        for (i, run) in runs.iter().enumerate() {
+            let back = kept.get(i).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{run:?}"));
+        }
+    }
+
+    #[test]
+    fn runs_sort_newest_first_by_their_paths() {
+        let mut dirs = vec![
+            "r/b/2026/01/02/00_00.00",
+            "r/a/2025/12/31/23_59.59",
+            "q/a/2026/01/02/00_00.00",
+            "r/a/2026/01/02/00_00.01",
+        ];
+        dirs.sort_by(|a, b| time_of(b).cmp(time_of(a)).then_with(|| a.cmp(b)));
+        assert_eq!(
+            dirs,
+            [
+                "r/a/2026/01/02/00_00.01",
+                "q/a/2026/01/02/00_00.00",
+                "r/b/2026/01/02/00_00.00",
+                "r/a/2025/12/31/23_59.59",
+            ]
+        );
     }
 }

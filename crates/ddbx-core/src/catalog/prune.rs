@@ -15,13 +15,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 
 use super::delete::{delete_run, Deleted};
-use super::{list, one_region, run_entry, versioned, Filter, RunEntry, Status};
-use crate::concurrent::for_each_limited;
+use super::{list, one_region, run_entry, versioned, Filter, RunEntry, Runs, Status};
+use crate::concurrent::each_limited;
 use crate::format::chain::{self, Chain, LinkKind};
-use crate::run::lock::{live_leases, LockSettings, RunLock};
+use crate::run::lock::{live_leases, LockBody, LockSettings, RunLock};
+use crate::spool::Spool;
 use crate::store::Location;
 use crate::{Error, Result};
 
@@ -42,7 +44,7 @@ pub struct Retention {
 }
 
 /// What happens to one run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
     /// URL of the run root.
@@ -54,7 +56,7 @@ pub struct Decision {
     /// Deleted (or, in a dry run, would be).
     pub delete: bool,
     /// Why it is kept.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub kept_because: Vec<String>,
     /// Its objects (counted for the runs that go).
     pub objects: u64,
@@ -70,8 +72,11 @@ pub struct PruneReport {
     pub app_dir: String,
     /// Nothing was deleted.
     pub dry_run: bool,
-    /// Every run of the app, newest first.
-    pub runs: Vec<Decision>,
+    /// Every run of the app, newest first (each read back when looked at: a prune of ten
+    /// thousand runs holds the decisions of none).
+    pub runs: Spool<Decision>,
+    /// Runs deleted (or that would be).
+    pub runs_deleted: usize,
     /// Objects deleted (or that would be).
     pub objects: u64,
     /// Bytes freed (or that would be).
@@ -101,8 +106,12 @@ pub async fn prune(
         ));
     }
     // Strict about the region (unlike `latest`): a prune never touches another region's runs.
-    let found = list(base, &Filter::app(app, region)).await?;
-    let region = one_region(&found, base, app, region)?;
+    let region = one_region(
+        &list(base, &Filter::app(app, region)).await?,
+        base,
+        app,
+        region,
+    )?;
     let app_rel = format!("{region}/{app}");
     let app_dir = base.child(&app_rel);
     let owner = format!("prune {}", app_dir.url());
@@ -143,83 +152,143 @@ impl Pruning<'_> {
                 chains.push(c);
             }
         }
-        let mut kept = decide(&runs, &chains, self.retention);
-        for (run, why) in self.leased(&runs).await? {
-            kept.entry(run).or_default().push(why);
+        let mut kept = decide(&runs, &chains, self.retention)?;
+        let leases = live_leases(self.app_dir, self.stale_after).await?;
+        for run in runs.iter() {
+            let run = run?;
+            for why in self.leased(&leases, &run) {
+                kept.entry(run.run_root.clone()).or_default().push(why);
+            }
         }
-        let mut decisions: Vec<Decision> = runs
-            .iter()
-            .map(|run| {
-                let reasons = kept.get(&run.run_root).cloned().unwrap_or_default();
-                Decision {
-                    run_root: run.run_root.clone(),
-                    time: run.time,
-                    status: run.backup.status,
-                    delete: reasons.is_empty(),
-                    kept_because: reasons,
-                    objects: 0,
-                    bytes: 0,
-                }
-            })
-            .collect();
-        let mut errors = Vec::new();
+        let outcomes = self.delete_unkept(&runs, &kept).await?;
+        let (mut report, gone) = self.report(&runs, kept, outcomes, &chains)?;
+        report.chains_updated = self.forget(chains, &gone, &mut report.errors).await;
+        Ok(report)
+    }
+
+    /// Delete every run not `kept`: several runs at once (each is a few requests to S3 in a
+    /// row: leases, flags, a listing, the deletes), none started after one failed. (Each run
+    /// is read back from the listing at its place: no search of the runs for it.)
+    async fn delete_unkept(
+        &self,
+        runs: &Runs,
+        kept: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Outcomes> {
         // In a bucket with Object Lock, runs go version by version, none still retained.
         let locked = versioned::locked_bucket(self.app_dir).await?;
-        // Several runs at once (each is a few requests to S3 in a row: leases, flags, a
-        // listing, the deletes); none is started after one failed. (Each decision was
-        // made from the run at its place: no search of the runs for it.)
         let failed = std::cell::Cell::new(false);
-        let going: Vec<usize> = (0..runs.len()).filter(|&i| decisions[i].delete).collect();
-        let outcomes = for_each_limited(going, RUNS_AT_ONCE, |i| {
-            let (run, locked, failed) = (&runs[i], locked.as_ref(), &failed);
+        let mut going = Vec::new();
+        for (i, run) in runs.iter().enumerate() {
+            if !kept.contains_key(&run?.run_root) {
+                going.push(i);
+            }
+        }
+        let mut ended = each_limited(going, RUNS_AT_ONCE, |i| {
+            let (locked, failed) = (locked.as_ref(), &failed);
             async move {
                 if failed.get() {
                     let why = "not reached: an earlier delete failed".to_string();
                     return (i, Ok(Deleted::Kept(why)));
                 }
-                let outcome = self.delete_one(run, locked).await;
+                let outcome = match runs.get(i) {
+                    Ok(run) => self.delete_one(&run, locked).await,
+                    Err(e) => Err(e),
+                };
                 if matches!(outcome, Err(_) | Ok(Deleted::Failed(_))) {
                     failed.set(true);
                 }
                 (i, outcome)
             }
-        })
-        .await;
-        let mut first_error = None;
-        for (i, outcome) in outcomes {
-            let d = &mut decisions[i];
+        });
+        let mut outcomes = Outcomes::default();
+        while let Some((i, outcome)) = ended.next().await {
             match outcome {
-                Ok(Deleted::Gone { objects, bytes }) => {
-                    d.objects = objects;
-                    d.bytes = bytes;
-                }
-                Ok(Deleted::Kept(why)) => {
-                    d.delete = false;
-                    d.kept_because.push(why);
-                }
-                Ok(Deleted::Failed(e)) => {
-                    d.delete = false;
-                    d.kept_because.push(format!("its delete failed: {e}"));
-                    errors.push(format!("{}: {e}", d.run_root));
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
+                Ok(Deleted::Gone { objects, bytes }) => outcomes.went.push((i, objects, bytes)),
+                outcome => {
+                    outcomes.other.insert(i, outcome);
                 }
             }
         }
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        let chains_updated = self.forget(chains, &decisions, &mut errors).await;
-        Ok(PruneReport {
+        outcomes.went.sort_unstable();
+        Ok(outcomes)
+    }
+
+    /// Each run's decision, in the listing's order, kept as it is made, with the runs the
+    /// chains link to that went.
+    fn report(
+        &self,
+        runs: &Runs,
+        mut kept: BTreeMap<String, Vec<String>>,
+        outcomes: Outcomes,
+        chains: &[Chain],
+    ) -> Result<(PruneReport, BTreeSet<String>)> {
+        let linked: BTreeSet<&str> = chains
+            .iter()
+            .flat_map(|c| c.links.iter().map(|l| l.run.as_str()))
+            .collect();
+        let mut gone = BTreeSet::new();
+        let mut report = PruneReport {
             app_dir: self.app_dir.url(),
             dry_run: self.retention.dry_run,
-            objects: decisions.iter().map(|d| d.objects).sum(),
-            bytes: decisions.iter().map(|d| d.bytes).sum(),
-            runs: decisions,
-            chains_updated,
-            errors,
-        })
+            runs: Spool::new("the prune's decisions"),
+            runs_deleted: 0,
+            objects: 0,
+            bytes: 0,
+            chains_updated: Vec::new(),
+            errors: Vec::new(),
+        };
+        let Outcomes { went, mut other } = outcomes;
+        let mut went = went.into_iter().peekable();
+        let mut first_error = None;
+        for (i, run) in runs.iter().enumerate() {
+            let run = run?;
+            let kept_because = kept.remove(&run.run_root).unwrap_or_default();
+            let mut d = Decision {
+                delete: kept_because.is_empty(),
+                run_root: run.run_root,
+                time: run.time,
+                status: run.backup.status,
+                kept_because,
+                objects: 0,
+                bytes: 0,
+            };
+            let outcome = match went.next_if(|(at, ..)| *at == i) {
+                Some((_, objects, bytes)) => Some(Ok(Deleted::Gone { objects, bytes })),
+                None => other.remove(&i),
+            };
+            match outcome {
+                None => {}
+                Some(Ok(Deleted::Gone { objects, bytes })) => {
+                    d.objects = objects;
+                    d.bytes = bytes;
+                }
+                Some(Ok(Deleted::Kept(why))) => {
+                    d.delete = false;
+                    d.kept_because.push(why);
+                }
+                Some(Ok(Deleted::Failed(e))) => {
+                    d.delete = false;
+                    d.kept_because.push(format!("its delete failed: {e}"));
+                    report.errors.push(format!("{}: {e}", d.run_root));
+                }
+                Some(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+            if d.delete {
+                report.runs_deleted += 1;
+                report.objects += d.objects;
+                report.bytes += d.bytes;
+                if linked.contains(d.run_root.as_str()) {
+                    gone.insert(d.run_root.clone());
+                }
+            }
+            report.runs.push(&d)?;
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok((report, gone)),
+        }
     }
 
     /// One run that the retention lets go: checked once more, then deleted (or counted).
@@ -248,30 +317,29 @@ impl Pruning<'_> {
         Ok(deleted.unwrap_or_else(Deleted::Failed))
     }
 
-    /// The runs that live imports read (their leases), each with why it is kept.
-    async fn leased(&self, runs: &[RunEntry]) -> Result<Vec<(String, String)>> {
-        let leases = live_leases(self.app_dir, self.stale_after).await?;
-        let mut kept = Vec::new();
-        for lease in &leases {
-            let reads = lease.reads.clone().unwrap_or_default();
-            let why = format!(
-                "an import from it is running ({}, {}, last refreshed {})",
-                lease.run, lease.owner, lease.refreshed_at
-            );
-            for r in runs {
+    /// Why `run` is kept for the live imports that read it (`leases`), if any does.
+    fn leased(&self, leases: &[LockBody], run: &RunEntry) -> Vec<String> {
+        leases
+            .iter()
+            .filter(|lease| {
+                let reads = lease.reads.as_deref().unwrap_or_default();
                 // A replay reads the app's folder: every run of its chains, so every run.
-                if r.run_root == reads || reads == self.app_dir.url() {
-                    kept.push((r.run_root.clone(), why.clone()));
-                }
-            }
-        }
-        Ok(kept)
+                run.run_root == reads || reads == self.app_dir.url()
+            })
+            .map(|lease| {
+                format!(
+                    "an import from it is running ({}, {}, last refreshed {})",
+                    lease.run, lease.owner, lease.refreshed_at
+                )
+            })
+            .collect()
     }
 
     /// Just before a run goes: its flags read again, and the leases; why it must stay now,
     /// if it must (an import started reading it, a run resumed it, a flag changed).
     async fn still_to_delete(&self, run: &RunEntry) -> Result<Option<String>> {
-        if let Some((_, why)) = self.leased(std::slice::from_ref(run)).await?.pop() {
+        let leases = live_leases(self.app_dir, self.stale_after).await?;
+        if let Some(why) = self.leased(&leases, run).pop() {
             return Ok(Some(why));
         }
         let Some(now) = run_entry(self.base, run.run_dir(), &Default::default()).await else {
@@ -296,14 +364,9 @@ impl Pruning<'_> {
     async fn forget(
         &self,
         chains: Vec<Chain>,
-        decisions: &[Decision],
+        gone: &BTreeSet<String>,
         errors: &mut Vec<String>,
     ) -> Vec<String> {
-        let gone: BTreeSet<&str> = decisions
-            .iter()
-            .filter(|d| d.delete)
-            .map(|d| d.run_root.as_str())
-            .collect();
         let mut updated = Vec::new();
         for mut c in chains {
             let before = c.links.len();
@@ -333,80 +396,87 @@ impl Pruning<'_> {
     }
 }
 
-/// The runs whose flags say they are retained (S3 Object Lock) past `now`, with why.
-fn retained(runs: &[RunEntry], now: DateTime<Utc>) -> Vec<(String, String)> {
-    runs.iter()
-        .filter_map(|r| {
-            let l = r
-                .backup
-                .object_lock
-                .as_ref()
-                .filter(|l| l.retain_until > now)?;
-            Some((
-                r.run_root.clone(),
-                format!(
-                    "retained until {} (Object Lock {})",
-                    l.retain_until.format("%Y-%m-%d %H:%M:%S UTC"),
-                    l.mode.name()
-                ),
-            ))
-        })
-        .collect()
+/// What the deletes did: the sizes of the runs that went (most of them, 24 bytes each),
+/// and the rest whole, by their place in the listing.
+#[derive(Default)]
+struct Outcomes {
+    went: Vec<(usize, u64, u64)>,
+    other: BTreeMap<usize, Result<Deleted>>,
 }
 
-/// Which runs are kept, each with its reasons (runs newest first).
+/// Why `r` is kept when its flag says it is retained (S3 Object Lock) past `now`.
+fn retained(r: &RunEntry, now: DateTime<Utc>) -> Option<String> {
+    let l = r
+        .backup
+        .object_lock
+        .as_ref()
+        .filter(|l| l.retain_until > now)?;
+    Some(format!(
+        "retained until {} (Object Lock {})",
+        l.retain_until.format("%Y-%m-%d %H:%M:%S UTC"),
+        l.mode.name()
+    ))
+}
+
+/// Which runs are kept, each with its reasons (runs newest first): two passes over the
+/// listing, the first to find the newest success.
 fn decide(
-    runs: &[RunEntry],
+    runs: &Runs,
     chains: &[Chain],
     retention: &Retention,
-) -> BTreeMap<String, Vec<String>> {
+) -> Result<BTreeMap<String, Vec<String>>> {
     let mut kept: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut keep = |run: &str, why: String| kept.entry(run.to_string()).or_default().push(why);
-    let successes: Vec<&RunEntry> = runs
-        .iter()
-        .filter(|r| r.backup.status == Status::Success)
-        .collect();
-    if successes.is_empty() {
-        for r in runs {
-            keep(
-                &r.run_root,
-                "no run has succeeded yet: none is pruned".into(),
-            );
+    let mut newest = None;
+    for r in runs.iter() {
+        let r = r?;
+        if r.backup.status == Status::Success {
+            newest = Some((r.run_root, r.time));
+            break;
         }
     }
-    if let Some(newest) = successes.first() {
-        keep(&newest.run_root, "the newest successful run".into());
-        for r in runs.iter().take_while(|r| r.time > newest.time) {
-            keep(
-                &r.run_root,
+    let since = retention
+        .keep_days
+        .map(|days| (days, retention.now - Duration::days(i64::from(days))));
+    let mut successes = 0;
+    for r in runs.iter() {
+        let r = r?;
+        let root = &r.run_root;
+        match &newest {
+            None => keep(root, "no run has succeeded yet: none is pruned".into()),
+            Some((n, _)) if n == root => keep(root, "the newest successful run".into()),
+            // (Newest first: these are the runs before it.)
+            Some((_, time)) if r.time > *time => keep(
+                root,
                 "newer than the newest successful run (it may be resumed)".into(),
-            );
+            ),
+            Some(_) => {}
         }
-    }
-    for r in successes.iter().take(retention.keep_last) {
-        keep(
-            &r.run_root,
-            format!("one of the {} newest successful runs", retention.keep_last),
-        );
-    }
-    if let Some(days) = retention.keep_days {
-        let since = retention.now - Duration::days(i64::from(days));
-        for r in runs.iter().filter(|r| r.time >= since) {
-            keep(&r.run_root, format!("younger than {days} days"));
+        if r.backup.status == Status::Success {
+            successes += 1;
+            if successes <= retention.keep_last {
+                keep(
+                    root,
+                    format!("one of the {} newest successful runs", retention.keep_last),
+                );
+            }
         }
-    }
-    for (run, why) in retained(runs, retention.now) {
-        keep(&run, why);
-    }
-    for r in runs {
+        if let Some((days, since)) = since {
+            if r.time >= since {
+                keep(root, format!("younger than {days} days"));
+            }
+        }
+        if let Some(why) = retained(&r, retention.now) {
+            keep(root, why);
+        }
         match r.backup.status {
-            Status::Running => keep(&r.run_root, "its export is RUNNING".into()),
+            Status::Running => keep(root, "its export is RUNNING".into()),
             Status::Crashed => keep(
-                &r.run_root,
+                root,
                 "its export crashed (RUNNING, no live lock): export --resume continues it".into(),
             ),
             Status::Unknown => keep(
-                &r.run_root,
+                root,
                 format!(
                     "its flags cannot be read ({})",
                     r.backup.problem.as_deref().unwrap_or("unknown")
@@ -415,10 +485,7 @@ fn decide(
             _ => {}
         }
         if r.restore.as_ref().is_some_and(|j| j.is_running()) {
-            keep(
-                &r.run_root,
-                "an import from it is RUNNING (or crashed)".into(),
-            );
+            keep(root, "an import from it is RUNNING (or crashed)".into());
         }
     }
     // A kept run's incremental windows need every link back to their chain's full export.
@@ -450,7 +517,7 @@ fn decide(
             }
         }
     }
-    kept
+    Ok(kept)
 }
 
 #[cfg(test)]
@@ -500,8 +567,15 @@ mod tests {
         }
     }
 
+    fn listed(runs: &[RunEntry]) -> Runs {
+        runs.iter().cloned().collect()
+    }
+
     fn kept(runs: &[RunEntry], chains: &[Chain], r: &Retention) -> Vec<String> {
-        decide(runs, chains, r).into_keys().collect()
+        decide(&listed(runs), chains, r)
+            .unwrap()
+            .into_keys()
+            .collect()
     }
 
     #[test]
@@ -520,7 +594,7 @@ mod tests {
         runs[2].backup.object_lock = lock(30); // day 1 + 30 days: past now (day 30)
         runs[1].backup.object_lock = lock(10); // day 1 + 10 days: ended
         let r = retention(1, None);
-        let kept = decide(&runs, &[], &r);
+        let kept = decide(&listed(&runs), &[], &r).unwrap();
         assert_eq!(
             kept.get("run01").unwrap(),
             &vec!["retained until 2026-12-01 02:00:00 UTC (Object Lock GOVERNANCE)".to_string()]
@@ -566,7 +640,7 @@ mod tests {
         let mut runs = vec![run(1, Status::Success)];
         // An import into eu-west-1 still finds the app's only region.
         assert_eq!(
-            crate::catalog::one_region(&runs, &base, "a", Some("eu-west-1")).unwrap(),
+            crate::catalog::one_region(&listed(&runs), &base, "a", Some("eu-west-1")).unwrap(),
             "r"
         );
         runs.push(RunEntry {
@@ -574,10 +648,10 @@ mod tests {
             ..run(2, Status::Success)
         });
         assert_eq!(
-            crate::catalog::one_region(&runs, &base, "a", Some("s")).unwrap(),
+            crate::catalog::one_region(&listed(&runs), &base, "a", Some("s")).unwrap(),
             "s"
         );
-        let why = crate::catalog::one_region(&runs, &base, "a", None).unwrap_err();
+        let why = crate::catalog::one_region(&listed(&runs), &base, "a", None).unwrap_err();
         assert!(why.to_string().contains("r, s"), "{why}");
     }
 
@@ -591,7 +665,7 @@ mod tests {
     fn an_import_running_from_an_old_run_keeps_it() {
         let mut runs: Vec<RunEntry> = (1..=5).rev().map(|d| run(d, Status::Success)).collect();
         runs[4].restore = Some(JobEntry {
-            job: "restore",
+            job: "restore".into(),
             status: Status::Running,
             ..runs[4].backup.clone()
         });

@@ -199,11 +199,13 @@ async fn missing_runs(
     catalog::one_region(&found, base, app, region)?;
     let there: BTreeSet<String> = catalog::list(to, &filter)
         .await?
+        .to_vec()?
         .into_iter()
         .filter(|r| r.backup.status == Status::Success)
         .map(|r| r.run_dir().to_string())
         .collect();
     Ok(found
+        .to_vec()?
         .into_iter()
         .rev()
         .filter(|r| r.backup.status == Status::Success && !there.contains(r.run_dir()))

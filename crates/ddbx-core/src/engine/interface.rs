@@ -13,7 +13,7 @@ use crate::item::key::KeySchema;
 use crate::plan::{DataFormat, ExportPlan, ImportStep, PlannedTable};
 use crate::progress::RunProgress;
 use crate::progress::TableProgress;
-use crate::report::TableReport;
+use crate::report::{Reports, TableReport};
 use crate::stop::StopSignal;
 use crate::store::Location;
 use crate::table::{Schemas, TableSchema};
@@ -89,7 +89,7 @@ pub trait Engine: Send + Sync {
 
     /// Export the planned tables into the run root. A table's failure is in its report;
     /// an error is for the run as a whole.
-    async fn export_tables(&self, work: ExportWork<'_>) -> Result<Vec<TableReport>>;
+    async fn export_tables(&self, work: ExportWork<'_>) -> Result<Reports>;
 
     /// Import the tables. A table's failure is in its report; an error is for the run.
     async fn import_tables(&self, work: ImportWork<'_>) -> Result<Vec<TableReport>>;

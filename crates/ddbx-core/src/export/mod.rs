@@ -200,14 +200,10 @@ pub async fn run(
             .unwrap_or_default(),
         ..RunSummary::for_job("export", &layout, run_dir.url(), reports, ended)
     };
-    let planned: Vec<TableReport> = plan
-        .tables
-        .iter()
-        .map(|t| TableReport::planned(&t.table))
-        .collect();
+    let mut planned = plan::planned_reports(&plan)?;
     if settings.dry_run {
-        let reports = planned.into_iter().chain(failed_early).collect();
-        let summary = summarize(reports, Some(Utc::now()));
+        planned.extend(failed_early)?;
+        let summary = summarize(planned, Some(Utc::now()));
         return Ok(ExportReport { plan, summary });
     }
     let resuming = settings.resume.is_some();
@@ -231,8 +227,10 @@ pub async fn run(
     };
     let plan_files: Vec<_> = (!resuming)
         .then(|| document("export-plan.json", &plan))
+        .transpose()?
         .into_iter()
         .collect();
+    progress.plan_tables(plan.tables.len());
     let work = async {
         let mut reports = engine
             .export_tables(ExportWork {
@@ -247,11 +245,12 @@ pub async fn run(
                 progress,
             })
             .await?;
-        reports.extend(failed_early);
-        let restore = plan::restore_plan(&layout, &plan, &reports);
+        reports.extend(failed_early)?;
+        reports.sort_by_table();
+        let files = vec![plan::restore_plan(&layout, &plan, &reports)?];
         Ok(Outcome {
             reports,
-            files: vec![document("restore-plan.json", &restore)],
+            files,
             extra: (),
         })
     };

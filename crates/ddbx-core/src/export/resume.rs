@@ -8,6 +8,7 @@ use crate::engine::Engine;
 use crate::export::{ExportSettings, Prepared};
 use crate::plan::{table_folder, ExportPlan, PlanSelection, PlannedTable, RunLayout, TableFilter};
 use crate::report::TableReport;
+use crate::spool::Spool;
 use crate::table::Schemas;
 use crate::{Error, Result};
 
@@ -99,8 +100,9 @@ pub(super) async fn prepare(
     let run_dir = base.child(&rel);
     let mut schemas = Schemas::default();
     let mut failed_early = Vec::new();
-    let mut tables = Vec::new();
-    for t in &plan.tables {
+    let mut tables = Spool::new("the plan's tables");
+    for t in plan.tables.iter() {
+        let t = t?;
         let table_json = run_dir.join(&format!("{}/table.json", table_folder(&t.table)));
         let schema = match run_dir.get_optional(&table_json).await? {
             Some(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt {
@@ -112,7 +114,7 @@ pub(super) async fn prepare(
         match schema {
             Ok(s) => {
                 schemas.push(&s)?;
-                tables.push(t.clone());
+                tables.push(&t)?;
             }
             Err(e) => failed_early.push(TableReport::failed(&t.table, e)),
         }
@@ -163,8 +165,8 @@ pub(crate) fn check(
     refusal.check_selection(&settings.selection(), plan)?;
     refusal.check_run_wide(settings, plan)?;
     check_lock(settings, plan, plan_url)?;
-    for t in &plan.tables {
-        refusal.check_table(settings, t)?;
+    for t in plan.tables.iter() {
+        refusal.check_table(settings, &t?)?;
     }
     Ok(())
 }
@@ -221,7 +223,11 @@ impl Refusal<'_> {
         let Some(planned) = &plan.selection else {
             let filter =
                 TableFilter::new(&given.tables, &given.excludes)?.with_names(&given.table_names)?;
-            return match plan.tables.iter().find(|t| !filter.matches(&t.table)) {
+            let unselected = plan
+                .tables
+                .iter()
+                .find(|t| t.as_ref().map_or(true, |t| !filter.matches(&t.table)));
+            return match unselected.transpose()? {
                 Some(t) => self.refuse(
                     "--tables/--table/--exclude",
                     &list(&given.tables),
@@ -376,7 +382,7 @@ mod tests {
                 excludes: vec!["BILLING_tmp".into()],
                 ..PlanSelection::default()
             }),
-            tables: vec![PlannedTable {
+            tables: [PlannedTable {
                 table: "BILLING_orders".into(),
                 key_schema: vec![],
                 billing_mode: "PROVISIONED".into(),
@@ -387,7 +393,9 @@ mod tests {
                 segments: 2,
                 destination: String::new(),
                 capacity_spike: None,
-            }],
+            }]
+            .into_iter()
+            .collect(),
         }
     }
 
@@ -524,7 +532,7 @@ mod tests {
 
     #[test]
     fn each_planned_table_keeps_its_rate_segments_and_spike() {
-        let t = &plan().tables[0];
+        let t = &plan().tables.get(0).unwrap();
         let with = |f: fn(&mut ExportSettings)| {
             let mut s = ExportSettings::default();
             f(&mut s);

@@ -19,7 +19,7 @@ use crate::format::select;
 use crate::format::source::{self, Selection, TableSource};
 use crate::plan::{ImportStep, RunLayout, DEFAULT_WRITE_RATIO};
 use crate::progress::RunProgress;
-use crate::report::{RunSummary, TableReport};
+use crate::report::{Reports, RunSummary, TableReport};
 use crate::run::lifecycle::{LeaseSpec, LockSpec, Outcome, Run};
 use crate::run::lock::LockSettings;
 use crate::run::status::Job;
@@ -163,13 +163,13 @@ pub async fn run(
         let created = created.into_inner().expect("not poisoned");
         annotate(&mut reports, &created, &replays);
         Ok(Outcome {
-            reports,
+            reports: reports.into(),
             files: Vec::new(),
             extra: (),
         })
     };
     let (summary, ()) = run
-        .execute(Vec::new(), Vec::new(), async { Ok(()) }, work)
+        .execute(Reports::in_memory(), Vec::new(), async { Ok(()) }, work)
         .await?;
     Ok(ImportReport { steps, summary })
 }
@@ -503,7 +503,7 @@ async fn dry_run(
         "import",
         layout,
         root.to_string(),
-        reports,
+        reports.into(),
         Some(Utc::now()),
     );
     ImportReport { steps, summary }

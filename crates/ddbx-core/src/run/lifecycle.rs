@@ -14,11 +14,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::report::{RunSummary, TableReport};
+use crate::report::{Reports, RunSummary};
 use crate::run::lock::{LockSettings, RunLock, SharedLock};
 use crate::run::status::{Flags, Job};
 use crate::stop::StopSignal;
-use crate::store::Location;
+use crate::store::{Body, Location};
 use crate::{Error, Result};
 
 /// The lock a run holds: one run per app at a time.
@@ -58,14 +58,14 @@ pub struct Run<'a> {
     /// Refuse a root that already holds anything (a new export's run root).
     pub fresh: bool,
     /// Makes the summary of the table reports (`None`: still running).
-    pub summarize: &'a (dyn Fn(Vec<TableReport>, Option<DateTime<Utc>>) -> RunSummary + Sync),
+    pub summarize: &'a (dyn Fn(Reports, Option<DateTime<Utc>>) -> RunSummary + Sync),
 }
 
 /// What the work of a run ends with.
 #[derive(Debug)]
 pub struct Outcome<T> {
     /// One report per table.
-    pub reports: Vec<TableReport>,
+    pub reports: Reports,
     /// Documents to write at the run root before the final flag (the restore plan).
     pub files: Vec<Document>,
     /// What else the job returns (verify's verdicts).
@@ -78,7 +78,7 @@ impl Run<'_> {
     /// written and `work` does the work.
     pub async fn execute<T>(
         self,
-        tables: Vec<TableReport>,
+        tables: Reports,
         plan_files: Vec<Document>,
         check: impl std::future::Future<Output = Result<()>>,
         work: impl std::future::Future<Output = Result<Outcome<T>>>,
@@ -138,7 +138,7 @@ impl Run<'_> {
 
     async fn locked<T>(
         &self,
-        tables: Vec<TableReport>,
+        tables: Reports,
         plan_files: Vec<Document>,
         check: impl std::future::Future<Output = Result<()>>,
         work: impl std::future::Future<Output = Result<Outcome<T>>>,
@@ -160,7 +160,7 @@ impl Run<'_> {
             doc.write(self.root).await?;
         }
         let mut reports = outcome.reports;
-        reports.sort_by(|a, b| a.table.cmp(&b.table));
+        reports.sort_by_table();
         let summary = (self.summarize)(reports, Some(Utc::now()));
         if let Some(f) = &flags {
             f.finish(summary.succeeded(), &summary).await?;
@@ -187,23 +187,24 @@ async fn refuse_existing_run(run_dir: &Location) -> Result<()> {
 }
 
 /// A document for [`Outcome::files`] or a plan file, held as the bytes it is written as
-/// (a fleet's plan as a tree of JSON values took ten times its size, for the whole run).
+/// (a fleet's plan as a tree of JSON values took ten times its size, for the whole run),
+/// in a temporary file when large (`store::Body`).
 #[derive(Debug)]
 pub struct Document {
     name: String,
-    body: bytes::Bytes,
+    body: Body,
 }
 
 impl Document {
     async fn write(self, root: &Location) -> Result<()> {
-        root.put_body(&self.name, self.body).await
+        root.put_document(&self.name, self.body).await
     }
 }
 
 /// `value` as the document `name` (pretty JSON, as [`Location::put_json`] writes it).
-pub fn document(name: &str, value: &impl serde::Serialize) -> Document {
-    Document {
+pub fn document(name: &str, value: &impl serde::Serialize) -> Result<Document> {
+    Ok(Document {
         name: name.to_string(),
-        body: crate::store::json_body(value).into(),
-    }
+        body: Body::json(name, value)?,
+    })
 }

@@ -1,11 +1,9 @@
 //! The seed's status flags (`BACKUP_RUNNING`, `BACKUP_COMPLETE_SUCCESS`,
 //! `BACKUP_COMPLETE_FAILED`, and the same for restores), each holding a small JSON summary.
 
-use bytes::Bytes;
-use object_store::PutPayload;
 use serde::Serialize;
 
-use crate::store::Location;
+use crate::store::{Body, Location};
 use crate::{Error, Result};
 
 /// Which job the flags are about.
@@ -90,15 +88,9 @@ impl Flags {
     }
 
     async fn put(&self, name: &str, summary: &impl Serialize) -> Result<()> {
-        let path = self.run.join(name);
-        let mut body = serde_json::to_vec_pretty(summary).expect("summaries serialize");
-        body.push(b'\n');
         self.run
-            .store
-            .put(&path, PutPayload::from(Bytes::from(body)))
+            .put_document(name, Body::json(name, summary)?)
             .await
-            .map_err(|e| Error::store(self.run.url_of(&path), e))?;
-        Ok(())
     }
 
     async fn remove(&self, name: &str) -> Result<()> {

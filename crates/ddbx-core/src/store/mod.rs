@@ -21,12 +21,15 @@ use object_store::{CredentialProvider, ObjectStore, PutPayload};
 
 use crate::{Error, Result};
 
+mod body;
 mod class;
 pub mod errors;
 pub(crate) mod local;
 pub mod retention;
 pub(crate) mod s3;
 pub(crate) mod versions;
+
+pub use body::Body;
 
 /// An object's bytes as a stream (a local file's in large reads).
 pub(crate) use local::stream_of;
@@ -512,18 +515,11 @@ fn open_folder(location: &str, create: bool) -> Result<Location> {
     })
 }
 
-/// `value` as the documents of a run are written: pretty JSON with a final newline.
-pub(crate) fn json_body(value: &impl serde::Serialize) -> Vec<u8> {
-    let mut body = serde_json::to_vec_pretty(value).expect("documents serialize");
-    body.push(b'\n');
-    body
-}
-
 /// Reading and writing the small documents a run keeps beside its data.
 impl Location {
     /// Write a JSON document (pretty, with a final newline) at `rel`.
     pub async fn put_json(&self, rel: &str, value: &impl serde::Serialize) -> Result<()> {
-        self.put_body(rel, json_body(value).into()).await
+        self.put_document(rel, Body::json(rel, value)?).await
     }
 
     /// Write `body` at `rel`.

@@ -32,7 +32,8 @@ pub(super) async fn export_tables(
         )
         .await?;
     }
-    for (schema, planned) in schemas.iter().zip(&plan.tables) {
+    let planned_tables = plan.tables.to_vec()?;
+    for (schema, planned) in schemas.iter().zip(&planned_tables) {
         let (export, import) = table_steps(emr, work, schema, planned).await?;
         exports.push((export, schema.table_size_bytes.max(0) as u64));
         imports.push(import);
@@ -55,8 +56,7 @@ pub(super) async fn export_tables(
         .collect();
     write_steps_files(run_dir, "import", &import_files).await?;
 
-    let spikes = plan
-        .tables
+    let spikes = planned_tables
         .iter()
         .filter_map(|t| t.capacity_spike.clone().map(|s| (t.table.clone(), s)))
         .collect();

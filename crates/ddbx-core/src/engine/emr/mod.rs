@@ -33,7 +33,7 @@ use crate::engine::interface::{Engine, ExportWork, ImportWork};
 use crate::format::source::TableSource;
 use crate::plan::{Compression, DataFormat, ExportPlan, PlannedTable};
 use crate::progress::Phase;
-use crate::report::{TableReport, TableStatus};
+use crate::report::{Reports, TableReport, TableStatus};
 use crate::store::{Encryption, Location};
 use crate::table::{TableSchema, ON_DEMAND_DEFAULT_UNITS};
 use crate::{Error, Result};
@@ -383,8 +383,8 @@ impl Engine for EmrEngine {
         }
     }
 
-    async fn export_tables(&self, work: ExportWork<'_>) -> Result<Vec<TableReport>> {
-        export::export_tables(self, &work).await
+    async fn export_tables(&self, work: ExportWork<'_>) -> Result<Reports> {
+        export::export_tables(self, &work).await.map(Reports::from)
     }
 
     async fn import_tables(&self, work: ImportWork<'_>) -> Result<Vec<TableReport>> {

@@ -14,7 +14,9 @@ pub(crate) mod tracker;
 
 pub use pool::WorkerPool;
 
-use crate::concurrent::for_each_limited;
+use futures::StreamExt;
+
+use crate::concurrent::{each_limited, for_each_limited};
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,7 +26,7 @@ use crate::capacity;
 use crate::engine::interface::{Engine, ExportWork, ImportWork, SourceCheck, SourceChecked};
 use crate::plan::DataFormat;
 use crate::progress::{Phase, TableProgress};
-use crate::report::{TableReport, TableStatus};
+use crate::report::{Reports, TableReport, TableStatus};
 use crate::Result;
 
 /// Limits of the in-process engine.
@@ -76,51 +78,55 @@ impl Engine for LocalEngine {
         check::check_source(check).await
     }
 
-    async fn export_tables(&self, work: ExportWork<'_>) -> Result<Vec<TableReport>> {
+    async fn export_tables(&self, work: ExportWork<'_>) -> Result<Reports> {
         let pool = WorkerPool::new(self.workers);
-        // Each table's description is read back when its turn comes (`Schemas`).
-        let tables: Vec<_> = work
-            .plan
-            .tables
-            .iter()
-            .enumerate()
-            .map(|(i, planned)| (i, planned, work.progress.table(&planned.table)))
-            .collect();
         let work = &work;
-        Ok(
-            for_each_limited(tables, self.parallel_tables, |(i, planned, counters)| {
-                let pool = pool.clone();
-                async move {
-                    let started = Instant::now();
-                    let schema = match work.schemas.get(i) {
-                        Ok(s) => s,
-                        Err(e) => return report(&planned.table, &counters, started, Err(e)),
-                    };
-                    let schema = &schema;
-                    counters.set_phase(Phase::Running);
-                    counters.expect(
-                        schema.item_count.max(0) as u64,
-                        schema.table_size_bytes.max(0) as u64,
-                    );
-                    let result = capacity::during(
-                        work.aws,
-                        work.run_dir,
-                        planned.capacity_spike.as_ref(),
-                        export::export_table(
-                            work,
-                            schema,
-                            planned,
-                            counters.clone(),
-                            &pool,
-                            self.workers,
-                        ),
-                    )
-                    .await;
-                    report(&schema.table_name, &counters, started, result)
-                }
-            })
-            .await,
-        )
+        // Each table's plan and description are read back when its turn comes, and its
+        // report is kept aside as it ends (`Spool`, `Schemas`, `Reports`).
+        let mut ended = each_limited(0..work.plan.tables.len(), self.parallel_tables, |i| {
+            let pool = pool.clone();
+            async move {
+                let started = Instant::now();
+                let (planned, schema) = match work.plan.tables.get(i).and_then(|p| {
+                    let schema = work.schemas.get(i)?;
+                    Ok((p, schema))
+                }) {
+                    Ok(both) => both,
+                    Err(e) => {
+                        let table = format!("table {} of the plan", i + 1);
+                        let counters = work.progress.table(&table);
+                        return report(&table, &counters, started, Err(e));
+                    }
+                };
+                let counters = work.progress.table(&planned.table);
+                let schema = &schema;
+                counters.set_phase(Phase::Running);
+                counters.expect(
+                    schema.item_count.max(0) as u64,
+                    schema.table_size_bytes.max(0) as u64,
+                );
+                let result = capacity::during(
+                    work.aws,
+                    work.run_dir,
+                    planned.capacity_spike.as_ref(),
+                    export::export_table(
+                        work,
+                        schema,
+                        &planned,
+                        counters.clone(),
+                        &pool,
+                        self.workers,
+                    ),
+                )
+                .await;
+                report(&schema.table_name, &counters, started, result)
+            }
+        });
+        let mut reports = Reports::default();
+        while let Some(r) = ended.next().await {
+            reports.push(r)?;
+        }
+        Ok(reports)
     }
 
     async fn import_tables(&self, work: ImportWork<'_>) -> Result<Vec<TableReport>> {

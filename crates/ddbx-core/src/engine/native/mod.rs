@@ -25,7 +25,7 @@ use crate::aws::Aws;
 use crate::engine::interface::{Engine, ExportWork, ImportWork};
 use crate::format::source::TableSource;
 use crate::plan::{Compression, DataFormat, ExportPlan, PlannedTable};
-use crate::report::TableReport;
+use crate::report::{Reports, TableReport};
 use crate::table::TableSchema;
 use crate::{Error, Result};
 
@@ -266,7 +266,12 @@ impl Engine for NativeEngine {
                 "--storage-class: DynamoDB's export service writes its files as STANDARD; use an S3 lifecycle rule on the run's prefix, or the local engine".into(),
             ));
         }
-        if let Some(t) = plan.tables.iter().find(|t| t.capacity_spike.is_some()) {
+        if let Some(t) = plan
+            .tables
+            .iter()
+            .find(|t| t.as_ref().map_or(true, |t| t.capacity_spike.is_some()))
+        {
+            let t = t?;
             return Err(Error::Usage(format!(
                 "table {}: --spike-read-units raises read capacity, which a native export does not use",
                 t.table
@@ -283,8 +288,8 @@ impl Engine for NativeEngine {
         true
     }
 
-    async fn export_tables(&self, work: ExportWork<'_>) -> Result<Vec<TableReport>> {
-        export::export_tables(self, &work).await
+    async fn export_tables(&self, work: ExportWork<'_>) -> Result<Reports> {
+        export::export_tables(self, &work).await.map(Reports::from)
     }
 
     async fn import_tables(&self, work: ImportWork<'_>) -> Result<Vec<TableReport>> {
