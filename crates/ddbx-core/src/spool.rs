@@ -106,8 +106,11 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
                 let at = *len + tail.len() as u64;
                 tail.extend_from_slice(&body);
                 if tail.len() >= TAIL_BYTES {
-                    file.write_all_at(tail, *len)
-                        .map_err(|e| file_error(what, e))?;
+                    if let Err(e) = file.write_all_at(tail, *len) {
+                        // As if not pushed: the values before it still read back.
+                        tail.truncate(tail.len() - body.len());
+                        return Err(file_error(what, e));
+                    }
                     *len += tail.len() as u64;
                     tail.clear();
                 }

@@ -32,12 +32,12 @@ impl Body {
     /// `value` as the documents of a run are written: pretty JSON with a final newline.
     /// `name` is the document, for the error of a value that cannot be read back.
     pub fn json(name: &str, value: &impl serde::Serialize) -> Result<Self> {
-        let mut out = Spilling::Memory(Vec::new());
+        let mut out = Spilling::Memory(Vec::new(), true);
         serde_json::to_writer_pretty(&mut out, value)
             .and_then(|()| out.write_all(b"\n").map_err(serde_json::Error::io))
             .map_err(|e| Error::Failed(format!("writing {name}: {e}")))?;
         match out {
-            Spilling::Memory(bytes) => Ok(Body(Kept::Memory(bytes))),
+            Spilling::Memory(bytes, _) => Ok(Body(Kept::Memory(bytes))),
             Spilling::File(file) => file
                 .into_inner()
                 .map(|f| Body(Kept::File(f)))
@@ -60,34 +60,38 @@ impl Body {
 }
 
 /// A writer into memory that moves to a temporary file past [`SPILL_BYTES`] (and stays in
-/// memory where none can be made). The file is written through a buffer: JSON is written
-/// a few bytes at a time.
+/// memory where none can be made: tried once). The file is written through a buffer:
+/// JSON is written a few bytes at a time.
 enum Spilling {
-    Memory(Vec<u8>),
+    /// The bytes so far, and whether a temporary file may still be tried.
+    Memory(Vec<u8>, bool),
     File(std::io::BufWriter<std::fs::File>),
 }
 
 impl Write for Spilling {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Spilling::Memory(bytes) = self {
+        if let Spilling::Memory(bytes, may_spill @ true) = self {
             if bytes.len() + buf.len() > SPILL_BYTES {
                 match tempfile::tempfile().and_then(|mut f| f.write_all(bytes).map(|()| f)) {
                     Ok(file) => {
                         *self = Spilling::File(std::io::BufWriter::with_capacity(64 * 1024, file))
                     }
-                    Err(e) => tracing::debug!("no temporary file for a document ({e}): in memory"),
+                    Err(e) => {
+                        tracing::debug!("no temporary file for a document ({e}): in memory");
+                        *may_spill = false;
+                    }
                 }
             }
         }
         match self {
-            Spilling::Memory(bytes) => bytes.write(buf),
+            Spilling::Memory(bytes, _) => bytes.write(buf),
             Spilling::File(file) => file.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
-            Spilling::Memory(_) => Ok(()),
+            Spilling::Memory(..) => Ok(()),
             Spilling::File(file) => file.flush(),
         }
     }
