@@ -15,11 +15,13 @@ where
     Fut: Future<Output = T>,
 {
     let job = &job;
-    let mut results: Vec<(usize, T)> = stream::iter(items.into_iter().enumerate())
-        .map(|(i, item)| async move { (i, job(item).await) })
-        .buffer_unordered(parallel.max(1))
-        .collect()
-        .await;
+    let mut results: Vec<(usize, T)> = each_limited(
+        items.into_iter().enumerate(),
+        parallel,
+        |(i, item)| async move { (i, job(item).await) },
+    )
+    .collect()
+    .await;
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
 }

@@ -9,7 +9,6 @@ use globset::{Glob, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
 use crate::spool::Spool;
-
 use crate::table::KeyAttribute;
 use crate::{Error, Result};
 
@@ -371,7 +370,7 @@ pub struct PlannedTable {
 }
 
 /// `export-plan.json`: the resolved plan of a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportPlan {
     /// ddbx's version.
@@ -409,8 +408,7 @@ pub struct ExportPlan {
     /// `enablePitr`), which a resumed run keeps.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub engine_settings: Option<serde_json::Value>,
-    /// The tables, sorted by name (each read back when its turn comes: a fleet's plan is
-    /// megabytes).
+    /// The tables, sorted by name (each read back when its turn comes).
     pub tables: Spool<PlannedTable>,
 }
 

@@ -125,7 +125,7 @@ impl TableReport {
 /// report waits in a [`Spool`] (a temporary file for a fleet), with its table's name and
 /// the run's totals in memory: a fleet's reports are never all in memory, and its
 /// documents that list every table are written report by report.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Reports {
     spool: Spool<TableReport>,
     names: Vec<Box<str>>,
@@ -290,12 +290,7 @@ impl From<Vec<TableReport>> for Reports {
 /// A JSON array of the reports, each read back in turn.
 impl Serialize for Reports {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::{Error as _, SerializeSeq};
-        let mut seq = s.serialize_seq(Some(self.len()))?;
-        for report in self.iter() {
-            seq.serialize_element(&report.map_err(S::Error::custom)?)?;
-        }
-        seq.end()
+        crate::spool::serialize_each(s, self.len(), self.iter())
     }
 }
 
@@ -308,7 +303,7 @@ impl<'de> Deserialize<'de> for Reports {
 
 /// The outcome of a run: what the flags and `--output json` carry. Items and bytes sum
 /// what the engines counted (`itemsUnknown` says when an engine could not).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
     /// `export`, `import` or `verify`.

@@ -86,7 +86,7 @@ pub struct Verdict {
 
 /// What a verify produced: a verdict per table, and the summary (a table that does not
 /// match is a failed table).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct VerifyReport {
     /// Per table.
     pub verdicts: Vec<Verdict>,

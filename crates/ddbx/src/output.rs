@@ -37,6 +37,13 @@ pub fn print_json(value: &impl serde::Serialize) -> u8 {
     }
 }
 
+/// The values read back from a temporary file, up to one that cannot be, which is said.
+fn until_unreadable<T>(
+    values: impl Iterator<Item = ddbx_core::Result<T>>,
+) -> impl Iterator<Item = T> {
+    values.map_while(|v| v.map_err(|e| println!("error: {e}")).ok())
+}
+
 /// Print a run's summary.
 pub fn summary(out: Output, s: &RunSummary) {
     if out == Output::Json {
@@ -58,14 +65,7 @@ pub fn summary(out: Output, s: &RunSummary) {
         "{:<40} {:>10} {:>12} {:>12} {:>8} {:>9}",
         "TABLE", "STATUS", "ITEMS", "BYTES", "UNITS", "SECONDS"
     );
-    for t in s.table_reports.iter() {
-        let t = match t {
-            Ok(t) => t,
-            Err(e) => {
-                println!("error: {e}");
-                break;
-            }
-        };
+    for t in until_unreadable(s.table_reports.iter()) {
         let status = match t.status {
             TableStatus::Succeeded => "ok",
             TableStatus::Failed => "FAILED",
@@ -173,14 +173,7 @@ pub fn plan(out: Output, p: &ExportPlan, s: &RunSummary) {
         "{:<36} {:<26} {:<16} {:>6} {:>12} {:>10} {:>10} {:>5}",
         "TABLE", "KEY", "BILLING", "RCU", "SIZE", "ITEMS~", "TARGET/s", "SEGS"
     );
-    for t in p.tables.iter() {
-        let t = match t {
-            Ok(t) => t,
-            Err(e) => {
-                println!("error: {e}");
-                break;
-            }
-        };
+    for t in until_unreadable(p.tables.iter()) {
         let key = t
             .key_schema
             .iter()

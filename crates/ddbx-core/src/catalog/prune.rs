@@ -65,7 +65,7 @@ pub struct Decision {
 }
 
 /// What a prune did (or would do).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PruneReport {
     /// The app's folder.
@@ -153,36 +153,31 @@ impl Pruning<'_> {
             }
         }
         let mut kept = decide(&runs, &chains, self.retention)?;
+        // The runs live imports read are kept too, and the rest go: one pass.
         let leases = live_leases(self.app_dir, self.stale_after).await?;
-        for run in runs.iter() {
+        let mut going = Vec::new();
+        for (i, run) in runs.iter().enumerate() {
             let run = run?;
             for why in self.leased(&leases, &run) {
                 kept.entry(run.run_root.clone()).or_default().push(why);
             }
+            if !kept.contains_key(&run.run_root) {
+                going.push(i);
+            }
         }
-        let outcomes = self.delete_unkept(&runs, &kept).await?;
+        let outcomes = self.delete_runs(&runs, going).await?;
         let (mut report, gone) = self.report(&runs, kept, outcomes, &chains)?;
         report.chains_updated = self.forget(chains, &gone, &mut report.errors).await;
         Ok(report)
     }
 
-    /// Delete every run not `kept`: several runs at once (each is a few requests to S3 in a
-    /// row: leases, flags, a listing, the deletes), none started after one failed. (Each run
-    /// is read back from the listing at its place: no search of the runs for it.)
-    async fn delete_unkept(
-        &self,
-        runs: &Runs,
-        kept: &BTreeMap<String, Vec<String>>,
-    ) -> Result<Outcomes> {
+    /// Delete the runs at the places `going` of the listing: several runs at once (each is
+    /// a few requests to S3 in a row: leases, flags, a listing, the deletes), none started
+    /// after one failed. (Each run is read back at its place: no search of the runs for it.)
+    async fn delete_runs(&self, runs: &Runs, going: Vec<usize>) -> Result<Outcomes> {
         // In a bucket with Object Lock, runs go version by version, none still retained.
         let locked = versioned::locked_bucket(self.app_dir).await?;
         let failed = std::cell::Cell::new(false);
-        let mut going = Vec::new();
-        for (i, run) in runs.iter().enumerate() {
-            if !kept.contains_key(&run?.run_root) {
-                going.push(i);
-            }
-        }
         let mut ended = each_limited(going, RUNS_AT_ONCE, |i| {
             let (locked, failed) = (locked.as_ref(), &failed);
             async move {

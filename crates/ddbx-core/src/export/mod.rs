@@ -137,7 +137,7 @@ impl ExportSettings {
 }
 
 /// What an export run produced.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ExportReport {
     /// The resolved plan.
     pub plan: ExportPlan,

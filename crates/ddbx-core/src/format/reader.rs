@@ -350,10 +350,10 @@ impl ItemReader {
         self.check_padding(size)?;
         if let Some(rec) = self.recording.as_mut() {
             let len = self.buf.len();
-            let as_is = fast.filter(|_| vouch::item_of(&self.buf) == Some(&scratch[..]));
+            let as_is = fast.is_some() && vouch::item_of(&self.buf) == Some(&scratch[..]);
             rec.push(Line {
                 len,
-                as_is: as_is.map(|_| size),
+                as_is: as_is.then_some(size),
             });
         }
         self.items += 1;

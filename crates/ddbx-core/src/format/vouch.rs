@@ -27,17 +27,25 @@ use crate::{Error, Result};
 
 /// The records of an export's files, for the writing pass.
 pub struct Vouched {
-    spill: Mutex<std::fs::File>,
-    /// Where each file's records are in the spill (by the file's URL).
-    files: Mutex<HashMap<String, (u64, usize)>>,
+    spill: Mutex<Spill>,
     /// The key the lines were checked against.
     key: Option<Arc<KeySchema>>,
+}
+
+/// The records, and where each file's are in them.
+struct Spill {
+    file: std::fs::File,
+    /// Offset and length of each file's records (by the file's URL).
+    files: HashMap<String, (u64, usize)>,
 }
 
 impl std::fmt::Debug for Vouched {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vouched")
-            .field("files", &self.files.lock().map(|f| f.len()).unwrap_or(0))
+            .field(
+                "files",
+                &self.spill.lock().map(|s| s.files.len()).unwrap_or(0),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -47,8 +55,10 @@ impl Vouched {
     pub fn new(key: Option<Arc<KeySchema>>) -> Option<Self> {
         match tempfile::tempfile() {
             Ok(file) => Some(Self {
-                spill: Mutex::new(file),
-                files: Mutex::new(HashMap::new()),
+                spill: Mutex::new(Spill {
+                    file,
+                    files: HashMap::new(),
+                }),
                 key,
             }),
             Err(e) => {
@@ -69,31 +79,25 @@ impl Vouched {
     /// Keep the records of the file at `url`.
     pub fn keep(&self, url: &str, lines: Lines) -> Result<()> {
         let mut spill = self.spill.lock().unwrap_or_else(|p| p.into_inner());
-        let at = spill
+        let Spill { file, files } = &mut *spill;
+        let at = file
             .seek(SeekFrom::End(0))
-            .and_then(|at| spill.write_all(&lines.bytes).map(|()| at))
+            .and_then(|at| file.write_all(&lines.bytes).map(|()| at))
             .map_err(spill_error)?;
-        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
         files.insert(url.to_string(), (at, lines.bytes.len()));
         Ok(())
     }
 
     /// The records of the file at `url`, if it was checked.
     pub fn lines(&self, url: &str) -> Result<Option<Lines>> {
-        let found = self
-            .files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(url)
-            .copied();
-        let Some((at, len)) = found else {
+        let mut spill = self.spill.lock().unwrap_or_else(|p| p.into_inner());
+        let Spill { file, files } = &mut *spill;
+        let Some(&(at, len)) = files.get(url) else {
             return Ok(None);
         };
         let mut bytes = vec![0; len];
-        let mut spill = self.spill.lock().unwrap_or_else(|p| p.into_inner());
-        spill
-            .seek(SeekFrom::Start(at))
-            .and_then(|_| spill.read_exact(&mut bytes))
+        file.seek(SeekFrom::Start(at))
+            .and_then(|_| file.read_exact(&mut bytes))
             .map_err(spill_error)?;
         Ok(Some(Lines { bytes, at: 0 }))
     }

@@ -74,7 +74,7 @@ impl ImportSettings {
 }
 
 /// What an import produced.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ImportReport {
     /// Per table, what was (or would be) done.
     pub steps: Vec<ImportStep>,
